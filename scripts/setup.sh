@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install everything TitanS3 needs on a fresh Debian 12 machine; safe to re-run.
+#   system packages: apt-get (only what is missing)
+#   Python packages: a venv at ./.venv with the project installed editable
+# Set TITANS3_SETUP_QUICK=1 to skip work when the stamp says nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3-venv python3-dev build-essential pkg-config libfuse3-dev  # build pyfuse3
+  fuse3 libnbd-bin nbdkit qemu-utils                                 # FUSE / NBD clients
+  xfsprogs e2fsprogs util-linux iproute2 udev                        # disks, namespaces
+  s3fs curl ca-certificates
+)
+
+need=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "setup: apt-get install ${need[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.titans3-setup-stamp
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c "import titans3" 2>/dev/null; then
+  echo "setup: installing Python packages into .venv" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Start a single-host TitanS3 on this machine: 6 directory-backed drives under
+# ./data (EC 4+2), S3 on :9000, status page on 127.0.0.1:9001.  Installs what it
+# needs first (apt-get + ./.venv).  Safe to run twice: a host already running
+# from this data directory is left alone and its credentials are shown again.
+#
+# Overrides (environment): TITANS3_DATA (./data), TITANS3_LISTEN (0.0.0.0:9000),
+# TITANS3_PEER_LISTEN, TITANS3_WEB_LISTEN, TITANS3_DRIVES, and any other TITANS3_*.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${TITANS3_SETUP_QUICK:-0}" != 1 ] || [ ! -x .venv/bin/titans3 ]; then
+  ./scripts/setup.sh
+fi
+export TITANS3_DATA="${TITANS3_DATA:-./data}"
+listen="${TITANS3_LISTEN:-0.0.0.0:9000}"
+port="${listen##*:}"
+host="${listen%:*}"; [ -z "$host" ] || [ "$host" = "0.0.0.0" ] && host=127.0.0.1
+
+# Print the root credentials (created, sealed, on first use).
+.venv/bin/titans3 credentials --data "$TITANS3_DATA"
+echo "S3 endpoint: http://$host:$port   (status page: http://${TITANS3_WEB_LISTEN:-127.0.0.1:9001})"
+echo "try: AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... aws --endpoint-url http://$host:$port s3 mb s3://demo"
+
+if curl -s -o /dev/null -m 2 -D - "http://$host:$port/" 2>/dev/null | grep -qi '^server: TitanS3'; then
+  echo "TitanS3 is already running on $host:$port"
+  exit 0
+fi
+exec .venv/bin/titans3 serve

@@ -1,0 +1,39 @@
+import pytest
+
+from titans3.core.config import load
+from titans3.core.errors import ConfigError
+
+
+def test_defaults_need_no_file_or_environment():
+    cfg = load(environ={})
+    assert cfg.drives == 6 and cfg.listen == "0.0.0.0:9000" and cfg.web_listen == "127.0.0.1:9001"
+
+
+def test_later_sources_win(tmp_path):
+    f = tmp_path / "t.toml"
+    f.write_text('drives = 4\nlisten = "127.0.0.1:1"\nregion = "eu-1"\n')
+    cfg = load(environ={"TITANS3_LISTEN": "127.0.0.1:2", "TITANS3_DRIVES": "8"},
+               config_file=str(f), flags={"drives": 5})
+    assert (cfg.drives, cfg.listen, cfg.region) == (5, "127.0.0.1:2", "eu-1")
+
+
+def test_bad_value_names_the_key_and_source():
+    with pytest.raises(ConfigError, match="drives.*TITANS3_DRIVES"):
+        load(environ={"TITANS3_DRIVES": "six"})
+
+
+def test_unknown_file_key_is_rejected(tmp_path):
+    f = tmp_path / "t.toml"
+    f.write_text("drivez = 3\n")
+    with pytest.raises(ConfigError, match="drivez"):
+        load(environ={}, config_file=str(f))
+
+
+def test_bad_listen_address_is_rejected():
+    with pytest.raises(ConfigError, match="listen"):
+        load(environ={}, flags={"listen": "nowhere"})
+
+
+def test_ec_must_fit_the_drives():
+    with pytest.raises(ConfigError, match="ec"):
+        load(environ={}, flags={"drives": 4, "ec": "4+2"})

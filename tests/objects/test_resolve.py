@@ -1,0 +1,64 @@
+from titans3.drive.records import VersionRecord
+from titans3.objects.resolve import resolve_versions, write_quorum
+
+EC = (4, 2, 1 << 20)
+
+
+def data(vid: str, fi: int, *, null: bool = False) -> VersionRecord:
+    return VersionRecord(vid=vid, ec=EC, frag_index=fi, data="d" + vid, size=10, null=null)
+
+
+def dm(vid: str, *, null: bool = False) -> VersionRecord:
+    return VersionRecord(vid=vid, dm=True, null=null)
+
+
+def on(drives: int, make, held: set[int] | None = None):
+    return [[make(i)] if held is None or i in held else [] for i in range(drives)]
+
+
+def test_write_quorum_is_k_plus_one_with_parity():
+    assert write_quorum(4, 2) == 5
+    assert write_quorum(1, 0) == 1
+    assert write_quorum(1, 2) == 2
+
+
+def test_version_on_fewer_than_w_drives_is_a_failed_write_and_ignored():
+    per = [[data("b", i), data("a", i)] if i < 3 else [data("a", i)] for i in range(6)]
+    out = resolve_versions(per, k=4, w=5)
+    assert [r.record.vid for r in out] == ["a"]
+
+
+def test_acknowledged_version_with_one_drive_down_is_readable():
+    per = on(6, lambda i: data("a", i), held={0, 1, 2, 3, 4})
+    per[5] = None
+    out = resolve_versions(per, k=4, w=5)
+    assert out[0].record.vid == "a" and out[0].readable
+
+
+def test_possibly_acknowledged_but_unreadable_version_is_not_skipped():
+    # "b" may have reached 5 drives; only 3 answer with it -> must not serve "a".
+    per = [[data("b", i), data("a", i)] for i in range(3)] + [None, None, [data("a", 5)]]
+    out = resolve_versions(per, k=4, w=5)
+    assert out[0].record.vid == "b" and not out[0].readable
+
+
+def test_delete_marker_on_quorum_hides_older_version():
+    per = [[dm("b"), data("a", i)] for i in range(5)] + [[data("a", 5)]]
+    out = resolve_versions(per, k=4, w=5)
+    assert out[0].record.dm and out[0].readable
+
+
+def test_stale_drive_cannot_resurrect_a_purged_version():
+    per = [[] for _ in range(5)] + [[data("a", 5)]]
+    assert resolve_versions(per, k=4, w=5) == []
+
+
+def test_only_newest_null_version_is_visible():
+    per = [[data("b", i, null=True), data("a", i, null=True)] for i in range(6)]
+    out = resolve_versions(per, k=4, w=5)
+    assert [r.record.vid for r in out] == ["b"]
+
+
+def test_versions_sorted_newest_first():
+    per = [[data("c", i), data("a", i), data("b", i)] for i in range(6)]
+    assert [r.record.vid for r in resolve_versions(per, k=4, w=5)] == ["c", "b", "a"]

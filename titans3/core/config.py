@@ -1,0 +1,149 @@
+"""Typed, validated configuration.
+
+Theory of operation
+-------------------
+Four sources, later wins: embedded defaults -> optional TOML file (``--config``
+or ``TITANS3_CONFIG``) -> ``TITANS3_<NAME>`` environment variables -> command
+line flags.  No file is ever required.  Every field is declared once in
+:class:`Config` with its type; values from text sources (env, flags) are parsed
+by that type, and :func:`load` reports the first bad value as a
+:class:`ConfigError` naming the key and the source, so a typo never surfaces
+later as a crash deep inside the daemon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from titans3.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    data: str = "./data"
+    drives: int = 6
+    listen: str = "0.0.0.0:9000"
+    peer_listen: str = "0.0.0.0:9100"
+    web_listen: str = "127.0.0.1:9001"
+    state_dir: str = ""  # default: <data>/.titans3
+    region: str = "us-east-1"
+    domain: str = ""  # S3 domain for virtual-hosted-style requests
+    ec: str = ""  # "K+M"; default chosen by drive count (DESIGN §3)
+    segment_size: int = 1 << 20
+    inline_max: int = 128 << 10  # fragments up to this size live in LMDB
+    drive_threads: int = 4
+    log_level: str = "info"
+    root_access_key: str = field(default="", repr=False)
+    root_secret_key: str = field(default="", repr=False)
+    shutdown_grace: float = 30.0  # seconds in-flight requests get on SIGTERM
+
+    # ------------------------------------------------------------ derived
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir) if self.state_dir else Path(self.data) / ".titans3"
+
+    def drive_paths(self) -> list[Path]:
+        return [Path(self.data) / f"drive-{i}" for i in range(self.drives)]
+
+    def ec_scheme(self) -> tuple[int, int] | None:
+        if not self.ec:
+            return None
+        k, m = self.ec.split("+")
+        return int(k), int(m)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def parse_hostport(value: str, key: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{key}: expected HOST:PORT or :PORT, got {value!r}")
+    return (host.strip("[]") or "0.0.0.0"), int(port)
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    typ = _FIELDS[name].type
+    try:
+        if typ in ("int", int):
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if typ in ("float", float):
+            return float(value)
+        if typ in ("bool", bool):
+            if isinstance(value, bool):
+                return value
+            return {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}[
+                str(value).lower()
+            ]
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    except (ValueError, KeyError):
+        raise ConfigError(f"{name} (from {source}): {value!r} is not a valid {typ}") from None
+
+
+def _validate(cfg: Config) -> None:
+    for key in ("listen", "peer_listen", "web_listen"):
+        parse_hostport(getattr(cfg, key), key)
+    if not 1 <= cfg.drives <= 256:
+        raise ConfigError(f"drives: must be 1..256, got {cfg.drives}")
+    if cfg.ec:
+        try:
+            k, m = cfg.ec_scheme()  # type: ignore[misc]
+        except ValueError:
+            raise ConfigError(f"ec: expected K+M such as 4+2, got {cfg.ec!r}") from None
+        if k < 1 or m < 0 or k + m > cfg.drives:
+            raise ConfigError(f"ec: {cfg.ec} needs {k + m} drives, have {cfg.drives}")
+    if cfg.segment_size < 4096 or cfg.segment_size % 4096:
+        raise ConfigError("segment_size: must be a positive multiple of 4096")
+    if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"log_level: unknown level {cfg.log_level!r}")
+    if bool(cfg.root_access_key) != bool(cfg.root_secret_key):
+        raise ConfigError("root_access_key/root_secret_key: set both or neither")
+    if cfg.root_access_key and len(cfg.root_secret_key) < 8:
+        raise ConfigError("root_secret_key: must be at least 8 characters")
+
+
+def load(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> Config:
+    """Merge defaults, TOML, environment and flags (later wins) and validate."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or environ.get("TITANS3_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+        except OSError as e:
+            raise ConfigError(f"config: cannot read {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config: {path}: {e}") from None
+        for key, value in doc.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS:
+                raise ConfigError(f"config: unknown key {key!r} in {path}")
+            values[name] = _coerce(name, value, path)
+    for name in _FIELDS:
+        env = environ.get(f"TITANS3_{name.upper()}")
+        if env is not None and env != "":
+            values[name] = _coerce(name, env, f"TITANS3_{name.upper()}")
+    for name, value in (flags or {}).items():
+        if value is not None:
+            if name not in _FIELDS:
+                raise ConfigError(f"unknown option {name!r}")
+            values[name] = _coerce(name, value, "--" + name.replace("_", "-"))
+    cfg = Config(**values)
+    _validate(cfg)
+    return cfg

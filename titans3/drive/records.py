@@ -1,0 +1,182 @@
+"""Version records: the per-object metadata every holding drive keeps.
+
+Theory of operation
+-------------------
+MinIO's ``xl.meta`` idea (DESIGN §5): each drive that holds a fragment of an
+object also holds that object's *full* version list, so any ``k`` drives can
+answer HEAD and rebuild everything.  A record is a small msgpack map with a
+format version; unknown keys are preserved on round-trip so an older daemon
+never drops what a newer one wrote.
+
+A record is one of three kinds:
+
+* a **data version** -- has ``size``/``etag``/``ec`` and either one data id
+  (``data``) or a part table (``parts``), each data id naming the fragment
+  file (or inline blob) on this drive;
+* a **delete marker** (``dm``) -- no data;
+* a **tombstone** (``tomb``) -- not stored: an operation that removes a
+  version (or, with ``null``, every null version older than ``vid``); see
+  :func:`merge_commit`.  Masking a version a stale drive still holds is the
+  job of the quorum rule in ``titans3.objects.resolve``, not of tombstones.
+
+Version ids are 32 lowercase hex characters that sort in time order
+(:mod:`titans3.objects.versionid`); the drive only ever compares them.
+``null`` marks the "null" version of an unversioned/suspended bucket; only
+the newest null version is visible, older ones are purged once it is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class Part:
+    number: int
+    size: int
+    etag: str  # hex md5 of the part, no quotes
+    data_id: str
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def pack(self) -> list[Any]:
+        return [self.number, self.size, self.etag, self.data_id, self.checksums]
+
+    @classmethod
+    def unpack(cls, raw: list[Any]) -> Part:
+        return cls(raw[0], raw[1], raw[2], raw[3], dict(raw[4]) if len(raw) > 4 else {})
+
+
+@dataclass(slots=True)
+class VersionRecord:
+    vid: str
+    mtime_ns: int = 0
+    null: bool = False  # this is the bucket's "null" version
+    dm: bool = False  # delete marker
+    tomb: bool = False  # tombstone: version ``vid`` was removed
+    size: int = 0
+    etag: str = ""  # S3 ETag without quotes ("md5hex" or "md5hex-N")
+    ec: tuple[int, int, int] = (1, 0, 1 << 20)  # k, m, segment size
+    frag_index: int = 0  # which fragment of each stripe this drive holds
+    data: str | None = None  # data id of a single-part object
+    inline: bool = False  # fragment bytes live in LMDB, not in a file
+    parts: list[Part] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)  # content-type, x-amz-meta-*, ...
+    checksums: dict[str, str] = field(default_factory=dict)  # algo -> base64
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, preserved
+
+    # ---------------------------------------------------------------- derived
+    def data_ids(self) -> list[str]:
+        """Every data id whose fragment this record owns on its drive."""
+        if self.parts:
+            return [p.data_id for p in self.parts]
+        return [self.data] if self.data else []
+
+    # ------------------------------------------------------------- wire form
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = dict(self.extra)
+        d.update(
+            f=FORMAT_VERSION,
+            vid=self.vid,
+            t=self.mtime_ns,
+        )
+        if self.null:
+            d["null"] = True
+        if self.dm:
+            d["dm"] = True
+        if self.tomb:
+            d["tomb"] = True
+        if not (self.dm or self.tomb):
+            d.update(
+                size=self.size,
+                etag=self.etag,
+                ec=list(self.ec),
+                fi=self.frag_index,
+            )
+            if self.data is not None:
+                d["data"] = self.data
+            if self.inline:
+                d["inline"] = True
+            if self.parts:
+                d["parts"] = [p.pack() for p in self.parts]
+            if self.checksums:
+                d["cks"] = self.checksums
+        if self.meta:
+            d["meta"] = self.meta
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VersionRecord:
+        known = {"f", "vid", "t", "null", "dm", "tomb", "size", "etag", "ec", "fi", "data",
+                 "inline", "parts", "cks", "meta"}
+        return cls(
+            vid=d["vid"],
+            mtime_ns=d.get("t", 0),
+            null=bool(d.get("null", False)),
+            dm=bool(d.get("dm", False)),
+            tomb=bool(d.get("tomb", False)),
+            size=d.get("size", 0),
+            etag=d.get("etag", ""),
+            ec=tuple(d.get("ec", (1, 0, 1 << 20))),  # type: ignore[arg-type]
+            frag_index=d.get("fi", 0),
+            data=d.get("data"),
+            inline=bool(d.get("inline", False)),
+            parts=[Part.unpack(p) for p in d.get("parts", [])],
+            meta=dict(d.get("meta", {})),
+            checksums=dict(d.get("cks", {})),
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+    def pack(self) -> bytes:
+        return msgpack.packb(self.to_dict(), use_bin_type=True)
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> VersionRecord:
+        return cls.from_dict(msgpack.unpackb(raw, raw=False))
+
+
+def pack_versions(records: list[VersionRecord]) -> bytes:
+    """Serialise one key's version list (newest first)."""
+    return msgpack.packb([r.to_dict() for r in records], use_bin_type=True)
+
+
+def unpack_versions(raw: bytes) -> list[VersionRecord]:
+    return [VersionRecord.from_dict(d) for d in msgpack.unpackb(raw, raw=False)]
+
+
+def merge_commit(existing: list[VersionRecord], new: VersionRecord) -> tuple[list[VersionRecord], list[str]]:
+    """Apply ``new`` to one drive's version list for a key.
+
+    Returns ``(records newest-first, data ids no longer referenced)``.  Pure, so
+    LocalDrive (inside its LMDB transaction) and tests share one rule:
+
+    * a data record or delete marker is inserted; one with the same vid is
+      replaced (an idempotent re-commit, or repair rewriting a fragment);
+    * a tombstone (``tomb``) is an *operation*, never stored:
+      - ``tomb`` with ``null=False`` removes version ``vid``;
+      - ``tomb`` with ``null=True`` removes every *null* version older than
+        ``vid`` -- sent after a new null version reached its write quorum, so
+        the previous null version's data is freed only once its successor is
+        safe (a failed or interrupted PUT never destroys the old version).
+    """
+    freed: list[str] = []
+    out: list[VersionRecord] = []
+    for r in existing:
+        if new.tomb:
+            gone = (r.null and r.vid < new.vid) if new.null else r.vid == new.vid
+            if gone:
+                freed.extend(r.data_ids())
+                continue
+        elif r.vid == new.vid:
+            keep = set(new.data_ids())
+            freed.extend(d for d in r.data_ids() if d not in keep)
+            continue
+        out.append(r)
+    if not new.tomb:
+        out.append(new)
+    out.sort(key=lambda r: r.vid, reverse=True)
+    return out, freed

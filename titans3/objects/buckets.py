@@ -1,0 +1,197 @@
+"""Bucket records: a cluster-wide quorum register on every drive (DESIGN §4).
+
+Theory of operation
+-------------------
+Each bucket is one record in every drive's ``buckets`` table, keyed by name and
+carrying a version id.  A write goes to all drives and succeeds on a majority;
+a read asks all drives, needs a majority of answers, and takes the record with
+the newest version id -- so every read sees every acknowledged write.  Deleting
+a bucket writes a newer record marked deleted, so a drive that missed the
+delete cannot bring the bucket back.
+
+Every bucket gets a fresh random 8-byte *bucket id*; objects are keyed by it,
+never by name, so a bucket deleted and created again starts empty even if GC
+has not yet purged the old one's records.
+
+Records are cached in memory after the first read; this process is the only
+writer on a single host (the cluster work adds invalidation through peers).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import msgpack
+import trio
+
+from titans3.core.errors import (
+    BucketAlreadyOwnedByYou,
+    DriveError,
+    InvalidBucketName,
+    NoSuchBucket,
+    QuorumError,
+)
+from titans3.drive.protocol import Drive
+from titans3.objects.versionid import HybridClock
+
+TABLE = "buckets"
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def validate_bucket_name(name: str) -> None:
+    """AWS general-purpose bucket naming rules."""
+    if (
+        not _NAME.match(name)
+        or ".." in name
+        or _IP.match(name)
+        or name.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
+        or name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3"))
+        or ".-" in name
+        or "-." in name
+    ):
+        raise InvalidBucketName(BucketName=name)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRecord:
+    name: str
+    bucket_id: bytes
+    created_ns: int
+    vid: str
+    versioning: str = ""  # "", "Enabled", "Suspended"
+    deleted: bool = False
+    ec: tuple[int, int] | None = None
+
+    def pack(self) -> bytes:
+        return msgpack.packb(
+            {
+                "name": self.name,
+                "id": self.bucket_id,
+                "t": self.created_ns,
+                "vid": self.vid,
+                "ver": self.versioning,
+                "del": self.deleted,
+                "ec": list(self.ec) if self.ec else None,
+            },
+            use_bin_type=True,
+        )
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> BucketRecord:
+        d = msgpack.unpackb(raw, raw=False)
+        return cls(
+            d["name"], d["id"], d["t"], d["vid"], d.get("ver", ""), d.get("del", False),
+            tuple(d["ec"]) if d.get("ec") else None,  # type: ignore[arg-type]
+        )
+
+
+class BucketTable:
+    def __init__(self, drives: Sequence[Drive], clock: HybridClock) -> None:
+        self._drives = list(drives)
+        self._clock = clock
+        self._cache: dict[str, BucketRecord] = {}
+        self._loaded = False
+        self._lock = trio.Lock()
+
+    @property
+    def majority(self) -> int:
+        return len(self._drives) // 2 + 1
+
+    async def _load(self) -> None:
+        """Read every drive's table once and keep the newest record per name."""
+        answers: list[list[tuple[bytes, bytes]]] = []
+
+        async def one(d: Drive) -> None:
+            try:
+                rows: list[tuple[bytes, bytes]] = []
+                start: bytes | None = None
+                while True:
+                    page = await d.list_meta(TABLE, start_after=start, limit=1000)
+                    rows.extend(page)
+                    if len(page) < 1000:
+                        break
+                    start = page[-1][0]
+                answers.append(rows)
+            except DriveError:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for d in self._drives:
+                nursery.start_soon(one, d)
+        if len(answers) < self.majority:
+            raise QuorumError("too few drives answered to read the bucket table")
+        for rows in answers:
+            for _, raw in rows:
+                rec = BucketRecord.unpack(raw)
+                cur = self._cache.get(rec.name)
+                if cur is None or rec.vid > cur.vid:
+                    self._cache[rec.name] = rec
+                self._clock.observe(rec.vid)
+        self._loaded = True
+
+    async def _write(self, rec: BucketRecord) -> None:
+        ok = 0
+
+        async def one(d: Drive) -> None:
+            nonlocal ok
+            try:
+                await d.put_meta(TABLE, rec.name.encode(), rec.pack())
+                ok += 1
+            except DriveError:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for d in self._drives:
+                nursery.start_soon(one, d)
+        if ok < self.majority:
+            raise QuorumError("too few drives took the bucket record")
+        self._cache[rec.name] = rec
+
+    async def get(self, name: str) -> BucketRecord:
+        if not self._loaded:
+            async with self._lock:
+                if not self._loaded:
+                    await self._load()
+        rec = self._cache.get(name)
+        if rec is None or rec.deleted:
+            raise NoSuchBucket(BucketName=name)
+        return rec
+
+    async def list(self) -> list[BucketRecord]:
+        if not self._loaded:
+            async with self._lock:
+                if not self._loaded:
+                    await self._load()
+        return sorted((r for r in self._cache.values() if not r.deleted), key=lambda r: r.name)
+
+    async def create(self, name: str, *, ec: tuple[int, int] | None = None) -> BucketRecord:
+        validate_bucket_name(name)
+        async with self._lock:
+            if not self._loaded:
+                await self._load()
+            cur = self._cache.get(name)
+            if cur is not None and not cur.deleted:
+                raise BucketAlreadyOwnedByYou(BucketName=name)
+            rec = BucketRecord(name, secrets.token_bytes(8), time.time_ns(), self._clock.new_id(), ec=ec)
+            await self._write(rec)
+            return rec
+
+    async def update(self, name: str, **changes: object) -> BucketRecord:
+        async with self._lock:
+            if not self._loaded:
+                await self._load()
+            cur = self._cache.get(name)
+            if cur is None or cur.deleted:
+                raise NoSuchBucket(BucketName=name)
+            rec = replace(cur, vid=self._clock.new_id(), **changes)  # type: ignore[arg-type]
+            await self._write(rec)
+            return rec
+
+    async def delete(self, name: str) -> None:
+        await self.update(name, deleted=True)

@@ -1,0 +1,122 @@
+"""Listing by merging the drives' sorted LMDB ranges (DESIGN §6).
+
+Theory of operation
+-------------------
+Every drive returns, in binary key order, the keys it holds (with their
+version records) after a cursor, with prefix and delimiter pushed down (a
+common prefix comes back as one entry).  The gateway k-way merges the pages.
+A merged entry is *complete* only up to the smallest last entry among drives
+whose page was full: beyond that some drive has not spoken yet.  Entries up to
+that cutoff are resolved with the same quorum rule as a HEAD
+(:mod:`titans3.objects.resolve`), so a listing shows exactly the keys a GET
+would find: acknowledged writes are never missed, remnants of failed writes
+and keys whose newest version is a delete marker are not shown.
+
+A common prefix sorts as the prefix itself; resuming *after* it uses
+``prefix + b"\\xff"`` -- no UTF-8 key contains 0xFF, so that cursor is past
+every key under the prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from titans3.core.errors import DriveError, QuorumError
+from titans3.drive.protocol import Drive, ListEntry
+from titans3.drive.records import VersionRecord
+from titans3.objects.resolve import Resolved, resolve_versions
+
+PAST = b"\xff"
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    key: bytes
+    is_prefix: bool
+    versions: list[Resolved]  # empty for a prefix
+
+
+def after(entry_key: bytes, is_prefix: bool) -> bytes:
+    return entry_key + PAST if is_prefix else entry_key
+
+
+async def merged_entries(
+    drives: Sequence[Drive],
+    bucket_id: bytes,
+    placement_of: Callable[[bytes], list[int]],
+    *,
+    k: int,
+    w: int,
+    prefix: bytes,
+    delimiter: bytes | None,
+    start_after: bytes | None,
+    page: int = 1000,
+    min_answers: int = 1,
+) -> AsyncIterator[Listed]:
+    """Yield merged, resolved entries in order (keys with no visible version
+    are still yielded, with an empty ``versions``, so callers can count work).
+
+    ``placement_of(key)`` gives the positions in ``drives`` that hold ``key``.
+    """
+    cursor = start_after
+    if delimiter and cursor and cursor.startswith(prefix) and cursor.endswith(delimiter):
+        cursor = cursor + PAST  # resuming after a common prefix
+    cursors: list[bytes | None] = [cursor] * len(drives)
+    done = [False] * len(drives)
+    failed = [False] * len(drives)
+    while not all(done[i] or failed[i] for i in range(len(drives))):
+        pages: list[list[ListEntry] | None] = [None] * len(drives)
+
+        async def one(i: int, pages: list[list[ListEntry] | None]) -> None:
+            try:
+                pages[i] = await drives[i].list_versions(
+                    bucket_id, prefix=prefix, start_after=cursors[i], delimiter=delimiter, limit=page
+                )
+            except DriveError:
+                failed[i] = True
+
+        async with trio.open_nursery() as nursery:
+            for i in range(len(drives)):
+                if not (done[i] or failed[i]):
+                    nursery.start_soon(one, i, pages)
+        if sum(1 for f in failed if not f) < min_answers:
+            raise QuorumError("too few drives answered the listing")
+
+        cutoff: bytes | None = None
+        for i, pg in enumerate(pages):
+            if pg is None:
+                continue
+            if len(pg) < page:
+                done[i] = True
+            elif pg:
+                end = after(pg[-1].key, pg[-1].is_prefix)
+                cutoff = end if cutoff is None or end < cutoff else cutoff
+        merged: dict[bytes, dict[int, list[VersionRecord]]] = {}
+        prefixes: set[bytes] = set()
+        for i, pg in enumerate(pages):
+            for e in pg or ():
+                if cutoff is not None and after(e.key, e.is_prefix) > cutoff:
+                    break
+                if e.is_prefix:
+                    prefixes.add(e.key)
+                else:
+                    merged.setdefault(e.key, {})[i] = e.versions or []
+        for name in sorted(set(merged) | prefixes):
+            if name in prefixes:
+                yield Listed(name, True, [])
+                continue
+            holders = merged[name]
+            per_drive: list[list[VersionRecord] | None] = []
+            for pos in placement_of(name):
+                if failed[pos]:
+                    per_drive.append(None)
+                else:
+                    per_drive.append(holders.get(pos, []))
+            yield Listed(name, False, resolve_versions(per_drive, k=k, w=w))
+        if cutoff is None:
+            return
+        for i in range(len(drives)):
+            cursors[i] = cutoff

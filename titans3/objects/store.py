@@ -1,0 +1,515 @@
+"""ObjectStore: S3 semantics over a set of Drives (DESIGN §2-§6).
+
+Theory of operation
+-------------------
+The store owns no bytes.  For every object it asks the ring which drives hold
+which fragment, streams data through :mod:`~titans3.objects.writer` /
+:mod:`~titans3.objects.reader`, and keeps the version list on each of those
+drives with two-phase commits:
+
+1. the body is erasure-coded into staging on the placement's drives;
+2. each drive commits the version record (promoting its fragment) durably;
+3. the PUT is acknowledged when ``W = k + 1`` drives committed.  Below that the
+   partial commits are rolled back and the client gets 503 -- and even if the
+   rollback cannot run (crash), readers ignore a version held by fewer than
+   ``W`` drives (:mod:`~titans3.objects.resolve`).
+
+Reads resolve the newest version from every placement drive's records, then
+read ``k`` fragments.  Version ids come from one hybrid logical clock, so the
+last writer wins and concurrent writers never mix fragments (each stream has
+its own data id).  The store does not care whether a Drive is local or remote.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import suppress
+from typing import Any
+
+import trio
+
+from titans3.core.errors import (
+    BucketNotEmpty,
+    DriveError,
+    InvalidArgument,
+    InvalidRange,
+    NoSuchKey,
+    NoSuchVersion,
+    QuorumError,
+    S3Error,
+)
+from titans3.drive.protocol import Drive, DriveState
+from titans3.drive.records import Part, VersionRecord
+from titans3.erasure.codec import Codec, ECScheme
+from titans3.erasure.stripe import Layout, layout_for, resolve_range
+from titans3.objects import listing
+from titans3.objects.buckets import BucketRecord, BucketTable
+from titans3.objects.multipart import MultipartMixin
+from titans3.objects.reader import ReadStats, read_stream
+from titans3.objects.resolve import Resolved, resolve_versions, write_quorum
+from titans3.objects.types import (
+    BucketInfo,
+    DeleteResult,
+    DriveInfo,
+    GetResult,
+    HostInfo,
+    ListPage,
+    ObjectInfo,
+    PutResult,
+)
+from titans3.objects.validate import check_content_md5, check_key
+from titans3.objects.versionid import HybridClock, is_version_id
+from titans3.objects.writer import Written, write_stream
+from titans3.ring.builder import Ring
+
+log = logging.getLogger(__name__)
+
+def s3_version_id(rec: VersionRecord) -> str:
+    return "null" if rec.null else rec.vid
+
+
+def etag_of(md5: bytes) -> str:
+    return md5.hex()
+
+
+class ObjectStore(MultipartMixin):
+    def __init__(
+        self,
+        drives: Sequence[Drive],
+        ring: Ring,
+        scheme: ECScheme,
+        *,
+        clock: HybridClock | None = None,
+        inline_max: int = 128 << 10,
+        host: str = "localhost",
+        version: str = "",
+    ) -> None:
+        self.drives = list(drives)
+        self._by_id = {d.drive_id: i for i, d in enumerate(self.drives)}
+        self.ring = ring
+        self.scheme = scheme
+        self.clock = clock or HybridClock()
+        self.inline_max = inline_max
+        self.host = host
+        self.version = version
+        self.buckets = BucketTable(self.drives, self.clock)
+        self._codecs: dict[tuple[int, int], Codec] = {}
+        self._background: trio.Nursery | None = None
+        self.degraded_reads = 0
+
+    # ----------------------------------------------------------- lifecycle
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the nursery for after-acknowledgement work (purging old versions)."""
+        async with trio.open_nursery() as nursery:
+            self._background = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def _later(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._background is not None:
+            self._background.start_soon(fn, *args)
+
+    # ----------------------------------------------------------- helpers
+    def codec(self, k: int, m: int) -> Codec:
+        c = self._codecs.get((k, m))
+        if c is None:
+            c = self._codecs[(k, m)] = Codec(ECScheme(k, m, self.scheme.segment_size))
+        return c
+
+    def scheme_for(self, brec: BucketRecord) -> ECScheme:
+        if brec.ec:
+            return ECScheme(brec.ec[0], brec.ec[1], self.scheme.segment_size)
+        return self.scheme
+
+    def placement(self, bucket_id: bytes, key: bytes) -> list[int]:
+        return [self._by_id[d] for d in self.ring.drives_for(bucket_id, key)]
+
+    def layout(self, rec_ec: tuple[int, int, int], size: int) -> Layout:
+        k, m, seg = rec_ec
+        codec = self.codec(k, m)
+        return layout_for(size, ECScheme(k, m, seg), codec.fragment_size)
+
+    async def _gather(self, bucket_id: bytes, key: bytes) -> tuple[list[int], list[list[VersionRecord] | None]]:
+        positions = self.placement(bucket_id, key)
+        per: list[list[VersionRecord] | None] = [None] * len(positions)
+
+        async def one(j: int, d: Drive) -> None:
+            try:
+                per[j] = await d.read_versions(bucket_id, key)
+            except DriveError:
+                per[j] = None
+
+        async with trio.open_nursery() as nursery:
+            for j, pos in enumerate(positions):
+                nursery.start_soon(one, j, self.drives[pos])
+        return positions, per
+
+    async def _resolve(
+        self, brec: BucketRecord, key: bytes
+    ) -> tuple[list[int], list[list[VersionRecord] | None], list[Resolved]]:
+        sch = self.scheme_for(brec)
+        positions, per = await self._gather(brec.bucket_id, key)
+        if sum(1 for p in per if p is not None) < sch.k:
+            raise QuorumError()
+        resolved = resolve_versions(per, k=sch.k, w=write_quorum(sch.k, sch.m))
+        return positions, per, resolved
+
+    def _info(self, bucket: str, key: str, r: Resolved, is_latest: bool = True) -> ObjectInfo:
+        rec = r.record
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            version_id=s3_version_id(rec),
+            size=rec.size,
+            etag=rec.etag,
+            mtime_ns=rec.mtime_ns,
+            meta=dict(rec.meta),
+            checksums=dict(rec.checksums),
+            delete_marker=rec.dm,
+            is_latest=is_latest,
+            parts_count=len(rec.parts),
+        )
+
+    @staticmethod
+    def _pick(resolved: list[Resolved], version_id: str | None) -> tuple[Resolved, bool]:
+        if version_id is None:
+            if not resolved:
+                raise NoSuchKey()
+            return resolved[0], True
+        if version_id != "null" and not is_version_id(version_id):
+            raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
+                                  ArgumentValue=version_id)
+        for i, r in enumerate(resolved):
+            if s3_version_id(r.record) == version_id:
+                return r, i == 0
+        raise NoSuchVersion(Key="", VersionId=version_id)
+
+    # ----------------------------------------------------------- buckets
+    async def create_bucket(self, name: str) -> BucketInfo:
+        rec = await self.buckets.create(name)
+        return BucketInfo(rec.name, rec.created_ns, rec.versioning)
+
+    async def head_bucket(self, name: str) -> BucketInfo:
+        rec = await self.buckets.get(name)
+        return BucketInfo(rec.name, rec.created_ns, rec.versioning)
+
+    async def list_buckets(self) -> list[BucketInfo]:
+        return [BucketInfo(r.name, r.created_ns, r.versioning) for r in await self.buckets.list()]
+
+    async def delete_bucket(self, name: str) -> None:
+        brec = await self.buckets.get(name)
+        sch = self.scheme_for(brec)
+        async for entry in listing.merged_entries(
+            self.drives, brec.bucket_id, lambda k: self.placement(brec.bucket_id, k),
+            k=sch.k, w=write_quorum(sch.k, sch.m), prefix=b"", delimiter=None,
+            start_after=None, page=100, min_answers=self._list_quorum(),
+        ):
+            if entry.versions:
+                raise BucketNotEmpty(BucketName=name)
+        await self.buckets.delete(name)
+
+    def _list_quorum(self) -> int:
+        return len(self.drives) - write_quorum(self.scheme.k, self.scheme.m) + 1
+
+    # ----------------------------------------------------------- writes
+    async def _stage(
+        self,
+        brec: BucketRecord,
+        key: bytes,
+        body: AsyncIterator[bytes],
+        size: int | None,
+        content_md5: str | None,
+        on_data: Callable[[memoryview], None] | None,
+        *,
+        inline_max: int | None = None,
+    ) -> tuple[list[int], ECScheme, Written]:
+        sch = self.scheme_for(brec)
+        positions = self.placement(brec.bucket_id, key)
+        drives = [
+            self.drives[p] if self.drives[p].state == DriveState.ONLINE else None for p in positions
+        ]
+        written = await write_stream(
+            body, drives, sch, self.codec(sch.k, sch.m),
+            write_quorum=write_quorum(sch.k, sch.m),
+            inline_max=self.inline_max if inline_max is None else inline_max,
+            expected_size=size, on_data=on_data,
+        )
+        if content_md5 is not None:
+            try:
+                check_content_md5(content_md5, written.md5)
+            except S3Error:
+                await self._discard(positions, written)
+                raise
+        return positions, sch, written
+
+    async def _discard(self, positions: list[int], written: Written) -> None:
+        """Drop staged data that will never be committed."""
+        if written.inline is not None:
+            return
+        async def one(pos: int) -> None:
+            with suppress(DriveError):
+                await self.drives[pos].delete_data([written.data_id])
+        async with trio.open_nursery() as nursery:
+            for j in written.ok:
+                nursery.start_soon(one, positions[j])
+
+    async def _commit(
+        self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int],
+        make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
+        inline: list[bytes] | None = None, data_id: str | None = None,
+    ) -> int:
+        """Commit per-drive records on ``ok`` positions; returns how many landed."""
+        landed: list[int] = []
+
+        async def one(j: int) -> None:
+            d = self.drives[positions[j]]
+            try:
+                if inline is not None and data_id is not None:
+                    await d.put_inline(data_id, inline[j])
+                await d.commit_version(brec.bucket_id, key, make(j), promote=promote(j))
+                landed.append(j)
+            except DriveError as e:
+                log.warning("commit on %s failed: %s", d.drive_id, e)
+
+        async with trio.open_nursery() as nursery:
+            for j in ok:
+                nursery.start_soon(one, j)
+        return len(landed)
+
+    async def _commit_or_rollback(
+        self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int], w: int,
+        make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
+        inline: list[bytes] | None = None, data_id: str | None = None,
+    ) -> None:
+        n = await self._commit(brec, key, positions, ok, make, promote, inline, data_id)
+        if n >= w:
+            return
+        vid = make(0).vid
+        tomb = VersionRecord(vid=vid, tomb=True)
+        await self._commit(brec, key, positions, ok, lambda j: tomb, lambda j: [])
+        raise QuorumError(f"only {n} of the {w} drives needed committed the write")
+
+    def _purge_older_nulls(self, brec: BucketRecord, key: bytes, positions: list[int], vid: str) -> None:
+        purge = VersionRecord(vid=vid, tomb=True, null=True)
+
+        async def run() -> None:
+            await self._commit(brec, key, positions, range(len(positions)), lambda j: purge, lambda j: [])
+
+        self._later(run)
+
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        body: AsyncIterator[bytes],
+        *,
+        size: int | None = None,
+        meta: Mapping[str, str] | None = None,
+        content_md5: str | None = None,
+        checksums: Callable[[], Mapping[str, str]] | None = None,
+        on_data: Callable[[memoryview], None] | None = None,
+    ) -> PutResult:
+        brec = await self.buckets.get(bucket)
+        kb = check_key(key)
+        positions, sch, written = await self._stage(brec, kb, body, size, content_md5, on_data)
+        try:
+            cks = dict(checksums()) if checksums is not None else {}
+        except BaseException:
+            await self._discard(positions, written)
+            raise
+        versioned = brec.versioning == "Enabled"
+        vid = self.clock.new_id()
+        etag = etag_of(written.md5)
+        now = time.time_ns()
+
+        def make(j: int) -> VersionRecord:
+            return VersionRecord(
+                vid=vid, mtime_ns=now, null=not versioned, size=written.size, etag=etag,
+                ec=(sch.k, sch.m, sch.segment_size), frag_index=j, data=written.data_id,
+                inline=written.inline is not None, meta=dict(meta or {}), checksums=cks,
+            )
+
+        await self._commit_or_rollback(
+            brec, kb, positions, written.ok, write_quorum(sch.k, sch.m), make,
+            lambda j: [written.data_id], written.inline, written.data_id,
+        )
+        if not versioned:
+            self._purge_older_nulls(brec, kb, positions, vid)
+        return PutResult(etag, vid if versioned else "null", written.size, cks)
+
+    # ----------------------------------------------------------- reads
+    async def head_object(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
+        brec = await self.buckets.get(bucket)
+        kb = check_key(key)
+        _, _, resolved = await self._resolve(brec, kb)
+        r, latest = self._pick(resolved, version_id)
+        if r.record.dm:
+            if version_id is None:
+                raise NoSuchKey(Key=key)
+            raise InvalidArgument("The specified method is not allowed against a delete marker")
+        return self._info(bucket, key, r, latest)
+
+    async def get_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        byte_range: tuple[int | None, int | None] | None = None,
+    ) -> GetResult:
+        brec = await self.buckets.get(bucket)
+        kb = check_key(key)
+        positions, per, resolved = await self._resolve(brec, kb)
+        r, latest = self._pick(resolved, version_id)
+        rec = r.record
+        if rec.dm:
+            if version_id is None:
+                raise NoSuchKey(Key=key)
+            raise InvalidArgument("The specified method is not allowed against a delete marker")
+        if not r.readable:
+            raise QuorumError("too few fragments of this version are reachable")
+        info = self._info(bucket, key, r, latest)
+        if byte_range is None:
+            first, last, partial = 0, rec.size - 1, False
+        else:
+            rng = resolve_range(byte_range[0], byte_range[1], rec.size)
+            if rng is None:
+                raise InvalidRange(RangeRequested=_range_text(byte_range),
+                                   ActualObjectSize=str(rec.size))
+            first, last, partial = rng[0], rng[1], True
+        holders: dict[int, Drive] = {}
+        for j, recs in enumerate(per):
+            for x in recs or ():
+                if x.vid == rec.vid and not x.tomb:
+                    holders.setdefault(x.frag_index, self.drives[positions[j]])
+        body = self._read_version(rec, holders, first, last)
+        return GetResult(info=info, body=body, first=first, last=last, partial=partial)
+
+    async def _read_version(
+        self, rec: VersionRecord, holders: dict[int, Drive], first: int, last: int
+    ) -> AsyncIterator[bytes]:
+        k, m, _ = rec.ec
+        codec = self.codec(k, m)
+        stats = ReadStats()
+        if rec.inline:
+            frags: dict[int, bytes] = {}
+            for idx, d in sorted(holders.items()):
+                if len(frags) == k:
+                    break
+                try:
+                    frags[idx] = await d.read_fragment(rec.data or "", 0, 1 << 62)
+                except DriveError as e:
+                    stats.degraded = True
+                    log.warning("inline fragment %d unreadable: %s", idx, e)
+            if len(frags) < k:
+                raise QuorumError("too few inline fragments readable")
+            data = codec.decode(frags) if rec.size else b""
+            yield data[first : last + 1]
+        else:
+            streams = [(rec.data or "", rec.size)] if not rec.parts else [
+                (p.data_id, p.size) for p in rec.parts
+            ]
+            base = 0
+            for data_id, size in streams:
+                lo, hi = max(first, base), min(last, base + size - 1)
+                if lo <= hi:
+                    layout = self.layout(rec.ec, size)
+                    async for chunk in read_stream(holders, data_id, layout, codec, lo - base,
+                                                   hi - base, stats=stats):
+                        yield chunk
+                base += size
+                if base > last:
+                    break
+        if stats.degraded:
+            self.degraded_reads += 1
+
+    # ----------------------------------------------------------- deletes
+    async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None) -> DeleteResult:
+        brec = await self.buckets.get(bucket)
+        kb = check_key(key)
+        sch = self.scheme_for(brec)
+        w = write_quorum(sch.k, sch.m)
+        positions = self.placement(brec.bucket_id, kb)
+        live = [j for j, p in enumerate(positions) if self.drives[p].state == DriveState.ONLINE]
+        if len(live) < w:
+            raise QuorumError()
+        if version_id is not None:
+            _, _, resolved = await self._resolve(brec, kb)
+            try:
+                r, _ = self._pick(resolved, version_id)
+            except (NoSuchVersion, NoSuchKey):
+                return DeleteResult(version_id, False)  # AWS: deleting a missing version is a no-op
+            tomb = VersionRecord(vid=r.record.vid, tomb=True)
+            n = await self._commit(brec, kb, positions, live, lambda j: tomb, lambda j: [])
+            if n < w:
+                raise QuorumError()
+            return DeleteResult(version_id, r.record.dm)
+        if brec.versioning == "":
+            _, _, resolved = await self._resolve(brec, kb)
+            if not resolved or resolved[0].record.dm:
+                return DeleteResult(None, False)
+        null = brec.versioning != "Enabled"
+        vid = self.clock.new_id()
+        marker = VersionRecord(vid=vid, mtime_ns=time.time_ns(), null=null, dm=True)
+        await self._commit_or_rollback(brec, kb, positions, live, w, lambda j: marker, lambda j: [])
+        if null:
+            self._purge_older_nulls(brec, kb, positions, vid)
+        if brec.versioning == "":
+            return DeleteResult(None, False)
+        return DeleteResult("null" if null else vid, True)
+
+    # ----------------------------------------------------------- listing
+    async def list_objects(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        max_keys: int = 1000,
+    ) -> ListPage:
+        brec = await self.buckets.get(bucket)
+        sch = self.scheme_for(brec)
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        truncated = False
+        last: str | None = None
+        if max_keys <= 0:
+            return ListPage([], [], False, None)
+        async for e in listing.merged_entries(
+            self.drives, brec.bucket_id, lambda k: self.placement(brec.bucket_id, k),
+            k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(),
+            delimiter=delimiter.encode() or None, start_after=start_after.encode() or None,
+            page=min(1000, max_keys + 1), min_answers=self._list_quorum(),
+        ):
+            if not e.is_prefix and (not e.versions or e.versions[0].record.dm):
+                continue
+            if len(objects) + len(prefixes) == max_keys:
+                truncated = True
+                break
+            name = e.key.decode("utf-8", "surrogateescape")
+            if e.is_prefix:
+                prefixes.append(name)
+            else:
+                objects.append(self._info(bucket, name, e.versions[0]))
+            last = name
+        return ListPage(objects, prefixes, truncated, last if truncated else None)
+
+    # ----------------------------------------------------------- admin
+    async def info(self) -> HostInfo:
+        drives: list[DriveInfo] = []
+        for d in self.drives:
+            st = await d.stat()
+            drives.append(DriveInfo(st.drive_id, st.path, st.state.value, st.capacity, st.used,
+                                    st.free, st.errors))
+        return HostInfo(self.host, drives, self.scheme.k, self.scheme.m, self.version)
+
+
+def _range_text(r: tuple[int | None, int | None]) -> str:
+    a, b = r
+    return f"bytes={'' if a is None else a}-{'' if b is None else b}"
+
+
+__all__ = ["ObjectStore", "Part", "check_content_md5"]

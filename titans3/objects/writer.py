@@ -1,0 +1,197 @@
+"""Streaming erasure-coded write of one data stream (an object or a part).
+
+Theory of operation
+-------------------
+The body is cut into fixed segments (``scheme.segment_size``); each segment is
+erasure-coded into ``n`` fragments and fragment ``i`` is appended to drive
+``i``'s staging file.  Nothing is visible until the caller commits version
+records that *promote* the staged data (two-phase, DESIGN §4), so a client
+that disconnects, a drive that dies, or a daemon that is killed mid-stream
+leaves only staging garbage.
+
+Memory stays bounded by one segment plus the drives' write buffers, whatever
+the object size.  A stream whose every fragment fits ``inline_max`` is kept in
+memory instead and later stored inside the drives' LMDB records (one
+transaction, no files).
+
+A drive that fails mid-stream is dropped; the stream goes on while at least
+``W`` drives still take fragments, so one slow or dying disk costs durability
+margin, not availability.  MD5 (the S3 ETag) runs in a worker thread beside the
+fragment writes: hashlib releases the GIL, and MD5 is the single-stream ceiling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from titans3.core.errors import DriveError, IncompleteBody, QuorumError
+from titans3.drive.protocol import Drive, FragmentWriter
+from titans3.erasure.codec import Codec, ECScheme
+
+log = logging.getLogger(__name__)
+
+
+def new_data_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(slots=True)
+class Written:
+    data_id: str
+    size: int
+    md5: bytes
+    ok: list[int]  # fragment positions whose drive holds a complete staged fragment
+    inline: list[bytes] | None = None  # per-position fragment bytes when stored inline
+    extra_hashes: dict[str, object] = field(default_factory=dict)
+
+
+async def write_stream(
+    body: AsyncIterator[bytes | memoryview],
+    drives: Sequence[Drive | None],
+    scheme: ECScheme,
+    codec: Codec,
+    *,
+    write_quorum: int,
+    inline_max: int,
+    expected_size: int | None = None,
+    on_data: Callable[[memoryview], None] | None = None,
+) -> Written:
+    """Consume ``body`` and stage its fragments on ``drives`` (position = fragment).
+
+    ``on_data`` sees every body byte (checksums beyond MD5).  Raises
+    ``QuorumError`` when fewer than ``write_quorum`` drives can take the data,
+    ``IncompleteBody`` when ``expected_size`` does not match.  On any error all
+    staged fragments are removed.
+    """
+    seg_size = scheme.segment_size
+    data_id = new_data_id()
+    md5 = hashlib.md5()
+    seg = bytearray(seg_size)
+    fill = 0
+    total = 0
+    writers: list[FragmentWriter | None] | None = None
+    alive = [d is not None for d in drives]
+
+    def live_count() -> int:
+        return sum(alive)
+
+    if live_count() < write_quorum:
+        raise QuorumError()
+
+    async def open_writers() -> list[FragmentWriter | None]:
+        out: list[FragmentWriter | None] = [None] * len(drives)
+
+        async def one(i: int, d: Drive) -> None:
+            try:
+                out[i] = await d.create_fragment(data_id, i)
+            except DriveError as e:
+                log.warning("stage %s on %s failed: %s", data_id, d.drive_id, e)
+                alive[i] = False
+
+        async with trio.open_nursery() as nursery:
+            for i, d in enumerate(drives):
+                if d is not None:
+                    nursery.start_soon(one, i, d)
+        if live_count() < write_quorum:
+            await _abort(out)
+            raise QuorumError()
+        return out
+
+    async def flush_segment(view: memoryview) -> None:
+        assert writers is not None
+        fragments = codec.encode(view)
+
+        async def hash_it() -> None:
+            await trio.to_thread.run_sync(md5.update, view)
+
+        async def put(i: int, w: FragmentWriter) -> None:
+            try:
+                await w.write(fragments[i])
+            except DriveError as e:
+                log.warning("fragment %d of %s lost: %s", i, data_id, e)
+                alive[i] = False
+                writers[i] = None
+                await w.abort()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hash_it)
+            for i, w in enumerate(writers):
+                if w is not None and alive[i]:
+                    nursery.start_soon(put, i, w)
+        if live_count() < write_quorum:
+            raise QuorumError()
+
+    try:
+        async for chunk in body:
+            mv = memoryview(chunk).cast("B")
+            if on_data is not None and len(mv):
+                on_data(mv)
+            total += len(mv)
+            if expected_size is not None and total > expected_size:
+                raise IncompleteBody("The request body is longer than its declared size.")
+            while len(mv):
+                take = min(len(mv), seg_size - fill)
+                seg[fill : fill + take] = mv[:take]
+                fill += take
+                mv = mv[take:]
+                if fill == seg_size:
+                    if writers is None:
+                        writers = await open_writers()
+                    await flush_segment(memoryview(seg))
+                    fill = 0
+        if expected_size is not None and total != expected_size:
+            raise IncompleteBody()
+        tail = memoryview(seg)[:fill]
+        if writers is None and inline_max >= 0 and (
+            total == 0 or codec.fragment_size(total) <= inline_max
+        ):
+            md5.update(tail)
+            frags = [bytes(f) for f in codec.encode(tail)] if total else [b""] * len(drives)
+            ok = [i for i, a in enumerate(alive) if a]
+            return Written(data_id, total, md5.digest(), ok, inline=frags)
+        if writers is None:
+            writers = await open_writers()
+        if fill:
+            await flush_segment(tail)
+
+        async def finish(i: int, w: FragmentWriter) -> None:
+            try:
+                await w.finish()
+            except DriveError as e:
+                log.warning("finish fragment %d of %s failed: %s", i, data_id, e)
+                alive[i] = False
+                writers[i] = None  # type: ignore[index]
+                await w.abort()
+
+        async with trio.open_nursery() as nursery:
+            for i, w in enumerate(writers):
+                if w is not None and alive[i]:
+                    nursery.start_soon(finish, i, w)
+        if live_count() < write_quorum:
+            raise QuorumError()
+        ok = [i for i, a in enumerate(alive) if a and writers[i] is not None]
+        return Written(data_id, total, md5.digest(), ok)
+    except BaseException:
+        if writers is not None:
+            with trio.CancelScope(shield=True):
+                await _abort(writers)
+        raise
+
+
+async def _abort(writers: Sequence[FragmentWriter | None]) -> None:
+    async def one(w: FragmentWriter) -> None:
+        try:
+            await w.abort()
+        except Exception as e:  # noqa: BLE001 -- best effort: staging GC catches leftovers
+            log.debug("abort failed: %s", e)
+
+    async with trio.open_nursery() as nursery:
+        for w in writers:
+            if w is not None:
+                nursery.start_soon(one, w)

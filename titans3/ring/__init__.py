@@ -1,0 +1,1 @@
+"""Placement: the partition ring (pure, no I/O)."""
