@@ -447,17 +447,22 @@ class ObjectStore(MultipartMixin):
                 raise QuorumError()
             return DeleteResult(version_id, r.record.dm)
         if brec.versioning == "":
+            # Never-versioned bucket: remove the null versions outright.  No
+            # marker is needed: a drive that misses the purge holds a copy on
+            # fewer than W drives, which readers ignore (objects/resolve.py).
             _, _, resolved = await self._resolve(brec, kb)
             if not resolved or resolved[0].record.dm:
                 return DeleteResult(None, False)
+            purge = VersionRecord(vid=self.clock.new_id(), tomb=True, null=True)
+            if await self._commit(brec, kb, positions, live, lambda j: purge, lambda j: []) < w:
+                raise QuorumError()
+            return DeleteResult(None, False)
         null = brec.versioning != "Enabled"
         vid = self.clock.new_id()
         marker = VersionRecord(vid=vid, mtime_ns=time.time_ns(), null=null, dm=True)
         await self._commit_or_rollback(brec, kb, positions, live, w, lambda j: marker, lambda j: [])
         if null:
             self._purge_older_nulls(brec, kb, positions, vid)
-        if brec.versioning == "":
-            return DeleteResult(None, False)
         return DeleteResult("null" if null else vid, True)
 
     # ----------------------------------------------------------- listing
