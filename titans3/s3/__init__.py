@@ -1,0 +1,1 @@
+"""The S3 front: SigV4 authentication, aws-chunked payloads, checksums, the S3 app."""
