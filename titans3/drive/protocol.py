@@ -33,13 +33,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from titans3.drive.records import VersionRecord
 
 
-class DriveState(str, Enum):
+class DriveState(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"  # cannot be reached / I/O failed; retried by the health check
     FAILED = "failed"  # operator or disk manager declared it dead

@@ -1,0 +1,603 @@
+#!/usr/bin/env python3
+"""S3 benchmark: a TitanS3 host against a peer S3 server on this machine, same client.
+
+    .venv/bin/python bench/s3bench.py                # both servers, ~3-4 minutes
+    .venv/bin/python bench/s3bench.py --quick        # ~1 minute
+    .venv/bin/python bench/s3bench.py --only-peer    # rclone alone (no TitanS3 needed)
+    .venv/bin/python bench/s3bench.py --titans3-endpoint http://127.0.0.1:9000 \\
+        --access-key AK --secret-key SK              # a TitanS3 that is already running
+
+It starts (unless given endpoints) ``titans3 serve`` with 6 directory drives and
+``rclone serve s3`` over a local directory, both on 127.0.0.1 and in temporary
+directories, waits for them, and runs every row for each server in turn:
+
+    4 KiB PUT ops/s, 4 KiB GET ops/s, 64 MiB PUT MB/s, 64 MiB GET MB/s
+    at concurrency 1 and 8 (threads, one client and one connection per thread)
+
+Each measurement is bounded in time (--duration) and operation count.  Progress
+goes to stderr; stdout gets a Markdown table (or JSON with --json).  Everything
+it started is killed by pid (process group) and temporary directories are
+removed on exit, on Ctrl-C and on SIGTERM; servers also get SIGTERM if this
+process dies (PR_SET_PDEATHSIG).  The S3 clients live in bench/s3clients.py.
+See bench/README.md for what the numbers mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import hashlib
+import http.client
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling module below
+from s3clients import CLIENTS, KiB, S3Failure  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = REPO / ".venv" / "bin"
+MiB = 1 << 20
+GET_SMALL_KEYS = 64  # objects the small-GET rows cycle through
+GET_LARGE_KEYS = 2
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------- servers
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: SIGTERM it if this process dies.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A server process in its own process group; stop() ends exactly that group."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name, self.log_path = name, log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 -- closed in stop()
+        self.proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        log(f"[{name}] started pid {self.proc.pid}: {' '.join(argv)}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            pgid = self.proc.pid  # start_new_session: the group id is the child's pid
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            log(f"[{self.name}] stopped pid {self.proc.pid} (exit {self.proc.returncode})")
+        # also reap anything the server left in its group after it exited itself
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log.close()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """utime + stime of every live process in process group ``pgid`` (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is field 3 (state): pgrp is field 5, utime/stime fields 14/15
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def client_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_ready(endpoint: str, server: Server | None, timeout: float) -> None:
+    """Until the endpoint answers HTTP at all (any status: unauthenticated is fine)."""
+    url = urllib.parse.urlsplit(endpoint)
+    deadline = time.monotonic() + timeout
+    while True:
+        if server is not None and server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}"
+            )
+        try:
+            conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=2)
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                tail = server.tail() if server else ""
+                raise RuntimeError(
+                    f"{endpoint} not answering after {timeout:.0f}s\n{tail}"
+                ) from None
+            time.sleep(0.2)
+
+
+def new_credentials() -> tuple[str, str]:
+    """A fresh access key / secret pair (rclone refuses very short keys)."""
+    access = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(20))
+    return access, secrets.token_urlsafe(30)[:40]
+
+
+# ---------------------------------------------------------------------- phases
+@dataclass
+class Target:
+    name: str
+    label: str
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+
+
+@dataclass
+class Payloads:
+    small: bytes
+    small_sha: str
+    large: bytes
+    large_sha: str
+
+
+@dataclass
+class Phase:
+    row: str  # table row label
+    op: str  # small_put small_get large_put large_get
+    concurrency: int
+    unit: str  # "ops/s" or "MB/s"
+
+
+@dataclass
+class Result:
+    ops: int = 0
+    errors: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    first_error: str = ""
+    client_cpu: float = 0.0  # CPU seconds of this process (all client threads)
+    server_cpu: float | None = None  # CPU seconds of the server's process group
+
+    def value(self, unit: str) -> float | None:
+        if self.ops == 0 or self.seconds <= 0:
+            return None
+        return self.ops / self.seconds if unit == "ops/s" else self.bytes / self.seconds / 1e6
+
+    def summary(self, unit: str) -> dict:
+        lat = sorted(self.latencies)
+
+        def pct(q: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 3) if lat else None
+
+        return {
+            "value": self.value(unit),
+            "unit": unit,
+            "ops": self.ops,
+            "errors": self.errors,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "mean_ms": round(statistics.fmean(lat) * 1000, 3) if lat else None,
+            "client_cpu_pct": self._pct_of_core(self.client_cpu),
+            "server_cpu_pct": self._pct_of_core(self.server_cpu),
+            "first_error": self.first_error or None,
+        }
+
+    def _pct_of_core(self, cpu: float | None) -> float | None:
+        if cpu is None or self.seconds <= 0:
+            return None
+        return round(100 * cpu / self.seconds, 1)
+
+
+def make_op(phase: Phase, t: Target, p: Payloads) -> Callable[[object, int, int, memoryview], int]:
+    """The operation of a phase: (client, thread, op index, sink) -> bytes moved."""
+    b = t.bucket
+    if phase.op == "small_put":
+
+        def op(c, tid, i, sink):
+            c.put(b, f"put4k/c{phase.concurrency}/{tid}/{i}", p.small, p.small_sha)
+            return len(p.small)
+    elif phase.op == "small_get":
+
+        def op(c, tid, i, sink):
+            data, n = c.get(b, f"get4k/{(tid * 7 + i) % GET_SMALL_KEYS}")
+            if data != p.small:
+                raise S3Failure(f"GET returned {n} wrong bytes")
+            return n
+    elif phase.op == "large_put":
+
+        def op(c, tid, i, sink):
+            c.put(b, f"put64m/{tid}", p.large, p.large_sha)  # overwrite: bounded disk use
+            return len(p.large)
+    else:
+
+        def op(c, tid, i, sink):
+            _, n = c.get(b, f"get64m/{(tid + i) % GET_LARGE_KEYS}", sink)
+            if n != len(p.large):
+                raise S3Failure(f"GET returned {n} bytes, expected {len(p.large)}")
+            return n
+
+    return op
+
+
+def run_phase(
+    phase: Phase,
+    t: Target,
+    p: Payloads,
+    client_cls,
+    duration: float,
+    max_ops: int,
+    server_pgid: int | None = None,
+) -> Result:
+    """Run one measurement: ``concurrency`` threads until ``duration`` or ``max_ops``."""
+    op = make_op(phase, t, p)
+    c = phase.concurrency
+    clients = [client_cls(t.endpoint, t.access_key, t.secret_key) for _ in range(c)]
+    result = Result()
+    lock = threading.Lock()
+    timing = {"start": 0.0, "deadline": 0.0, "client_cpu": 0.0, "server_cpu": 0.0}
+
+    def start_clock() -> None:  # runs once, before any thread passes the barrier
+        timing["client_cpu"] = client_cpu_seconds()
+        if server_pgid is not None:
+            timing["server_cpu"] = group_cpu_seconds(server_pgid)
+        timing["start"] = time.perf_counter()
+        timing["deadline"] = timing["start"] + duration
+
+    start_gate = threading.Barrier(c + 1, action=start_clock)
+    ends: list[float] = []
+    claimed = [0]
+    stop = threading.Event()
+
+    def worker(tid: int) -> None:
+        client = clients[tid]
+        sink = memoryview(bytearray(MiB))
+        with contextlib.suppress(Exception):
+            op(client, tid, -1 - tid, sink)  # warm-up: connect, first-touch; not counted
+        try:
+            start_gate.wait()
+        except threading.BrokenBarrierError:
+            return
+        lat: list[float] = []
+        ops = moved = errors = 0
+        first_error = ""
+        while not stop.is_set() and time.perf_counter() < timing["deadline"]:
+            with lock:
+                if claimed[0] >= max_ops:
+                    break
+                i = claimed[0]
+                claimed[0] += 1
+            t0 = time.perf_counter()
+            try:
+                moved += op(client, tid, i, sink)
+            except Exception as exc:  # counted and reported, never fatal
+                errors += 1
+                first_error = first_error or f"{type(exc).__name__}: {exc}"[:300]
+                client.close()
+                continue
+            lat.append(time.perf_counter() - t0)
+            ops += 1
+        with lock:
+            ends.append(time.perf_counter())
+            result.ops += ops
+            result.bytes += moved
+            result.errors += errors
+            result.latencies += lat
+            result.first_error = result.first_error or first_error
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(c)]
+    for th in threads:
+        th.start()
+    try:
+        # the clock starts once every worker has connected and warmed up
+        try:
+            start_gate.wait(timeout=120)
+        except threading.BrokenBarrierError:
+            raise RuntimeError("workers did not start within 120 s") from None
+        for th in threads:
+            while th.is_alive():
+                th.join(timeout=0.2)  # short joins keep Ctrl-C responsive
+    finally:
+        stop.set()
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close()
+    result.seconds = (max(ends) if ends else time.perf_counter()) - timing["start"]
+    result.client_cpu = client_cpu_seconds() - timing["client_cpu"]
+    if server_pgid is not None:
+        result.server_cpu = group_cpu_seconds(server_pgid) - timing["server_cpu"]
+    return result
+
+
+def phases(concurrencies: list[int], small: int, large: int) -> list[Phase]:
+    s, lg = human(small), human(large)
+    out = []
+    for op, size_label, verb, unit in (
+        ("small_put", s, "PUT", "ops/s"),
+        ("small_get", s, "GET", "ops/s"),
+        ("large_put", lg, "PUT", "MB/s"),
+        ("large_get", lg, "GET", "MB/s"),
+    ):
+        for c in concurrencies:
+            out.append(Phase(f"{size_label} {verb} {unit}, c={c}", op, c, unit))
+    return out
+
+
+def human(n: int) -> str:
+    return f"{n // MiB} MiB" if n % MiB == 0 else f"{n // KiB} KiB" if n % KiB == 0 else f"{n} B"
+
+
+# ------------------------------------------------------------------------ main
+def prepare(t: Target, p: Payloads, client_cls) -> None:
+    """Create the bucket and the objects the GET rows read (not timed)."""
+    client = client_cls(t.endpoint, t.access_key, t.secret_key)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # a daemon may answer HTTP before its drives are ready
+            try:
+                client.create_bucket(t.bucket)
+                break
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{t.label}: cannot create bucket: {exc}") from exc
+                client.close()
+                time.sleep(0.5)
+        for i in range(GET_SMALL_KEYS):
+            client.put(t.bucket, f"get4k/{i}", p.small, p.small_sha)
+        for i in range(GET_LARGE_KEYS):
+            client.put(t.bucket, f"get64m/{i}", p.large, p.large_sha)
+        data, _ = client.get(t.bucket, "get64m/0")
+        if data != p.large:
+            raise RuntimeError(f"{t.label}: large object read back differs")
+    finally:
+        client.close()
+
+
+def start_titans3(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
+    port, peer_port, web_port = free_port(), free_port(), free_port()
+    env = dict(os.environ, TITANS3_ROOT_ACCESS_KEY=access, TITANS3_ROOT_SECRET_KEY=secret)
+    argv = [
+        str(BIN / "titans3"), "serve",
+        "--data", str(tmp / "titans3"), "--drives", "6",
+        "--listen", f"127.0.0.1:{port}",
+        "--peer-listen", f"127.0.0.1:{peer_port}",
+        "--web-listen", f"127.0.0.1:{web_port}",
+    ]  # fmt: skip
+    return Server("titans3", argv, env, tmp / "titans3.log"), f"http://127.0.0.1:{port}"
+
+
+def start_rclone(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
+    port = free_port()
+    (tmp / "peer").mkdir()
+    argv = [
+        str(BIN / "rclone"), "serve", "s3",
+        "--addr", f"127.0.0.1:{port}",
+        "--auth-key", f"{access},{secret}",
+        "--config", str(tmp / "rclone.conf"),  # never the user's rclone config
+        "--log-level", "NOTICE",
+        f":local:{tmp / 'peer'}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
+    return Server("peer", argv, env, tmp / "rclone.log"), f"http://127.0.0.1:{port}"
+
+
+def markdown(report: dict) -> str:
+    names = [t["name"] for t in report["targets"]]
+    head = "| row | TitanS3 | peer (rclone serve s3) | ratio TitanS3/peer |"
+    lines = [head, "|---|---:|---:|---:|"]
+    for row in report["rows"]:
+        vals = [row["results"].get(n, {}).get("value") for n in ("titans3", "peer")]
+        cells = []
+        for n, v in zip(("titans3", "peer"), vals, strict=True):
+            errs = row["results"].get(n, {}).get("errors", 0)
+            cell = "—" if n not in names else "failed" if v is None else f"{v:,.0f}"
+            cells.append(cell + (f" ({errs} err)" if errs else ""))
+        ratio = f"{vals[0] / vals[1]:.2f}" if vals[0] and vals[1] else "—"
+        lines.append(f"| {row['row']} | {cells[0]} | {cells[1]} | {ratio} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="short run (~1 minute): 2 s per row")
+    ap.add_argument("--duration", type=float, help="seconds per row and server (default 7)")
+    ap.add_argument("--concurrency", default="1,8", help="comma-separated thread counts")
+    ap.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="S3 client")
+    ap.add_argument("--small-size", type=int, default=4 * KiB)
+    ap.add_argument("--large-size", type=int, default=64 * MiB)
+    ap.add_argument("--only-peer", action="store_true", help="benchmark the peer server only")
+    ap.add_argument("--only-titans3", action="store_true", help="benchmark TitanS3 only")
+    ap.add_argument("--titans3-endpoint", metavar="URL", help="use a running TitanS3 host")
+    ap.add_argument("--peer-endpoint", metavar="URL", help="use a running peer S3 server")
+    ap.add_argument(
+        "--access-key",
+        default=os.environ.get("AWS_ACCESS_KEY_ID"),
+        help="credentials for --*-endpoint servers (default $AWS_ACCESS_KEY_ID)",
+    )
+    ap.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    ap.add_argument("--tmpdir", help="where temporary data directories go (default $TMPDIR)")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    opts = ap.parse_args(argv)  # fmt: skip
+    if opts.duration is None:
+        opts.duration = 2.0 if opts.quick else 7.0
+    if opts.only_peer and opts.only_titans3:
+        ap.error("--only-peer and --only-titans3 exclude each other")
+    if (opts.titans3_endpoint or opts.peer_endpoint) and not (opts.access_key and opts.secret_key):
+        ap.error("an external endpoint needs --access-key and --secret-key")
+    for url in (opts.titans3_endpoint, opts.peer_endpoint):
+        host = urllib.parse.urlsplit(url).hostname if url else "127.0.0.1"
+        if not (host or "").startswith("127."):
+            ap.error(f"only 127.0.0.x endpoints are allowed, not {url}")
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    # SIGTERM/SIGHUP take the same cleanup path as Ctrl-C.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
+
+    client_cls = CLIENTS[opts.client]
+    concurrencies = [int(x) for x in opts.concurrency.split(",")]
+    small_max, large_max = (5_000, 24) if opts.quick else (40_000, 128)
+    rnd = os.urandom(opts.large_size)
+    payloads = Payloads(
+        small=rnd[: opts.small_size],
+        small_sha=hashlib.sha256(rnd[: opts.small_size]).hexdigest(),
+        large=rnd,
+        large_sha=hashlib.sha256(rnd).hexdigest(),
+    )
+    run_id = secrets.token_hex(3)
+    servers: list[Server] = []
+    tmp = Path(tempfile.mkdtemp(prefix="titans3-s3bench-", dir=opts.tmpdir))
+
+    def cleanup() -> None:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a 2nd Ctrl-C must not skip it
+        try:
+            for server in reversed(servers):
+                server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+            log(f"removed {tmp}")
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    try:
+        targets: list[Target] = []
+        started: dict[str, Server] = {}
+        if not opts.only_peer:
+            if opts.titans3_endpoint:
+                t = Target("titans3", "TitanS3", opts.titans3_endpoint, opts.access_key,
+                           opts.secret_key, f"s3bench-{run_id}")  # fmt: skip
+            else:
+                access, secret = new_credentials()
+                server, url = start_titans3(tmp, access, secret)
+                servers.append(server)
+                started["titans3"] = server
+                t = Target("titans3", "TitanS3", url, access, secret, "s3bench")
+            targets.append(t)
+        if not opts.only_titans3:
+            if opts.peer_endpoint:
+                t = Target("peer", "peer", opts.peer_endpoint, opts.access_key,
+                           opts.secret_key, f"s3bench-{run_id}")  # fmt: skip
+            else:
+                access, secret = new_credentials()
+                server, url = start_rclone(tmp, access, secret)
+                servers.append(server)
+                started["peer"] = server
+                t = Target("peer", "peer (rclone)", url, access, secret, "s3bench")
+            targets.append(t)
+
+        for t in targets:
+            wait_ready(t.endpoint, started.get(t.name), timeout=90)
+            log(f"[{t.name}] ready at {t.endpoint}; preparing bucket {t.bucket}")
+            prepare(t, payloads, client_cls)
+
+        rows = []
+        for phase in phases(concurrencies, opts.small_size, opts.large_size):
+            row = {"row": phase.row, "op": phase.op, "concurrency": phase.concurrency,
+                   "unit": phase.unit, "results": {}}  # fmt: skip
+            for t in targets:
+                max_ops = small_max if phase.op.startswith("small") else large_max
+                server = started.get(t.name)
+                pgid = server.proc.pid if server else None
+                r = run_phase(phase, t, payloads, client_cls, opts.duration, max_ops, pgid)
+                s = r.summary(phase.unit)
+                row["results"][t.name] = s
+                value = "failed" if s["value"] is None else f"{s['value']:,.1f} {phase.unit}"
+                log(
+                    f"[{t.name}] {phase.row:26} {value:>16}  ops {r.ops:6}  "
+                    f"p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
+                    f"cpu% client {s['client_cpu_pct']} server {s['server_cpu_pct']}"
+                    + (f"  errors {r.errors}: {r.first_error}" if r.errors else "")
+                )
+            rows.append(row)
+    except KeyboardInterrupt:
+        log("interrupted")
+        cleanup()
+        return 130
+    except Exception:
+        for server in servers:
+            log(f"--- {server.name} log tail ---\n{server.tail()}")
+        cleanup()
+        raise
+    cleanup()
+
+    report = {
+        "client": opts.client,
+        "client_note": (
+            "raw SigV4 over http.client, one keep-alive connection per thread"
+            if opts.client == "raw"
+            else "boto3, one client per thread, path-style, SDK default checksums"
+        ),
+        "duration_s": opts.duration,
+        "cpus": os.cpu_count(),
+        "small_size": opts.small_size,
+        "large_size": opts.large_size,
+        "targets": [{"name": t.name, "label": t.label, "endpoint": t.endpoint} for t in targets],
+        "rows": rows,
+    }
+    if opts.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"\nS3 bench: {report['client_note']}; {opts.duration:g} s per cell; "
+            f"{os.cpu_count()} CPUs shared by client and servers.\n"
+        )
+        print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
