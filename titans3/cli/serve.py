@@ -1,0 +1,75 @@
+"""``titans3`` command: ``titans3 serve [flags]`` runs the host daemon.
+
+Flags map one-to-one onto :class:`titans3.core.config.Config` fields; a flag
+left out falls back to ``TITANS3_*`` environment variables, then the TOML
+file, then the embedded defaults.  Bad configuration exits 2 with one line that
+names the key -- never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from titans3 import __version__
+from titans3.core.config import Config, load
+from titans3.core.errors import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="titans3", description="TitanS3 storage-node daemon")
+    p.add_argument("--version", action="version", version=f"titans3 {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the host daemon (S3, peer API, status page)")
+    s.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    s.add_argument("--data", metavar="DIR", help="directory holding directory-backed drives (default ./data)")
+    s.add_argument("--drives", type=int, metavar="N", help="number of directory-backed drives DIR/drive-0.. (default 6)")
+    s.add_argument("--listen", metavar="HOST:PORT", help="S3 endpoint (default 0.0.0.0:9000)")
+    s.add_argument("--peer-listen", metavar="HOST:PORT", help="peer API (default :9100)")
+    s.add_argument("--web-listen", metavar="HOST:PORT", help="status page and /metrics (default 127.0.0.1:9001)")
+    s.add_argument("--state-dir", metavar="DIR", help="host state: master key, credentials (default DIR/.titans3)")
+    s.add_argument("--region", help="S3 region name (default us-east-1)")
+    s.add_argument("--domain", help="S3 domain for virtual-hosted-style requests")
+    s.add_argument("--ec", metavar="K+M", help="erasure scheme (default by drive count: 6 -> 4+2)")
+    s.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    c = sub.add_parser("credentials", help="print the root credentials (created on first use)")
+    c.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    c.add_argument("--data", metavar="DIR", help="data directory (default ./data)")
+    c.add_argument("--state-dir", metavar="DIR", help="host state directory (default DIR/.titans3)")
+    return p
+
+
+def show_credentials(cfg: Config) -> int:
+    from titans3.core.credentials import load_root_credentials
+
+    creds = load_root_credentials(cfg.state_path, cfg.root_access_key, cfg.root_secret_key)
+    where = "from TITANS3_ROOT_*" if cfg.root_access_key else f"sealed in {cfg.state_path}"
+    print(f"TitanS3 root credentials ({where}):")
+    print(f"AWS_ACCESS_KEY_ID={creds.root_access_key}")
+    print(f"AWS_SECRET_ACCESS_KEY={creds.root_secret_key}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    try:
+        cfg = load(flags=flags, config_file=args.config)
+    except ConfigError as e:
+        print(f"titans3: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "credentials":
+            return show_credentials(cfg)
+        from titans3.daemon import main as run_daemon
+
+        return run_daemon(cfg)
+    except ConfigError as e:
+        print(f"titans3: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

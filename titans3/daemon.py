@@ -1,0 +1,193 @@
+"""``titans3 serve``: one trio process per host, everything in one nursery.
+
+Theory of operation
+-------------------
+Start-up order matters and is linear: allocator tuning (before any large
+buffer exists), configuration, drives (opened, never silently skipped: a drive
+that cannot open is kept and marked offline so the operator sees it), ring and
+erasure scheme, object store, then the listeners.  Every listener is a
+hypercorn ``serve`` in the same nursery with one shared shutdown trigger.
+
+Shutdown: SIGTERM or SIGINT sets the trigger; hypercorn stops accepting and
+gives in-flight requests ``shutdown_grace`` seconds; then the drives close
+(LMDB environments synced and closed) and the process exits 0.  A second signal
+during the grace period cancels what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve
+
+from titans3 import __version__
+from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
+from titans3.core.config import Config, parse_hostport
+from titans3.core.credentials import Credentials, load_root_credentials
+from titans3.drive.local import LocalDrive
+from titans3.erasure.codec import ECScheme
+from titans3.objects.store import ObjectStore
+from titans3.objects.versionid import HybridClock
+from titans3.ring.builder import Member, build_ring
+
+log = logging.getLogger("titans3")
+
+HEALTH_INTERVAL = 5.0
+
+
+@dataclass
+class Host:
+    """Everything one daemon runs; what the fronts and workers are handed."""
+
+    config: Config
+    credentials: Credentials
+    drives: list[LocalDrive]
+    store: ObjectStore
+    started_ns: int
+    workers: dict[str, Any] = field(default_factory=dict)
+
+
+def hyper_config(bind: str, *, grace: float, name: str) -> HyperConfig:
+    host, port = parse_hostport(bind, name)
+    hc = HyperConfig()
+    hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    hc.graceful_timeout = grace
+    hc.keep_alive_timeout = 75.0
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger(f"titans3.http.{name}")
+    hc.h11_max_incomplete_size = 64 * 1024
+    hc.read_timeout = None
+    hc.backlog = 1024
+    return hc
+
+
+def scheme_for(cfg: Config) -> ECScheme:
+    ec = cfg.ec_scheme()
+    if ec:
+        return ECScheme(ec[0], ec[1], cfg.segment_size)
+    return ECScheme.for_drive_count(cfg.drives, segment_size=cfg.segment_size)
+
+
+async def open_drives(cfg: Config) -> list[LocalDrive]:
+    drives: list[LocalDrive] = []
+    for path in cfg.drive_paths():
+        d = LocalDrive(path, create=True, threads=cfg.drive_threads)
+        await d.open()
+        drives.append(d)
+    return drives
+
+
+async def build_host(cfg: Config) -> Host:
+    creds = load_root_credentials(cfg.state_path, cfg.root_access_key, cfg.root_secret_key)
+    drives = await open_drives(cfg)
+    scheme = scheme_for(cfg)
+    hostname = socket.gethostname()
+    ring = build_ring([Member(d.drive_id, hostname) for d in drives], scheme.n)
+    store = ObjectStore(
+        drives, ring, scheme, clock=HybridClock(), inline_max=cfg.inline_max,
+        host=hostname, version=__version__,
+    )
+    return Host(cfg, creds, drives, store, time.time_ns())
+
+
+async def _health_loop(drives: list[LocalDrive]) -> None:
+    """Re-probe drives so one that comes back (or goes away) is noticed."""
+    while True:
+        await trio.sleep(HEALTH_INTERVAL)
+        for d in drives:
+            try:
+                await d.check()
+            except Exception as e:  # noqa: BLE001 -- a probe must never kill the host
+                log.warning("health check of %s failed: %s", d.drive_id, e)
+
+
+def print_credentials(creds: Credentials, cfg: Config, out: Callable[[str], None]) -> None:
+    host, port = parse_hostport(cfg.listen, "listen")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    out("TitanS3 root credentials (generated once; the secret is stored sealed in "
+        f"{cfg.state_path}/root-credentials.json):")
+    out(f"AWS_ACCESS_KEY_ID={creds.root_access_key}")
+    out(f"AWS_SECRET_ACCESS_KEY={creds.root_secret_key}")
+    out(f"S3 endpoint: http://{shown}:{port}")
+
+
+async def run(cfg: Config) -> int:
+    from titans3.peer.app import create_peer_app
+    from titans3.s3.app import create_s3_app
+    from titans3.web.app import create_web_app
+
+    host = await build_host(cfg)
+    if host.credentials.generated:
+        print_credentials(host.credentials, cfg, lambda s: print(s, flush=True))
+    shutdown = trio.Event()
+    s3_app = create_s3_app(
+        store=host.store, credentials=host.credentials, region=cfg.region,
+        domain=cfg.domain or None, admin=host.store,
+    )
+    web_app = create_web_app(host)
+    peer_app = create_peer_app(host)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(host.store.run)
+            nursery.start_soon(_health_loop, host.drives)
+            nursery.start_soon(_signals, shutdown, nursery.cancel_scope)
+            async with trio.open_nursery() as servers:
+                for app, bind, name in (
+                    (s3_app, cfg.listen, "s3"),
+                    (peer_app, cfg.peer_listen, "peer"),
+                    (web_app, cfg.web_listen, "web"),
+                ):
+                    hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name)
+                    await servers.start(_serve, app, hc, shutdown.wait)
+                log.info("TitanS3 %s ready: S3 on %s, peer on %s, status page on %s; %d drives, EC %d+%d",
+                         __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
+                         len(host.drives), host.store.scheme.k, host.store.scheme.m)
+            # All servers returned: graceful shutdown is complete.
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            for d in host.drives:
+                try:
+                    await d.close()
+                except Exception as e:  # noqa: BLE001
+                    log.warning("closing %s: %s", d.drive_id, e)
+    log.info("TitanS3 stopped cleanly")
+    return 0
+
+
+async def _serve(app: Any, hc: HyperConfig, trigger: Callable[[], Any], *, task_status: Any) -> None:
+    await serve(app, hc, shutdown_trigger=trigger, task_status=task_status)
+
+
+async def _signals(shutdown: trio.Event, scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if not shutdown.is_set():
+                log.info("received %s: finishing in-flight requests", signal.Signals(signum).name)
+                shutdown.set()
+            else:
+                log.warning("second signal: stopping now")
+                scope.cancel()
+                return
+
+
+def main(cfg: Config) -> int:
+    tune_malloc()
+    patch_hypercorn_recv()
+    logging.basicConfig(
+        level=getattr(logging, cfg.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    os.umask(0o077)
+    return trio.run(run, cfg)

@@ -1,0 +1,1 @@
+"""Peer API: serves this host's drives and cluster RPC to other hosts."""

@@ -1,0 +1,1 @@
+"""Local web status page and Prometheus metrics."""
