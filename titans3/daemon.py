@@ -8,22 +8,27 @@ that cannot open is kept and marked offline so the operator sees it), ring and
 erasure scheme, object store, then the listeners.  Every listener is a
 hypercorn ``serve`` in the same nursery with one shared shutdown trigger.
 
-Shutdown: SIGTERM or SIGINT sets the trigger; hypercorn stops accepting and
-gives in-flight requests ``shutdown_grace`` seconds; then the drives close
-(LMDB environments synced and closed) and the process exits 0.  A second signal
-during the grace period cancels what is left.
+Shutdown: SIGTERM or SIGINT sets the trigger; hypercorn stops accepting new
+connections, and in-flight requests get up to ``shutdown_grace`` seconds.  We
+count in-flight requests ourselves (:class:`Inflight`) and stop the servers as
+soon as none is left: hypercorn 0.18 would otherwise hold an idle keep-alive
+connection open for the whole grace period.  Then the drives close (LMDB
+synced and closed) and the process exits 0.  A second signal cancels what is
+left at once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -34,6 +39,9 @@ from titans3 import __version__
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
+from titans3.core.crypto import write_atomic
+from titans3.core.errors import DriveError
+from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
 from titans3.erasure.codec import ECScheme
 from titans3.objects.store import ObjectStore
@@ -45,6 +53,37 @@ log = logging.getLogger("titans3")
 HEALTH_INTERVAL = 5.0
 
 
+class Inflight:
+    """Counts HTTP requests being served, across every listener."""
+
+    def __init__(self) -> None:
+        self.active = 0
+
+    def wrap(self, app: Any) -> Callable[..., Any]:
+        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            self.active += 1
+            try:
+                await app(scope, receive, send)
+            finally:
+                self.active -= 1
+
+        return asgi
+
+    async def drain(self, shutdown: trio.Event, scope: trio.CancelScope, grace: float) -> None:
+        """After ``shutdown``: wait for in-flight requests (at most ``grace``
+        seconds), then cancel ``scope`` -- the servers and their idle connections."""
+        await shutdown.wait()
+        with trio.move_on_after(grace):
+            while self.active:
+                await trio.sleep(0.05)
+        if self.active:
+            log.warning("%d requests still running after %.0fs; stopping anyway", self.active, grace)
+        scope.cancel()
+
+
 @dataclass
 class Host:
     """Everything one daemon runs; what the fronts and workers are handed."""
@@ -54,6 +93,7 @@ class Host:
     drives: list[LocalDrive]
     store: ObjectStore
     started_ns: int
+    roster: Roster | None = None
     workers: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,25 +119,49 @@ def scheme_for(cfg: Config) -> ECScheme:
 
 
 async def open_drives(cfg: Config) -> list[LocalDrive]:
+    """Open every configured drive.  One that cannot open stays in the list,
+    offline, so it is visible to the operator and re-probed by the health loop."""
     drives: list[LocalDrive] = []
     for path in cfg.drive_paths():
         d = LocalDrive(path, create=True, threads=cfg.drive_threads)
-        await d.open()
+        try:
+            await d.open()
+        except DriveError as e:
+            log.error("drive %s cannot be opened, keeping it offline: %s", path, e)
         drives.append(d)
     return drives
+
+
+def host_id(state_dir: Path) -> str:
+    """A stable id for this host (ring slots are named after it, not the hostname)."""
+    path = state_dir / "host-id"
+    if path.exists():
+        return path.read_text().strip()
+    hid = secrets.token_hex(6)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, hid.encode() + b"\n", mode=0o644)
+    return hid
 
 
 async def build_host(cfg: Config) -> Host:
     creds = load_root_credentials(cfg.state_path, cfg.root_access_key, cfg.root_secret_key)
     drives = await open_drives(cfg)
     scheme = scheme_for(cfg)
-    hostname = socket.gethostname()
-    ring = build_ring([Member(d.drive_id, hostname) for d in drives], scheme.n)
+    hid = host_id(cfg.state_path)
+    slots = [f"{hid}/drive-{i}" for i in range(len(drives))]
+    roster = Roster(cfg.state_path)
+    healing: set[int] = set()
+    for i, d in enumerate(drives):
+        if d.drive_id and roster.observe(slots[i], str(d.root), d.drive_id).healing:
+            healing.add(i)
+    roster.save()
+    ring = build_ring([Member(s, hid) for s in slots], scheme.n)
     store = ObjectStore(
         drives, ring, scheme, clock=HybridClock(), inline_max=cfg.inline_max,
-        host=hostname, version=__version__,
+        host=socket.gethostname(), version=__version__, slots=slots,
     )
-    return Host(cfg, creds, drives, store, time.time_ns())
+    store.healing = healing
+    return Host(cfg, creds, drives, store, time.time_ns(), roster=roster)
 
 
 async def _health_loop(drives: list[LocalDrive]) -> None:
@@ -136,19 +200,21 @@ async def run(cfg: Config) -> int:
     )
     web_app = create_web_app(host)
     peer_app = create_peer_app(host)
+    inflight = Inflight()
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(host.store.run)
             nursery.start_soon(_health_loop, host.drives)
             nursery.start_soon(_signals, shutdown, nursery.cancel_scope)
             async with trio.open_nursery() as servers:
+                servers.start_soon(inflight.drain, shutdown, servers.cancel_scope, cfg.shutdown_grace)
                 for app, bind, name in (
                     (s3_app, cfg.listen, "s3"),
                     (peer_app, cfg.peer_listen, "peer"),
                     (web_app, cfg.web_listen, "web"),
                 ):
                     hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name)
-                    await servers.start(_serve, app, hc, shutdown.wait)
+                    await servers.start(_serve, inflight.wrap(app), hc, shutdown.wait)
                 log.info("TitanS3 %s ready: S3 on %s, peer on %s, status page on %s; %d drives, EC %d+%d",
                          __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
                          len(host.drives), host.store.scheme.k, host.store.scheme.m)
@@ -182,8 +248,11 @@ async def _signals(shutdown: trio.Event, scope: trio.CancelScope) -> None:
 
 
 def main(cfg: Config) -> int:
+    from titans3.s3 import wire_errors
+
     tune_malloc()
     patch_hypercorn_recv()
+    wire_errors.install()
     logging.basicConfig(
         level=getattr(logging, cfg.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

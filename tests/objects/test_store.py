@@ -302,3 +302,18 @@ async def test_deleting_every_key_under_a_prefix_removes_the_prefix(store, drive
     page = await store.list_objects("bkt", delimiter="/")
     assert page.prefixes == [] and page.objects == []
     assert all(not d.versions for d in drives)
+
+
+@run
+async def test_blank_replacement_drives_do_not_hide_acknowledged_objects(store, drives):
+    data = os.urandom(SEG * 3)
+    await store.put_object("bkt", "k", body(data))
+    await store.put_object("bkt", "small", body(b"tiny"))
+    # Two drives wiped and replaced by blank ones while the host was down.
+    for i in (1, 4):
+        fresh = MemDrive(drives[i].drive_id)
+        store.drives[i] = drives[i] = fresh
+    store.healing = {1, 4}
+    assert await read_all(store, "bkt", "k") == data
+    assert await read_all(store, "bkt", "small") == b"tiny"
+    assert [o.key for o in (await store.list_objects("bkt")).objects] == ["k", "small"]

@@ -19,7 +19,7 @@ every key under the prefix.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -55,18 +55,20 @@ async def merged_entries(
     start_after: bytes | None,
     page: int = 1000,
     min_answers: int = 1,
+    skip: Collection[int] = (),
 ) -> AsyncIterator[Listed]:
     """Yield merged, resolved entries in order (keys with no visible version
     are still yielded, with an empty ``versions``, so callers can count work).
 
     ``placement_of(key)`` gives the positions in ``drives`` that hold ``key``.
+    Drives in ``skip`` are not asked and count as not answering.
     """
     cursor = start_after
     if delimiter and cursor and cursor.startswith(prefix) and cursor.endswith(delimiter):
         cursor = cursor + PAST  # resuming after a common prefix
     cursors: list[bytes | None] = [cursor] * len(drives)
     done = [False] * len(drives)
-    failed = [False] * len(drives)
+    failed = [i in skip for i in range(len(drives))]
     while not all(done[i] or failed[i] for i in range(len(drives))):
         pages: list[list[ListEntry] | None] = [None] * len(drives)
 

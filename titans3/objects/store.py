@@ -85,9 +85,15 @@ class ObjectStore(MultipartMixin):
         inline_max: int = 128 << 10,
         host: str = "localhost",
         version: str = "",
+        slots: Sequence[str] | None = None,
     ) -> None:
         self.drives = list(drives)
-        self._by_id = {d.drive_id: i for i, d in enumerate(self.drives)}
+        # Ring members are slots; by default a drive's slot is its drive id.
+        self.slots = list(slots) if slots is not None else [d.drive_id for d in self.drives]
+        self._by_id = {s: i for i, s in enumerate(self.slots)}
+        # Drives (by position) whose answers do not count in reads: blank
+        # replacements not yet refilled (see titans3.disks.roster).
+        self.healing: set[int] = set()
         self.ring = ring
         self.scheme = scheme
         self.clock = clock or HybridClock()
@@ -143,7 +149,8 @@ class ObjectStore(MultipartMixin):
 
         async with trio.open_nursery() as nursery:
             for j, pos in enumerate(positions):
-                nursery.start_soon(one, j, self.drives[pos])
+                if pos not in self.healing:
+                    nursery.start_soon(one, j, self.drives[pos])
         return positions, per
 
     async def _resolve(
@@ -204,7 +211,7 @@ class ObjectStore(MultipartMixin):
         async for entry in listing.merged_entries(
             self.drives, brec.bucket_id, lambda k: self.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=b"", delimiter=None,
-            start_after=None, page=100, min_answers=self._list_quorum(),
+            start_after=None, page=100, min_answers=self._list_quorum(), skip=self.healing,
         ):
             if entry.versions:
                 raise BucketNotEmpty(BucketName=name)
@@ -487,7 +494,7 @@ class ObjectStore(MultipartMixin):
             self.drives, brec.bucket_id, lambda k: self.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(),
             delimiter=delimiter.encode() or None, start_after=start_after.encode() or None,
-            page=min(1000, max_keys + 1), min_answers=self._list_quorum(),
+            page=min(1000, max_keys + 1), min_answers=self._list_quorum(), skip=self.healing,
         ):
             if not e.is_prefix and (not e.versions or e.versions[0].record.dm):
                 continue
@@ -505,9 +512,10 @@ class ObjectStore(MultipartMixin):
     # ----------------------------------------------------------- admin
     async def info(self) -> HostInfo:
         drives: list[DriveInfo] = []
-        for d in self.drives:
+        for i, d in enumerate(self.drives):
             st = await d.stat()
-            drives.append(DriveInfo(st.drive_id, st.path, st.state.value, st.capacity, st.used,
+            state = "healing" if i in self.healing and st.state == DriveState.ONLINE else st.state.value
+            drives.append(DriveInfo(st.drive_id, st.path, state, st.capacity, st.used,
                                     st.free, st.errors))
         return HostInfo(self.host, drives, self.scheme.k, self.scheme.m, self.version)
 

@@ -1,0 +1,1 @@
+"""Host drive management: which drives this host has, in which ring slots."""
