@@ -108,6 +108,7 @@ def hyper_config(bind: str, *, grace: float, name: str) -> HyperConfig:
     hc.h11_max_incomplete_size = 64 * 1024
     hc.read_timeout = None
     hc.backlog = 1024
+    hc.include_server_header = False  # the S3 app sends "Server: TitanS3"
     return hc
 
 

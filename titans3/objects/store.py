@@ -402,14 +402,20 @@ class ObjectStore(MultipartMixin):
         stats = ReadStats()
         if rec.inline:
             frags: dict[int, bytes] = {}
-            for idx, d in sorted(holders.items()):
-                if len(frags) == k:
-                    break
-                try:
-                    frags[idx] = await d.read_fragment(rec.data or "", 0, 1 << 62)
-                except DriveError as e:
-                    stats.degraded = True
-                    log.warning("inline fragment %d unreadable: %s", idx, e)
+            candidates = sorted(holders)
+            while len(frags) < k and candidates:
+                batch, candidates = candidates[: k - len(frags)], candidates[k - len(frags) :]
+
+                async def one(idx: int) -> None:
+                    try:
+                        frags[idx] = await holders[idx].read_fragment(rec.data or "", 0, 1 << 62)
+                    except DriveError as e:
+                        stats.degraded = True
+                        log.warning("inline fragment %d unreadable: %s", idx, e)
+
+                async with trio.open_nursery() as nursery:
+                    for idx in batch:
+                        nursery.start_soon(one, idx)
             if len(frags) < k:
                 raise QuorumError("too few inline fragments readable")
             data = codec.decode(frags) if rec.size else b""

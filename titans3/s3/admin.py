@@ -1,0 +1,71 @@
+"""The admin API: ``/titans3/admin/v1/...`` on the S3 port.
+
+Theory of operation
+-------------------
+Admin calls ride on the S3 endpoint so that every S3 tool's SigV4 signing (and
+``titanctl``, which signs the same way) works unchanged; the app authenticates
+them like any S3 request and then :func:`handle` requires the *root* access
+key (anyone else: 403 AccessDenied).  Answers are JSON; failures are the usual
+S3 XML errors so there is one error path.
+
+The backend (``admin=`` of ``create_s3_app``) is any object with the async
+methods named in ``ROUTES``; today only ``info() -> HostInfo``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from titans3.core.errors import NotImplementedS3
+from titans3.objects.types import HostInfo
+from titans3.s3.context import Reply, S3Context
+
+PREFIX = "/titans3/admin/"
+
+
+def host_info_json(info: HostInfo) -> dict[str, Any]:
+    return {
+        "host": info.host,
+        "version": info.version,
+        "ec": {"k": info.ec_k, "m": info.ec_m},
+        "drives": [
+            {
+                "drive_id": d.drive_id,
+                "path": d.path,
+                "state": d.state,
+                "capacity": d.capacity,
+                "used": d.used,
+                "free": d.free,
+                "errors": d.errors,
+            }
+            for d in info.drives
+        ],
+    }
+
+
+async def _info(ctx: S3Context) -> dict[str, Any]:
+    return host_info_json(await ctx.admin.info())
+
+
+ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] = {
+    ("GET", "v1/info"): _info,
+}
+
+
+def json_reply(document: dict[str, Any], status: int = 200) -> Reply:
+    body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+    return Reply(status, [("Content-Type", "application/json")], body)
+
+
+async def handle(ctx: S3Context) -> Reply:
+    """Dispatch one admin call (the caller has checked it is the root key)."""
+    if ctx.admin is None:
+        raise NotImplementedS3("The admin API is not enabled on this endpoint.")
+    path = (ctx.route.key or "").strip("/")
+    method = "GET" if ctx.method == "HEAD" else ctx.method
+    call = ROUTES.get((method, path))
+    if call is None:
+        raise NotImplementedS3(f"No admin call {ctx.method} {PREFIX}{path}.")
+    return json_reply(await call(ctx))

@@ -1,0 +1,309 @@
+"""The S3 endpoint as a quart-trio application.
+
+Theory of operation
+-------------------
+One entry point for every request.  S3 routes on the method and the query
+string (``?uploads``, ``?list-type=2``), and its keys contain what web routers
+rewrite (``//``, trailing ``/``, ``%2F``), so the app bypasses the framework's
+URL routing altogether: :meth:`S3App.dispatch_request` hands every request to
+:meth:`S3App.dispatch`, which
+
+1. reads the request exactly as it came off the wire from the ASGI scope
+   (``raw_path``, ``query_string``, raw headers) -- SigV4 signs those bytes;
+2. authenticates it (``titans3.s3.auth``);
+3. classifies it into an AWS operation (``titans3.s3.routing``);
+4. calls the handler registered under that name (``handlers_*.HANDLERS``; a
+   name without a handler is 501 NotImplemented) or the admin API;
+5. turns the handler's framework-free ``Reply`` -- or the ``S3Error`` it
+   raised -- into the HTTP response.
+
+Step 5 is the single place for the invariants: every response carries
+``x-amz-request-id``, ``x-amz-id-2`` and ``Server: TitanS3``; an ``S3Error``
+becomes its XML body and status and is never logged with a traceback; any
+other exception is a 500 ``InternalError`` for the client and exactly one
+ERROR log line with the traceback (and the request id) for the operator; HEAD
+answers keep the Content-Length of the resource and send no body; streamed
+bodies always have an explicit Content-Length.
+
+Streaming and memory.  Bodies are never read whole (except bounded XML
+bodies).  Quart's request body buffer has no backpressure of its own -- its
+receiver appends whatever the server delivers -- so the app installs
+:class:`_StreamingHTTPConnection`, whose receiver waits while more than
+``BODY_HIGH_WATER`` bytes are unread.  The server's bounded app queue then
+stops reading the socket, TCP flow control pushes back on the client, and a
+multi-GiB upload holds about a megabyte.  Downloads stream the store's
+iterator with the response as the only consumer.  Quart's 16 MiB body limit
+and 60 s body/response timeouts are disabled: both break an object store.
+
+Deployment notes for whoever runs this app under hypercorn: set
+``include_server_header = False`` (hypercorn would add a second ``Server``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote
+
+import trio
+from quart.globals import request_ctx
+from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIHTTPConnection
+from quart_trio.wrappers.request import TrioBody, TrioRequest
+from werkzeug.datastructures import Headers
+
+from titans3.core.errors import InternalError, NotImplementedS3, S3Error
+from titans3.s3 import admin as admin_api
+from titans3.s3 import auth as s3auth
+from titans3.s3 import handlers_bucket, handlers_multipart, handlers_object, routing, xml
+from titans3.s3.auth import Credentials
+from titans3.s3.context import XML_CONTENT_TYPE, Handler, Reply, S3Context, S3Settings
+
+log = logging.getLogger("titans3.s3")
+
+SERVER = "TitanS3"
+BODY_HIGH_WATER = 1024 * 1024
+
+HANDLERS: dict[str, Handler] = {
+    **handlers_bucket.HANDLERS,
+    **handlers_object.HANDLERS,
+    **handlers_multipart.HANDLERS,
+}
+
+
+def owner_for(root_access_key: str) -> xml.Owner:
+    """The fixed owner shown in listings: an opaque 64-hex id derived from the root key."""
+    digest = hashlib.sha256(b"titans3-owner\0" + root_access_key.encode()).hexdigest()
+    return xml.Owner(digest, "titans3")
+
+
+# ---------------------------------------------------------- ASGI plumbing
+class _BoundedBody(TrioBody):
+    """Quart's request body buffer plus a way for the receiver to wait for room."""
+
+    def __init__(self, expected_content_length: int | None, max_content_length: int | None) -> None:
+        super().__init__(expected_content_length, max_content_length)
+        self._drained = trio.Event()
+
+    async def __anext__(self) -> bytes:
+        data = await super().__anext__()
+        self._drained.set()
+        return data
+
+    async def wait_for_room(self, high_water: int) -> None:
+        while (
+            len(self._data) > high_water
+            and not self._complete.is_set()
+            and self._must_raise is None
+        ):
+            self._drained = trio.Event()
+            await self._drained.wait()
+
+
+class _BoundedRequest(TrioRequest):
+    body_class = _BoundedBody
+
+
+class _StreamingHTTPConnection(TrioASGIHTTPConnection):
+    """quart-trio's connection with a receiver that respects ``BODY_HIGH_WATER``."""
+
+    async def handle_messages(  # type: ignore[override]
+        self, nursery: trio.Nursery, request: Any, receive: Any
+    ) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.request":
+                request.body.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    request.body.set_complete()
+                else:
+                    await request.body.wait_for_room(BODY_HIGH_WATER)
+            elif message["type"] == "http.disconnect":
+                break
+        nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------- app
+class S3App(QuartTrio):
+    """QuartTrio with S3 dispatch in place of URL routing (see module doc)."""
+
+    asgi_http_class = _StreamingHTTPConnection
+    request_class = _BoundedRequest
+
+    def __init__(
+        self,
+        *,
+        store: Any,
+        credentials: Credentials,
+        settings: S3Settings,
+        admin: Any = None,
+    ) -> None:
+        super().__init__("titans3.s3")
+        self.store = store
+        self.credentials = credentials
+        self.settings = settings
+        self.admin = admin
+        self.handlers: dict[str, Handler] = dict(HANDLERS)
+        self.config["MAX_CONTENT_LENGTH"] = None
+        self.config["BODY_TIMEOUT"] = None
+        self.config["RESPONSE_TIMEOUT"] = None
+
+    def create_url_adapter(self, request: Any) -> None:  # type: ignore[override]
+        return None  # no werkzeug routing: S3 dispatch below is the only route
+
+    async def dispatch_request(self, request_context: Any = None) -> Any:
+        return await self.dispatch((request_context or request_ctx).request)
+
+    # ------------------------------------------------------------ dispatch
+    async def dispatch(self, request: Any) -> Any:
+        scope = request.scope
+        method: str = scope["method"].upper()
+        request_id = secrets.token_hex(8).upper()
+        host_id = base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+        raw_path, raw_query = s3auth.raw_target(
+            scope.get("raw_path") or scope["path"].encode("utf-8"), scope.get("query_string", b"")
+        )
+        headers = s3auth.headers_from_scope(scope["headers"])
+        resource = unquote(raw_path)
+        try:
+            auth_result = s3auth.authenticate(
+                method, raw_path, raw_query, headers,
+                credentials=self.credentials, region=self.settings.region,
+            )  # fmt: skip
+            route = routing.classify(
+                method, raw_path, routing.parse_query(raw_query), headers, self.settings.domain
+            )
+            resource = route.resource
+            ctx = S3Context(
+                method=method, route=route, headers=headers, auth=auth_result, store=self.store,
+                settings=self.settings, request_id=request_id, scheme=scope.get("scheme", "http"),
+                raw_body=request.body, admin=self.admin,
+            )  # fmt: skip
+            if route.op == "Admin":
+                s3auth.require_root(auth_result, self.credentials)
+                reply = await admin_api.handle(ctx)
+            else:
+                handler = self.handlers.get(route.op)
+                if handler is None:
+                    raise NotImplementedS3(f"{route.op} is not implemented.")
+                reply = await handler(ctx)
+        except Exception as exc:  # noqa: BLE001 -- the one place errors become responses
+            reply = self._error_reply(exc, method, resource, request_id, host_id)
+        return self._response(reply, method, request_id, host_id)
+
+    def _error_reply(
+        self, exc: Exception, method: str, resource: str, request_id: str, host_id: str
+    ) -> Reply:
+        err = _s3_error_of(exc)
+        if err is None:
+            log.error("internal error in %s %s (request %s)", method, resource, request_id,
+                      exc_info=exc)  # fmt: skip
+            err = InternalError()
+        elif err.status >= 500:
+            log.warning("%s %s failed (request %s): %s", method, resource, request_id, err)
+        else:
+            log.debug("%s %s -> %s (request %s)", method, resource, err.code, request_id)
+        body = xml.error(
+            err.code, err.message, resource=resource, request_id=request_id, host_id=host_id,
+            extra=err.extra,
+        )  # fmt: skip
+        reply = Reply(err.status, [("Content-Type", XML_CONTENT_TYPE)], body)
+        if err.code == "InvalidRange" and "ActualObjectSize" in err.extra:
+            reply.header("Content-Range", f"bytes */{err.extra['ActualObjectSize']}")
+        if method == "HEAD":
+            reply.length = None  # errors on HEAD: status only, no body, no length
+        return reply
+
+    def _response(self, reply: Reply, method: str, request_id: str, host_id: str) -> Any:
+        headers = Headers()
+        for name, value in reply.headers:
+            headers.add(name, value)
+        headers["x-amz-request-id"] = request_id
+        headers["x-amz-id-2"] = host_id
+        headers["Server"] = SERVER
+        body = reply.body
+        length = reply.length
+        content: Any
+        if isinstance(body, bytes):
+            if length is None and method != "HEAD":
+                length = len(body)
+            content = b"" if method == "HEAD" else body  # bytes -> Quart's in-memory body
+        elif method == "HEAD":
+            raise RuntimeError("a HEAD reply must not carry a stream")
+        else:
+            content = _guarded(body, method, request_id)
+        has_type = "Content-Type" in headers
+        response = self.response_class(content, reply.status, headers)
+        # Quart derives Content-Length from in-memory bodies (0 for HEAD) and adds a
+        # default Content-Type: set both from the Reply instead.
+        response.headers.pop("Content-Length", None)
+        if length is not None and reply.status not in (204, 304):
+            response.headers["Content-Length"] = str(length)
+        if not has_type:
+            response.headers.pop("Content-Type", None)
+        return response
+
+
+def _s3_error_of(exc: BaseException) -> S3Error | None:
+    """The S3Error to report, also from inside an exception group of only S3Errors."""
+    if isinstance(exc, S3Error):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = list(_leaves(exc))
+        if leaves and all(isinstance(e, S3Error) for e in leaves):
+            return leaves[0]  # type: ignore[return-value]
+    return None
+
+
+def _leaves(group: BaseExceptionGroup) -> Any:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+async def _guarded(body: AsyncIterator[bytes], method: str, request_id: str) -> AsyncIterator[bytes]:
+    """Stream ``body``; a failure after the headers went out can only cut the
+    connection short (the client sees fewer bytes than Content-Length), so it
+    is logged here once, with the request id, and re-raised to abort."""
+    try:
+        async for chunk in body:
+            yield chunk
+    except S3Error as err:
+        log.error("%s response stream aborted (request %s): %s", method, request_id, err)
+        raise
+    except Exception:
+        log.error("%s response stream failed (request %s)", method, request_id, exc_info=True)
+        raise
+    finally:
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            with trio.CancelScope(shield=True):
+                await aclose()
+
+
+def create_s3_app(
+    *,
+    store: Any,
+    credentials: Credentials,
+    region: str = "us-east-1",
+    domain: str | None = None,
+    admin: Any = None,
+) -> S3App:
+    """The S3 endpoint for ``store``.
+
+    ``credentials``: ``get_secret(access_key) -> str | None`` and
+    ``root_access_key``.  ``domain`` enables virtual-host-style addressing
+    (``bucket.<domain>``).  ``admin``: object with ``async info() -> HostInfo``
+    serving ``/titans3/admin/v1/info`` to the root key; None disables the admin API.
+    """
+    settings = S3Settings(region=region, owner=owner_for(credentials.root_access_key), domain=domain)
+    return S3App(store=store, credentials=credentials, settings=settings, admin=admin)
+
+
+__all__ = ["BODY_HIGH_WATER", "S3App", "create_s3_app", "owner_for"]

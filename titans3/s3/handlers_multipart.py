@@ -1,0 +1,134 @@
+"""Multipart upload operations.
+
+Theory of operation
+-------------------
+The store owns the upload state and every rule about parts (existence, ETag
+match, order, the 5 MiB minimum: ``NoSuchUpload``, ``InvalidPart``,
+``InvalidPartOrder``, ``EntityTooSmall``).  The front owns syntax: the part
+number range (1..10,000, ``InvalidArgument``), the CompleteMultipartUpload XML
+(``MalformedXML``), and ListParts paging (``max-parts``,
+``part-number-marker``), which it does over the full part list the store
+returns.  Object metadata is fixed at CreateMultipartUpload, exactly as for
+PutObject.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from titans3.core.errors import InvalidArgument, NoSuchUpload
+from titans3.s3 import xml
+from titans3.s3.body import MAX_PUT_SIZE
+from titans3.s3.context import Handler, Reply, S3Context, xml_reply
+from titans3.s3.handlers_object import (
+    checksum_headers,
+    content_md5,
+    extract_meta,
+    reject_unsupported_write,
+    version_header,
+)
+from titans3.s3.xml import quote_etag
+
+MAX_PART_NUMBER = 10_000
+MAX_PARTS_LISTED = 1000
+
+
+def _upload_id(ctx: S3Context) -> str:
+    upload_id = ctx.query.get("uploadId", "")
+    if not upload_id:
+        raise NoSuchUpload(UploadId=upload_id)
+    return upload_id
+
+
+def _int_param(ctx: S3Context, name: str, default: int, low: int, high: int, message: str) -> int:
+    raw = ctx.query.get(name)
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise InvalidArgument(message, ArgumentName=name, ArgumentValue=raw)
+    return int(raw)
+
+
+async def create_multipart_upload(ctx: S3Context) -> Reply:
+    reject_unsupported_write(ctx.headers)
+    meta = extract_meta(ctx.headers)
+    upload_id = await ctx.store.create_multipart(ctx.bucket, ctx.key, meta=meta)
+    return xml_reply(xml.initiate_multipart_upload_result(ctx.bucket, ctx.key, upload_id))
+
+
+async def upload_part(ctx: S3Context) -> Reply:
+    raw = ctx.query.get("partNumber", "")
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PART_NUMBER:
+        raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                              ArgumentName="partNumber", ArgumentValue=raw)  # fmt: skip
+    upload_id = _upload_id(ctx)
+    md5 = content_md5(ctx.headers)
+    body = ctx.open_body(max_size=MAX_PUT_SIZE)
+    part = await ctx.store.upload_part(
+        ctx.bucket, ctx.key, upload_id, int(raw), body, size=body.size, content_md5=md5,
+        checksums=body.verify,
+    )  # fmt: skip
+    reply = Reply(200).header("ETag", quote_etag(part.etag))
+    checksum_headers(reply, part.checksums)
+    return reply
+
+
+def _location(ctx: S3Context) -> str:
+    key = quote(ctx.key, safe="/")
+    if ctx.route.virtual_host:
+        return f"{ctx.base_url()}/{key}"
+    return f"{ctx.base_url()}/{ctx.bucket}/{key}"
+
+
+async def complete_multipart_upload(ctx: S3Context) -> Reply:
+    upload_id = _upload_id(ctx)
+    parts = xml.parse_complete_multipart_upload(await ctx.read_xml_body())
+    result = await ctx.store.complete_multipart(
+        ctx.bucket, ctx.key, upload_id, parts=[(p.number, p.etag) for p in parts]
+    )
+    reply = xml_reply(
+        xml.complete_multipart_upload_result(
+            location=_location(ctx), bucket=ctx.bucket, key=ctx.key, etag=result.etag,
+            checksums=result.checksums,
+        )  # fmt: skip
+    )
+    version_header(reply, result.version_id)
+    return reply
+
+
+async def abort_multipart_upload(ctx: S3Context) -> Reply:
+    await ctx.store.abort_multipart(ctx.bucket, ctx.key, _upload_id(ctx))
+    return Reply(204)
+
+
+async def list_parts(ctx: S3Context) -> Reply:
+    upload_id = _upload_id(ctx)
+    max_parts = _int_param(ctx, "max-parts", MAX_PARTS_LISTED, 0, 2**31 - 1,
+                           "Provided max-parts not an integer or within integer range")  # fmt: skip
+    max_parts = min(max_parts, MAX_PARTS_LISTED)
+    marker = _int_param(ctx, "part-number-marker", 0, 0, 2**31 - 1,
+                        "Provided part-number-marker not an integer or within integer range")  # fmt: skip
+    parts = sorted(await ctx.store.list_parts(ctx.bucket, ctx.key, upload_id), key=lambda p: p.number)
+    after = [p for p in parts if p.number > marker]
+    page, truncated = after[:max_parts], len(after) > max_parts
+    result = xml.PartsPage(
+        bucket=ctx.bucket,
+        key=ctx.key,
+        upload_id=upload_id,
+        part_number_marker=marker,
+        next_part_number_marker=page[-1].number if page else None,
+        max_parts=max_parts,
+        is_truncated=truncated,
+        parts=[xml.PartEntry(p.number, p.mtime_ns, p.etag, p.size, p.checksums) for p in page],
+        owner=ctx.settings.owner,
+    )
+    return xml_reply(xml.list_parts_result(result))
+
+
+HANDLERS: dict[str, Handler] = {
+    "CreateMultipartUpload": create_multipart_upload,
+    "UploadPart": upload_part,
+    "CompleteMultipartUpload": complete_multipart_upload,
+    "AbortMultipartUpload": abort_multipart_upload,
+    "ListParts": list_parts,
+}

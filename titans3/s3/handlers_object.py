@@ -1,0 +1,341 @@
+"""Object-level S3 operations: PutObject, GetObject, HeadObject, DeleteObject.
+
+Theory of operation
+-------------------
+What an object carries besides its bytes travels in one ``meta`` dict that the
+store keeps verbatim and hands back: the standard representation headers
+(Content-Type, -Encoding, -Language, -Disposition, Cache-Control, Expires) and
+every ``x-amz-meta-*`` header, names lower-case.  ``aws-chunked`` is a transfer
+detail, never part of a stored Content-Encoding.
+
+Request features that change what S3 promises (SSE, tagging, object lock,
+conditional writes, non-private ACLs ...) are refused with 501 NotImplemented
+until implemented -- silently ignoring them would store something other than
+what the client asked for.  The list lives in ``UNSUPPORTED_WRITE_HEADERS``.
+
+Reads: ``Range`` is parsed leniently (``titans3.s3.ranges``) and resolved by
+the store; HEAD resolves it itself from the size.  Conditional GET/HEAD headers
+(If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since) are evaluated
+with RFC 7232 precedence against the version the store returned, before a byte
+of the body is read.  Stored checksums are returned only when the client asks
+(``x-amz-checksum-mode: ENABLED``) and only for a whole-object read, because a
+checksum of the whole object cannot validate a range.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+from collections.abc import AsyncIterator, Mapping
+
+from titans3.core.errors import (
+    InvalidArgument,
+    InvalidDigest,
+    MetadataTooLarge,
+    NotImplementedS3,
+    PreconditionFailed,
+)
+from titans3.objects.types import GetResult, ObjectInfo
+from titans3.s3 import ranges
+from titans3.s3.body import MAX_PUT_SIZE
+from titans3.s3.checksums import header_for
+from titans3.s3.context import Handler, Reply, S3Context
+from titans3.s3.xml import quote_etag
+
+STORED_HEADERS = (
+    "content-type",
+    "content-encoding",
+    "content-language",
+    "content-disposition",
+    "cache-control",
+    "expires",
+)
+USER_META_PREFIX = "x-amz-meta-"
+MAX_USER_META = 2048  # bytes of UTF-8 names (without prefix) and values, as AWS counts
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+
+UNSUPPORTED_WRITE_HEADERS = (
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-tagging",
+    "x-amz-object-lock-mode",
+    "x-amz-object-lock-retain-until-date",
+    "x-amz-object-lock-legal-hold",
+    "x-amz-website-redirect-location",
+    "x-amz-grant-read",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+    "if-match",
+    "if-none-match",
+)
+ACCEPTED_CANNED_ACLS = ("private", "bucket-owner-full-control")
+
+_RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+# ------------------------------------------------------------ request checks
+def reject_unsupported_write(headers: Mapping[str, str]) -> None:
+    """501 for write options TitanS3 does not implement yet (see module doc)."""
+    for name in UNSUPPORTED_WRITE_HEADERS:
+        if name in headers:
+            raise NotImplementedS3(f"The {name} header is not implemented.", Header=name)
+    acl = headers.get("x-amz-acl")
+    if acl is not None and acl.strip().lower() not in ACCEPTED_CANNED_ACLS:
+        raise NotImplementedS3("Only the private canned ACL is implemented.", Header="x-amz-acl")
+
+
+def content_md5(headers: Mapping[str, str]) -> str | None:
+    """The Content-MD5 header if it is base64 of 16 bytes; ``InvalidDigest`` otherwise."""
+    value = headers.get("content-md5")
+    if value is None:
+        return None
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise InvalidDigest()
+    return value.strip()
+
+
+def _strip_aws_chunked(value: str) -> str:
+    codings = [c.strip() for c in value.split(",")]
+    return ",".join(c for c in codings if c and c.lower() != "aws-chunked")
+
+
+def _text(value: str) -> str:
+    """Header values arrive as latin-1 (wire bytes); UTF-8 bytes become real text.
+
+    Stored as text, a value like a UTF-8 ``Content-Disposition`` filename is
+    readable by every front and goes back out as the same bytes.
+    """
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def extract_meta(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``meta`` dict stored with an object (see module doc)."""
+    meta: dict[str, str] = {}
+    for name in STORED_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        value = _text(value)
+        if name == "content-encoding":
+            value = _strip_aws_chunked(value)
+            if not value:
+                continue
+        meta[name] = value
+    user_size = 0
+    for name, value in headers.items():
+        if name.startswith(USER_META_PREFIX) and len(name) > len(USER_META_PREFIX):
+            value = meta[name] = _text(value)
+            user_size += len(name[len(USER_META_PREFIX) :].encode()) + len(value.encode())
+    if user_size > MAX_USER_META:
+        raise MetadataTooLarge(Size=str(user_size), MaxSizeAllowed=str(MAX_USER_META))
+    return meta
+
+
+def reject_part_number(ctx: S3Context) -> None:
+    if "partNumber" in ctx.query:
+        raise NotImplementedS3("GET/HEAD by partNumber is not implemented.")
+
+
+# ---------------------------------------------------------------- rendering
+def http_date(ns: int) -> str:
+    """RFC 7231 IMF-fixdate (``Wed, 12 Oct 2009 17:50:00 GMT``)."""
+    return email.utils.formatdate(ns // 1_000_000_000, usegmt=True)
+
+
+def checksum_headers(reply: Reply, checksums: Mapping[str, str]) -> None:
+    for algo in sorted(checksums):
+        try:
+            name = header_for(algo)
+        except Exception:  # an algorithm this front cannot name: skip, never fail a read
+            continue
+        reply.header(name, checksums[algo])
+
+
+def version_header(reply: Reply, version_id: str | None) -> None:
+    if version_id and version_id != "null":
+        reply.header("x-amz-version-id", version_id)
+
+
+def object_headers(reply: Reply, info: ObjectInfo, query: Mapping[str, str]) -> None:
+    """Headers GET and HEAD share: validators, representation metadata, overrides."""
+    meta = info.meta
+    reply.header("ETag", quote_etag(info.etag))
+    reply.header("Last-Modified", http_date(info.mtime_ns))
+    reply.header("Accept-Ranges", "bytes")
+    overridden = {_RESPONSE_OVERRIDES[q]: v for q, v in query.items() if q in _RESPONSE_OVERRIDES}
+    for name, value in overridden.items():
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):  # no header injection
+            raise InvalidArgument(f"Invalid value for {name} override", ArgumentName=name)
+    reply.header("Content-Type", overridden.pop("Content-Type", None) or meta.get("content-type")
+                 or DEFAULT_CONTENT_TYPE)  # fmt: skip
+    for name in STORED_HEADERS[1:]:
+        canonical = "-".join(p.capitalize() for p in name.split("-"))
+        reply.header(canonical, overridden.pop(canonical, None) or meta.get(name))
+    for name, value in meta.items():
+        if name.startswith(USER_META_PREFIX):
+            reply.header(name, value)
+    version_header(reply, info.version_id)
+
+
+# ------------------------------------------------------------ preconditions
+def _etags(value: str) -> list[str]:
+    return [t.strip().removeprefix("W/").strip('"') for t in value.split(",") if t.strip()]
+
+
+def _parse_http_date(value: str) -> int | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return int(when.timestamp()) if when is not None else None
+
+
+def evaluate_preconditions(headers: Mapping[str, str], etag: str, mtime_ns: int) -> int | None:
+    """None to proceed, 304 for Not Modified; raises PreconditionFailed (412).
+
+    RFC 7232 section 6 order, which S3 follows: If-Match, else If-Unmodified-Since;
+    then If-None-Match, else If-Modified-Since.
+    """
+    mtime = mtime_ns // 1_000_000_000
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        tags = _etags(if_match)
+        if "*" not in tags and etag not in tags:
+            raise PreconditionFailed(Condition="If-Match")
+    else:
+        since = headers.get("if-unmodified-since")
+        stamp = _parse_http_date(since) if since else None
+        if stamp is not None and mtime > stamp:
+            raise PreconditionFailed(Condition="If-Unmodified-Since")
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = _etags(if_none_match)
+        if "*" in tags or etag in tags:
+            return 304
+    else:
+        since = headers.get("if-modified-since")
+        stamp = _parse_http_date(since) if since else None
+        if stamp is not None and mtime <= stamp:
+            return 304
+    return None
+
+
+def _not_modified(info: ObjectInfo) -> Reply:
+    reply = Reply(304)
+    reply.header("ETag", quote_etag(info.etag))
+    reply.header("Last-Modified", http_date(info.mtime_ns))
+    return reply
+
+
+async def _aclose(body: AsyncIterator[bytes]) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+# ------------------------------------------------------------------ handlers
+async def put_object(ctx: S3Context) -> Reply:
+    reject_unsupported_write(ctx.headers)
+    meta = extract_meta(ctx.headers)
+    md5 = content_md5(ctx.headers)
+    body = ctx.open_body(max_size=MAX_PUT_SIZE)
+    result = await ctx.store.put_object(
+        ctx.bucket, ctx.key, body, size=body.size, meta=meta, content_md5=md5,
+        checksums=body.verify,
+    )  # fmt: skip
+    reply = Reply(200).header("ETag", quote_etag(result.etag))
+    version_header(reply, result.version_id)
+    checksum_headers(reply, result.checksums)
+    return reply
+
+
+def _version_id(ctx: S3Context) -> str | None:
+    value = ctx.query.get("versionId")
+    if value is not None and not value:
+        raise InvalidArgument("Version id cannot be the empty string", ArgumentName="versionId")
+    return value
+
+
+async def get_object(ctx: S3Context) -> Reply:
+    reject_part_number(ctx)
+    byte_range = ranges.parse_range(ctx.headers.get("range"))
+    result = await ctx.store.get_object(
+        ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range
+    )
+    info = result.info
+    try:
+        modified = evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) != 304
+        reply = _get_reply(ctx, result) if modified else _not_modified(info)
+    except BaseException:
+        await _aclose(result.body)  # nothing will stream it: release it now
+        raise
+    if not modified:
+        await _aclose(result.body)
+    return reply
+
+
+def _get_reply(ctx: S3Context, result: GetResult) -> Reply:
+    info = result.info
+    length = max(0, result.last - result.first + 1)
+    reply = Reply(206 if result.partial else 200, body=result.body, length=length)
+    object_headers(reply, info, ctx.query)
+    if result.partial:
+        reply.header("Content-Range", ranges.content_range(result.first, result.last, info.size))
+    elif ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        checksum_headers(reply, info.checksums)
+    return reply
+
+
+async def head_object(ctx: S3Context) -> Reply:
+    reject_part_number(ctx)
+    info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx))
+    if evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) == 304:
+        return _not_modified(info)
+    span = ranges.resolve_range(ranges.parse_range(ctx.headers.get("range")), info.size)
+    if span is None:
+        reply = Reply(200, length=info.size)
+    else:
+        reply = Reply(206, length=span[1] - span[0] + 1)
+        reply.header("Content-Range", ranges.content_range(span[0], span[1], info.size))
+    object_headers(reply, info, ctx.query)
+    if span is None and ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        checksum_headers(reply, info.checksums)
+    return reply
+
+
+async def delete_object(ctx: S3Context) -> Reply:
+    version_id = _version_id(ctx)
+    result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id)
+    reply = Reply(204)
+    if result.version_id is not None and (result.version_id != "null" or version_id is not None):
+        reply.header("x-amz-version-id", result.version_id)
+    if result.delete_marker:
+        reply.header("x-amz-delete-marker", "true")
+    return reply
+
+
+HANDLERS: dict[str, Handler] = {
+    "PutObject": put_object,
+    "GetObject": get_object,
+    "HeadObject": head_object,
+    "DeleteObject": delete_object,
+}
