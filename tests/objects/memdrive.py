@@ -14,7 +14,7 @@ import trio
 
 from titans3.core.errors import DriveOffline, FragmentMissing
 from titans3.drive.protocol import DriveStat, DriveState, ListEntry
-from titans3.drive.records import VersionRecord, merge_commit
+from titans3.drive.records import VersionRecord, has_older_null, merge_commit
 
 
 class _Writer:
@@ -90,6 +90,7 @@ class MemDrive:
         for d in freed:
             self.data.pop(d, None)
         await trio.lowlevel.checkpoint()
+        return record.null and not record.tomb and has_older_null(recs, record.vid)
 
     async def read_versions(self, bucket_id: bytes, key: bytes) -> list[VersionRecord]:
         self._check()

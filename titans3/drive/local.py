@@ -64,12 +64,20 @@ from titans3.drive import fragment as fmt
 from titans3.drive.chunks import ChunkStore
 from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, META_PREFIX, VERSIONS, Index, WriteContext
 from titans3.drive.protocol import DriveStat, DriveState, ListEntry
-from titans3.drive.records import VersionRecord, merge_commit, pack_versions, unpack_versions
+from titans3.drive.records import (
+    VersionRecord,
+    has_older_null,
+    merge_commit,
+    pack_versions,
+    unpack_versions,
+)
 from titans3.drive.writer import LocalFragmentWriter
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+FAST_BUDGET = 0.02  # s: an inline metadata read slower than this demotes the drive
+SLOW_PENALTY = 30  # s
 
 INLINE_MAX = 128 * 1024
 STAGED_INLINE_TTL = 3600.0  # seconds an uncommitted inline blob is kept in memory
@@ -136,6 +144,7 @@ class LocalDrive:
         self._bytes_stored = self._bytes_persisted = 0
         self._reads = self._writes = self._bytes_read = self._bytes_written = 0
         self._errors = self._inline_quarantined = 0
+        self._slow_until = 0.0  # monotonic time until which _fast reads use threads
 
     # ================================================================ lifecycle
     @property
@@ -268,6 +277,28 @@ class LocalDrive:
         """``fn(txn, *args)`` in an LMDB read transaction, in a worker thread."""
         return await self._run(self._index.read_sync, fn, *args)
 
+    async def _fast(self, fn: Callable[..., T], *args: Any) -> T:
+        """A point lookup (record, table entry, inline blob) run on the event loop.
+
+        An LMDB get is ~1 µs, a thread hop ~100 µs plus GIL hand-offs, and small
+        GETs do ten of them.  The risk of running inline is a disk that stalls
+        inside a page fault and stalls the loop with it: an inline read slower
+        than FAST_BUDGET demotes this drive to worker threads for SLOW_PENALTY
+        seconds, so a failing disk can cost the loop at most one stall per period.
+        """
+        if self._slow_until > time.monotonic():
+            return await self._run(fn, *args)
+        self._require_online()
+        t0 = time.perf_counter()
+        try:
+            return self._guarded(fn, args)
+        finally:
+            if time.perf_counter() - t0 > FAST_BUDGET:
+                self._slow_until = time.monotonic() + SLOW_PENALTY
+                log.warning("drive %s: metadata read took %.0f ms; using worker threads for %ds",
+                            self.drive_id, (time.perf_counter() - t0) * 1e3, SLOW_PENALTY)
+            await trio.lowlevel.checkpoint()
+
     async def _write(self, fn: Callable[[WriteContext], T]) -> T:
         """``fn(ctx)`` in a grouped, durable write transaction."""
         self._require_online()
@@ -379,7 +410,11 @@ class LocalDrive:
         self._check_read_id(data_id)
         if offset < 0 or length < 0:
             raise ValueError("negative offset or length")
-        data = await self._run(self._read_sync, data_id, offset, length)
+        blob = await self._fast(self._inline_get, data_id)
+        if blob is not None:
+            data = blob[offset : offset + length]
+        else:
+            data = await self._run(self._file_op, data_id, self._files.read, data_id, offset, length)
         self._reads += 1
         self._bytes_read += len(data)
         return data
@@ -387,12 +422,6 @@ class LocalDrive:
     async def fragment_size(self, data_id: str) -> int:
         self._check_read_id(data_id)
         return await self._run(self._size_sync, data_id)
-
-    def _read_sync(self, data_id: str, offset: int, length: int) -> bytes:
-        blob = self._inline_get(data_id)
-        if blob is not None:
-            return blob[offset : offset + length]
-        return self._file_op(data_id, self._files.read, data_id, offset, length)
 
     def _size_sync(self, data_id: str) -> int:
         blob = self._inline_get(data_id)
@@ -474,18 +503,23 @@ class LocalDrive:
 
     async def commit_version(
         self, bucket_id: bytes, key: bytes, record: VersionRecord, *, promote: Sequence[str] = ()
-    ) -> None:
+    ) -> bool:
         keys.encode_key(bucket_id, key)  # validate before queueing
         ids = list(promote)
         inline = self._take_inline(ids)
 
+        older_null = False
+
         def apply(ctx: WriteContext) -> list[str]:
+            nonlocal older_null
             self._promote(ctx, ids, inline)
             freed: list[str] = []
 
             def merge(current: bytes | None) -> bytes | None:
+                nonlocal older_null
                 merged, dropped = merge_commit(unpack_versions(current) if current else [], record)
                 freed.extend(dropped)
+                older_null = record.null and not record.tomb and has_older_null(merged, record.vid)
                 return pack_versions(merged) if merged else None  # last version removed
 
             keys.update_record(ctx.txn, ctx.db(VERSIONS), bucket_id, key, merge)
@@ -496,11 +530,12 @@ class LocalDrive:
             self._staged_inline.pop(data_id, None)
         if freed_files:
             await self._run(self._unlink_files, freed_files)
+        return older_null
 
     async def read_versions(self, bucket_id: bytes, key: bytes) -> list[VersionRecord]:
         keys.encode_key(bucket_id, key)
         db = self._index.db(VERSIONS)
-        raw = await self._read(keys.read_record, db, bucket_id, key)
+        raw = await self._fast(self._index.read_sync, keys.read_record, db, bucket_id, key)
         return unpack_versions(raw) if raw else []
 
     async def list_versions(
@@ -598,7 +633,7 @@ class LocalDrive:
             self._require_online()
             await trio.lowlevel.checkpoint()
             return None
-        return await self._read(lambda txn: txn.get(key, db=db))
+        return await self._fast(self._index.read_sync, lambda txn: txn.get(key, db=db))
 
     async def list_meta(
         self, table: str, *, prefix: bytes = b"", start_after: bytes | None = None, limit: int = 1000

@@ -107,10 +107,12 @@ class Drive(Protocol):
     # -------------------------------------------------------------- versions
     async def commit_version(
         self, bucket_id: bytes, key: bytes, record: VersionRecord, *, promote: Sequence[str] = ()
-    ) -> None:
+    ) -> bool:
         """Promote ``promote`` data ids from staging and merge ``record`` into the
         key's version list (see :func:`~titans3.drive.records.merge_commit`), in
-        one durable step.  Data freed by the merge is deleted after the commit."""
+        one durable step.  Data freed by the merge is deleted after the commit.
+        Returns True when the key still holds null versions older than
+        ``record`` (a null record): the caller purges them once it is safe."""
         ...
 
     async def read_versions(self, bucket_id: bytes, key: bytes) -> list[VersionRecord]:

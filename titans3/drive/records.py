@@ -180,3 +180,8 @@ def merge_commit(existing: list[VersionRecord], new: VersionRecord) -> tuple[lis
         out.append(new)
     out.sort(key=lambda r: r.vid, reverse=True)
     return out, freed
+
+
+def has_older_null(records: list[VersionRecord], vid: str) -> bool:
+    """True if ``records`` hold a null version older than ``vid``."""
+    return any(r.null and not r.tomb and r.vid < vid for r in records)

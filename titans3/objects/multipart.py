@@ -292,10 +292,12 @@ class MultipartMixin:
                 ec=(k, m, seg), frag_index=j, parts=list(chosen), meta=dict(upload.get("meta", {})),
             )
 
-        await self._commit_or_rollback(brec, kb, positions, ok, write_quorum(k, m), make, lambda j: [])
+        older = await self._commit_or_rollback(
+            brec, kb, positions, ok, write_quorum(k, m), make, lambda j: []
+        )
         await self._finish_upload(brec, kb, upload_id, best, keep=need)
         if not versioned:
-            self._purge_older_nulls(brec, kb, positions, vid)
+            self._purge_older_nulls(brec, kb, positions, vid, older)
         return PutResult(etag, vid if versioned else "null", size)
 
     async def _finish_upload(

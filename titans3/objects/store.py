@@ -266,8 +266,10 @@ class ObjectStore(MultipartMixin):
         self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int],
         make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
         inline: list[bytes] | None = None, data_id: str | None = None,
+        older_nulls: list[int] | None = None,
     ) -> int:
-        """Commit per-drive records on ``ok`` positions; returns how many landed."""
+        """Commit per-drive records on ``ok`` positions; returns how many landed.
+        Positions still holding older null versions are added to ``older_nulls``."""
         landed: list[int] = []
 
         async def one(j: int) -> None:
@@ -275,8 +277,10 @@ class ObjectStore(MultipartMixin):
             try:
                 if inline is not None and data_id is not None:
                     await d.put_inline(data_id, inline[j])
-                await d.commit_version(brec.bucket_id, key, make(j), promote=promote(j))
+                older = await d.commit_version(brec.bucket_id, key, make(j), promote=promote(j))
                 landed.append(j)
+                if older and older_nulls is not None:
+                    older_nulls.append(j)
             except DriveError as e:
                 log.warning("commit on %s failed: %s", d.drive_id, e)
 
@@ -289,20 +293,27 @@ class ObjectStore(MultipartMixin):
         self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int], w: int,
         make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
         inline: list[bytes] | None = None, data_id: str | None = None,
-    ) -> None:
-        n = await self._commit(brec, key, positions, ok, make, promote, inline, data_id)
+    ) -> list[int]:
+        """Returns the positions that still hold older null versions."""
+        older: list[int] = []
+        n = await self._commit(brec, key, positions, ok, make, promote, inline, data_id, older)
         if n >= w:
-            return
+            return older
         vid = make(0).vid
         tomb = VersionRecord(vid=vid, tomb=True)
         await self._commit(brec, key, positions, ok, lambda j: tomb, lambda j: [])
         raise QuorumError(f"only {n} of the {w} drives needed committed the write")
 
-    def _purge_older_nulls(self, brec: BucketRecord, key: bytes, positions: list[int], vid: str) -> None:
+    def _purge_older_nulls(
+        self, brec: BucketRecord, key: bytes, positions: list[int], vid: str, where: Sequence[int]
+    ) -> None:
+        """After a null version reached quorum: free the older ones, in the background."""
+        if not where:
+            return
         purge = VersionRecord(vid=vid, tomb=True, null=True)
 
         async def run() -> None:
-            await self._commit(brec, key, positions, range(len(positions)), lambda j: purge, lambda j: [])
+            await self._commit(brec, key, positions, where, lambda j: purge, lambda j: [])
 
         self._later(run)
 
@@ -338,12 +349,12 @@ class ObjectStore(MultipartMixin):
                 inline=written.inline is not None, meta=dict(meta or {}), checksums=cks,
             )
 
-        await self._commit_or_rollback(
+        older = await self._commit_or_rollback(
             brec, kb, positions, written.ok, write_quorum(sch.k, sch.m), make,
             lambda j: [written.data_id], written.inline, written.data_id,
         )
         if not versioned:
-            self._purge_older_nulls(brec, kb, positions, vid)
+            self._purge_older_nulls(brec, kb, positions, vid, older)
         return PutResult(etag, vid if versioned else "null", written.size, cks)
 
     # ----------------------------------------------------------- reads
@@ -473,9 +484,11 @@ class ObjectStore(MultipartMixin):
         null = brec.versioning != "Enabled"
         vid = self.clock.new_id()
         marker = VersionRecord(vid=vid, mtime_ns=time.time_ns(), null=null, dm=True)
-        await self._commit_or_rollback(brec, kb, positions, live, w, lambda j: marker, lambda j: [])
+        older = await self._commit_or_rollback(
+            brec, kb, positions, live, w, lambda j: marker, lambda j: []
+        )
         if null:
-            self._purge_older_nulls(brec, kb, positions, vid)
+            self._purge_older_nulls(brec, kb, positions, vid, older)
         return DeleteResult("null" if null else vid, True)
 
     # ----------------------------------------------------------- listing
