@@ -104,6 +104,9 @@ class ObjectStore(MultipartMixin):
         self._codecs: dict[tuple[int, int], Codec] = {}
         self._background: trio.Nursery | None = None
         self.degraded_reads = 0
+        # Heal-on-read: called with (bucket_id, key, vid, bad drive ids) after a
+        # read that needed parity or met a bad fragment (the repair worker's queue).
+        self.on_degraded: Callable[[bytes, bytes, str, set[str]], None] | None = None
 
     # ----------------------------------------------------------- lifecycle
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -402,11 +405,12 @@ class ObjectStore(MultipartMixin):
             for x in recs or ():
                 if x.vid == rec.vid and not x.tomb:
                     holders.setdefault(x.frag_index, self.drives[positions[j]])
-        body = self._read_version(rec, holders, first, last)
+        body = self._read_version(rec, holders, first, last, brec.bucket_id, kb)
         return GetResult(info=info, body=body, first=first, last=last, partial=partial)
 
     async def _read_version(
-        self, rec: VersionRecord, holders: dict[int, Drive], first: int, last: int
+        self, rec: VersionRecord, holders: dict[int, Drive], first: int, last: int,
+        bucket_id: bytes = b"", key: bytes = b"",
     ) -> AsyncIterator[bytes]:
         k, m, _ = rec.ec
         codec = self.codec(k, m)
@@ -448,6 +452,8 @@ class ObjectStore(MultipartMixin):
                     break
         if stats.degraded:
             self.degraded_reads += 1
+            if self.on_degraded is not None:
+                self.on_degraded(bucket_id, key, rec.vid, stats.bad_drives or set())
 
     # ----------------------------------------------------------- deletes
     async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None) -> DeleteResult:
