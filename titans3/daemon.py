@@ -251,8 +251,9 @@ async def _signals(shutdown: trio.Event, scope: trio.CancelScope) -> None:
 def main(cfg: Config) -> int:
     from titans3.s3 import wire_errors
 
-    tune_malloc()
-    patch_hypercorn_recv()
+    if cfg.malloc_tuning:
+        tune_malloc()
+    patch_hypercorn_recv(cfg.http_recv_bytes)
     wire_errors.install()
     logging.basicConfig(
         level=getattr(logging, cfg.log_level.upper()),

@@ -42,6 +42,8 @@ class Config:
     root_access_key: str = field(default="", repr=False)
     root_secret_key: str = field(default="", repr=False)
     shutdown_grace: float = 30.0  # seconds in-flight requests get on SIGTERM
+    http_recv_bytes: int = 1 << 20  # hypercorn socket read size (its default: 64 KiB)
+    malloc_tuning: bool = True  # raise glibc mmap/trim thresholds (STACK-NOTES)
 
     # ------------------------------------------------------------ derived
     @property
