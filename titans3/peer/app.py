@@ -1,32 +1,341 @@
-"""Peer listener.
+"""Peer listener: serves this host's drives to the other hosts of the cluster.
 
 Theory of operation
 -------------------
-Hosts talk to each other on this port (DESIGN §1, §8).  Every peer request
-must carry the cluster-secret HMAC; a request without valid credentials gets
-403 and touches nothing.  A single host has no cluster secret, so nothing can
-authenticate and every request is refused -- the port is held so that the
-address is reserved and an operator's firewall rules can be written now.  The
-drive and cluster calls arrive with the multi-host work (issue 4).
+Hosts talk to each other on this port (DESIGN §1, §8).  Every request must
+carry the cluster-secret HMAC (:mod:`titans3.peer.auth`); the check runs in
+``before_request``, *before* routing to a handler and before the body is read,
+so a request without valid credentials gets 403 and touches nothing -- no
+drive call, no body buffered, no nonce remembered.  A host without a cluster
+secret (single-host mode) refuses every request: nothing can authenticate.
+
+The API is one HTTP call per Drive protocol call (``titans3.drive.remote`` is
+the client), addressed by the drive's *index on this host*:
+
+=====================================================  =========================
+``GET  /peer/v1/heartbeat``                            host id, drives, ring
+``POST /peer/v1/drive/<i>/rpc/<op>``                   msgpack args -> msgpack
+``POST /peer/v1/drive/<i>/frag/<id>/open?index=F``     create_fragment
+``PUT  /peer/v1/drive/<i>/frag/<id>/write?offset=N``   append a chunk (``&finish=1``)
+``POST /peer/v1/drive/<i>/frag/<id>/abort``            abort the writer
+``GET  /peer/v1/drive/<i>/frag/<id>?offset=&length=``  read_fragment, streamed
+=====================================================  =========================
+
+Fragment uploads are a *session* of bounded chunk requests, each signed with
+its own body digest (see auth.py for why not one long streamed request).  The
+session holds the LocalDrive's writer; each chunk names the offset it starts
+at, so a duplicated or reordered chunk is refused (409) instead of corrupting
+the fragment.  A session idle for ``SESSION_TTL`` (its client died) is aborted
+by the next ``open``; anything it left in staging is the drive's staging GC's.
+
+Fragment reads stream back: the first piece is read *before* the status line
+is sent, so a missing or corrupt fragment still gets its typed error status;
+a failure after that closes the connection without the final chunk, which
+the client sees as a truncated body (a ``DriveError``), never as short data.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from quart import Response
+import msgpack
+import trio
+from quart import Response, g, request
 from quart_trio import QuartTrio
+
+from titans3.core.errors import DriveError
+from titans3.drive import wire
+from titans3.drive.protocol import Drive, FragmentWriter
+from titans3.drive.records import VersionRecord
+from titans3.peer.auth import AuthError, Verifier
 
 if TYPE_CHECKING:
     from titans3.daemon import Host
 
+log = logging.getLogger(__name__)
 
-def create_peer_app(host: Host) -> QuartTrio:
+MAX_BODY = 8 << 20  # a chunk request; clients send at most remote.CHUNK_MAX
+READ_PIECE = 4 << 20  # bytes read from the drive per streamed piece
+SESSION_TTL = 300.0  # s an upload session may sit idle
+
+
+@dataclass(eq=False)
+class _Session:
+    writer: FragmentWriter
+    length: int = 0
+    finished: bool = False
+    used: float = field(default_factory=time.monotonic)
+    lock: trio.Lock = field(default_factory=trio.Lock)
+
+
+class PeerService:
+    """What the peer app serves: local drives, the verifier, a host description."""
+
+    def __init__(
+        self,
+        drives: Sequence[Drive],
+        *,
+        secret: str | bytes | None,
+        describe: Callable[[], dict[str, Any]],
+        window: float = 60.0,
+    ) -> None:
+        self.drives = list(drives)
+        self.verifier = Verifier(secret, window=window) if secret else None
+        self.describe = describe
+        self.sessions: dict[tuple[int, str], _Session] = {}
+
+    def sweep(self, now: float) -> list[_Session]:
+        stale = [k for k, s in self.sessions.items() if now - s.used > SESSION_TTL]
+        return [self.sessions.pop(k) for k in stale]
+
+
+def _msg(value: Any, status: int = 200) -> Response:
+    return Response(wire.pack(value), status=status, content_type=wire.CONTENT_TYPE)
+
+
+def _error(e: Exception) -> Response:
+    status, body = wire.error_out(e)
+    return Response(body, status=status, content_type=wire.CONTENT_TYPE)
+
+
+def _refuse() -> Response:
+    return Response("peer request not authenticated\n", status=403, content_type="text/plain")
+
+
+# --------------------------------------------------------------------- rpc ops
+Rpc = Callable[[Drive, dict[str, Any]], Awaitable[Any]]
+
+
+async def _stat(d: Drive, a: dict[str, Any]) -> Any:
+    return wire.stat_out(await d.stat())
+
+
+async def _fragment_size(d: Drive, a: dict[str, Any]) -> Any:
+    return await d.fragment_size(a["id"])
+
+
+async def _put_inline(d: Drive, a: dict[str, Any]) -> Any:
+    await d.put_inline(a["id"], a["data"])
+
+
+async def _commit_version(d: Drive, a: dict[str, Any]) -> Any:
+    rec = VersionRecord.from_dict(a["r"])
+    return await d.commit_version(a["b"], a["k"], rec, promote=list(a.get("p", ())))
+
+
+async def _read_versions(d: Drive, a: dict[str, Any]) -> Any:
+    return wire.records_out(await d.read_versions(a["b"], a["k"]))
+
+
+async def _list_versions(d: Drive, a: dict[str, Any]) -> Any:
+    entries = await d.list_versions(
+        a["b"], prefix=a.get("prefix", b""), start_after=a.get("after"),
+        delimiter=a.get("delim"), limit=int(a.get("limit", 1000)),
+    )
+    return wire.entries_out(entries)
+
+
+async def _delete_data(d: Drive, a: dict[str, Any]) -> Any:
+    await d.delete_data(list(a["ids"]))
+
+
+async def _put_meta(d: Drive, a: dict[str, Any]) -> Any:
+    await d.put_meta(a["t"], a["k"], a.get("v"), promote=list(a.get("p", ())))
+
+
+async def _get_meta(d: Drive, a: dict[str, Any]) -> Any:
+    return await d.get_meta(a["t"], a["k"])
+
+
+async def _list_meta(d: Drive, a: dict[str, Any]) -> Any:
+    rows = await d.list_meta(
+        a["t"], prefix=a.get("prefix", b""), start_after=a.get("after"), limit=int(a.get("limit", 1000))
+    )
+    return [[k, v] for k, v in rows]
+
+
+RPC: dict[str, Rpc] = {
+    "stat": _stat,
+    "fragment_size": _fragment_size,
+    "put_inline": _put_inline,
+    "commit_version": _commit_version,
+    "read_versions": _read_versions,
+    "list_versions": _list_versions,
+    "delete_data": _delete_data,
+    "put_meta": _put_meta,
+    "get_meta": _get_meta,
+    "list_meta": _list_meta,
+}
+
+
+# ------------------------------------------------------------------------ app
+def build_peer_app(svc: PeerService) -> QuartTrio:
     app = QuartTrio("titans3-peer")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.config["BODY_TIMEOUT"] = 30
+    app.config["RESPONSE_TIMEOUT"] = None
+    app.extensions["titans3.peer"] = svc
 
-    @app.route("/", defaults={"path": ""}, methods=["GET", "PUT", "POST", "DELETE", "HEAD"])
-    @app.route("/<path:path>", methods=["GET", "PUT", "POST", "DELETE", "HEAD"])
-    async def refuse(path: str) -> Response:
-        return Response("peer request not authenticated\n", status=403, content_type="text/plain")
+    @app.before_request
+    async def authenticate() -> Response | None:
+        if svc.verifier is None:
+            return _refuse()
+        raw = request.scope.get("raw_path") or request.path.encode()
+        qs = request.scope.get("query_string", b"")
+        target = raw.decode("latin-1") + ("?" + qs.decode("latin-1") if qs else "")
+        try:
+            verified = svc.verifier.check_headers(request.method, target, request.headers)
+        except AuthError as e:
+            log.warning("peer request %s %s from %s refused: %s", request.method, request.path,
+                        request.remote_addr, e)
+            return _refuse()
+        if (request.content_length or 0) > MAX_BODY:
+            return Response("body too large\n", status=413, content_type="text/plain")
+        body = await request.get_data(cache=False)
+        assert isinstance(body, bytes)
+        try:
+            svc.verifier.check_body(verified, body)
+        except AuthError as e:
+            log.warning("peer request %s %s refused: %s", request.method, request.path, e)
+            return _refuse()
+        g.body = body
+        g.sender = verified.sender
+        return None
+
+    def drive(i: int) -> Drive:
+        if not 0 <= i < len(svc.drives):
+            raise LookupError(i)
+        return svc.drives[i]
+
+    def no_drive(i: int) -> Response:
+        return _msg({"error": "DriveError", "message": f"this host has no drive {i}"}, 404)
+
+    @app.get("/peer/v1/heartbeat")
+    async def heartbeat() -> Response:
+        return _msg(svc.describe())
+
+    @app.post("/peer/v1/drive/<int:i>/rpc/<op>")
+    async def rpc(i: int, op: str) -> Response:
+        fn = RPC.get(op)
+        if fn is None or not 0 <= i < len(svc.drives):
+            return no_drive(i) if fn is not None else _msg({"error": "ValueError", "message": op}, 404)
+        try:
+            args = wire.unpack(g.body) if g.body else {}
+            if not isinstance(args, dict):
+                raise TypeError("arguments must be a map")
+            return _msg(await fn(drive(i), args))
+        except (DriveError, ValueError) as e:
+            return _error(e)
+        except (KeyError, TypeError, msgpack.UnpackException) as e:
+            return _error(ValueError(f"malformed {op} request: {e!r}"))
+
+    @app.post("/peer/v1/drive/<int:i>/frag/<data_id>/open")
+    async def frag_open(i: int, data_id: str) -> Response:
+        if not 0 <= i < len(svc.drives):
+            return no_drive(i)
+        for s in svc.sweep(time.monotonic()):
+            if not s.finished:
+                await s.writer.abort()
+        old = svc.sessions.pop((i, data_id), None)
+        if old is not None:
+            await old.writer.abort()
+        try:
+            index = int(request.args.get("index", "0"))
+            w = await drive(i).create_fragment(data_id, index)
+        except (DriveError, ValueError) as e:
+            return _error(e)
+        svc.sessions[(i, data_id)] = _Session(w)
+        return _msg(None)
+
+    @app.put("/peer/v1/drive/<int:i>/frag/<data_id>/write")
+    async def frag_write(i: int, data_id: str) -> Response:
+        s = svc.sessions.get((i, data_id))
+        if s is None:
+            return _msg({"error": "DriveError", "message": f"no open writer for {data_id}"}, 404)
+        try:
+            offset = int(request.args.get("offset", "-1"))
+        except ValueError:
+            offset = -1
+        finish = request.args.get("finish") == "1"
+        async with s.lock:
+            s.used = time.monotonic()
+            if s.finished or offset != s.length:
+                return _msg({"error": "DriveError", "message":
+                             f"chunk at {offset} does not continue {data_id} at {s.length}"}, 409)
+            try:
+                if g.body:
+                    await s.writer.write(g.body)
+                    s.length += len(g.body)
+                if finish:
+                    s.length = await s.writer.finish()
+                    s.finished = True
+            except (DriveError, ValueError, RuntimeError) as e:
+                svc.sessions.pop((i, data_id), None)  # the writer removed its staging file
+                return _error(e if not isinstance(e, RuntimeError) else DriveError(data_id, str(e)))
+            return _msg({"length": s.length})
+
+    @app.post("/peer/v1/drive/<int:i>/frag/<data_id>/abort")
+    async def frag_abort(i: int, data_id: str) -> Response:
+        s = svc.sessions.pop((i, data_id), None)
+        if s is not None:
+            async with s.lock:
+                await s.writer.abort()
+        return _msg(None)
+
+    @app.get("/peer/v1/drive/<int:i>/frag/<data_id>")
+    async def frag_read(i: int, data_id: str) -> Response:
+        if not 0 <= i < len(svc.drives):
+            return no_drive(i)
+        d = drive(i)
+        try:
+            offset = int(request.args.get("offset", "0"))
+            length = int(request.args.get("length", "0"))
+            first = await d.read_fragment(data_id, offset, min(length, READ_PIECE))
+        except (DriveError, ValueError) as e:
+            return _error(e)
+        if len(first) < READ_PIECE or length <= READ_PIECE:
+            return Response(first, status=200, content_type="application/octet-stream")
+
+        async def rest() -> AsyncIterator[bytes]:
+            yield first
+            pos, end = offset + len(first), offset + length
+            while pos < end:
+                piece = await d.read_fragment(data_id, pos, min(end - pos, READ_PIECE))
+                if piece:
+                    yield piece
+                if len(piece) < min(end - pos, READ_PIECE):
+                    return
+                pos += len(piece)
+
+        resp = Response(rest(), status=200, content_type="application/octet-stream")
+        resp.timeout = None
+        return resp
 
     return app
+
+
+def describe_host(host: Host) -> dict[str, Any]:
+    """The heartbeat answer: who this host is and what it serves."""
+    store = host.store
+    return {
+        "host_id": host.host_id,
+        "time_ms": int(time.time() * 1000),
+        "ring_version": store.ring.version if store is not None else 0,
+        "segment_size": host.config.segment_size,
+        "ec": host.config.ec,
+        "drives": [
+            {"index": i, "drive_id": d.drive_id, "state": d.state.value}
+            for i, d in enumerate(host.drives)
+        ],
+    }
+
+
+def create_peer_app(host: Host) -> QuartTrio:
+    svc = PeerService(
+        host.drives, secret=host.config.cluster_secret or None, describe=lambda: describe_host(host)
+    )
+    return build_peer_app(svc)

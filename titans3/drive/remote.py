@@ -1,0 +1,389 @@
+"""RemoteDrive: the Drive protocol over the peer API of another host.
+
+Theory of operation
+-------------------
+A :class:`PeerClient` stands for one peer *host*: one pooled ``httpx``
+connection pool (keep-alive, so a small call is one round trip), the request
+signer, and the host's liveness.  Each of the host's drives is a
+:class:`RemoteDrive` that turns protocol calls into signed HTTP calls
+(``titans3.peer.app`` documents the routes) and answers with the same typed
+errors a :class:`~titans3.drive.local.LocalDrive` raises -- the object layer
+cannot tell them apart (DESIGN §2).
+
+Failure handling -- no call ever hangs on a dead host:
+
+* every request has bounded connect / read / write / pool timeouts;
+* a transport failure (refused, reset, timed out) marks the whole host down:
+  its drives report ``OFFLINE`` and every later call raises ``DriveOffline`` at
+  once, without touching the network, until a heartbeat
+  (:meth:`PeerClient.heartbeat`, run by the cluster's failure detector or by
+  :meth:`RemoteDrive.check`) sees the host again.  One failed call costs one
+  timeout, not one per call;
+* a remote ``DriveOffline`` (the peer is up, its disk is not) marks just that
+  drive offline, again until a heartbeat reports it online;
+* a body cut short after a 200 (the peer died mid-stream, or hit a corrupt
+  block after the first piece) is a plain ``DriveError``: the reader moves on
+  to another fragment, and the next call finds out whether the host is gone.
+
+Fragment upload: ``write()`` buffers; every ``CHUNK`` bytes (and on
+``finish``) one signed PUT carries the chunk with its offset.  Chunks are
+bounded so the receiver authenticates every byte before it reaches a drive,
+and the per-drive round trip per MiB is cheap against the erasure-coding and
+disk work around it.  Fragment download streams the response into one buffer
+of at most the requested length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import trio
+
+from titans3.core.errors import DriveError, DriveOffline, FragmentMissing
+from titans3.drive import wire
+from titans3.drive.protocol import DriveStat, DriveState, ListEntry
+from titans3.drive.records import VersionRecord
+from titans3.peer.auth import Signer
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20  # upload chunk: flush the writer's buffer at this size
+CHUNK_MAX = 4 << 20  # never send more than this in one request (peer MAX_BODY is 8 MiB)
+ABORT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 2.0
+    read: float = 15.0  # longest silence inside one response (an fsync'd commit under load)
+    write: float = 15.0
+    pool: float = 5.0
+    heartbeat: float = 2.0  # the whole heartbeat call
+
+    def httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatistics:
+    address: str
+    host_id: str
+    online: bool
+    requests: int
+    failures: int  # transport failures (each marked the host down)
+    last_seen: float  # time.time() of the last successful heartbeat, 0 if never
+
+
+class PeerClient:
+    """One peer host: connection pool, signer, liveness, its RemoteDrives."""
+
+    def __init__(
+        self,
+        address: str,
+        signer: Signer,
+        *,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 64,
+    ) -> None:
+        self.address = address
+        self.base_url = f"http://{address}"
+        self.signer = signer
+        self.timeouts = timeouts or Timeouts()
+        self._http = httpx.AsyncClient(
+            timeout=self.timeouts.httpx(),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=16),
+            trust_env=False,
+        )
+        self.host_id = ""
+        self.online = False
+        self.last_seen = 0.0
+        self.info: dict[str, Any] = {}
+        self.drives: dict[int, RemoteDrive] = {}
+        self._requests = self._failures = 0
+
+    # ------------------------------------------------------------ liveness
+    def mark_down(self, why: str) -> None:
+        if self.online:
+            log.warning("peer %s (%s) is down: %s", self.address, self.host_id or "?", why)
+        self.online = False
+
+    async def heartbeat(self) -> dict[str, Any]:
+        """Ask the host who it is; update its drives' states.  Raises
+        ``DriveOffline`` (host unreachable) or ``DriveError``."""
+        target = "/peer/v1/heartbeat"
+        try:
+            with trio.fail_after(self.timeouts.heartbeat):
+                resp = await self._send("GET", target, b"", timeout=self.timeouts.heartbeat)
+        except trio.TooSlowError:
+            self._failed("heartbeat timed out")
+            raise DriveOffline(self.address, "heartbeat timed out") from None
+        if resp.status_code != 200:
+            raise DriveError(self.address, f"heartbeat answered HTTP {resp.status_code}")
+        info = wire.unpack(resp.content)
+        hid = str(info["host_id"])
+        if self.host_id and hid != self.host_id:
+            # Another daemon now answers at this address: never mix its drives up
+            # with the ones the ring knows.
+            self.mark_down(f"host id changed from {self.host_id} to {hid}")
+            raise DriveError(self.address, f"expected host {self.host_id}, found {hid}")
+        self.host_id = hid
+        self.info = info
+        for d in info["drives"]:
+            drive = self.drive(int(d["index"]))
+            drive.drive_id = d["drive_id"] or drive.drive_id
+            drive._remote_state = DriveState(d["state"])
+        if not self.online:
+            log.info("peer %s (%s) is up", self.address, hid)
+        self.online = True
+        self.last_seen = time.time()
+        return info
+
+    def drive(self, index: int) -> RemoteDrive:
+        d = self.drives.get(index)
+        if d is None:
+            d = self.drives[index] = RemoteDrive(self, index)
+        return d
+
+    def statistics(self) -> PeerStatistics:
+        return PeerStatistics(self.address, self.host_id, self.online, self._requests,
+                              self._failures, self.last_seen)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------ transport
+    def _failed(self, why: str) -> None:
+        self._failures += 1
+        self.mark_down(why)
+
+    async def _send(self, method: str, target: str, body: bytes, *, timeout: float | None = None) -> httpx.Response:
+        """One signed request, body read in full.  Transport failures mark the
+        host down and raise ``DriveOffline``."""
+        self._requests += 1
+        headers = self.signer.headers(method, target, body)
+        try:
+            return await self._http.request(
+                method, self.base_url + target, content=body, headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as e:
+            self._failed(f"{type(e).__name__}: {e}")
+            raise DriveOffline(self.address, f"peer unreachable: {type(e).__name__}") from e
+
+
+class RemoteDrive:
+    """Implements :class:`~titans3.drive.protocol.Drive` for drive ``index`` of a peer."""
+
+    def __init__(self, peer: PeerClient, index: int, drive_id: str = "") -> None:
+        self.peer = peer
+        self.index = index
+        self.drive_id = drive_id or f"{peer.address}/drive-{index}"
+        self._remote_state = DriveState.OFFLINE  # as the peer's last heartbeat reported it
+        self._prefix = f"/peer/v1/drive/{index}"
+
+    # ================================================================ state
+    @property
+    def state(self) -> DriveState:
+        return self._remote_state if self.peer.online else DriveState.OFFLINE
+
+    def _require_online(self) -> None:
+        if not self.peer.online:
+            raise DriveOffline(self.drive_id, f"host {self.peer.address} is down")
+        if self._remote_state is not DriveState.ONLINE:
+            raise DriveOffline(self.drive_id, self._remote_state.value)
+
+    async def check(self) -> DriveState:
+        """Heartbeat the host (the health loop's probe)."""
+        with contextlib.suppress(DriveError):
+            await self.peer.heartbeat()
+        return self.state
+
+    async def _request(self, method: str, target: str, body: bytes = b"") -> httpx.Response:
+        self._require_online()
+        try:
+            resp = await self.peer._send(method, target, body)
+        except DriveOffline as e:
+            raise DriveOffline(self.drive_id, str(e)) from e
+        if resp.status_code != 200:
+            try:
+                wire.raise_error(resp.status_code, resp.content, self.drive_id)
+            except DriveOffline:
+                self._remote_state = DriveState.OFFLINE
+                raise
+        return resp
+
+    async def _rpc(self, op: str, args: dict[str, Any]) -> Any:
+        resp = await self._request("POST", f"{self._prefix}/rpc/{op}", wire.pack(args))
+        return wire.unpack(resp.content)
+
+    async def stat(self) -> DriveStat:
+        """An unreachable drive reports zeros, not an error (like LocalDrive)."""
+        path = f"{self.peer.address}#{self.index}"
+        try:
+            return wire.stat_in(await self._rpc("stat", {}), path=path)
+        except DriveError:
+            return DriveStat(self.drive_id, path, self.state, 0, 0, 0, 0, 0)
+
+    # ================================================================ data
+    async def create_fragment(self, data_id: str, frag_index: int) -> RemoteFragmentWriter:
+        await self._request("POST", f"{self._prefix}/frag/{_safe(data_id)}/open?index={int(frag_index)}")
+        return RemoteFragmentWriter(self, data_id)
+
+    async def read_fragment(self, data_id: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        self._require_online()
+        try:
+            _safe(data_id)
+        except ValueError:  # as LocalDrive: a malformed id names no fragment here
+            raise FragmentMissing(self.drive_id, f"no fragment {data_id!r} (malformed id)") from None
+        target = f"{self._prefix}/frag/{data_id}?offset={int(offset)}&length={int(length)}"
+        peer = self.peer
+        peer._requests += 1
+        headers = peer.signer.headers("GET", target, b"")
+        try:
+            async with peer._http.stream("GET", peer.base_url + target, headers=headers) as resp:
+                if resp.status_code != 200:
+                    body = await resp.aread()
+                    try:
+                        wire.raise_error(resp.status_code, body, self.drive_id)
+                    except DriveOffline:
+                        self._remote_state = DriveState.OFFLINE
+                        raise
+                buf = bytearray()
+                try:
+                    async for piece in resp.aiter_raw():
+                        buf += piece
+                        if len(buf) > length:
+                            raise DriveError(self.drive_id, "peer sent more than was asked")
+                except httpx.TransportError as e:
+                    raise DriveError(self.drive_id, f"fragment read cut short: {type(e).__name__}") from e
+                return bytes(buf)
+        except httpx.TransportError as e:
+            peer._failed(f"{type(e).__name__}: {e}")
+            raise DriveOffline(self.drive_id, f"peer unreachable: {type(e).__name__}") from e
+
+    async def fragment_size(self, data_id: str) -> int:
+        return int(await self._rpc("fragment_size", {"id": data_id}))
+
+    async def put_inline(self, data_id: str, data: bytes) -> None:
+        await self._rpc("put_inline", {"id": data_id, "data": bytes(data)})
+
+    # ================================================================ versions
+    async def commit_version(
+        self, bucket_id: bytes, key: bytes, record: VersionRecord, *, promote: Sequence[str] = ()
+    ) -> bool:
+        args = {"b": bucket_id, "k": key, "r": record.to_dict(), "p": list(promote)}
+        return bool(await self._rpc("commit_version", args))
+
+    async def read_versions(self, bucket_id: bytes, key: bytes) -> list[VersionRecord]:
+        return wire.records_in(await self._rpc("read_versions", {"b": bucket_id, "k": key}))
+
+    async def list_versions(
+        self,
+        bucket_id: bytes,
+        *,
+        prefix: bytes = b"",
+        start_after: bytes | None = None,
+        delimiter: bytes | None = None,
+        limit: int = 1000,
+    ) -> list[ListEntry]:
+        args = {"b": bucket_id, "prefix": prefix, "after": start_after, "delim": delimiter, "limit": limit}
+        return wire.entries_in(await self._rpc("list_versions", args))
+
+    async def delete_data(self, data_ids: Sequence[str]) -> None:
+        await self._rpc("delete_data", {"ids": list(data_ids)})
+
+    # ================================================================ tables
+    async def put_meta(
+        self, table: str, key: bytes, value: bytes | None, *, promote: Sequence[str] = ()
+    ) -> None:
+        await self._rpc("put_meta", {"t": table, "k": key, "v": value, "p": list(promote)})
+
+    async def get_meta(self, table: str, key: bytes) -> bytes | None:
+        return await self._rpc("get_meta", {"t": table, "k": key})  # type: ignore[no-any-return]
+
+    async def list_meta(
+        self, table: str, *, prefix: bytes = b"", start_after: bytes | None = None, limit: int = 1000
+    ) -> list[tuple[bytes, bytes]]:
+        rows = await self._rpc("list_meta", {"t": table, "prefix": prefix, "after": start_after,
+                                             "limit": limit})
+        return [(k, v) for k, v in rows]
+
+    async def close(self) -> None:
+        """The connection pool belongs to the PeerClient; nothing to do per drive."""
+        await trio.lowlevel.checkpoint()
+
+    def __repr__(self) -> str:
+        return f"<RemoteDrive {self.drive_id} at {self.peer.address}#{self.index} {self.state.value}>"
+
+
+class RemoteFragmentWriter:
+    """Implements :class:`~titans3.drive.protocol.FragmentWriter` over chunk requests.
+    Single-task, like every fragment writer."""
+
+    def __init__(self, drive: RemoteDrive, data_id: str) -> None:
+        self._drive = drive
+        self.data_id = data_id
+        self._buf = bytearray()
+        self._sent = 0
+        self._length: int | None = None
+        self._closed = False
+        self._aborted = False
+        self._base = f"{drive._prefix}/frag/{_safe(data_id)}"
+
+    async def write(self, data: bytes | memoryview | bytearray) -> None:
+        if self._closed or self._length is not None:
+            raise RuntimeError(f"fragment writer {self.data_id} is closed")
+        self._buf += data
+        while len(self._buf) >= CHUNK:
+            await self._flush(min(len(self._buf), CHUNK_MAX), finish=False)
+        await trio.lowlevel.checkpoint()
+
+    async def _flush(self, n: int, *, finish: bool) -> int:
+        body = bytes(self._buf[:n])
+        target = f"{self._base}/write?offset={self._sent}" + ("&finish=1" if finish else "")
+        try:
+            resp = await self._drive._request("PUT", target, body)
+        except BaseException:
+            self._closed = True  # the peer dropped (or never had) the session
+            raise
+        del self._buf[:n]
+        self._sent += n
+        return int(wire.unpack(resp.content)["length"])
+
+    async def finish(self) -> int:
+        if self._length is not None:
+            return self._length
+        if self._closed:
+            raise RuntimeError(f"fragment writer {self.data_id} is closed")
+        while len(self._buf) > CHUNK_MAX:
+            await self._flush(CHUNK_MAX, finish=False)
+        self._length = await self._flush(len(self._buf), finish=True)
+        return self._length
+
+    async def abort(self) -> None:
+        """Best effort and bounded: a dead peer's staging is its own GC's job."""
+        if self._aborted:
+            await trio.lowlevel.checkpoint()
+            return
+        self._aborted = self._closed = True
+        self._buf.clear()
+        with trio.CancelScope(shield=True), trio.move_on_after(ABORT_TIMEOUT), contextlib.suppress(DriveError):
+            await self._drive._request("POST", f"{self._base}/abort")
+
+
+def _safe(data_id: str) -> str:
+    """Data ids are lowercase hex; anything else never reaches a URL."""
+    if not data_id or not all(c in "0123456789abcdef" for c in data_id) or len(data_id) > 64:
+        raise ValueError(f"bad data id {data_id!r}")
+    return data_id
+
+
+__all__ = ["PeerClient", "PeerStatistics", "RemoteDrive", "RemoteFragmentWriter", "Timeouts"]
