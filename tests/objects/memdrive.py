@@ -72,6 +72,8 @@ class MemDrive:
 
     async def fragment_size(self, data_id: str) -> int:
         self._check()
+        if data_id not in self.data:
+            raise FragmentMissing(self.drive_id, data_id)
         return len(self.data[data_id])
 
     def _promote(self, ids: Sequence[str]) -> None:

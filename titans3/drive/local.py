@@ -563,6 +563,29 @@ class LocalDrive:
 
         return await self._read(walk)
 
+    async def bucket_ids(self) -> list[bytes]:
+        """Every bucket id with version records on this drive, in order.
+
+        GC asks the drive itself rather than the bucket table: data must never
+        look unreferenced just because a bucket record is missing or stale here.
+        """
+        db = self._index.db(VERSIONS)
+
+        def scan(txn: lmdb.Transaction) -> list[bytes]:
+            out: list[bytes] = []
+            with txn.cursor(db=db) as cur:
+                found = cur.first()
+                while found:
+                    bid = bytes(cur.key()[: keys.BUCKET_ID_LEN])
+                    out.append(bid)
+                    nxt = int.from_bytes(bid, "big") + 1
+                    if nxt >> (8 * keys.BUCKET_ID_LEN):
+                        break
+                    found = cur.set_range(nxt.to_bytes(keys.BUCKET_ID_LEN, "big"))
+            return out
+
+        return await self._read(scan)
+
     async def delete_data(self, data_ids: Sequence[str]) -> None:
         ids = [i for i in data_ids if _DATA_ID.fullmatch(i)]  # others name nothing here
         for data_id in ids:

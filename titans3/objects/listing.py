@@ -88,14 +88,17 @@ async def merged_entries(
             raise QuorumError("too few drives answered the listing")
 
         cutoff: bytes | None = None
-        for i, pg in enumerate(pages):
-            if pg is None:
-                continue
-            if len(pg) < page:
-                done[i] = True
-            elif pg:
+        for pg in pages:
+            if pg is not None and len(pg) == page and pg:
                 end = after(pg[-1].key, pg[-1].is_prefix)
                 cutoff = end if cutoff is None or end < cutoff else cutoff
+        for i, pg in enumerate(pages):
+            # A short page ends the drive's listing -- unless the cutoff hides its
+            # tail: then the drive is asked again from the next cursor.
+            if pg is not None and len(pg) < page and (
+                cutoff is None or not pg or after(pg[-1].key, pg[-1].is_prefix) <= cutoff
+            ):
+                done[i] = True
         merged: dict[bytes, dict[int, list[VersionRecord]]] = {}
         prefixes: set[bytes] = set()
         for i, pg in enumerate(pages):

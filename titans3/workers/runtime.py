@@ -1,0 +1,87 @@
+"""Wiring the durability workers into the daemon's nursery.
+
+Theory of operation
+-------------------
+:func:`run_workers` is the one place that builds the workers for a host: it
+makes the object layer's :class:`~titans3.objects.maintenance.Maintenance`
+(imported here, at run time, because this module is daemon wiring -- the
+workers themselves never import the object layer), opens the persisted heal
+queue, points ``ObjectStore.on_degraded`` at it, starts every worker and
+registers them in ``host.workers`` under the names the status page, the
+admin API and ``titanctl repair status`` use (``WORKER_NAMES``).  It must
+start after the final ``host.store`` exists (in a cluster the store is
+replaced while the cluster forms).
+
+Only this host's drives are scrubbed and garbage-collected (positions of
+``host.drives`` in ``store.drives``); repair and refill write wherever the
+placement says, through the Drive protocol.  When a refill completes, the
+slot's healing flag is cleared in the roster too, so it stays cleared across
+restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from titans3.workers.gc import GarbageCollector
+from titans3.workers.healqueue import HealQueue
+from titans3.workers.refill import RefillManager
+from titans3.workers.repairer import RepairWorker
+from titans3.workers.scrubber import Scrubber
+
+if TYPE_CHECKING:
+    from titans3.daemon import Host
+
+log = logging.getLogger(__name__)
+
+HEAL_QUEUE_FILE = "heal-queue.msgpack"
+WORKER_NAMES = ("scrubber", "heal-queue", "repair", "refill", "gc")
+
+
+def local_positions(host: Host) -> list[int]:
+    """Positions in ``host.store.drives`` of the drives this host owns."""
+    mine = {id(d) for d in host.drives}
+    return [i for i, d in enumerate(host.store.drives) if id(d) in mine]
+
+
+async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    from titans3.objects.maintenance import Maintenance
+
+    cfg = host.config
+    store = host.store
+    svc = Maintenance(store, grace=cfg.repair_grace)
+    queue = HealQueue(cfg.state_path / HEAL_QUEUE_FILE, cfg.heal_queue_max)
+    if queue.loaded:
+        log.info("heal queue: %d keys carried over from the last run", queue.loaded)
+
+    def degraded(bucket_id: bytes, key: bytes, vid: str, bad: set[str]) -> None:
+        if bucket_id:
+            queue.push_nowait(bucket_id, key, "read")
+
+    store.on_degraded = degraded
+    local = local_positions(host)
+
+    def refilled(pos: int) -> None:
+        if host.roster is not None and store.slots[pos] in host.roster.slots:
+            host.roster.set_healing(store.slots[pos], False)
+        log.info("drive %s (%s) is refilled: reads count it again",
+                 store.drives[pos].drive_id, store.slots[pos])
+
+    scrubber = Scrubber(svc, queue, positions=local, rate=cfg.scrub_rate,
+                        interval=cfg.scrub_interval)
+    repair = RepairWorker(svc, queue, concurrency=cfg.repair_concurrency)
+    refill = RefillManager(svc, concurrency=cfg.repair_concurrency, on_done=refilled)
+    gc = GarbageCollector(svc, positions=local, interval=cfg.gc_interval,
+                          window=cfg.commit_window, mpu_max_age=cfg.mpu_max_age)
+    host.workers.update({"scrubber": scrubber, "heal-queue": queue, "repair": repair,
+                         "refill": refill, "gc": gc})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.run_persister)
+        await nursery.start(repair.run)
+        await nursery.start(refill.run)
+        await nursery.start(scrubber.run)
+        await nursery.start(gc.run)
+        task_status.started()
