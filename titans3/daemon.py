@@ -40,13 +40,14 @@ from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
 from titans3.core.crypto import write_atomic
-from titans3.core.errors import DriveError
+from titans3.core.errors import ConfigError, DriveError
 from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
 from titans3.erasure.codec import ECScheme
 from titans3.objects.store import ObjectStore
 from titans3.objects.versionid import HybridClock
 from titans3.ring.builder import Member, build_ring
+from titans3.workers.runtime import run_workers
 
 log = logging.getLogger("titans3")
 
@@ -95,6 +96,12 @@ class Host:
     started_ns: int
     roster: Roster | None = None
     workers: dict[str, Any] = field(default_factory=dict)
+    host_id: str = ""
+    disks: Any = None  # titans3.disks.manager.DiskManager with --disks
+
+    async def info(self) -> Any:
+        """``HostInfo`` for the admin API, whose backend is the host (it needs the workers too)."""
+        return await self.store.info()
 
 
 def hyper_config(bind: str, *, grace: float, name: str) -> HyperConfig:
@@ -146,9 +153,15 @@ def host_id(state_dir: Path) -> str:
 
 async def build_host(cfg: Config) -> Host:
     creds = load_root_credentials(cfg.state_path, cfg.root_access_key, cfg.root_secret_key)
-    drives = await open_drives(cfg)
-    scheme = scheme_for(cfg)
     hid = host_id(cfg.state_path)
+    disks = None
+    if cfg.disks:  # raw disks (titans3/disks/): as many drives as disks were found
+        from titans3.disks.manager import open_disks
+
+        disks, drives, cfg = await open_disks(cfg, hid)
+    else:
+        drives = await open_drives(cfg)
+    scheme = scheme_for(cfg)
     slots = [f"{hid}/drive-{i}" for i in range(len(drives))]
     roster = Roster(cfg.state_path)
     healing: set[int] = set()
@@ -162,7 +175,10 @@ async def build_host(cfg: Config) -> Host:
         host=socket.gethostname(), version=__version__, slots=slots,
     )
     store.healing = healing
-    return Host(cfg, creds, drives, store, time.time_ns(), roster=roster)
+    host = Host(cfg, creds, drives, store, time.time_ns(), roster=roster, host_id=hid, disks=disks)
+    if disks is not None:
+        disks.attach(host)  # hot replacements go into host.drives / host.store
+    return host
 
 
 async def _health_loop(drives: list[LocalDrive]) -> None:
@@ -195,23 +211,40 @@ async def run(cfg: Config) -> int:
     if host.credentials.generated:
         print_credentials(host.credentials, cfg, lambda s: print(s, flush=True))
     shutdown = trio.Event()
-    s3_app = create_s3_app(
-        store=host.store, credentials=host.credentials, region=cfg.region,
-        domain=cfg.domain or None, admin=host.store,
-    )
-    web_app = create_web_app(host)
     peer_app = create_peer_app(host)
     inflight = Inflight()
+    rc = 0
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(host.store.run)
             nursery.start_soon(_health_loop, host.drives)
             nursery.start_soon(_signals, shutdown, nursery.cancel_scope)
             async with trio.open_nursery() as servers:
                 servers.start_soon(inflight.drain, shutdown, servers.cancel_scope, cfg.shutdown_grace)
+                # The peer listener comes first: in a cluster, the handshake
+                # needs every host's peer API (this one's included) answering.
+                hc = hyper_config(cfg.peer_listen, grace=cfg.shutdown_grace, name="peer")
+                await servers.start(_serve, inflight.wrap(peer_app), hc, shutdown.wait)
+                if cfg.peers:
+                    from titans3.peer.cluster import form
+
+                    try:
+                        await form(host, nursery)  # replaces host.store with the cluster's
+                    except ConfigError as e:
+                        log.error("cannot form the cluster: %s", e)
+                        rc = 2
+                        nursery.cancel_scope.cancel()
+                        await trio.lowlevel.checkpoint()
+                await nursery.start(host.store.run)
+                if host.disks is not None:  # hot-plug: failed disks out, new disks in
+                    await nursery.start(host.disks.run)
+                await nursery.start(run_workers, host)
+                s3_app = create_s3_app(
+                    store=host.store, credentials=host.credentials, region=cfg.region,
+                    domain=cfg.domain or None, admin=host,
+                )
+                web_app = create_web_app(host)
                 for app, bind, name in (
                     (s3_app, cfg.listen, "s3"),
-                    (peer_app, cfg.peer_listen, "peer"),
                     (web_app, cfg.web_listen, "web"),
                 ):
                     hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name)
@@ -223,13 +256,16 @@ async def run(cfg: Config) -> int:
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
+            cluster = host.workers.get("cluster")
+            if cluster is not None:
+                await cluster.aclose()
             for d in host.drives:
                 try:
                     await d.close()
                 except Exception as e:  # noqa: BLE001
                     log.warning("closing %s: %s", d.drive_id, e)
-    log.info("TitanS3 stopped cleanly")
-    return 0
+    log.info("TitanS3 stopped cleanly" if rc == 0 else "TitanS3 stopped")
+    return rc
 
 
 async def _serve(app: Any, hc: HyperConfig, trigger: Callable[[], Any], *, task_status: Any) -> None:

@@ -25,6 +25,7 @@ from titans3.core.errors import (
     IncompleteBody,
     InvalidPart,
     InvalidPartOrder,
+    InvalidRequest,
     NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
@@ -58,6 +59,7 @@ class _Upload:
     key: str
     meta: dict[str, str]
     parts: dict[int, tuple[bytes, PartInfo]] = field(default_factory=dict)
+    checksum: tuple[str | None, str | None] = (None, None)  # algorithm, type
 
 
 @dataclass
@@ -65,6 +67,7 @@ class _Bucket:
     created_ns: int
     objects: dict[str, _Object] = field(default_factory=dict)
     uploads: dict[str, _Upload] = field(default_factory=dict)
+    config: dict[str, bytes] = field(default_factory=dict)
 
 
 class MemStore:
@@ -131,9 +134,19 @@ class MemStore:
         self._check()
         return [BucketInfo(n, b.created_ns) for n, b in sorted(self.buckets.items())]
 
+    async def get_bucket_config(self, bucket: str, name: str) -> bytes | None:
+        return self._bucket(bucket).config.get(name)
+
+    async def put_bucket_config(self, bucket: str, name: str, value: bytes | None) -> None:
+        config = self._bucket(bucket).config
+        if value is None:
+            config.pop(name, None)
+        else:
+            config[name] = value
+
     # ------------------------------------------------------------- objects
     async def put_object(self, bucket, key, body, *, size=None, meta=None, content_md5=None,
-                         checksums=None) -> PutResult:  # fmt: skip
+                         checksums=None, tags=None, condition=None) -> PutResult:  # fmt: skip
         b = self._bucket(bucket)
         data, etag, stored = await self._consume(body, size, content_md5, checksums)
         b.objects[key] = _Object(data, etag, time.time_ns(), dict(meta or {}), stored)
@@ -152,7 +165,8 @@ class MemStore:
     async def head_object(self, bucket, key, *, version_id=None) -> ObjectInfo:
         return self._info(bucket, key, self._object(bucket, key))
 
-    async def get_object(self, bucket, key, *, version_id=None, byte_range=None) -> GetResult:
+    async def get_object(self, bucket, key, *, version_id=None, byte_range=None,
+                         part_number=None) -> GetResult:  # fmt: skip
         obj = self._object(bucket, key)
         span = resolve_range(byte_range, len(obj.data))
         first, last = span if span is not None else (0, len(obj.data) - 1)
@@ -201,20 +215,33 @@ class MemStore:
             raise NoSuchUpload(UploadId=upload_id)
         return upload
 
-    async def create_multipart(self, bucket, key, *, meta=None) -> str:
+    async def create_multipart(self, bucket, key, *, meta=None, tags=None, checksum_algorithm=None,
+                               checksum_type=None) -> str:  # fmt: skip
         upload_id = f"upload-{next(self._ids)}"
-        self._bucket(bucket).uploads[upload_id] = _Upload(key, dict(meta or {}))
+        upload = _Upload(key, dict(meta or {}))
+        upload.checksum = (checksum_algorithm, checksum_type)
+        self._bucket(bucket).uploads[upload_id] = upload
         return upload_id
 
     async def upload_part(self, bucket, key, upload_id, part_number, body, *, size=None,
-                          content_md5=None, checksums=None) -> PartInfo:  # fmt: skip
+                          content_md5=None, checksums=None, compute_checksum=None) -> PartInfo:  # fmt: skip
         upload = self._upload(bucket, key, upload_id)
         data, etag, stored = await self._consume(body, size, content_md5, checksums)
+        expected = upload.checksum[0]
+        ours = compute_checksum(*upload.checksum) if expected and compute_checksum else None
+        if ours is not None and not stored:
+            ours.update(data)
+            stored = {expected: ours.b64digest()}
+        if expected is not None and expected not in stored:
+            actual = next(iter(stored), "null")
+            raise InvalidRequest("Checksum Type mismatch occurred, expected checksum Type: "
+                                 f"{expected.lower()}, actual checksum Type: {actual.lower()}")
         info = PartInfo(part_number, len(data), etag, time.time_ns(), stored)
         upload.parts[part_number] = (data, info)
         return info
 
-    async def complete_multipart(self, bucket, key, upload_id, parts) -> PutResult:
+    async def complete_multipart(self, bucket, key, upload_id, parts, *, checksums=None,
+                                 condition=None) -> PutResult:  # fmt: skip
         upload = self._upload(bucket, key, upload_id)
         numbers = [n for n, _ in parts]
         if numbers != sorted(set(numbers)):
@@ -228,13 +255,16 @@ class MemStore:
         for data, _ in chosen[:-1]:
             if len(data) < self.min_part_size:
                 raise EntityTooSmall()
+        cks = {}
+        if checksums is not None:
+            cks = dict(checksums(*upload.checksum, [i for _, i in chosen]))
         digest = hashlib.md5(b"".join(bytes.fromhex(i.etag) for _, i in chosen)).hexdigest()
         etag = f"{digest}-{len(chosen)}"
         data = b"".join(d for d, _ in chosen)
         b = self._bucket(bucket)
-        b.objects[key] = _Object(data, etag, time.time_ns(), upload.meta, {}, len(chosen))
+        b.objects[key] = _Object(data, etag, time.time_ns(), upload.meta, cks, len(chosen))
         del b.uploads[upload_id]
-        return PutResult(etag, "null", len(data), {})
+        return PutResult(etag, "null", len(data), cks)
 
     async def abort_multipart(self, bucket, key, upload_id) -> None:
         self._upload(bucket, key, upload_id)

@@ -112,11 +112,11 @@ def test_unimplemented_operation_is_501_not_implemented():
     async def main():
         app, _ = make_app()
         await put_bucket(app)
-        return await call(app, "GET", "/bkt", "versioning")
+        return await call(app, "GET", "/bkt", "replication")
 
     r = run(main)
     assert (r.status, r.code) == (501, "NotImplemented")
-    assert "GetBucketVersioning" in r.xml().findtext("Message")
+    assert "GetBucketReplication" in r.xml().findtext("Message")
 
 
 def test_method_s3_lacks_is_405_xml():

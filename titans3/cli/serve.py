@@ -16,6 +16,15 @@ from titans3.core.config import Config, load
 from titans3.core.errors import ConfigError
 
 
+class _JoinAction(argparse.Action):
+    """A repeatable option kept as one comma-separated string (Config fields are scalars)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        cur = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, f"{cur},{values}" if cur else str(values))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="titans3", description="TitanS3 storage-node daemon")
     p.add_argument("--version", action="version", version=f"titans3 {__version__}")
@@ -32,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--domain", help="S3 domain for virtual-hosted-style requests")
     s.add_argument("--ec", metavar="K+M", help="erasure scheme (default by drive count: 6 -> 4+2)")
     s.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--peers", metavar="HOST:PORT,...",
+                   help="form a cluster: every host's peer API address, this host's included")
+    s.add_argument("--cluster-secret", metavar="S",
+                   help="shared secret authenticating peers (same on every host; or TITANS3_CLUSTER_SECRET)")
+    s.add_argument("--cluster-wait", type=float, metavar="SECONDS",
+                   help="how long start-up waits for every peer to answer (default 120)")
+    s.add_argument("--disks", metavar="auto|DEV,DEV",
+                   help="use raw disks instead of --data directories: 'auto' claims every blank disk "
+                        "(or TitanS3 drive) found, or name the devices")
+    s.add_argument("--disk-allow", metavar="GLOB", action=_JoinAction,
+                   help="only disks whose device path, /dev/disk/by-* link or loop backing file "
+                        "matches GLOB (repeatable; comma-separated)")
     c = sub.add_parser("credentials", help="print the root credentials (created on first use)")
     c.add_argument("--config", metavar="FILE", help="TOML configuration file")
     c.add_argument("--data", metavar="DIR", help="data directory (default ./data)")

@@ -260,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = sub.add_parser("info", help="host, version, erasure scheme and drives")
     _add_common(info, top=False)
+    from titans3.cli import ctl_repair  # here: it imports this module
+
+    ctl_repair.add_commands(sub, _add_common)
+    from titans3.cli import ctl_disk
+
+    ctl_disk.add_commands(sub, _add_common)
     return parser
 
 
@@ -291,7 +297,13 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         return EXIT_USAGE
     try:
         client = _client(args, dict(os.environ) if env is None else env)
-        out = cmd_info(client, args.json)
+        from titans3.cli import ctl_disk, ctl_repair
+
+        if args.command in ctl_disk.COMMANDS:
+            out = ctl_disk.run(args, client)
+        else:
+            out = (ctl_repair.run(args, client) if args.command in ctl_repair.COMMANDS
+                   else cmd_info(client, args.json))
     except CtlError as e:
         print(f"titanctl: {e.message}", file=sys.stderr)
         return e.code

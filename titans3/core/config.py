@@ -42,8 +42,26 @@ class Config:
     root_access_key: str = field(default="", repr=False)
     root_secret_key: str = field(default="", repr=False)
     shutdown_grace: float = 30.0  # seconds in-flight requests get on SIGTERM
+    # Cluster (issue 4): every host gets the same peer list (itself included)
+    # and secret; without peers the host runs alone exactly as before.
+    peers: str = ""  # "HOST:PORT,HOST:PORT,..." peer API addresses
+    cluster_secret: str = field(default="", repr=False)
+    cluster_wait: float = 120.0  # seconds to wait at start-up for every peer to answer
     http_recv_bytes: int = 1 << 20  # hypercorn socket read size (its default: 64 KiB)
     malloc_tuning: bool = True  # raise glibc mmap/trim thresholds (STACK-NOTES)
+    # Durability workers (titans3/workers/).
+    scrub_rate: int = 32 << 20  # bytes/s all scrubbing may read; 0 = unthrottled
+    scrub_interval: float = 7 * 86400.0  # seconds between the end of a pass and the next
+    repair_concurrency: int = 4  # keys repaired at once (heal queue; per refilled drive)
+    repair_grace: float = 10.0  # seconds a new version is left to its own PUT before repair
+    heal_queue_max: int = 10000  # keys the persisted heal queue holds
+    gc_interval: float = 3600.0  # seconds between GC passes
+    commit_window: float = 3600.0  # seconds before uncommitted / unreferenced data is garbage
+    mpu_max_age: float = 0.0  # abort multipart uploads older than this (seconds); 0 = never
+    # Raw disks (titans3/disks/): "" = directory drives (--data/--drives, the
+    # default); "auto" = claim every qualifying disk; or "/dev/x,/dev/y".
+    disks: str = ""
+    disk_allow: str = ""  # comma-separated globs: device path, by-* link or loop backing file
 
     # ------------------------------------------------------------ derived
     @property
@@ -52,6 +70,9 @@ class Config:
 
     def drive_paths(self) -> list[Path]:
         return [Path(self.data) / f"drive-{i}" for i in range(self.drives)]
+
+    def peer_list(self) -> list[str]:
+        return [p.strip() for p in self.peers.split(",") if p.strip()]
 
     def ec_scheme(self) -> tuple[int, int] | None:
         if not self.ec:
@@ -93,6 +114,14 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _validate(cfg: Config) -> None:
+    for key in ("scrub_rate", "heal_queue_max", "repair_concurrency"):
+        if getattr(cfg, key) < (0 if key == "scrub_rate" else 1):
+            raise ConfigError(f"{key}: must be {'>= 0' if key == 'scrub_rate' else '>= 1'}")
+    for key in ("scrub_interval", "gc_interval", "commit_window"):
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"{key}: must be a positive number of seconds")
+    if cfg.repair_grace < 0 or cfg.mpu_max_age < 0:
+        raise ConfigError("repair_grace/mpu_max_age: must be >= 0 seconds")
     for key in ("listen", "peer_listen", "web_listen"):
         parse_hostport(getattr(cfg, key), key)
     if not 1 <= cfg.drives <= 256:
@@ -102,8 +131,22 @@ def _validate(cfg: Config) -> None:
             k, m = cfg.ec_scheme()  # type: ignore[misc]
         except ValueError:
             raise ConfigError(f"ec: expected K+M such as 4+2, got {cfg.ec!r}") from None
-        if k < 1 or m < 0 or k + m > cfg.drives:
+        # With --disks the drive count is known only once the disks are found
+        # (the daemon checks it then).
+        if k < 1 or m < 0 or (k + m > cfg.drives and not cfg.peers and not cfg.disks):
             raise ConfigError(f"ec: {cfg.ec} needs {k + m} drives, have {cfg.drives}")
+    if cfg.disks.strip() not in ("", "auto"):
+        for dev in cfg.disks.split(","):
+            if dev.strip() and not dev.strip().startswith("/"):
+                raise ConfigError(f"disks: expected 'auto' or device paths such as /dev/sdb, got {dev.strip()!r}")
+    if cfg.disk_allow and not cfg.disks:
+        raise ConfigError("disk_allow: only meaningful with disks (--disks auto or a device list)")
+    for peer in cfg.peer_list():
+        parse_hostport(peer, "peers")
+    if cfg.peers and len(cfg.cluster_secret) < 16:
+        raise ConfigError("cluster_secret: a cluster (--peers) needs a secret of at least 16 characters")
+    if cfg.cluster_wait <= 0:
+        raise ConfigError("cluster_wait: must be positive")
     if cfg.segment_size < 4096 or cfg.segment_size % 4096:
         raise ConfigError("segment_size: must be a positive multiple of 4096")
     if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -32,6 +32,8 @@ class S3Error(TitanError):
         self.message = message or self.default_message
         # Extra elements AWS puts in the error body (BucketName, Key, ...).
         self.extra: dict[str, str] = {k: str(v) for k, v in extra.items()}
+        # Response headers AWS sends with this error (x-amz-delete-marker, Allow, ...).
+        self.headers: list[tuple[str, str]] = []
         super().__init__(f"{self.code}: {self.message}")
 
 
@@ -135,6 +137,14 @@ PreconditionFailed = _s3(
     "PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"
 )
 InvalidRange = _s3("InvalidRange", 416, "The requested range is not satisfiable")
+InvalidPartNumber = _s3("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
+ConditionalRequestConflict = _s3(
+    "ConditionalRequestConflict",
+    409,
+    "A conflicting operation occurred. If using PutObject you can retry the request. If using "
+    "multipart upload you should initiate another CreateMultipartUpload request and re-upload "
+    "each part.",
+)
 InternalError = _s3(
     "InternalError", 500, "We encountered an internal error. Please try again."
 )
@@ -145,6 +155,22 @@ ServiceUnavailable = _s3(
     "ServiceUnavailable", 503, "Please reduce your request rate."
 )
 SlowDown = _s3("SlowDown", 503, "Please reduce your request rate.")
+# Bucket configuration (CORS, tagging, location).
+BadRequest = _s3("BadRequest", 400, "Bad Request")
+AccessForbidden = _s3("AccessForbidden", 403, "Access Forbidden")
+InvalidTag = _s3("InvalidTag", 400, "The TagKey you have provided is invalid")
+NoSuchTagSet = _s3("NoSuchTagSet", 404, "The TagSet does not exist")
+NoSuchCORSConfiguration = _s3(
+    "NoSuchCORSConfiguration", 404, "The CORS configuration does not exist"
+)
+InvalidLocationConstraint = _s3(
+    "InvalidLocationConstraint", 400, "The specified location-constraint is not valid"
+)
+IllegalLocationConstraintException = _s3(
+    "IllegalLocationConstraintException",
+    400,
+    "The specified location-constraint is not valid for this endpoint.",
+)
 
 
 class QuorumError(ServiceUnavailable):  # type: ignore[misc,valid-type]

@@ -14,7 +14,10 @@ never by name, so a bucket deleted and created again starts empty even if GC
 has not yet purged the old one's records.
 
 Records are cached in memory after the first read; this process is the only
-writer on a single host (the cluster work adds invalidation through peers).
+writer on a single host.  In a cluster other hosts write too, so the table is
+built with ``cache=False``: every ``get`` is a quorum read of that one record
+(the newest of a majority of drives), and list/update re-read the table --
+correct without any invalidation protocol, at one small read per drive.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import msgpack
 import trio
@@ -67,20 +70,23 @@ class BucketRecord:
     versioning: str = ""  # "", "Enabled", "Suspended"
     deleted: bool = False
     ec: tuple[int, int] | None = None
+    # Bucket sub-configurations (CORS, tagging, ...) as opaque bytes keyed by
+    # name: the front owns their format, the record only keeps them in quorum.
+    config: Mapping[str, bytes] = field(default_factory=dict)
 
     def pack(self) -> bytes:
-        return msgpack.packb(
-            {
-                "name": self.name,
-                "id": self.bucket_id,
-                "t": self.created_ns,
-                "vid": self.vid,
-                "ver": self.versioning,
-                "del": self.deleted,
-                "ec": list(self.ec) if self.ec else None,
-            },
-            use_bin_type=True,
-        )
+        doc = {
+            "name": self.name,
+            "id": self.bucket_id,
+            "t": self.created_ns,
+            "vid": self.vid,
+            "ver": self.versioning,
+            "del": self.deleted,
+            "ec": list(self.ec) if self.ec else None,
+        }
+        if self.config:  # absent when empty: older records and readers stay identical
+            doc["cfg"] = dict(self.config)
+        return msgpack.packb(doc, use_bin_type=True)
 
     @classmethod
     def unpack(cls, raw: bytes) -> BucketRecord:
@@ -88,13 +94,15 @@ class BucketRecord:
         return cls(
             d["name"], d["id"], d["t"], d["vid"], d.get("ver", ""), d.get("del", False),
             tuple(d["ec"]) if d.get("ec") else None,  # type: ignore[arg-type]
+            dict(d.get("cfg") or {}),
         )
 
 
 class BucketTable:
-    def __init__(self, drives: Sequence[Drive], clock: HybridClock) -> None:
+    def __init__(self, drives: Sequence[Drive], clock: HybridClock, *, cache: bool = True) -> None:
         self._drives = list(drives)
         self._clock = clock
+        self._cache_enabled = cache
         self._cache: dict[str, BucketRecord] = {}
         self._loaded = False
         self._lock = trio.Lock()
@@ -102,6 +110,10 @@ class BucketTable:
     @property
     def majority(self) -> int:
         return len(self._drives) // 2 + 1
+
+    def replace_drive(self, pos: int, drive: Drive) -> None:
+        """A replaced disk (ObjectStore.replace_drive)."""
+        self._drives[pos] = drive
 
     async def _load(self) -> None:
         """Read every drive's table once and keep the newest record per name."""
@@ -126,14 +138,42 @@ class BucketTable:
                 nursery.start_soon(one, d)
         if len(answers) < self.majority:
             raise QuorumError("too few drives answered to read the bucket table")
+        table = self._cache if self._cache_enabled else {}
         for rows in answers:
             for _, raw in rows:
                 rec = BucketRecord.unpack(raw)
-                cur = self._cache.get(rec.name)
+                cur = table.get(rec.name)
                 if cur is None or rec.vid > cur.vid:
-                    self._cache[rec.name] = rec
+                    table[rec.name] = rec
                 self._clock.observe(rec.vid)
-        self._loaded = True
+        self._cache = table
+        self._loaded = self._cache_enabled  # uncached: the next call reads again
+
+    async def _read_one(self, name: str) -> BucketRecord | None:
+        """The newest record for ``name`` among the first majority of drives to answer."""
+        found: list[BucketRecord | None] = []
+
+        async def one(d: Drive, done: trio.CancelScope) -> None:
+            try:
+                raw = await d.get_meta(TABLE, name.encode())
+            except DriveError:
+                return
+            found.append(BucketRecord.unpack(raw) if raw is not None else None)
+            if len(found) >= self.majority:
+                done.cancel()
+
+        async with trio.open_nursery() as nursery:
+            for d in self._drives:
+                nursery.start_soon(one, d, nursery.cancel_scope)
+        if len(found) < self.majority:
+            raise QuorumError("too few drives answered to read the bucket record")
+        best: BucketRecord | None = None
+        for rec in found:
+            if rec is not None:
+                self._clock.observe(rec.vid)
+                if best is None or rec.vid > best.vid:
+                    best = rec
+        return best
 
     async def _write(self, rec: BucketRecord) -> None:
         ok = 0
@@ -154,6 +194,11 @@ class BucketTable:
         self._cache[rec.name] = rec
 
     async def get(self, name: str) -> BucketRecord:
+        if not self._cache_enabled:
+            rec = await self._read_one(name)
+            if rec is None or rec.deleted:
+                raise NoSuchBucket(BucketName=name)
+            return rec
         if not self._loaded:
             async with self._lock:
                 if not self._loaded:
@@ -190,6 +235,22 @@ class BucketTable:
             if cur is None or cur.deleted:
                 raise NoSuchBucket(BucketName=name)
             rec = replace(cur, vid=self._clock.new_id(), **changes)  # type: ignore[arg-type]
+            await self._write(rec)
+            return rec
+
+    async def set_config(self, name: str, item: str, value: bytes | None) -> BucketRecord:
+        """Replace (or with None remove) one sub-configuration, under the table
+        lock so concurrent updates of different items do not lose each other."""
+        async with self._lock:
+            if not self._loaded:
+                await self._load()
+            cur = self._cache.get(name)
+            if cur is None or cur.deleted:
+                raise NoSuchBucket(BucketName=name)
+            config = {k: v for k, v in cur.config.items() if k != item}
+            if value is not None:
+                config[item] = value
+            rec = replace(cur, vid=self._clock.new_id(), config=config)
             await self._write(rec)
             return rec
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -35,12 +34,15 @@ from titans3.core.errors import (
     InvalidArgument,
     InvalidPart,
     InvalidPartOrder,
+    InvalidRequest,
     NoSuchUpload,
     QuorumError,
 )
 from titans3.drive.protocol import DriveState
 from titans3.drive.records import Part, VersionRecord
+from titans3.objects.conditional import WriteCondition
 from titans3.objects.resolve import write_quorum
+from titans3.objects.tagging import with_tags
 from titans3.objects.types import PartInfo, PutResult
 from titans3.objects.validate import check_key
 
@@ -62,6 +64,22 @@ def _upload_key(bucket_id: bytes, upload_id: str) -> bytes:
 
 def _part_key(upload_id: str, number: int) -> bytes:
     return bytes.fromhex(upload_id) + struct.pack(">I", number)
+
+
+# (upload's checksum algorithm, its type) -> a running checksum to compute, or None
+ComputeChecksum = Callable[[str, str | None], Any]
+# (upload's checksum algorithm, its type, the chosen parts) -> the object's checksums
+CompleteChecksums = Callable[[str | None, str | None, Sequence[PartInfo]], Mapping[str, str]]
+
+
+def _check_part_checksum(expected: str | None, got: Mapping[str, str]) -> None:
+    """A part of an upload created with a checksum algorithm must carry that checksum."""
+    if expected is not None and expected not in got:
+        actual = next(iter(got), None)
+        raise InvalidRequest(
+            "Checksum Type mismatch occurred, expected checksum Type: "
+            f"{expected.lower()}, actual checksum Type: {actual.lower() if actual else 'null'}"
+        )
 
 
 def _valid_upload_id(upload_id: str) -> bool:
@@ -97,15 +115,21 @@ class MultipartMixin:
         return mine[0]
 
     async def create_multipart(
-        self: ObjectStore, bucket: str, key: str, *, meta: Mapping[str, str] | None = None
+        self: ObjectStore, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
+        checksum_algorithm: str | None = None, checksum_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> str:
+        """``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
+        every part to carry that checksum; Complete hands them to its hook."""
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
         sch = self.scheme_for(brec)
-        upload_id = secrets.token_hex(16)
+        # Clock ids: unique, and ordered by initiation (ListMultipartUploads order).
+        upload_id = self.clock.new_id()
         doc = msgpack.packb(
             {"key": kb, "t": time.time_ns(), "meta": dict(meta or {}),
-             "ec": [sch.k, sch.m, sch.segment_size]},
+             "ec": [sch.k, sch.m, sch.segment_size],
+             "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {})},
             use_bin_type=True,
         )
         ok = await self._put_meta_all(brec, kb, UPLOADS, _upload_key(brec.bucket_id, upload_id), doc)
@@ -197,20 +221,36 @@ class MultipartMixin:
         content_md5: str | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
+        compute_checksum: ComputeChecksum | None = None,
     ) -> PartInfo:
+        """``compute_checksum(algorithm, type)`` may return a running checksum
+        (``update``/``b64digest``) for the upload's algorithm; the store feeds it
+        the part and stores its value when the request brought none (AWS computes
+        the part checksum of a copied part, and of a FULL_OBJECT upload's part)."""
         if not 1 <= part_number <= MAX_PARTS:
             raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
                                   ArgumentName="partNumber", ArgumentValue=str(part_number))
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
-        await self._upload(brec, kb, upload_id)
+        upload = await self._upload(brec, kb, upload_id)
         old, _ = await self._parts(brec, kb, upload_id)
+        algo = upload.get("ca")
+        ours = compute_checksum(algo, upload.get("ct")) if algo and compute_checksum else None
+        feed = on_data
+        if ours is not None:
+            def feed(chunk: memoryview) -> None:
+                ours.update(chunk)
+                if on_data is not None:
+                    on_data(chunk)
         # Parts are never inline (see module docstring).
         positions, sch, written = await self._stage(
-            brec, kb, body, size, content_md5, on_data, inline_max=-1
+            brec, kb, body, size, content_md5, feed, inline_max=-1
         )
         try:
             cks = dict(checksums()) if checksums is not None else {}
+            if ours is not None and not cks:  # a request checksum of another kind stays a mismatch
+                cks[algo] = ours.b64digest()
+            _check_part_checksum(algo, cks)
         except BaseException:
             await self._discard(positions, written)
             raise
@@ -252,16 +292,24 @@ class MultipartMixin:
         ]
 
     async def complete_multipart(
-        self: ObjectStore, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+        self: ObjectStore, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]],
+        *, checksums: CompleteChecksums | None = None, condition: WriteCondition | None = None,
     ) -> PutResult:
+        """``checksums(algorithm, type, parts)`` gets the upload's checksum algorithm
+        and type (None when created without) and the chosen parts; it returns the
+        object's ``{algo: b64}`` to store, or raises to refuse the Complete."""
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
+        seen = await self._precheck(brec, bucket, key, kb, condition)
         if not parts:
             raise InvalidArgument("You must specify at least one part")  # AWS: MalformedXML in front
         if len(parts) > MAX_PARTS:
             raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
         numbers = [n for n, _ in parts]
+        if any(not 1 <= n <= MAX_PARTS for n in numbers):
+            raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                                  ArgumentName="partNumber")
         if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
             raise InvalidPartOrder(UploadId=upload_id)
         best, held = await self._parts(brec, kb, upload_id)
@@ -274,31 +322,41 @@ class MultipartMixin:
                 raise EntityTooSmall(UploadId=upload_id, PartNumber=str(n),
                                      ProposedSize=str(r["size"]), MinSizeAllowed=str(MIN_PART_SIZE))
             chosen.append(Part(n, r["size"], r["etag"], r["data"], dict(r.get("cks", {}))))
+        cks: dict[str, str] = {}
+        if checksums is not None:
+            cks = dict(checksums(upload.get("ca"), upload.get("ct"), [
+                PartInfo(p.number, p.size, p.etag, 0, dict(p.checksums)) for p in chosen
+            ]))  # fmt: skip
         md5s = b"".join(bytes.fromhex(p.etag) for p in chosen)
         etag = f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"
         size = sum(p.size for p in chosen)
         k, m, seg = upload["ec"]
         versioned = brec.versioning == "Enabled"
-        vid = self.clock.new_id()
-        now = time.time_ns()
         positions = self.placement(brec.bucket_id, kb)
         need = {p.data_id for p in chosen}
         ok = [j for j in range(len(positions)) if need <= held.get(j, set())
               and self.drives[positions[j]].state == DriveState.ONLINE]
+        extra = with_tags(None, upload.get("tags"))
 
-        def make(j: int) -> VersionRecord:
-            return VersionRecord(
-                vid=vid, mtime_ns=now, null=not versioned, size=size, etag=etag,
-                ec=(k, m, seg), frag_index=j, parts=list(chosen), meta=dict(upload.get("meta", {})),
+        # A conditional Complete re-checks the key under its lock (objects/conditional.py).
+        async with self._commit_guard(brec, bucket, key, kb, condition, seen):
+            vid = self.clock.new_id()
+            now = time.time_ns()
+
+            def make(j: int) -> VersionRecord:
+                return VersionRecord(
+                    vid=vid, mtime_ns=now, null=not versioned, size=size, etag=etag,
+                    ec=(k, m, seg), frag_index=j, parts=list(chosen),
+                    meta=dict(upload.get("meta", {})), checksums=cks, extra=dict(extra),
+                )
+
+            older = await self._commit_or_rollback(
+                brec, kb, positions, ok, write_quorum(k, m), make, lambda j: []
             )
-
-        older = await self._commit_or_rollback(
-            brec, kb, positions, ok, write_quorum(k, m), make, lambda j: []
-        )
         await self._finish_upload(brec, kb, upload_id, best, keep=need)
         if not versioned:
             self._purge_older_nulls(brec, kb, positions, vid, older)
-        return PutResult(etag, vid if versioned else "null", size)
+        return PutResult(etag, vid if versioned else "null", size, cks, now)
 
     async def _finish_upload(
         self: ObjectStore, brec: BucketRecord, kb: bytes, upload_id: str,

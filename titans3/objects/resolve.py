@@ -18,6 +18,10 @@ answer (``unseen``).  For every version id:
     ``QuorumError`` rather than silently serving an older version (strong
     consistency: never stale, at worst unavailable).
 
+A version's mutable fields (its tags) are re-committed in place with a change
+stamp (``extra["mu"]``); the holder with the newest stamp is the representative
+record, so an update that reached ``W`` drives is what every read quorum sees.
+
 Only the newest surviving null version is visible (older nulls are purged
 after their successor reached quorum; until then they are shadowed).
 Last writer wins by version id, which sorts in time order.
@@ -62,7 +66,9 @@ def resolve_versions(
     null_seen = False
     for vid in sorted(by_vid, reverse=True):
         holders = by_vid[vid]
-        rec = holders[0][1]
+        # Fields of a version can change after it was written (object tags): the
+        # copy with the newest change stamp speaks for it (see objects/tagging.py).
+        rec = max(holders, key=lambda h: h[1].extra.get("mu", ""))[1]
         vk, vw = k, w
         if not rec.dm:
             ek, em, _ = rec.ec

@@ -45,10 +45,15 @@ from titans3.drive.records import Part, VersionRecord
 from titans3.erasure.codec import Codec, ECScheme
 from titans3.erasure.stripe import Layout, layout_for, resolve_range
 from titans3.objects import listing
+from titans3.objects.bucket_config import BucketConfigMixin
 from titans3.objects.buckets import BucketRecord, BucketTable
+from titans3.objects.conditional import ConditionalMixin, KeyLocks, WriteCondition
+from titans3.objects.copy import CopyMixin
 from titans3.objects.multipart import MultipartMixin
+from titans3.objects.parts import part_span
 from titans3.objects.reader import ReadStats, read_stream
 from titans3.objects.resolve import Resolved, resolve_versions, write_quorum
+from titans3.objects.tagging import TaggingMixin, tags_of, with_tags
 from titans3.objects.types import (
     BucketInfo,
     DeleteResult,
@@ -59,8 +64,10 @@ from titans3.objects.types import (
     ObjectInfo,
     PutResult,
 )
+from titans3.objects.uploads import UploadsMixin
 from titans3.objects.validate import check_content_md5, check_key
 from titans3.objects.versionid import HybridClock, is_version_id
+from titans3.objects.versions import VersionsMixin, delete_marker_error
 from titans3.objects.writer import Written, write_stream
 from titans3.ring.builder import Ring
 
@@ -74,7 +81,10 @@ def etag_of(md5: bytes) -> str:
     return md5.hex()
 
 
-class ObjectStore(MultipartMixin):
+class ObjectStore(
+    MultipartMixin, BucketConfigMixin, VersionsMixin, CopyMixin, TaggingMixin, UploadsMixin,
+    ConditionalMixin,
+):
     def __init__(
         self,
         drives: Sequence[Drive],
@@ -101,6 +111,7 @@ class ObjectStore(MultipartMixin):
         self.host = host
         self.version = version
         self.buckets = BucketTable(self.drives, self.clock)
+        self.key_locks = KeyLocks()  # conditional writes (objects/conditional.py)
         self._codecs: dict[tuple[int, int], Codec] = {}
         self._background: trio.Nursery | None = None
         self.degraded_reads = 0
@@ -119,6 +130,12 @@ class ObjectStore(MultipartMixin):
     def _later(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._background is not None:
             self._background.start_soon(fn, *args)
+
+    def replace_drive(self, pos: int, drive: Drive) -> None:
+        """Put ``drive`` at position ``pos`` (same slot, new disk): the disk
+        manager's hot replacement.  The caller marks it healing if it is blank."""
+        self.drives[pos] = drive
+        self.buckets.replace_drive(pos, drive)
 
     # ----------------------------------------------------------- helpers
     def codec(self, k: int, m: int) -> Codec:
@@ -180,6 +197,8 @@ class ObjectStore(MultipartMixin):
             delete_marker=rec.dm,
             is_latest=is_latest,
             parts_count=len(rec.parts),
+            tags=tags_of(rec),
+            part_sizes=tuple(p.size for p in rec.parts),
         )
 
     @staticmethod
@@ -331,9 +350,14 @@ class ObjectStore(MultipartMixin):
         content_md5: str | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
+        tags: Mapping[str, str] | None = None,
+        condition: WriteCondition | None = None,
     ) -> PutResult:
+        """``tags``: the new version's object tags (validated by the caller);
+        ``condition``: a conditional write (``objects/conditional.py``)."""
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
+        seen = await self._precheck(brec, bucket, key, kb, condition)
         positions, sch, written = await self._stage(brec, kb, body, size, content_md5, on_data)
         try:
             cks = dict(checksums()) if checksums is not None else {}
@@ -341,24 +365,29 @@ class ObjectStore(MultipartMixin):
             await self._discard(positions, written)
             raise
         versioned = brec.versioning == "Enabled"
-        vid = self.clock.new_id()
         etag = etag_of(written.md5)
-        now = time.time_ns()
+        extra = with_tags(None, tags)
 
-        def make(j: int) -> VersionRecord:
-            return VersionRecord(
-                vid=vid, mtime_ns=now, null=not versioned, size=written.size, etag=etag,
-                ec=(sch.k, sch.m, sch.segment_size), frag_index=j, data=written.data_id,
-                inline=written.inline is not None, meta=dict(meta or {}), checksums=cks,
+        async with self._commit_guard(brec, bucket, key, kb, condition, seen,
+                                      lambda: self._discard(positions, written)):
+            vid = self.clock.new_id()
+            now = time.time_ns()
+
+            def make(j: int) -> VersionRecord:
+                return VersionRecord(
+                    vid=vid, mtime_ns=now, null=not versioned, size=written.size, etag=etag,
+                    ec=(sch.k, sch.m, sch.segment_size), frag_index=j, data=written.data_id,
+                    inline=written.inline is not None, meta=dict(meta or {}), checksums=cks,
+                    extra=dict(extra),
+                )
+
+            older = await self._commit_or_rollback(
+                brec, kb, positions, written.ok, write_quorum(sch.k, sch.m), make,
+                lambda j: [written.data_id], written.inline, written.data_id,
             )
-
-        older = await self._commit_or_rollback(
-            brec, kb, positions, written.ok, write_quorum(sch.k, sch.m), make,
-            lambda j: [written.data_id], written.inline, written.data_id,
-        )
         if not versioned:
             self._purge_older_nulls(brec, kb, positions, vid, older)
-        return PutResult(etag, vid if versioned else "null", written.size, cks)
+        return PutResult(etag, vid if versioned else "null", written.size, cks, now)
 
     # ----------------------------------------------------------- reads
     async def head_object(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
@@ -367,9 +396,7 @@ class ObjectStore(MultipartMixin):
         _, _, resolved = await self._resolve(brec, kb)
         r, latest = self._pick(resolved, version_id)
         if r.record.dm:
-            if version_id is None:
-                raise NoSuchKey(Key=key)
-            raise InvalidArgument("The specified method is not allowed against a delete marker")
+            raise delete_marker_error(r.record, key, version_id, "HEAD")
         return self._info(bucket, key, r, latest)
 
     async def get_object(
@@ -379,19 +406,22 @@ class ObjectStore(MultipartMixin):
         *,
         version_id: str | None = None,
         byte_range: tuple[int | None, int | None] | None = None,
+        part_number: int | None = None,
     ) -> GetResult:
+        """``part_number``: serve that part (``objects/parts.py``) instead of a range."""
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
         positions, per, resolved = await self._resolve(brec, kb)
         r, latest = self._pick(resolved, version_id)
         rec = r.record
         if rec.dm:
-            if version_id is None:
-                raise NoSuchKey(Key=key)
-            raise InvalidArgument("The specified method is not allowed against a delete marker")
+            raise delete_marker_error(rec, key, version_id, "GET")
         if not r.readable:
             raise QuorumError("too few fragments of this version are reachable")
         info = self._info(bucket, key, r, latest)
+        if part_number is not None:
+            span = part_span(rec.size, [p.size for p in rec.parts], part_number)
+            byte_range = span if rec.size else None
         if byte_range is None:
             first, last, partial = 0, rec.size - 1, False
         else:

@@ -32,6 +32,38 @@ ObjectStore contract (all methods async; errors are ``titans3.core.errors``):
   ``PutResult``; ``abort_multipart(bucket, key, upload_id)``;
   ``list_parts(bucket, key, upload_id)`` -> ``list[PartInfo]``.
 * ``info()`` -> ``HostInfo`` (drives, EC scheme) for the admin API.
+
+Object-level S3 features (each in its own mixin module, see its docstring):
+
+* writes take ``tags=`` (object tags) and ``condition=`` (a
+  ``conditional.WriteCondition``: If-None-Match / If-Match, 412/404/409);
+  ``get_object(..., part_number=N)`` serves one part (``InvalidPartNumber``).
+* versioning (``versions.py``): ``put_bucket_versioning(bucket, status)``,
+  ``get_bucket_versioning(bucket)``, ``list_object_versions(bucket, *, prefix,
+  delimiter, key_marker, version_id_marker, max_keys)`` -> ``VersionsPage``;
+  reads of a delete marker raise ``NoSuchKey`` / ``MethodNotAllowed`` carrying
+  the marker headers in ``err.headers``.
+* copy (``copy.py``): ``copy_object(src_bucket, src_key, dst_bucket, dst_key,
+  *, src_version_id, meta, tags, check_source, condition)`` and
+  ``upload_part_copy(bucket, key, upload_id, n, src_bucket, src_key, *,
+  src_version_id, byte_range, check_source)`` -> ``CopyResult``.
+* tagging (``tagging.py``): ``get_object_tagging`` -> ``(version id, tags)``,
+  ``put_object_tagging(bucket, key, tags, *, version_id)`` and
+  ``delete_object_tagging`` -> version id.
+* ``list_multipart_uploads(bucket, *, prefix, delimiter, key_marker,
+  upload_id_marker, max_uploads)`` -> ``UploadsPage`` (``uploads.py``).
+
+Bucket configuration and multipart checksums:
+
+* ``get_bucket_config(bucket, name)`` -> ``bytes | None`` and
+  ``put_bucket_config(bucket, name, value | None)`` (``bucket_config.py``):
+  opaque per-bucket documents (the S3 front stores CORS and tagging there),
+  kept in the bucket record's quorum register; ``NoSuchBucket``.
+* ``create_multipart(..., checksum_algorithm=None, checksum_type=None)`` binds
+  the upload: every ``upload_part`` must then carry that algorithm's checksum
+  (``InvalidRequest`` otherwise); ``complete_multipart(..., checksums=hook)``
+  calls ``hook(algorithm, type, chosen parts as PartInfo)`` before committing
+  and stores the ``{algo: b64}`` it returns (raising refuses the Complete).
 """
 
 from __future__ import annotations
@@ -60,6 +92,8 @@ class ObjectInfo:
     delete_marker: bool = False
     is_latest: bool = True
     parts_count: int = 0
+    tags: dict[str, str] = field(default_factory=dict)  # object tags (S3 tagging)
+    part_sizes: tuple[int, ...] = ()  # sizes of a multipart object's parts, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +102,7 @@ class PutResult:
     version_id: str
     size: int
     checksums: dict[str, str] = field(default_factory=dict)
+    mtime_ns: int = 0  # Last-Modified of the new version
 
 
 @dataclass(slots=True)

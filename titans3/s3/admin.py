@@ -8,8 +8,9 @@ them like any S3 request and then :func:`handle` requires the *root* access
 key (anyone else: 403 AccessDenied).  Answers are JSON; failures are the usual
 S3 XML errors so there is one error path.
 
-The backend (``admin=`` of ``create_s3_app``) is any object with the async
-methods named in ``ROUTES``; today only ``info() -> HostInfo``.
+The backend (``admin=`` of ``create_s3_app``) is the daemon's ``Host``: ``info()
+-> HostInfo`` here, and ``store`` / ``workers`` for the durability calls of
+:mod:`titans3.s3.admin_durability` (a backend without them answers those 501).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from titans3.core.errors import NotImplementedS3
 from titans3.objects.types import HostInfo
+from titans3.s3 import admin_disks, admin_durability
 from titans3.s3.context import Reply, S3Context
 
 PREFIX = "/titans3/admin/"
@@ -51,6 +53,8 @@ async def _info(ctx: S3Context) -> dict[str, Any]:
 
 ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] = {
     ("GET", "v1/info"): _info,
+    **admin_durability.ROUTES,  # scrub, repair status, object inspect, gc
+    **admin_disks.ROUTES,  # disk list / claim / drain / replace / forget
 }
 
 

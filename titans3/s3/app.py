@@ -59,7 +59,15 @@ from werkzeug.datastructures import Headers
 from titans3.core.errors import InternalError, NotImplementedS3, S3Error
 from titans3.s3 import admin as admin_api
 from titans3.s3 import auth as s3auth
-from titans3.s3 import handlers_bucket, handlers_multipart, handlers_object, routing, xml
+from titans3.s3 import (
+    handlers_bucket,
+    handlers_bucket_config,
+    handlers_multipart,
+    handlers_object,
+    object_ops,
+    routing,
+    xml,
+)
 from titans3.s3.auth import Credentials
 from titans3.s3.context import XML_CONTENT_TYPE, Handler, Reply, S3Context, S3Settings
 
@@ -72,6 +80,8 @@ HANDLERS: dict[str, Handler] = {
     **handlers_bucket.HANDLERS,
     **handlers_object.HANDLERS,
     **handlers_multipart.HANDLERS,
+    **handlers_bucket_config.HANDLERS,
+    **object_ops.HANDLERS,
 }
 
 
@@ -109,7 +119,19 @@ class _BoundedRequest(TrioRequest):
 
 
 class _StreamingHTTPConnection(TrioASGIHTTPConnection):
-    """quart-trio's connection with a receiver that respects ``BODY_HIGH_WATER``."""
+    """quart-trio's connection with a receiver that respects ``BODY_HIGH_WATER``.
+
+    It also fixes a quart-trio/hypercorn interplay: hypercorn finishes a
+    response *inside* the app's final ``send`` -- recycling the connection for
+    keep-alive, or closing the socket after ``Connection: close`` -- and
+    delivers ``http.disconnect`` on the way.  quart-trio cancels the request's
+    nursery on that disconnect, which interrupted hypercorn half-way: the
+    socket of a ``Connection: close`` request stayed open until the client gave
+    up.  A disconnect therefore cancels only while the response is unfinished
+    (a client gone mid-download must still stop the stream).
+    """
+
+    _final_sent = False
 
     async def handle_messages(  # type: ignore[override]
         self, nursery: trio.Nursery, request: Any, receive: Any
@@ -124,7 +146,18 @@ class _StreamingHTTPConnection(TrioASGIHTTPConnection):
                     await request.body.wait_for_room(BODY_HIGH_WATER)
             elif message["type"] == "http.disconnect":
                 break
-        nursery.cancel_scope.cancel()
+        if not self._final_sent:
+            nursery.cancel_scope.cancel()
+
+    async def handle_request(  # type: ignore[override]
+        self, nursery: trio.Nursery, request: Any, send: Any
+    ) -> None:
+        async def tracking_send(message: Any) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self._final_sent = True  # before: hypercorn closes/recycles inside this call
+            await send(message)
+
+        await super().handle_request(nursery, request, tracking_send)
 
 
 # ------------------------------------------------------------------- app
@@ -169,7 +202,15 @@ class S3App(QuartTrio):
         )
         headers = s3auth.headers_from_scope(scope["headers"])
         resource = unquote(raw_path)
+        route: routing.Route | None = None
         try:
+            if method == "OPTIONS":  # CORS preflight: browsers send it without credentials
+                route = routing.classify(
+                    method, raw_path, routing.parse_query(raw_query), headers, self.settings.domain
+                )
+                resource = route.resource
+                reply = await handlers_bucket_config.preflight_reply(self.store, route, headers)
+                return self._response(reply, method, request_id, host_id)
             auth_result = s3auth.authenticate(
                 method, raw_path, raw_query, headers,
                 credentials=self.credentials, region=self.settings.region,
@@ -193,6 +234,11 @@ class S3App(QuartTrio):
                 reply = await handler(ctx)
         except Exception as exc:  # noqa: BLE001 -- the one place errors become responses
             reply = self._error_reply(exc, method, resource, request_id, host_id)
+        if "origin" in headers and method != "OPTIONS":  # CORS headers, also on errors
+            bucket = route.bucket if route is not None else _quiet_bucket(
+                method, raw_path, raw_query, headers, self.settings.domain
+            )
+            await handlers_bucket_config.add_cors_headers(reply, self.store, bucket, headers, method)
         return self._response(reply, method, request_id, host_id)
 
     def _error_reply(
@@ -214,6 +260,8 @@ class S3App(QuartTrio):
         reply = Reply(err.status, [("Content-Type", XML_CONTENT_TYPE)], body)
         if err.code == "InvalidRange" and "ActualObjectSize" in err.extra:
             reply.header("Content-Range", f"bytes */{err.extra['ActualObjectSize']}")
+        for name, value in err.headers:
+            reply.header(name, value)
         if method == "HEAD":
             reply.length = None  # errors on HEAD: status only, no body, no length
         return reply
@@ -246,6 +294,18 @@ class S3App(QuartTrio):
         if not has_type:
             response.headers.pop("Content-Type", None)
         return response
+
+
+def _quiet_bucket(
+    method: str, raw_path: str, raw_query: str, headers: dict[str, str], domain: str | None
+) -> str | None:
+    """The bucket a request names, or None when it cannot be classified."""
+    try:
+        return routing.classify(
+            method, raw_path, routing.parse_query(raw_query), headers, domain
+        ).bucket
+    except S3Error:
+        return None
 
 
 def _s3_error_of(exc: BaseException) -> S3Error | None:

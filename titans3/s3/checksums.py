@@ -155,6 +155,9 @@ def decode_value(algo: str, b64: str) -> bytes | None:
     raw = _strict_b64(b64)
     if raw is None or len(raw) != DIGEST_SIZES[_normalize(algo)]:
         return None
+    # Canonical form only: S3 refuses "y/Q5Jh==" (non-zero padding bits) as invalid.
+    if base64.b64encode(raw).decode("ascii") != b64.strip():
+        return None
     return raw
 
 

@@ -98,14 +98,20 @@ class S3Context:
         self._body_opened = True
         return RequestBody(self.raw_body, auth=self.auth, headers=self.headers, max_size=max_size)
 
-    async def read_xml_body(self, limit: int = MAX_XML_BODY) -> bytes:
-        """A small (XML) request body, fully read and verified, at most ``limit`` bytes."""
+    async def read_xml_body(self, limit: int = MAX_XML_BODY, *, body_checksums: bool = True) -> bytes:
+        """A small (XML) request body, fully read and verified, at most ``limit`` bytes.
+
+        ``body_checksums=False`` for operations whose ``x-amz-checksum-*``
+        headers describe something else (CompleteMultipartUpload: the object).
+        """
         if self._body_opened:
             raise RuntimeError("the request body can be opened once")
         self._body_opened = True
+        headers = self.headers
+        if not body_checksums:
+            headers = {k: v for k, v in headers.items() if not k.startswith("x-amz-checksum-")}
         body = RequestBody(
-            self.raw_body, auth=self.auth, headers=self.headers, max_size=limit,
-            require_length=False,
+            self.raw_body, auth=self.auth, headers=headers, max_size=limit, require_length=False,
         )  # fmt: skip
         return await body.read_all()
 

@@ -19,36 +19,48 @@ from __future__ import annotations
 import base64
 import binascii
 
-from titans3.core.errors import InvalidArgument, NotImplementedS3, S3Error
+from titans3.core.errors import InvalidArgument, NotImplementedS3
 from titans3.s3 import xml
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
+from titans3.s3.location import check_location_constraint
 
 MAX_KEYS = 1000
 
 
-class IllegalLocationConstraintException(S3Error):
-    code = "IllegalLocationConstraintException"
-    status = 400
-    default_message = "The specified location-constraint is not valid for this endpoint."
+MAX_BUCKETS = 10_000
 
 
 async def list_buckets(ctx: S3Context) -> Reply:
-    buckets = await ctx.store.list_buckets()
+    """All buckets, or one page of them (``max-buckets``, ``continuation-token``,
+    ``prefix``, ``bucket-region``); the token is the opaque form of the last name."""
+    q = ctx.query
+    raw_max = q.get("max-buckets")
+    limit: int | None = None
+    if raw_max is not None:
+        if not (raw_max.isascii() and raw_max.isdigit()) or not 1 <= int(raw_max) <= MAX_BUCKETS:
+            raise InvalidArgument(
+                f"Argument max-buckets must be an integer between 1 and {MAX_BUCKETS}",
+                ArgumentName="max-buckets", ArgumentValue=raw_max,
+            )  # fmt: skip
+        limit = int(raw_max)
+    token = q.get("continuation-token")
+    after = decode_token(token) if token else ""
+    prefix = q.get("prefix", "")
+    region = q.get("bucket-region")
+    buckets = [
+        b for b in await ctx.store.list_buckets()
+        if b.name > after and b.name.startswith(prefix)
+        and (region is None or region == ctx.settings.region)
+    ]  # fmt: skip
+    next_token = None
+    if limit is not None and len(buckets) > limit:
+        buckets = buckets[:limit]
+        next_token = encode_token(buckets[-1].name)
     entries = [xml.BucketEntry(b.name, b.created_ns) for b in buckets]
-    return xml_reply(xml.list_all_my_buckets(ctx.settings.owner, entries))
-
-
-def _check_location(location: str | None, region: str) -> None:
-    if location is None:
-        return
-    # "EU" is the legacy name of eu-west-1; us-east-1 is the implicit default.
-    effective = "eu-west-1" if location == "EU" else location
-    if effective != region:
-        raise IllegalLocationConstraintException(
-            f"The {location} location constraint is incompatible for the region specific "
-            f"endpoint this request was sent to ({region}).",
-            LocationConstraint=location,
-        )
+    return xml_reply(xml.list_all_my_buckets(
+        ctx.settings.owner, entries, region=ctx.settings.region, continuation_token=next_token,
+        prefix=prefix if "prefix" in q else None,
+    ))  # fmt: skip
 
 
 async def create_bucket(ctx: S3Context) -> Reply:
@@ -56,9 +68,11 @@ async def create_bucket(ctx: S3Context) -> Reply:
     if ctx.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true":
         raise NotImplementedS3("Object lock is not implemented.")
     body = await ctx.read_xml_body()
-    _check_location(xml.parse_create_bucket_configuration(body), ctx.settings.region)
+    check_location_constraint(xml.parse_create_bucket_configuration(body), ctx.settings.region)
     await ctx.store.create_bucket(ctx.bucket)
-    return Reply(200, [("Location", f"/{ctx.bucket}")])
+    # AWS: "/bucket" for path style, the bucket's own URL for virtual-hosted style.
+    location = f"{ctx.base_url()}/" if ctx.route.virtual_host else f"/{ctx.bucket}"
+    return Reply(200, [("Location", location)])
 
 
 async def head_bucket(ctx: S3Context) -> Reply:

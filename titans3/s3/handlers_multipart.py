@@ -14,10 +14,13 @@ PutObject.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import quote
 
 from titans3.core.errors import InvalidArgument, NoSuchUpload
-from titans3.s3 import xml
+from titans3.objects.types import PartInfo
+from titans3.s3 import multipart_checksums, xml
+from titans3.s3 import object_options as opts
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
 from titans3.s3.handlers_object import (
@@ -25,7 +28,6 @@ from titans3.s3.handlers_object import (
     content_md5,
     extract_meta,
     reject_unsupported_write,
-    version_header,
 )
 from titans3.s3.xml import quote_etag
 
@@ -52,8 +54,15 @@ def _int_param(ctx: S3Context, name: str, default: int, low: int, high: int, mes
 async def create_multipart_upload(ctx: S3Context) -> Reply:
     reject_unsupported_write(ctx.headers)
     meta = extract_meta(ctx.headers)
-    upload_id = await ctx.store.create_multipart(ctx.bucket, ctx.key, meta=meta)
-    return xml_reply(xml.initiate_multipart_upload_result(ctx.bucket, ctx.key, upload_id))
+    algo, kind = multipart_checksums.upload_checksum(ctx.headers)
+    upload_id = await ctx.store.create_multipart(
+        ctx.bucket, ctx.key, meta=meta, checksum_algorithm=algo, checksum_type=kind,
+        tags=opts.tagging_header(ctx.headers),
+    )
+    reply = xml_reply(xml.initiate_multipart_upload_result(ctx.bucket, ctx.key, upload_id))
+    reply.header("x-amz-checksum-algorithm", algo)
+    reply.header("x-amz-checksum-type", kind)
+    return reply
 
 
 async def upload_part(ctx: S3Context) -> Reply:
@@ -66,7 +75,7 @@ async def upload_part(ctx: S3Context) -> Reply:
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     part = await ctx.store.upload_part(
         ctx.bucket, ctx.key, upload_id, int(raw), body, size=body.size, content_md5=md5,
-        checksums=body.verify,
+        checksums=body.verify, compute_checksum=multipart_checksums.compute_for_upload_part,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(part.etag))
     checksum_headers(reply, part.checksums)
@@ -82,17 +91,29 @@ def _location(ctx: S3Context) -> str:
 
 async def complete_multipart_upload(ctx: S3Context) -> Reply:
     upload_id = _upload_id(ctx)
-    parts = xml.parse_complete_multipart_upload(await ctx.read_xml_body())
+    client_checksum = multipart_checksums.object_checksum_header(ctx.headers)
+    parts = xml.parse_complete_multipart_upload(await ctx.read_xml_body(body_checksums=False))
+
+    def checksums(algo: str | None, kind: str | None, chosen: Sequence[PartInfo]) -> dict[str, str]:
+        return multipart_checksums.complete_checksums(
+            algo, kind, parts, chosen, client_checksum, upload_id=upload_id,
+            requested_type=ctx.headers.get("x-amz-checksum-type"),
+        )  # fmt: skip
+
     result = await ctx.store.complete_multipart(
-        ctx.bucket, ctx.key, upload_id, parts=[(p.number, p.etag) for p in parts]
-    )
+        ctx.bucket, ctx.key, upload_id, parts=[(p.number, p.etag) for p in parts],
+        checksums=checksums, condition=opts.write_condition(ctx.headers),
+    )  # fmt: skip
     reply = xml_reply(
         xml.complete_multipart_upload_result(
             location=_location(ctx), bucket=ctx.bucket, key=ctx.key, etag=result.etag,
             checksums=result.checksums,
+            checksum_type=next(
+                (multipart_checksums.checksum_type(v) for v in result.checksums.values()), None
+            ),
         )  # fmt: skip
     )
-    version_header(reply, result.version_id)
+    await opts.add_version_header(reply, ctx, result.version_id)
     return reply
 
 

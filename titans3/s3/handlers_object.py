@@ -8,8 +8,8 @@ store keeps verbatim and hands back: the standard representation headers
 every ``x-amz-meta-*`` header, names lower-case.  ``aws-chunked`` is a transfer
 detail, never part of a stored Content-Encoding.
 
-Request features that change what S3 promises (SSE, tagging, object lock,
-conditional writes, non-private ACLs ...) are refused with 501 NotImplemented
+Request features that change what S3 promises (SSE, object lock, non-private
+ACLs ...) are refused with 501 NotImplemented
 until implemented -- silently ignoring them would store something other than
 what the client asked for.  The list lives in ``UNSUPPORTED_WRITE_HEADERS``.
 
@@ -18,8 +18,9 @@ the store; HEAD resolves it itself from the size.  Conditional GET/HEAD headers
 (If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since) are evaluated
 with RFC 7232 precedence against the version the store returned, before a byte
 of the body is read.  Stored checksums are returned only when the client asks
-(``x-amz-checksum-mode: ENABLED``) and only for a whole-object read, because a
-checksum of the whole object cannot validate a range.
+(``x-amz-checksum-mode: ENABLED``) and only when the answer is the whole object
+(no Range, or one spanning every byte; not a partNumber), because a checksum of
+the whole object cannot validate a part of it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from titans3.core.errors import (
     NotImplementedS3,
     PreconditionFailed,
 )
+from titans3.objects.parts import part_span
 from titans3.objects.types import GetResult, ObjectInfo
+from titans3.s3 import object_options as opts
 from titans3.s3 import ranges
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.checksums import header_for
@@ -59,7 +62,6 @@ UNSUPPORTED_WRITE_HEADERS = (
     "x-amz-server-side-encryption",
     "x-amz-server-side-encryption-customer-algorithm",
     "x-amz-server-side-encryption-aws-kms-key-id",
-    "x-amz-tagging",
     "x-amz-object-lock-mode",
     "x-amz-object-lock-retain-until-date",
     "x-amz-object-lock-legal-hold",
@@ -68,8 +70,6 @@ UNSUPPORTED_WRITE_HEADERS = (
     "x-amz-grant-read-acp",
     "x-amz-grant-write-acp",
     "x-amz-grant-full-control",
-    "if-match",
-    "if-none-match",
 )
 ACCEPTED_CANNED_ACLS = ("private", "bucket-owner-full-control")
 
@@ -150,29 +150,30 @@ def extract_meta(headers: Mapping[str, str]) -> dict[str, str]:
     return meta
 
 
-def reject_part_number(ctx: S3Context) -> None:
-    if "partNumber" in ctx.query:
-        raise NotImplementedS3("GET/HEAD by partNumber is not implemented.")
-
-
 # ---------------------------------------------------------------- rendering
 def http_date(ns: int) -> str:
     """RFC 7231 IMF-fixdate (``Wed, 12 Oct 2009 17:50:00 GMT``)."""
     return email.utils.formatdate(ns // 1_000_000_000, usegmt=True)
 
 
-def checksum_headers(reply: Reply, checksums: Mapping[str, str]) -> None:
+def checksum_headers(reply: Reply, checksums: Mapping[str, str], *, with_type: bool = False) -> None:
+    """``x-amz-checksum-<algo>`` per stored checksum; ``with_type`` adds
+    ``x-amz-checksum-type`` (COMPOSITE for a multipart ``<b64>-N`` value)."""
     for algo in sorted(checksums):
         try:
             name = header_for(algo)
         except Exception:  # an algorithm this front cannot name: skip, never fail a read
             continue
         reply.header(name, checksums[algo])
+        if with_type:
+            reply.header("x-amz-checksum-type", "COMPOSITE" if "-" in checksums[algo] else "FULL_OBJECT")
 
 
-def version_header(reply: Reply, version_id: str | None) -> None:
-    if version_id and version_id != "null":
-        reply.header("x-amz-version-id", version_id)
+def wants_checksums(ctx: S3Context, first: int, last: int, size: int) -> bool:
+    """``x-amz-checksum-mode: ENABLED`` and the answer is the whole object (a
+    whole-object checksum cannot validate a range or a single part)."""
+    enabled = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    return enabled and "partNumber" not in ctx.query and first == 0 and last >= size - 1
 
 
 def object_headers(reply: Reply, info: ObjectInfo, query: Mapping[str, str]) -> None:
@@ -193,7 +194,6 @@ def object_headers(reply: Reply, info: ObjectInfo, query: Mapping[str, str]) -> 
     for name, value in meta.items():
         if name.startswith(USER_META_PREFIX):
             reply.header(name, value)
-    version_header(reply, info.version_id)
 
 
 # ------------------------------------------------------------ preconditions
@@ -257,34 +257,35 @@ async def put_object(ctx: S3Context) -> Reply:
     reject_unsupported_write(ctx.headers)
     meta = extract_meta(ctx.headers)
     md5 = content_md5(ctx.headers)
+    tags = opts.tagging_header(ctx.headers)
+    condition = opts.write_condition(ctx.headers)
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     result = await ctx.store.put_object(
         ctx.bucket, ctx.key, body, size=body.size, meta=meta, content_md5=md5,
-        checksums=body.verify,
+        checksums=body.verify, tags=tags, condition=condition,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
-    version_header(reply, result.version_id)
-    checksum_headers(reply, result.checksums)
+    await opts.add_version_header(reply, ctx, result.version_id)
+    checksum_headers(reply, result.checksums, with_type=True)
     return reply
 
 
 def _version_id(ctx: S3Context) -> str | None:
-    value = ctx.query.get("versionId")
-    if value is not None and not value:
-        raise InvalidArgument("Version id cannot be the empty string", ArgumentName="versionId")
-    return value
+    return opts.version_id_param(ctx.query)
 
 
 async def get_object(ctx: S3Context) -> Reply:
-    reject_part_number(ctx)
+    part_number = opts.part_number_param(ctx.query, ctx.headers)
     byte_range = ranges.parse_range(ctx.headers.get("range"))
     result = await ctx.store.get_object(
-        ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range
-    )
+        ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range,
+        part_number=part_number,
+    )  # fmt: skip
     info = result.info
     try:
         modified = evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) != 304
         reply = _get_reply(ctx, result) if modified else _not_modified(info)
+        await _version_details(reply, ctx, info, part_number)
     except BaseException:
         await _aclose(result.body)  # nothing will stream it: release it now
         raise
@@ -300,25 +301,44 @@ def _get_reply(ctx: S3Context, result: GetResult) -> Reply:
     object_headers(reply, info, ctx.query)
     if result.partial:
         reply.header("Content-Range", ranges.content_range(result.first, result.last, info.size))
-    elif ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
-        checksum_headers(reply, info.checksums)
+    if wants_checksums(ctx, result.first, result.last, info.size):
+        checksum_headers(reply, info.checksums, with_type=True)
     return reply
 
 
+async def _version_details(
+    reply: Reply, ctx: S3Context, info: ObjectInfo, part_number: int | None
+) -> None:
+    """Headers about the version GET/HEAD served: its id, tag count, part count."""
+    await opts.add_version_header(reply, ctx, info.version_id)
+    if info.tags:
+        reply.header("x-amz-tagging-count", str(len(info.tags)))
+    if part_number is not None and info.parts_count:
+        reply.header("x-amz-mp-parts-count", str(info.parts_count))
+
+
 async def head_object(ctx: S3Context) -> Reply:
-    reject_part_number(ctx)
+    part_number = opts.part_number_param(ctx.query, ctx.headers)
     info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx))
     if evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) == 304:
-        return _not_modified(info)
+        reply = _not_modified(info)
+        await _version_details(reply, ctx, info, None)
+        return reply
     span = ranges.resolve_range(ranges.parse_range(ctx.headers.get("range")), info.size)
+    if part_number is not None:
+        span = part_span(info.size, info.part_sizes, part_number)
+        if info.size == 0:
+            span = None  # an empty object's part 1 is the whole (empty) object
     if span is None:
         reply = Reply(200, length=info.size)
     else:
         reply = Reply(206, length=span[1] - span[0] + 1)
         reply.header("Content-Range", ranges.content_range(span[0], span[1], info.size))
     object_headers(reply, info, ctx.query)
-    if span is None and ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
-        checksum_headers(reply, info.checksums)
+    await _version_details(reply, ctx, info, part_number)
+    first, last = span if span is not None else (0, info.size - 1)
+    if wants_checksums(ctx, first, last, info.size):
+        checksum_headers(reply, info.checksums, with_type=True)
     return reply
 
 
@@ -326,8 +346,9 @@ async def delete_object(ctx: S3Context) -> Reply:
     version_id = _version_id(ctx)
     result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id)
     reply = Reply(204)
-    if result.version_id is not None and (result.version_id != "null" or version_id is not None):
-        reply.header("x-amz-version-id", result.version_id)
+    # The store names a version only in a bucket with versioning configured (a
+    # null marker in a suspended one) or when the request named one: show it.
+    reply.header("x-amz-version-id", result.version_id)
     if result.delete_marker:
         reply.header("x-amz-delete-marker", "true")
     return reply

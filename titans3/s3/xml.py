@@ -157,7 +157,16 @@ class BucketEntry:
     created_ns: int
 
 
-def list_all_my_buckets(owner: Owner, buckets: Iterable[BucketEntry]) -> bytes:
+def list_all_my_buckets(
+    owner: Owner,
+    buckets: Iterable[BucketEntry],
+    *,
+    region: str | None = None,
+    continuation_token: str | None = None,
+    prefix: str | None = None,
+) -> bytes:
+    """ListBuckets; ``region`` adds each bucket's BucketRegion, the token and
+    prefix appear only when a page follows / a prefix was asked for."""
     doc = _Doc("ListAllMyBucketsResult")
     doc.owner("Owner", owner)
     doc.open("Buckets")
@@ -165,8 +174,11 @@ def list_all_my_buckets(owner: Owner, buckets: Iterable[BucketEntry]) -> bytes:
         doc.open("Bucket")
         doc.leaf("Name", bucket.name)
         doc.leaf("CreationDate", iso8601(bucket.created_ns))
+        doc.leaf("BucketRegion", region)
         doc.close("Bucket")
     doc.close("Buckets")
+    doc.leaf("ContinuationToken", continuation_token)
+    doc.leaf("Prefix", prefix)
     return doc.finish("ListAllMyBucketsResult")
 
 
@@ -264,7 +276,8 @@ def initiate_multipart_upload_result(bucket: str, key: str, upload_id: str) -> b
 
 
 def complete_multipart_upload_result(
-    *, location: str, bucket: str, key: str, etag: str, checksums: Mapping[str, str]
+    *, location: str, bucket: str, key: str, etag: str, checksums: Mapping[str, str],
+    checksum_type: str | None = None,
 ) -> bytes:
     doc = _Doc("CompleteMultipartUploadResult")
     doc.leaf("Location", location)
@@ -272,6 +285,7 @@ def complete_multipart_upload_result(
     doc.leaf("Key", key)
     doc.leaf("ETag", quote_etag(etag))
     doc.checksums(checksums)
+    doc.leaf("ChecksumType", checksum_type)
     return doc.finish("CompleteMultipartUploadResult")
 
 
