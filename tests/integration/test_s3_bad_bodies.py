@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from titans3.s3 import sigv4
+from titans3.s3 import signer, sigv4
 
 from . import cluster
 from .cluster import HOST, REGION, Daemon
@@ -46,7 +46,7 @@ def _signed_chunked_put(
         "x-amz-decoded-content-length": str(decoded),
         "x-amz-date": amz_date,
     }
-    added = sigv4.sign_request(
+    added = signer.sign_request(
         "PUT", d.endpoint + path, dict(headers), access_key=d.credentials.access_key,
         secret_key=d.credentials.secret_key, region=REGION,
         payload_sha256="STREAMING-AWS4-HMAC-SHA256-PAYLOAD", now=now,
@@ -120,7 +120,7 @@ def test_wrong_trailing_crc32_is_bad_digest_and_invisible(d: Daemon) -> None:
         "x-amz-decoded-content-length": str(len(data)),
         "x-amz-trailer": "x-amz-checksum-crc32",
     }
-    headers.update(sigv4.sign_request(
+    headers.update(signer.sign_request(
         "PUT", d.endpoint + path, dict(headers), access_key=d.credentials.access_key,
         secret_key=d.credentials.secret_key, region=REGION,
         payload_sha256="STREAMING-UNSIGNED-PAYLOAD-TRAILER",

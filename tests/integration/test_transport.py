@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from botocore.config import Config
 
-from titans3.s3 import sigv4
+from titans3.s3 import signer
 
 from .cluster import HOST, REGION, AwsCli, Daemon, MiB, s3_client
 from .rawhttp import Response, parse_raw_response, raw_request, sha256_file, write_random_file
@@ -127,12 +127,12 @@ def test_expired_and_overlong_presigned_urls_are_refused(d: Daemon, s3) -> None:
 def test_request_time_too_skewed(d: Daemon) -> None:
     url = f"{d.endpoint}/{BUCKET}"
     past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20)
-    hdrs = sigv4.sign_request("GET", url, {}, access_key=d.credentials.access_key,
+    hdrs = signer.sign_request("GET", url, {}, access_key=d.credentials.access_key,
                               secret_key=d.credentials.secret_key, now=past)  # fmt: skip
     r = raw_request(d, "GET", f"/{BUCKET}", headers=hdrs, signed=False)
     assert (r.status, r.error_code()) == (403, "RequestTimeTooSkewed")
     near = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)  # within the 15-minute window
-    hdrs = sigv4.sign_request("GET", url, {}, access_key=d.credentials.access_key,
+    hdrs = signer.sign_request("GET", url, {}, access_key=d.credentials.access_key,
                               secret_key=d.credentials.secret_key, now=near)  # fmt: skip
     assert raw_request(d, "GET", f"/{BUCKET}", headers=hdrs, signed=False).status == 200
 

@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from titans3.core import errors
-from titans3.s3 import sigv4
+from titans3.s3 import signer, sigv4
 from titans3.s3.sigv4 import EMPTY_SHA256, PayloadMode, verify_request
 
 AK = "AKIAIOSFODNN7EXAMPLE"
@@ -132,7 +132,7 @@ def test_bucket_examples_verify(secrets, query, signature):
     ],
 )  # fmt: skip
 def test_sign_request_reproduces_published_signatures(method, url, extra, payload, signature):
-    added = sigv4.sign_request(method, url, extra, access_key=AK, secret_key=SK,
+    added = signer.sign_request(method, url, extra, access_key=AK, secret_key=SK,
                                payload_sha256=payload, now=T0)  # fmt: skip
     assert added["authorization"].endswith(f"Signature={signature}")
     assert added["host"] == HOST
@@ -141,7 +141,7 @@ def test_sign_request_reproduces_published_signatures(method, url, extra, payloa
 
 
 def test_presign_url_reproduces_published_example(secrets):
-    url = sigv4.presign_url(
+    url = signer.presign_url(
         "GET", f"https://{HOST}/test.txt", access_key=AK, secret_key=SK, expires=86400, now=T0
     )
     parts = urlsplit(url)
@@ -352,7 +352,7 @@ def test_unsigned_amz_header_names_are_listed(secrets):
 
 # ------------------------------------------------------------ presigned query
 def _presigned(secrets, *, method="GET"):
-    url = sigv4.presign_url(method, "http://127.0.0.1:9000/b/k", access_key=AK, secret_key=SK,
+    url = signer.presign_url(method, "http://127.0.0.1:9000/b/k", access_key=AK, secret_key=SK,
                             expires=3600, now=T0)  # fmt: skip
     return urlsplit(url)
 
@@ -410,7 +410,7 @@ def test_presigned_request_may_carry_unsigned_content_sha256(secrets):
 # ------------------------------------------------------------- payload modes
 @pytest.mark.parametrize("mode", [m for m in PayloadMode if m is not PayloadMode.SHA256])
 def test_every_literal_payload_mode_is_recognised(secrets, mode):
-    added = sigv4.sign_request("PUT", "http://127.0.0.1:9000/b/k", {}, access_key=AK,
+    added = signer.sign_request("PUT", "http://127.0.0.1:9000/b/k", {}, access_key=AK,
                                secret_key=SK, payload_sha256=mode.value, now=T0)  # fmt: skip
     result = _verify("PUT", "/b/k", "", added, secrets)
     assert result.payload_mode is mode
@@ -419,7 +419,7 @@ def test_every_literal_payload_mode_is_recognised(secrets, mode):
 
 def test_sha256_payload_is_reported_in_lower_case(secrets):
     upper = hashlib.sha256(b"x").hexdigest().upper()
-    added = sigv4.sign_request("PUT", "http://h/b/k", {}, access_key=AK, secret_key=SK,
+    added = signer.sign_request("PUT", "http://h/b/k", {}, access_key=AK, secret_key=SK,
                                payload_sha256=upper, now=T0)  # fmt: skip
     assert _verify("PUT", "/b/k", "", added, secrets).payload_sha256 == upper.lower()
 
@@ -500,14 +500,14 @@ def test_botocore_client_presigned_urls_verify(secrets, utcnow, botocore_client)
 def test_sign_request_output_matches_botocore(utcnow):
     url = "http://127.0.0.1:9000/bkt/" + sigv4.uri_encode("k ü+x", keep_slash=True) + "?acl="
     headers = {"x-amz-meta-a": "b", "Content-Type": "text/plain"}
-    ours = sigv4.sign_request("PUT", url, headers, access_key=AK, secret_key=SK,
+    ours = signer.sign_request("PUT", url, headers, access_key=AK, secret_key=SK,
                               payload_sha256=EMPTY_SHA256, now=utcnow)  # fmt: skip
     request = AWSRequest(method="PUT", url=url, headers=dict(headers), data=b"")
     request.context["timestamp"] = utcnow.strftime("%Y%m%dT%H%M%SZ")
-    signer = S3SigV4Auth(Credentials(AK, SK), "s3", "us-east-1")
-    signer._modify_request_before_signing(request)
-    creq = signer.canonical_request(request)
-    botocore_signature = signer.signature(signer.string_to_sign(request, creq), request)
+    boto = S3SigV4Auth(Credentials(AK, SK), "s3", "us-east-1")
+    boto._modify_request_before_signing(request)
+    creq = boto.canonical_request(request)
+    botocore_signature = boto.signature(boto.string_to_sign(request, creq), request)
     assert ours["authorization"].endswith(f"Signature={botocore_signature}")
 
 

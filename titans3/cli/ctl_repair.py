@@ -43,7 +43,8 @@ from titans3.cli.titanctl import (
     format_table,
     human_bytes,
 )
-from titans3.s3.sigv4 import sign_request, uri_encode
+from titans3.s3.signer import sign_request
+from titans3.s3.sigv4 import uri_encode
 
 ADMIN = "/titans3/admin/v1/"
 COMMANDS = ("scrub", "repair", "object", "gc")

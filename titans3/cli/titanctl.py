@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from titans3 import __version__
-from titans3.s3.sigv4 import sign_request
+from titans3.s3.signer import sign_request
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
 INFO_PATH = "/titans3/admin/v1/info"
