@@ -44,13 +44,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,7 +60,7 @@ from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, Fragm
 from titans3.drive import direct, health, keys
 from titans3.drive import fragment as fmt
 from titans3.drive.chunks import ChunkStore
-from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, META_PREFIX, VERSIONS, Index, WriteContext
+from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, VERSIONS, Index, WriteContext
 from titans3.drive.protocol import DriveStat, DriveState, ListEntry
 from titans3.drive.records import (
     VersionRecord,
@@ -71,6 +69,8 @@ from titans3.drive.records import (
     pack_versions,
     unpack_versions,
 )
+from titans3.drive.stats import DriveStatistics, statvfs_bytes
+from titans3.drive.tables import MetaTablesMixin
 from titans3.drive.writer import LocalFragmentWriter
 
 log = logging.getLogger(__name__)
@@ -87,24 +87,7 @@ _BYTES_STORED = b"bytes_stored"
 _DATA_ID = re.compile(r"[0-9a-f]{4,64}")
 
 
-@dataclass(frozen=True, slots=True)
-class DriveStatistics:
-    state: DriveState
-    reads: int  # read_fragment calls that returned data
-    writes: int  # fragment files finished
-    bytes_read: int
-    bytes_written: int  # logical fragment bytes finished
-    errors: int  # I/O failures + corrupt fragments
-    quarantined: int  # files + inline blobs moved to quarantine
-    commits: int  # commit requests applied
-    commit_batches: int  # durable LMDB transactions
-    avg_commit_batch: float
-    bytes_stored: int  # chunk file + inline blob bytes (best-effort count)
-    staged_inline: int  # inline blobs waiting for their commit
-    open_writers: int
-
-
-class LocalDrive:
+class LocalDrive(MetaTablesMixin):
     """One disk (or a directory standing in for one)."""
 
     def __init__(
@@ -318,7 +301,7 @@ class LocalDrive:
         capacity = free = 0
         if self._state is DriveState.ONLINE:
             with contextlib.suppress(DriveError):
-                capacity, free = await self._run(_statvfs, self.root)
+                capacity, free = await self._run(statvfs_bytes, self.root)
         return DriveStat(
             drive_id=self.drive_id,
             path=str(self.root),
@@ -614,66 +597,3 @@ class LocalDrive:
         writer owns (uncommitted leftovers); returns how many were removed."""
         busy = {w.data_id for w in self._writers}
         return await self._run(self._files.sweep_staging, max_age, busy)
-
-    # ================================================================ tables
-    @staticmethod
-    def _check_meta_key(key: bytes) -> None:
-        if not 0 < len(key) <= keys.LMDB_MAX_KEY:
-            raise ValueError(f"meta key must be 1..{keys.LMDB_MAX_KEY} bytes")
-
-    async def put_meta(
-        self, table: str, key: bytes, value: bytes | None, *, promote: Sequence[str] = ()
-    ) -> None:
-        self._check_meta_key(key)
-        name = META_PREFIX + table
-        ids = list(promote)
-        inline = self._take_inline(ids)
-        self._require_online()
-        if self._index.db(name) is None:
-            self._inflight += 1
-            try:
-                await self._index.ensure_table(name)
-            except (OSError, lmdb.Error) as e:
-                raise self._io_failed(e) from e
-            finally:
-                self._inflight -= 1
-
-        def apply(ctx: WriteContext) -> None:
-            self._promote(ctx, ids, inline)
-            if value is None:
-                ctx.txn.delete(key, db=ctx.db(name))
-            else:
-                ctx.txn.put(key, value, db=ctx.db(name))
-
-        await self._write(apply)
-        for data_id in inline:
-            self._staged_inline.pop(data_id, None)
-
-    async def get_meta(self, table: str, key: bytes) -> bytes | None:
-        self._check_meta_key(key)
-        db = self._index.db(META_PREFIX + table)
-        if db is None:
-            self._require_online()
-            await trio.lowlevel.checkpoint()
-            return None
-        return await self._fast(self._index.read_sync, lambda txn: txn.get(key, db=db))
-
-    async def list_meta(
-        self, table: str, *, prefix: bytes = b"", start_after: bytes | None = None, limit: int = 1000
-    ) -> list[tuple[bytes, bytes]]:
-        db = self._index.db(META_PREFIX + table)
-        if db is None:
-            self._require_online()
-            await trio.lowlevel.checkpoint()
-            return []
-
-        def scan(txn: lmdb.Transaction) -> list[tuple[bytes, bytes]]:
-            with txn.cursor(db=db) as cur:
-                return keys.scan_range(cur, prefix=prefix, start_after=start_after, limit=limit)
-
-        return await self._read(scan)
-
-
-def _statvfs(root: Path) -> tuple[int, int]:
-    st = os.statvfs(root)
-    return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize

@@ -47,6 +47,7 @@ import trio
 from quart import Response, g, request
 from quart_trio import QuartTrio
 
+from titans3.core.asgi import ClosingQuartTrio
 from titans3.core.errors import DriveError
 from titans3.drive import wire
 from titans3.drive.protocol import Drive, FragmentWriter
@@ -83,7 +84,9 @@ class PeerService:
         describe: Callable[[], dict[str, Any]],
         window: float = 60.0,
     ) -> None:
-        self.drives = list(drives)
+        # The host's own list, not a copy: the disk manager swaps a replaced
+        # drive into it in place, and peers must see the replacement at once.
+        self.drives = drives
         self.verifier = Verifier(secret, window=window) if secret else None
         self.describe = describe
         self.sessions: dict[tuple[int, str], _Session] = {}
@@ -174,7 +177,7 @@ RPC: dict[str, Rpc] = {
 
 # ------------------------------------------------------------------------ app
 def build_peer_app(svc: PeerService) -> QuartTrio:
-    app = QuartTrio("titans3-peer")
+    app = ClosingQuartTrio("titans3-peer")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["BODY_TIMEOUT"] = 30
     app.config["RESPONSE_TIMEOUT"] = None

@@ -28,7 +28,7 @@ bodies always have an explicit Content-Length.
 Streaming and memory.  Bodies are never read whole (except bounded XML
 bodies).  Quart's request body buffer has no backpressure of its own -- its
 receiver appends whatever the server delivers -- so the app installs
-:class:`_StreamingHTTPConnection`, whose receiver waits while more than
+:class:`titans3.core.asgi.StreamingQuartTrio`, whose receiver waits while more than
 ``BODY_HIGH_WATER`` bytes are unread.  The server's bounded app queue then
 stops reading the socket, TCP flow control pushes back on the client, and a
 multi-GiB upload holds about a megabyte.  Downloads stream the store's
@@ -51,11 +51,9 @@ from urllib.parse import unquote
 
 import trio
 from quart.globals import request_ctx
-from quart_trio import QuartTrio
-from quart_trio.asgi import TrioASGIHTTPConnection
-from quart_trio.wrappers.request import TrioBody, TrioRequest
 from werkzeug.datastructures import Headers
 
+from titans3.core.asgi import BODY_HIGH_WATER, StreamingQuartTrio
 from titans3.core.errors import InternalError, NotImplementedS3, S3Error
 from titans3.s3 import admin as admin_api
 from titans3.s3 import auth as s3auth
@@ -74,7 +72,6 @@ from titans3.s3.context import XML_CONTENT_TYPE, Handler, Reply, S3Context, S3Se
 log = logging.getLogger("titans3.s3")
 
 SERVER = "TitanS3"
-BODY_HIGH_WATER = 1024 * 1024
 
 HANDLERS: dict[str, Handler] = {
     **handlers_bucket.HANDLERS,
@@ -91,81 +88,8 @@ def owner_for(root_access_key: str) -> xml.Owner:
     return xml.Owner(digest, "titans3")
 
 
-# ---------------------------------------------------------- ASGI plumbing
-class _BoundedBody(TrioBody):
-    """Quart's request body buffer plus a way for the receiver to wait for room."""
-
-    def __init__(self, expected_content_length: int | None, max_content_length: int | None) -> None:
-        super().__init__(expected_content_length, max_content_length)
-        self._drained = trio.Event()
-
-    async def __anext__(self) -> bytes:
-        data = await super().__anext__()
-        self._drained.set()
-        return data
-
-    async def wait_for_room(self, high_water: int) -> None:
-        while (
-            len(self._data) > high_water
-            and not self._complete.is_set()
-            and self._must_raise is None
-        ):
-            self._drained = trio.Event()
-            await self._drained.wait()
-
-
-class _BoundedRequest(TrioRequest):
-    body_class = _BoundedBody
-
-
-class _StreamingHTTPConnection(TrioASGIHTTPConnection):
-    """quart-trio's connection with a receiver that respects ``BODY_HIGH_WATER``.
-
-    It also fixes a quart-trio/hypercorn interplay: hypercorn finishes a
-    response *inside* the app's final ``send`` -- recycling the connection for
-    keep-alive, or closing the socket after ``Connection: close`` -- and
-    delivers ``http.disconnect`` on the way.  quart-trio cancels the request's
-    nursery on that disconnect, which interrupted hypercorn half-way: the
-    socket of a ``Connection: close`` request stayed open until the client gave
-    up.  A disconnect therefore cancels only while the response is unfinished
-    (a client gone mid-download must still stop the stream).
-    """
-
-    _final_sent = False
-
-    async def handle_messages(  # type: ignore[override]
-        self, nursery: trio.Nursery, request: Any, receive: Any
-    ) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.request":
-                request.body.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    request.body.set_complete()
-                else:
-                    await request.body.wait_for_room(BODY_HIGH_WATER)
-            elif message["type"] == "http.disconnect":
-                break
-        if not self._final_sent:
-            nursery.cancel_scope.cancel()
-
-    async def handle_request(  # type: ignore[override]
-        self, nursery: trio.Nursery, request: Any, send: Any
-    ) -> None:
-        async def tracking_send(message: Any) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                self._final_sent = True  # before: hypercorn closes/recycles inside this call
-            await send(message)
-
-        await super().handle_request(nursery, request, tracking_send)
-
-
-# ------------------------------------------------------------------- app
-class S3App(QuartTrio):
+class S3App(StreamingQuartTrio):
     """QuartTrio with S3 dispatch in place of URL routing (see module doc)."""
-
-    asgi_http_class = _StreamingHTTPConnection
-    request_class = _BoundedRequest
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ from quart import Response
 from quart_trio import QuartTrio
 
 from titans3 import __version__
+from titans3.core.asgi import ClosingQuartTrio
 
 if TYPE_CHECKING:
     from titans3.daemon import Host
@@ -81,7 +82,7 @@ class _Collector:
 
 
 def create_web_app(host: Host) -> QuartTrio:
-    app = QuartTrio("titans3-web")
+    app = ClosingQuartTrio("titans3-web")
 
     @app.get("/")
     async def index() -> Response:
