@@ -4,6 +4,7 @@
     .venv/bin/python bench/s3bench.py                # both servers, ~3-4 minutes
     .venv/bin/python bench/s3bench.py --quick        # ~1 minute
     .venv/bin/python bench/s3bench.py --only-peer    # rclone alone (no TitanS3 needed)
+    .venv/bin/python bench/s3bench.py --cluster 4    # + a 4-host cluster on 127.0.0.1..4
     .venv/bin/python bench/s3bench.py --titans3-endpoint http://127.0.0.1:9000 \\
         --access-key AK --secret-key SK              # a TitanS3 that is already running
 
@@ -13,6 +14,14 @@ directories, waits for them, and runs every row for each server in turn:
 
     4 KiB PUT ops/s, 4 KiB GET ops/s, 64 MiB PUT MB/s, 64 MiB GET MB/s
     at concurrency 1 and 8 (threads, one client and one connection per thread)
+
+``--cluster N`` adds a third column: N ``titans3 serve`` hosts forming one
+cluster (``--peers``) on 127.0.0.1..N of this same machine, ``--cluster-drives``
+each, EC ``--cluster-ec`` (default 4+2, the single host's scheme, so the two
+columns differ by the peer hops, not by the code).  Client thread ``i`` talks to
+host ``i mod N``; the server CPU column sums every host.  All hosts share the
+machine's cores with each other and the client, so this measures the cost of
+the cluster path, not the throughput of N machines.
 
 Each measurement is bounded in time (--duration) and operation count.  Progress
 goes to stderr; stdout gets a Markdown table (or JSON with --json).  Everything
@@ -69,9 +78,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def free_port() -> int:
+def free_port(addr: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((addr, 0))
         return s.getsockname()[1]
 
 
@@ -116,8 +125,9 @@ class Server:
             return ""
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """utime + stime of every live process in process group ``pgid`` (Linux /proc)."""
+def group_cpu_seconds(pgid: int | list[int]) -> float:
+    """utime + stime of every live process in process group(s) ``pgid`` (Linux /proc)."""
+    pgids = {pgid} if isinstance(pgid, int) else set(pgid)
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in os.scandir("/proc"):
@@ -129,7 +139,7 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         # fields[0] is field 3 (state): pgrp is field 5, utime/stime fields 14/15
-        if int(fields[2]) == pgid:
+        if int(fields[2]) in pgids:
             total += int(fields[11]) + int(fields[12])
     return total / ticks
 
@@ -178,6 +188,10 @@ class Target:
     access_key: str
     secret_key: str
     bucket: str
+    endpoints: list[str] = field(default_factory=list)  # a cluster: thread i uses i mod N
+
+    def endpoint_for(self, tid: int) -> str:
+        return self.endpoints[tid % len(self.endpoints)] if self.endpoints else self.endpoint
 
 
 @dataclass
@@ -277,12 +291,12 @@ def run_phase(
     client_cls,
     duration: float,
     max_ops: int,
-    server_pgid: int | None = None,
+    server_pgid: int | list[int] | None = None,
 ) -> Result:
     """Run one measurement: ``concurrency`` threads until ``duration`` or ``max_ops``."""
     op = make_op(phase, t, p)
     c = phase.concurrency
-    clients = [client_cls(t.endpoint, t.access_key, t.secret_key) for _ in range(c)]
+    clients = [client_cls(t.endpoint_for(i), t.access_key, t.secret_key) for i in range(c)]
     result = Result()
     lock = threading.Lock()
     timing = {"start": 0.0, "deadline": 0.0, "client_cpu": 0.0, "server_cpu": 0.0}
@@ -416,6 +430,31 @@ def start_titans3(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
     return Server("titans3", argv, env, tmp / "titans3.log"), f"http://127.0.0.1:{port}"
 
 
+def start_cluster(
+    tmp: Path, access: str, secret: str, hosts: int, drives: int, ec: str
+) -> list[tuple[Server, str]]:
+    """``hosts`` daemons on 127.0.0.1..hosts forming one cluster; (server, S3 URL) each."""
+    addrs = [f"127.0.0.{i + 1}" for i in range(hosts)]
+    ports = [(free_port(a), free_port(a), free_port(a)) for a in addrs]
+    peers = ",".join(f"{a}:{p[1]}" for a, p in zip(addrs, ports, strict=True))
+    env = dict(os.environ, TITANS3_ROOT_ACCESS_KEY=access, TITANS3_ROOT_SECRET_KEY=secret,
+               TITANS3_CLUSTER_SECRET=secrets.token_urlsafe(24))  # fmt: skip
+    out = []
+    for i, (a, (port, peer_port, web_port)) in enumerate(zip(addrs, ports, strict=True)):
+        argv = [
+            str(BIN / "titans3"), "serve",
+            "--data", str(tmp / f"cluster-host{i + 1}"), "--drives", str(drives),
+            "--listen", f"{a}:{port}",
+            "--peer-listen", f"{a}:{peer_port}",
+            "--web-listen", f"{a}:{web_port}",
+            "--peers", peers,
+            *(["--ec", ec] if ec else []),
+        ]  # fmt: skip
+        log_path = tmp / f"cluster-host{i + 1}.log"
+        out.append((Server(f"cluster-host{i + 1}", argv, env, log_path), f"http://{a}:{port}"))
+    return out
+
+
 def start_rclone(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
     port = free_port()
     (tmp / "peer").mkdir()
@@ -433,17 +472,28 @@ def start_rclone(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
 
 def markdown(report: dict) -> str:
     names = [t["name"] for t in report["targets"]]
+    cols = ["titans3", "peer"]
     head = "| row | TitanS3 | peer (rclone serve s3) | ratio TitanS3/peer |"
-    lines = [head, "|---|---:|---:|---:|"]
+    sep = "|---|---:|---:|---:|"
+    cluster = next((t for t in report["targets"] if t["name"] == "cluster"), None)
+    if cluster is not None:  # the cluster columns go after the single-host ones
+        cols.append("cluster")
+        head += f" {cluster['label']} | ratio cluster/TitanS3 |"
+        sep += "---:|---:|"
+    lines = [head, sep]
     for row in report["rows"]:
-        vals = [row["results"].get(n, {}).get("value") for n in ("titans3", "peer")]
+        vals = [row["results"].get(n, {}).get("value") for n in cols]
         cells = []
-        for n, v in zip(("titans3", "peer"), vals, strict=True):
+        for n, v in zip(cols, vals, strict=True):
             errs = row["results"].get(n, {}).get("errors", 0)
             cell = "—" if n not in names else "failed" if v is None else f"{v:,.0f}"
             cells.append(cell + (f" ({errs} err)" if errs else ""))
         ratio = f"{vals[0] / vals[1]:.2f}" if vals[0] and vals[1] else "—"
-        lines.append(f"| {row['row']} | {cells[0]} | {cells[1]} | {ratio} |")
+        line = f"| {row['row']} | {cells[0]} | {cells[1]} | {ratio} |"
+        if cluster is not None:
+            cratio = f"{vals[2] / vals[0]:.2f}" if vals[0] and vals[2] else "—"
+            line += f" {cells[2]} | {cratio} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -469,9 +519,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
     ap.add_argument("--tmpdir", help="where temporary data directories go (default $TMPDIR)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    ap.add_argument("--cluster", type=int, default=0, metavar="N",
+                    help="also benchmark an N-host cluster on 127.0.0.1..N (e.g. 4)")
+    ap.add_argument("--cluster-drives", type=int, default=2, metavar="D", help="drives per host")
+    ap.add_argument("--cluster-ec", default="4+2", metavar="K+M",
+                    help="the cluster's EC scheme ('' = by drive count; default 4+2 as single-host)")
     opts = ap.parse_args(argv)  # fmt: skip
     if opts.duration is None:
         opts.duration = 2.0 if opts.quick else 7.0
+    if opts.cluster and not 2 <= opts.cluster <= 16:
+        ap.error("--cluster: 2..16 hosts")
     if opts.only_peer and opts.only_titans3:
         ap.error("--only-peer and --only-titans3 exclude each other")
     if (opts.titans3_endpoint or opts.peer_endpoint) and not (opts.access_key and opts.secret_key):
@@ -538,6 +595,18 @@ def main(argv: list[str] | None = None) -> int:
                 started["peer"] = server
                 t = Target("peer", "peer (rclone)", url, access, secret, "s3bench")
             targets.append(t)
+        pgids = {name: [srv.proc.pid] for name, srv in started.items()}
+        if opts.cluster:
+            access, secret = new_credentials()
+            hosts = start_cluster(tmp, access, secret, opts.cluster, opts.cluster_drives,
+                                  opts.cluster_ec)  # fmt: skip
+            servers.extend(srv for srv, _ in hosts)
+            pgids["cluster"] = [srv.proc.pid for srv, _ in hosts]
+            urls = [url for _, url in hosts]
+            for srv, url in hosts:  # together: each host waits for all the others
+                wait_ready(url, srv, timeout=120)
+            targets.append(Target("cluster", f"cluster ({opts.cluster} hosts)", urls[0], access,
+                                  secret, "s3bench", endpoints=urls))  # fmt: skip
 
         for t in targets:
             wait_ready(t.endpoint, started.get(t.name), timeout=90)
@@ -550,8 +619,7 @@ def main(argv: list[str] | None = None) -> int:
                    "unit": phase.unit, "results": {}}  # fmt: skip
             for t in targets:
                 max_ops = small_max if phase.op.startswith("small") else large_max
-                server = started.get(t.name)
-                pgid = server.proc.pid if server else None
+                pgid = pgids.get(t.name)
                 r = run_phase(phase, t, payloads, client_cls, opts.duration, max_ops, pgid)
                 s = r.summary(phase.unit)
                 row["results"][t.name] = s
@@ -585,7 +653,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "small_size": opts.small_size,
         "large_size": opts.large_size,
-        "targets": [{"name": t.name, "label": t.label, "endpoint": t.endpoint} for t in targets],
+        "targets": [{"name": t.name, "label": t.label, "endpoint": t.endpoint,
+                     **({"endpoints": t.endpoints} if t.endpoints else {})} for t in targets],
         "rows": rows,
     }
     if opts.json:

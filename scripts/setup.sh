@@ -10,6 +10,7 @@ APT_PACKAGES=(
   python3-venv python3-dev build-essential pkg-config libfuse3-dev  # build pyfuse3
   fuse3 libnbd-bin nbdkit qemu-utils                                 # FUSE / NBD clients
   xfsprogs e2fsprogs util-linux iproute2 udev                        # disks, namespaces
+  nftables                                                           # partition test: loopback rules
   fdisk                                                              # sfdisk: disk tests craft partition tables
   s3fs curl ca-certificates
 )
