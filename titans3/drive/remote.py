@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,15 +91,25 @@ class PeerClient:
         *,
         timeouts: Timeouts | None = None,
         max_connections: int = 64,
+        tls: ssl.SSLContext | None = None,
+        local_address: str | None = None,
     ) -> None:
+        # ``tls``: speak HTTPS, trusting what the context trusts (the cluster CA,
+        # titans3.core.tls).  ``local_address``: the source address of our
+        # connections -- this host's peer address, so a peer (and a firewall rule)
+        # sees which host is calling, not whichever address the kernel picked.
         self.address = address
-        self.base_url = f"http://{address}"
+        self.base_url = f"{'https' if tls is not None else 'http'}://{address}"
         self.signer = signer
         self.timeouts = timeouts or Timeouts()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=16)
         self._http = httpx.AsyncClient(
             timeout=self.timeouts.httpx(),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=16),
+            limits=limits,
             trust_env=False,
+            transport=httpx.AsyncHTTPTransport(
+                verify=tls if tls is not None else True, limits=limits, local_address=local_address,
+            ),
         )
         self.host_id = ""
         self.online = False
@@ -106,12 +117,32 @@ class PeerClient:
         self.info: dict[str, Any] = {}
         self.drives: dict[int, RemoteDrive] = {}
         self._requests = self._failures = 0
+        # Requests in flight, cancelled when the host is marked down (_abandon_if_down).
+        self._inflight: set[trio.CancelScope] = set()
 
     # ------------------------------------------------------------ liveness
     def mark_down(self, why: str) -> None:
         if self.online:
             log.warning("peer %s (%s) is down: %s", self.address, self.host_id or "?", why)
         self.online = False
+        for cs in list(self._inflight):
+            cs.cancel()
+
+    @contextlib.contextmanager
+    def _abandon_if_down(self) -> Iterator[None]:
+        """A request still waiting when the host is marked down (a heartbeat
+        timed out, another request failed) is given up as ``DriveOffline``: a
+        hung host costs every caller the failure detector's delay, not a full
+        read timeout each."""
+        cs = trio.CancelScope()
+        self._inflight.add(cs)
+        try:
+            with cs:
+                yield
+        finally:
+            self._inflight.discard(cs)
+        if cs.cancelled_caught:
+            raise DriveOffline(self.address, "host marked down while the request waited")
 
     async def heartbeat(self) -> dict[str, Any]:
         """Ask the host who it is; update its drives' states.  Raises
@@ -168,10 +199,11 @@ class PeerClient:
         self._requests += 1
         headers = self.signer.headers(method, target, body)
         try:
-            return await self._http.request(
-                method, self.base_url + target, content=body, headers=headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            with self._abandon_if_down():
+                return await self._http.request(
+                    method, self.base_url + target, content=body, headers=headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
         except httpx.TransportError as e:
             self._failed(f"{type(e).__name__}: {e}")
             raise DriveOffline(self.address, f"peer unreachable: {type(e).__name__}") from e
@@ -247,6 +279,14 @@ class RemoteDrive:
         peer = self.peer
         peer._requests += 1
         headers = peer.signer.headers("GET", target, b"")
+        try:
+            with peer._abandon_if_down():
+                return await self._read_stream(peer, target, headers, length)
+        except DriveOffline as e:
+            raise DriveOffline(self.drive_id, str(e)) from e
+
+    async def _read_stream(self, peer: PeerClient, target: str, headers: dict[str, str],
+                           length: int) -> bytes:
         try:
             async with peer._http.stream("GET", peer.base_url + target, headers=headers) as resp:
                 if resp.status_code != 200:

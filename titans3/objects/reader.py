@@ -100,32 +100,73 @@ async def _read_batch(
     k: int,
     stats: ReadStats,
 ) -> dict[int, bytes]:
+    """``k`` fragments of one batch.  Reads ``k`` holders at once; a holder that
+    fails is replaced by the next one, and one that is merely *slow* is hedged
+    (:func:`hedge_after`): the next holder is read beside it and whichever
+    ``k`` answer first win.  A straggler left behind is cancelled and not asked
+    again for this stream, so a hung host costs one hedge delay, not a timeout."""
     got: dict[int, bytes] = {}
     candidates = [i for i in order if i not in failed]
-    while len(got) < k:
-        want = k - len(got)
-        batch, candidates = candidates[:want], candidates[want:]
-        if not batch:
-            raise QuorumError(
-                f"only {len(got)} of the {k} fragments needed are readable"
-            )
+    inflight: set[int] = set()
+    t0 = trio.current_time()
+    first_done: float | None = None
+    progress = trio.Event()
 
-        async def one(i: int) -> None:
-            d = holders[i]
-            try:
-                buf = await d.read_fragment(data_id, off, length)
-                if len(buf) != length:
-                    raise DriveError(d.drive_id, f"short fragment read ({len(buf)} of {length})")
-                got[i] = buf
-            except DriveError as e:
-                log.warning("fragment %d of %s unreadable on %s: %s", i, data_id, d.drive_id, e)
-                failed.add(i)
-                stats.degraded = True
-                stats.bad_drives = (stats.bad_drives or set()) | {d.drive_id}
-
-        async with trio.open_nursery() as nursery:
-            for i in batch:
-                nursery.start_soon(one, i)
-        if any(i >= k for i in got):
+    async def one(i: int) -> None:
+        nonlocal first_done
+        d = holders[i]
+        try:
+            buf = await d.read_fragment(data_id, off, length)
+            if len(buf) != length:
+                raise DriveError(d.drive_id, f"short fragment read ({len(buf)} of {length})")
+            got[i] = buf
+            if first_done is None:
+                first_done = trio.current_time() - t0
+        except DriveError as e:
+            log.warning("fragment %d of %s unreadable on %s: %s", i, data_id, d.drive_id, e)
+            failed.add(i)
             stats.degraded = True
+            stats.bad_drives = (stats.bad_drives or set()) | {d.drive_id}
+        finally:
+            inflight.discard(i)
+            progress.set()
+
+    async with trio.open_nursery() as nursery:
+        since = t0  # the hedge clock restarts after each hedge
+        while len(got) < k:
+            progress = trio.Event()
+            while len(got) + len(inflight) < k and candidates:
+                i = candidates.pop(0)
+                inflight.add(i)
+                nursery.start_soon(one, i)
+            if not inflight:
+                raise QuorumError(f"only {len(got)} of the {k} fragments needed are readable")
+            with trio.move_on_at(since + hedge_after(first_done)) as hedge:
+                await progress.wait()
+            if hedge.cancelled_caught:
+                if candidates:  # a holder is slow: read one more beside it
+                    i = candidates.pop(0)
+                    inflight.add(i)
+                    nursery.start_soon(one, i)
+                since = trio.current_time()
+        for i in inflight:  # stragglers: cancelled below, skipped for the rest of the stream
+            failed.add(i)
+            log.info("fragment %d of %s: %s too slow, read around it", i, data_id,
+                     holders[i].drive_id)
+        nursery.cancel_scope.cancel()
+    if any(i >= k for i in got):
+        stats.degraded = True
     return got
+
+
+HEDGE_MIN = 0.5  # seconds: below this a read is never hedged
+HEDGE_FACTOR = 4.0
+HEDGE_NONE_DONE = 2.0  # seconds with no fragment at all before hedging
+
+
+def hedge_after(first_done: float | None) -> float:
+    """How long a batch waits for a slow holder before reading one more: a
+    multiple of the fastest answer this batch, never below ``HEDGE_MIN``."""
+    if first_done is None:
+        return HEDGE_NONE_DONE
+    return max(HEDGE_MIN, HEDGE_FACTOR * first_done)
