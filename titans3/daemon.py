@@ -36,6 +36,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from titans3 import __version__
+from titans3.core import tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
@@ -104,9 +105,11 @@ class Host:
         return await self.store.info()
 
 
-def hyper_config(bind: str, *, grace: float, name: str) -> HyperConfig:
+def hyper_config(bind: str, *, grace: float, name: str, tls_settings: dict[str, Any] | None = None) -> HyperConfig:
     host, port = parse_hostport(bind, name)
     hc = HyperConfig()
+    for key, value in (tls_settings or {}).items():  # certfile/keyfile/ca_certs/verify_mode (core/tls.py)
+        setattr(hc, key, value)
     hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     hc.graceful_timeout = grace
     hc.keep_alive_timeout = 75.0
@@ -121,7 +124,9 @@ def hyper_config(bind: str, *, grace: float, name: str) -> HyperConfig:
 
 def scheme_for(cfg: Config) -> ECScheme:
     ec = cfg.ec_scheme()
-    if ec:
+    # In a cluster, --ec counts every host's drives; the local store built
+    # before the cluster forms (and replaced by it) uses what this host has.
+    if ec and not (cfg.peers and ec[0] + ec[1] > cfg.drives):
         return ECScheme(ec[0], ec[1], cfg.segment_size)
     return ECScheme.for_drive_count(cfg.drives, segment_size=cfg.segment_size)
 
@@ -199,7 +204,14 @@ def print_credentials(creds: Credentials, cfg: Config, out: Callable[[str], None
         f"{cfg.state_path}/root-credentials.json):")
     out(f"AWS_ACCESS_KEY_ID={creds.root_access_key}")
     out(f"AWS_SECRET_ACCESS_KEY={creds.root_secret_key}")
-    out(f"S3 endpoint: http://{shown}:{port}")
+    out(f"S3 endpoint: {tls.scheme(cfg)}://{shown}:{port}")
+
+
+def _joined(cfg: Config) -> bool:
+    """A host that joined a cluster (``titanctl cluster join``) without --peers."""
+    from titans3.peer.membership import load_doc
+
+    return load_doc(cfg.state_path) is not None
 
 
 async def run(cfg: Config) -> int:
@@ -207,6 +219,7 @@ async def run(cfg: Config) -> int:
     from titans3.s3.app import create_s3_app
     from titans3.web.app import create_web_app
 
+    tls.check(cfg)  # unreadable certificate files stop start-up with the keys named
     host = await build_host(cfg)
     if host.credentials.generated:
         print_credentials(host.credentials, cfg, lambda s: print(s, flush=True))
@@ -222,9 +235,10 @@ async def run(cfg: Config) -> int:
                 servers.start_soon(inflight.drain, shutdown, servers.cancel_scope, cfg.shutdown_grace)
                 # The peer listener comes first: in a cluster, the handshake
                 # needs every host's peer API (this one's included) answering.
-                hc = hyper_config(cfg.peer_listen, grace=cfg.shutdown_grace, name="peer")
+                hc = hyper_config(cfg.peer_listen, grace=cfg.shutdown_grace, name="peer",
+                                  tls_settings=tls.server_settings(cfg, peer=True))
                 await servers.start(_serve, inflight.wrap(peer_app), hc, shutdown.wait)
-                if cfg.peers:
+                if cfg.peers or _joined(cfg):
                     from titans3.peer.cluster import form
 
                     try:
@@ -247,7 +261,8 @@ async def run(cfg: Config) -> int:
                     (s3_app, cfg.listen, "s3"),
                     (web_app, cfg.web_listen, "web"),
                 ):
-                    hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name)
+                    hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name,
+                                      tls_settings=tls.server_settings(cfg, peer=False) if name == "s3" else None)
                     await servers.start(_serve, inflight.wrap(app), hc, shutdown.wait)
                 log.info("TitanS3 %s ready: S3 on %s, peer on %s, status page on %s; %d drives, EC %d+%d",
                          __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
@@ -296,5 +311,9 @@ def main(cfg: Config) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # httpx logs every request at INFO: in a cluster that is one line per peer
+    # RPC (~20 per small GET), a measurable share of the CPU and of the log.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     os.umask(0o077)
     return trio.run(run, cfg)

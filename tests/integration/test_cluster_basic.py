@@ -162,7 +162,7 @@ def test_peer_requests_without_a_valid_fresh_signature_get_403(hosts: list[Host]
     assert _peer(h, "POST", "/peer/v1/drive/0/rpc/delete_data") == 403
 
 
-def test_with_two_hosts_killed_gets_still_return_the_right_bytes(hosts: list[Host]) -> None:
+def test_with_two_hosts_killed_reads_and_hinted_writes_work_and_a_third_kill_stops_writes(hosts: list[Host]) -> None:
     for h in (hosts[3], hosts[5]):
         h.kill()
     t0 = time.monotonic()
@@ -171,10 +171,16 @@ def test_with_two_hosts_killed_gets_still_return_the_right_bytes(hosts: list[Hos
         assert s3.get_object(Bucket=BUCKET, Key="small")["Body"].read() == SMALL
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["big", "small"]
     assert time.monotonic() - t0 < 20
-    # A PUT cannot reach W = 5 of 6 drives yet (hinted handoff is later work):
-    # it must fail promptly with 503, not hang.
+    # Two hosts down: the two missing fragments go to handoff drives (hinted
+    # handoff, objects/handoff.py), so the PUT succeeds and reads back.
+    with closing(s3_client(hosts[0])) as s3:
+        s3.put_object(Bucket=BUCKET, Key="after-kill", Body=b"x" * 1000)
+        assert s3.get_object(Bucket=BUCKET, Key="after-kill")["Body"].read() == b"x" * 1000
+    # A third host down leaves fewer than k = 4 drives: the PUT must fail
+    # promptly with 503, not hang.
+    hosts[4].kill()
     t0 = time.monotonic()
     with closing(s3_client(hosts[0])) as s3, pytest.raises(ClientError) as err:
-        s3.put_object(Bucket=BUCKET, Key="after-kill", Body=b"x" * 1000)
+        s3.put_object(Bucket=BUCKET, Key="after-third-kill", Body=b"x" * 1000)
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
     assert time.monotonic() - t0 < 20

@@ -120,12 +120,13 @@ def test_copy_larger_than_5_gib_is_refused(monkeypatch):
 async def test_failed_copy_leaves_destination_untouched(store, drives):
     await put(store, "src", os.urandom(3 * SEG))
     await put(store, "dst", b"old")
-    drives[0].offline = drives[1].offline = True  # below write quorum for every key
+    # Three of six down: fewer than k primaries, so not even hinted handoff can write.
+    drives[0].offline = drives[1].offline = drives[2].offline = True
     try:
         with pytest.raises(QuorumError):
             await store.copy_object("bkt", "src", "bkt", "dst")
     finally:
-        drives[0].offline = drives[1].offline = False
+        drives[0].offline = drives[1].offline = drives[2].offline = False
     assert await read_all(store, "bkt", "dst") == b"old"
 
 

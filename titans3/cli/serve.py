@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shared secret authenticating peers (same on every host; or TITANS3_CLUSTER_SECRET)")
     s.add_argument("--cluster-wait", type=float, metavar="SECONDS",
                    help="how long start-up waits for every peer to answer (default 120)")
+    s.add_argument("--tls-cert", metavar="FILE",
+                   help="PEM certificate of this host: S3 and peer API speak HTTPS (titanctl cluster init)")
+    s.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    s.add_argument("--tls-ca", metavar="FILE",
+                   help="PEM cluster CA: peers must present a certificate it issued")
     s.add_argument("--disks", metavar="auto|DEV,DEV",
                    help="use raw disks instead of --data directories: 'auto' claims every blank disk "
                         "(or TitanS3 drive) found, or name the devices")

@@ -266,6 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     from titans3.cli import ctl_disk
 
     ctl_disk.add_commands(sub, _add_common)
+    from titans3.cli import ctl_cluster_init
+
+    # `cluster` groups the cluster commands; each module adds its actions to
+    # `cluster_actions` (init: ctl_cluster_init; join/remove/status: ctl_cluster).
+    cluster = sub.add_parser("cluster", help="cluster certificates and membership")
+    _add_common(cluster, top=False)
+    cluster_actions = cluster.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ctl_cluster_init.add_init(cluster_actions, _add_common)
+    from titans3.cli import ctl_cluster
+
+    ctl_cluster.add_actions(cluster_actions, _add_common)
     return parser
 
 
@@ -296,14 +307,26 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        client = _client(args, dict(os.environ) if env is None else env)
-        from titans3.cli import ctl_disk, ctl_repair
+        if args.command == "cluster" and args.action == "init":  # local files: no node, no credentials
+            from titans3.cli import ctl_cluster_init
 
-        if args.command in ctl_disk.COMMANDS:
-            out = ctl_disk.run(args, client)
+            try:
+                out = ctl_cluster_init.run_init(args)
+            except ctl_cluster_init.InitError as e:
+                raise CtlError(str(e), EXIT_USAGE) from None
         else:
-            out = (ctl_repair.run(args, client) if args.command in ctl_repair.COMMANDS
-                   else cmd_info(client, args.json))
+            client = _client(args, dict(os.environ) if env is None else env)
+            from titans3.cli import ctl_disk, ctl_repair
+
+            if args.command in ctl_disk.COMMANDS:
+                out = ctl_disk.run(args, client)
+            elif args.command == "cluster":
+                from titans3.cli import ctl_cluster
+
+                out = ctl_cluster.run(args, client)
+            else:
+                out = (ctl_repair.run(args, client) if args.command in ctl_repair.COMMANDS
+                       else cmd_info(client, args.json))
     except CtlError as e:
         print(f"titanctl: {e.message}", file=sys.stderr)
         return e.code

@@ -47,6 +47,12 @@ class Config:
     peers: str = ""  # "HOST:PORT,HOST:PORT,..." peer API addresses
     cluster_secret: str = field(default="", repr=False)
     cluster_wait: float = 120.0  # seconds to wait at start-up for every peer to answer
+    # TLS (titans3/core/tls.py): with a certificate, S3 and peer listeners speak
+    # HTTPS, the peer listener requires a client certificate from tls_ca, and
+    # peer clients trust tls_ca only.  ``titanctl cluster init`` makes these files.
+    tls_cert: str = ""  # PEM certificate of this host
+    tls_key: str = ""  # PEM private key of tls_cert
+    tls_ca: str = ""  # PEM cluster CA certificate
     http_recv_bytes: int = 1 << 20  # hypercorn socket read size (its default: 64 KiB)
     malloc_tuning: bool = True  # raise glibc mmap/trim thresholds (STACK-NOTES)
     # Durability workers (titans3/workers/).
@@ -147,6 +153,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("cluster_secret: a cluster (--peers) needs a secret of at least 16 characters")
     if cfg.cluster_wait <= 0:
         raise ConfigError("cluster_wait: must be positive")
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        raise ConfigError("tls_cert/tls_key: set both or neither")
+    if cfg.tls_cert and not cfg.tls_ca:
+        raise ConfigError("tls_ca: TLS (tls_cert) needs the cluster CA certificate to verify peers")
     if cfg.segment_size < 4096 or cfg.segment_size % 4096:
         raise ConfigError("segment_size: must be a positive multiple of 4096")
     if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):

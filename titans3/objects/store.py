@@ -44,7 +44,7 @@ from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import Part, VersionRecord
 from titans3.erasure.codec import Codec, ECScheme
 from titans3.erasure.stripe import Layout, layout_for, resolve_range
-from titans3.objects import listing
+from titans3.objects import handoff, listing
 from titans3.objects.bucket_config import BucketConfigMixin
 from titans3.objects.buckets import BucketRecord, BucketTable
 from titans3.objects.conditional import ConditionalMixin, KeyLocks, WriteCondition
@@ -105,6 +105,9 @@ class ObjectStore(
         # replacements not yet refilled (see titans3.disks.roster).
         self.healing: set[int] = set()
         self.ring = ring
+        # During a ring change (titans3/workers/rebalance.py) the previous ring:
+        # reads also ask its drives that the new placement replaced.
+        self.old_ring: Ring | None = None
         self.scheme = scheme
         self.clock = clock or HybridClock()
         self.inline_max = inline_max
@@ -113,6 +116,8 @@ class ObjectStore(
         self.buckets = BucketTable(self.drives, self.clock)
         self.key_locks = KeyLocks()  # conditional writes (objects/conditional.py)
         self._codecs: dict[tuple[int, int], Codec] = {}
+        # Hinted-handoff plans of PUTs between staging and commit (objects/handoff.py).
+        self.handoffs: dict[str, dict[int, handoff.HintedDrive]] = {}
         self._background: trio.Nursery | None = None
         self.degraded_reads = 0
         # Heal-on-read: called with (bucket_id, key, vid, bad drive ids) after a
@@ -152,6 +157,20 @@ class ObjectStore(
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:
         return [self._by_id[d] for d in self.ring.drives_for(bucket_id, key)]
 
+    def add_drives(self, drives: Sequence[Drive], slots: Sequence[str]) -> None:
+        """Append drives of hosts that joined (positions of the others stay)."""
+        for d, s in zip(drives, slots, strict=True):
+            if s not in self._by_id:
+                self._by_id[s] = len(self.drives)
+                self.drives.append(d)
+                self.slots.append(s)
+
+    def _old_extra(self, bucket_id: bytes, key: bytes, positions: list[int]) -> list[int]:
+        if self.old_ring is None:
+            return []
+        old = [self._by_id[d] for d in self.old_ring.drives_for(bucket_id, key) if d in self._by_id]
+        return [p for p in old if p not in positions]
+
     def layout(self, rec_ec: tuple[int, int, int], size: int) -> Layout:
         k, m, seg = rec_ec
         codec = self.codec(k, m)
@@ -171,6 +190,20 @@ class ObjectStore(
             for j, pos in enumerate(positions):
                 if pos not in self.healing:
                     nursery.start_soon(one, j, self.drives[pos])
+        await handoff.merge_hints(self, bucket_id, key, positions, per)
+        extra = self._old_extra(bucket_id, key, positions)
+        if extra:  # ring change: fragments not yet moved are still on the old drives
+            more: list[list[VersionRecord] | None] = [None] * len(extra)
+
+            async def old(j: int, d: Drive) -> None:
+                with suppress(DriveError):
+                    more[j] = await d.read_versions(bucket_id, key)
+
+            async with trio.open_nursery() as nursery:
+                for j, pos in enumerate(extra):
+                    nursery.start_soon(old, j, self.drives[pos])
+            # An old drive that did not answer is not "unseen": the new placement decides.
+            return positions + extra, per + [m if m is not None else [] for m in more]
         return positions, per
 
     async def _resolve(
@@ -253,18 +286,22 @@ class ObjectStore(
         on_data: Callable[[memoryview], None] | None,
         *,
         inline_max: int | None = None,
+        hinted: bool = False,
     ) -> tuple[list[int], ECScheme, Written]:
         sch = self.scheme_for(brec)
         positions = self.placement(brec.bucket_id, key)
-        drives = [
+        drives: list[Drive | None] = [
             self.drives[p] if self.drives[p].state == DriveState.ONLINE else None for p in positions
         ]
+        if hinted:  # hinted handoff for down primaries (objects/handoff.py)
+            drives = handoff.substitute(self, brec.bucket_id, key, positions, drives, sch.k, sch.m)
         written = await write_stream(
             body, drives, sch, self.codec(sch.k, sch.m),
             write_quorum=write_quorum(sch.k, sch.m),
             inline_max=self.inline_max if inline_max is None else inline_max,
             expected_size=size, on_data=on_data,
         )
+        handoff.register(self, written.data_id, drives)
         if content_md5 is not None:
             try:
                 check_content_md5(content_md5, written.md5)
@@ -288,18 +325,25 @@ class ObjectStore(
         self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int],
         make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
         inline: list[bytes] | None = None, data_id: str | None = None,
-        older_nulls: list[int] | None = None,
+        older_nulls: list[int] | None = None, landed_out: list[int] | None = None,
     ) -> int:
         """Commit per-drive records on ``ok`` positions; returns how many landed.
-        Positions still holding older null versions are added to ``older_nulls``."""
-        landed: list[int] = []
+        Positions still holding older null versions are added to ``older_nulls``,
+        the positions that landed to ``landed_out``."""
+        landed: list[int] = [] if landed_out is None else landed_out
 
         async def one(j: int) -> None:
-            d = self.drives[positions[j]]
+            rec = make(j)
+            hd = handoff.pending(self, rec, j)
+            d = hd if hd is not None else self.drives[positions[j]]
             try:
                 if inline is not None and data_id is not None:
                     await d.put_inline(data_id, inline[j])
-                older = await d.commit_version(brec.bucket_id, key, make(j), promote=promote(j))
+                if hd is not None:  # a fragment staged on a handoff drive: store the hint
+                    await hd.commit_hint(brec.bucket_id, key, rec)
+                    landed.append(j)
+                    return
+                older = await d.commit_version(brec.bucket_id, key, rec, promote=promote(j))
                 landed.append(j)
                 if older and older_nulls is not None:
                     older_nulls.append(j)
@@ -318,8 +362,10 @@ class ObjectStore(
     ) -> list[int]:
         """Returns the positions that still hold older null versions."""
         older: list[int] = []
-        n = await self._commit(brec, key, positions, ok, make, promote, inline, data_id, older)
-        if n >= w:
+        landed: list[int] = []
+        n = await self._commit(brec, key, positions, ok, make, promote, inline, data_id, older,
+                               landed)
+        if await handoff.settle(self, brec.bucket_id, key, make(0), positions, landed, n >= w):
             return older
         vid = make(0).vid
         tomb = VersionRecord(vid=vid, tomb=True)
@@ -358,7 +404,8 @@ class ObjectStore(
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
         seen = await self._precheck(brec, bucket, key, kb, condition)
-        positions, sch, written = await self._stage(brec, kb, body, size, content_md5, on_data)
+        positions, sch, written = await self._stage(brec, kb, body, size, content_md5, on_data,
+                                                    hinted=True)
         try:
             cks = dict(checksums()) if checksums is not None else {}
         except BaseException:
@@ -434,7 +481,8 @@ class ObjectStore(
         for j, recs in enumerate(per):
             for x in recs or ():
                 if x.vid == rec.vid and not x.tomb:
-                    holders.setdefault(x.frag_index, self.drives[positions[j]])
+                    holders.setdefault(x.frag_index,
+                                       handoff.holder(self, self.drives[positions[j]], x))
         body = self._read_version(rec, holders, first, last, brec.bucket_id, kb)
         return GetResult(info=info, body=body, first=first, last=last, partial=partial)
 
@@ -551,6 +599,8 @@ class ObjectStore(
             delimiter=delimiter.encode() or None, start_after=start_after.encode() or None,
             page=min(1000, max_keys + 1), min_answers=self._list_quorum(), skip=self.healing,
         ):
+            if not e.is_prefix and not e.versions:  # a remnant, or hinted and not replayed yet
+                e = await handoff.relist(self, brec, e)
             if not e.is_prefix and (not e.versions or e.versions[0].record.dm):
                 continue
             if len(objects) + len(prefixes) == max_keys:

@@ -90,6 +90,8 @@ class PeerService:
         self.verifier = Verifier(secret, window=window) if secret else None
         self.describe = describe
         self.sessions: dict[tuple[int, str], _Session] = {}
+        # A pushed cluster document (titans3/peer/membership.py); None: refused.
+        self.on_ring: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
 
     def sweep(self, now: float) -> list[_Session]:
         stale = [k for k, s in self.sessions.items() if now - s.used > SESSION_TTL]
@@ -221,6 +223,15 @@ def build_peer_app(svc: PeerService) -> QuartTrio:
     async def heartbeat() -> Response:
         return _msg(svc.describe())
 
+    @app.post("/peer/v1/cluster/ring")
+    async def cluster_ring() -> Response:
+        if svc.on_ring is None:
+            return _msg({"error": "ValueError", "message": "this host takes no cluster documents"}, 404)
+        try:
+            return _msg(await svc.on_ring(g.body))
+        except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
+            return _error(ValueError(f"cluster document refused: {e}"))
+
     @app.post("/peer/v1/drive/<int:i>/rpc/<op>")
     async def rpc(i: int, op: str) -> Response:
         fn = RPC.get(op)
@@ -341,4 +352,7 @@ def create_peer_app(host: Host) -> QuartTrio:
     svc = PeerService(
         host.drives, secret=host.config.cluster_secret or None, describe=lambda: describe_host(host)
     )
+    from titans3.peer import membership
+
+    svc.on_ring = lambda raw: membership.receive(host, raw)
     return build_peer_app(svc)

@@ -32,8 +32,8 @@ After start-up, :meth:`Cluster.run` heartbeats every peer each
 and one that answers again comes back.  A call that fails between heartbeats
 marks the host down on its own.
 
-Not here yet (issue 4, later): join/remove of a running cluster, ring
-versions beyond 1 and rebalancing, hinted handoff, TLS.
+Join/remove of a running cluster, ring versions beyond 1 and the saved
+cluster document that then replaces ``--peers``: :mod:`titans3.peer.membership`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from titans3 import __version__
+from titans3.core import tls
 from titans3.core.config import Config
 from titans3.core.crypto import write_atomic
 from titans3.core.errors import ConfigError, DriveError
@@ -114,12 +115,17 @@ class Cluster:
         self.host = host
         self.signer = Signer(cfg.cluster_secret, host.host_id)
         self.addresses = sorted(set(cfg.peer_list()))
-        self.peers: dict[str, PeerClient] = {
-            a: PeerClient(a, self.signer, timeouts=timeouts) for a in self.addresses
-        }
+        self._timeouts = timeouts
+        self.peers: dict[str, PeerClient] = {a: self.new_peer(a) for a in self.addresses}
         self.self_address: str | None = None
         self.members: list[HostEntry] = []
         self.ring: Ring | None = None
+
+    def new_peer(self, address: str) -> PeerClient:
+        """A client for the host at ``address``: make every PeerClient here, so
+        each gets the cluster CA (TLS) and this host's source address."""
+        return PeerClient(address, self.signer, timeouts=self._timeouts,
+                          **tls.peer_client_options(self.cfg))
 
     @property
     def others(self) -> list[PeerClient]:
@@ -277,11 +283,21 @@ class Cluster:
 async def form(host: Host, nursery: trio.Nursery) -> Cluster:
     """Handshake with every peer, then replace ``host.store`` with the cluster's
     store and start the failure detector in ``nursery``."""
+    from titans3.peer import membership
+
     cluster = Cluster(host.config, host)
-    members = await cluster.handshake()
-    host.store = cluster.build_store(members)
+    doc = membership.load_doc(host.config.state_path)
+    if doc is not None:  # a cluster that changed since --peers: the saved document rules
+        host.store = await membership.resume(cluster, doc)
+        members = cluster.members
+    else:
+        members = await cluster.handshake()
+        host.store = cluster.build_store(members)
+        doc = membership.initial_doc(cluster, host.store)
+    cluster.membership = membership.Membership(cluster, doc)  # type: ignore[attr-defined]
     host.workers["cluster"] = cluster
     await nursery.start(cluster.run)
+    nursery.start_soon(cluster.membership.run)  # type: ignore[attr-defined]
     log.info("cluster formed: %d hosts, %d drives, EC %d+%d, this host is %s at %s",
              len(members), len(host.store.drives), host.store.scheme.k, host.store.scheme.m,
              host.host_id, cluster.self_address)

@@ -54,6 +54,23 @@ class Ring:
         row = self.table[self.partition_of(bucket_id, key)]
         return [self.members[i].drive_id for i in row]
 
+    def handoffs_for(self, bucket_id: bytes, key: bytes) -> list[str]:
+        """Drive ids that take a fragment while its primary is down, in order.
+
+        Deterministic (a pure function of the ring and the name), so writers
+        and readers agree: the drives outside the stripe, best rendezvous
+        score first, then the stripe's own drives in fragment order -- a ring
+        with no spare drives (6 drives, 4+2) doubles a fragment up on a live
+        primary rather than refusing a write the scheme can still make
+        durable (see titans3.objects.handoff).
+        """
+        p = self.partition_of(bucket_id, key)
+        row = self.table[p]
+        inrow = set(row)
+        spare = sorted((i for i in range(len(self.members)) if i not in inrow),
+                       key=lambda i: _score(p, self.members[i]), reverse=True)
+        return [self.members[i].drive_id for i in (*spare, *row)]
+
     def partitions_of(self, drive_id: str) -> list[int]:
         idx = next(i for i, m in enumerate(self.members) if m.drive_id == drive_id)
         return [p for p, row in enumerate(self.table) if idx in row]

@@ -29,7 +29,7 @@ from titans3.core.errors import InvalidArgument, NotImplementedS3
 from titans3.objects.inspect import inspect_object
 from titans3.s3.context import S3Context
 
-WORKERS = ("scrubber", "heal-queue", "repair", "refill", "gc")
+WORKERS = ("scrubber", "heal-queue", "repair", "refill", "gc", "handoff")
 
 
 def _workers(ctx: S3Context) -> dict[str, Any]:

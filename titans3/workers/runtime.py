@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from titans3.workers.gc import GarbageCollector
+from titans3.workers.handoff import HandoffReplayer
 from titans3.workers.healqueue import HealQueue
+from titans3.workers.rebalance import Rebalancer
 from titans3.workers.refill import RefillManager
 from titans3.workers.repairer import RepairWorker
 from titans3.workers.scrubber import Scrubber
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEAL_QUEUE_FILE = "heal-queue.msgpack"
-WORKER_NAMES = ("scrubber", "heal-queue", "repair", "refill", "gc")
+WORKER_NAMES = ("scrubber", "heal-queue", "repair", "refill", "gc", "handoff", "rebalance")
 
 
 def local_positions(host: Host) -> list[int]:
@@ -48,6 +50,7 @@ def local_positions(host: Host) -> list[int]:
 
 
 async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    from titans3.objects import handoff
     from titans3.objects.maintenance import Maintenance
 
     cfg = host.config
@@ -76,12 +79,27 @@ async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
     refill = RefillManager(svc, concurrency=cfg.repair_concurrency, on_done=refilled)
     gc = GarbageCollector(svc, positions=local, interval=cfg.gc_interval,
                           window=cfg.commit_window, mpu_max_age=cfg.mpu_max_age)
+    # Hints held by this host's drives go back to their primaries (objects/handoff.py).
+    replayer = HandoffReplayer(lambda pos: handoff.replay_drive(store, pos), local)
     host.workers.update({"scrubber": scrubber, "heal-queue": queue, "repair": repair,
-                         "refill": refill, "gc": gc})
+                         "refill": refill, "gc": gc, "handoff": replayer})
+    rebalance = _rebalancer(host)  # ring changes (workers/rebalance.py)
+    host.workers["rebalance"] = rebalance
     async with trio.open_nursery() as nursery:
         nursery.start_soon(queue.run_persister)
         await nursery.start(repair.run)
         await nursery.start(refill.run)
         await nursery.start(scrubber.run)
         await nursery.start(gc.run)
+        await nursery.start(replayer.run)
+        await nursery.start(rebalance.run)
         task_status.started()
+
+
+def _rebalancer(host: Host) -> Rebalancer:
+    """The ring-change mover; idle unless this host coordinates a ring change."""
+    from titans3.objects import keywalk, move
+    from titans3.peer.membership import membership_of
+
+    return Rebalancer(host.config.state_path, lambda: membership_of(host), lambda: host.store,
+                      move.move_key, keywalk.walk_keys, move.copy_buckets)
