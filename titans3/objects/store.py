@@ -38,7 +38,6 @@ from titans3.core.errors import (
     NoSuchKey,
     NoSuchVersion,
     QuorumError,
-    S3Error,
 )
 from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import Part, VersionRecord
@@ -47,6 +46,7 @@ from titans3.erasure.stripe import Layout, layout_for, resolve_range
 from titans3.objects import handoff, listing
 from titans3.objects.bucket_config import BucketConfigMixin
 from titans3.objects.buckets import BucketRecord, BucketTable
+from titans3.objects.commit import CommitMixin
 from titans3.objects.conditional import ConditionalMixin, KeyLocks, WriteCondition
 from titans3.objects.copy import CopyMixin
 from titans3.objects.multipart import MultipartMixin
@@ -68,7 +68,6 @@ from titans3.objects.uploads import UploadsMixin
 from titans3.objects.validate import check_content_md5, check_key
 from titans3.objects.versionid import HybridClock, is_version_id
 from titans3.objects.versions import VersionsMixin, delete_marker_error
-from titans3.objects.writer import Written, write_stream
 from titans3.ring.builder import Ring
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ def etag_of(md5: bytes) -> str:
 
 
 class ObjectStore(
-    MultipartMixin, BucketConfigMixin, VersionsMixin, CopyMixin, TaggingMixin, UploadsMixin,
+    CommitMixin, MultipartMixin, BucketConfigMixin, VersionsMixin, CopyMixin, TaggingMixin, UploadsMixin,
     ConditionalMixin,
 ):
     def __init__(
@@ -276,115 +275,6 @@ class ObjectStore(
         return len(self.drives) - write_quorum(self.scheme.k, self.scheme.m) + 1
 
     # ----------------------------------------------------------- writes
-    async def _stage(
-        self,
-        brec: BucketRecord,
-        key: bytes,
-        body: AsyncIterator[bytes],
-        size: int | None,
-        content_md5: str | None,
-        on_data: Callable[[memoryview], None] | None,
-        *,
-        inline_max: int | None = None,
-        hinted: bool = False,
-    ) -> tuple[list[int], ECScheme, Written]:
-        sch = self.scheme_for(brec)
-        positions = self.placement(brec.bucket_id, key)
-        drives: list[Drive | None] = [
-            self.drives[p] if self.drives[p].state == DriveState.ONLINE else None for p in positions
-        ]
-        if hinted:  # hinted handoff for down primaries (objects/handoff.py)
-            drives = handoff.substitute(self, brec.bucket_id, key, positions, drives, sch.k, sch.m)
-        written = await write_stream(
-            body, drives, sch, self.codec(sch.k, sch.m),
-            write_quorum=write_quorum(sch.k, sch.m),
-            inline_max=self.inline_max if inline_max is None else inline_max,
-            expected_size=size, on_data=on_data,
-        )
-        handoff.register(self, written.data_id, drives)
-        if content_md5 is not None:
-            try:
-                check_content_md5(content_md5, written.md5)
-            except S3Error:
-                await self._discard(positions, written)
-                raise
-        return positions, sch, written
-
-    async def _discard(self, positions: list[int], written: Written) -> None:
-        """Drop staged data that will never be committed."""
-        if written.inline is not None:
-            return
-        async def one(pos: int) -> None:
-            with suppress(DriveError):
-                await self.drives[pos].delete_data([written.data_id])
-        async with trio.open_nursery() as nursery:
-            for j in written.ok:
-                nursery.start_soon(one, positions[j])
-
-    async def _commit(
-        self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int],
-        make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
-        inline: list[bytes] | None = None, data_id: str | None = None,
-        older_nulls: list[int] | None = None, landed_out: list[int] | None = None,
-    ) -> int:
-        """Commit per-drive records on ``ok`` positions; returns how many landed.
-        Positions still holding older null versions are added to ``older_nulls``,
-        the positions that landed to ``landed_out``."""
-        landed: list[int] = [] if landed_out is None else landed_out
-
-        async def one(j: int) -> None:
-            rec = make(j)
-            hd = handoff.pending(self, rec, j)
-            d = hd if hd is not None else self.drives[positions[j]]
-            try:
-                if inline is not None and data_id is not None:
-                    await d.put_inline(data_id, inline[j])
-                if hd is not None:  # a fragment staged on a handoff drive: store the hint
-                    await hd.commit_hint(brec.bucket_id, key, rec)
-                    landed.append(j)
-                    return
-                older = await d.commit_version(brec.bucket_id, key, rec, promote=promote(j))
-                landed.append(j)
-                if older and older_nulls is not None:
-                    older_nulls.append(j)
-            except DriveError as e:
-                log.warning("commit on %s failed: %s", d.drive_id, e)
-
-        async with trio.open_nursery() as nursery:
-            for j in ok:
-                nursery.start_soon(one, j)
-        return len(landed)
-
-    async def _commit_or_rollback(
-        self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int], w: int,
-        make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
-        inline: list[bytes] | None = None, data_id: str | None = None,
-    ) -> list[int]:
-        """Returns the positions that still hold older null versions."""
-        older: list[int] = []
-        landed: list[int] = []
-        n = await self._commit(brec, key, positions, ok, make, promote, inline, data_id, older,
-                               landed)
-        if await handoff.settle(self, brec.bucket_id, key, make(0), positions, landed, n >= w):
-            return older
-        vid = make(0).vid
-        tomb = VersionRecord(vid=vid, tomb=True)
-        await self._commit(brec, key, positions, ok, lambda j: tomb, lambda j: [])
-        raise QuorumError(f"only {n} of the {w} drives needed committed the write")
-
-    def _purge_older_nulls(
-        self, brec: BucketRecord, key: bytes, positions: list[int], vid: str, where: Sequence[int]
-    ) -> None:
-        """After a null version reached quorum: free the older ones, in the background."""
-        if not where:
-            return
-        purge = VersionRecord(vid=vid, tomb=True, null=True)
-
-        async def run() -> None:
-            await self._commit(brec, key, positions, where, lambda j: purge, lambda j: [])
-
-        self._later(run)
-
     async def put_object(
         self,
         bucket: str,

@@ -1,0 +1,149 @@
+"""Two-phase writes: staging a stream, committing per-drive records, rolling back.
+
+Theory of operation
+-------------------
+``_stage`` erasure-codes a body into staging on the placement's drives
+(substituting handoff drives for down primaries when asked); nothing is
+visible yet.  ``_commit`` asks every drive that staged a fragment to promote it
+and merge the version record in one durable step.  ``_commit_or_rollback``
+acknowledges only when the write quorum landed (or the handoff rule in
+:mod:`titans3.objects.handoff` is met) and otherwise removes the partial
+commits; if even the rollback cannot run, readers ignore a version held by
+fewer than W drives (:mod:`titans3.objects.resolve`).  Older null versions are
+purged only after their successor is safe (``_purge_older_nulls``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+import trio
+
+from titans3.core.errors import DriveError, QuorumError, S3Error
+from titans3.drive.protocol import Drive, DriveState
+from titans3.drive.records import VersionRecord
+from titans3.erasure.codec import ECScheme
+from titans3.objects import handoff
+from titans3.objects.resolve import write_quorum
+from titans3.objects.validate import check_content_md5
+from titans3.objects.writer import Written, write_stream
+
+if TYPE_CHECKING:
+    from titans3.objects.buckets import BucketRecord
+    from titans3.objects.store import ObjectStore
+
+log = logging.getLogger("titans3.objects.store")
+
+
+class CommitMixin:
+    async def _stage(
+        self: ObjectStore,
+        brec: BucketRecord,
+        key: bytes,
+        body: AsyncIterator[bytes],
+        size: int | None,
+        content_md5: str | None,
+        on_data: Callable[[memoryview], None] | None,
+        *,
+        inline_max: int | None = None,
+        hinted: bool = False,
+    ) -> tuple[list[int], ECScheme, Written]:
+        sch = self.scheme_for(brec)
+        positions = self.placement(brec.bucket_id, key)
+        drives: list[Drive | None] = [
+            self.drives[p] if self.drives[p].state == DriveState.ONLINE else None for p in positions
+        ]
+        if hinted:  # hinted handoff for down primaries (objects/handoff.py)
+            drives = handoff.substitute(self, brec.bucket_id, key, positions, drives, sch.k, sch.m)
+        written = await write_stream(
+            body, drives, sch, self.codec(sch.k, sch.m),
+            write_quorum=write_quorum(sch.k, sch.m),
+            inline_max=self.inline_max if inline_max is None else inline_max,
+            expected_size=size, on_data=on_data,
+        )
+        handoff.register(self, written.data_id, drives)
+        if content_md5 is not None:
+            try:
+                check_content_md5(content_md5, written.md5)
+            except S3Error:
+                await self._discard(positions, written)
+                raise
+        return positions, sch, written
+
+    async def _discard(self: ObjectStore, positions: list[int], written: Written) -> None:
+        """Drop staged data that will never be committed."""
+        if written.inline is not None:
+            return
+        async def one(pos: int) -> None:
+            with suppress(DriveError):
+                await self.drives[pos].delete_data([written.data_id])
+        async with trio.open_nursery() as nursery:
+            for j in written.ok:
+                nursery.start_soon(one, positions[j])
+
+    async def _commit(
+        self: ObjectStore, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int],
+        make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
+        inline: list[bytes] | None = None, data_id: str | None = None,
+        older_nulls: list[int] | None = None, landed_out: list[int] | None = None,
+    ) -> int:
+        """Commit per-drive records on ``ok`` positions; returns how many landed.
+        Positions still holding older null versions are added to ``older_nulls``,
+        the positions that landed to ``landed_out``."""
+        landed: list[int] = [] if landed_out is None else landed_out
+
+        async def one(j: int) -> None:
+            rec = make(j)
+            hd = handoff.pending(self, rec, j)
+            d = hd if hd is not None else self.drives[positions[j]]
+            try:
+                if inline is not None and data_id is not None:
+                    await d.put_inline(data_id, inline[j])
+                if hd is not None:  # a fragment staged on a handoff drive: store the hint
+                    await hd.commit_hint(brec.bucket_id, key, rec)
+                    landed.append(j)
+                    return
+                older = await d.commit_version(brec.bucket_id, key, rec, promote=promote(j))
+                landed.append(j)
+                if older and older_nulls is not None:
+                    older_nulls.append(j)
+            except DriveError as e:
+                log.warning("commit on %s failed: %s", d.drive_id, e)
+
+        async with trio.open_nursery() as nursery:
+            for j in ok:
+                nursery.start_soon(one, j)
+        return len(landed)
+
+    async def _commit_or_rollback(
+        self: ObjectStore, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int], w: int,
+        make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
+        inline: list[bytes] | None = None, data_id: str | None = None,
+    ) -> list[int]:
+        """Returns the positions that still hold older null versions."""
+        older: list[int] = []
+        landed: list[int] = []
+        n = await self._commit(brec, key, positions, ok, make, promote, inline, data_id, older,
+                               landed)
+        if await handoff.settle(self, brec.bucket_id, key, make(0), positions, landed, n >= w):
+            return older
+        vid = make(0).vid
+        tomb = VersionRecord(vid=vid, tomb=True)
+        await self._commit(brec, key, positions, ok, lambda j: tomb, lambda j: [])
+        raise QuorumError(f"only {n} of the {w} drives needed committed the write")
+
+    def _purge_older_nulls(
+        self: ObjectStore, brec: BucketRecord, key: bytes, positions: list[int], vid: str, where: Sequence[int]
+    ) -> None:
+        """After a null version reached quorum: free the older ones, in the background."""
+        if not where:
+            return
+        purge = VersionRecord(vid=vid, tomb=True, null=True)
+
+        async def run() -> None:
+            await self._commit(brec, key, positions, where, lambda j: purge, lambda j: [])
+
+        self._later(run)
