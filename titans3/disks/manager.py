@@ -13,7 +13,7 @@ Start-up (:meth:`DiskManager.start`, before anything serves):
 
 * a host that has run before gets its slots back in roster order: each slot's
   drive is mounted (``<state>/disks/<drive id>``) and opened; a slot whose
-  disk is missing, failed or cannot be mounted gets a *placeholder*: a
+  disk is missing, failed or cannot be mounted gets a *stand-in*: a
   LocalDrive never opened and marked FAILED, so the store sees a dead drive
   in the right position and placement does not move;
 * a first start takes, in ``--disks`` order or by device name, every
@@ -207,7 +207,7 @@ class DiskManager(OperatorMixin):
             return sorted(devices, key=lambda d: rank.get(d.path, len(rank)))
         return sorted(devices, key=lambda d: _natural(d.path))
 
-    def _placeholder(self, drive_id: str) -> LocalDrive:
+    def _stand_in(self, drive_id: str) -> LocalDrive:
         d = LocalDrive(self.mountpoint(drive_id), drive_id=drive_id, create=False, threads=self.threads)
         d.mark_failed()
         return d
@@ -238,18 +238,18 @@ class DiskManager(OperatorMixin):
         if rec is None or rec.state is not DiskState.ACTIVE:
             log.warning("slot %s: drive %s is %s; waiting for a replacement", self.slot_name(index),
                         drive_id, rec.state.value if rec else "unknown")
-            return self._placeholder(drive_id)
+            return self._stand_in(drive_id)
         if dev is None:
             self.ledger.set_state(drive_id, DiskState.FAILED, reason="missing at start-up")
             log.error("slot %s: the disk of drive %s is missing; marked failed",
                       self.slot_name(index), drive_id)
-            return self._placeholder(drive_id)
+            return self._stand_in(drive_id)
         try:
             return await self._bring_up(dev, drive_id, rec.fs)
         except DiskOperationFailed as e:
             self.ledger.set_state(drive_id, DiskState.FAILED, reason=str(e.message))
             log.error("slot %s: %s; marked failed", self.slot_name(index), e.message)
-            return self._placeholder(drive_id)
+            return self._stand_in(drive_id)
 
     async def _first_start(self, devices: list[DeviceInfo]) -> None:
         found = {d.path for d in devices}

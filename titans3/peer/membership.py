@@ -401,8 +401,8 @@ async def _become_member(host: Host, doc: dict[str, Any]) -> Membership:
     for p in cluster.peers.values():
         await p.aclose()
     cluster.peers = {}
-    placeholder = {**doc, "version": 0}
-    ms = Membership(cluster, placeholder)
+    seed_doc = {**doc, "version": 0}
+    ms = Membership(cluster, seed_doc)
     cluster.membership = ms  # type: ignore[attr-defined]
     host.workers["cluster"] = cluster
     nursery = store._background
