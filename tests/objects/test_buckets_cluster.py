@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from titans3.core.errors import NoSuchBucket, QuorumError
-from titans3.objects.buckets import BucketTable
+from titans3.objects.buckets import RECENT_TTL, BucketTable
 from titans3.objects.versionid import HybridClock
 
 from .memdrive import MemDrive
@@ -51,7 +52,26 @@ def test_an_uncached_read_needs_a_majority_and_takes_the_newest() -> None:
             d.offline = True  # the survivors of the write are now partly gone
         assert (await a.get("logs")).versioning == "Enabled"
         drives[4].offline = True
+        await trio.sleep(RECENT_TTL * 2)  # past the reuse window: a real quorum read again
         with pytest.raises(QuorumError):
             await a.get("logs")
 
-    trio.run(main)
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_an_existing_bucket_is_reused_briefly_but_absence_is_never_cached() -> None:
+    async def main() -> None:
+        drives = [MemDrive(f"d{i}") for i in range(6)]
+        writer = BucketTable(drives, HybridClock(), cache=False)
+        reader = BucketTable(drives, HybridClock(), cache=False)
+        with pytest.raises(NoSuchBucket):
+            await reader.get("logs")
+        await writer.create("logs")
+        assert (await reader.get("logs")).name == "logs"  # absence was not remembered
+        await writer.update("logs", versioning="Enabled")
+        assert (await reader.get("logs")).versioning == ""  # within the window: reused
+        await trio.sleep(RECENT_TTL * 2)
+        assert (await reader.get("logs")).versioning == "Enabled"
+        assert (await writer.get("logs")).versioning == "Enabled"  # own writes: at once
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

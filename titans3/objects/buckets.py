@@ -17,7 +17,13 @@ Records are cached in memory after the first read; this process is the only
 writer on a single host.  In a cluster other hosts write too, so the table is
 built with ``cache=False``: every ``get`` is a quorum read of that one record
 (the newest of a majority of drives), and list/update re-read the table --
-correct without any invalidation protocol, at one small read per drive.
+correct without any invalidation protocol, at one small read per drive.  An
+*existing* bucket's record is then reused for ``RECENT_TTL`` seconds: object
+requests need it every time, and a quorum read per request dominated small
+GETs.  AWS documents bucket configuration as eventually consistent, so a
+versioning or CORS change made through another host showing up a second later
+is within S3's contract; "no such bucket" is never cached, and this host's own
+writes replace the entry at once.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from titans3.drive.protocol import Drive
 from titans3.objects.versionid import HybridClock
 
 TABLE = "buckets"
+RECENT_TTL = 1.0  # s: how long a cluster host reuses an existing bucket's record
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -104,6 +111,7 @@ class BucketTable:
         self._clock = clock
         self._cache_enabled = cache
         self._cache: dict[str, BucketRecord] = {}
+        self._recent: dict[str, tuple[float, BucketRecord]] = {}  # cluster mode, see module doc
         self._loaded = False
         self._lock = trio.Lock()
 
@@ -192,12 +200,19 @@ class BucketTable:
         if ok < self.majority:
             raise QuorumError("too few drives took the bucket record")
         self._cache[rec.name] = rec
+        self._recent.pop(rec.name, None)
 
     async def get(self, name: str) -> BucketRecord:
         if not self._cache_enabled:
+            hit = self._recent.get(name)
+            now = trio.current_time()
+            if hit is not None and now - hit[0] < RECENT_TTL:
+                return hit[1]
             rec = await self._read_one(name)
             if rec is None or rec.deleted:
+                self._recent.pop(name, None)
                 raise NoSuchBucket(BucketName=name)
+            self._recent[name] = (now, rec)
             return rec
         if not self._loaded:
             async with self._lock:
