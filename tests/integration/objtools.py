@@ -1,7 +1,7 @@
 """Helpers shared by the object-API integration tests (versioning, copy, batch
 delete, tagging, conditional requests): a module-scoped AWS CLI, reading an
-S3 error out of a botocore exception, and a guard that the daemon logged no
-traceback while a test ran."""
+S3 error out of a botocore exception, a guard that the daemon logged no
+traceback while a test ran, and the module fixtures all of them share."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from .cluster import AwsCli, Daemon
+from .cluster import AwsCli, Daemon, s3_client
 
 
 def cli_for(daemon: Daemon, home: Path) -> AwsCli:
@@ -44,3 +44,36 @@ def clean_log(daemon: Daemon) -> Iterator[None]:
     new = daemon.log_since(mark)
     assert "Traceback" not in new, f"daemon logged a traceback:\n{new[-4000:]}"
     assert daemon.running, f"daemon died:\n{daemon.log_tail()}"
+
+
+def module_fixtures(*buckets: str, home: str) -> tuple[Any, Any, Any, Any]:
+    """The fixtures every object-API test module uses: ``d`` (the module's
+    daemon, with ``buckets`` created), ``s3`` (a boto3 client), ``cli`` (the
+    AWS CLI) and an autouse no-traceback guard.  Assign them by these names:
+    ``d, s3, cli, _no_traceback = module_fixtures(...)``."""
+
+    @pytest.fixture(scope="module")
+    def d(module_daemon: Daemon) -> Daemon:
+        if buckets:
+            client = s3_client(module_daemon)
+            for bucket in buckets:
+                client.create_bucket(Bucket=bucket)
+            client.close()
+        return module_daemon
+
+    @pytest.fixture(scope="module")
+    def s3(d: Daemon) -> Iterator[object]:
+        client = s3_client(d)
+        yield client
+        client.close()
+
+    @pytest.fixture(scope="module")
+    def cli(d: Daemon, tmp_path_factory: pytest.TempPathFactory) -> AwsCli:
+        return cli_for(d, tmp_path_factory.mktemp(home))
+
+    @pytest.fixture(autouse=True)
+    def _no_traceback(d: Daemon) -> Iterator[None]:
+        with clean_log(d):
+            yield
+
+    return d, s3, cli, _no_traceback

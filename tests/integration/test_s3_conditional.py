@@ -8,43 +8,19 @@ import base64
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
 
 from .cluster import AwsCli, Daemon, MiB, s3_client
-from .objtools import clean_log, cli_for, cli_json, s3_error
+from .objtools import cli_json, module_fixtures, s3_error
 from .rawhttp import raw_request
 
 B = "conditional"
 PART = 5 * MiB
 
 
-@pytest.fixture(scope="module")
-def d(module_daemon: Daemon) -> Daemon:
-    client = s3_client(module_daemon)
-    client.create_bucket(Bucket=B)
-    client.close()
-    return module_daemon
-
-
-@pytest.fixture(scope="module")
-def s3(d: Daemon) -> Iterator[object]:
-    client = s3_client(d)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def cli(d: Daemon, tmp_path_factory: pytest.TempPathFactory) -> AwsCli:
-    return cli_for(d, tmp_path_factory.mktemp("aws-conditional"))
-
-
-@pytest.fixture(autouse=True)
-def _no_traceback(d: Daemon) -> Iterator[None]:
-    with clean_log(d):
-        yield
+d, s3, cli, _no_traceback = module_fixtures(B, home="aws-conditional")
 
 
 def read(s3, key: str, **kw) -> bytes:

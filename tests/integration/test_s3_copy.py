@@ -6,14 +6,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
-from .cluster import AwsCli, Daemon, MiB, s3_client
-from .objtools import clean_log, cli_for, cli_json, s3_error
+from .cluster import AwsCli, Daemon, MiB
+from .objtools import cli_json, module_fixtures, s3_error
 from .rawhttp import pattern_chunks, sha256_of, stream_get, stream_put
 from .test_memory import RssSampler
 
@@ -21,31 +18,7 @@ SRC = "copy-src"
 DST = "copy-dst"
 
 
-@pytest.fixture(scope="module")
-def d(module_daemon: Daemon) -> Daemon:
-    client = s3_client(module_daemon)
-    client.create_bucket(Bucket=SRC)
-    client.create_bucket(Bucket=DST)
-    client.close()
-    return module_daemon
-
-
-@pytest.fixture(scope="module")
-def s3(d: Daemon) -> Iterator[object]:
-    client = s3_client(d)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def cli(d: Daemon, tmp_path_factory: pytest.TempPathFactory) -> AwsCli:
-    return cli_for(d, tmp_path_factory.mktemp("aws-copy"))
-
-
-@pytest.fixture(autouse=True)
-def _no_traceback(d: Daemon) -> Iterator[None]:
-    with clean_log(d):
-        yield
+d, s3, cli, _no_traceback = module_fixtures(SRC, DST, home="aws-copy")
 
 
 def read(s3, b: str, k: str, **kw) -> bytes:

@@ -4,41 +4,15 @@ time, Put/Get/DeleteObjectTagging per version, x-amz-tagging-count, limits."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
-import pytest
-
-from .cluster import AwsCli, Daemon, s3_client
-from .objtools import clean_log, cli_for, cli_json, s3_error
+from .cluster import AwsCli, Daemon
+from .objtools import cli_json, module_fixtures, s3_error
 from .rawhttp import raw_request
 
 B = "tagging"
 
 
-@pytest.fixture(scope="module")
-def d(module_daemon: Daemon) -> Daemon:
-    client = s3_client(module_daemon)
-    client.create_bucket(Bucket=B)
-    client.close()
-    return module_daemon
-
-
-@pytest.fixture(scope="module")
-def s3(d: Daemon) -> Iterator[object]:
-    client = s3_client(d)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def cli(d: Daemon, tmp_path_factory: pytest.TempPathFactory) -> AwsCli:
-    return cli_for(d, tmp_path_factory.mktemp("aws-tagging"))
-
-
-@pytest.fixture(autouse=True)
-def _no_traceback(d: Daemon) -> Iterator[None]:
-    with clean_log(d):
-        yield
+d, s3, cli, _no_traceback = module_fixtures(B, home="aws-tagging")
 
 
 def tags(s3, key: str, bucket: str = B, **kw) -> dict[str, str]:

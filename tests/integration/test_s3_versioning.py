@@ -7,37 +7,13 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from .cluster import AwsCli, Daemon, s3_client
-from .objtools import clean_log, cli_for, cli_json, s3_error
+from .objtools import cli_json, module_fixtures, s3_error
 from .rawhttp import raw_request
 
-
-@pytest.fixture(scope="module")
-def d(module_daemon: Daemon) -> Daemon:
-    return module_daemon
-
-
-@pytest.fixture(scope="module")
-def s3(d: Daemon) -> Iterator[object]:
-    client = s3_client(d)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def cli(d: Daemon, tmp_path_factory: pytest.TempPathFactory) -> AwsCli:
-    return cli_for(d, tmp_path_factory.mktemp("aws-versioning"))
-
-
-@pytest.fixture(autouse=True)
-def _no_traceback(d: Daemon) -> Iterator[None]:
-    with clean_log(d):
-        yield
+d, s3, cli, _no_traceback = module_fixtures(home="aws-versioning")
 
 
 _n = iter(range(10_000))
