@@ -224,6 +224,63 @@ def test_inline_fragments_and_delete_data(tmp_path: Path) -> None:
     run(body, tmp_path / "d")
 
 
+def test_a_small_object_is_one_call_per_drive_each_way(tmp_path: Path) -> None:
+    async def body(s: Served) -> None:
+        d = s.remote
+        data_id = new_id()
+        before = s.client._requests
+        await d.put_inline(data_id, b"small object")  # waits for its commit
+        assert s.client._requests == before
+        rec = VersionRecord(vid=vid(1), data=data_id, inline=True, null=True, size=12)
+        await d.commit_version(B, b"k", rec, promote=[data_id])
+        assert s.client._requests == before + 1
+        assert await s.local.read_fragment(data_id, 0, 100) == b"small object"  # committed there
+        # The read: the records bring the newest inline fragment along.
+        before = s.client._requests
+        recs = await d.read_versions(B, b"k")
+        assert [r.data for r in recs] == [data_id]
+        assert await d.read_fragment(data_id, 0, 1 << 62) == b"small object"
+        assert s.client._requests == before + 1
+        # Taken once: the next read asks the peer again (and gets the same bytes).
+        assert await d.read_fragment(data_id, 6, 6) == b"object"
+        assert s.client._requests == before + 2
+        # An older version's blob does not ride along; only the newest readable one.
+        newer = new_id()
+        await d.put_inline(newer, b"newer")
+        await d.commit_version(B, b"k", VersionRecord(vid=vid(2), data=newer, inline=True, size=5),
+                               promote=[newer])
+        await d.read_versions(B, b"k")
+        before = s.client._requests
+        assert await d.read_fragment(newer, 0, 5) == b"newer"
+        assert s.client._requests == before
+        assert await d.read_fragment(data_id, 0, 5) == b"small"
+        assert s.client._requests == before + 1
+
+    run(body, tmp_path / "d")
+
+
+def test_a_blob_staged_for_a_commit_that_fails_is_not_committed_later(tmp_path: Path) -> None:
+    async def body(s: Served) -> None:
+        d = s.remote
+        data_id = new_id()
+        await d.put_inline(data_id, b"lost")
+        s.client.mark_down("test: the host went away")
+        with pytest.raises(DriveOffline):
+            await d.commit_version(B, b"k", VersionRecord(vid=vid(1), data=data_id, inline=True,
+                                                          size=4), promote=[data_id])
+        await s.client.heartbeat()
+        # The outbox kept it for the commit it belongs to; another commit of the
+        # same id (a retry) still carries it, an unrelated one does not.
+        await d.commit_version(B, b"other", VersionRecord(vid=vid(2), size=0))
+        with pytest.raises(FragmentMissing):
+            await s.local.read_fragment(data_id, 0, 4)
+        await d.commit_version(B, b"k", VersionRecord(vid=vid(1), data=data_id, inline=True,
+                                                      size=4), promote=[data_id])
+        assert await s.local.read_fragment(data_id, 0, 4) == b"lost"
+
+    run(body, tmp_path / "d")
+
+
 def test_flipped_byte_raises_corrupt_through_the_peer(tmp_path: Path) -> None:
     payload = os.urandom(3 * fmt.PAYLOAD)
 

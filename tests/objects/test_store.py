@@ -145,6 +145,28 @@ async def test_put_with_one_drive_down_succeeds_and_reads_back(store, drives):
 
 
 @run
+async def test_a_write_acknowledged_short_of_a_drive_is_reported_for_repair(store, drives):
+    reported: list[tuple[bytes, bytes]] = []
+    store.on_partial_write = lambda b, k: reported.append((b, k))
+    await store.put_object("bkt", "whole", body(os.urandom(SEG * 2)))
+    assert reported == []  # all six drives landed
+
+    async def dies_mid_stream():  # drive 2 takes the first segment, then fails
+        yield os.urandom(SEG)
+        drives[2].offline = True
+        yield os.urandom(SEG)
+
+    await store.put_object("bkt", "short", dies_mid_stream())
+    assert [k for _, k in reported] == [b"short"] and store.partial_writes == 1
+    drives[2].offline = False
+    # A drive down *before* the write gets a hint instead, which replay restores.
+    drives[4].offline = True
+    await store.put_object("bkt", "hinted", body(os.urandom(SEG * 2)))
+    drives[4].offline = False
+    assert [k for _, k in reported] == [b"short"]
+
+
+@run
 async def test_overwrite_in_unversioned_bucket_frees_old_data(store, drives):
     await store.put_object("bkt", "k", body(b"a" * SEG * 2))
     await store.put_object("bkt", "k", body(b"b" * SEG * 2))

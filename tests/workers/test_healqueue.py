@@ -5,7 +5,13 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from titans3.workers.healqueue import MAX_ATTEMPTS, HealQueue, HealQueueCore
+from titans3.workers.healqueue import (
+    DEFER_MAX_AGE,
+    DEFER_RETRY,
+    MAX_ATTEMPTS,
+    HealQueue,
+    HealQueueCore,
+)
 
 B = b"\x01" * 8
 
@@ -47,6 +53,42 @@ def test_retries_give_up_after_max_attempts():
         q.finish(e, now, retry=True)
         now += 10_000
     assert len(q) == 0 and q.dropped_attempts == 1
+
+
+def test_deferred_repairs_wait_without_using_up_attempts():
+    q = HealQueueCore(10)
+    q.push(B, b"a", "write", 0)
+    now = 0.0
+    for _ in range(MAX_ATTEMPTS * 3):  # a host down for a long time
+        e = q.take(now)
+        assert e is not None
+        q.finish(e, now, retry=True, deferred=True)
+        assert q.take(now + DEFER_RETRY - 1) is None
+        now += DEFER_RETRY
+    assert len(q) == 1 and q.dropped_attempts == 0
+    e = q.take(DEFER_MAX_AGE + 1)
+    q.finish(e, DEFER_MAX_AGE + 1, retry=True, deferred=True)  # given up to the scrubber
+    assert len(q) == 0 and q.dropped_attempts == 1
+
+
+def test_a_delayed_push_is_not_due_before_its_delay():
+    q = HealQueueCore(10)
+    q.push(B, b"a", "write", 100.0, delay=10.0)
+    assert q.take(105.0) is None
+    assert q.take(110.0).key == b"a"
+
+
+def test_waking_deferred_entries_makes_them_due_at_once():
+    q = HealQueueCore(10)
+    q.push(B, b"a", "write", 0)
+    q.push(B, b"b", "write", 0)
+    a = q.take(0)
+    q.finish(a, 0, retry=True, deferred=True)
+    b = q.take(0)  # still in flight when the host comes back: not touched
+    assert q.wake_deferred(1.0) == 1
+    assert q.take(1.0).key == b"a"
+    q.finish(b, 1.0, retry=False)
+    assert q.wake_deferred(1.0) == 0
 
 
 def test_report_during_repair_rearms_the_entry():

@@ -61,7 +61,7 @@ from titans3.drive import direct, health, keys
 from titans3.drive import fragment as fmt
 from titans3.drive.chunks import ChunkStore
 from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, VERSIONS, Index, WriteContext
-from titans3.drive.protocol import DriveStat, DriveState, ListEntry
+from titans3.drive.protocol import INLINE_MAX, DriveStat, DriveState, ListEntry
 from titans3.drive.records import (
     VersionRecord,
     has_older_null,
@@ -79,7 +79,6 @@ T = TypeVar("T")
 FAST_BUDGET = 0.02  # s: an inline metadata read slower than this demotes the drive
 SLOW_PENALTY = 30  # s
 
-INLINE_MAX = 128 * 1024
 STAGED_INLINE_TTL = 3600.0  # seconds an uncommitted inline blob is kept in memory
 DRIVE_TABLE = "drive"  # drive-private counters
 QUARANTINE_TABLE = "quarantine"  # corrupt inline blobs, keyed "<data id>.<ns>"

@@ -38,6 +38,8 @@ from typing import Protocol, runtime_checkable
 
 from titans3.drive.records import VersionRecord
 
+INLINE_MAX = 128 * 1024  # bytes: the largest fragment put_inline takes (kept in the index)
+
 
 class DriveState(StrEnum):
     ONLINE = "online"

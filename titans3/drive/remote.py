@@ -31,6 +31,19 @@ bounded so the receiver authenticates every byte before it reaches a drive,
 and the per-drive round trip per MiB is cheap against the erasure-coding and
 disk work around it.  Fragment download streams the response into one buffer
 of at most the requested length.
+
+Small objects ride along (one round trip per drive, not two):
+
+* ``put_inline`` sends nothing: the blob waits in the drive's outbox and
+  travels inside the ``commit_version`` / ``put_meta`` call that promotes it;
+  the peer stages it and commits in that one call.  A blob never committed
+  ages out of the outbox (``OUTBOX_TTL``), as it would out of the peer's
+  staging.
+* ``read_versions`` answers with the inline fragment of the newest readable
+  record as well (the peer reads it through its checksum); the blob waits in
+  a small, short-lived read cache and the GET's ``read_fragment`` takes it from
+  there instead of calling again.  Data ids are never reused, so a cached blob
+  cannot be the wrong bytes for its id.
 """
 
 from __future__ import annotations
@@ -39,7 +52,8 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +62,7 @@ import trio
 
 from titans3.core.errors import DriveError, DriveOffline, FragmentMissing
 from titans3.drive import wire
-from titans3.drive.protocol import DriveStat, DriveState, ListEntry
+from titans3.drive.protocol import INLINE_MAX, DriveStat, DriveState, ListEntry
 from titans3.drive.records import VersionRecord
 from titans3.peer.auth import Signer
 
@@ -119,6 +133,8 @@ class PeerClient:
         self._requests = self._failures = 0
         # Requests in flight, cancelled when the host is marked down (_abandon_if_down).
         self._inflight: set[trio.CancelScope] = set()
+        # Called when the host comes back after being down (repairs waiting for it).
+        self.on_up: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------ liveness
     def mark_down(self, why: str) -> None:
@@ -169,9 +185,12 @@ class PeerClient:
             drive = self.drive(int(d["index"]))
             drive.drive_id = d["drive_id"] or drive.drive_id
             drive._remote_state = DriveState(d["state"])
-        if not self.online:
-            log.info("peer %s (%s) is up", self.address, hid)
+        came_back = not self.online
         self.online = True
+        if came_back:
+            log.info("peer %s (%s) is up", self.address, hid)
+            for cb in self.on_up:
+                cb()
         self.last_seen = time.time()
         return info
 
@@ -209,6 +228,47 @@ class PeerClient:
             raise DriveOffline(self.address, f"peer unreachable: {type(e).__name__}") from e
 
 
+OUTBOX_TTL = 3600.0  # seconds an uncommitted inline blob waits (the peer's staging TTL)
+OUTBOX_MAX = 4096  # blobs; the oldest go first (their PUT is long gone)
+CARRIED_TTL = 5.0  # seconds a blob that came with read_versions is kept for the read
+CARRIED_MAX = 64
+
+
+class _Blobs:
+    """Small bounded map of data id -> bytes with an age limit (insertion order)."""
+
+    def __init__(self, ttl: float, cap: int) -> None:
+        self.ttl, self.cap = ttl, cap
+        self._d: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    def put(self, data_id: str, data: bytes) -> None:
+        now = time.monotonic()
+        self._d.pop(data_id, None)
+        self._d[data_id] = (now, data)
+        while self._d:
+            oldest, (t, _) = next(iter(self._d.items()))
+            if len(self._d) <= self.cap and now - t <= self.ttl:
+                break
+            del self._d[oldest]
+
+    def take(self, data_id: str) -> bytes | None:
+        got = self._d.pop(data_id, None)
+        if got is None or time.monotonic() - got[0] > self.ttl:
+            return None
+        return got[1]
+
+    def take_all(self, ids: Sequence[str]) -> dict[str, bytes]:
+        out = {}
+        for i in ids:
+            b = self.take(i)
+            if b is not None:
+                out[i] = b
+        return out
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
 class RemoteDrive:
     """Implements :class:`~titans3.drive.protocol.Drive` for drive ``index`` of a peer."""
 
@@ -218,6 +278,8 @@ class RemoteDrive:
         self.drive_id = drive_id or f"{peer.address}/drive-{index}"
         self._remote_state = DriveState.OFFLINE  # as the peer's last heartbeat reported it
         self._prefix = f"/peer/v1/drive/{index}"
+        self._outbox = _Blobs(OUTBOX_TTL, OUTBOX_MAX)  # put_inline blobs awaiting their commit
+        self._carried = _Blobs(CARRIED_TTL, CARRIED_MAX)  # inline blobs read_versions brought
 
     # ================================================================ state
     @property
@@ -271,6 +333,9 @@ class RemoteDrive:
         if offset < 0 or length < 0:
             raise ValueError("negative offset or length")
         self._require_online()
+        carried = self._carried.take(data_id)
+        if carried is not None:
+            return carried[offset : offset + length]
         try:
             _safe(data_id)
         except ValueError:  # as LocalDrive: a malformed id names no fragment here
@@ -313,17 +378,39 @@ class RemoteDrive:
         return int(await self._rpc("fragment_size", {"id": data_id}))
 
     async def put_inline(self, data_id: str, data: bytes) -> None:
-        await self._rpc("put_inline", {"id": data_id, "data": bytes(data)})
+        self._require_online()
+        _safe(data_id)
+        if len(data) > INLINE_MAX:  # as LocalDrive, before anything is queued
+            raise ValueError(f"inline fragment of {len(data)} bytes exceeds {INLINE_MAX}")
+        self._outbox.put(data_id, bytes(data))  # sent with the commit that promotes it
 
     # ================================================================ versions
     async def commit_version(
         self, bucket_id: bytes, key: bytes, record: VersionRecord, *, promote: Sequence[str] = ()
     ) -> bool:
-        args = {"b": bucket_id, "k": key, "r": record.to_dict(), "p": list(promote)}
-        return bool(await self._rpc("commit_version", args))
+        args: dict[str, Any] = {"b": bucket_id, "k": key, "r": record.to_dict(), "p": list(promote)}
+        async with self._carrying(promote, args):
+            return bool(await self._rpc("commit_version", args))
+
+    @contextlib.asynccontextmanager
+    async def _carrying(self, promote: Sequence[str], args: dict[str, Any]) -> AsyncIterator[None]:
+        """Put the outbox blobs ``promote`` names into ``args``; back into the
+        outbox if the call fails (a retry of the commit still needs them)."""
+        inline = self._outbox.take_all(promote)
+        if inline:
+            args["inl"] = inline
+        try:
+            yield
+        except BaseException:
+            for data_id, blob in inline.items():
+                self._outbox.put(data_id, blob)
+            raise
 
     async def read_versions(self, bucket_id: bytes, key: bytes) -> list[VersionRecord]:
-        return wire.records_in(await self._rpc("read_versions", {"b": bucket_id, "k": key}))
+        out = await self._rpc("read_versions", {"b": bucket_id, "k": key, "carry": True})
+        for data_id, blob in out.get("inl", {}).items():
+            self._carried.put(data_id, blob)
+        return wire.records_in(out["r"])
 
     async def list_versions(
         self,
@@ -344,7 +431,9 @@ class RemoteDrive:
     async def put_meta(
         self, table: str, key: bytes, value: bytes | None, *, promote: Sequence[str] = ()
     ) -> None:
-        await self._rpc("put_meta", {"t": table, "k": key, "v": value, "p": list(promote)})
+        args: dict[str, Any] = {"t": table, "k": key, "v": value, "p": list(promote)}
+        async with self._carrying(promote, args):
+            await self._rpc("put_meta", args)
 
     async def get_meta(self, table: str, key: bytes) -> bytes | None:
         return await self._rpc("get_meta", {"t": table, "k": key})  # type: ignore[no-any-return]

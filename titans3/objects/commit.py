@@ -8,7 +8,9 @@ visible yet.  ``_commit`` asks every drive that staged a fragment to promote it
 and merge the version record in one durable step.  ``_commit_or_rollback``
 acknowledges only when the write quorum landed (or the handoff rule in
 :mod:`titans3.objects.handoff` is met) and otherwise removes the partial
-commits; if even the rollback cannot run, readers ignore a version held by
+commits.  An acknowledged write that missed some of its drives (and left no
+hint for them) is reported to ``on_partial_write``, the repair queue, so the
+missed fragments come back without waiting for a scrub; if even the rollback cannot run, readers ignore a version held by
 fewer than W drives (:mod:`titans3.objects.resolve`).  Older null versions are
 purged only after their successor is safe (``_purge_older_nulls``).
 """
@@ -129,6 +131,10 @@ class CommitMixin:
         n = await self._commit(brec, key, positions, ok, make, promote, inline, data_id, older,
                                landed)
         if await handoff.settle(self, brec.bucket_id, key, make(0), positions, landed, n >= w):
+            if n < len(positions):  # hints count as landed: their replay restores them
+                self.partial_writes += 1
+                if self.on_partial_write is not None:
+                    self.on_partial_write(brec.bucket_id, key)
             return older
         vid = make(0).vid
         tomb = VersionRecord(vid=vid, tomb=True)

@@ -122,6 +122,11 @@ class ObjectStore(
         # Heal-on-read: called with (bucket_id, key, vid, bad drive ids) after a
         # read that needed parity or met a bad fragment (the repair worker's queue).
         self.on_degraded: Callable[[bytes, bytes, str, set[str]], None] | None = None
+        # Called with (bucket_id, key) after a write acknowledged on fewer than
+        # all of its drives (a drive died mid-stream, a host was away without a
+        # handoff drive): the missed fragments are repair's to restore.
+        self.on_partial_write: Callable[[bytes, bytes], None] | None = None
+        self.partial_writes = 0
 
     # ----------------------------------------------------------- lifecycle
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

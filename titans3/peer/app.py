@@ -21,6 +21,11 @@ the client), addressed by the drive's *index on this host*:
 ``GET  /peer/v1/drive/<i>/frag/<id>?offset=&length=``  read_fragment, streamed
 =====================================================  =========================
 
+Two calls carry small objects along so a small PUT or GET is one call per
+drive: ``commit_version`` and ``put_meta`` take the inline blobs they promote
+(``inl``), staged here just before the commit; ``read_versions`` with
+``carry`` answers ``{"r": records, "inl": {data id: newest inline fragment}}``.
+
 Fragment uploads are a *session* of bounded chunk requests, each signed with
 its own body digest (see auth.py for why not one long streamed request).  The
 session holds the LocalDrive's writer; each chunk names the offset it starts
@@ -36,6 +41,7 @@ the client sees as a truncated body (a ``DriveError``), never as short data.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -62,6 +68,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 8 << 20  # a chunk request; clients send at most remote.CHUNK_MAX
 READ_PIECE = 4 << 20  # bytes read from the drive per streamed piece
 SESSION_TTL = 300.0  # s an upload session may sit idle
+CARRY_MAX = 1 << 20  # bound on an inline fragment sent along with read_versions
 
 
 @dataclass(eq=False)
@@ -127,13 +134,33 @@ async def _put_inline(d: Drive, a: dict[str, Any]) -> Any:
     await d.put_inline(a["id"], a["data"])
 
 
+async def _stage_carried(d: Drive, a: dict[str, Any]) -> None:
+    """Inline blobs that came with their commit (RemoteDrive's outbox)."""
+    for data_id, data in (a.get("inl") or {}).items():
+        await d.put_inline(str(data_id), bytes(data))
+
+
 async def _commit_version(d: Drive, a: dict[str, Any]) -> Any:
     rec = VersionRecord.from_dict(a["r"])
+    await _stage_carried(d, a)
     return await d.commit_version(a["b"], a["k"], rec, promote=list(a.get("p", ())))
 
 
 async def _read_versions(d: Drive, a: dict[str, Any]) -> Any:
-    return wire.records_out(await d.read_versions(a["b"], a["k"]))
+    recs = await d.read_versions(a["b"], a["k"])
+    if not a.get("carry"):
+        return wire.records_out(recs)
+    # The newest version's inline fragment comes along: a small GET then needs
+    # no second call (RemoteDrive's read cache).  Unreadable: the reader asks.
+    inl: dict[str, bytes] = {}
+    for r in recs:
+        if r.tomb:
+            continue
+        if r.inline and r.data:
+            with contextlib.suppress(DriveError):
+                inl[r.data] = await d.read_fragment(r.data, 0, CARRY_MAX)
+        break
+    return {"r": wire.records_out(recs), "inl": inl}
 
 
 async def _list_versions(d: Drive, a: dict[str, Any]) -> Any:
@@ -149,6 +176,7 @@ async def _delete_data(d: Drive, a: dict[str, Any]) -> Any:
 
 
 async def _put_meta(d: Drive, a: dict[str, Any]) -> Any:
+    await _stage_carried(d, a)
     await d.put_meta(a["t"], a["k"], a.get("v"), promote=list(a.get("p", ())))
 
 

@@ -42,7 +42,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +116,8 @@ class Cluster:
         self.signer = Signer(cfg.cluster_secret, host.host_id)
         self.addresses = sorted(set(cfg.peer_list()))
         self._timeouts = timeouts
+        # Called whenever any peer host comes back up (set before new_peer runs).
+        self.on_peer_up: list[Callable[[], None]] = []
         self.peers: dict[str, PeerClient] = {a: self.new_peer(a) for a in self.addresses}
         self.self_address: str | None = None
         self.members: list[HostEntry] = []
@@ -124,8 +126,14 @@ class Cluster:
     def new_peer(self, address: str) -> PeerClient:
         """A client for the host at ``address``: make every PeerClient here, so
         each gets the cluster CA (TLS) and this host's source address."""
-        return PeerClient(address, self.signer, timeouts=self._timeouts,
+        peer = PeerClient(address, self.signer, timeouts=self._timeouts,
                           **tls.peer_client_options(self.cfg))
+        peer.on_up.append(self._peer_up)
+        return peer
+
+    def _peer_up(self) -> None:
+        for cb in self.on_peer_up:
+            cb()
 
     @property
     def others(self) -> list[PeerClient]:

@@ -65,6 +65,7 @@ async def _status(ctx: S3Context) -> dict[str, Any]:
             for p in sorted(store.healing)
         ],
         "degraded_reads": store.degraded_reads,
+        "partial_writes": store.partial_writes,
         "workers": {name: _doc(workers[name].statistics()) for name in WORKERS if name in workers},
     }
 

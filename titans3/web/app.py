@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from quart import Response
 from quart_trio import QuartTrio
 
@@ -57,7 +57,8 @@ async def host_status(host: Host) -> dict[str, Any]:
         "ec": {"k": store.scheme.k, "m": store.scheme.m},
         "drives": drives,
         "workers": workers,
-        "store": {"degraded_reads": store.degraded_reads},
+        "store": {"degraded_reads": store.degraded_reads,
+                  "partial_writes": store.partial_writes},
     }
 
 
@@ -79,6 +80,10 @@ class _Collector:
         deg = GaugeMetricFamily("titans3_degraded_reads", "reads that needed parity")
         deg.add_metric([], self.s["store"]["degraded_reads"])
         yield deg
+        part = CounterMetricFamily(
+            "titans3_partial_writes", "writes acknowledged on fewer than all of their drives")
+        part.add_metric([], self.s["store"]["partial_writes"])
+        yield part
 
 
 def create_web_app(host: Host) -> QuartTrio:

@@ -13,9 +13,16 @@ and duplicates collapse into one entry.
   will find the object again).  Producers that can wait (the scrubber) use
   :meth:`HealQueue.put`, which blocks until there is room -- backpressure
   instead of loss.
-* **Retry with backoff.**  An entry whose repair could not finish (a drive is
-  offline, the version is younger than the commit grace) goes back with a
-  ``not_before`` time; after ``MAX_ATTEMPTS`` it is dropped and counted.
+* **Retry with backoff.**  An entry whose repair failed goes back with a
+  ``not_before`` time; after ``MAX_ATTEMPTS`` failures it is dropped and
+  counted.
+* **Deferred is not failed.**  A repair that could not finish because a drive
+  it needs is away (a host is down) or the version is younger than the commit
+  grace is *deferred*: it comes back every ``DEFER_RETRY`` seconds without
+  using up attempts, for at most ``DEFER_MAX_AGE`` (then the scrubber's
+  placement check is the safety net).  :meth:`HealQueue.wake_deferred` makes
+  every waiting entry due at once -- called when a peer host comes back, so a
+  host that missed writes while it was down gets them within seconds.
 * **A key re-reported while it is being repaired** is marked and re-armed when
   the repair finishes, so news that arrived mid-repair is not lost.
 * **Persisted.**  The whole queue (at most ``capacity`` small entries) is
@@ -43,6 +50,8 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 BACKOFF = (5.0, 15.0, 60.0, 300.0)  # seconds before retry n (last value repeats)
+DEFER_RETRY = 15.0  # seconds between tries of a deferred entry
+DEFER_MAX_AGE = 86400.0  # a deferred entry older than this is dropped (the scrubber finds it)
 PERSIST_EVERY = 1.0
 FORMAT = 1
 
@@ -104,20 +113,22 @@ class HealQueueCore:
     def full(self) -> bool:
         return len(self.entries) >= self.capacity
 
-    def push(self, bucket_id: bytes, key: bytes, source: str, now: float) -> bool:
-        """Queue a key; False if it was dropped because the queue is full."""
+    def push(self, bucket_id: bytes, key: bytes, source: str, now: float, delay: float = 0.0) -> bool:
+        """Queue a key, due in ``delay`` seconds; False if it was dropped because
+        the queue is full."""
+        due = now + delay
         cur = self.entries.get((bucket_id, key))
         if cur is not None:
             if cur.in_flight:
                 cur.again = True
             else:
-                cur.not_before = min(cur.not_before, now)
+                cur.not_before = min(cur.not_before, due)
             self.version += 1
             return True
         if self.full:
             self.dropped_full += 1
             return False
-        self.entries[(bucket_id, key)] = HealEntry(bucket_id, key, source, 0, now, now)
+        self.entries[(bucket_id, key)] = HealEntry(bucket_id, key, source, 0, due, now)
         self.pushed += 1
         self.version += 1
         return True
@@ -136,8 +147,9 @@ class HealQueueCore:
         due = [e.not_before for e in self.entries.values() if not e.in_flight]
         return min(due) if due else None
 
-    def finish(self, entry: HealEntry, now: float, *, retry: bool) -> None:
-        """The repair of ``entry`` ended: remove it, or (``retry``) re-arm it later."""
+    def finish(self, entry: HealEntry, now: float, *, retry: bool, deferred: bool = False) -> None:
+        """The repair of ``entry`` ended: remove it, or (``retry``) re-arm it later;
+        ``deferred`` re-arms without counting an attempt (see the module notes)."""
         e = self.entries.get(entry.qkey)
         if e is None:
             return
@@ -152,12 +164,30 @@ class HealQueueCore:
             del self.entries[e.qkey]
             self.done_count += 1
             return
+        if deferred:
+            if now - e.queued > DEFER_MAX_AGE:
+                del self.entries[e.qkey]
+                self.dropped_attempts += 1
+            else:
+                e.not_before = now + DEFER_RETRY
+            return
         e.attempts += 1
         if e.attempts >= MAX_ATTEMPTS:
             del self.entries[e.qkey]
             self.dropped_attempts += 1
             return
         e.not_before = now + BACKOFF[min(e.attempts - 1, len(BACKOFF) - 1)]
+
+    def wake_deferred(self, now: float) -> int:
+        """Make every waiting entry due now; returns how many were waiting."""
+        n = 0
+        for e in self.entries.values():
+            if not e.in_flight and e.not_before > now:
+                e.not_before = now
+                n += 1
+        if n:
+            self.version += 1
+        return n
 
     def in_flight(self) -> int:
         return sum(1 for e in self.entries.values() if e.in_flight)
@@ -209,9 +239,10 @@ class HealQueue:
         self._changed = trio.Event()
 
     # ------------------------------------------------------------ producers
-    def push_nowait(self, bucket_id: bytes, key: bytes, source: str = "read") -> bool:
-        """From any task on the loop (the read path): never waits, may drop."""
-        ok = self.core.push(bucket_id, key, source, time.time())
+    def push_nowait(self, bucket_id: bytes, key: bytes, source: str = "read",
+                    delay: float = 0.0) -> bool:
+        """From any task on the loop (the read or write path): never waits, may drop."""
+        ok = self.core.push(bucket_id, key, source, time.time(), delay)
         self._wake()
         return ok
 
@@ -235,9 +266,14 @@ class HealQueue:
             with trio.move_on_after(timeout):
                 await changed.wait()
 
-    def finish(self, entry: HealEntry, *, retry: bool) -> None:
-        self.core.finish(entry, time.time(), retry=retry)
+    def finish(self, entry: HealEntry, *, retry: bool, deferred: bool = False) -> None:
+        self.core.finish(entry, time.time(), retry=retry, deferred=deferred)
         self._wake()
+
+    def wake_deferred(self) -> None:
+        """Something that deferred repairs wait for came back (a peer host)."""
+        if self.core.wake_deferred(time.time()):
+            self._wake()
 
     async def wait_idle(self) -> None:
         """Until the queue is empty (for tests and benchmarks)."""

@@ -11,7 +11,8 @@ repair it (every visible version, streaming segment by segment; see
 * *lost* (a stream with fewer than ``k`` healthy fragments) -- done, and
   counted: retrying cannot help, and the operator must see it;
 * deferred (a drive it belongs on is offline, the version is still inside its
-  commit grace) or failed with an error -- back into the queue with backoff.
+  commit grace) -- back into the queue, without using up an attempt;
+* failed with an error -- back into the queue with backoff.
 
 The queue itself is persisted; this worker only counts.
 """
@@ -83,6 +84,7 @@ class RepairWorker:
             entry = await self.queue.get()
             self._active += 1
             retry = True
+            deferred = False
             try:
                 out = await self.svc.repair(entry.bucket_id, entry.key)
                 self.checked += 1
@@ -100,6 +102,7 @@ class RepairWorker:
                     self.last_error = out.errors[-1]
                 elif out.deferred:
                     self.deferred += 1
+                    deferred = True
                 else:
                     retry = False
             except Exception as e:  # noqa: BLE001 -- one key must never stop the worker
@@ -108,7 +111,7 @@ class RepairWorker:
                 log.warning("repair of %s/%r failed: %s", entry.bucket_id.hex(), entry.key, e)
             finally:
                 self._active -= 1
-                self.queue.finish(entry, retry=retry)
+                self.queue.finish(entry, retry=retry, deferred=deferred)
 
     def statistics(self) -> RepairStatistics:
         depth = len(self.queue.core)

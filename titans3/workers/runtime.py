@@ -65,6 +65,15 @@ async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
             queue.push_nowait(bucket_id, key, "read")
 
     store.on_degraded = degraded
+
+    def partial(bucket_id: bytes, key: bytes) -> None:
+        # Not before the repair grace: the version is the PUT's until then.
+        queue.push_nowait(bucket_id, key, "write", delay=cfg.repair_grace)
+
+    store.on_partial_write = partial
+    cluster = host.workers.get("cluster")
+    if cluster is not None:  # a host that comes back gets what it missed at once
+        cluster.on_peer_up.append(queue.wake_deferred)  # type: ignore[attr-defined]
     local = local_positions(host)
 
     def refilled(pos: int) -> None:
