@@ -40,9 +40,10 @@ class ClusterHost(Daemon):
     """A daemon on its own loopback address, one of a ``--peers`` cluster."""
 
     def __init__(self, addr: str, base: Path, n: int, peers: list[str], ports: tuple[int, int, int],
-                 *, drives: int = 1, extra: Sequence[str] = (), ca: Path | None = None) -> None:
+                 *, drives: int = 1, extra: Sequence[str] = (), ca: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         super().__init__(base / f"host{n}", base / f"host{n}.log", drives=drives, name=f"host{n}",
-                         ports=ports)
+                         ports=ports, env=env)
         self.addr = addr
         self.peers = peers
         self.extra = list(extra)

@@ -64,6 +64,9 @@ class Config:
     gc_interval: float = 3600.0  # seconds between GC passes
     commit_window: float = 3600.0  # seconds before uncommitted / unreferenced data is garbage
     mpu_max_age: float = 0.0  # abort multipart uploads older than this (seconds); 0 = never
+    # Cluster changes (titans3/peer/membership.py, titans3/workers/rebalance.py).
+    rebalance_rate: int = 0  # bytes/s the rebalancer may move; 0 = unthrottled
+    failover_after: float = 30.0  # s a ring change's coordinator may be down before another takes over
     # Raw disks (titans3/disks/): "" = directory drives (--data/--drives, the
     # default); "auto" = claim every qualifying disk; or "/dev/x,/dev/y".
     disks: str = ""
@@ -120,10 +123,11 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _validate(cfg: Config) -> None:
-    for key in ("scrub_rate", "heal_queue_max", "repair_concurrency"):
-        if getattr(cfg, key) < (0 if key == "scrub_rate" else 1):
-            raise ConfigError(f"{key}: must be {'>= 0' if key == 'scrub_rate' else '>= 1'}")
-    for key in ("scrub_interval", "gc_interval", "commit_window"):
+    for key in ("scrub_rate", "rebalance_rate", "heal_queue_max", "repair_concurrency"):
+        zero_ok = key.endswith("_rate")
+        if getattr(cfg, key) < (0 if zero_ok else 1):
+            raise ConfigError(f"{key}: must be {'>= 0' if zero_ok else '>= 1'}")
+    for key in ("scrub_interval", "gc_interval", "commit_window", "failover_after"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be a positive number of seconds")
     if cfg.repair_grace < 0 or cfg.mpu_max_age < 0:

@@ -39,9 +39,24 @@ the cluster's in place (the S3 front and the workers hold that store object):
 its drives get cluster slot names, the others' RemoteDrives are appended, and
 ring, scheme and bucket table switch.
 
-Known gaps: a host that misses a push (down at that moment) learns the change
-only when it is pushed again or restarted with a copy of the document;
-a coordinator that dies mid-move resumes the move when it restarts, not before.
+**One change at a time.**  Every new document (join, remove, next epoch,
+retirement, takeover) is built only under a majority lease on the current
+version (:mod:`titans3.peer.changelock`), so two operators running ``join`` on
+two hosts at once get one change and one ``ClusterChangeRefused``, never two
+documents with the same version.  A refusal from a host that already has a
+newer document carries that document, and the asking host adopts it.
+
+**Coordinator failover.**  If the coordinator of a running change has been
+unreachable for ``failover_after`` seconds, the first host (by address) of
+the remaining members that is up takes the change over: under a lease it
+publishes the same rings as version ``v + 1`` with itself as coordinator, and
+its rebalancer walks the keys again (moving is idempotent; keys already moved
+are skipped).  A coordinator that restarts re-confirms its document with a
+lease before its rebalancer moves anything; if someone took over it learns
+the newer document from the refusals instead.
+
+Known gap: a host that misses a push (down at that moment) learns the change
+when the coordinator's retry loop reaches it, or when it asks for a lease.
 """
 
 from __future__ import annotations
@@ -55,11 +70,13 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from titans3.core.crypto import write_atomic
-from titans3.core.errors import ConfigError, DriveError, S3Error
+from titans3.core.errors import ConfigError, DriveError
 from titans3.drive.protocol import Drive
 from titans3.drive.wire import pack, unpack
 from titans3.erasure.codec import ECScheme
 from titans3.objects.buckets import BucketTable
+from titans3.peer.changelock import ChangeLock
+from titans3.peer.leases import ClusterChangeRefused, LeaseHolder
 from titans3.ring.builder import Member, Ring
 from titans3.ring.evolve import converged, next_ring, ring_from_doc, ring_to_doc
 
@@ -73,12 +90,6 @@ log = logging.getLogger(__name__)
 DOC_KEY = "document"
 PUSH_TARGET = "/peer/v1/cluster/ring"
 RETRY_PUSH = 5.0  # s between pushes to hosts that missed the current document
-
-
-class ClusterChangeRefused(S3Error):
-    code = "ClusterChangeRefused"
-    status = 409
-    default_message = "The cluster cannot make this change now."
 
 
 # ------------------------------------------------------------------ document helpers
@@ -210,7 +221,7 @@ async def resume(cluster: Cluster, doc: dict[str, Any]) -> ObjectStore:
 
 
 # ------------------------------------------------------------------ the manager
-class Membership:
+class Membership(LeaseHolder):
     """This host's view of the document; join/remove when it coordinates."""
 
     def __init__(self, cluster: Cluster, doc: dict[str, Any]) -> None:
@@ -224,15 +235,26 @@ class Membership:
         # until then some host still reads only the old placement, whose copies
         # the rebalancer frees.  A saved document was published before it was saved.
         self.published = int(doc["version"])
+        self.change_lock = ChangeLock()  # leases this host granted (peer/changelock.py)
+        self._changing = trio.Lock()  # one change built here at a time
+        # The version this process built or re-confirmed: a coordinator's
+        # rebalancer runs only then (a restarted one may have been replaced).
+        self.confirmed = -1
+        self._coordinator_down_since: float | None = None
+        self.takeovers = 0
 
     @property
     def version(self) -> int:
         return int(self.doc["version"])
 
     @property
+    def me(self) -> str:
+        return self.cluster.self_address or self.host.host_id
+
+    @property
     def coordinating(self) -> bool:
         return (bool(self.doc.get("old_ring")) and self.published == self.version
-                and self.doc.get("coordinator") == self.cluster.self_address)
+                and self.confirmed == self.version and self.doc.get("coordinator") == self.me)
 
     def _notify(self) -> None:
         self.changed.set()
@@ -243,6 +265,12 @@ class Membership:
         async with self.lock:
             if int(doc["version"]) <= self.version:
                 return False
+            base = doc.get("base")
+            if base is not None and not self.change_lock.admits(doc.get("made_by"), int(base),
+                                                                trio.current_time()):
+                lease = self.change_lock.lease
+                raise ValueError(f"version {base} is leased to {lease.holder if lease else '?'}, "
+                                 f"not to {doc.get('made_by')}")
             ring_from_doc(doc["ring"])  # validate before anything changes
             save_doc(self.host.config.state_path, doc)
             wire_store(self.cluster, self.host.store, doc)
@@ -253,8 +281,10 @@ class Membership:
         return True
 
     async def publish(self, doc: dict[str, Any], also: Sequence[str] = ()) -> list[str]:
-        """Adopt ``doc`` here and push it to every host; the addresses that failed."""
+        """Adopt ``doc`` here and push it to every host; the addresses that failed.
+        Call it only under :meth:`changing` (the lease)."""
         await self.adopt(doc)
+        self.confirmed = int(doc["version"])
         targets = sorted({h["address"] for h in doc["hosts"]} | set(also)
                          | {h["address"] for h in doc.get("leaving", [])}
                          - {self.cluster.self_address or ""})
@@ -289,20 +319,69 @@ class Membership:
 
     async def run(self) -> None:
         """Push the current document again to hosts that missed it (down at the
-        time), until each has taken it -- also the retirement of an old ring."""
+        time), until each has taken it -- also the retirement of an old ring;
+        re-confirm or take over a running change (module notes)."""
         while True:
-            await trio.sleep(RETRY_PUSH)
+            await trio.sleep(RETRY_PUSH if not self.doc.get("old_ring") else 1.0)
             if self.push_errors:
                 missed = list(self.push_errors)
                 self.push_errors = await self._push(self.doc, missed)
                 for a in sorted(set(missed) - set(self.push_errors)):
                     log.info("cluster document %d delivered to %s", self.version, a)
+            try:
+                await self._watch_change()
+            except ClusterChangeRefused as e:
+                log.info("ring change %d: %s", self.version, e)
+
+    async def _watch_change(self) -> None:
+        doc = self.doc
+        if not doc.get("old_ring"):
+            self._coordinator_down_since = None
+            return
+        coordinator = doc.get("coordinator")
+        if coordinator == self.me:
+            if self.confirmed != self.version:  # restarted mid-change: still ours?
+                version = self.version
+                await self.confirm()
+                self.confirmed = version
+                log.info("ring change %d: re-confirmed as its coordinator", version)
+            return
+        peer = self.cluster.peers.get(coordinator or "")
+        now = trio.current_time()
+        if peer is not None and peer.online:
+            self._coordinator_down_since = None
+            return
+        if self._coordinator_down_since is None:
+            self._coordinator_down_since = now
+        if now - self._coordinator_down_since < self.host.config.failover_after:
+            return
+        leaving = {h["address"] for h in doc.get("leaving", [])}
+        candidates = sorted(
+            h["address"] for h in doc["hosts"]
+            if h["address"] not in leaving and h["address"] != coordinator and (
+                h["address"] == self.me or getattr(self.cluster.peers.get(h["address"]), "online", False))
+        )
+        if not candidates or candidates[0] != self.me:
+            return
+        async with self.changing():
+            ring = ring_from_doc(self.doc["ring"])
+            ring = replace(ring, version=ring.version + 1)
+            log.warning("ring change %d: coordinator %s unreachable for %.0f s; %s takes over",
+                        self.version, coordinator, now - self._coordinator_down_since, self.me)
+            await self.publish({**self.doc, "version": ring.version, "ring": ring_to_doc(ring),
+                                "coordinator": self.me, **self._stamp()})
+            self.takeovers += 1
+            self._coordinator_down_since = None
+
+    def _stamp(self) -> dict[str, Any]:
+        """Who built the next document, on which version (checked by adopters)."""
+        return {"base": self.version, "made_by": self.me}
 
     def _next(self, ring: Ring, target: Sequence[HostEntry], **extra: Any) -> dict[str, Any]:
         m = int(self.doc["ec"][1]) or 1
         new = next_ring(ring, members_of(target), max_moves=m)
         return {**self.doc, "version": new.version, "ring": ring_to_doc(new),
-                "old_ring": ring_to_doc(ring), "coordinator": self.cluster.self_address, **extra}
+                "old_ring": ring_to_doc(ring), "coordinator": self.me, **self._stamp(), **extra}
 
     def _check_idle(self) -> None:
         if self.doc.get("old_ring"):
@@ -328,29 +407,45 @@ class Membership:
         if not info.get("drives"):
             raise ClusterChangeRefused(f"{address} has no drives")
         self.cluster.peers[address] = probe
-        hosts = [*hosts_of(self.doc), HostEntry(address, info["host_id"], len(info["drives"]))]
-        doc = self._next(ring_from_doc(self.doc["ring"]), hosts, hosts=hosts_doc(hosts), leaving=[])
-        await self.publish(doc)
+        async with self.changing():
+            self._check_idle()
+            if any(h["address"] == address for h in self.doc["hosts"]):
+                raise ClusterChangeRefused(f"{address} is already a member")
+            hosts = [*hosts_of(self.doc), HostEntry(address, info["host_id"], len(info["drives"]))]
+            doc = self._next(ring_from_doc(self.doc["ring"]), hosts, hosts=hosts_doc(hosts),
+                             leaving=[])
+            await self.publish(doc)
         return self.summary()
 
     async def remove(self, ref: str) -> dict[str, Any]:
         self._check_idle()
-        entries = hosts_of(self.doc)
-        gone = [e for e in entries if ref in (e.address, e.host_id)]
-        if not gone:
-            raise ClusterChangeRefused(f"{ref} is not a member (give its peer address or host id)")
-        rest = [e for e in entries if e not in gone]
-        need = int(self.doc["ring"]["n"])
-        if sum(e.drives for e in rest) < need or len(rest) < 1:
-            raise ClusterChangeRefused(f"without {ref} the cluster has fewer than {need} drives")
-        doc = self._next(ring_from_doc(self.doc["ring"]), rest, leaving=hosts_doc(gone))
-        await self.publish(doc)
+        async with self.changing():
+            self._check_idle()
+            entries = hosts_of(self.doc)
+            gone = [e for e in entries if ref in (e.address, e.host_id)]
+            if not gone:
+                raise ClusterChangeRefused(f"{ref} is not a member (give its peer address or host id)")
+            rest = [e for e in entries if e not in gone]
+            need = int(self.doc["ring"]["n"])
+            if sum(e.drives for e in rest) < need or len(rest) < 1:
+                raise ClusterChangeRefused(f"without {ref} the cluster has fewer than {need} drives")
+            doc = self._next(ring_from_doc(self.doc["ring"]), rest, leaving=hosts_doc(gone))
+            await self.publish(doc)
         return self.summary()
 
     async def epoch_done(self, version: int) -> None:
         """The rebalancer moved everything of ring ``version``: next epoch, or retire."""
         if version != self.version or not self.doc.get("old_ring"):
             return
+        try:
+            async with self.changing():
+                if version != self.version:
+                    return
+                await self._next_epoch()
+        except ClusterChangeRefused as e:  # the rebalancer runs the epoch again and retries
+            log.warning("ring change %d: next epoch not published: %s", version, e)
+
+    async def _next_epoch(self) -> None:
         leaving = {h["host_id"] for h in self.doc.get("leaving", [])}
         target = [e for e in hosts_of(self.doc) if e.host_id not in leaving]
         ring = ring_from_doc(self.doc["ring"])
@@ -360,7 +455,7 @@ class Membership:
             return
         final = replace(ring, version=ring.version + 1)
         doc = {**self.doc, "version": final.version, "ring": ring_to_doc(final), "old_ring": None,
-               "hosts": hosts_doc(target), "leaving": [], "coordinator": None}
+               "hosts": hosts_doc(target), "leaving": [], "coordinator": None, **self._stamp()}
         await self.publish(doc, also=[h["address"] for h in self.doc.get("leaving", [])])
         log.info("ring change complete: version %d, %d hosts", final.version, len(target))
 
@@ -369,12 +464,21 @@ class Membership:
         return {"version": d["version"], "moving": bool(d.get("old_ring")),
                 "old_version": d["old_ring"]["version"] if d.get("old_ring") else None,
                 "hosts": d["hosts"], "leaving": d.get("leaving", []),
-                "coordinator": d.get("coordinator"), "ec": d["ec"], "push_errors": self.push_errors}
+                "coordinator": d.get("coordinator"), "ec": d["ec"], "push_errors": self.push_errors,
+                "takeovers": self.takeovers}
 
 
 def membership_of(host: Host) -> Membership | None:
     cluster = host.workers.get("cluster")
     return getattr(cluster, "membership", None)
+
+
+def lease_request(host: Host, raw: bytes) -> dict[str, Any]:
+    """The peer route: a change-lease request (refused by a host outside a cluster)."""
+    ms = membership_of(host)
+    if ms is None:
+        raise ValueError("this host is not a cluster member")
+    return ms.grant(raw)
 
 
 async def receive(host: Host, raw: bytes) -> dict[str, Any]:

@@ -17,6 +17,9 @@ fragment.  Each epoch (one ring version with an ``old_ring``):
    (``epoch_done``), which publishes the next epoch or retires the old ring.
    A pass with errors (a drive down) is repeated after ``RETRY_DELAY``.
 
+**Throttled**: ``rate`` bytes/s of moved fragments (0 = as fast as the drives
+go), so a ring change does not starve client traffic; adjustable at run time.
+
 **Resumable**: the cursor ``(ring version, bucket id, last key)`` and the
 counters are saved in ``<state>/rebalance.json`` every ``SAVE_EVERY`` seconds;
 after a restart the walk continues after the saved key of the same version
@@ -38,6 +41,7 @@ from typing import Any
 import trio
 
 from titans3.core.crypto import write_atomic
+from titans3.workers.throttle import TokenBucket, throttle
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,7 @@ class RebalanceStatistics:
     fragments_moved: int
     bytes_moved: int
     errors: int
+    rate_limit: float  # bytes/s, 0 = unthrottled
     progress: float  # 0..1 of the current epoch
     eta_seconds: float | None
     epochs_completed: int
@@ -72,6 +77,8 @@ class Rebalancer:
         move: Callable[..., Awaitable[Any]],  # (store, bucket_id, key, old, new) -> MoveOutcome
         walk: Callable[..., AsyncIterator[Any]],  # (drives, bucket_id, start_after=) -> KeyRecords
         copy_buckets: Callable[..., Awaitable[None]],  # (store, old_ring, new_ring)
+        *,
+        rate: float = 0.0,
     ) -> None:
         self.path = state_path / CURSOR_FILE
         self._membership = membership
@@ -89,6 +96,7 @@ class Rebalancer:
         self._started = 0.0
         self._scanned_at_start = 0
         self._saved = 0.0
+        self.bucket_rate = TokenBucket(rate)
 
     # ------------------------------------------------------------ cursor
     def _load(self, version: int) -> None:
@@ -168,6 +176,7 @@ class Rebalancer:
                 p = new.partition_of(bid, kr.key)
                 if _ids(old, p) != _ids(new, p):
                     out = await self._move(store, bid, kr.key, old, new)
+                    await throttle(self.bucket_rate, out.bytes)
                     self.fragments += out.fragments
                     self.bytes += out.bytes
                     self.moved += 1
@@ -200,6 +209,7 @@ class Rebalancer:
             state=self.state, ring_version=self.version, from_version=self.from_version,
             keys_total=self.total, keys_scanned=self.scanned, keys_moved=self.moved,
             fragments_moved=self.fragments, bytes_moved=self.bytes, errors=self.errors,
+            rate_limit=self.bucket_rate.rate,
             progress=round(progress, 4), eta_seconds=round(eta, 1) if eta is not None else None,
             epochs_completed=self.epochs,
         )

@@ -111,4 +111,5 @@ def _rebalancer(host: Host) -> Rebalancer:
     from titans3.peer.membership import membership_of
 
     return Rebalancer(host.config.state_path, lambda: membership_of(host), lambda: host.store,
-                      move.move_key, keywalk.walk_keys, move.copy_buckets)
+                      move.move_key, keywalk.walk_keys, move.copy_buckets,
+                      rate=host.config.rebalance_rate)
