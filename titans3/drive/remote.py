@@ -32,6 +32,13 @@ and the per-drive round trip per MiB is cheap against the erasure-coding and
 disk work around it.  Fragment download streams the response into one buffer
 of at most the requested length.
 
+Calls to one host made in the same scheduling round (``_gather`` asking the
+placement drives of one key, a commit on all of them) are coalesced by
+:meth:`PeerClient.call` into one ``/peer/v1/batch`` request: the first caller
+yields once so its siblings can queue, then sends them all, shielded from its
+own cancellation because the others' calls ride on it (the peer timeouts and
+the mark-down still bound it).  A single call uses the plain route.
+
 Small objects ride along (one round trip per drive, not two):
 
 * ``put_inline`` sends nothing: the blob waits in the drive's outbox and
@@ -54,7 +61,7 @@ import ssl
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -135,6 +142,11 @@ class PeerClient:
         self._inflight: set[trio.CancelScope] = set()
         # Called when the host comes back after being down (repairs waiting for it).
         self.on_up: list[Callable[[], None]] = []
+        # Drive calls waiting to go out together (call()); a flush is under way
+        # while _collecting is set.
+        self._queue: list[_Call] = []
+        self._collecting = False
+        self.batches = 0  # requests that carried more than one call
 
     # ------------------------------------------------------------ liveness
     def mark_down(self, why: str) -> None:
@@ -207,6 +219,58 @@ class PeerClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    # ------------------------------------------------------------ drive calls
+    async def call(self, index: int, op: str, args: dict[str, Any]) -> tuple[int, Any]:
+        """Drive ``index``'s ``op``: (status, result or error document).  Calls
+        made to this host in the same scheduling round go out as one request."""
+        me = _Call(index, op, args)
+        self._queue.append(me)
+        if self._collecting:
+            await me.done.wait()
+        else:
+            self._collecting = True
+            # Shielded: the calls of other tasks ride on this one, so a
+            # cancelled first caller must still send them (timeouts bound it).
+            with trio.CancelScope(shield=True):
+                try:
+                    await trio.lowlevel.checkpoint()  # let the sibling tasks queue theirs
+                finally:
+                    batch, self._queue = self._queue, []
+                    self._collecting = False
+                await self._flush(batch)
+        if me.error is not None:
+            raise me.error
+        return me.status, me.value
+
+    async def _flush(self, batch: list[_Call]) -> None:
+        try:
+            if not self.online:  # marked down while the calls were being collected
+                raise DriveOffline(self.address, f"host {self.address} is down")
+            if len(batch) == 1:
+                c = batch[0]
+                resp = await self._send("POST", f"/peer/v1/drive/{c.index}/rpc/{c.op}", wire.pack(c.args))
+                c.status, c.value = resp.status_code, _unpack_or_none(resp.content)
+                return
+            self.batches += 1
+            body = wire.pack([[c.index, c.op, c.args] for c in batch])
+            resp = await self._send("POST", "/peer/v1/batch", body)
+            if resp.status_code != 200:
+                doc = _unpack_or_none(resp.content)
+                for c in batch:
+                    c.status, c.value = resp.status_code, doc
+                return
+            results = wire.unpack(resp.content)
+            if not isinstance(results, list) or len(results) != len(batch):
+                raise DriveError(self.address, "malformed batch answer")
+            for c, (status, value) in zip(batch, results, strict=True):
+                c.status, c.value = int(status), value
+        except DriveError as e:
+            for c in batch:
+                c.error = e
+        finally:
+            for c in batch:
+                c.done.set()
+
     # ------------------------------------------------------------ transport
     def _failed(self, why: str) -> None:
         self._failures += 1
@@ -269,6 +333,24 @@ class _Blobs:
         return len(self._d)
 
 
+@dataclass(slots=True, eq=False)
+class _Call:
+    index: int
+    op: str
+    args: dict[str, Any]
+    done: trio.Event = field(default_factory=trio.Event)
+    status: int = 0
+    value: Any = None
+    error: DriveError | None = None
+
+
+def _unpack_or_none(raw: bytes) -> Any:
+    try:
+        return wire.unpack(raw)
+    except Exception:  # noqa: BLE001 -- not our body (a proxy's error page): raise_doc says so
+        return None
+
+
 class RemoteDrive:
     """Implements :class:`~titans3.drive.protocol.Drive` for drive ``index`` of a peer."""
 
@@ -313,8 +395,18 @@ class RemoteDrive:
         return resp
 
     async def _rpc(self, op: str, args: dict[str, Any]) -> Any:
-        resp = await self._request("POST", f"{self._prefix}/rpc/{op}", wire.pack(args))
-        return wire.unpack(resp.content)
+        self._require_online()
+        try:
+            status, value = await self.peer.call(self.index, op, args)
+        except DriveOffline as e:
+            raise DriveOffline(self.drive_id, str(e)) from e
+        if status != 200:
+            try:
+                wire.raise_doc(status, value, self.drive_id)
+            except DriveOffline:
+                self._remote_state = DriveState.OFFLINE
+                raise
+        return value
 
     async def stat(self) -> DriveStat:
         """An unreachable drive reports zeros, not an error (like LocalDrive)."""

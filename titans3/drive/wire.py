@@ -74,20 +74,34 @@ def stat_in(d: dict[str, Any], *, path: str | None = None) -> DriveStat:
     )
 
 
-def error_out(e: Exception) -> tuple[int, bytes]:
-    """(status, body) for an exception a drive call raised."""
+def error_doc(e: Exception) -> tuple[int, dict[str, str]]:
+    """(status, error document) for an exception a drive call raised."""
     for name, status, cls in _ERRORS:
         if isinstance(e, cls):
-            return status, pack({"error": name, "message": str(e)})
+            return status, {"error": name, "message": str(e)}
     raise TypeError(f"not a drive error: {e!r}")
+
+
+def error_out(e: Exception) -> tuple[int, bytes]:
+    """(status, body) for an exception a drive call raised."""
+    status, doc = error_doc(e)
+    return status, pack(doc)
 
 
 def raise_error(status: int, body: bytes, drive_id: str) -> None:
     """Raise the typed exception an error response carries."""
     try:
-        d = unpack(body)
-        name, message = str(d["error"]), str(d.get("message", ""))
+        doc = unpack(body)
     except Exception:  # noqa: BLE001 -- not our error body: a proxy, a crash page
+        doc = None
+    raise_doc(status, doc, drive_id)
+
+
+def raise_doc(status: int, doc: Any, drive_id: str) -> None:
+    """Raise the typed exception an error document (or ``None``) stands for."""
+    try:
+        name, message = str(doc["error"]), str(doc.get("message", ""))
+    except Exception:  # noqa: BLE001 -- not an error document
         raise DriveError(drive_id, f"peer answered HTTP {status}") from None
     if name == "DriveOffline":
         raise DriveOffline(drive_id, f"remote: {message}")

@@ -40,10 +40,14 @@ there, then delete the hint and the handoff copy.  A primary that already
 holds the version only loses the hint.  Each step is idempotent, so a crash
 between steps at worst repeats work.
 
-Known gaps: listings (``objects/listing.py``) and GC's remnant rule do not
-consult hints; both only matter in the short window after a primary is back
-and before replay moved its hints (GC also waits for the commit window).
-Multipart uploads do not use handoff.
+**Listings** see the drives' pages only, where a hinted write is on fewer
+than ``W`` primaries; a key that comes out of the merge with no visible
+version is resolved again with its hints (:func:`relist`), so a listing right
+after a partition heals shows every acknowledged key before replay.
+
+Known gaps: GC's remnant rule does not consult hints (it only matters in the
+short window after a primary is back and before replay, and GC also waits for
+the commit window).  Multipart uploads do not use handoff.
 """
 
 from __future__ import annotations

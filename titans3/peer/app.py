@@ -14,12 +14,20 @@ the client), addressed by the drive's *index on this host*:
 
 =====================================================  =========================
 ``GET  /peer/v1/heartbeat``                            host id, drives, ring
+``POST /peer/v1/cluster/ring``                         a pushed cluster document
+``POST /peer/v1/cluster/lease``                        the change lease (leases.py)
 ``POST /peer/v1/drive/<i>/rpc/<op>``                   msgpack args -> msgpack
+``POST /peer/v1/batch``                                ``[[i, op, args], ...]`` at once
 ``POST /peer/v1/drive/<i>/frag/<id>/open?index=F``     create_fragment
 ``PUT  /peer/v1/drive/<i>/frag/<id>/write?offset=N``   append a chunk (``&finish=1``)
 ``POST /peer/v1/drive/<i>/frag/<id>/abort``            abort the writer
 ``GET  /peer/v1/drive/<i>/frag/<id>?offset=&length=``  read_fragment, streamed
 =====================================================  =========================
+
+Drive calls that a client makes to one host at the same moment (the
+placement drives of one key that live on the same host) travel as one
+``batch`` request and run concurrently here (:class:`~titans3.drive.remote.PeerClient`
+coalesces them), so a key costs one round trip per *host*, not per drive.
 
 Two calls carry small objects along so a small PUT or GET is one call per
 drive: ``commit_version`` and ``put_meta`` take the inline blobs they promote
@@ -68,6 +76,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 8 << 20  # a chunk request; clients send at most remote.CHUNK_MAX
 READ_PIECE = 4 << 20  # bytes read from the drive per streamed piece
 SESSION_TTL = 300.0  # s an upload session may sit idle
+BATCH_MAX = 256  # drive calls in one /peer/v1/batch request
 CARRY_MAX = 1 << 20  # bound on an inline fragment sent along with read_versions
 
 
@@ -99,6 +108,8 @@ class PeerService:
         self.sessions: dict[tuple[int, str], _Session] = {}
         # A pushed cluster document (titans3/peer/membership.py); None: refused.
         self.on_ring: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
+        # A change-lease request (titans3/peer/leases.py); None: refused.
+        self.on_lease: Callable[[bytes], dict[str, Any]] | None = None
 
     def sweep(self, now: float) -> list[_Session]:
         stale = [k for k, s in self.sessions.items() if now - s.used > SESSION_TTL]
@@ -260,20 +271,62 @@ def build_peer_app(svc: PeerService) -> QuartTrio:
         except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
             return _error(ValueError(f"cluster document refused: {e}"))
 
-    @app.post("/peer/v1/drive/<int:i>/rpc/<op>")
-    async def rpc(i: int, op: str) -> Response:
-        fn = RPC.get(op)
-        if fn is None or not 0 <= i < len(svc.drives):
-            return no_drive(i) if fn is not None else _msg({"error": "ValueError", "message": op}, 404)
+    @app.post("/peer/v1/cluster/lease")
+    async def cluster_lease() -> Response:
+        if svc.on_lease is None:
+            return _msg({"error": "ValueError", "message": "this host is not a cluster member"}, 404)
         try:
-            args = wire.unpack(g.body) if g.body else {}
+            return _msg(svc.on_lease(g.body))
+        except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
+            return _error(ValueError(f"lease request refused: {e}"))
+
+    async def call(i: int, op: str, args: Any) -> tuple[int, Any]:
+        """One drive call: (HTTP status, result or error document)."""
+        fn = RPC.get(op)
+        if fn is None:
+            return 404, {"error": "ValueError", "message": f"no operation {op!r}"}
+        if not isinstance(i, int) or not 0 <= i < len(svc.drives):
+            return 404, {"error": "DriveError", "message": f"this host has no drive {i}"}
+        try:
             if not isinstance(args, dict):
                 raise TypeError("arguments must be a map")
-            return _msg(await fn(drive(i), args))
+            return 200, await fn(drive(i), args)
         except (DriveError, ValueError) as e:
-            return _error(e)
-        except (KeyError, TypeError, msgpack.UnpackException) as e:
+            return wire.error_doc(e)
+        except (KeyError, TypeError) as e:
+            return wire.error_doc(ValueError(f"malformed {op} request: {e!r}"))
+
+    @app.post("/peer/v1/drive/<int:i>/rpc/<op>")
+    async def rpc(i: int, op: str) -> Response:
+        try:
+            args = wire.unpack(g.body) if g.body else {}
+        except msgpack.UnpackException as e:
             return _error(ValueError(f"malformed {op} request: {e!r}"))
+        status, value = await call(i, op, args)
+        return _msg(value, status)
+
+    @app.post("/peer/v1/batch")
+    async def batch() -> Response:
+        """Several drive calls in one request, run concurrently; one
+        ``[status, result or error document]`` per call, in order."""
+        try:
+            calls = wire.unpack(g.body)
+            if not isinstance(calls, list) or not all(
+                    isinstance(c, list) and len(c) == 3 for c in calls):
+                raise TypeError("a batch is a list of [drive, op, args]")
+            if len(calls) > BATCH_MAX:
+                raise ValueError(f"more than {BATCH_MAX} calls in one batch")
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            return _error(ValueError(f"malformed batch: {e}"))
+        results: list[Any] = [None] * len(calls)
+
+        async def one(n: int, i: Any, op: Any, args: Any) -> None:
+            results[n] = list(await call(i, str(op), args))
+
+        async with trio.open_nursery() as nursery:
+            for n, (i, op, args) in enumerate(calls):
+                nursery.start_soon(one, n, i, op, args)
+        return _msg(results)
 
     @app.post("/peer/v1/drive/<int:i>/frag/<data_id>/open")
     async def frag_open(i: int, data_id: str) -> Response:
@@ -383,4 +436,5 @@ def create_peer_app(host: Host) -> QuartTrio:
     from titans3.peer import membership
 
     svc.on_ring = lambda raw: membership.receive(host, raw)
+    svc.on_lease = lambda raw: membership.lease_request(host, raw)
     return build_peer_app(svc)
