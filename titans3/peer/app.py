@@ -63,6 +63,7 @@ from quart_trio import QuartTrio
 
 from titans3.core.asgi import ClosingQuartTrio
 from titans3.core.errors import DriveError
+from titans3.core.observe import worker_summaries
 from titans3.drive import wire
 from titans3.drive.protocol import Drive, FragmentWriter
 from titans3.drive.records import VersionRecord
@@ -426,6 +427,7 @@ def describe_host(host: Host) -> dict[str, Any]:
             {"index": i, "drive_id": d.drive_id, "state": d.state.value}
             for i, d in enumerate(host.drives)
         ],
+        "workers": worker_summaries(host.workers),  # the cluster's status pages show them
     }
 
 
