@@ -18,59 +18,33 @@ Rules (S3's, with its codes and messages):
   key") and may not start with ``aws:`` (reserved for AWS's own tags);
 * at most ``limit`` tags: 50 on a bucket, 10 on an object (``BadRequest``).
 
+The value rules are the object layer's (:func:`titans3.objects.tagging.check_tags`),
+one validator for object and bucket tags; this module adds the XML.
+
 An empty ``TagSet`` is valid and means "no tags".
 """
 
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Sequence
 
-from titans3.core.errors import BadRequest, InvalidTag, MalformedXML
+from titans3.core.errors import MalformedXML
+from titans3.objects.tagging import MAX_TAG_KEY, MAX_TAG_VALUE, check_tags, valid_tag_text
 from titans3.s3.xml import S3_NS, escape, parse_document
 
 BUCKET_TAG_LIMIT = 50
 OBJECT_TAG_LIMIT = 10
-MAX_KEY = 128
-MAX_VALUE = 256
-_PUNCTUATION = frozenset("+-=._:/@")
+MAX_KEY = MAX_TAG_KEY
+MAX_VALUE = MAX_TAG_VALUE
 
 Tags = list[tuple[str, str]]
 
 
-def _utf16_length(text: str) -> int:
-    return sum(2 if ord(c) > 0xFFFF else 1 for c in text)
-
-
-def valid_tag_text(text: str, low: int, high: int) -> bool:
-    """Length within [low, high] UTF-16 units and only S3's allowed characters."""
-    if not low <= _utf16_length(text) <= high:
-        return False
-    for ch in text:
-        if ch in _PUNCTUATION:
-            continue
-        category = unicodedata.category(ch)
-        if category[0] not in "LNZ":  # letters, numbers, separators (spaces)
-            return False
-    return True
-
-
 def validate_tags(tags: Sequence[tuple[str, str]], *, limit: int, what: str = "Bucket") -> None:
-    """Raise the S3 error for the first rule ``tags`` breaks (see module doc)."""
-    seen: set[str] = set()
-    for key, value in tags:
-        if not valid_tag_text(key, 1, MAX_KEY):
-            raise InvalidTag("The TagKey you have provided is invalid", TagKey=key)
-        if not valid_tag_text(value, 0, MAX_VALUE):
-            raise InvalidTag("The TagValue you have provided is invalid", TagKey=key)
-        if key in seen:
-            raise InvalidTag("Cannot provide multiple Tags with the same key", TagKey=key)
-        if key.lower().startswith("aws:"):
-            raise InvalidTag("Your TagKey cannot be prefixed with aws:", TagKey=key)
-        seen.add(key)
-    if len(tags) > limit:
-        raise BadRequest(f"{what} tags cannot be greater than {limit}")
+    """Raise the S3 error for the first rule ``tags`` breaks (the object layer's
+    validator, :func:`titans3.objects.tagging.check_tags`, with this limit)."""
+    check_tags(tags, limit=limit, what=what)
 
 
 def parse_tagging(data: bytes, *, limit: int = BUCKET_TAG_LIMIT, what: str = "Bucket") -> Tags:
