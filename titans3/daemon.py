@@ -48,7 +48,7 @@ from titans3.erasure.codec import ECScheme
 from titans3.objects.store import ObjectStore
 from titans3.objects.versionid import HybridClock
 from titans3.ring.builder import Member, build_ring
-from titans3.workers.runtime import run_workers
+from titans3.runtime import run_workers
 
 log = logging.getLogger("titans3")
 
@@ -209,7 +209,7 @@ def print_credentials(creds: Credentials, cfg: Config, out: Callable[[str], None
 
 def _joined(cfg: Config) -> bool:
     """A host that joined a cluster (``titanctl cluster join``) without --peers."""
-    from titans3.peer.membership import load_doc
+    from titans3.cluster.membership import load_doc
 
     return load_doc(cfg.state_path) is not None
 
@@ -239,7 +239,7 @@ async def run(cfg: Config) -> int:
                                   tls_settings=tls.server_settings(cfg, peer=True))
                 await servers.start(_serve, inflight.wrap(peer_app), hc, shutdown.wait)
                 if cfg.peers or _joined(cfg):
-                    from titans3.peer.cluster import form
+                    from titans3.cluster.peers import form
 
                     try:
                         await form(host, nursery)  # replaces host.store with the cluster's

@@ -12,7 +12,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import httpx
@@ -85,6 +85,22 @@ class ClusterHost(Daemon):
             if time.monotonic() > deadline:
                 raise DaemonError(f"{self.name}: S3 port not answering\n{self.log_tail()}")
             time.sleep(0.1)
+
+
+class LoneHost(ClusterHost):
+    """Same secret, no ``--peers``: a running host waiting to be joined."""
+
+    def argv(self) -> list[str]:
+        argv = super().argv()
+        i = argv.index("--peers")
+        return argv[:i] + argv[i + 2:]
+
+
+def read_all(host: ClusterHost, bucket: str, objects: dict[str, bytes]) -> None:
+    """Every object reads back through ``host`` with its bytes."""
+    with closing(s3_client(host)) as s3:
+        for key, body in objects.items():
+            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body, (host.name, key)
 
 
 def plan(n: int) -> tuple[list[str], list[tuple[int, int, int]], list[str]]:

@@ -1,4 +1,4 @@
-"""Membership changes under contention and failure (titans3/peer/leases.py, membership.py).
+"""Membership changes under contention and failure (titans3/cluster/leases.py, membership.py).
 
 Four hosts on 127.0.0.1..4 (one drive each, EC 2+1) and two lone hosts on
 127.0.0.5..6 waiting to be joined.  The rebalancer is throttled (256 KiB/s)
@@ -28,22 +28,12 @@ import pytest
 
 from titans3.cli.ctl_repair import CtlError
 
-from . import cluster
 from .durability import admin, wait_for
-from .peerhosts import ClusterHost, plan, running, s3_client
+from .peerhosts import ClusterHost, LoneHost, plan, read_all, running, s3_client
 
 BUCKET = "changes"
 OBJECTS = {f"obj-{i:02d}": os.urandom(300_000 + 4099 * i) for i in range(24)}
 ENV = {"TITANS3_REBALANCE_RATE": str(256 << 10), "TITANS3_FAILOVER_AFTER": "2"}
-
-
-class Lone(ClusterHost):
-    """Same secret, no ``--peers``: waits to be joined."""
-
-    def argv(self) -> list[str]:
-        argv = super().argv()
-        i = argv.index("--peers")
-        return argv[:i] + argv[i + 2:]
 
 
 @pytest.fixture(scope="module")
@@ -52,21 +42,9 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ClusterHost
     addrs, ports, peers = plan(6)
     four = [ClusterHost(a, base, i + 1, peers[:4], p, extra=["--ec", "2+1"], env=ENV)
             for i, (a, p) in enumerate(zip(addrs[:4], ports[:4], strict=True))]
-    lone = [Lone(addrs[i], base, i + 1, [peers[i]], ports[i], env=ENV) for i in (4, 5)]
-    with running(four):
-        cluster.LIVE.extend(lone)
-        try:
-            for h in lone:
-                h.start(wait=False)
-            for h in lone:
-                h.wait_ready(60)
-            yield [*four, *lone]
-        finally:
-            for h in lone:
-                try:
-                    h.stop()
-                finally:
-                    cluster.LIVE.remove(h)
+    lone = [LoneHost(addrs[i], base, i + 1, [peers[i]], ports[i], env=ENV) for i in (4, 5)]
+    with running(four), running(lone):
+        yield [*four, *lone]
 
 
 def cstatus(h: ClusterHost) -> dict[str, Any]:
@@ -79,9 +57,7 @@ def doc_of(h: ClusterHost) -> tuple[int, tuple[str, ...], str | None]:
 
 
 def _read_all(h: ClusterHost) -> None:
-    with closing(s3_client(h)) as s3:
-        for key, body in OBJECTS.items():
-            assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body, (h.name, key)
+    read_all(h, BUCKET, OBJECTS)
 
 
 def test_concurrent_joins_make_one_change_and_a_killed_coordinator_is_replaced(

@@ -21,23 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from . import cluster
 from .cluster import ROOT, TITANCTL, clean_env
-from .peerhosts import ClusterHost, plan, running, s3_client
+from .peerhosts import ClusterHost, LoneHost, plan, read_all, running, s3_client
 
 MiB = 1 << 20
 BUCKET = "grow"
 OBJECTS = {f"obj-{i:02d}": os.urandom(600_000 + 7919 * i) for i in range(16)}  # >128 KiB fragments: files
 OBJECTS.update({f"tiny-{i}": os.urandom(500) for i in range(6)})  # inline
-
-
-class LoneHost(ClusterHost):
-    """Same secret, no ``--peers``: a running host waiting to be joined."""
-
-    def argv(self) -> list[str]:
-        argv = super().argv()
-        i = argv.index("--peers")
-        return argv[:i] + argv[i + 2:]
 
 
 def titanctl(host: ClusterHost, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
@@ -54,23 +44,12 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ClusterHost
     six = [ClusterHost(a, base, i + 1, peers[:6], p)
            for i, (a, p) in enumerate(zip(addrs[:6], ports[:6], strict=True))]
     seventh = LoneHost(addrs[6], base, 7, peers[6:], ports[6])
-    with running(six):
-        cluster.LIVE.append(seventh)
-        try:
-            seventh.start(wait=False)
-            seventh.wait_ready(60)
-            yield [*six, seventh]
-        finally:
-            try:
-                seventh.stop()
-            finally:
-                cluster.LIVE.remove(seventh)
+    with running(six), running([seventh]):
+        yield [*six, seventh]
 
 
 def _read_all(host: ClusterHost) -> None:
-    with closing(s3_client(host)) as s3:
-        for key, body in OBJECTS.items():
-            assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body, (host.name, key)
+    read_all(host, BUCKET, OBJECTS)
 
 
 def test_join_moves_fragments_to_the_new_host_while_everything_stays_readable(

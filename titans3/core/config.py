@@ -64,7 +64,7 @@ class Config:
     gc_interval: float = 3600.0  # seconds between GC passes
     commit_window: float = 3600.0  # seconds before uncommitted / unreferenced data is garbage
     mpu_max_age: float = 0.0  # abort multipart uploads older than this (seconds); 0 = never
-    # Cluster changes (titans3/peer/membership.py, titans3/workers/rebalance.py).
+    # Cluster changes (titans3/cluster/membership.py, titans3/workers/rebalance.py).
     rebalance_rate: int = 0  # bytes/s the rebalancer may move; 0 = unthrottled
     failover_after: float = 30.0  # s a ring change's coordinator may be down before another takes over
     # Raw disks (titans3/disks/): "" = directory drives (--data/--drives, the

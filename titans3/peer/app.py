@@ -107,9 +107,9 @@ class PeerService:
         self.verifier = Verifier(secret, window=window) if secret else None
         self.describe = describe
         self.sessions: dict[tuple[int, str], _Session] = {}
-        # A pushed cluster document (titans3/peer/membership.py); None: refused.
+        # A pushed cluster document (titans3/cluster/membership.py); None: refused.
         self.on_ring: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
-        # A change-lease request (titans3/peer/leases.py); None: refused.
+        # A change-lease request (titans3/cluster/leases.py); None: refused.
         self.on_lease: Callable[[bytes], dict[str, Any]] | None = None
 
     def sweep(self, now: float) -> list[_Session]:
@@ -435,7 +435,7 @@ def create_peer_app(host: Host) -> QuartTrio:
     svc = PeerService(
         host.drives, secret=host.config.cluster_secret or None, describe=lambda: describe_host(host)
     )
-    from titans3.peer import membership
+    from titans3.cluster import membership
 
     svc.on_ring = lambda raw: membership.receive(host, raw)
     svc.on_lease = lambda raw: membership.lease_request(host, raw)

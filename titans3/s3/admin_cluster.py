@@ -11,7 +11,7 @@ POST     v1/cluster/remove              ``?host=HOST:PEERPORT|HOST_ID``: drain, 
 Join and remove answer as soon as the new ring is published (the rebalance runs
 in the background on the answering host); ``titanctl`` then follows
 ``cluster/status`` until the move is complete.  The logic lives in
-:mod:`titans3.peer.membership`; this module only translates.
+:mod:`titans3.cluster.membership`; this module only translates.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _arg(ctx: S3Context, name: str) -> str:
 
 
 def _membership(ctx: S3Context) -> Any:
-    from titans3.peer.membership import ClusterChangeRefused, membership_of
+    from titans3.cluster.membership import ClusterChangeRefused, membership_of
 
     ms = membership_of(ctx.admin)
     if ms is None:
@@ -41,7 +41,7 @@ def _membership(ctx: S3Context) -> Any:
 
 
 async def _status(ctx: S3Context) -> dict[str, Any]:
-    from titans3.peer.membership import membership_of
+    from titans3.cluster.membership import membership_of
 
     host = ctx.admin
     ms = membership_of(host)

@@ -12,7 +12,7 @@ GET      v1/object/inspect           ``?bucket=B&key=K[&deep=1]``: versions, EC,
 =======  ==========================  ================================================
 
 The backend (``ctx.admin``) is the daemon's ``Host``: ``host.workers`` holds
-the workers by name (:data:`titans3.workers.runtime.WORKER_NAMES`),
+the workers by name (:data:`titans3.runtime.WORKER_NAMES`),
 ``host.store`` the object store.  An endpoint whose workers are not running
 answers 501 like any other unimplemented call.  Answers are JSON documents
 built from the workers' frozen statistics records.

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Only the host that made the change (the document's ``coordinator``, see
-:mod:`titans3.peer.membership`) moves data, so two hosts never copy the same
+:mod:`titans3.cluster.membership`) moves data, so two hosts never copy the same
 fragment.  Each epoch (one ring version with an ``old_ring``):
 
 1. copy every bucket record to the drives the old ring did not have (a new

@@ -1,12 +1,12 @@
-"""Cluster formation pieces (titans3/peer/cluster.py) that need no network."""
+"""Cluster formation pieces (titans3/cluster/peers.py) that need no network."""
 
 from __future__ import annotations
 
 import pytest
 
+from titans3.cluster.peers import HostEntry, ring_for, scheme_for
 from titans3.core.config import load
 from titans3.core.errors import ConfigError
-from titans3.peer.cluster import HostEntry, ring_for, scheme_for
 
 SECRET = "a-cluster-secret-of-some-length"
 

@@ -107,8 +107,8 @@ async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
 
 def _rebalancer(host: Host) -> Rebalancer:
     """The ring-change mover; idle unless this host coordinates a ring change."""
+    from titans3.cluster.membership import membership_of
     from titans3.objects import keywalk, move
-    from titans3.peer.membership import membership_of
 
     return Rebalancer(host.config.state_path, lambda: membership_of(host), lambda: host.store,
                       move.move_key, keywalk.walk_keys, move.copy_buckets,

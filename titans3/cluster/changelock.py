@@ -32,7 +32,7 @@ moved on to the next holder.
 
 :class:`ChangeLock` is the per-host state: values and a clock in, decisions
 out.  The trio side (asking peers, the route) is in
-:mod:`titans3.peer.membership`.
+:mod:`titans3.cluster.membership`.
 """
 
 from __future__ import annotations

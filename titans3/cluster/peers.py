@@ -33,7 +33,7 @@ and one that answers again comes back.  A call that fails between heartbeats
 marks the host down on its own.
 
 Join/remove of a running cluster, ring versions beyond 1 and the saved
-cluster document that then replaces ``--peers``: :mod:`titans3.peer.membership`.
+cluster document that then replaces ``--peers``: :mod:`titans3.cluster.membership`.
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ class Cluster:
 async def form(host: Host, nursery: trio.Nursery) -> Cluster:
     """Handshake with every peer, then replace ``host.store`` with the cluster's
     store and start the failure detector in ``nursery``."""
-    from titans3.peer import membership
+    from titans3.cluster import membership
 
     cluster = Cluster(host.config, host)
     doc = membership.load_doc(host.config.state_path)

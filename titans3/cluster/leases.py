@@ -1,10 +1,10 @@
 """Asking the cluster for the change lease (the trio side of :mod:`changelock`).
 
-:class:`LeaseHolder` is mixed into :class:`titans3.peer.membership.Membership`:
+:class:`LeaseHolder` is mixed into :class:`titans3.cluster.membership.Membership`:
 ``changing()`` holds a majority lease on the current document version while a
 change is built and published (refused with 409 otherwise), ``grant()`` is the
 peer route's side.  The rules themselves are pure, in
-:class:`titans3.peer.changelock.ChangeLock`.
+:class:`titans3.cluster.changelock.ChangeLock`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from titans3.cluster.changelock import ChangeLock, majority
 from titans3.core.errors import DriveError, S3Error
 from titans3.drive.wire import pack, unpack
-from titans3.peer.changelock import ChangeLock, majority
 
 if TYPE_CHECKING:
-    from titans3.peer.cluster import Cluster
+    from titans3.cluster.peers import Cluster
 
 LEASE_TARGET = "/peer/v1/cluster/lease"
 
@@ -32,7 +32,7 @@ class ClusterChangeRefused(S3Error):
 
 
 class LeaseHolder:
-    """What :class:`~titans3.peer.membership.Membership` provides to the lease code."""
+    """What :class:`~titans3.cluster.membership.Membership` provides to the lease code."""
 
     cluster: Cluster
     doc: dict[str, Any]

@@ -1,10 +1,10 @@
-"""The change lock's rules (titans3/peer/changelock.py): one builder per base version."""
+"""The change lock's rules (titans3/cluster/changelock.py): one builder per base version."""
 
 from __future__ import annotations
 
 import pytest
 
-from titans3.peer.changelock import ChangeLock, majority
+from titans3.cluster.changelock import ChangeLock, majority
 
 
 def test_majority_is_strict():

@@ -41,7 +41,7 @@ ring, scheme and bucket table switch.
 
 **One change at a time.**  Every new document (join, remove, next epoch,
 retirement, takeover) is built only under a majority lease on the current
-version (:mod:`titans3.peer.changelock`), so two operators running ``join`` on
+version (:mod:`titans3.cluster.changelock`), so two operators running ``join`` on
 two hosts at once get one change and one ``ClusterChangeRefused``, never two
 documents with the same version.  A refusal from a host that already has a
 newer document carries that document, and the asking host adopts it.
@@ -69,21 +69,21 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from titans3.cluster.changelock import ChangeLock
+from titans3.cluster.leases import ClusterChangeRefused, LeaseHolder
 from titans3.core.crypto import write_atomic
 from titans3.core.errors import ConfigError, DriveError
 from titans3.drive.protocol import Drive
 from titans3.drive.wire import pack, unpack
 from titans3.erasure.codec import ECScheme
 from titans3.objects.buckets import BucketTable
-from titans3.peer.changelock import ChangeLock
-from titans3.peer.leases import ClusterChangeRefused, LeaseHolder
 from titans3.ring.builder import Member, Ring
 from titans3.ring.evolve import converged, next_ring, ring_from_doc, ring_to_doc
 
 if TYPE_CHECKING:
+    from titans3.cluster.peers import Cluster, HostEntry
     from titans3.daemon import Host
     from titans3.objects.store import ObjectStore
-    from titans3.peer.cluster import Cluster, HostEntry
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ RETRY_PUSH = 5.0  # s between pushes to hosts that missed the current document
 
 # ------------------------------------------------------------------ document helpers
 def hosts_of(doc: dict[str, Any]) -> list[HostEntry]:
-    from titans3.peer.cluster import HostEntry
+    from titans3.cluster.peers import HostEntry
 
     return [HostEntry(h["address"], h["host_id"], int(h["drives"])) for h in doc["hosts"]]
 
@@ -105,13 +105,13 @@ def hosts_doc(entries: Sequence[HostEntry]) -> list[dict[str, Any]]:
 
 
 def members_of(entries: Sequence[HostEntry]) -> list[Member]:
-    from titans3.peer.cluster import slot
+    from titans3.cluster.peers import slot
 
     return [Member(slot(h.host_id, i), h.host_id) for h in entries for i in range(h.drives)]
 
 
 def load_doc(state_path: Any) -> dict[str, Any] | None:
-    from titans3.peer.cluster import MEMBERSHIP_FILE
+    from titans3.cluster.peers import MEMBERSHIP_FILE
 
     try:
         saved = json.loads((state_path / MEMBERSHIP_FILE).read_text())
@@ -122,7 +122,7 @@ def load_doc(state_path: Any) -> dict[str, Any] | None:
 
 
 def save_doc(state_path: Any, doc: dict[str, Any]) -> None:
-    from titans3.peer.cluster import MEMBERSHIP_FILE
+    from titans3.cluster.peers import MEMBERSHIP_FILE
 
     path = state_path / MEMBERSHIP_FILE
     try:
@@ -144,7 +144,7 @@ def scheme_of(doc: dict[str, Any]) -> ECScheme:
 # ------------------------------------------------------------------ wiring a store
 def wire_store(cluster: Cluster, store: ObjectStore, doc: dict[str, Any]) -> None:
     """Make ``store`` (in place) the cluster's store for ``doc``."""
-    from titans3.peer.cluster import slot
+    from titans3.cluster.peers import slot
 
     host = cluster.host
     entries = hosts_of(doc)
@@ -235,7 +235,7 @@ class Membership(LeaseHolder):
         # until then some host still reads only the old placement, whose copies
         # the rebalancer frees.  A saved document was published before it was saved.
         self.published = int(doc["version"])
-        self.change_lock = ChangeLock()  # leases this host granted (peer/changelock.py)
+        self.change_lock = ChangeLock()  # leases this host granted (cluster/changelock.py)
         self._changing = trio.Lock()  # one change built here at a time
         # The version this process built or re-confirmed: a coordinator's
         # rebalancer runs only then (a restarted one may have been replaced).
@@ -389,7 +389,7 @@ class Membership(LeaseHolder):
                 f"ring version {self.version} is still being rebalanced; wait until it completes")
 
     async def join(self, address: str) -> dict[str, Any]:
-        from titans3.peer.cluster import HostEntry
+        from titans3.cluster.peers import HostEntry
 
         self._check_idle()
         if any(h["address"] == address for h in self.doc["hosts"]):
@@ -494,7 +494,7 @@ async def receive(host: Host, raw: bytes) -> dict[str, Any]:
 
 
 async def _become_member(host: Host, doc: dict[str, Any]) -> Membership:
-    from titans3.peer.cluster import Cluster
+    from titans3.cluster.peers import Cluster
 
     if not any(h["host_id"] == host.host_id for h in doc["hosts"]):
         raise ValueError("the document does not name this host")
