@@ -9,8 +9,8 @@ records that *promote* the staged data (two-phase, DESIGN §4), so a client
 that disconnects, a drive that dies, or a daemon that is killed mid-stream
 leaves only staging garbage.
 
-Memory stays bounded by one segment plus the drives' write buffers, whatever
-the object size.  A stream whose every fragment fits ``inline_max`` is kept in
+Memory stays bounded by two segments (one being received while the previous
+one is written) plus the drives' write buffers, whatever the object size.  A stream whose every fragment fits ``inline_max`` is kept in
 memory instead and later stored inside the drives' LMDB records (one
 transaction, no files).
 
@@ -127,24 +127,58 @@ async def write_stream(
         if live_count() < write_quorum:
             raise QuorumError()
 
+    # One segment's flush runs in the background while the next one is being
+    # received: the socket is read while the drives write (double buffering).
+    # At most one flush is in flight, so MD5 sees the segments in order and a
+    # buffer is refilled only after the flush that used it finished.
+    spare = bytearray(seg_size)
+    in_flight: trio.Event | None = None
+    flush_error: list[BaseException] = []
+
+    async def settle() -> None:
+        """Wait for the segment in flight; raise what its flush raised."""
+        nonlocal in_flight
+        if in_flight is not None:
+            await in_flight.wait()
+            in_flight = None
+        if flush_error:
+            raise flush_error[0]
+
+    async def flush_in_background(view: memoryview, done: trio.Event) -> None:
+        try:
+            await flush_segment(view)
+        except trio.Cancelled:
+            raise
+        except BaseException as e:  # noqa: BLE001 -- re-raised by settle() in the writer's task
+            flush_error.append(e)
+        finally:
+            done.set()
+
     try:
-        async for chunk in body:
-            mv = memoryview(chunk).cast("B")
-            if on_data is not None and len(mv):
-                on_data(mv)
-            total += len(mv)
-            if expected_size is not None and total > expected_size:
-                raise IncompleteBody("The request body is longer than its declared size.")
-            while len(mv):
-                take = min(len(mv), seg_size - fill)
-                seg[fill : fill + take] = mv[:take]
-                fill += take
-                mv = mv[take:]
-                if fill == seg_size:
-                    if writers is None:
-                        writers = await open_writers()
-                    await flush_segment(memoryview(seg))
-                    fill = 0
+        async with trio.open_nursery() as nursery:
+            async for chunk in body:
+                mv = memoryview(chunk).cast("B")
+                if on_data is not None and len(mv):
+                    on_data(mv)
+                total += len(mv)
+                if expected_size is not None and total > expected_size:
+                    raise IncompleteBody("The request body is longer than its declared size.")
+                while len(mv):
+                    take = min(len(mv), seg_size - fill)
+                    seg[fill : fill + take] = mv[:take]
+                    fill += take
+                    mv = mv[take:]
+                    if fill == seg_size:
+                        if writers is None:
+                            writers = await open_writers()
+                        await settle()
+                        in_flight = trio.Event()
+                        nursery.start_soon(flush_in_background, memoryview(seg), in_flight)
+                        seg, spare = spare, seg
+                        fill = 0
+                if flush_error:  # fail fast: stop reading a body no quorum will take
+                    await settle()
+            await settle()
         if expected_size is not None and total != expected_size:
             raise IncompleteBody()
         tail = memoryview(seg)[:fill]
@@ -177,11 +211,21 @@ async def write_stream(
             raise QuorumError()
         ok = [i for i, a in enumerate(alive) if a and writers[i] is not None]
         return Written(data_id, total, md5.digest(), ok)
-    except BaseException:
+    except BaseException as e:
         if writers is not None:
             with trio.CancelScope(shield=True):
                 await _abort(writers)
-        raise
+        inner = _unwrap(e)
+        if inner is e:
+            raise
+        raise inner from None
+
+
+def _unwrap(e: BaseException) -> BaseException:
+    """The one error inside a nursery's group (the write path raises typed errors)."""
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    return e
 
 
 async def _abort(writers: Sequence[FragmentWriter | None]) -> None:

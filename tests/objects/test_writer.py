@@ -1,0 +1,77 @@
+"""write_stream (titans3/objects/writer.py): receiving overlaps writing; errors stay typed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+import trio
+
+from titans3.core.errors import QuorumError
+from titans3.erasure.codec import Codec, ECScheme
+from titans3.objects.writer import write_stream
+
+from .memdrive import MemDrive, _Writer
+
+SEG = 64 << 10
+SCHEME = ECScheme(4, 2, SEG)
+
+
+class GatedDrive(MemDrive):
+    """Its first fragment write waits until ``gate`` is set."""
+
+    def __init__(self, drive_id: str, gate: trio.Event) -> None:
+        super().__init__(drive_id)
+        self.gate = gate
+
+    async def create_fragment(self, data_id: str, frag_index: int) -> _Writer:
+        w = await super().create_fragment(data_id, frag_index)
+        inner, gate = w.write, self.gate
+
+        async def write(data: bytes | memoryview) -> None:
+            await gate.wait()
+            await inner(data)
+
+        w.write = write  # type: ignore[method-assign]
+        return w
+
+
+def test_the_next_segment_is_received_while_the_previous_one_is_written():
+    data = os.urandom(3 * SEG)
+
+    async def main() -> None:
+        received_second = trio.Event()
+        drives = [GatedDrive("d0", received_second)] + [MemDrive(f"d{i}") for i in range(1, 6)]
+
+        async def body():
+            yield data[:SEG]  # segment 1: its flush blocks on drive 0 ...
+            received_second.set()  # ... until the writer has asked for segment 2
+            yield data[SEG:]
+
+        with trio.fail_after(5):  # one segment at a time would wait here forever
+            w = await write_stream(body(), drives, SCHEME, Codec(SCHEME), write_quorum=5,
+                                   inline_max=0)
+        assert w.size == len(data) and w.md5 == hashlib.md5(data).digest()
+        assert sorted(w.ok) == list(range(6))
+
+    trio.run(main)
+
+
+def test_a_quorum_lost_in_a_background_flush_is_a_plain_quorum_error_and_cleans_up():
+    async def main() -> None:
+        drives = [MemDrive(f"d{i}") for i in range(6)]
+
+        async def body():
+            yield os.urandom(SEG)
+            for d in drives[:2]:
+                d.offline = True  # two lost mid-stream: 4 left, W = 5
+            for _ in range(4):
+                yield os.urandom(SEG)
+                await trio.sleep(0)
+
+        with pytest.raises(QuorumError):
+            await write_stream(body(), drives, SCHEME, Codec(SCHEME), write_quorum=5, inline_max=0)
+        assert all(not d.staging and not d.data for d in drives[2:])
+
+    trio.run(main)
