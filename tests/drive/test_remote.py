@@ -506,3 +506,18 @@ def test_chunks_out_of_order_are_refused(tmp_path: Path, monkeypatch: pytest.Mon
 
     run(body, tmp_path / "d")
 
+
+
+def test_swap_meta_is_a_compare_and_set_on_the_peers_drive(tmp_path: Path) -> None:
+    async def body(s: Served) -> None:
+        d = s.remote
+        assert await d.swap_meta("t", b"k", b"one", None)  # absent -> one
+        assert not await d.swap_meta("t", b"k", b"two", None)  # not absent any more
+        assert not await d.swap_meta("t", b"k", b"two", b"zero")
+        assert await d.swap_meta("t", b"k", b"two", b"one")
+        assert await s.local.get_meta("t", b"k") == b"two"
+        assert await d.swap_meta("t", b"k", None, b"two")  # delete
+        assert await d.get_meta("t", b"k") is None
+        assert await s.local.swap_meta("fresh-table", b"k", b"v", None)  # creates the table
+
+    run(body, tmp_path / "d")

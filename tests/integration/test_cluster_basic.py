@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -145,6 +146,39 @@ def test_listing_through_another_host_shows_the_objects(hosts: list[Host]) -> No
 def _peer(h: Host, method: str, target: str, headers: dict[str, str] | None = None) -> int:
     with httpx.Client(trust_env=False, timeout=5) as c:
         return c.request(method, f"http://{h.peer_address}{target}", headers=headers or {}).status_code
+
+
+def test_two_hosts_creating_one_bucket_at_once_make_one_bucket(hosts: list[Host]) -> None:
+    """A conditional create on a majority: never two bucket ids behind one name."""
+    outcomes: list[tuple[str, str]] = []
+    for n in range(8):
+        name = f"race-{n}"
+        go = threading.Barrier(2)
+        got: dict[int, str] = {}
+
+        def create(i: int, name: str = name, go: threading.Barrier = go, got: dict = got) -> None:
+            with closing(s3_client(hosts[i])) as s3:
+                go.wait()
+                try:
+                    s3.create_bucket(Bucket=name)
+                    got[i] = "created"
+                except ClientError as e:
+                    got[i] = e.response["Error"]["Code"]
+
+        threads = [threading.Thread(target=create, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        outcomes.append((got[0], got[1]))
+        assert list(got.values()).count("created") <= 1, got
+        assert set(got.values()) <= {"created", "BucketAlreadyOwnedByYou", "OperationAborted"}, got
+        if "created" in got.values():  # one bucket: an object put through one host is in it
+            with closing(s3_client(hosts[0])) as a, closing(s3_client(hosts[1])) as b:
+                a.put_object(Bucket=name, Key="k", Body=b"one bucket")
+                assert b.get_object(Bucket=name, Key="k")["Body"].read() == b"one bucket"
+    print(f"\nconcurrent creates: {outcomes}")
+    assert any("created" in o for o in outcomes)
 
 
 def test_peer_requests_without_a_valid_fresh_signature_get_403(hosts: list[Host]) -> None:

@@ -139,6 +139,18 @@ class MemDrive:
         else:
             t[key] = value
 
+    async def swap_meta(self, table, key, value, expect):  # type: ignore[no-untyped-def]
+        self._check()
+        t = self.tables.setdefault(table, {})
+        await trio.lowlevel.checkpoint()
+        if t.get(key) != expect:
+            return False
+        if value is None:
+            t.pop(key, None)
+        else:
+            t[key] = value
+        return True
+
     async def get_meta(self, table: str, key: bytes) -> bytes | None:
         self._check()
         return self.tables.get(table, {}).get(key)

@@ -133,6 +133,12 @@ BucketAlreadyOwnedByYou = _s3(
     "Your previous request to create the named bucket succeeded and you already own it.",
 )
 BucketNotEmpty = _s3("BucketNotEmpty", 409, "The bucket you tried to delete is not empty")
+OperationAborted = _s3(
+    "OperationAborted",
+    409,
+    "A conflicting conditional operation is currently in progress against this resource. "
+    "Please try again.",
+)
 PreconditionFailed = _s3(
     "PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"
 )

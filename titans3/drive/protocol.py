@@ -147,6 +147,14 @@ class Drive(Protocol):
         promoting staged data in the same step (used for multipart parts)."""
         ...
 
+    async def swap_meta(
+        self, table: str, key: bytes, value: bytes | None, expect: bytes | None
+    ) -> bool:
+        """Compare-and-set one entry: write ``value`` (delete with ``None``) only
+        if the entry is exactly ``expect`` now (``None``: absent), in one durable
+        transaction; whether it was written."""
+        ...
+
     async def get_meta(self, table: str, key: bytes) -> bytes | None: ...
 
     async def list_meta(

@@ -527,6 +527,11 @@ class RemoteDrive:
         async with self._carrying(promote, args):
             await self._rpc("put_meta", args)
 
+    async def swap_meta(
+        self, table: str, key: bytes, value: bytes | None, expect: bytes | None
+    ) -> bool:
+        return bool(await self._rpc("swap_meta", {"t": table, "k": key, "v": value, "e": expect}))
+
     async def get_meta(self, table: str, key: bytes) -> bytes | None:
         return await self._rpc("get_meta", {"t": table, "k": key})  # type: ignore[no-any-return]
 

@@ -55,6 +55,33 @@ class MetaTablesMixin:
         for data_id in inline:
             self._staged_inline.pop(data_id, None)
 
+    async def swap_meta(
+        self: LocalDrive, table: str, key: bytes, value: bytes | None, expect: bytes | None
+    ) -> bool:
+        self._check_meta_key(key)
+        name = META_PREFIX + table
+        self._require_online()
+        if self._index.db(name) is None:
+            self._inflight += 1
+            try:
+                await self._index.ensure_table(name)
+            except (OSError, lmdb.Error) as e:
+                raise self._io_failed(e) from e
+            finally:
+                self._inflight -= 1
+
+        def apply(ctx: WriteContext) -> bool:
+            db = ctx.db(name)
+            if ctx.txn.get(key, db=db) != expect:
+                return False
+            if value is None:
+                ctx.txn.delete(key, db=db)
+            else:
+                ctx.txn.put(key, value, db=db)
+            return True
+
+        return await self._write(apply)
+
     async def get_meta(self: LocalDrive, table: str, key: bytes) -> bytes | None:
         self._check_meta_key(key)
         db = self._index.db(META_PREFIX + table)

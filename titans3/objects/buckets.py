@@ -24,14 +24,23 @@ GETs.  AWS documents bucket configuration as eventually consistent, so a
 versioning or CORS change made through another host showing up a second later
 is within S3's contract; "no such bucket" is never cached, and this host's own
 writes replace the entry at once.
+
+**Creating is conditional in a cluster.**  Two hosts creating one name at the
+same moment must not both succeed (two bucket ids: objects written through
+the loser would vanish behind the winner's record).  A create is a
+compare-and-set of each drive's entry against what was read from it
+(``Drive.swap_meta``) and needs a majority of takers; see
+:meth:`BucketTable._create_everywhere`.  Later updates (configuration, delete)
+stay last-writer-wins by version id, as S3's bucket configuration is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import msgpack
@@ -42,6 +51,7 @@ from titans3.core.errors import (
     DriveError,
     InvalidBucketName,
     NoSuchBucket,
+    OperationAborted,
     QuorumError,
 )
 from titans3.drive.protocol import Drive
@@ -103,6 +113,16 @@ class BucketRecord:
             tuple(d["ec"]) if d.get("ec") else None,  # type: ignore[arg-type]
             dict(d.get("cfg") or {}),
         )
+
+
+def _newest(raws: Iterable[bytes | None]) -> BucketRecord | None:
+    best: BucketRecord | None = None
+    for raw in raws:
+        if raw is not None:
+            rec = BucketRecord.unpack(raw)
+            if best is None or rec.vid > best.vid:
+                best = rec
+    return best
 
 
 class BucketTable:
@@ -239,8 +259,76 @@ class BucketTable:
             if cur is not None and not cur.deleted:
                 raise BucketAlreadyOwnedByYou(BucketName=name)
             rec = BucketRecord(name, secrets.token_bytes(8), time.time_ns(), self._clock.new_id(), ec=ec)
-            await self._write(rec)
+            if self._cache_enabled:  # one host: the table lock is the whole story
+                await self._write(rec)
+            else:
+                await self._create_everywhere(rec)
             return rec
+
+    async def _create_everywhere(self, rec: BucketRecord) -> None:
+        """Cluster mode: create ``rec`` by compare-and-set on a majority.
+
+        Two hosts creating the same name at once would otherwise both succeed
+        with different bucket ids, and the objects written through the loser
+        would vanish when the winner's newer record is read.  Each drive takes
+        our record only if it still holds what we read from it
+        (``swap_meta``); a majority of takers means no competitor can have
+        one.  Short of a majority we put back what we read where ours landed
+        (or may have landed), and answer as S3 does: the bucket exists if a
+        competitor won, else ``OperationAborted`` (try again)."""
+        key, packed = rec.name.encode(), rec.pack()
+        seen: dict[int, bytes | None] = {}
+
+        async def read(i: int) -> None:
+            with contextlib.suppress(DriveError):
+                seen[i] = await self._drives[i].get_meta(TABLE, key)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(len(self._drives)):
+                nursery.start_soon(read, i)
+        if len(seen) < self.majority:
+            raise QuorumError("too few drives answered to create the bucket")
+        current = _newest(seen.values())
+        if current is not None and not current.deleted:
+            raise BucketAlreadyOwnedByYou(BucketName=rec.name)
+        won: list[int] = []
+        unsure: list[int] = []
+
+        async def swap(i: int) -> None:
+            try:
+                if await self._drives[i].swap_meta(TABLE, key, packed, seen[i]):
+                    won.append(i)
+            except DriveError:
+                unsure.append(i)
+
+        async with trio.open_nursery() as nursery:
+            for i in seen:
+                nursery.start_soon(swap, i)
+        if len(won) >= self.majority:
+            async def settle(i: int) -> None:  # the rest converge on the winner: us
+                with contextlib.suppress(DriveError):
+                    await self._drives[i].put_meta(TABLE, key, packed)
+
+            async with trio.open_nursery() as nursery:
+                for i in range(len(self._drives)):
+                    if i not in won:
+                        nursery.start_soon(settle, i)
+            self._cache[rec.name] = rec
+            self._recent.pop(rec.name, None)
+            return
+
+        async def undo(i: int) -> None:
+            with contextlib.suppress(DriveError):
+                await self._drives[i].swap_meta(TABLE, key, seen[i], packed)
+
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                for i in won + unsure:
+                    nursery.start_soon(undo, i)
+        winner = await self._read_one(rec.name)
+        if winner is not None and not winner.deleted:
+            raise BucketAlreadyOwnedByYou(BucketName=rec.name)
+        raise OperationAborted(BucketName=rec.name)
 
     async def update(self, name: str, **changes: object) -> BucketRecord:
         async with self._lock:

@@ -192,6 +192,10 @@ async def _put_meta(d: Drive, a: dict[str, Any]) -> Any:
     await d.put_meta(a["t"], a["k"], a.get("v"), promote=list(a.get("p", ())))
 
 
+async def _swap_meta(d: Drive, a: dict[str, Any]) -> Any:
+    return await d.swap_meta(a["t"], a["k"], a.get("v"), a.get("e"))
+
+
 async def _get_meta(d: Drive, a: dict[str, Any]) -> Any:
     return await d.get_meta(a["t"], a["k"])
 
@@ -212,6 +216,7 @@ RPC: dict[str, Rpc] = {
     "list_versions": _list_versions,
     "delete_data": _delete_data,
     "put_meta": _put_meta,
+    "swap_meta": _swap_meta,
     "get_meta": _get_meta,
     "list_meta": _list_meta,
 }
