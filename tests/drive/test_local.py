@@ -516,6 +516,17 @@ def test_a_fenced_root_goes_offline_even_for_root(tmp_path: Path) -> None:
     async def body(d: LocalDrive) -> None:
         os.chmod(root, 0)
         try:
+            await trio.sleep(local.PROBE_TTL)  # inline reads trust a probe this recent
+            with pytest.raises(DriveOffline):
+                await d.read_versions(B, b"k")  # an inline (event-loop) read
+            assert d.state is DriveState.OFFLINE
+        finally:
+            os.chmod(root, 0o755)
+        assert await d.check() is DriveState.ONLINE
+        os.chmod(root, 0)
+        try:  # a write probes every time, however recent the last probe
+            with pytest.raises(DriveOffline):
+                await d.put_meta("t", b"k", b"v")
             with pytest.raises(DriveOffline):
                 await d.list_versions(B)
             assert d.state is DriveState.OFFLINE

@@ -62,7 +62,8 @@ from titans3.drive import direct, health, keys
 from titans3.drive import fragment as fmt
 from titans3.drive.chunks import ChunkStore
 from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, VERSIONS, Index, WriteContext
-from titans3.drive.protocol import INLINE_MAX, DriveStat, DriveState, ListEntry
+from titans3.drive.inline import QUARANTINE_TABLE, InlineBlobsMixin
+from titans3.drive.protocol import INLINE_MAX, DriveStat, DriveState, ListEntry  # noqa: F401 -- re-exported
 from titans3.drive.records import (
     VersionRecord,
     has_older_null,
@@ -79,15 +80,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 FAST_BUDGET = 0.02  # s: an inline metadata read slower than this demotes the drive
 SLOW_PENALTY = 30  # s
+PROBE_TTL = 0.1  # s: an inline read trusts an identity probe this recent (writes always probe)
 
-STAGED_INLINE_TTL = 3600.0  # seconds an uncommitted inline blob is kept in memory
 DRIVE_TABLE = "drive"  # drive-private counters
-QUARANTINE_TABLE = "quarantine"  # corrupt inline blobs, keyed "<data id>.<ns>"
 _BYTES_STORED = b"bytes_stored"
 _DATA_ID = re.compile(r"[0-9a-f]{4,64}")
 
 
-class LocalDrive(MetaTablesMixin):
+class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
     """One disk (or a directory standing in for one)."""
 
     def __init__(
@@ -128,6 +128,7 @@ class LocalDrive(MetaTablesMixin):
         self._reads = self._writes = self._bytes_read = self._bytes_written = 0
         self._errors = self._inline_quarantined = 0
         self._slow_until = 0.0  # monotonic time until which _fast reads use threads
+        self._probed_at = -PROBE_TTL  # monotonic time of the last identity probe that passed
 
     # ================================================================ lifecycle
     @property
@@ -227,6 +228,7 @@ class LocalDrive(MetaTablesMixin):
 
     def _probe(self) -> None:
         health.probe(self.root, self._identity_key)
+        self._probed_at = time.monotonic()
 
     def _io_failed(self, e: BaseException) -> DriveError:
         with self._lock:
@@ -277,7 +279,9 @@ class LocalDrive(MetaTablesMixin):
         self._require_online()
         t0 = time.perf_counter()
         try:
-            return self._guarded(fn, args)
+            # Two stats per lookup were ~9 % of a small GET; a drive that is
+            # fenced or replaced is still noticed within PROBE_TTL.
+            return self._guarded(fn, args, time.monotonic() - self._probed_at >= PROBE_TTL)
         finally:
             if time.perf_counter() - t0 > FAST_BUDGET:
                 self._slow_until = time.monotonic() + SLOW_PENALTY
@@ -377,17 +381,6 @@ class LocalDrive(MetaTablesMixin):
                 self._writes += 1
                 self._bytes_written += length
 
-    async def put_inline(self, data_id: str, data: bytes) -> None:
-        self._check_id(data_id)
-        if len(data) > INLINE_MAX:
-            raise ValueError(f"inline fragment of {len(data)} bytes exceeds {INLINE_MAX}")
-        self._require_online()
-        now = time.monotonic()
-        for k in [k for k, (t, _) in self._staged_inline.items() if now - t > STAGED_INLINE_TTL]:
-            del self._staged_inline[k]  # an abandoned PUT: never committed
-        self._staged_inline[data_id] = (now, bytes(data))
-        await trio.lowlevel.checkpoint()
-
     def _check_read_id(self, data_id: str) -> None:
         # A record naming a malformed id cannot name data on this drive; the
         # object layer handles that like any missing fragment.
@@ -429,36 +422,7 @@ class LocalDrive(MetaTablesMixin):
                 self._errors += 1
             raise FragmentCorrupt(self.drive_id, f"fragment {data_id}: {e}") from e
 
-    def _inline_get(self, data_id: str) -> bytes | None:
-        db = self._index.db(INLINE)
-        raw = self._index.read_sync(lambda txn: txn.get(data_id.encode(), db=db))
-        if raw is None:
-            return None
-        data = raw[fmt.DIGEST_SIZE :]
-        if xxhash.xxh3_128_digest(data) != raw[: fmt.DIGEST_SIZE]:
-            self._quarantine_inline(data_id, raw)
-            raise FragmentCorrupt(self.drive_id, f"inline fragment {data_id}: checksum mismatch")
-        return data
-
-    def _quarantine_inline(self, data_id: str, raw: bytes) -> None:
-        env = self._index.env
-        assert env is not None
-        # Rare path, so its own write txn (LMDB's writer mutex orders it with batches).
-        with env.begin(write=True) as txn:
-            txn.put(f"{data_id}.{time.time_ns()}".encode(), raw, db=self._index.db(QUARANTINE_TABLE))
-            txn.delete(data_id.encode(), db=self._index.db(INLINE))
-        self._add_stored(-(len(raw) - fmt.DIGEST_SIZE))
-        with self._lock:
-            self._inline_quarantined += 1
-            self._errors += 1
-        log.warning("drive %s: inline fragment %s corrupt, quarantined", self.drive_id, data_id)
-
     # ================================================================ commits
-    def _take_inline(self, ids: Sequence[str]) -> dict[str, bytes]:
-        for data_id in ids:
-            self._check_id(data_id)
-        return {i: self._staged_inline[i][1] for i in ids if i in self._staged_inline}
-
     def _promote(self, ctx: WriteContext, ids: Sequence[str], inline: dict[str, bytes]) -> None:
         """Inside a write txn: make staged data committed (see module doc)."""
         for data_id in ids:
