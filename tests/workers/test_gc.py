@@ -120,3 +120,44 @@ def test_gc_aborts_multipart_uploads_older_than_the_limit():
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_gc_keeps_handed_off_fragments_however_old(tmp_path):
+    """A hinted fragment is named by a hint, not by its drive's records: a primary
+    down for longer than the commit window must still get it back."""
+    from titans3.objects import handoff
+
+    async def main():
+        drives = [LocalDrive(tmp_path / f"drive-{i}") for i in range(7)]  # a spare beside 4+2
+        for d in drives:
+            await d.open()
+        ring = build_ring([Member(d.drive_id, "h") for d in drives], 6, partition_power=4)
+        store = ObjectStore(drives, ring, ECScheme(4, 2, 1 << 20))
+        svc = Maintenance(store, grace=0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            await store.create_bucket("bkt")
+            bid = (await store.buckets.get("bkt")).bucket_id
+            down = store.placement(bid, b"k")[0]
+            await drives[down].close()  # offline while the object is written
+            data = os.urandom(3 << 20)
+            await store.put_object("bkt", "k", body(data))
+            hinted = [p for p in tmp_path.rglob("chunks/*/*/*") if len(p.name) > 32]
+            assert hinted, "the write should have handed a fragment off"
+            for p in tmp_path.rglob("chunks/*/*/*"):
+                os.utime(p, (OLD, OLD))  # everything older than the commit window
+            gc = GarbageCollector(svc, positions=[i for i in range(7) if i != down],
+                                  interval=1e9, window=3600)
+            await gc.collect()
+            assert all(p.exists() for p in hinted)
+            assert gc.statistics().orphan_chunks_removed == 0
+            await drives[down].open()  # the primary is back: replay finds its fragment
+            out = await handoff.replay_drive(store, next(
+                i for i in range(7) if any(str(tmp_path / f"drive-{i}") in str(p) for p in hinted)))
+            assert out.moved == 1 and out.errors == 0
+            assert await read_all(store, "k") == data
+            nursery.cancel_scope.cancel()
+        for d in drives:
+            await d.close()
+
+    trio.run(main)

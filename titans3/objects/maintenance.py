@@ -28,7 +28,7 @@ import msgpack
 from titans3.core.errors import DriveError, S3Error
 from titans3.drive.protocol import DriveState
 from titans3.drive.records import VersionRecord
-from titans3.objects import collect, keywalk
+from titans3.objects import collect, handoff, keywalk
 from titans3.objects.multipart import PARTS, UPLOADS
 from titans3.objects.repair import ObjectRepair, streams_of
 
@@ -158,7 +158,7 @@ class Maintenance(ObjectRepair):
         """Every data id the drive's records and multipart part records name
         (None: the drive cannot list its buckets, so nothing may be judged orphan).
 
-        Parts first, then versions: Complete commits the version before it
+        Parts and hints first, then versions: Complete commits the version before it
         deletes the part records, so a data id moving from one to the other
         is seen at least once.  Buckets come from the drive itself, not the
         bucket table, which may not know every bucket this drive holds.
@@ -175,6 +175,17 @@ class Maintenance(ObjectRepair):
                 doc = msgpack.unpackb(raw, raw=False)
                 if isinstance(doc, dict) and isinstance(doc.get("data"), str):
                     refs.add(doc["data"])
+            if len(page) < 1000:
+                break
+            start = page[-1][0]
+        # Handed-off fragments are named by hints, not by this drive's records:
+        # a primary down for longer than the commit window must still find them.
+        start = None
+        while True:
+            page = await d.list_meta(handoff.HINTS, start_after=start, limit=1000)
+            for hk, raw in page:
+                rec = handoff.unpack_hint(hk, raw).record
+                refs.update(handoff.hinted_id(i, rec.frag_index) for i in rec.data_ids())
             if len(page) < 1000:
                 break
             start = page[-1][0]
