@@ -210,6 +210,17 @@ def test_with_two_hosts_killed_reads_and_hinted_writes_work_and_a_third_kill_sto
     with closing(s3_client(hosts[0])) as s3:
         s3.put_object(Bucket=BUCKET, Key="after-kill", Body=b"x" * 1000)
         assert s3.get_object(Bucket=BUCKET, Key="after-kill")["Body"].read() == b"x" * 1000
+        # Multipart too: the upload keeps substitutes for the two dead hosts.
+        parts = [os.urandom(5 * MiB + 1), os.urandom(777)]
+        up = s3.create_multipart_upload(Bucket=BUCKET, Key="mpu-after-kill")["UploadId"]
+        done = [{"PartNumber": n, "ETag": s3.upload_part(
+            Bucket=BUCKET, Key="mpu-after-kill", UploadId=up, PartNumber=n, Body=p)["ETag"]}
+            for n, p in enumerate(parts, 1)]
+        s3.complete_multipart_upload(Bucket=BUCKET, Key="mpu-after-kill", UploadId=up,
+                                     MultipartUpload={"Parts": done})
+    with closing(s3_client(hosts[2])) as s3:
+        got = s3.get_object(Bucket=BUCKET, Key="mpu-after-kill")["Body"].read()
+        assert got == b"".join(parts)
     # A third host down leaves fewer than k = 4 drives: the PUT must fail
     # promptly with 503, not hang.
     hosts[4].kill()

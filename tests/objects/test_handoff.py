@@ -169,3 +169,81 @@ def test_half_of_a_two_plus_two_stripe_never_writes_even_with_handoff():
         assert sum(hints_on(d) for d in drives) == 1
 
     run(t)(store_kw={"n": 4, "k": 2, "m": 2})
+
+
+# ------------------------------------------------------------------ multipart
+def _no_leftovers(drives: list[MemDrive]) -> None:
+    for d in drives:
+        assert not d.tables.get("mpp") and not d.tables.get("mpu"), d.drive_id
+        assert not [i for i in d.data if len(i) > 32], d.drive_id  # no handed-off copy
+        assert not d.staging, d.drive_id
+
+
+async def _holds_every_part(store: ObjectStore, key: str) -> list[bool]:
+    brec = await store.buckets.get("bkt")
+    out = []
+    for pos in store.placement(brec.bucket_id, key.encode()):
+        recs = await store.drives[pos].read_versions(brec.bucket_id, key.encode())
+        out.append(bool(recs) and all(
+            i in store.drives[pos].data for r in recs for i in r.data_ids()))  # type: ignore[attr-defined]
+    return out
+
+
+@run
+async def test_a_multipart_upload_with_two_primaries_down_is_hinted_end_to_end(store, drives):
+    from titans3.objects import multipart
+
+    multipart.MIN_PART_SIZE = SEG
+    brec = await store.buckets.get("bkt")
+    down = store.placement(brec.bucket_id, b"mpu")[:2]
+    for p in down:
+        drives[p].offline = True
+    up = await store.create_multipart("bkt", "mpu")
+    p1, p2 = os.urandom(2 * SEG + 3), os.urandom(SEG // 3)
+    e1 = (await store.upload_part("bkt", "mpu", up, 1, body(p1))).etag
+    await store.upload_part("bkt", "mpu", up, 2, body(os.urandom(100)))  # replaced below
+    page = await store.list_multipart_uploads("bkt")
+    assert [(u.key, u.upload_id) for u in page.uploads] == [("mpu", up)]
+    for p in down:  # back mid-upload: the upload keeps its substitutes until Complete
+        drives[p].offline = False
+    e2 = (await store.upload_part("bkt", "mpu", up, 2, body(p2))).etag
+    assert [p.number for p in await store.list_parts("bkt", "mpu", up)] == [1, 2]
+    await store.complete_multipart("bkt", "mpu", up, [(1, e1), (2, e2)])
+    assert await read_all(store, "bkt", "mpu") == p1 + p2  # through the hints, before replay
+    assert sum(hints_on(d) for d in drives) == 2
+    out = await replay_all(store)
+    assert out.moved == 2 and out.errors == 0
+    assert await _holds_every_part(store, "mpu") == [True] * 6
+    _no_leftovers(drives)
+    for p in store.placement(brec.bucket_id, b"mpu")[2:4]:  # the primaries alone suffice now
+        drives[p].offline = True
+    assert await read_all(store, "bkt", "mpu") == p1 + p2
+
+
+@run
+async def test_an_aborted_hinted_upload_leaves_nothing_behind(store, drives):
+    from titans3.objects import multipart
+
+    multipart.MIN_PART_SIZE = SEG
+    brec = await store.buckets.get("bkt")
+    down = store.placement(brec.bucket_id, b"gone")[:2]
+    for p in down:
+        drives[p].offline = True
+    up = await store.create_multipart("bkt", "gone")
+    await store.upload_part("bkt", "gone", up, 1, body(os.urandom(SEG + 1)))
+    assert any(len(i) > 32 for d in drives for i in d.data)  # handed-off part data
+    await store.abort_multipart("bkt", "gone", up)
+    for p in down:
+        drives[p].offline = False
+    _no_leftovers(drives)
+    assert (await store.list_multipart_uploads("bkt")).uploads == []
+
+
+@run
+async def test_three_primaries_down_still_refuses_a_multipart_upload(store, drives):
+    brec = await store.buckets.get("bkt")
+    for p in store.placement(brec.bucket_id, b"no")[:3]:
+        drives[p].offline = True
+    with pytest.raises(QuorumError):
+        await store.create_multipart("bkt", "no")
+    assert not any(d.tables.get("mpu") for d in drives)

@@ -18,7 +18,7 @@ purged only after their successor is safe (``_purge_older_nulls``).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
@@ -52,12 +52,17 @@ class CommitMixin:
         *,
         inline_max: int | None = None,
         hinted: bool = False,
+        override: Mapping[int, Drive] | None = None,
     ) -> tuple[list[int], ECScheme, Written]:
+        """``override``: fragment index -> the drive that takes it instead of the
+        placement's (a multipart upload's substitutes, objects/multipart.py)."""
         sch = self.scheme_for(brec)
         positions = self.placement(brec.bucket_id, key)
         drives: list[Drive | None] = [
             self.drives[p] if self.drives[p].state == DriveState.ONLINE else None for p in positions
         ]
+        for j, d in (override or {}).items():
+            drives[j] = d if d.state == DriveState.ONLINE else None
         if hinted:  # hinted handoff for down primaries (objects/handoff.py)
             drives = handoff.substitute(self, brec.bucket_id, key, positions, drives, sch.k, sch.m)
         written = await write_stream(

@@ -201,7 +201,9 @@ def register(store: ObjectStore, data_id: str, drives: Sequence[Drive | None]) -
 
 
 def pending(store: ObjectStore, rec: VersionRecord, j: int) -> HintedDrive | None:
-    plan = store.handoffs.get(rec.data or "")
+    """The handoff drive fragment ``j`` of ``rec`` was staged on, if any: plans
+    are keyed by data id (a PUT) or by version id (a multipart Complete)."""
+    plan = store.handoffs.get(rec.data or rec.vid)
     return plan.get(j) if plan else None
 
 
@@ -213,7 +215,7 @@ async def settle(
     write without handoff; for one with handoff also the durability rule
     (module doc).  Forgets the write's plan; a write that is not acknowledged
     loses the hints it left (the caller rolls back the primaries)."""
-    plan = store.handoffs.pop(rec.data or "", None)
+    plan = store.handoffs.pop(rec.data or rec.vid, None)
     if not plan:
         return quorum
     load: dict[int, int] = {}

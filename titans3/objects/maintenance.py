@@ -29,7 +29,7 @@ from titans3.core.errors import DriveError, S3Error
 from titans3.drive.protocol import DriveState
 from titans3.drive.records import VersionRecord
 from titans3.objects import collect, handoff, keywalk
-from titans3.objects.multipart import PARTS, UPLOADS
+from titans3.objects.multipart import PART_KEY_BYTES, PARTS, UPLOADS
 from titans3.objects.repair import ObjectRepair, streams_of
 
 if TYPE_CHECKING:
@@ -171,10 +171,13 @@ class Maintenance(ObjectRepair):
         start: bytes | None = None
         while True:
             page = await d.list_meta(PARTS, start_after=start, limit=1000)
-            for _, raw in page:
+            for k, raw in page:
                 doc = msgpack.unpackb(raw, raw=False)
                 if isinstance(doc, dict) and isinstance(doc.get("data"), str):
                     refs.add(doc["data"])
+                    tail = k[PART_KEY_BYTES:]  # a part a substitute keeps: its hinted data id
+                    if tail.startswith(b"/h") and tail[2:].isdigit():
+                        refs.add(handoff.hinted_id(doc["data"], int(tail[2:])))
             if len(page) < 1000:
                 break
             start = page[-1][0]

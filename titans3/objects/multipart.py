@@ -13,6 +13,20 @@ version record whose part table points at the parts' data ids; no byte moves.
 Re-uploading a part number replaces the record; the older data is freed after
 the new record reached quorum.  Parts never stored inline: a part is usually
 large, and the version record must find every part the same way.
+
+**Hinted handoff for a whole upload.**  If placement drives are down when the
+upload is created, :func:`titans3.objects.handoff.substitute` picks a handoff
+drive for each, and the upload record remembers them (``sub``: position ->
+slot).  For the whole life of the upload, position ``j``'s metadata and data
+live on its substitute: the upload and part records under keys suffixed
+``/h<j>`` (:func:`_sub_key`, so they never collide with the drive's own rows),
+the fragments under :func:`~titans3.objects.handoff.hinted_id`.  Reads of the
+upload and parts ask the substitute for position ``j``; Complete commits
+position ``j``'s version record as a *hint* on the substitute, which the
+hint-replay worker moves to the primary when it is back -- exactly as for a
+single PUT.  Acknowledgement follows handoff's durability rule (losing any one
+drive still leaves ``k`` fragments).  A primary that returns mid-upload is not
+used by that upload: its position stays with the substitute until Complete.
 """
 
 from __future__ import annotations
@@ -38,8 +52,9 @@ from titans3.core.errors import (
     NoSuchUpload,
     QuorumError,
 )
-from titans3.drive.protocol import DriveState
+from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import Part, VersionRecord
+from titans3.objects import handoff
 from titans3.objects.conditional import WriteCondition
 from titans3.objects.resolve import write_quorum
 from titans3.objects.tagging import with_tags
@@ -54,6 +69,8 @@ log = logging.getLogger(__name__)
 
 UPLOADS = "mpu"
 PARTS = "mpp"
+UPLOAD_ID_BYTES = 16  # an upload id is a clock id: 32 hex digits
+PART_KEY_BYTES = UPLOAD_ID_BYTES + 4  # upload id, part number (see _part_key)
 MIN_PART_SIZE = 5 << 20
 MAX_PARTS = 10_000
 
@@ -86,33 +103,79 @@ def _valid_upload_id(upload_id: str) -> bool:
     return len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)
 
 
+def _sub_key(key: bytes, j: int) -> bytes:
+    """The key under which a substitute drive keeps position ``j``'s row."""
+    return key + b"/h%d" % j
+
+
+def _sub_of(upload: Mapping[str, Any]) -> dict[int, str]:
+    return {int(j): str(slot) for j, slot in (upload.get("sub") or {}).items()}
+
+
+def _durable(where: Sequence[int], k: int, w: int) -> bool:
+    """Handoff's rule over the drives (by position in the store) that took a
+    fragment or a record: ``w`` of them, on ``k`` distinct drives, and losing
+    any one drive still leaves ``k``."""
+    load: dict[int, int] = {}
+    for pos in where:
+        load[pos] = load.get(pos, 0) + 1
+    counts = list(load.values()) or [0]
+    return sum(counts) >= w and len(load) >= k and sum(counts) - max(counts) >= k
+
+
 class MultipartMixin:
     """Multipart operations of :class:`~titans3.objects.store.ObjectStore`."""
+
+    def _sites(
+        self: ObjectStore, positions: Sequence[int], sub: Mapping[int, str]
+    ) -> list[tuple[int, handoff.HintedDrive | None]]:
+        """Per placement index: the store position that keeps it for this
+        upload, and the HintedDrive when that is a substitute (else None)."""
+        out: list[tuple[int, handoff.HintedDrive | None]] = []
+        for j, pos in enumerate(positions):
+            slot = sub.get(j)
+            spos = self._by_id.get(slot) if slot is not None else None
+            if spos is None:
+                out.append((pos, None))
+            else:
+                out.append((spos, handoff.HintedDrive(self.drives[spos], j, self.slots[pos])))
+        return out
 
     async def _upload(self: ObjectStore, brec: BucketRecord, kb: bytes, upload_id: str) -> dict[str, Any]:
         if not _valid_upload_id(upload_id):
             raise NoSuchUpload(UploadId=upload_id)
         positions = self.placement(brec.bucket_id, kb)
-        found: list[dict[str, Any]] = []
-        unseen = 0
+        ukey = _upload_key(brec.bucket_id, upload_id)
+        docs: dict[int, dict[str, Any]] = {}
+        unseen: set[int] = set()
 
-        async def one(pos: int) -> None:
-            nonlocal unseen
+        async def one(j: int, pos: int, key: bytes) -> None:
             try:
-                raw = await self.drives[pos].get_meta(UPLOADS, _upload_key(brec.bucket_id, upload_id))
+                raw = await self.drives[pos].get_meta(UPLOADS, key)
                 if raw is not None:
-                    found.append(msgpack.unpackb(raw, raw=False))
+                    doc = msgpack.unpackb(raw, raw=False)
+                    if doc.get("key") == kb:
+                        docs[j] = doc
+                unseen.discard(j)
             except DriveError:
-                unseen += 1
+                unseen.add(j)
 
         async with trio.open_nursery() as nursery:
-            for pos in positions:
-                nursery.start_soon(one, pos)
+            for j, pos in enumerate(positions):
+                nursery.start_soon(one, j, pos, ukey)
+        sub = _sub_of(next(iter(docs.values()))) if docs else {}
+        if sub:  # positions kept by substitutes: ask them instead
+            sites = self._sites(positions, sub)
+            for j in sub:
+                docs.pop(j, None)
+                unseen.add(j)
+            async with trio.open_nursery() as nursery:
+                for j in sub:
+                    nursery.start_soon(one, j, sites[j][0], _sub_key(ukey, j))
         sch = self.scheme_for(brec)
-        mine = [u for u in found if u.get("key") == kb]
-        if not mine or len(mine) + unseen < write_quorum(sch.k, sch.m):
+        if not docs or len(docs) + len(unseen) < write_quorum(sch.k, sch.m):
             raise NoSuchUpload(UploadId=upload_id)
-        return mine[0]
+        return next(iter(docs.values()))
 
     async def create_multipart(
         self: ObjectStore, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
@@ -132,51 +195,90 @@ class MultipartMixin:
              "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {})},
             use_bin_type=True,
         )
-        ok = await self._put_meta_all(brec, kb, UPLOADS, _upload_key(brec.bucket_id, upload_id), doc)
-        if ok < write_quorum(sch.k, sch.m):
+        positions = self.placement(brec.bucket_id, kb)
+        live: list[Drive | None] = [
+            self.drives[p] if self.drives[p].state == DriveState.ONLINE else None for p in positions
+        ]
+        chosen = handoff.substitute(self, brec.bucket_id, kb, positions, live, sch.k, sch.m)
+        sub = {j: self.slots[next(i for i, d in enumerate(self.drives) if d is hd.inner)]
+               for j, hd in enumerate(chosen) if isinstance(hd, handoff.HintedDrive)}
+        doc = msgpack.packb({**msgpack.unpackb(doc, raw=False), "sub": {str(j): s for j, s in sub.items()}},
+                            use_bin_type=True)
+        where: list[int] = []
+        ukey = _upload_key(brec.bucket_id, upload_id)
+        await self._put_meta_all(brec, kb, UPLOADS, ukey, doc, sub=sub, landed_at=where)
+        if not _durable(where, sch.k, write_quorum(sch.k, sch.m)):
+            # Take back what landed: a refused upload must not linger as a remnant.
+            with trio.CancelScope(shield=True):
+                await self._put_meta_all(brec, kb, UPLOADS, ukey, None, sub=sub)
             raise QuorumError()
         return upload_id
 
     async def _put_meta_all(
         self: ObjectStore, brec: BucketRecord, kb: bytes, table: str, key: bytes, value: bytes | None,
         *, promote: Callable[[int], list[str]] | None = None, only: Sequence[int] | None = None,
+        sub: Mapping[int, str] | None = None, landed_at: list[int] | None = None,
     ) -> int:
+        """Write one row on every placement index (or ``only`` those); an index a
+        substitute keeps (``sub``) goes there under :func:`_sub_key`, promoting
+        the hinted ids.  Returns how many landed; ``landed_at`` gets their store
+        positions (for :func:`_durable`)."""
         positions = self.placement(brec.bucket_id, kb)
+        sites = self._sites(positions, sub or {})
         landed = 0
 
         async def one(j: int) -> None:
             nonlocal landed
-            d = self.drives[positions[j]]
+            pos, hd = sites[j]
+            d = self.drives[pos]
+            ids = promote(j) if promote else []
             try:
-                await d.put_meta(table, key, value, promote=promote(j) if promote else ())
+                if hd is not None:
+                    await d.put_meta(table, _sub_key(key, j), value,
+                                     promote=[handoff.hinted_id(i, j) for i in ids])
+                else:
+                    await d.put_meta(table, key, value, promote=ids)
                 landed += 1
+                if landed_at is not None:
+                    landed_at.append(pos)
             except DriveError as e:
                 log.warning("%s write on %s failed: %s", table, d.drive_id, e)
 
         async with trio.open_nursery() as nursery:
             for j in only if only is not None else range(len(positions)):
-                if self.drives[positions[j]].state == DriveState.ONLINE:
+                if self.drives[sites[j][0]].state == DriveState.ONLINE:
                     nursery.start_soon(one, j)
         return landed
 
     async def _parts(
-        self: ObjectStore, brec: BucketRecord, kb: bytes, upload_id: str
+        self: ObjectStore, brec: BucketRecord, kb: bytes, upload_id: str,
+        sub: Mapping[int, str] | None = None,
     ) -> tuple[dict[int, dict[str, Any]], dict[int, set[str]]]:
-        """Part records seen on a quorum: number -> record, and per position the
-        data ids that drive holds."""
+        """Part records seen on a quorum: number -> record, and per placement
+        index the data ids its drive (or its substitute) holds."""
         positions = self.placement(brec.bucket_id, kb)
+        sites = self._sites(positions, sub or {})
         per: list[list[dict[str, Any]] | None] = [None] * len(positions)
         prefix = bytes.fromhex(upload_id)
+        plain = len(_part_key(upload_id, 1))
 
         async def one(j: int) -> None:
             rows: list[dict[str, Any]] = []
             start: bytes | None = None
+            pos, hd = sites[j]
+            suffix = _sub_key(b"", j)
+
+            def mine(k: bytes) -> bool:  # this index's rows, not the drive's other ones
+                if hd is None:
+                    return len(k) == plain
+                return len(k) == plain + len(suffix) and k.endswith(suffix)
+
             try:
                 while True:
-                    page = await self.drives[positions[j]].list_meta(
+                    page = await self.drives[pos].list_meta(
                         PARTS, prefix=prefix, start_after=start, limit=1000
                     )
-                    rows.extend(msgpack.unpackb(v, raw=False) for _, v in page)
+                    rows.extend(msgpack.unpackb(v, raw=False) for k, v in page if mine(k))
                     if len(page) < 1000:
                         break
                     start = page[-1][0]
@@ -233,7 +335,8 @@ class MultipartMixin:
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
-        old, _ = await self._parts(brec, kb, upload_id)
+        sub = _sub_of(upload)
+        old, _ = await self._parts(brec, kb, upload_id, sub)
         algo = upload.get("ca")
         ours = compute_checksum(algo, upload.get("ct")) if algo and compute_checksum else None
         feed = on_data
@@ -243,9 +346,12 @@ class MultipartMixin:
                 if on_data is not None:
                     on_data(chunk)
         # Parts are never inline (see module docstring).
+        sites = self._sites(self.placement(brec.bucket_id, kb), sub)
+        override = {j: hd for j, (_, hd) in enumerate(sites) if hd is not None}
         positions, sch, written = await self._stage(
-            brec, kb, body, size, content_md5, feed, inline_max=-1
+            brec, kb, body, size, content_md5, feed, inline_max=-1, override=override
         )
+        self.handoffs.pop(written.data_id, None)  # parts commit here, not through _commit
         try:
             cks = dict(checksums()) if checksums is not None else {}
             if ours is not None and not cks:  # a request checksum of another kind stays a mismatch
@@ -261,31 +367,36 @@ class MultipartMixin:
              "t": now, "cks": cks},
             use_bin_type=True,
         )
+        where: list[int] = []
         landed = await self._put_meta_all(
             brec, kb, PARTS, _part_key(upload_id, part_number), doc,
-            promote=lambda j: [written.data_id], only=written.ok,
+            promote=lambda j: [written.data_id], only=written.ok, sub=sub, landed_at=where,
         )
-        if landed < write_quorum(sch.k, sch.m):
+        if not _durable(where, sch.k, write_quorum(sch.k, sch.m)):
             raise QuorumError(f"only {landed} drives committed the part")
         prev = old.get(part_number)
         if prev is not None and prev["data"] != written.data_id:
-            await self._free(positions, [prev["data"]])
+            await self._free(positions, [prev["data"]], sub)
         return PartInfo(part_number, written.size, etag, now, cks)
 
-    async def _free(self: ObjectStore, positions: Sequence[int], data_ids: Sequence[str]) -> None:
-        async def one(pos: int) -> None:
+    async def _free(
+        self: ObjectStore, positions: Sequence[int], data_ids: Sequence[str],
+        sub: Mapping[int, str] | None = None,
+    ) -> None:
+        async def one(pos: int, ids: list[str]) -> None:
             with suppress(DriveError):
-                await self.drives[pos].delete_data(list(data_ids))
+                await self.drives[pos].delete_data(ids)
 
         async with trio.open_nursery() as nursery:
-            for pos in positions:
-                nursery.start_soon(one, pos)
+            for j, (pos, hd) in enumerate(self._sites(positions, sub or {})):
+                ids = [handoff.hinted_id(i, j) for i in data_ids] if hd is not None else list(data_ids)
+                nursery.start_soon(one, pos, ids)
 
     async def list_parts(self: ObjectStore, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
-        await self._upload(brec, kb, upload_id)
-        best, _ = await self._parts(brec, kb, upload_id)
+        upload = await self._upload(brec, kb, upload_id)
+        best, _ = await self._parts(brec, kb, upload_id, _sub_of(upload))
         return [
             PartInfo(r["n"], r["size"], r["etag"], r["t"], dict(r.get("cks", {})))
             for _, r in sorted(best.items())
@@ -312,7 +423,8 @@ class MultipartMixin:
                                   ArgumentName="partNumber")
         if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
             raise InvalidPartOrder(UploadId=upload_id)
-        best, held = await self._parts(brec, kb, upload_id)
+        sub = _sub_of(upload)
+        best, held = await self._parts(brec, kb, upload_id, sub)
         chosen: list[Part] = []
         for i, (n, etag) in enumerate(parts):
             r = best.get(n)
@@ -333,9 +445,10 @@ class MultipartMixin:
         k, m, seg = upload["ec"]
         versioned = brec.versioning == "Enabled"
         positions = self.placement(brec.bucket_id, kb)
+        sites = self._sites(positions, sub)
         need = {p.data_id for p in chosen}
         ok = [j for j in range(len(positions)) if need <= held.get(j, set())
-              and self.drives[positions[j]].state == DriveState.ONLINE]
+              and self.drives[sites[j][0]].state == DriveState.ONLINE]
         extra = with_tags(None, upload.get("tags"))
 
         # A conditional Complete re-checks the key under its lock (objects/conditional.py).
@@ -350,29 +463,34 @@ class MultipartMixin:
                     meta=dict(upload.get("meta", {})), checksums=cks, extra=dict(extra),
                 )
 
+            plan = {j: hd for j, (_, hd) in enumerate(sites) if hd is not None}
+            if plan:  # indexes kept by substitutes commit as hints there (handoff.pending)
+                self.handoffs[vid] = plan
             older = await self._commit_or_rollback(
                 brec, kb, positions, ok, write_quorum(k, m), make, lambda j: []
             )
-        await self._finish_upload(brec, kb, upload_id, best, keep=need)
+        await self._finish_upload(brec, kb, upload_id, best, keep=need, sub=sub)
         if not versioned:
             self._purge_older_nulls(brec, kb, positions, vid, older)
         return PutResult(etag, vid if versioned else "null", size, cks, now)
 
     async def _finish_upload(
         self: ObjectStore, brec: BucketRecord, kb: bytes, upload_id: str,
-        parts: Mapping[int, dict[str, Any]], *, keep: set[str],
+        parts: Mapping[int, dict[str, Any]], *, keep: set[str], sub: Mapping[int, str] | None = None,
     ) -> None:
         positions = self.placement(brec.bucket_id, kb)
         for n in parts:
-            await self._put_meta_all(brec, kb, PARTS, _part_key(upload_id, n), None)
-        await self._put_meta_all(brec, kb, UPLOADS, _upload_key(brec.bucket_id, upload_id), None)
+            await self._put_meta_all(brec, kb, PARTS, _part_key(upload_id, n), None, sub=sub)
+        await self._put_meta_all(brec, kb, UPLOADS, _upload_key(brec.bucket_id, upload_id), None,
+                                 sub=sub)
         unused = [r["data"] for r in parts.values() if r["data"] not in keep]
         if unused:
-            await self._free(positions, unused)
+            await self._free(positions, unused, sub)
 
     async def abort_multipart(self: ObjectStore, bucket: str, key: str, upload_id: str) -> None:
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
-        await self._upload(brec, kb, upload_id)
-        best, _ = await self._parts(brec, kb, upload_id)
-        await self._finish_upload(brec, kb, upload_id, best, keep=set())
+        upload = await self._upload(brec, kb, upload_id)
+        sub = _sub_of(upload)
+        best, _ = await self._parts(brec, kb, upload_id, sub)
+        await self._finish_upload(brec, kb, upload_id, best, keep=set(), sub=sub)

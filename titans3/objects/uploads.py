@@ -33,7 +33,7 @@ import msgpack
 import trio
 
 from titans3.core.errors import DriveError, QuorumError
-from titans3.objects.multipart import UPLOADS
+from titans3.objects.multipart import UPLOAD_ID_BYTES, UPLOADS
 from titans3.objects.resolve import write_quorum
 
 if TYPE_CHECKING:
@@ -86,20 +86,28 @@ class UploadsMixin:
                     nursery.start_soon(one, i)
         if sum(1 for a in answers if a is not None) < self._list_quorum():
             raise QuorumError("too few drives answered the upload listing")
-        seen: dict[str, tuple[dict[str, Any], set[int]]] = {}
+        # Per upload: the drives holding its own row, and the placement indexes
+        # a substitute keeps for it (rows suffixed "/h<j>", objects/multipart.py).
+        seen: dict[str, tuple[dict[str, Any], set[int], set[int]]] = {}
+        id_end = len(bucket_id) + UPLOAD_ID_BYTES
         for i, rows in enumerate(answers):
             for raw_key, raw in rows or ():
-                upload_id = raw_key[len(bucket_id):].hex()
-                doc, holders = seen.setdefault(upload_id, (msgpack.unpackb(raw, raw=False), set()))
-                holders.add(i)
+                upload_id = raw_key[len(bucket_id):id_end].hex()
+                doc, holders, subbed = seen.setdefault(
+                    upload_id, (msgpack.unpackb(raw, raw=False), set(), set()))
+                suffix = raw_key[id_end:]
+                if not suffix:
+                    holders.add(i)
+                elif suffix.startswith(b"/h") and suffix[2:].isdigit():
+                    subbed.add(int(suffix[2:]))
         out: list[tuple[bytes, str, int]] = []
-        for upload_id, (doc, holders) in seen.items():
+        for upload_id, (doc, holders, subbed) in seen.items():
             key: bytes = doc["key"]
             k, m, _ = doc.get("ec", (self.scheme.k, self.scheme.m, 0))
             placement = self.placement(bucket_id, key)
-            unseen = sum(1 for p in placement if answers[p] is None)
-            count = sum(1 for p in placement if p in holders)
-            if count + unseen >= write_quorum(k, m):
+            held = {j for j, p in enumerate(placement) if p in holders} | subbed
+            unseen = sum(1 for j, p in enumerate(placement) if j not in held and answers[p] is None)
+            if len(held) + unseen >= write_quorum(k, m):
                 out.append((key, upload_id, int(doc.get("t", 0))))
         out.sort()
         return out
