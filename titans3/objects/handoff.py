@@ -65,6 +65,7 @@ from titans3.core.errors import DriveError, QuorumError
 from titans3.drive.protocol import Drive, DriveState, FragmentWriter
 from titans3.drive.records import VersionRecord
 from titans3.objects.listing import Listed
+from titans3.objects.move import copy_fragment
 
 if TYPE_CHECKING:
     from titans3.objects.store import ObjectStore
@@ -72,7 +73,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HINTS = "hints"
-COPY_PIECE = 4 << 20
 _PENDING_MAX = 4096  # staged-but-not-committed handoff plans kept per store
 
 
@@ -361,27 +361,7 @@ async def _replay_one(store: ObjectStore, src: Drive, h: Hint, out: ReplayResult
 async def _copy(src: HintedDrive, dst: Drive, rec: VersionRecord) -> int:
     total = 0
     for data_id in rec.data_ids():
-        if rec.inline:
-            blob = await src.read_fragment(data_id, 0, 1 << 62)
-            await dst.put_inline(data_id, blob)
-            total += len(blob)
-            continue
-        size = await src.fragment_size(data_id)
-        w = await dst.create_fragment(data_id, rec.frag_index)
-        try:
-            off = 0
-            while off < size:
-                piece = await src.read_fragment(data_id, off, min(COPY_PIECE, size - off))
-                if not piece:
-                    raise DriveError(src.drive_id, f"hinted fragment {data_id} ended early")
-                await w.write(piece)
-                off += len(piece)
-            await w.finish()
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await w.abort()
-            raise
-        total += size
+        total += await copy_fragment(src, dst, rec, data_id)  # type: ignore[arg-type] -- a Drive view
     return total
 
 

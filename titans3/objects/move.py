@@ -52,7 +52,10 @@ class MoveOutcome:
     errors: list[str] = field(default_factory=list)
 
 
-async def _copy_stream(src: Drive, dst: Drive, rec: VersionRecord, data_id: str) -> int:
+async def copy_fragment(src: Drive, dst: Drive, rec: VersionRecord, data_id: str) -> int:
+    """Copy stream ``data_id`` of ``rec``'s fragment from ``src`` to a staging
+    writer (or inline blob) on ``dst``, ``COPY_PIECE`` at a time; the caller
+    commits.  Also hint replay's copy (objects/handoff.py)."""
     if rec.inline:
         data = await src.read_fragment(data_id, 0, 1 << 62)
         await dst.put_inline(data_id, data)
@@ -151,7 +154,7 @@ async def move_key(store: ObjectStore, bucket_id: bytes, key: bytes, old: Ring, 
                 if from_src:
                     try:
                         for did in ids:
-                            nbytes += await _copy_stream(src, dst, rec, did)
+                            nbytes += await copy_fragment(src, dst, rec, did)
                     except DriveError as e:
                         log.info("rebalance: copy from %s failed (%s); rebuilding", src.drive_id, e)
                         nbytes = await _rebuild(store, bucket_id, key, rec, dst, old_positions)
