@@ -59,7 +59,6 @@ import contextlib
 import logging
 import ssl
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +68,7 @@ import trio
 
 from titans3.core.errors import DriveError, DriveOffline, FragmentMissing
 from titans3.drive import wire
+from titans3.drive.blobs import CARRIED_MAX, CARRIED_TTL, OUTBOX_MAX, OUTBOX_TTL, Blobs
 from titans3.drive.protocol import INLINE_MAX, DriveStat, DriveState, ListEntry
 from titans3.drive.records import VersionRecord
 from titans3.peer.auth import Signer
@@ -292,47 +292,6 @@ class PeerClient:
             raise DriveOffline(self.address, f"peer unreachable: {type(e).__name__}") from e
 
 
-OUTBOX_TTL = 3600.0  # seconds an uncommitted inline blob waits (the peer's staging TTL)
-OUTBOX_MAX = 4096  # blobs; the oldest go first (their PUT is long gone)
-CARRIED_TTL = 5.0  # seconds a blob that came with read_versions is kept for the read
-CARRIED_MAX = 64
-
-
-class _Blobs:
-    """Small bounded map of data id -> bytes with an age limit (insertion order)."""
-
-    def __init__(self, ttl: float, cap: int) -> None:
-        self.ttl, self.cap = ttl, cap
-        self._d: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-
-    def put(self, data_id: str, data: bytes) -> None:
-        now = time.monotonic()
-        self._d.pop(data_id, None)
-        self._d[data_id] = (now, data)
-        while self._d:
-            oldest, (t, _) = next(iter(self._d.items()))
-            if len(self._d) <= self.cap and now - t <= self.ttl:
-                break
-            del self._d[oldest]
-
-    def take(self, data_id: str) -> bytes | None:
-        got = self._d.pop(data_id, None)
-        if got is None or time.monotonic() - got[0] > self.ttl:
-            return None
-        return got[1]
-
-    def take_all(self, ids: Sequence[str]) -> dict[str, bytes]:
-        out = {}
-        for i in ids:
-            b = self.take(i)
-            if b is not None:
-                out[i] = b
-        return out
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-
 @dataclass(slots=True, eq=False)
 class _Call:
     index: int
@@ -360,8 +319,8 @@ class RemoteDrive:
         self.drive_id = drive_id or f"{peer.address}/drive-{index}"
         self._remote_state = DriveState.OFFLINE  # as the peer's last heartbeat reported it
         self._prefix = f"/peer/v1/drive/{index}"
-        self._outbox = _Blobs(OUTBOX_TTL, OUTBOX_MAX)  # put_inline blobs awaiting their commit
-        self._carried = _Blobs(CARRIED_TTL, CARRIED_MAX)  # inline blobs read_versions brought
+        self._outbox = Blobs(OUTBOX_TTL, OUTBOX_MAX)  # put_inline blobs awaiting their commit
+        self._carried = Blobs(CARRIED_TTL, CARRIED_MAX)  # inline blobs read_versions brought
 
     # ================================================================ state
     @property
