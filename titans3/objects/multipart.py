@@ -189,21 +189,21 @@ class MultipartMixin:
         sch = self.scheme_for(brec)
         # Clock ids: unique, and ordered by initiation (ListMultipartUploads order).
         upload_id = self.clock.new_id()
-        doc = msgpack.packb(
-            {"key": kb, "t": time.time_ns(), "meta": dict(meta or {}),
-             "ec": [sch.k, sch.m, sch.segment_size],
-             "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {})},
-            use_bin_type=True,
-        )
         positions = self.placement(brec.bucket_id, kb)
         live: list[Drive | None] = [
             self.drives[p] if self.drives[p].state == DriveState.ONLINE else None for p in positions
         ]
         chosen = handoff.substitute(self, brec.bucket_id, kb, positions, live, sch.k, sch.m)
-        sub = {j: self.slots[next(i for i, d in enumerate(self.drives) if d is hd.inner)]
+        pos_of = {id(d): i for i, d in enumerate(self.drives)}
+        sub = {j: self.slots[pos_of[id(hd.inner)]]
                for j, hd in enumerate(chosen) if isinstance(hd, handoff.HintedDrive)}
-        doc = msgpack.packb({**msgpack.unpackb(doc, raw=False), "sub": {str(j): s for j, s in sub.items()}},
-                            use_bin_type=True)
+        doc = msgpack.packb(
+            {"key": kb, "t": time.time_ns(), "meta": dict(meta or {}),
+             "ec": [sch.k, sch.m, sch.segment_size],
+             "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}),
+             "sub": {str(j): slot for j, slot in sub.items()}},
+            use_bin_type=True,
+        )
         where: list[int] = []
         ukey = _upload_key(brec.bucket_id, upload_id)
         await self._put_meta_all(brec, kb, UPLOADS, ukey, doc, sub=sub, landed_at=where)

@@ -95,7 +95,7 @@ def cluster_status(host: Host, own: list[dict[str, Any]]) -> dict[str, Any] | No
             "leaving": h["address"] in leaving,
             "last_seen_s": 0.0 if me else (round(now - peer.last_seen, 1)
                                            if peer is not None and peer.last_seen else None),
-            "ring_version": store_version(host) if me else info.get("ring_version"),
+            "ring_version": host.store.ring.version if me else info.get("ring_version"),
             "drives": len(drives) or int(h.get("drives", 0)),
             "drives_online": sum(1 for d in drives if d == "online"),
             "workers": own if me else list(info.get("workers", [])),
@@ -104,10 +104,6 @@ def cluster_status(host: Host, own: list[dict[str, Any]]) -> dict[str, Any] | No
     return {"self": cluster.self_address, "ring_version": summary["version"],
             "moving": summary["moving"], "coordinator": summary["coordinator"],
             "takeovers": summary["takeovers"], "hosts": hosts}
-
-
-def store_version(host: Host) -> int:
-    return host.store.ring.version if host.store is not None else 0
 
 
 class _Collector:
