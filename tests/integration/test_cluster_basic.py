@@ -10,12 +10,10 @@ kills two hosts.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,94 +21,23 @@ from botocore.exceptions import ClientError
 
 from titans3.peer.auth import Signer
 
-from . import cluster
-from .cluster import Daemon, DaemonError, MiB, s3_client
+from .cluster import MiB, s3_client
+from .peerhosts import SECRET, plan, running
+from .peerhosts import ClusterHost as Host
 
 HOSTS = 6
-SECRET = "cluster-basic-test-secret-0123456789"
 BUCKET = "spread"
 BIG = os.urandom(3 * MiB + 12345)  # 4+2 -> ~768 KiB fragment files
 SMALL = os.urandom(2000)  # inline in every drive's LMDB
 
 
-def free_port_on(addr: str) -> int:
-    """A port that binds on ``addr`` now and was not handed out before in this run."""
-    for _ in range(200):
-        port = cluster.free_port()
-        with socket.socket() as s:
-            try:
-                s.bind((addr, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError(f"no free port on {addr}")
-
-
-class Host(Daemon):
-    """A daemon on its own loopback address, part of a ``--peers`` cluster."""
-
-    def __init__(self, addr: str, base: Path, n: int, peers: list[str], ports: tuple[int, int, int]) -> None:
-        super().__init__(base / f"host{n}", base / f"host{n}.log", drives=1, name=f"host{n}", ports=ports)
-        self.addr = addr
-        self.peers = peers
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.addr}:{self.s3_port}"
-
-    @property
-    def peer_address(self) -> str:
-        return f"{self.addr}:{self.peer_port}"
-
-    def argv(self) -> list[str]:
-        return [
-            str(cluster.TITANS3), "serve",
-            "--data", str(self.data_dir), "--drives", "1",
-            "--listen", f"{self.addr}:{self.s3_port}",
-            "--peer-listen", self.peer_address,
-            "--web-listen", f"{self.addr}:{self.web_port}",
-            "--peers", ",".join(self.peers),
-            "--cluster-secret", SECRET,
-        ]  # fmt: skip
-
-    def wait_ready(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout or self.start_timeout)
-        while not _answers(self.addr, self.s3_port):
-            self._check_alive("while starting")
-            if time.monotonic() > deadline:
-                raise DaemonError(f"{self.name}: S3 port not answering\n{self.log_tail()}")
-            time.sleep(0.1)
-
-
-def _answers(addr: str, port: int) -> bool:
-    try:
-        with httpx.Client(trust_env=False, timeout=1.0) as c:
-            c.get(f"http://{addr}:{port}/")
-        return True
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Host]]:
     base = tmp_path_factory.mktemp("cluster")
-    addrs = [f"127.0.0.{i + 1}" for i in range(HOSTS)]
-    ports = [(free_port_on(a), free_port_on(a), free_port_on(a)) for a in addrs]
-    peers = [f"{a}:{p[1]}" for a, p in zip(addrs, ports, strict=True)]
-    made = [Host(a, base, i + 1, peers, p) for i, (a, p) in enumerate(zip(addrs, ports, strict=True))]
-    cluster.LIVE.extend(made)
-    try:
-        for h in made:
-            h.start(wait=False)  # together: each waits for all the others
-        for h in made:
-            h.wait_ready(90)
+    addrs, ports, peers = plan(HOSTS)
+    with running([Host(a, base, i + 1, peers, p)
+                  for i, (a, p) in enumerate(zip(addrs, ports, strict=True))]) as made:
         yield made
-    finally:
-        for h in made:
-            try:
-                h.stop()
-            finally:
-                cluster.LIVE.remove(h)
 
 
 def test_an_object_put_through_one_host_reads_back_through_every_other(hosts: list[Host]) -> None:

@@ -35,10 +35,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from titans3.drive import fragment as fmt
 
-from . import cluster
 from .cluster import s3_client
 from .durability import all_healthy, inspect, status, wait_for
-from .test_cluster_basic import Host, free_port_on
+from .peerhosts import ClusterHost as Host
+from .peerhosts import plan, running
 
 HOSTS = 6
 BUCKET = "load"
@@ -56,23 +56,10 @@ SHARED: dict[str, Load] = {}  # the load of the first test, checked again after 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Host]]:
     base = tmp_path_factory.mktemp("failures")
-    addrs = [f"127.0.0.{i + 1}" for i in range(HOSTS)]
-    ports = [(free_port_on(a), free_port_on(a), free_port_on(a)) for a in addrs]
-    peers = [f"{a}:{p[1]}" for a, p in zip(addrs, ports, strict=True)]
-    made = [Host(a, base, i + 1, peers, p) for i, (a, p) in enumerate(zip(addrs, ports, strict=True))]
-    cluster.LIVE.extend(made)
-    try:
-        for h in made:
-            h.start(wait=False)
-        for h in made:
-            h.wait_ready(90)
+    addrs, ports, peers = plan(HOSTS)
+    with running([Host(a, base, i + 1, peers, p)
+                  for i, (a, p) in enumerate(zip(addrs, ports, strict=True))]) as made:
         yield made
-    finally:
-        for h in made:
-            try:
-                h.stop()
-            finally:
-                cluster.LIVE.remove(h)
 
 
 @dataclass
