@@ -24,8 +24,10 @@ if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: apt-get install ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Wait for another apt/dpkg run (a parallel setup, unattended-upgrades) instead of failing.
+  apt_opts=(-o DPkg::Lock::Timeout=600)
+  $SUDO apt-get "${apt_opts[@]}" update -qq
+  $SUDO apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}
