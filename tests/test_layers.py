@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("daemon", ("titans3.daemon", "titans3.runtime")),
     ("fronts", ("titans3.s3", "titans3.web", "titans3.peer.app")),
     ("cluster", ("titans3.cluster",)),
-    ("object", ("titans3.objects",)),
+    ("object", ("titans3.objects", "titans3.accounts")),
     ("workers", ("titans3.workers",)),
     ("placement", ("titans3.ring", "titans3.erasure")),
     ("disks", ("titans3.disks",)),

@@ -1,0 +1,88 @@
+"""The system-record quorum register: majority reads and writes, compare-and-set updates."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from titans3.accounts.register import Envelope, SystemTable
+from titans3.core.errors import OperationAborted, QuorumError
+from titans3.objects.versionid import HybridClock
+
+from ..objects.memdrive import MemDrive
+
+
+def table(n: int = 3) -> tuple[SystemTable, list[MemDrive]]:
+    drives = [MemDrive(f"d{i}") for i in range(n)]
+    return SystemTable(lambda: drives, HybridClock(), "t"), drives
+
+
+async def test_a_write_reads_back_and_survives_a_minority_down():
+    t, drives = table(5)
+    await t.write(b"k", {"v": 1})
+    drives[0].offline = drives[1].offline = True
+    env = await t.read(b"k")
+    assert env is not None and env.doc == {"v": 1}
+    drives[2].offline = True
+    with pytest.raises(QuorumError):
+        await t.read(b"k")
+
+
+async def test_newest_wins_over_a_stale_drive():
+    t, drives = table(3)
+    await t.write(b"k", 1)
+    drives[2].offline = True
+    await t.write(b"k", 2)
+    drives[2].offline = False
+    drives[0].offline = True  # the majority left includes the stale drive
+    env = await t.read(b"k")
+    assert env is not None and env.doc == 2
+    assert (await t.list())[b"k"].doc == 2
+
+
+async def test_update_is_read_modify_write():
+    t, _ = table(3)
+    await t.update(b"n", lambda cur: (cur or 0) + 1)
+    await t.update(b"n", lambda cur: (cur or 0) + 1)
+    env = await t.read(b"n")
+    assert env is not None and env.doc == 2
+    await t.update(b"n", lambda cur: None)
+    env = await t.read(b"n")
+    assert env is not None and env.deleted
+
+
+async def test_concurrent_updates_lose_nothing():
+    t, drives = table(3)
+    other = SystemTable(lambda: drives, HybridClock(), "t")  # another host on the same drives
+    async with trio.open_nursery() as nursery:
+        for i in range(10):
+            nursery.start_soon(t.update, b"set", lambda cur, i=i: sorted({*(cur or []), f"a{i}"}))
+            nursery.start_soon(other.update, b"set", lambda cur, i=i: sorted({*(cur or []), f"b{i}"}))
+    env = await t.read(b"set")
+    assert env is not None and len(env.doc) == 20
+
+
+async def test_update_gives_up_when_it_keeps_losing():
+    t, drives = table(3)
+    rounds = iter(range(1000))
+    for d in drives:  # every drive changes between our read and our swap
+        original = d.swap_meta
+
+        async def racing(table_, key, value, expect, d=d, original=original):
+            d.tables.setdefault(table_, {})[key] = Envelope("f" * 32, next(rounds)).pack()
+            return await original(table_, key, value, expect)
+
+        d.swap_meta = racing  # type: ignore[method-assign]
+    with pytest.raises(OperationAborted):
+        await t.update(b"k", lambda cur: "mine")
+
+
+async def test_a_refusing_mutation_writes_nothing():
+    t, drives = table(3)
+
+    def refuse(cur):
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        await t.update(b"k", refuse)
+    assert all(not d.tables.get("t") for d in drives)
