@@ -18,10 +18,24 @@ chosen by the front (``"cors"``, ``"tagging"``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from titans3.objects.store import ObjectStore
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSettings:
+    """A bucket's record as the front's access rules read it: the version id
+    changes with every configuration change (the cache key for parsed
+    policies), ``config`` holds every sub-configuration."""
+
+    name: str
+    vid: str
+    created_ns: int
+    config: Mapping[str, bytes]
 
 
 class BucketConfigMixin:
@@ -31,6 +45,11 @@ class BucketConfigMixin:
         """The stored ``name`` configuration of ``bucket`` or None; ``NoSuchBucket``."""
         rec = await self.buckets.get(bucket)
         return rec.config.get(name)
+
+    async def bucket_settings(self: ObjectStore, bucket: str) -> BucketSettings:
+        """All of ``bucket``'s configuration at once; ``NoSuchBucket``."""
+        rec = await self.buckets.get(bucket)
+        return BucketSettings(rec.name, rec.vid, rec.created_ns, rec.config)
 
     async def put_bucket_config(
         self: ObjectStore, bucket: str, name: str, value: bytes | None

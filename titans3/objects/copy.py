@@ -103,8 +103,10 @@ class CopyMixin:
         condition: WriteCondition | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
+        acl: bytes | None = None,
     ) -> CopyResult:
-        """Copy one version.  ``meta``/``tags`` None: the source's (COPY directive).
+        """Copy one version.  ``meta``/``tags`` None: the source's (COPY directive);
+        ``acl``: the copy's own (a copy never inherits the source's ACL, as in S3).
         ``on_data``/``checksums``: compute other checksums than the source's."""
         src = await self._open_source(src_bucket, src_key, src_version_id, None, check_source)
         info = src.info
@@ -116,7 +118,7 @@ class CopyMixin:
                 meta=dict(info.meta) if meta is None else meta,
                 tags=dict(info.tags) if tags is None else tags,
                 checksums=checksums or (lambda: dict(info.checksums)), condition=condition,
-                on_data=on_data,
+                on_data=on_data, acl=acl,
             )  # fmt: skip
         finally:
             await _aclose(src.body)

@@ -57,7 +57,7 @@ from titans3.drive.records import Part, VersionRecord
 from titans3.objects import handoff
 from titans3.objects.conditional import WriteCondition
 from titans3.objects.resolve import write_quorum
-from titans3.objects.tagging import with_tags
+from titans3.objects.tagging import ACL, with_tags
 from titans3.objects.types import PartInfo, PutResult
 from titans3.objects.validate import check_key
 
@@ -181,9 +181,11 @@ class MultipartMixin:
         self: ObjectStore, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
         tags: Mapping[str, str] | None = None,
+        acl: bytes | None = None,
     ) -> str:
         """``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
-        every part to carry that checksum; Complete hands them to its hook."""
+        every part to carry that checksum; Complete hands them to its hook.
+        ``acl``: the object's ACL, applied by Complete (like ``tags``)."""
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
         sch = self.scheme_for(brec)
@@ -200,7 +202,7 @@ class MultipartMixin:
         doc = msgpack.packb(
             {"key": kb, "t": time.time_ns(), "meta": dict(meta or {}),
              "ec": [sch.k, sch.m, sch.segment_size],
-             "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}),
+             "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}), "acl": acl,
              "sub": {str(j): slot for j, slot in sub.items()}},
             use_bin_type=True,
         )
@@ -450,6 +452,8 @@ class MultipartMixin:
         ok = [j for j in range(len(positions)) if need <= held.get(j, set())
               and self.drives[sites[j][0]].state == DriveState.ONLINE]
         extra = with_tags(None, upload.get("tags"))
+        if upload.get("acl") is not None:
+            extra[ACL] = upload["acl"]
 
         # A conditional Complete re-checks the key under its lock (objects/conditional.py).
         async with self._commit_guard(brec, bucket, key, kb, condition, seen):

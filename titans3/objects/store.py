@@ -53,7 +53,7 @@ from titans3.objects.multipart import MultipartMixin
 from titans3.objects.parts import part_span
 from titans3.objects.reader import ReadStats, read_stream
 from titans3.objects.resolve import Resolved, resolve_versions, write_quorum
-from titans3.objects.tagging import TaggingMixin, tags_of, with_tags
+from titans3.objects.tagging import ACL, TaggingMixin, tags_of, with_tags
 from titans3.objects.types import (
     BucketInfo,
     DeleteResult,
@@ -236,6 +236,7 @@ class ObjectStore(
             parts_count=len(rec.parts),
             tags=tags_of(rec),
             part_sizes=tuple(p.size for p in rec.parts),
+            acl=rec.extra.get(ACL),
         )
 
     @staticmethod
@@ -253,16 +254,17 @@ class ObjectStore(
         raise NoSuchVersion(Key="", VersionId=version_id)
 
     # ----------------------------------------------------------- buckets
-    async def create_bucket(self, name: str) -> BucketInfo:
-        rec = await self.buckets.create(name)
-        return BucketInfo(rec.name, rec.created_ns, rec.versioning)
+    async def create_bucket(self, name: str, *, config: Mapping[str, bytes] | None = None) -> BucketInfo:
+        """``config``: initial sub-configurations (the front's access settings: owner, ACL, ...)."""
+        rec = await self.buckets.create(name, config=config)
+        return BucketInfo(rec.name, rec.created_ns, rec.versioning, _owner(rec))
 
     async def head_bucket(self, name: str) -> BucketInfo:
         rec = await self.buckets.get(name)
         return BucketInfo(rec.name, rec.created_ns, rec.versioning)
 
     async def list_buckets(self) -> list[BucketInfo]:
-        return [BucketInfo(r.name, r.created_ns, r.versioning) for r in await self.buckets.list()]
+        return [BucketInfo(r.name, r.created_ns, r.versioning, _owner(r)) for r in await self.buckets.list()]
 
     async def delete_bucket(self, name: str) -> None:
         brec = await self.buckets.get(name)
@@ -293,9 +295,11 @@ class ObjectStore(
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None,
         condition: WriteCondition | None = None,
+        acl: bytes | None = None,
     ) -> PutResult:
         """``tags``: the new version's object tags (validated by the caller);
-        ``condition``: a conditional write (``objects/conditional.py``)."""
+        ``condition``: a conditional write (``objects/conditional.py``);
+        ``acl``: the version's ACL as the front packed it (kept like tags)."""
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
         seen = await self._precheck(brec, bucket, key, kb, condition)
@@ -309,6 +313,8 @@ class ObjectStore(
         versioned = brec.versioning == "Enabled"
         etag = etag_of(written.md5)
         extra = with_tags(None, tags)
+        if acl is not None:
+            extra[ACL] = acl
 
         async with self._commit_guard(brec, bucket, key, kb, condition, seen,
                                       lambda: self._discard(positions, written)):
@@ -518,6 +524,10 @@ class ObjectStore(
             drives.append(DriveInfo(st.drive_id, st.path, state, st.capacity, st.used,
                                     st.free, st.errors))
         return HostInfo(self.host, drives, self.scheme.k, self.scheme.m, self.version)
+
+
+def _owner(rec: BucketRecord) -> str:
+    return rec.config.get("owner", b"").decode()
 
 
 def _range_text(r: tuple[int | None, int | None]) -> str:

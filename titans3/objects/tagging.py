@@ -48,6 +48,7 @@ MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
 TAGS = "tags"  # VersionRecord.extra key
 STAMP = "mu"  # VersionRecord.extra key: change stamp of mutable fields
+ACL = "acl"  # VersionRecord.extra key: the version's ACL (packed by the front, like tags)
 _PUNCTUATION = frozenset("+-=._:/@")
 
 
@@ -139,6 +140,16 @@ class TaggingMixin:
             rec.extra = with_tags(rec.extra, None)
 
         return await self._update_version(bucket, key, version_id, "DELETE", drop_tags)
+
+    async def put_object_acl(
+        self: ObjectStore, bucket: str, key: str, acl: bytes, *, version_id: str | None = None
+    ) -> str:
+        """Replace the version's ACL (PutObjectAcl); same re-commit as a tag change."""
+
+        def replace_acl(rec: VersionRecord) -> None:
+            rec.extra = {**rec.extra, ACL: acl}
+
+        return await self._update_version(bucket, key, version_id, "PUT", replace_acl)
 
     async def _update_version(
         self: ObjectStore, bucket: str, key: str, version_id: str | None, method: str,

@@ -77,6 +77,7 @@ class BucketInfo:
     name: str
     created_ns: int
     versioning: str = ""  # "", "Enabled", "Suspended"
+    owner: str = ""  # canonical id of the owner ("": the account, buckets made before users)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class ObjectInfo:
     parts_count: int = 0
     tags: dict[str, str] = field(default_factory=dict)  # object tags (S3 tagging)
     part_sizes: tuple[int, ...] = ()  # sizes of a multipart object's parts, in order
+    acl: bytes | None = None  # the version's ACL (titans3.iam.acl, packed; None: the bucket owner's, private)
 
 
 @dataclass(frozen=True, slots=True)
