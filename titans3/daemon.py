@@ -99,6 +99,8 @@ class Host:
     workers: dict[str, Any] = field(default_factory=dict)
     host_id: str = ""
     disks: Any = None  # titans3.disks.manager.DiskManager with --disks
+    iam: Any = None  # titans3.accounts.directory.Directory: users and keys
+    audit: Any = None  # titans3.accounts.audit.AuditLog
 
     async def info(self) -> Any:
         """``HostInfo`` for the admin API, whose backend is the host (it needs the workers too)."""
@@ -252,9 +254,13 @@ async def run(cfg: Config) -> int:
                 if host.disks is not None:  # hot-plug: failed disks out, new disks in
                     await nursery.start(host.disks.run)
                 await nursery.start(run_workers, host)
+                from titans3.accounts.start import start_access
+
+                await start_access(host, nursery)  # users, keys and the audit log, on the cluster
                 s3_app = create_s3_app(
                     store=host.store, credentials=host.credentials, region=cfg.region,
-                    domain=cfg.domain or None, admin=host,
+                    domain=cfg.domain or None, admin=host, directory=host.iam, audit=host.audit,
+                    sigv2=cfg.sigv2,
                 )
                 web_app = create_web_app(host)
                 for app, bind, name in (

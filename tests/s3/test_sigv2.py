@@ -108,3 +108,10 @@ def test_path_style_and_percent_encoding():
                          get_secret=secrets, now=NOW, region="us-east-1")  # fmt: skip
     assert sigv2.is_sigv2("", {"authorization": "AWS a:b"}) and not sigv2.is_sigv2("", {})
     assert sigv2.is_sigv2("AWSAccessKeyId=a&Signature=b&Expires=1", {})
+
+
+def test_a_path_style_bucket_is_signed_with_its_trailing_slash():
+    headers = {"date": "Tue, 27 Mar 2007 19:36:42 +0000"}
+    sig = sigv2.sign(SK, sigv2.string_to_sign("GET", "/johnsmith/", "", headers, date=headers["date"]))
+    sigv2.verify_request("GET", "/johnsmith", "", {**headers, "authorization": f"AWS {AK}:{sig}"},
+                         get_secret=secrets, now=NOW, region="us-east-1")  # fmt: skip

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--disk-allow", metavar="GLOB", action=_JoinAction,
                    help="only disks whose device path, /dev/disk/by-* link or loop backing file "
                         "matches GLOB (repeatable; comma-separated)")
+    s.add_argument("--no-sigv2", dest="sigv2", action="store_const", const=False, default=None,
+                   help="refuse Signature Version 2 requests (config sigv2 = false)")
+    s.add_argument("--audit-journal", metavar="auto|off|PATH",
+                   help="ship audit records to journald's socket (default auto: if it exists)")
     c = sub.add_parser("credentials", help="print the root credentials (created on first use)")
     c.add_argument("--config", metavar="FILE", help="TOML configuration file")
     c.add_argument("--data", metavar="DIR", help="data directory (default ./data)")

@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     from titans3.cli import ctl_cluster
 
     ctl_cluster.add_actions(cluster_actions, _add_common)
+    from titans3.cli import ctl_iam
+
+    ctl_iam.add_commands(sub, _add_common)  # user, key, account, audit
     return parser
 
 
@@ -316,9 +319,11 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
                 raise CtlError(str(e), EXIT_USAGE) from None
         else:
             client = _client(args, dict(os.environ) if env is None else env)
-            from titans3.cli import ctl_disk, ctl_repair
+            from titans3.cli import ctl_disk, ctl_iam, ctl_repair
 
-            if args.command in ctl_disk.COMMANDS:
+            if args.command in ctl_iam.COMMANDS:
+                out = ctl_iam.run(args, client)
+            elif args.command in ctl_disk.COMMANDS:
                 out = ctl_disk.run(args, client)
             elif args.command == "cluster":
                 from titans3.cli import ctl_cluster

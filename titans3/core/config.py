@@ -71,6 +71,10 @@ class Config:
     # default); "auto" = claim every qualifying disk; or "/dev/x,/dev/y".
     disks: str = ""
     disk_allow: str = ""  # comma-separated globs: device path, by-* link or loop backing file
+    # Access control (titans3/s3/authorize.py, titans3/accounts/).
+    sigv2: bool = True  # accept Signature Version 2 (boto3's default presigned URLs in us-east-1)
+    audit: bool = True  # the audit log of every request and admin action
+    audit_journal: str = "auto"  # journald socket: "auto" (if present), "off", or a path
 
     # ------------------------------------------------------------ derived
     @property

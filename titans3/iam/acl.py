@@ -225,6 +225,7 @@ _BUCKET_ACTIONS = {
     "s3:getbucketacl": READ_ACP, "s3:putbucketacl": WRITE_ACP,
     # WRITE on the bucket is about its objects: create, overwrite, delete.
     "s3:putobject": WRITE, "s3:deleteobject": WRITE, "s3:deleteobjectversion": WRITE,
+    "s3:abortmultipartupload": WRITE, "s3:listmultipartuploadparts": WRITE,
 }  # fmt: skip
 _OBJECT_ACTIONS = {
     "s3:getobject": READ, "s3:getobjectversion": READ, "s3:getobjecttorrent": READ,

@@ -52,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +111,8 @@ class PeerService:
         self.on_ring: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
         # A change-lease request (titans3/cluster/leases.py); None: refused.
         self.on_lease: Callable[[bytes], dict[str, Any]] | None = None
+        # What a heartbeat's query tells about its sender (the iam generation).
+        self.on_gossip: Callable[[Mapping[str, str]], None] | None = None
 
     def sweep(self, now: float) -> list[_Session]:
         stale = [k for k, s in self.sessions.items() if now - s.used > SESSION_TTL]
@@ -266,6 +268,8 @@ def build_peer_app(svc: PeerService) -> QuartTrio:
 
     @app.get("/peer/v1/heartbeat")
     async def heartbeat() -> Response:
+        if svc.on_gossip is not None:
+            svc.on_gossip(request.args)
         return _msg(svc.describe())
 
     @app.post("/peer/v1/cluster/ring")
@@ -433,6 +437,7 @@ def describe_host(host: Host) -> dict[str, Any]:
             for i, d in enumerate(host.drives)
         ],
         "workers": worker_summaries(host.workers),  # the cluster's status pages show them
+        "iam": host.iam.generation if host.iam is not None else "",  # accounts/directory.py gossip
     }
 
 
@@ -444,4 +449,5 @@ def create_peer_app(host: Host) -> QuartTrio:
 
     svc.on_ring = lambda raw: membership.receive(host, raw)
     svc.on_lease = lambda raw: membership.lease_request(host, raw)
+    svc.on_gossip = lambda args: host.iam.observe(args.get("iam", "")) if host.iam is not None else None
     return build_peer_app(svc)

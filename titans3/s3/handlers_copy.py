@@ -44,7 +44,12 @@ from titans3.s3 import object_options as opts
 from titans3.s3 import xml_objects as xo
 from titans3.s3.checksums import ChecksumSet
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
-from titans3.s3.handlers_object import _parse_http_date, extract_meta, reject_unsupported_write
+from titans3.s3.handlers_object import (
+    _parse_http_date,
+    extract_meta,
+    new_acl,
+    reject_unsupported_write,
+)
 
 _SOURCE_MESSAGE = "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
 _RANGE = re.compile(r"bytes=([0-9]+)-([0-9]+)")
@@ -159,7 +164,7 @@ async def copy_object(ctx: S3Context) -> Reply:
         tags=tags, check_source=source_check(ctx.headers),
         condition=opts.write_condition(ctx.headers),
         on_data=computed.update if computed else None,
-        checksums=computed.digests if computed else None,
+        checksums=computed.digests if computed else None, acl=new_acl(ctx),
     )  # fmt: skip
     put = result.put
     reply = xml_reply(xml.copy_object_result(etag=put.etag, mtime_ns=put.mtime_ns,

@@ -76,6 +76,8 @@ async def _delete_one(
     try:
         if version_id is not None and not version_id:
             raise InvalidRequest("Version id cannot be the empty string")
+        if ctx.access is not None:  # each key is its own DeleteObject to the access rules
+            ctx.access.check("s3:DeleteObjectVersion" if version_id else "s3:DeleteObject", key)
         result = await ctx.store.delete_object(ctx.bucket, key, version_id=version_id)
     except S3Error as err:
         if err.status >= 500:

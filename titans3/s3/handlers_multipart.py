@@ -27,6 +27,7 @@ from titans3.s3.handlers_object import (
     checksum_headers,
     content_md5,
     extract_meta,
+    new_acl,
     reject_unsupported_write,
 )
 from titans3.s3.xml import quote_etag
@@ -57,7 +58,7 @@ async def create_multipart_upload(ctx: S3Context) -> Reply:
     algo, kind = multipart_checksums.upload_checksum(ctx.headers)
     upload_id = await ctx.store.create_multipart(
         ctx.bucket, ctx.key, meta=meta, checksum_algorithm=algo, checksum_type=kind,
-        tags=opts.tagging_header(ctx.headers),
+        tags=opts.tagging_header(ctx.headers), acl=new_acl(ctx),
     )
     reply = xml_reply(xml.initiate_multipart_upload_result(ctx.bucket, ctx.key, upload_id))
     reply.header("x-amz-checksum-algorithm", algo)

@@ -8,10 +8,13 @@ store keeps verbatim and hands back: the standard representation headers
 every ``x-amz-meta-*`` header, names lower-case.  ``aws-chunked`` is a transfer
 detail, never part of a stored Content-Encoding.
 
-Request features that change what S3 promises (SSE, object lock, non-private
-ACLs ...) are refused with 501 NotImplemented
-until implemented -- silently ignoring them would store something other than
-what the client asked for.  The list lives in ``UNSUPPORTED_WRITE_HEADERS``.
+Request features that change what S3 promises (SSE, object lock ...) are
+refused with 501 NotImplemented until implemented -- silently ignoring them
+would store something other than what the client asked for.  The list lives
+in ``UNSUPPORTED_WRITE_HEADERS``.  ACL headers (``x-amz-acl``,
+``x-amz-grant-*``) are the authorization step's (``titans3.s3.authorize``):
+it refuses what the bucket's Object Ownership refuses and hands the new
+object's ACL to the handler as ``ctx.access.new_acl``.
 
 Reads: ``Range`` is parsed leniently (``titans3.s3.ranges``) and resolved by
 the store; HEAD resolves it itself from the size.  Conditional GET/HEAD headers
@@ -66,12 +69,7 @@ UNSUPPORTED_WRITE_HEADERS = (
     "x-amz-object-lock-retain-until-date",
     "x-amz-object-lock-legal-hold",
     "x-amz-website-redirect-location",
-    "x-amz-grant-read",
-    "x-amz-grant-read-acp",
-    "x-amz-grant-write-acp",
-    "x-amz-grant-full-control",
 )
-ACCEPTED_CANNED_ACLS = ("private", "bucket-owner-full-control")
 
 _RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
@@ -89,9 +87,11 @@ def reject_unsupported_write(headers: Mapping[str, str]) -> None:
     for name in UNSUPPORTED_WRITE_HEADERS:
         if name in headers:
             raise NotImplementedS3(f"The {name} header is not implemented.", Header=name)
-    acl = headers.get("x-amz-acl")
-    if acl is not None and acl.strip().lower() not in ACCEPTED_CANNED_ACLS:
-        raise NotImplementedS3("Only the private canned ACL is implemented.", Header="x-amz-acl")
+
+
+def new_acl(ctx: S3Context) -> bytes | None:
+    """The ACL the authorization step chose for the object this request creates."""
+    return ctx.access.new_acl if ctx.access is not None else None
 
 
 def content_md5(headers: Mapping[str, str]) -> str | None:
@@ -262,7 +262,7 @@ async def put_object(ctx: S3Context) -> Reply:
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     result = await ctx.store.put_object(
         ctx.bucket, ctx.key, body, size=body.size, meta=meta, content_md5=md5,
-        checksums=body.verify, tags=tags, condition=condition,
+        checksums=body.verify, tags=tags, condition=condition, acl=new_acl(ctx),
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
     await opts.add_version_header(reply, ctx, result.version_id)

@@ -23,7 +23,8 @@ is checked by the handlers as for any request.  Header auth must be within
 15 minutes of ``now`` (RequestTimeTooSkewed); a presigned URL is valid until
 ``Expires`` (epoch seconds).  Clients disagree on path spelling exactly as for
 SigV4, so the path is tried as sent and re-encoded (AWS's ``UriEncode`` with
-``/`` kept); both name the same resource.  Published vectors: the examples of
+``/`` kept), and a path-style bucket ``/b`` also as ``/b/`` (AWS's canonical
+form, which botocore signs); all name the same resource.  Published vectors: the examples of
 AWS's "Signing and authenticating REST requests" (``tests/s3/test_sigv2.py``).
 """
 
@@ -165,7 +166,10 @@ def verify_request(
     if secret is None:
         raise InvalidAccessKeyId(AWSAccessKeyId=access_key)
     first = ""
-    for path in dict.fromkeys([raw_path or "/", normalize_uri(raw_path)]):
+    paths = [raw_path or "/", normalize_uri(raw_path)]
+    if vhost_bucket is None and raw_path.count("/") == 1 and len(raw_path) > 1:
+        paths.append(raw_path + "/")  # "/bucket": AWS's canonical form of the bucket is "/bucket/"
+    for path in dict.fromkeys(paths):
         text = string_to_sign(method, path, raw_query, headers, date=date, vhost_bucket=vhost_bucket)
         first = first or text
         if hmac.compare_digest(sign(secret, text).encode(), provided.encode("utf-8", "replace")):
