@@ -94,6 +94,8 @@ class AuditLog:
         self.records = 0
         self.flushed_blocks = 0
         self.dropped = 0
+        self.opened = False
+        self._early: list[dict[str, Any]] = []  # recorded before the chain's end was known
 
     # ------------------------------------------------------------ start
     async def open(self) -> None:
@@ -110,11 +112,35 @@ class AuditLog:
         self.chain = Chain(self.host, seq=seq, prev=prev)
         self._pending_first = seq + 1
         self._last_block = block
+        self.opened = True
+        early, self._early = self._early, []
+        for doc in early:
+            self._append(doc)
+
+    async def open_when_possible(self, *, retry: float = 2.0) -> None:
+        """:meth:`open`, retried while too few drives answer (a host restarted
+        while the cluster is short of a majority); records wait meanwhile."""
+        while True:
+            try:
+                await self.open()
+                return
+            except TitanError as e:
+                log.warning("audit: cannot read this host's chain yet (%s); retrying", e)
+                await trio.sleep(retry)
 
     # ------------------------------------------------------------ appending
     def record(self, fields: Mapping[str, Any]) -> None:
         doc = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                **{k: v for k, v in fields.items() if v is not None}}  # fmt: skip
+        if not self.opened:
+            if len(self._early) < self.max_pending:
+                self._early.append(doc)
+            else:
+                self.dropped += 1
+            return
+        self._append(doc)
+
+    def _append(self, doc: dict[str, Any]) -> None:
         raw = self.chain.append(doc)
         self._pending.append(raw)
         self.records += 1
@@ -134,6 +160,8 @@ class AuditLog:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        if not self.opened:
+            await self.open_when_possible()
         try:
             while True:
                 with trio.move_on_after(self.flush_every):
@@ -148,6 +176,8 @@ class AuditLog:
                 await self.flush()
 
     async def flush(self) -> None:
+        if not self.opened:
+            return
         async with self._lock:
             while self._pending:
                 batch = self._pending[: self.max_block]

@@ -205,6 +205,7 @@ class Directory:
         self._wake = trio.Event()
         self.reloads = 0
         self.on_change: list[Callable[[], None]] = []  # e.g. heartbeat peers now
+        self.loaded = False
         self._root_principal: Principal | None = None
 
     # ------------------------------------------------------------ loading
@@ -292,9 +293,23 @@ class Directory:
             self._wanted = generation
             self._wake.set()
 
+    async def open_when_possible(self, *, retry: float = 2.0) -> None:
+        """:meth:`open`, retried while too few drives answer.  Until then only the
+        root credentials authenticate on this host (users fail closed)."""
+        while True:
+            try:
+                await self.open()
+                self.loaded = True
+                return
+            except TitanError as e:
+                log.warning("iam: cannot load the directory yet (%s); only root can sign in; retrying", e)
+                await trio.sleep(retry)
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Reload when told of a newer generation (and every ``RELOAD_EVERY`` s)."""
         task_status.started()
+        if not self.loaded:
+            await self.open_when_possible()
         while True:
             with trio.move_on_after(RELOAD_EVERY):
                 await self._wake.wait()

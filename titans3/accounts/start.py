@@ -22,6 +22,7 @@ from titans3.accounts.directory import Directory, seal_key_for
 from titans3.accounts.journal import Journal, resolve_socket
 from titans3.accounts.register import SystemTable
 from titans3.core.crypto import load_or_create_master_key
+from titans3.core.errors import TitanError
 
 if TYPE_CHECKING:
     from titans3.daemon import Host
@@ -52,7 +53,11 @@ async def start_access(host: Host, nursery: trio.Nursery) -> tuple[Directory, Au
     directory = Directory(SystemTable(drives, clock, IAM_TABLE), seal_key=seal_key,
                           root_access_key=creds.root_access_key, root_secret_key=creds.root_secret_key,
                           default_canonical=_owner_id(creds.root_access_key))  # fmt: skip
-    await directory.open()
+    try:
+        await directory.open()
+        directory.loaded = True
+    except TitanError as e:  # too few drives answer now: keep trying in the background
+        log.warning("iam: directory not loaded at start (%s); retrying in the background", e)
     host.iam = directory
     cluster = host.workers.get("cluster")
     if cluster is not None:
@@ -63,7 +68,10 @@ async def start_access(host: Host, nursery: trio.Nursery) -> tuple[Directory, Au
         path = resolve_socket(cfg.audit_journal)
         journal = Journal(path) if path else None
         audit = AuditLog(SystemTable(drives, clock, AUDIT_TABLE), host.host_id, journal=journal)
-        await audit.open()
+        try:
+            await audit.open()
+        except TitanError as e:
+            log.warning("audit: chain not found at start (%s); retrying in the background", e)
         await nursery.start(audit.run)
         host.audit = audit
         host.workers["audit"] = audit
