@@ -57,7 +57,7 @@ async def test_an_edited_byte_on_one_drive_is_named():
     report = await log.verify()
     assert not report["ok"]
     (problem,) = report["hosts"]["h1"]["problems"]
-    assert problem.startswith("d1: block at seq 1: seq 2 was edited"), problem
+    assert problem.startswith("drive d1: block at seq 1: seq 2 was edited"), problem
 
 
 async def test_a_record_removed_everywhere_is_named():

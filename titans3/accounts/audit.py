@@ -225,7 +225,7 @@ class AuditLog:
         heads: dict[str, Envelope] = {}
         unreadable: list[str] = []
         for i, d in enumerate(drives):
-            name = getattr(d, "drive_id", "") or f"drive {i}"
+            name = _drive_name(d, i)
             try:
                 rows = await self.table.scan_drive(d)
             except DriveError as e:
@@ -306,6 +306,17 @@ def _verify_host(blocks: dict[int, dict[bytes, list[str]]], head: tuple[int, str
         elif head_seq == seq - 1 and head_hash != prev:
             problems.append(f"seq {head_seq} was edited (its hash is not the one the head records)")
     return {"records": checked, "last_seq": seq - 1, "problems": problems}
+
+
+def _drive_name(d: Any, i: int) -> str:
+    """How a problem names the drive: its id and where it is (path, or host:index)."""
+    name = getattr(d, "drive_id", "") or f"drive {i}"
+    if getattr(d, "root", None) is not None:
+        return f"drive {name} ({d.root})"
+    peer = getattr(d, "peer", None)
+    if peer is not None:
+        return f"drive {name} ({peer.address} #{getattr(d, 'index', '?')})"
+    return f"drive {name}"
 
 
 def _message(doc: Mapping[str, Any]) -> str:
