@@ -185,11 +185,15 @@ class Directory:
         *,
         seal_key: bytes,
         root_access_key: str,
+        older_seal_keys: tuple[bytes, ...] = (),
         root_secret_key: str,
         default_canonical: str = "",
     ) -> None:
         self.table = table
         self._seal_key = seal_key
+        # Keys secrets may have been sealed under before (a host's own key, before it
+        # was given a cluster secret): tried when opening, never used to seal.
+        self._open_keys = (seal_key, *older_seal_keys)
         self.root_access_key = root_access_key
         self._root_secret = root_secret_key
         self._default_canonical = default_canonical  # the owner id shown before users existed
@@ -253,11 +257,12 @@ class Directory:
                 by_key[k.id] = (u, k)
                 if k.status == "Active" and not u.disabled:
                     cached = self._secrets.get(k.id)
-                    try:
-                        secrets_[k.id] = cached or unseal(self._seal_key, k.sealed, _purpose(k.id)).decode()
-                    except ConfigError as e:
-                        log.error("access key %s of user %s does not open (%s); it cannot be used",
-                                  k.id, u.name, e)  # fmt: skip
+                    secret = cached or self._unseal(k)
+                    if secret is None:
+                        log.error("access key %s of user %s does not open with this host's keys; "
+                                  "it cannot be used here", k.id, u.name)  # fmt: skip
+                    else:
+                        secrets_[k.id] = secret
         self._users = users
         self._by_key = by_key
         self._secrets = secrets_
@@ -265,6 +270,14 @@ class Directory:
         self._by_email = {u.email.lower(): u for u in users.values() if u.email}
         self._principals = {}
         self._root_principal = None
+
+    def _unseal(self, k: AccessKey) -> str | None:
+        for key in self._open_keys:
+            try:
+                return unseal(key, k.sealed, _purpose(k.id)).decode()
+            except ConfigError:
+                continue
+        return None
 
     def _apply(self, key: bytes, env: Envelope) -> None:
         """Take one record we just wrote into the cache."""

@@ -41,16 +41,18 @@ def _owner_id(root_access_key: str) -> str:
 
 async def start_access(host: Host, nursery: trio.Nursery) -> tuple[Directory, AuditLog | None]:
     cfg = host.config
-    clustered = "cluster" in host.workers
-
     def drives() -> Any:
         return host.store.drives
 
     clock = host.store.clock
-    seal_key = seal_key_for(cluster_secret=cfg.cluster_secret if clustered else "",
-                            master_key=load_or_create_master_key(cfg.state_path))  # fmt: skip
+    # Sealed under the cluster key whenever the host has a cluster secret (a lone
+    # host waiting to be joined too), so every member opens what any member sealed.
+    master = load_or_create_master_key(cfg.state_path)
+    own = seal_key_for(cluster_secret="", master_key=master)
+    seal_key = seal_key_for(cluster_secret=cfg.cluster_secret, master_key=master) if cfg.cluster_secret else own
     creds = host.credentials
     directory = Directory(SystemTable(drives, clock, IAM_TABLE), seal_key=seal_key,
+                          older_seal_keys=(own,) if own != seal_key else (),
                           root_access_key=creds.root_access_key, root_secret_key=creds.root_secret_key,
                           default_canonical=_owner_id(creds.root_access_key))  # fmt: skip
     try:
