@@ -17,7 +17,7 @@ from pathlib import Path
 import lmdb
 import msgpack
 
-from .access import curl, make_user, titanctl
+from .access import code_of, curl, make_user, titanctl
 from .cluster import Daemon, s3_client
 
 
@@ -64,10 +64,7 @@ def test_requests_are_recorded_shipped_and_tampering_is_found(daemon_factory, tm
         s3.put_object(Bucket="audited", Key="doc.txt", Body=b"12345")
         creds, _ = make_user(d.endpoint, "auditee")
         user = s3_client(d, creds)
-        try:
-            user.get_object(Bucket="audited", Key="doc.txt")
-        except Exception:  # noqa: BLE001 -- AccessDenied, recorded
-            pass
+        assert code_of(lambda: user.get_object(Bucket="audited", Key="doc.txt")) == "AccessDenied"
         assert curl(f"{d.endpoint}/audited/doc.txt")[0] == 403
         tail = json.loads(titanctl(d.endpoint, "audit", "tail", "--limit", "100", "--json").stdout)["records"]
         seen = {(r.get("user"), r.get("op"), r.get("status")) for r in tail}

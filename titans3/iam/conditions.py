@@ -38,6 +38,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from titans3.iam import wildcard
@@ -187,11 +188,17 @@ _KINDS: dict[str, tuple[Callable[[str], Any], Callable[[str, Any], bool]]] = {
 }
 
 
-def _ip_in(value: str, network: Any) -> bool:
+@lru_cache(maxsize=4096)
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(value) in network
+        return ipaddress.ip_address(value)
     except ValueError:
-        return False
+        return None
+
+
+def _ip_in(value: str, network: Any) -> bool:
+    addr = _address(value)
+    return addr is not None and addr.version == network.version and addr in network
 
 
 # operator name -> (kind, negated)

@@ -49,7 +49,12 @@ class PublicAccessBlock:
     restrict_public_buckets: bool = False
 
     def __or__(self, other: PublicAccessBlock) -> PublicAccessBlock:
-        return PublicAccessBlock(*(getattr(self, f.name) or getattr(other, f.name) for f in fields(self)))
+        if not other.any:
+            return self
+        return PublicAccessBlock(self.block_public_acls or other.block_public_acls,
+                                 self.ignore_public_acls or other.ignore_public_acls,
+                                 self.block_public_policy or other.block_public_policy,
+                                 self.restrict_public_buckets or other.restrict_public_buckets)  # fmt: skip
 
     def to_dict(self) -> dict[str, bool]:
         return dict(zip(XML_NAMES, (getattr(self, f.name) for f in fields(self)), strict=True))
@@ -60,7 +65,8 @@ class PublicAccessBlock:
 
     @property
     def any(self) -> bool:
-        return any(getattr(self, f.name) for f in fields(self))
+        return (self.block_public_acls or self.ignore_public_acls or self.block_public_policy
+                or self.restrict_public_buckets)  # fmt: skip
 
 
 ALL_BLOCKED = PublicAccessBlock(True, True, True, True)

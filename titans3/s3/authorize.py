@@ -307,9 +307,11 @@ class AccessControl:
         auth = ctx.auth
         client = ctx.client if hasattr(ctx, "client") else None
         signed_at = None
-        if auth.amz_date:
+        a = auth.amz_date  # YYYYMMDDTHHMMSSZ, validated by sigv4
+        if len(a) == 16:
             with contextlib.suppress(ValueError):
-                signed_at = dt.datetime.strptime(auth.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+                signed_at = dt.datetime(int(a[:4]), int(a[4:6]), int(a[6:8]), int(a[9:11]), int(a[11:13]),
+                                        int(a[13:15]), tzinfo=dt.UTC)  # fmt: skip
         version = None if not auth.access_key else ("AWS4-HMAC-SHA256" if auth.scope else "AWS")
         auth_type = None if not auth.access_key else ("REST-QUERY-STRING" if auth.presigned else "REST-HEADER")
         keys = access_ops.condition_context(
