@@ -294,7 +294,7 @@ class AccessControl:
         key = route.key if kind is ResourceKind.OBJECT else None
         await self._authorize_on(access, b, action, key, ctx.query.get("versionId"))
         for extra in self._also_required(route.op, ctx.headers):
-            await self._authorize_on(access, b, extra, key, None)
+            self._authorize_extra(access, b, extra, key)
         if route.op in ("CopyObject", "UploadPartCopy"):
             await self._authorize_copy_source(access, ctx.headers.get("x-amz-copy-source", ""))
         if route.op in _NEW_OBJECT_OPS:
@@ -373,6 +373,11 @@ class AccessControl:
             return caller.root and action.lower() in _POLICY_ESCAPE
         if caller.root or d is Decision.ALLOW or b is None:
             return caller.root or d is Decision.ALLOW
+        return self._by_ownership(access, b, action, key)
+
+    def _by_ownership(self, access: Access, b: BucketAccess, action: str, key: str | None) -> bool:
+        """Step 4 for what needs no object record: the bucket's owner, the bucket ACL."""
+        caller = access.caller
         mine = caller.canonical is not None and caller.canonical == b.owner
         if key is None or not b.acls_enabled:
             if mine:
@@ -440,6 +445,20 @@ class AccessControl:
             b = access.bucket
             access._may_list = b is None or self.allowed_without_object(access, "s3:ListBucket", None)
         return access._may_list
+
+    def _authorize_extra(self, access: Access, b: BucketAccess, action: str, key: str | None) -> None:
+        """Tags or an ACL sent with a new object: a policy must allow them when a
+        policy is what allowed the write; whoever may write by ownership or ACL
+        owns what they create and may set its tags and ACL.  A Deny always wins."""
+        if access.caller.root and b.policy is None:
+            return
+        resource = access_ops.resource_arn(b.name, key)
+        d = self._decide(access, b, action, resource)
+        if d is Decision.DENY:
+            raise AccessDenied()
+        if access.caller.root or d is Decision.ALLOW or self._by_ownership(access, b, "s3:PutObject", key):
+            return
+        raise AccessDenied()
 
     @staticmethod
     def _also_required(op: str, headers: Mapping[str, str]) -> list[str]:
@@ -550,7 +569,7 @@ async def authorize_post(control: AccessControl, ctx: Any, caller: Caller, key: 
         return access
     await control._authorize_on(access, b, "s3:PutObject", key, None)
     if "x-amz-tagging" in form or "tagging" in form:
-        await control._authorize_on(access, b, "s3:PutObjectTagging", key, None)
+        control._authorize_extra(access, b, "s3:PutObjectTagging", key)
     access.new_acl = control.new_object_acl(access, b, form)
     return access
 

@@ -279,7 +279,8 @@ async def post_object(ctx: S3Context) -> Reply:
                                           what="Object"))  # fmt: skip
     elif "x-amz-tagging" in headers:
         tags = opts.tagging_header(headers)
-    access = await authorize_post(ctx.access.control, ctx, caller, key, headers)  # type: ignore[arg-type]
+    asked = {**headers, **({"x-amz-tagging": fields["tagging"]} if "tagging" in fields else {})}
+    access = await authorize_post(ctx.access.control, ctx, caller, key, asked)  # type: ignore[arg-type]
     if access.bucket is None:
         await form.drain()
         await ctx.store.head_bucket(ctx.bucket)  # NoSuchBucket
