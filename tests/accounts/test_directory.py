@@ -115,3 +115,19 @@ async def test_a_change_on_one_host_reaches_another_by_generation():
     await a.set_key_status(key.id, "Inactive")
     await b.reload()
     assert b.get_secret(key.id) is None
+
+
+async def test_a_joining_host_does_not_replace_the_account():
+    cluster = [MemDrive(f"c{i}") for i in range(3)]
+    lone = [MemDrive("l0")]
+    a = host(cluster)
+    await a.open()
+    b = host(lone)  # a lone host with its own account, created later
+    await b.open()
+    assert b.account.id != a.account.id
+    joined = cluster + lone
+    merged = host(joined)
+    await merged.open()
+    assert merged.account.id == a.account.id  # the older account stays
+    for d in joined:  # and every drive now says so
+        assert d.tables["iam"][b"account"] == cluster[0].tables["iam"][b"account"]

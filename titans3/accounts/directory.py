@@ -101,14 +101,16 @@ class Account:
     name: str
     public_access_block: PublicAccessBlock = PublicAccessBlock()
 
+    created: str = ""  # version id of the account's creation: the oldest account wins
+
     def to_doc(self) -> dict[str, Any]:
         return {"id": self.id, "canonical": self.canonical_id, "name": self.name,
-                "pab": self.public_access_block.to_dict()}  # fmt: skip
+                "pab": self.public_access_block.to_dict(), "created": self.created}  # fmt: skip
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> Account:
         return cls(d["id"], d["canonical"], d.get("name", "titans3"),
-                   PublicAccessBlock.from_dict(d.get("pab") or {}))  # fmt: skip
+                   PublicAccessBlock.from_dict(d.get("pab") or {}), d.get("created", ""))  # fmt: skip
 
     @property
     def root_arn(self) -> str:
@@ -221,7 +223,8 @@ class Directory:
                 if doc is not None:
                     return doc  # another host created it first: keep theirs
                 return Account(_random(string.digits[1:], 1) + _random(string.digits, 11),
-                               self._default_canonical or secrets.token_hex(32), "titans3").to_doc()
+                               self._default_canonical or secrets.token_hex(32), "titans3",
+                               created=self.table.clock.new_id()).to_doc()  # fmt: skip
 
             env = await self.table.update(ACCOUNT_KEY, create)
             self._apply(ACCOUNT_KEY, env)
@@ -244,10 +247,27 @@ class Directory:
                     log.error("iam record %r is damaged, ignoring it: %s", key, e)
                     continue
                 users[u.name.lower()] = u
+        if ACCOUNT_KEY in rows:
+            account = await self._settle_account(account)
         self.account = account
         self._rebuild(users)
         self.generation = max(self.generation, generation)
         self.reloads += 1
+
+    async def _settle_account(self, newest: Account) -> Account:
+        """A host that joins a cluster brings its own account record; the
+        cluster keeps the account that was created first (ids, ARNs and owners
+        must not change under existing policies), and the record converges."""
+        candidates = [Account.from_doc(e.doc) for e in await self.table.read_versions(ACCOUNT_KEY)
+                      if not e.deleted and isinstance(e.doc, dict)]  # fmt: skip
+        first = min(candidates, key=lambda a: (a.created or "~", a.id), default=newest)
+        if first.id == newest.id:
+            return newest
+        log.warning("iam: two account records met (a host joined with its own); keeping the older, %s",
+                    first.id)  # fmt: skip
+        keep = replace(first, public_access_block=newest.public_access_block)
+        await self.table.update(ACCOUNT_KEY, lambda _doc: keep.to_doc())
+        return keep
 
     def _rebuild(self, users: dict[str, User]) -> None:
         by_key: dict[str, tuple[User, AccessKey]] = {}

@@ -112,6 +112,19 @@ class SystemTable:
             self.clock.observe(env.vid)
         return env
 
+    async def read_versions(self, key: bytes) -> list[Envelope]:
+        """Every distinct envelope of ``key`` that any answering drive holds."""
+        drives = self.drives
+        seen = await self._read_all(key, drives)
+        out: dict[str, Envelope] = {}
+        for raw in seen.values():
+            if raw is None:
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError, msgpack.UnpackException):
+                env = Envelope.unpack(raw)
+                out.setdefault(env.vid, env)
+        return list(out.values())
+
     async def scan_drive(self, drive: Drive, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """Every raw entry under ``prefix`` of one drive's table (for audits and repair)."""
         rows: list[tuple[bytes, bytes]] = []
