@@ -191,10 +191,6 @@ class Access:
         if not self.control.allowed_without_object(self, action, key):
             raise AccessDenied()
 
-    @property
-    def account_canonical(self) -> str:
-        return self.control.directory.account.canonical_id
-
 
 class AccessControl:
     def __init__(self, *, directory: Directory, store: Any, audit: Any = None) -> None:
