@@ -28,13 +28,15 @@ and ``s3:RequestObjectTagKeys`` (from ``x-amz-tagging``),
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from titans3.iam.actions import ResourceKind
 from titans3.iam.evaluate import Identity
 
-__all__ = ["OPS", "OpRule", "condition_context", "resource_arn"]
+__all__ = ["OPS", "OpRule", "RequestKeys", "condition_context", "resource_arn"]
 
 A, B, OBJ = ResourceKind.ACCOUNT, ResourceKind.BUCKET, ResourceKind.OBJECT
 OpRule = tuple[str, str | None, ResourceKind]
@@ -151,52 +153,129 @@ def principal_type(who: Identity) -> str:
     return {"root": "Account", "user": "User"}.get(who.kind, "Anonymous")
 
 
-def condition_context(
-    *, op: str, who: Identity, headers: Mapping[str, str], query: Mapping[str, str],
-    source_ip: str | None, secure: bool, account: str, signature_version: str | None,
-    auth_type: str | None, signed_at: dt.datetime | None, now: dt.datetime,
-) -> dict[str, list[str]]:  # fmt: skip
-    """The condition keys of one request (module doc)."""
-    c: dict[str, list[str]] = {
-        "aws:securetransport": ["true" if secure else "false"],
-        "aws:currenttime": [now.strftime("%Y-%m-%dT%H:%M:%SZ")],
-        "aws:epochtime": [str(int(now.timestamp()))],
-        "aws:userid": [who.user_id or "anonymous"],
-        "aws:principaltype": [principal_type(who)],
-        "s3:resourceaccount": [account],
-    }
-    if source_ip:
-        c["aws:sourceip"] = [source_ip]
-    if who.name:
-        c["aws:username"] = [who.name]
-    if who.arn:
-        c["aws:principalarn"] = [who.arn]
-        c["aws:principalaccount"] = [who.account]
-    for header, key in (("user-agent", "aws:useragent"), ("referer", "aws:referer"),
-                        ("if-match", "s3:if-match"), ("if-none-match", "s3:if-none-match")):  # fmt: skip
-        if header in headers:
-            c[key] = [headers[header]]
-    for header in _PASSED_HEADERS:
-        if header in headers:
-            c["s3:" + header] = [headers[header].strip()]
-    if "x-amz-copy-source" in headers:
-        c["s3:x-amz-copy-source"] = [unquote(headers["x-amz-copy-source"].split("?", 1)[0]).lstrip("/")]
-    if signature_version:
-        c["s3:signatureversion"] = [signature_version]
-    if auth_type:
-        c["s3:authtype"] = [auth_type]
-    if signed_at is not None:
-        c["s3:signatureage"] = [str(max(0, int((now - signed_at).total_seconds() * 1000)))]
-    if "versionId" in query:
-        c["s3:versionid"] = [query["versionId"]]
-    if op in _LISTINGS:
-        for q in ("prefix", "delimiter", "max-keys"):
-            if q in query:
-                c["s3:" + q] = [query[q]]
-    tagging = headers.get("x-amz-tagging")
-    if tagging is not None and op in ("PutObject", "CopyObject", "CreateMultipartUpload"):
-        pairs = parse_qsl(tagging, keep_blank_values=True)
-        for k, v in pairs:
-            c.setdefault(f"s3:requestobjecttag/{k.lower()}", []).append(v)
-        c["s3:requestobjecttagkeys"] = [k for k, _ in pairs]
-    return c
+_SIGNED_OPS_WITH_TAGS = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
+_HEADER_KEYS = {"aws:useragent": "user-agent", "aws:referer": "referer", "s3:if-match": "if-match",
+                "s3:if-none-match": "if-none-match", **{"s3:" + h: h for h in _PASSED_HEADERS}}  # fmt: skip
+
+
+class RequestKeys(Mapping[str, Sequence[str]]):
+    """The condition keys of one request (module doc), each computed the first
+    time a condition asks for it: most requests test none or a few, so building
+    them all (clock formatting, tag parsing) would be paid for nothing."""
+
+    def __init__(
+        self, *, op: str, who: Identity, headers: Mapping[str, str], query: Mapping[str, str],
+        source_ip: str | None, secure: bool, account: str, signature_version: str | None,
+        auth_type: str | None, amz_date: str = "",
+    ) -> None:  # fmt: skip
+        self._op, self._who, self._headers, self._query = op, who, headers, query
+        self._source_ip, self._secure, self._account = source_ip, secure, account
+        self._sigver, self._authtype, self._amz_date = signature_version, auth_type, amz_date
+        self._values: dict[str, list[str] | None] = {}
+        self._now: float | None = None
+
+    def update(self, extra: Mapping[str, list[str]]) -> None:
+        self._values.update(extra)
+
+    def _time(self) -> float:
+        if self._now is None:
+            self._now = time.time()
+        return self._now
+
+    def _compute(self, key: str) -> list[str] | None:
+        who, headers, query = self._who, self._headers, self._query
+        if key == "aws:securetransport":
+            return ["true" if self._secure else "false"]
+        if key == "aws:currenttime":
+            return [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._time()))]
+        if key == "aws:epochtime":
+            return [str(int(self._time()))]
+        if key == "aws:userid":
+            return [who.user_id or "anonymous"]
+        if key == "aws:principaltype":
+            return [principal_type(who)]
+        if key == "s3:resourceaccount":
+            return [self._account]
+        if key == "aws:sourceip":
+            return [self._source_ip] if self._source_ip else None
+        if key == "aws:username":
+            return [who.name] if who.name else None
+        if key == "aws:principalarn":
+            return [who.arn] if who.arn else None
+        if key == "aws:principalaccount":
+            return [who.account] if who.arn else None
+        if key in _HEADER_KEYS:
+            value = headers.get(_HEADER_KEYS[key])
+            return None if value is None else [value.strip() if key.startswith("s3:x-amz") else value]
+        if key == "s3:x-amz-copy-source":
+            src = headers.get("x-amz-copy-source")
+            return None if src is None else [unquote(src.split("?", 1)[0]).lstrip("/")]
+        if key == "s3:signatureversion":
+            return [self._sigver] if self._sigver else None
+        if key == "s3:authtype":
+            return [self._authtype] if self._authtype else None
+        if key == "s3:signatureage":
+            return self._signature_age()
+        if key == "s3:versionid":
+            return [query["versionId"]] if "versionId" in query else None
+        if key in ("s3:prefix", "s3:delimiter", "s3:max-keys"):
+            q = key[3:]
+            return [query[q]] if self._op in _LISTINGS and q in query else None
+        if key.startswith("s3:requestobjecttag/") or key == "s3:requestobjecttagkeys":
+            tagging = headers.get("x-amz-tagging")
+            if tagging is None or self._op not in _SIGNED_OPS_WITH_TAGS:
+                return None
+            pairs = parse_qsl(tagging, keep_blank_values=True)
+            if key == "s3:requestobjecttagkeys":
+                return [k for k, _ in pairs]
+            wanted = key[len("s3:requestobjecttag/"):]
+            return [v for k, v in pairs if k.lower() == wanted] or None
+        return None
+
+    def _signature_age(self) -> list[str] | None:
+        a = self._amz_date  # YYYYMMDDTHHMMSSZ, checked by sigv4
+        if len(a) != 16:
+            return None
+        try:
+            signed = dt.datetime(int(a[:4]), int(a[4:6]), int(a[6:8]), int(a[9:11]), int(a[11:13]),
+                                 int(a[13:15]), tzinfo=dt.UTC).timestamp()  # fmt: skip
+        except ValueError:
+            return None
+        return [str(max(0, int((self._time() - signed) * 1000)))]
+
+    # -- Mapping
+    def get(self, key: str, default: Any = None) -> Any:
+        if key not in self._values:
+            self._values[key] = self._compute(key)
+        value = self._values[key]
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> Sequence[str]:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def _all(self) -> dict[str, list[str]]:
+        names = ["aws:securetransport", "aws:currenttime", "aws:epochtime", "aws:userid", "aws:principaltype",
+                 "s3:resourceaccount", "aws:sourceip", "aws:username", "aws:principalarn",
+                 "aws:principalaccount", *_HEADER_KEYS, "s3:x-amz-copy-source", "s3:signatureversion",
+                 "s3:authtype", "s3:signatureage", "s3:versionid", "s3:prefix", "s3:delimiter", "s3:max-keys",
+                 "s3:requestobjecttagkeys"]  # fmt: skip
+        tagging = self._headers.get("x-amz-tagging")
+        if tagging is not None:
+            names += [f"s3:requestobjecttag/{k.lower()}" for k, _ in parse_qsl(tagging, keep_blank_values=True)]
+        out = {n: v for n in names if (v := self.get(n)) is not None}
+        out.update({k: v for k, v in self._values.items() if v is not None})
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def condition_context(**kw: Any) -> RequestKeys:
+    """The condition keys of one request (``RequestKeys``' arguments)."""
+    return RequestKeys(**kw)

@@ -38,8 +38,6 @@ else allowed the request (or a policy tests ``s3:ExistingObjectTag``).
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -298,23 +296,16 @@ class AccessControl:
         return access
 
     # ------------------------------------------------------------ deciding
-    def _ckeys(self, access: Access, *, extra: Mapping[str, list[str]] | None = None) -> dict[str, list[str]]:
+    def _ckeys(self, access: Access, *, extra: Mapping[str, list[str]] | None = None) -> access_ops.RequestKeys:
         ctx = access._ctx
         auth = ctx.auth
-        client = ctx.client if hasattr(ctx, "client") else None
-        signed_at = None
-        a = auth.amz_date  # YYYYMMDDTHHMMSSZ, validated by sigv4
-        if len(a) == 16:
-            with contextlib.suppress(ValueError):
-                signed_at = dt.datetime(int(a[:4]), int(a[4:6]), int(a[6:8]), int(a[9:11]), int(a[11:13]),
-                                        int(a[13:15]), tzinfo=dt.UTC)  # fmt: skip
         version = None if not auth.access_key else ("AWS4-HMAC-SHA256" if auth.scope else "AWS")
         auth_type = None if not auth.access_key else ("REST-QUERY-STRING" if auth.presigned else "REST-HEADER")
         keys = access_ops.condition_context(
             op=ctx.route.op, who=access.caller.identity, headers=ctx.headers, query=ctx.query,
-            source_ip=client, secure=ctx.scheme == "https", account=self.directory.account.id,
-            signature_version=version, auth_type=auth_type, signed_at=signed_at,
-            now=dt.datetime.now(dt.UTC),
+            source_ip=getattr(ctx, "client", None), secure=ctx.scheme == "https",
+            account=self.directory.account.id, signature_version=version, auth_type=auth_type,
+            amz_date=auth.amz_date,
         )  # fmt: skip
         if extra:
             keys.update(extra)
