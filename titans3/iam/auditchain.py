@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 Every host keeps one append-only chain.  A record is a JSON object encoded
-canonically (sorted keys, no spaces, UTF-8) and stored as exactly those
-bytes; it carries its host, a sequence number that grows by one, and
+compactly (no spaces, UTF-8) and stored as exactly those bytes -- the chain
+is over the bytes, never over a re-encoding; it carries its host, a sequence number that grows by one, and
 ``prev`` -- the blake3 of the previous record's bytes (64 zero digits for
 the first).  Whoever edits a byte of a record breaks the ``prev`` of the
 record after it; whoever removes or reorders records breaks the sequence;
@@ -32,8 +32,13 @@ __all__ = ["GENESIS", "Chain", "Verdict", "decode", "digest", "encode", "verify"
 GENESIS = "0" * 64
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(record: Mapping[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The stored bytes of a record: compact JSON in the record's own field order
+    (the chain hashes these bytes as stored, so no canonical key order is needed)."""
+    return _ENCODER.encode(record).encode()
 
 
 def decode(raw: bytes) -> dict[str, Any]:
