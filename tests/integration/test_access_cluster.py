@@ -5,6 +5,7 @@ restarts, and ``aws:SecureTransport`` is true over HTTPS with the cluster CA."""
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -64,10 +65,14 @@ def client(host: ClusterHost, creds: Credentials):  # noqa: ANN201
     )  # fmt: skip
 
 
+def tls(host: ClusterHost) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(host.ca))
+
+
 def answer(host: ClusterHost, creds: Credentials) -> str:
     """What a GET of the shared document through ``host`` answers with these credentials."""
     url = f"{host.endpoint}/{BUCKET}/doc.txt"
-    with httpx.Client(verify=str(host.ca), trust_env=False, timeout=10) as c:
+    with httpx.Client(verify=tls(host), trust_env=False, timeout=10) as c:
         r = c.get(url, headers=sign("GET", url, creds))
     if r.status_code == 200:
         return "ok"
@@ -78,7 +83,7 @@ def admin(host: ClusterHost, path: str, **query: str) -> dict:
     """One admin call signed in-process (so timing starts when the server answered)."""
     qs = "&".join(f"{k}={v}" for k, v in query.items())
     url = f"{host.endpoint}/titans3/admin/v1/{path}" + (f"?{qs}" if qs else "")
-    with httpx.Client(verify=str(host.ca), trust_env=False, timeout=30) as c:
+    with httpx.Client(verify=tls(host), trust_env=False, timeout=30) as c:
         r = c.post(url, headers=sign("POST", url, ROOT))
     assert r.status_code == 200, r.text
     return r.json()
@@ -150,7 +155,7 @@ def test_secure_transport_is_true_over_https(hosts: list[ClusterHost]) -> None:
     for h in hosts:  # every host, through the cluster CA (the bucket record is shared)
         deadline = time.monotonic() + 5
         while True:
-            with httpx.Client(verify=str(h.ca), trust_env=False, timeout=10) as c:
+            with httpx.Client(verify=tls(h), trust_env=False, timeout=10) as c:
                 public = c.get(f"{h.endpoint}/{BUCKET}/doc.txt")
                 denied = c.get(f"{h.endpoint}/{BUCKET}/tls-only/b.txt")
             if public.status_code == 200 or time.monotonic() > deadline:
