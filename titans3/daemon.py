@@ -252,6 +252,10 @@ async def run(cfg: Config) -> int:
                 if host.disks is not None:  # hot-plug: failed disks out, new disks in
                     await nursery.start(host.disks.run)
                 await nursery.start(run_workers, host)
+                if cfg.mounts:  # FUSE mounts over this store (titans3/fuse/daemon_mounts.py)
+                    from titans3.fuse.daemon_mounts import start_mounts
+
+                    await start_mounts(host, nursery)
                 s3_app = create_s3_app(
                     store=host.store, credentials=host.credentials, region=cfg.region,
                     domain=cfg.domain or None, admin=host,

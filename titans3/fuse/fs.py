@@ -1,0 +1,785 @@
+"""The filesystem core: POSIX operations over a :class:`~titans3.fuse.backend.Backend`.
+
+Theory of operation
+-------------------
+Operations take inode numbers and ``str`` names and return ``(inode,
+Attrs)`` pairs or raise :class:`~titans3.fuse.errors.FsError`; the pyfuse3
+adapter (:mod:`titans3.fuse.ops`) only converts.  Nothing here imports
+pyfuse3, so the whole core runs in unit tests over an in-memory backend.
+
+**Consistency.**  Close-to-open: ``open`` always asks the backend for the
+current version (HEAD), and the kernel keeps its page cache across opens
+only while that ETag is the one whose pages it holds (``keep_cache``).
+Attributes and names are trusted for ``attr_timeout`` / ``entry_timeout``
+(default 1 s), so a change made through S3 shows within that time.  A
+complete listing of a directory is remembered for ``entry_timeout`` as a
+*snapshot*, so looking up a name that is not there (every ``create``, most
+of ``tar x`` and ``git``) costs no request; this mount's own changes update
+the snapshot as they happen.
+
+**Names that are not in the backend yet.**  A created file becomes an object
+at its first commit (flush/fsync/release).  Until then lookups find it in the
+inode table, and readdir merges it into the backend listing in key order, so
+the file is visible locally at once and through S3 after close.
+
+**Directories.**  ``mkdir`` writes the ``dir/`` marker; ``rmdir`` refuses
+(ENOTEMPTY) while any key is below the prefix -- hidden ones included, since
+deleting the marker would not remove them -- and deletes the marker.  Renaming
+a directory renames every key below it, markers last (docs/fuse.md: what a
+crash in the middle leaves).
+
+**Failure.**  Every backend call runs under a deadline (``op_timeout``, or a
+transfer deadline scaled by size); a call that fails or does not answer
+raises EIO (the reason is logged once per failure and kept for the status
+page), never blocks forever.  The next call tries the backend again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import trio
+
+from titans3.fuse import meta as M
+from titans3.fuse.backend import Backend, Entry, body_of, read_all
+from titans3.fuse.errors import FsError, NotFound, Unavailable
+from titans3.fuse.files import OpenFile, WriteBackArea
+from titans3.fuse.inodes import InodeTable, Node
+from titans3.fuse.listing import DirHandle, Item, next_items
+from titans3.fuse.options import MountOptions
+from titans3.fuse.paths import Namespace, check_name, join, split
+from titans3.fuse.readahead import ReadAhead
+from titans3.fuse.tree import rename_tree
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+
+@dataclass(slots=True)
+class Handle:
+    file: OpenFile
+    node: Node
+    ra: ReadAhead
+    writable: bool
+
+
+@dataclass(slots=True)
+class Snapshot:
+    names: dict[str, str]  # name -> kind
+    until: float
+
+
+class FileSystem:
+    def __init__(self, backend: Backend, ns: Namespace, opts: MountOptions | None = None) -> None:
+        self.backend = backend
+        self.ns = ns
+        self.opts = opts or MountOptions()
+        d = self.opts.defaults
+        self.started_ns = time.time_ns()
+        self.inodes = InodeTable(M.implicit_dir(d, self.started_ns))
+        self.area = WriteBackArea(self.opts.staging_dir, self.opts.write_back_max)
+        self.files: dict[int, OpenFile] = {}
+        self.handles: dict[int, Handle] = {}
+        self.dirs: dict[int, DirHandle] = {}
+        self._next_fh = 1
+        self._snapshots: dict[str, Snapshot] = {}
+        self._absent: dict[str, float] = {}  # path -> until: recent negative lookups
+        self.nursery: trio.Nursery | None = None  # background prefetches
+        self.last_error = ""
+        self.last_error_ns = 0
+        self.errors = 0
+        self.healthy = True
+
+    # ------------------------------------------------------------ plumbing
+    def _now(self) -> float:
+        return time.monotonic()
+
+    def _failed(self, e: Exception) -> None:
+        reason = getattr(e, "reason", str(e))
+        self.errors += 1
+        self.last_error, self.last_error_ns = reason, time.time_ns()
+        if isinstance(e, Unavailable) or getattr(e, "errno", 0) == errno.EIO:
+            self.healthy = False
+        log.warning("%s:%s: %s", self.ns.bucket, self.ns.prefix, reason)
+
+    async def _call(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any,
+                    timeout: float | None = None) -> T:
+        limit = self.opts.op_timeout if timeout is None else timeout
+        with trio.move_on_after(limit) as scope:
+            try:
+                result = await fn(*args)
+            except NotFound:
+                self.healthy = True
+                raise
+            except FsError as e:
+                self._failed(e)
+                raise
+            self.healthy = True
+            return result
+        assert scope.cancelled_caught
+        err = Unavailable(f"{what}: no answer from {self.backend.name} in {limit:.0f}s")
+        self._failed(err)
+        raise err
+
+    def node(self, ino: int) -> Node:
+        return self.inodes.get(ino)
+
+    def _dir(self, ino: int) -> Node:
+        node = self.inodes.get(ino)
+        if node.kind != M.DIR:
+            raise FsError(errno.ENOTDIR)
+        if node.path is None:
+            raise FsError(errno.ENOENT, "directory was removed")
+        return node
+
+    def _attrs_of(self, key: str, e: Entry) -> M.Attrs:
+        return M.decode(key, e.meta, size=e.size, mtime_ns=e.mtime_ns or self.started_ns,
+                        etag=e.etag, defaults=self.opts.defaults)
+
+    def _learn(self, path: str, attrs: M.Attrs, meta: dict[str, str] | None = None) -> Node:
+        node = self.inodes.bind(path, attrs.kind)
+        if node.ino not in self.files:
+            node.attrs = attrs
+            node.fresh_until = self._now() + self.opts.attr_timeout
+            if meta is not None:
+                node.meta = {k: v for k, v in meta.items() if k not in M.OURS}
+        return node
+
+    def attrs(self, node: Node) -> M.Attrs:
+        of = self.files.get(node.ino)
+        if of is not None:
+            return of.current_attrs()
+        assert node.attrs is not None
+        return node.attrs
+
+    # ------------------------------------------------------------ snapshots
+    def _snapshot(self, path: str) -> Snapshot | None:
+        snap = self._snapshots.get(path)
+        if snap is not None and snap.until < self._now():
+            del self._snapshots[path]
+            return None
+        return snap
+
+    def _snap_add(self, path: str, kind: str) -> None:
+        parent, name = split(path)
+        snap = self._snapshot(parent)
+        if snap is not None:
+            snap.names[name] = kind
+        self._absent.pop(path, None)
+
+    def _snap_remove(self, path: str) -> None:
+        parent, name = split(path)
+        snap = self._snapshot(parent)
+        if snap is not None:
+            snap.names.pop(name, None)
+        self._snapshots.pop(path, None)
+
+    def _known_absent(self, path: str) -> bool:
+        until = self._absent.get(path)
+        if until is not None and until >= self._now():
+            return True
+        parent, name = split(path)
+        snap = self._snapshot(parent)
+        return snap is not None and name not in snap.names
+
+    # ------------------------------------------------------------ resolving
+    async def _resolve(self, path: str) -> tuple[M.Attrs, dict[str, str] | None] | None:
+        """What ``path`` is in the backend now (None: nothing)."""
+        key = self.ns.key(path)
+        prefix = self.ns.dir_prefix(path)
+        found: dict[str, Any] = {}
+
+        async def head() -> None:
+            with contextlib.suppress(NotFound):
+                found["file"] = await self._call(f"HEAD {key}", self.backend.head, key)
+
+        async def probe() -> None:
+            found["dir"] = await self._call(f"LIST {prefix}", self._list_one, prefix)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(head)
+            nursery.start_soon(probe)
+        if "file" in found:
+            e = found["file"]
+            return self._attrs_of(key, e), e.meta
+        first = found.get("dir")
+        if first is None:
+            return None
+        if first.key == prefix:  # the marker: its metadata is the directory's
+            marker = first if first.meta is not None else await self._head_or_none(prefix)
+            if marker is not None:
+                return self._attrs_of(prefix, marker), marker.meta
+        return M.implicit_dir(self.opts.defaults, self.started_ns), None
+
+    async def _list_one(self, prefix: str) -> Entry | None:
+        page = await self.backend.list(prefix, delimiter="", limit=1)
+        if page.entries:
+            return page.entries[0]
+        return None
+
+    async def _head_or_none(self, key: str) -> Entry | None:
+        try:
+            return await self._call(f"HEAD {key}", self.backend.head, key)
+        except NotFound:
+            return None
+
+    async def _existing(self, path: str) -> Node | None:
+        """The node at ``path`` if it exists (fresh cache, local state or backend)."""
+        node = self.inodes.at(path)
+        if node is not None and (node.ino in self.files or node.fresh_until > self._now()):
+            return node
+        if self._known_absent(path):
+            return None
+        got = await self._resolve(path)
+        if got is None:
+            self._absent[path] = self._now() + self.opts.entry_timeout
+            if node is not None:
+                self.inodes.detach(path)
+            return None
+        return self._learn(path, *got)
+
+    # ------------------------------------------------------------ lookup/getattr
+    async def lookup(self, parent_ino: int, raw: bytes) -> tuple[Node, M.Attrs]:
+        parent = self._dir(parent_ino)
+        path = join(parent.path or "", check_name(raw))
+        node = await self._existing(path)
+        if node is None:
+            raise FsError(errno.ENOENT)
+        self.inodes.ref(node)
+        return node, self.attrs(node)
+
+    def forget(self, ino: int, n: int) -> None:
+        self.inodes.forget(ino, n)
+
+    async def getattr(self, ino: int) -> M.Attrs:
+        node = self.inodes.get(ino)
+        if node.ino in self.files or node.path is None or node.fresh_until > self._now():
+            return self.attrs(node)
+        got = await self._resolve(node.path)
+        if got is None or got[0].kind != node.kind:
+            self.inodes.detach(node.path)
+            raise FsError(errno.ENOENT, "removed through another client")
+        self._learn(node.path, *got)
+        return self.attrs(node)
+
+    # ------------------------------------------------------------ metadata
+    async def setattr(self, ino: int, *, size: int | None = None, mode: int | None = None,
+                      uid: int | None = None, gid: int | None = None,
+                      mtime_ns: int | None = None) -> M.Attrs:
+        node = self.inodes.get(ino)
+        cur = await self.getattr(ino)
+        new = replace(cur,
+                      mode=(cur.mode & ~0o7777) | (mode & 0o7777) if mode is not None else cur.mode,
+                      uid=cur.uid if uid is None else uid, gid=cur.gid if gid is None else gid,
+                      mtime_ns=cur.mtime_ns if mtime_ns is None else mtime_ns)
+        if size is not None and node.kind != M.FILE:
+            raise FsError(errno.EISDIR if node.kind == M.DIR else errno.EINVAL)
+        of = self.files.get(ino)
+        if size is not None and of is None:
+            of = await self._open_file(node)
+            try:
+                async with of.lock:
+                    of.truncate_locked(size)
+                    if mtime_ns is None:
+                        new = replace(new, mtime_ns=time.time_ns())
+                    of.set_attrs(new)
+                    await of._commit_locked()
+            finally:
+                self._drop_file(node, of)
+            return self._committed(node, of)
+        if of is not None:
+            async with of.lock:
+                if size is not None:
+                    of.truncate_locked(size)
+                    if mtime_ns is None:
+                        new = replace(new, mtime_ns=of.attrs.mtime_ns)
+                of.set_attrs(replace(new, size=of.size))
+            return of.current_attrs()
+        if new == cur:
+            return cur
+        await self._store_attrs(node, new)
+        return self.attrs(node)
+
+    async def _store_attrs(self, node: Node, new: M.Attrs) -> None:
+        """Write metadata of a file, symlink or directory that has no open state."""
+        assert node.path is not None
+        if node.kind == M.DIR:
+            if node.path == "":
+                raise FsError(errno.EPERM, "the mount's root has no object to hold attributes")
+            key = self.ns.dir_prefix(node.path)
+            e = await self._call(f"PUT {key}", self.backend.put, key, body_of(b""), 0,
+                                 M.merge(node.meta, new))
+        else:
+            key = self.ns.key(node.path)
+            e = await self._call(f"COPY {key}", self.backend.copy, key, key,
+                                 M.merge(node.meta, new),
+                                 timeout=self.opts.transfer_timeout(new.size))
+        node.attrs = replace(new, etag=e.etag)
+        node.fresh_until = self._now() + self.opts.attr_timeout
+
+    # ------------------------------------------------------------ xattrs
+    async def getxattr(self, ino: int, name: bytes) -> bytes:
+        if not name.startswith(b"user."):
+            raise FsError(errno.ENODATA)
+        value = (await self.getattr(ino)).xattrs.get(name)
+        if value is None:
+            raise FsError(errno.ENODATA)
+        return value
+
+    async def listxattr(self, ino: int) -> list[bytes]:
+        return sorted((await self.getattr(ino)).xattrs)
+
+    async def setxattr(self, ino: int, name: bytes, value: bytes | None) -> None:
+        if not name.startswith(b"user."):
+            raise FsError(errno.ENOTSUP, "only user.* extended attributes are stored")
+        cur = await self.getattr(ino)
+        xattrs = dict(cur.xattrs)
+        if value is None:
+            if name not in xattrs:
+                raise FsError(errno.ENODATA)
+            del xattrs[name]
+        else:
+            xattrs[name] = value
+        if len(M.encode_xattrs(xattrs)) > M.MAX_XATTR_BYTES:
+            raise FsError(errno.ENOSPC, "extended attributes exceed the object metadata limit")
+        new = replace(cur, xattrs=xattrs)
+        node = self.inodes.get(ino)
+        of = self.files.get(ino)
+        if of is not None:
+            async with of.lock:
+                of.set_attrs(new)
+            return
+        await self._store_attrs(node, new)
+
+    # ------------------------------------------------------------ directories
+    def opendir(self, ino: int) -> int:
+        node = self._dir(ino)
+        assert node.path is not None
+        fh = self._new_fh()
+        self.dirs[fh] = DirHandle(node.path, self.ns.dir_prefix(node.path),
+                                  remember=self.opts.listing_remember)
+        return fh
+
+    def releasedir(self, fh: int) -> None:
+        dh = self.dirs.pop(fh, None)
+        if dh is not None:
+            dh.close()
+
+    async def readdir(self, fh: int, start: int,
+                      emit: Callable[[str, Node, M.Attrs, int], bool]) -> None:
+        """Report entries after cookie ``start`` through ``emit(name, node,
+        attrs, cookie)`` until it returns False.  Accepted entries count as lookups."""
+        dh = self.dirs[fh]
+        after = "" if start == 0 else dh.cookies.name(start)
+        if start == 0:
+            dh.from_start, dh.seen_files, dh.names = True, set(), {}
+            dh.pending, dh.pending_after = [], None
+        while True:
+            if dh.pending and dh.pending_after == after:
+                items, more = dh.pending, not dh.exhausted
+            else:
+                items, more = await self._call(f"LIST {dh.prefix}", next_items, self.backend,
+                                               dh, after)
+                items = self._merge_local(dh, items, after, more)
+                dh.exhausted = not more
+            resolved = await self._describe(dh, items)
+            for i, (item, got) in enumerate(zip(items, resolved, strict=True)):
+                if got is None:
+                    continue
+                attrs, entry_meta = got
+                path = join(dh.path, item.name)
+                node = self._learn(path, attrs, entry_meta)
+                cookie = dh.cookies.cookie(item.rest)
+                if not emit(item.name, node, self.attrs(node), cookie):
+                    dh.pending, dh.pending_after = items[i:], after
+                    return
+                self.inodes.ref(node)
+                after = item.rest
+                if attrs.kind != M.DIR:
+                    dh.seen_files.add(item.name)
+                if dh.names is not None:
+                    dh.names[item.name] = attrs.kind
+                    if len(dh.names) > dh.remember:
+                        dh.names = None
+            dh.pending, dh.pending_after = [], None
+            if not more:
+                if dh.from_start and dh.names is not None:
+                    self._snapshots[dh.path] = Snapshot(dh.names,
+                                                        self._now() + self.opts.entry_timeout)
+                return
+
+    def _merge_local(self, dh: DirHandle, items: list[Item], after: str, more: bool) -> list[Item]:
+        """Files created here and not committed yet, in key order among ``items``."""
+        local = [f for f in self.files.values()
+                 if f.base_etag is None and not f.unlinked and (k := f.key_of()) is not None
+                 and k.startswith(dh.prefix) and "/" not in k[len(dh.prefix):]]
+        if not local:
+            return items
+        upto = items[-1].rest if more and items else None
+        have = {i.rest for i in items}
+        extra = []
+        for f in local:
+            rest = (f.key_of() or "")[len(dh.prefix):]
+            if rest > after and (upto is None or rest <= upto) and rest not in have:
+                extra.append(Item(rest, None))
+        return sorted(items + extra, key=lambda i: i.rest) if extra else items
+
+    async def _describe(self, dh: DirHandle, items: list[Item]
+                        ) -> list[tuple[M.Attrs, dict[str, str] | None] | None]:
+        """Attributes of each item (None: hidden); HEADs where the listing has no metadata."""
+        out: list[tuple[M.Attrs, dict[str, str] | None] | None] = [None] * len(items)
+        need: list[int] = []
+        now = self._now()
+        for i, item in enumerate(items):
+            path = join(dh.path, item.name)
+            node = self.inodes.at(path)
+            if item.is_dir and item.name in dh.seen_files:
+                continue  # a file of the same name was reported: the file wins
+            if node is not None and (node.ino in self.files or node.fresh_until > now) and (
+                    (node.kind == M.DIR) == item.is_dir):
+                out[i] = (self.attrs(node), None)
+            elif item.entry is not None and item.entry.meta is not None:
+                out[i] = (self._attrs_of(item.entry.key, item.entry), item.entry.meta)
+            else:
+                need.append(i)
+        if need:
+            limiter = trio.CapacityLimiter(self.opts.head_concurrency)
+
+            async def one(i: int) -> None:
+                item = items[i]
+                async with limiter:
+                    if item.is_dir:
+                        if not dh.from_start and await self._head_or_none(
+                                dh.prefix + item.name) is not None:
+                            return  # hidden by a file (this handle did not see it listed)
+                        m = await self._head_or_none(dh.prefix + item.rest)
+                        out[i] = ((self._attrs_of(m.key, m), m.meta) if m is not None else
+                                  (M.implicit_dir(self.opts.defaults, self.started_ns), None))
+                    else:
+                        e = await self._head_or_none(dh.prefix + item.rest)
+                        if e is not None:  # else: deleted since the listing
+                            out[i] = (self._attrs_of(e.key, e), e.meta)
+
+            async with trio.open_nursery() as nursery:
+                for i in need:
+                    nursery.start_soon(one, i)
+        return out
+
+    async def mkdir(self, parent_ino: int, raw: bytes, mode: int, uid: int, gid: int
+                    ) -> tuple[Node, M.Attrs]:
+        parent = self._dir(parent_ino)
+        path = join(parent.path or "", check_name(raw))
+        if await self._existing(path) is not None:
+            raise FsError(errno.EEXIST)
+        attrs = M.Attrs(M.DIR, stat.S_IFDIR | (mode & 0o7777), uid, gid, time.time_ns())
+        key = self.ns.dir_prefix(path)
+        await self._call(f"PUT {key}", self.backend.put, key, body_of(b""), 0, M.encode(attrs))
+        node = self._learn(path, attrs)
+        self.inodes.ref(node)
+        self._snap_add(path, M.DIR)
+        self._snapshots[path] = Snapshot({}, self._now() + self.opts.entry_timeout)
+        return node, attrs
+
+    async def rmdir(self, parent_ino: int, raw: bytes) -> None:
+        parent = self._dir(parent_ino)
+        path = join(parent.path or "", check_name(raw))
+        node = await self._existing(path)
+        if node is None:
+            raise FsError(errno.ENOENT)
+        if node.kind != M.DIR:
+            raise FsError(errno.ENOTDIR)
+        prefix = self.ns.dir_prefix(path)
+        page = await self._call(f"LIST {prefix}", self.backend.list, prefix, delimiter="",
+                                limit=2)
+        if any(e.key != prefix for e in page.entries) or self._local_below(path):
+            raise FsError(errno.ENOTEMPTY)
+        await self._call(f"DELETE {prefix}", self.backend.delete, prefix)
+        self.inodes.detach(path)
+        self._snap_remove(path)
+
+    def _local_below(self, path: str) -> bool:
+        head = self.ns.dir_prefix(path)
+        return any((k := f.key_of()) is not None and k.startswith(head) and f.base_etag is None
+                   for f in self.files.values())
+
+    # ------------------------------------------------------------ files
+    async def _open_file(self, node: Node) -> OpenFile:
+        """The shared open state of a file (close-to-open: HEAD when first opened)."""
+        of = self.files.get(node.ino)
+        if of is not None:
+            return of
+        if node.path is None:
+            raise FsError(errno.ENOENT, "file was removed")
+        key = self.ns.key(node.path)
+        try:
+            e = await self._call(f"HEAD {key}", self.backend.head, key)
+        except NotFound:
+            self.inodes.detach(node.path)
+            raise FsError(errno.ENOENT, "removed through another client") from None
+        attrs = self._attrs_of(key, e)
+        if attrs.kind != node.kind:
+            raise FsError(errno.ESTALE, "replaced by another kind of object")
+        self._learn(node.path, attrs, e.meta)
+        of = self._new_open_file(node, attrs, e.meta or {}, e)
+        return of
+
+    def _new_open_file(self, node: Node, attrs: M.Attrs, meta: dict[str, str],
+                       base: Entry | None) -> OpenFile:
+        def key_of() -> str | None:
+            return self.ns.key(node.path) if node.path is not None else None
+
+        extra = {k: v for k, v in meta.items() if k not in M.OURS}
+        of = OpenFile(self.backend, self.area, self.opts, key_of, attrs, extra, base,
+                      on_error=self._failed)
+        self.files[node.ino] = of
+        self.inodes.opened(node)
+        return of
+
+    def _drop_file(self, node: Node, of: OpenFile) -> None:
+        if of.handles == 0 and self.files.get(node.ino) is of:
+            del self.files[node.ino]
+            of.close()
+            self.inodes.closed(node)
+
+    def _committed(self, node: Node, of: OpenFile) -> M.Attrs:
+        attrs = of.current_attrs()
+        node.attrs = attrs
+        node.fresh_until = self._now() + self.opts.attr_timeout
+        if of.base_etag:
+            node.page_etag = of.base_etag
+        return attrs
+
+    def _new_fh(self) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        return fh
+
+    async def open(self, ino: int, flags: int) -> tuple[int, bool]:
+        """A file handle and whether the kernel may keep its cached pages."""
+        node = self.inodes.get(ino)
+        if node.kind == M.DIR:
+            raise FsError(errno.EISDIR)
+        if node.kind != M.FILE:
+            raise FsError(errno.ELOOP)
+        existing = node.ino in self.files
+        of = await self._open_file(node)
+        keep = existing or (bool(node.page_etag) and node.page_etag == of.base_etag)
+        if not existing and of.base_etag:
+            node.page_etag = of.base_etag
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        if flags & os.O_TRUNC and writable:
+            await of.truncate(0)
+        return self._handle(node, of, writable), keep
+
+    def _handle(self, node: Node, of: OpenFile, writable: bool) -> int:
+        fh = self._new_fh()
+        of.handles += 1
+        self.handles[fh] = Handle(of, node, ReadAhead(min_window=self.opts.read_min,
+                                                      max_window=self.opts.read_max), writable)
+        return fh
+
+    async def create(self, parent_ino: int, raw: bytes, mode: int, flags: int, uid: int,
+                     gid: int) -> tuple[int, Node, M.Attrs]:
+        parent = self._dir(parent_ino)
+        path = join(parent.path or "", check_name(raw))
+        self.ns.key(path)  # ENAMETOOLONG before anything is created
+        existing = await self._existing(path)
+        if existing is not None:
+            if flags & os.O_EXCL:
+                raise FsError(errno.EEXIST)
+            self.inodes.ref(existing)
+            fh, _ = await self.open(existing.ino, flags)
+            return fh, existing, self.attrs(existing)
+        attrs = M.Attrs(M.FILE, stat.S_IFREG | (mode & 0o7777), uid, gid, time.time_ns())
+        node = self.inodes.bind(path, M.FILE)
+        node.attrs = attrs
+        of = self._new_open_file(node, attrs, {}, None)
+        self.inodes.ref(node)
+        self._snap_add(path, M.FILE)
+        return self._handle(node, of, True), node, of.current_attrs()
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        h = self.handles[fh]
+        assert self.nursery is not None
+        try:
+            return await h.file.read(offset, size, h.ra, self.nursery)
+        except FsError as e:
+            if e.errno != errno.ENOENT:
+                self._failed(e)
+            raise FsError(errno.EIO, e.reason) from None
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        h = self.handles[fh]
+        return await h.file.write(offset, data)
+
+    async def flush(self, fh: int) -> None:
+        h = self.handles.get(fh)
+        if h is not None and h.file.changed:
+            await h.file.commit()
+            self._committed(h.node, h.file)
+
+    async def fsync(self, fh: int) -> None:
+        await self.flush(fh)
+
+    async def release(self, fh: int) -> None:
+        h = self.handles.pop(fh, None)
+        if h is None:
+            return
+        of = h.file
+        try:
+            if of.changed and of.handles == 1:
+                await of.commit()
+                self._committed(h.node, of)
+        finally:
+            of.handles -= 1
+            if of.handles == 0:
+                if of.changed and not of.unlinked:
+                    log.error("%s: closed with uncommitted changes (the last commit failed)",
+                              of.key_of())
+                self._drop_file(h.node, of)
+
+    # ------------------------------------------------------------ links
+    async def symlink(self, parent_ino: int, raw: bytes, target: bytes, uid: int, gid: int
+                      ) -> tuple[Node, M.Attrs]:
+        parent = self._dir(parent_ino)
+        path = join(parent.path or "", check_name(raw))
+        if await self._existing(path) is not None:
+            raise FsError(errno.EEXIST)
+        attrs = M.Attrs(M.LINK, stat.S_IFLNK | 0o777, uid, gid, time.time_ns(), len(target))
+        key = self.ns.key(path)
+        e = await self._call(f"PUT {key}", self.backend.put, key, body_of(target), len(target),
+                             M.encode(attrs))
+        node = self._learn(path, replace(attrs, etag=e.etag))
+        node.target = target
+        self.inodes.ref(node)
+        self._snap_add(path, M.LINK)
+        return node, self.attrs(node)
+
+    async def readlink(self, ino: int) -> bytes:
+        node = self.inodes.get(ino)
+        if node.kind != M.LINK:
+            raise FsError(errno.EINVAL)
+        if node.target is None:
+            assert node.path is not None
+            key = self.ns.key(node.path)
+            size = self.attrs(node).size
+            body = self.backend.read(key, 0, max(0, size - 1)) if size else None
+            node.target = await self._call(f"GET {key}", read_all, body) if body else b""
+        return node.target
+
+    async def unlink(self, parent_ino: int, raw: bytes) -> None:
+        parent = self._dir(parent_ino)
+        path = join(parent.path or "", check_name(raw))
+        node = await self._existing(path)
+        if node is None:
+            raise FsError(errno.ENOENT)
+        if node.kind == M.DIR:
+            raise FsError(errno.EISDIR)
+        of = self.files.get(node.ino)
+        if of is None or of.base_etag is not None:
+            key = self.ns.key(path)
+            await self._call(f"DELETE {key}", self.backend.delete, key)
+        if of is not None:
+            of.unlinked = True
+        self.inodes.detach(path)
+        self._snap_remove(path)
+
+    async def rename(self, old_parent: int, old_raw: bytes, new_parent: int, new_raw: bytes,
+                     flags: int) -> None:
+        if flags & RENAME_EXCHANGE:
+            raise FsError(errno.EINVAL, "RENAME_EXCHANGE cannot be done on objects")
+        src = join(self._dir(old_parent).path or "", check_name(old_raw))
+        dst = join(self._dir(new_parent).path or "", check_name(new_raw))
+        if src == dst:
+            return
+        snode = await self._existing(src)
+        if snode is None:
+            raise FsError(errno.ENOENT)
+        dnode = await self._existing(dst)
+        if dnode is not None and flags & RENAME_NOREPLACE:
+            raise FsError(errno.EEXIST)
+        if snode.kind == M.DIR:
+            await self._rename_dir(src, dst, dnode)
+        else:
+            await self._rename_file(snode, src, dst, dnode)
+        self._snap_remove(src)
+        self.inodes.move(src, dst)
+        self._snap_add(dst, snode.kind)
+
+    async def _rename_file(self, snode: Node, src: str, dst: str, dnode: Node | None) -> None:
+        if dnode is not None and dnode.kind == M.DIR:
+            raise FsError(errno.EISDIR)
+        skey, dkey = self.ns.key(src), self.ns.key(dst)
+        of = self.files.get(snode.ino)
+        size = self.attrs(snode).size
+        if of is not None:
+            async with of.lock:
+                if of.base_etag is None or of.changed:
+                    # Dirty: commit straight under the new name, then drop the old key.
+                    old_base = of.base_key
+                    snode.path = dst  # key_of() follows the node; the table moves after
+                    try:
+                        await of._commit_locked()
+                    finally:
+                        snode.path = src
+                    if old_base is not None:
+                        await self._call(f"DELETE {skey}", self.backend.delete, skey)
+                else:
+                    e = await self._call(f"RENAME {skey}", self.backend.rename, skey, dkey,
+                                         timeout=self.opts.transfer_timeout(size))
+                    of.base_key, of.base_etag = dkey, e.etag
+        else:
+            await self._call(f"RENAME {skey}", self.backend.rename, skey, dkey,
+                             timeout=self.opts.transfer_timeout(size))
+        if dnode is not None and (dof := self.files.get(dnode.ino)) is not None:
+            dof.unlinked = True  # still open under the old name: its data is gone
+
+    async def _rename_dir(self, src: str, dst: str, dnode: Node | None) -> None:
+        if dst.startswith(src + "/"):
+            raise FsError(errno.EINVAL, "cannot move a directory into itself")
+        if dnode is not None:
+            if dnode.kind != M.DIR:
+                raise FsError(errno.ENOTDIR)
+            dprefix = self.ns.dir_prefix(dst)
+            page = await self._call(f"LIST {dprefix}", self.backend.list, dprefix, delimiter="",
+                                    limit=2)
+            if any(e.key != dprefix for e in page.entries) or self._local_below(dst):
+                raise FsError(errno.ENOTEMPTY)
+        for of in list(self.files.values()):  # dirty files below: commit before they move
+            k = of.key_of()
+            if k is not None and k.startswith(self.ns.dir_prefix(src)) and of.changed:
+                await of.commit()
+        await rename_tree(self.backend, self.ns.dir_prefix(src), self.ns.dir_prefix(dst),
+                          call=self._call, timeout=self.opts.transfer_timeout)
+
+    def link(self) -> None:
+        raise FsError(errno.EPERM, "hard links cannot be kept in an object store")
+
+    # ------------------------------------------------------------ filesystem
+    async def statfs(self) -> tuple[int, int]:
+        cap = await self._call("statfs", self.backend.statfs)
+        return cap.total, cap.free
+
+    def dirty_bytes(self) -> int:
+        return self.area.used
+
+    async def commit_all(self) -> None:
+        """Commit every dirty file (unmount, shutdown)."""
+        for ino, of in list(self.files.items()):
+            if of.changed and not of.unlinked:
+                try:
+                    await of.commit()
+                    node = self.inodes.get(ino)
+                    self._committed(node, of)
+                except FsError as e:
+                    log.error("%s: could not be committed at unmount: %s", of.key_of(), e.reason)
