@@ -14,6 +14,7 @@ APT_PACKAGES=(
   fdisk                                                              # sfdisk: disk tests craft partition tables
   chromium                                                           # status page test (headless)
   s3fs curl ca-certificates
+  rsync git sqlite3                                                  # FUSE acceptance tests (tests/fuse)
 )
 
 need=()

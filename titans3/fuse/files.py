@@ -40,6 +40,7 @@ import logging
 import os
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 _ZEROS = bytes(CHUNK)
-MAX_WINDOWS = 4
+MAX_BLOCKS = 16  # per open file: 32 MiB with 2 MiB blocks
 
 
 class WriteBackArea:
@@ -101,8 +102,9 @@ class OpenFile:
         self.lock = trio.Lock()
         self._fd: int | None = None
         self._charged = 0
-        self._windows: dict[int, bytes] = {}  # start -> bytes of the base version
-        self._fetching: dict[int, trio.Event] = {}
+        self.block_size = opts.read_block
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()  # block -> base version bytes
+        self._loading: dict[int, trio.Event] = {}
         self._on_error = on_error
         self.commits = 0
 
@@ -134,7 +136,7 @@ class OpenFile:
         self.area.charge(-self._charged)
         self._charged = 0
         self.area.files.discard(self)
-        self._windows.clear()
+        self._blocks.clear()
 
     # ----------------------------------------------------------- reads
     async def read(self, offset: int, size: int, ra: ReadAhead, nursery: trio.Nursery) -> bytes:
@@ -165,27 +167,49 @@ class OpenFile:
                     raise
         raise AssertionError("unreachable")
 
-    def _cached(self, a: int, b: int) -> bytes | None:
-        for start, data in self._windows.items():
-            if start <= a and b <= start + len(data):
-                return data[a - start:b - start]
-        return None
-
     async def _read_base(self, a: int, b: int, ra: ReadAhead, nursery: trio.Nursery) -> bytes:
-        hit = self._cached(a, b)
-        if hit is None:
-            for start, event in list(self._fetching.items()):
-                if start <= a:
-                    await event.wait()
-            hit = self._cached(a, b)
-        if hit is not None:
-            ra.consumed(a, b - a)
-            return hit
-        fetch = ra.plan(a, b - a, self.layout.base_size)
-        data = await self._fetch(a, max(fetch.end, b))
-        if fetch.prefetch is not None and fetch.prefetch[0] not in self._fetching:
-            nursery.start_soon(self._prefetch, *fetch.prefetch)
-        return data[:b - a]
+        p = ra.plan(a, b - a, self.layout.base_size)
+        if p.direct is not None:
+            return await self._fetch(a, b)
+        for blk in p.prefetch:
+            if blk not in self._blocks and blk not in self._loading:
+                nursery.start_soon(self._load, blk, True)
+        parts = [await self._block(blk) for blk in p.blocks]
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        base = p.blocks.start * ra.block
+        return data[a - base:b - base]
+
+    async def _block(self, blk: int) -> bytes:
+        data = self._blocks.get(blk)
+        if data is None and blk in self._loading:
+            await self._loading[blk].wait()
+            data = self._blocks.get(blk)
+        if data is None:
+            data = await self._load(blk, False)
+        else:
+            self._blocks.move_to_end(blk)
+        return data
+
+    async def _load(self, blk: int, background: bool) -> bytes:
+        event = self._loading.setdefault(blk, trio.Event())
+        etag = self.base_etag
+        try:
+            start = blk * self.block_size
+            data = await self._fetch(start, min(start + self.block_size, self.layout.base_size))
+            if etag == self.base_etag:  # else committed meanwhile: do not cache stale bytes
+                self._blocks[blk] = data
+                while len(self._blocks) > MAX_BLOCKS:
+                    self._blocks.popitem(last=False)
+            return data
+        except Exception as e:
+            if not background:
+                raise
+            log.debug("prefetch of block %d of %s failed: %s", blk, self.base_key, e)
+            return b""
+        finally:
+            if self._loading.get(blk) is event:
+                del self._loading[blk]
+            event.set()
 
     async def _fetch(self, start: int, end: int) -> bytes:
         key, etag = self.base_key, self.base_etag
@@ -197,23 +221,7 @@ class OpenFile:
             raise FsError(errno.EIO, f"GET {key} bytes {start}-{end - 1}: no answer in time")
         if len(data) != end - start:
             raise FsError(errno.EIO, f"GET {key}: {len(data)} bytes for a {end - start}-byte range")
-        if etag == self.base_etag:  # else committed meanwhile: do not cache stale bytes
-            self._windows[start] = data
-            while len(self._windows) > MAX_WINDOWS:
-                del self._windows[next(iter(self._windows))]
         return data
-
-    async def _prefetch(self, start: int, end: int) -> None:
-        if start in self._fetching:
-            return
-        event = self._fetching[start] = trio.Event()
-        try:
-            await self._fetch(start, end)
-        except Exception as e:  # noqa: BLE001 -- the foreground read will retry and report
-            log.debug("prefetch of %s %d-%d failed: %s", self.base_key, start, end, e)
-        finally:
-            del self._fetching[start]
-            event.set()
 
     # ----------------------------------------------------------- writes
     def _staging(self) -> int:
@@ -305,7 +313,7 @@ class OpenFile:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
         self._recharge()
-        self._windows.clear()
+        self._blocks.clear()
         self.base_key, self.base_etag = key, entry.etag
         self.changed = False
         self.commits += 1

@@ -584,8 +584,8 @@ class FileSystem:
     def _handle(self, node: Node, of: OpenFile, writable: bool) -> int:
         fh = self._new_fh()
         of.handles += 1
-        self.handles[fh] = Handle(of, node, ReadAhead(min_window=self.opts.read_min,
-                                                      max_window=self.opts.read_max), writable)
+        self.handles[fh] = Handle(of, node, ReadAhead(block=self.opts.read_block,
+                                                      max_blocks=self.opts.read_ahead_blocks), writable)
         return fh
 
     async def create(self, parent_ino: int, raw: bytes, mode: int, flags: int, uid: int,

@@ -17,8 +17,8 @@ class MountOptions:
     staging_dir: str = "/var/tmp"
     write_back_max: int = 4 << 30  # bytes of dirty data staged locally before write-back
     part_size: int = 16 << 20  # multipart part size (grows for files past 160 GiB)
-    read_min: int = 128 << 10
-    read_max: int = 8 << 20
+    read_block: int = 2 << 20  # base bytes are fetched and cached in blocks of this size
+    read_ahead_blocks: int = 8  # blocks a sequential reader fetches ahead
     listing_remember: int = 10_000  # names of a listed directory kept for negative lookups
     head_concurrency: int = 32  # HEADs in flight while listing a backend without metadata
     part_concurrency: int = 4  # multipart parts in flight during a commit

@@ -2,19 +2,22 @@
 
 Theory of operation
 -------------------
-Every read that misses the handle's buffer costs one ranged GET, so the size
-of what we fetch decides both streaming speed and random-read waste.  The
-policy watches the offsets a handle reads:
+Base bytes (the committed version) are read in aligned *blocks* of
+``block`` bytes, each one ranged GET, cached per open file while its ETag
+holds.  The policy watches which blocks a handle touches:
 
-* a read that starts where the previous one ended (or the first read at 0)
-  is *sequential*: the window doubles, from ``min_window`` up to
-  ``max_window``, and once it reaches ``prefetch_from`` the next window is
-  worth fetching in the background while the kernel consumes this one;
-* any other read is *random*: the window drops back and only what was asked
-  is fetched, so 4 KiB random reads cost 4 KiB GETs, not megabytes.
+* a read in the block the previous read ended in, or the next one (or the
+  first read at offset 0), is *sequential*: the window of blocks fetched
+  ahead doubles each time a new block is entered, up to ``max_blocks``, and
+  those blocks are fetched in the background, in parallel, while the kernel
+  consumes the current one;
+* any other read is *random*: the window collapses and only the bytes asked
+  for are fetched (a 4 KiB random read costs a 4 KiB GET, not a block).
 
-The kernel's own read-ahead (``read_ahead_kb``) already merges small
-sequential reads into 128 KiB-1 MiB requests; this window sits above it.
+Blocks make the policy indifferent to the order in which the kernel's
+concurrent read-ahead requests arrive, and let two readers of the same
+block share one GET.  The kernel's own read-ahead (``read_ahead_kb``) sits
+on top and turns small sequential reads into large requests.
 """
 
 from __future__ import annotations
@@ -22,42 +25,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(slots=True)
-class Fetch:
-    start: int
-    end: int  # exclusive
-    prefetch: tuple[int, int] | None  # a further range worth fetching now, in the background
+@dataclass(frozen=True, slots=True)
+class Plan:
+    blocks: range  # blocks the read needs (empty: read ``direct`` instead)
+    prefetch: range  # blocks worth fetching ahead, in the background
+    direct: tuple[int, int] | None  # (start, end) to fetch uncached, for a random read
 
 
 class ReadAhead:
-    def __init__(self, *, min_window: int = 128 << 10, max_window: int = 8 << 20,
-                 prefetch_from: int = 1 << 20) -> None:
-        self.min_window = min_window
-        self.max_window = max_window
-        self.prefetch_from = prefetch_from
-        self.window = min_window
-        self._expected: int | None = None
-        self.sequential = False
+    def __init__(self, *, block: int = 2 << 20, max_blocks: int = 8) -> None:
+        self.block = block
+        self.max_blocks = max_blocks
+        self.window = 1
+        self._last: int | None = None
 
-    def plan(self, offset: int, size: int, file_size: int) -> Fetch:
-        """What to fetch for a read of ``size`` bytes at ``offset`` that missed the buffer."""
-        seq = offset == self._expected or (self._expected is None and offset == 0)
-        if seq:
-            if self.sequential:
-                self.window = min(self.window * 2, self.max_window)
-            self.sequential = True
-            length = max(size, self.window)
-        else:
-            self.sequential = False
-            self.window = self.min_window
-            length = size
-        self._expected = offset + size
-        end = min(file_size, offset + length)
-        prefetch = None
-        if seq and self.window >= self.prefetch_from and end < file_size:
-            prefetch = (end, min(file_size, end + self.window))
-        return Fetch(offset, end, prefetch)
-
-    def consumed(self, offset: int, size: int) -> None:
-        """A read served from the buffer still counts for the pattern."""
-        self._expected = offset + size
+    def plan(self, offset: int, size: int, file_size: int) -> Plan:
+        end = min(offset + size, file_size)
+        first, last = offset // self.block, max(offset, end - 1) // self.block
+        # Concurrent kernel requests may arrive one block out of order.
+        seq = offset == 0 if self._last is None else self._last - 1 <= first <= self._last + 1
+        if not seq:
+            self.window = 1
+            self._last = last
+            return Plan(range(0), range(0), (offset, end))
+        if self._last is not None and last > self._last:
+            self.window = min(self.window * 2, self.max_blocks)
+        self._last = last if self._last is None else max(self._last, last)
+        nblocks = -(-file_size // self.block)
+        return Plan(range(first, last + 1), range(last + 1, min(nblocks, last + 1 + self.window)),
+                    None)
