@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+# Metadata changes right after this mount committed a file (tar and rsync set
+# times and modes on the path after close) are written together, this much later.
+META_DELAY = 0.05
+META_RECENT = 1.0
 
 
 @dataclass(slots=True)
@@ -94,6 +98,9 @@ class FileSystem:
         self._next_fh = 1
         self._snapshots: dict[str, Snapshot] = {}
         self._absent: dict[str, float] = {}  # path -> until: recent negative lookups
+        self._meta_due: dict[int, float] = {}  # ino -> when its batched metadata is written
+        self._meta_wake = trio.Event()
+        self._meta_task = False
         self.nursery: trio.Nursery | None = None  # background prefetches
         self.last_error = ""
         self.last_error_ns = 0
@@ -236,7 +243,8 @@ class FileSystem:
     async def _existing(self, path: str) -> Node | None:
         """The node at ``path`` if it exists (fresh cache, local state or backend)."""
         node = self.inodes.at(path)
-        if node is not None and (node.ino in self.files or node.fresh_until > self._now()):
+        if node is not None and (node.ino in self.files or node.ino in self._meta_due
+                                 or node.fresh_until > self._now()):
             return node
         if self._known_absent(path):
             return None
@@ -263,7 +271,8 @@ class FileSystem:
 
     async def getattr(self, ino: int) -> M.Attrs:
         node = self.inodes.get(ino)
-        if node.ino in self.files or node.path is None or node.fresh_until > self._now():
+        if (node.ino in self.files or node.ino in self._meta_due or node.path is None
+                or node.fresh_until > self._now()):
             return self.attrs(node)
         got = await self._resolve(node.path)
         if got is None or got[0].kind != node.kind:
@@ -307,8 +316,40 @@ class FileSystem:
             return of.current_attrs()
         if new == cur:
             return cur
-        await self._store_attrs(node, new)
+        await self._update_attrs(node, new)
         return self.attrs(node)
+
+    async def _update_attrs(self, node: Node, new: M.Attrs) -> None:
+        now = self._now()
+        if node.kind == M.FILE and now - node.committed_at < META_RECENT and self.nursery:
+            node.attrs = new
+            self._meta_due.setdefault(node.ino, now + META_DELAY)
+            if not self._meta_task:
+                self._meta_task = True
+                self.nursery.start_soon(self._meta_flusher)
+            self._meta_wake.set()
+            return
+        await self._store_attrs(node, new)
+
+    async def _meta_flusher(self) -> None:
+        while True:
+            if not self._meta_due:
+                self._meta_wake = trio.Event()
+                await self._meta_wake.wait()
+                continue
+            await trio.sleep_until(min(self._meta_due.values()))
+            now = self._now()
+            for ino in [i for i, t in self._meta_due.items() if t <= now]:
+                with contextlib.suppress(FsError):
+                    await self.flush_meta(ino)
+
+    async def flush_meta(self, ino: int) -> None:
+        """Write the batched metadata of ``ino`` now (if any)."""
+        if self._meta_due.pop(ino, None) is None:
+            return
+        node = self.inodes.get(ino)
+        if node.path is not None and node.attrs is not None:
+            await self._store_attrs(node, node.attrs)
 
     async def _store_attrs(self, node: Node, new: M.Attrs) -> None:
         """Write metadata of a file, symlink or directory that has no open state."""
@@ -359,7 +400,7 @@ class FileSystem:
             async with of.lock:
                 of.set_attrs(new)
             return
-        await self._store_attrs(node, new)
+        await self._update_attrs(node, new)
 
     # ------------------------------------------------------------ directories
     def opendir(self, ino: int) -> int:
@@ -529,6 +570,7 @@ class FileSystem:
         attrs = self._attrs_of(key, e)
         if attrs.kind != node.kind:
             raise FsError(errno.ESTALE, "replaced by another kind of object")
+        self._meta_due.pop(node.ino, None)
         self._learn(node.path, attrs, e.meta)
         of = self._new_open_file(node, attrs, e.meta or {}, e)
         return of
@@ -554,7 +596,8 @@ class FileSystem:
     def _committed(self, node: Node, of: OpenFile) -> M.Attrs:
         attrs = of.current_attrs()
         node.attrs = attrs
-        node.fresh_until = self._now() + self.opts.attr_timeout
+        node.committed_at = node.fresh_until = self._now()
+        node.fresh_until += self.opts.attr_timeout
         if of.base_etag:
             node.page_etag = of.base_etag
         return attrs
@@ -572,6 +615,8 @@ class FileSystem:
         if node.kind != M.FILE:
             raise FsError(errno.ELOOP)
         existing = node.ino in self.files
+        if not existing:
+            await self.flush_meta(node.ino)
         of = await self._open_file(node)
         keep = existing or (bool(node.page_etag) and node.page_etag == of.base_etag)
         if not existing and of.base_etag:
@@ -685,6 +730,7 @@ class FileSystem:
             raise FsError(errno.ENOENT)
         if node.kind == M.DIR:
             raise FsError(errno.EISDIR)
+        self._meta_due.pop(node.ino, None)
         of = self.files.get(node.ino)
         if of is None or of.base_etag is not None:
             key = self.ns.key(path)
@@ -738,6 +784,12 @@ class FileSystem:
                     e = await self._call(f"RENAME {skey}", self.backend.rename, skey, dkey,
                                          timeout=self.opts.transfer_timeout(size))
                     of.base_key, of.base_etag = dkey, e.etag
+        elif self._meta_due.pop(snode.ino, None) is not None and snode.attrs is not None:
+            # Batched metadata rides on the copy (rsync: times and modes, then rename).
+            await self._call(f"COPY {skey}", self.backend.copy, skey, dkey,
+                             M.merge(snode.meta, snode.attrs),
+                             timeout=self.opts.transfer_timeout(size))
+            await self._call(f"DELETE {skey}", self.backend.delete, skey)
         else:
             await self._call(f"RENAME {skey}", self.backend.rename, skey, dkey,
                              timeout=self.opts.transfer_timeout(size))
@@ -755,6 +807,8 @@ class FileSystem:
                                     limit=2)
             if any(e.key != dprefix for e in page.entries) or self._local_below(dst):
                 raise FsError(errno.ENOTEMPTY)
+        for ino in list(self._meta_due):
+            await self.flush_meta(ino)
         for of in list(self.files.values()):  # dirty files below: commit before they move
             k = of.key_of()
             if k is not None and k.startswith(self.ns.dir_prefix(src)) and of.changed:
@@ -774,7 +828,13 @@ class FileSystem:
         return self.area.used
 
     async def commit_all(self) -> None:
-        """Commit every dirty file (unmount, shutdown)."""
+        """Commit every dirty file and batched metadata (unmount, shutdown)."""
+        for ino in list(self._meta_due):
+            try:
+                await self.flush_meta(ino)
+            except FsError as e:
+                log.error("metadata of inode %d could not be written at unmount: %s", ino,
+                          e.reason)
         for ino, of in list(self.files.items()):
             if of.changed and not of.unlinked:
                 try:

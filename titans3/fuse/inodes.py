@@ -40,6 +40,7 @@ class Node:
     opens: int = 0
     attrs: Attrs | None = None
     fresh_until: float = 0.0  # monotonic time the cached attrs expire
+    committed_at: float = -1e9  # monotonic time this mount last committed the file
     page_etag: str = ""  # ETag of the version whose pages the kernel caches
     target: bytes | None = None  # symlink target, once read
     meta: dict[str, str] = field(default_factory=dict)  # the object's other metadata
