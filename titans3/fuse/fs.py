@@ -120,11 +120,11 @@ class FileSystem:
         log.warning("%s:%s: %s", self.ns.bucket, self.ns.prefix, reason)
 
     async def _call(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any,
-                    timeout: float | None = None) -> T:
+                    timeout: float | None = None, **kwargs: Any) -> T:
         limit = self.opts.op_timeout if timeout is None else timeout
         with trio.move_on_after(limit) as scope:
             try:
-                result = await fn(*args)
+                result = await fn(*args, **kwargs)
             except NotFound:
                 self.healthy = True
                 raise
@@ -481,11 +481,12 @@ class FileSystem:
         out: list[tuple[M.Attrs, dict[str, str] | None] | None] = [None] * len(items)
         need: list[int] = []
         now = self._now()
+        files = {i.name for i in items if not i.is_dir}
         for i, item in enumerate(items):
             path = join(dh.path, item.name)
             node = self.inodes.at(path)
-            if item.is_dir and item.name in dh.seen_files:
-                continue  # a file of the same name was reported: the file wins
+            if item.is_dir and (item.name in dh.seen_files or item.name in files):
+                continue  # a file of the same name is (or was) reported: the file wins
             if node is not None and (node.ino in self.files or node.fresh_until > now) and (
                     (node.kind == M.DIR) == item.is_dir):
                 out[i] = (self.attrs(node), None)
