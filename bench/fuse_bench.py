@@ -29,6 +29,7 @@ Long: a few minutes at the defaults; ``--quick`` uses 1,000 files and 256 MiB.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -60,10 +61,8 @@ MiB = 1 << 20
 
 def drop_caches() -> None:
     subprocess.run(["sync"], check=False)
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
-    except OSError:
-        pass
 
 
 def timed(fn, *args) -> float:

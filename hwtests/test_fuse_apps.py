@@ -180,3 +180,25 @@ def test_keys_that_cannot_be_paths_are_hidden(node):
     assert sorted(os.listdir(node.mountpoint / "hid")) == ["a", "ok", "x"]
     assert (node.mountpoint / "hid" / "x").read_bytes() == b"file x"
     assert os.listdir(node.mountpoint / "hid" / "a") == []
+
+
+def test_titanctl_and_the_status_page_show_the_mount(node):
+    import json
+    import urllib.request
+
+    from tests.integration.cluster import TITANCTL, clean_env
+
+    env = clean_env({"TITANS3_ROOT_ACCESS_KEY": node.credentials.access_key,
+                     "TITANS3_ROOT_SECRET_KEY": node.credentials.secret_key})
+    out = subprocess.run([str(TITANCTL), "--endpoint", node.endpoint, "mounts", "--json"],
+                         capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+    (m,) = json.loads(out)["mounts"]
+    assert m["dir"] == str(node.mountpoint) and m["bucket"] == BUCKET
+    assert m["state"] == "mounted" and m["ops"] > 0 and "dirty_bytes" in m
+    table = subprocess.run([str(TITANCTL), "--endpoint", node.endpoint, "mounts"],
+                           capture_output=True, text=True, env=env, timeout=60, check=True).stdout
+    assert str(node.mountpoint) in table and "mounted" in table
+    with urllib.request.urlopen(f"{node.web_endpoint}/api/status", timeout=10) as r:
+        status = json.load(r)
+    (w,) = [w for w in status["workers"] if w["name"] == f"mount:{node.mountpoint}"]
+    assert w["state"] == "mounted" and w["bucket"] == BUCKET

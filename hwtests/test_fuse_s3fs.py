@@ -27,8 +27,9 @@ def start_s3fs(endpoint: str, creds, mnt: Path, tmp: Path) -> subprocess.Popen:
     argv = ["s3fs", BUCKET, str(mnt), "-f", "-o", f"url={endpoint}", "-o", "use_path_request_style",
             "-o", f"passwd_file={pw}", "-o", "endpoint=us-east-1", "-o", "stat_cache_expire=1",
             "-o", "allow_other"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(tmp / "s3fs.log", "ab"),
-                            start_new_session=True)
+    with open(tmp / "s3fs.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log,
+                                start_new_session=True)
     wait_mounted(mnt, proc=proc)
     return proc
 
