@@ -96,6 +96,8 @@ class Layout:
         self.extents = Extents()
 
     def write(self, offset: int, length: int) -> None:
+        if length <= 0:  # a zero-length write changes nothing, not even the size
+            return
         self.extents.add(offset, offset + length)
         self.size = max(self.size, offset + length)
 

@@ -427,14 +427,14 @@ class FileSystem:
             dh.pending, dh.pending_after = [], None
         while True:
             if dh.pending and dh.pending_after == after:
-                items, more = dh.pending, not dh.exhausted
+                described, more = dh.pending, not dh.exhausted
             else:
                 items, more = await self._call(f"LIST {dh.prefix}", next_items, self.backend,
                                                dh, after)
                 items = self._merge_local(dh, items, after, more)
                 dh.exhausted = not more
-            resolved = await self._describe(dh, items)
-            for i, (item, got) in enumerate(zip(items, resolved, strict=True)):
+                described = list(zip(items, await self._describe(dh, items), strict=True))
+            for i, (item, got) in enumerate(described):
                 if got is None:
                     continue
                 attrs, entry_meta = got
@@ -442,7 +442,7 @@ class FileSystem:
                 node = self._learn(path, attrs, entry_meta)
                 cookie = dh.cookies.cookie(item.rest)
                 if not emit(item.name, node, self.attrs(node), cookie):
-                    dh.pending, dh.pending_after = items[i:], after
+                    dh.pending, dh.pending_after = described[i:], after
                     return
                 self.inodes.ref(node)
                 after = item.rest

@@ -25,6 +25,7 @@ directory's *snapshot* for negative lookups once the listing completes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from titans3.fuse.backend import Backend, Entry
 from titans3.fuse.cookies import CookieLog
@@ -53,7 +54,7 @@ class DirHandle:
     prefix: str  # the directory's key prefix
     remember: int = 10_000
     cookies: CookieLog = field(default_factory=CookieLog)
-    pending: list[Item] = field(default_factory=list)
+    pending: list[tuple[Item, Any]] = field(default_factory=list)  # (item, its attributes)
     pending_after: str | None = None  # the resume point ``pending`` follows
     more_after: str | None = None  # where the backend listing continues after pending
     exhausted: bool = False
