@@ -61,7 +61,7 @@ def write_sample(root: Path) -> dict[str, tuple[int, int, bytes]]:
 
 
 def check_sample(root: Path, want: dict[str, tuple[int, int, bytes]]) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # s3fs's caches, on a loaded machine
     while True:
         try:
             assert sorted(os.listdir(root / "sub")) == ["deeper", "link", "run.sh"]

@@ -90,7 +90,7 @@ def test_a_100000_entry_directory_is_listed_page_by_page(tmp_path):
     async def watch(n):
         nonlocal seen, peak
         seen = n
-        peak = max(peak, max(len(dh.pending) for dh in fs.dirs.values()))
+        peak = max(peak, max(len(dh.pending) for dh in fs.lister.dirs.values()))
 
     names = listing(fs, big.ino, budget=500, between=watch)
     assert len(names) == 100_000 and names[0] == "000000" and names[-1] == "099999"

@@ -50,19 +50,18 @@ import trio
 
 from titans3.fuse import meta as M
 from titans3.fuse.backend import Backend, Entry, body_of, read_all
+from titans3.fuse.dirlist import DirLister, Snapshot
 from titans3.fuse.errors import FsError, NotFound, Unavailable
 from titans3.fuse.files import OpenFile, WriteBackArea
 from titans3.fuse.inodes import InodeTable, Node
-from titans3.fuse.listing import DirHandle, Item, next_items
 from titans3.fuse.options import MountOptions
 from titans3.fuse.paths import Namespace, check_name, join, split
 from titans3.fuse.readahead import ReadAhead
-from titans3.fuse.tree import rename_tree
+from titans3.fuse.renames import Renamer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 # Metadata changes right after this mount committed a file (tar and rsync set
 # times and modes on the path after close) are written together, this much later.
 META_DELAY = 0.05
@@ -77,12 +76,6 @@ class Handle:
     writable: bool
 
 
-@dataclass(slots=True)
-class Snapshot:
-    names: dict[str, str]  # name -> kind
-    until: float
-
-
 class FileSystem:
     def __init__(self, backend: Backend, ns: Namespace, opts: MountOptions | None = None) -> None:
         self.backend = backend
@@ -94,7 +87,8 @@ class FileSystem:
         self.area = WriteBackArea(self.opts.staging_dir, self.opts.write_back_max)
         self.files: dict[int, OpenFile] = {}
         self.handles: dict[int, Handle] = {}
-        self.dirs: dict[int, DirHandle] = {}
+        self.lister = DirLister(self)
+        self.renamer = Renamer(self)
         self._next_fh = 1
         self._snapshots: dict[str, Snapshot] = {}
         self._absent: dict[str, float] = {}  # path -> until: recent negative lookups
@@ -404,118 +398,16 @@ class FileSystem:
 
     # ------------------------------------------------------------ directories
     def opendir(self, ino: int) -> int:
-        node = self._dir(ino)
-        assert node.path is not None
-        fh = self._new_fh()
-        self.dirs[fh] = DirHandle(node.path, self.ns.dir_prefix(node.path),
-                                  remember=self.opts.listing_remember)
-        return fh
+        return self.lister.opendir(ino)
 
     def releasedir(self, fh: int) -> None:
-        dh = self.dirs.pop(fh, None)
-        if dh is not None:
-            dh.close()
+        self.lister.releasedir(fh)
 
     async def readdir(self, fh: int, start: int,
                       emit: Callable[[str, Node, M.Attrs, int], bool]) -> None:
         """Report entries after cookie ``start`` through ``emit(name, node,
-        attrs, cookie)`` until it returns False.  Accepted entries count as lookups."""
-        dh = self.dirs[fh]
-        after = "" if start == 0 else dh.cookies.name(start)
-        if start == 0:
-            dh.from_start, dh.seen_files, dh.names = True, set(), {}
-            dh.pending, dh.pending_after = [], None
-        while True:
-            if dh.pending and dh.pending_after == after:
-                described, more = dh.pending, not dh.exhausted
-            else:
-                items, more = await self._call(f"LIST {dh.prefix}", next_items, self.backend,
-                                               dh, after)
-                items = self._merge_local(dh, items, after, more)
-                dh.exhausted = not more
-                described = list(zip(items, await self._describe(dh, items), strict=True))
-            for i, (item, got) in enumerate(described):
-                if got is None:
-                    continue
-                attrs, entry_meta = got
-                path = join(dh.path, item.name)
-                node = self._learn(path, attrs, entry_meta)
-                cookie = dh.cookies.cookie(item.rest)
-                if not emit(item.name, node, self.attrs(node), cookie):
-                    dh.pending, dh.pending_after = described[i:], after
-                    return
-                self.inodes.ref(node)
-                after = item.rest
-                if attrs.kind != M.DIR:
-                    dh.seen_files.add(item.name)
-                if dh.names is not None:
-                    dh.names[item.name] = attrs.kind
-                    if len(dh.names) > dh.remember:
-                        dh.names = None
-            dh.pending, dh.pending_after = [], None
-            if not more:
-                if dh.from_start and dh.names is not None:
-                    self._snapshots[dh.path] = Snapshot(dh.names,
-                                                        self._now() + self.opts.entry_timeout)
-                return
-
-    def _merge_local(self, dh: DirHandle, items: list[Item], after: str, more: bool) -> list[Item]:
-        """Files created here and not committed yet, in key order among ``items``."""
-        local = [f for f in self.files.values()
-                 if f.base_etag is None and not f.unlinked and (k := f.key_of()) is not None
-                 and k.startswith(dh.prefix) and "/" not in k[len(dh.prefix):]]
-        if not local:
-            return items
-        upto = items[-1].rest if more and items else None
-        have = {i.rest for i in items}
-        extra = []
-        for f in local:
-            rest = (f.key_of() or "")[len(dh.prefix):]
-            if rest > after and (upto is None or rest <= upto) and rest not in have:
-                extra.append(Item(rest, None))
-        return sorted(items + extra, key=lambda i: i.rest) if extra else items
-
-    async def _describe(self, dh: DirHandle, items: list[Item]
-                        ) -> list[tuple[M.Attrs, dict[str, str] | None] | None]:
-        """Attributes of each item (None: hidden); HEADs where the listing has no metadata."""
-        out: list[tuple[M.Attrs, dict[str, str] | None] | None] = [None] * len(items)
-        need: list[int] = []
-        now = self._now()
-        files = {i.name for i in items if not i.is_dir}
-        for i, item in enumerate(items):
-            path = join(dh.path, item.name)
-            node = self.inodes.at(path)
-            if item.is_dir and (item.name in dh.seen_files or item.name in files):
-                continue  # a file of the same name is (or was) reported: the file wins
-            if node is not None and (node.ino in self.files or node.fresh_until > now) and (
-                    (node.kind == M.DIR) == item.is_dir):
-                out[i] = (self.attrs(node), None)
-            elif item.entry is not None and item.entry.meta is not None:
-                out[i] = (self._attrs_of(item.entry.key, item.entry), item.entry.meta)
-            else:
-                need.append(i)
-        if need:
-            limiter = trio.CapacityLimiter(self.opts.head_concurrency)
-
-            async def one(i: int) -> None:
-                item = items[i]
-                async with limiter:
-                    if item.is_dir:
-                        if not dh.from_start and await self._head_or_none(
-                                dh.prefix + item.name) is not None:
-                            return  # hidden by a file (this handle did not see it listed)
-                        m = await self._head_or_none(dh.prefix + item.rest)
-                        out[i] = ((self._attrs_of(m.key, m), m.meta) if m is not None else
-                                  (M.implicit_dir(self.opts.defaults, self.started_ns), None))
-                    else:
-                        e = await self._head_or_none(dh.prefix + item.rest)
-                        if e is not None:  # else: deleted since the listing
-                            out[i] = (self._attrs_of(e.key, e), e.meta)
-
-            async with trio.open_nursery() as nursery:
-                for i in need:
-                    nursery.start_soon(one, i)
-        return out
+        attrs, cookie)`` until it returns False (:mod:`titans3.fuse.dirlist`)."""
+        await self.lister.readdir(fh, start, emit)
 
     async def mkdir(self, parent_ino: int, raw: bytes, mode: int, uid: int, gid: int
                     ) -> tuple[Node, M.Attrs]:
@@ -743,79 +635,7 @@ class FileSystem:
 
     async def rename(self, old_parent: int, old_raw: bytes, new_parent: int, new_raw: bytes,
                      flags: int) -> None:
-        if flags & RENAME_EXCHANGE:
-            raise FsError(errno.EINVAL, "RENAME_EXCHANGE cannot be done on objects")
-        src = join(self._dir(old_parent).path or "", check_name(old_raw))
-        dst = join(self._dir(new_parent).path or "", check_name(new_raw))
-        if src == dst:
-            return
-        snode = await self._existing(src)
-        if snode is None:
-            raise FsError(errno.ENOENT)
-        dnode = await self._existing(dst)
-        if dnode is not None and flags & RENAME_NOREPLACE:
-            raise FsError(errno.EEXIST)
-        if snode.kind == M.DIR:
-            await self._rename_dir(src, dst, dnode)
-        else:
-            await self._rename_file(snode, src, dst, dnode)
-        self._snap_remove(src)
-        self.inodes.move(src, dst)
-        self._snap_add(dst, snode.kind)
-
-    async def _rename_file(self, snode: Node, src: str, dst: str, dnode: Node | None) -> None:
-        if dnode is not None and dnode.kind == M.DIR:
-            raise FsError(errno.EISDIR)
-        skey, dkey = self.ns.key(src), self.ns.key(dst)
-        of = self.files.get(snode.ino)
-        size = self.attrs(snode).size
-        if of is not None:
-            async with of.lock:
-                if of.base_etag is None or of.changed:
-                    # Dirty: commit straight under the new name, then drop the old key.
-                    old_base = of.base_key
-                    snode.path = dst  # key_of() follows the node; the table moves after
-                    try:
-                        await of._commit_locked()
-                    finally:
-                        snode.path = src
-                    if old_base is not None:
-                        await self._call(f"DELETE {skey}", self.backend.delete, skey)
-                else:
-                    e = await self._call(f"RENAME {skey}", self.backend.rename, skey, dkey,
-                                         timeout=self.opts.transfer_timeout(size))
-                    of.base_key, of.base_etag = dkey, e.etag
-        elif self._meta_due.pop(snode.ino, None) is not None and snode.attrs is not None:
-            # Batched metadata rides on the copy (rsync: times and modes, then rename).
-            await self._call(f"COPY {skey}", self.backend.copy, skey, dkey,
-                             M.merge(snode.meta, snode.attrs),
-                             timeout=self.opts.transfer_timeout(size))
-            await self._call(f"DELETE {skey}", self.backend.delete, skey)
-        else:
-            await self._call(f"RENAME {skey}", self.backend.rename, skey, dkey,
-                             timeout=self.opts.transfer_timeout(size))
-        if dnode is not None and (dof := self.files.get(dnode.ino)) is not None:
-            dof.unlinked = True  # still open under the old name: its data is gone
-
-    async def _rename_dir(self, src: str, dst: str, dnode: Node | None) -> None:
-        if dst.startswith(src + "/"):
-            raise FsError(errno.EINVAL, "cannot move a directory into itself")
-        if dnode is not None:
-            if dnode.kind != M.DIR:
-                raise FsError(errno.ENOTDIR)
-            dprefix = self.ns.dir_prefix(dst)
-            page = await self._call(f"LIST {dprefix}", self.backend.list, dprefix, delimiter="",
-                                    limit=2)
-            if any(e.key != dprefix for e in page.entries) or self._local_below(dst):
-                raise FsError(errno.ENOTEMPTY)
-        for ino in list(self._meta_due):
-            await self.flush_meta(ino)
-        for of in list(self.files.values()):  # dirty files below: commit before they move
-            k = of.key_of()
-            if k is not None and k.startswith(self.ns.dir_prefix(src)) and of.changed:
-                await of.commit()
-        await rename_tree(self.backend, self.ns.dir_prefix(src), self.ns.dir_prefix(dst),
-                          call=self._call, timeout=self.opts.transfer_timeout)
+        await self.renamer.rename(old_parent, old_raw, new_parent, new_raw, flags)
 
     def link(self) -> None:
         raise FsError(errno.EPERM, "hard links cannot be kept in an object store")
