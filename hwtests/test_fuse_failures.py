@@ -146,3 +146,20 @@ def test_sigkill_mid_write_keeps_every_fsynced_file(tmp_path):
             writer.kill()
             writer.wait(30)
         d.stop()
+
+
+def test_titans3_mount_says_why_it_cannot_mount(daemon, tmp_path):
+    from tests.integration.cluster import TITANS3, clean_env
+
+    (tmp_path / "m").mkdir()
+    env = clean_env({"AWS_ACCESS_KEY_ID": "TITANSTESTROOTKEY001", "AWS_SECRET_ACCESS_KEY": "wrong",
+                     "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    bad = subprocess.run([str(TITANS3), "mount", "--endpoint", daemon.endpoint, BUCKET,
+                          str(tmp_path / "m")], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 1 and "SignatureDoesNotMatch" in bad.stderr
+    assert bad.stderr.count("titans3 mount:") == 1
+    env.pop("AWS_SECRET_ACCESS_KEY")
+    none = subprocess.run([str(TITANS3), "mount", "--endpoint", daemon.endpoint, BUCKET,
+                           str(tmp_path / "m")], capture_output=True, text=True, env=env, timeout=60)
+    assert none.returncode == 2 and "no credentials" in none.stderr
+    assert not mounted(tmp_path / "m")

@@ -136,9 +136,13 @@ def _serve(args: argparse.Namespace, ns: Any, creds: Any, ready_w: int | None) -
                 while mount.state in ("mounting", "mounted"):
                     await trio.sleep(0.2)
                 nursery.cancel_scope.cancel()
-        except MountError as e:
-            report(str(e))
-            print(f"titans3 mount: {e}", file=sys.stderr)
+        except (MountError, BaseExceptionGroup) as e:
+            found = _mount_error(e)
+            if found is None:
+                raise
+            if ready_w is None:
+                print(f"titans3 mount: {found}", file=sys.stderr)
+            report(str(found))
             return 1
         finally:
             await backend.aclose()
@@ -148,6 +152,19 @@ def _serve(args: argparse.Namespace, ns: Any, creds: Any, ready_w: int | None) -
         return trio.run(main)
     except KeyboardInterrupt:
         return 0
+
+
+def _mount_error(e: BaseException) -> BaseException | None:
+    """The MountError in ``e`` (trio wraps what leaves a nursery in a group)."""
+    from titans3.fuse.mount import MountError
+
+    if isinstance(e, MountError):
+        return e
+    if isinstance(e, BaseExceptionGroup):
+        for sub in e.exceptions:
+            if (found := _mount_error(sub)) is not None:
+                return found
+    return None
 
 
 async def _signals(mount: Any) -> None:
