@@ -199,17 +199,12 @@ class FileSystem:
         key = self.ns.key(path)
         prefix = self.ns.dir_prefix(path)
         found: dict[str, Any] = {}
-
-        async def head() -> None:
-            with contextlib.suppress(NotFound):
-                found["file"] = await self._call(f"HEAD {key}", self.backend.head, key)
-
-        async def probe() -> None:
+        # HEAD first, the directory probe only if there is no such object: one
+        # request for the common case (files), on a machine where requests cost CPU.
+        with contextlib.suppress(NotFound):
+            found["file"] = await self._call(f"HEAD {key}", self.backend.head, key)
+        if "file" not in found:
             found["dir"] = await self._call(f"LIST {prefix}", self._list_one, prefix)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(head)
-            nursery.start_soon(probe)
         if "file" in found:
             e = found["file"]
             return self._attrs_of(key, e), e.meta
