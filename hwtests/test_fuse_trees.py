@@ -1,5 +1,5 @@
 """Acceptance: cp -a, rsync -a and tar x of a 2,000-file source tree plus a 1 GiB
-file into the daemon's mount; every file's sha256 matches through the mount,
+file into the daemon's mount (CI: 500 files and 256 MiB; see FILES); every file's sha256 matches through the mount,
 through boto3 and through ``aws s3 cp`` (issue 10)."""
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ from fusemount import MountDaemon, big_file, build_tree, mounted, tree_digests
 from tests.integration.cluster import AwsCli, s3_client
 
 BUCKET = "trees"
-GiB = 1 << 30
+# CI runs a short form; the full acceptance size (2,000 files, 1 GiB) is
+# scripts/fuse-acceptance.sh (the same tests with these raised).
+FILES = int(os.environ.get("TITANS3_FUSE_TREE_FILES", "500"))
+BIG = int(os.environ.get("TITANS3_FUSE_BIG_MIB", "256")) << 20
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], str]:
     src = tmp_path_factory.mktemp("src")
-    n = build_tree(src / "tree", 2000)
-    assert n >= 2000
-    big_sha = big_file(src / "big.bin", GiB)
+    n = build_tree(src / "tree", FILES)
+    assert n >= FILES
+    big_sha = big_file(src / "big.bin", BIG)
     return src, tree_digests(src / "tree"), big_sha
 
 
@@ -47,7 +50,7 @@ def run(*argv: str, cwd: Path | None = None) -> None:
     assert proc.returncode == 0, f"{' '.join(argv)}: {proc.returncode}\n{proc.stderr[-3000:]}"
 
 
-def test_cp_a_tree_and_1gib_file_match_through_mount_boto3_and_aws_cli(node, tree, tmp_path):
+def test_cp_a_tree_and_big_file_match_through_mount_boto3_and_aws_cli(node, tree, tmp_path):
     src, digests, big_sha = tree
     mnt = node.mountpoint
     run("cp", "-a", str(src / "tree"), str(mnt / "cp"))

@@ -449,6 +449,7 @@ class FileSystem:
             return of
         if node.path is None:
             raise FsError(errno.ENOENT, "file was removed")
+        await self.flush_meta(node.ino)  # batched chmod/chown/utime first: the HEAD must see it
         key = self.ns.key(node.path)
         try:
             e = await self._call(f"HEAD {key}", self.backend.head, key)
@@ -458,7 +459,6 @@ class FileSystem:
         attrs = self._attrs_of(key, e)
         if attrs.kind != node.kind:
             raise FsError(errno.ESTALE, "replaced by another kind of object")
-        self._meta_due.pop(node.ino, None)
         self._learn(node.path, attrs, e.meta)
         of = self._new_open_file(node, attrs, e.meta or {}, e)
         return of
