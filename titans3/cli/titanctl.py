@@ -277,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     from titans3.cli import ctl_cluster
 
     ctl_cluster.add_actions(cluster_actions, _add_common)
+    from titans3.cli import ctl_appliance  # cluster create/token/join-token, support bundle
+
+    ctl_appliance.add_cluster_actions(cluster_actions, _add_common)
+    ctl_appliance.add_commands(sub, _add_common)
     return parser
 
 
@@ -321,9 +325,14 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
             if args.command in ctl_disk.COMMANDS:
                 out = ctl_disk.run(args, client)
             elif args.command == "cluster":
-                from titans3.cli import ctl_cluster
+                from titans3.cli import ctl_appliance, ctl_cluster
 
-                out = ctl_cluster.run(args, client)
+                out = (ctl_appliance.run_cluster(args, client)
+                       if args.action in ctl_appliance.CLUSTER_ACTIONS else ctl_cluster.run(args, client))
+            elif args.command == "support":
+                from titans3.cli import ctl_appliance
+
+                out = ctl_appliance.run(args, client)
             else:
                 out = (ctl_repair.run(args, client) if args.command in ctl_repair.COMMANDS
                        else cmd_info(client, args.json))

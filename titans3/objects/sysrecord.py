@@ -43,6 +43,8 @@ from titans3.objects.versionid import HybridClock
 log = logging.getLogger(__name__)
 
 TABLE = "system"
+# The records kept here (name -> owner), so two fronts never disagree on a name.
+ADMIN_PASSWORD = "web/admin-password"  # the status page's Argon2id hash (titans3/web/auth.py)
 
 
 def _unpack(raw: bytes | None) -> tuple[str, bytes | None] | None:
@@ -64,9 +66,16 @@ class SystemRecords:
     def _majority(n: int) -> int:
         return n // 2 + 1
 
-    async def get(self, name: str) -> bytes | None:
-        """The newest value of ``name`` seen by a majority (None: unset or deleted)."""
+    async def get(self, name: str, *, partial: bool = False) -> bytes | None:
+        """The newest value of ``name`` seen by a majority (None: unset or deleted).
+
+        ``partial``: if fewer than a majority answer, the newest of those that
+        did (at least one) instead of QuorumError -- for readers that must keep
+        working through an outage and accept a possibly older value (the status
+        page's login, when most of the cluster is down)."""
         drives = list(self._drives())
+        if not drives:
+            raise QuorumError(f"system record {name}: no drives")
         key = name.encode()
         answers: dict[int, tuple[str, bytes | None] | None] = {}
         enough = trio.Event()
@@ -87,14 +96,14 @@ class SystemRecords:
                 nursery.start_soon(one, i, d)
             await enough.wait()
             nursery.cancel_scope.cancel()
-        if len(answers) < need:
+        if len(answers) < need and not (partial and answers):
             raise QuorumError(f"system record {name}: {len(answers)} of {len(drives)} drives answered")
         found = [a for a in answers.values() if a is not None]
         if not found:
             return None
         vid, value = max(found, key=lambda a: a[0])
         stale = [drives[i] for i, a in answers.items() if a is None or a[0] < vid]
-        if stale:
+        if stale and len(answers) >= need:  # never spread what only a minority said
             await self._repair(name, vid, value, stale)
         return value
 

@@ -182,6 +182,13 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
     async def start_history() -> None:
         app.nursery.start_soon(web.history.run)
 
+    @app.errorhandler(S3Error)
+    async def typed_error(e: S3Error) -> Response:
+        # QuorumError (the admin password record unreadable), a refused disk
+        # operation outside an action: one line, never a traceback.
+        log.warning("status page %s %s: %s", request.method, request.path, e)
+        return refusal(e.status if 400 <= e.status < 600 else 500, f"{e.code}: {e.message}")
+
     @app.get("/")
     async def index() -> Response:
         return await web.page(await web.gate())

@@ -47,11 +47,12 @@ from pathlib import Path
 import trio
 
 from titans3.core.crypto import hash_password, verify_password
-from titans3.objects.sysrecord import SystemRecords
+from titans3.core.errors import QuorumError
+from titans3.objects.sysrecord import ADMIN_PASSWORD, SystemRecords
 
 log = logging.getLogger(__name__)
 
-PASSWORD_RECORD = "web/admin-password"
+PASSWORD_RECORD = ADMIN_PASSWORD
 MIN_PASSWORD = 10
 LIMIT = 20  # wrong passwords in a row before logins pause
 MAX_AGE = 12 * 3600.0  # s: no session lives longer
@@ -200,17 +201,29 @@ class AdminPassword:
         self.records = records
         self._clock = clock
         self._cached: tuple[float, bytes | None] | None = None
+        self._last: bytes | None = None  # the newest hash this process has read
         self._verify_limiter = trio.CapacityLimiter(1)
 
     async def _hash(self) -> bytes | None:
         if self._cached is not None and self._clock() - self._cached[0] < PASSWORD_CACHE:
             return self._cached[1]
-        value = await self.records.get(PASSWORD_RECORD)
+        try:
+            # Partial: with most of the cluster down the page must still let the
+            # operator in (with the newest hash the reachable drives hold).
+            value = await self.records.get(PASSWORD_RECORD, partial=True)
+        except QuorumError:
+            if self._last is None:
+                raise
+            log.warning("admin password record unreadable (no drive answers); using the last one read")
+            value = self._last
         self._cached = (self._clock(), value)
+        if value is not None:
+            self._last = value
         return value
 
     async def is_set(self) -> bool:
-        return await self._hash() is not None
+        # A password is never unset: once seen, a failed read does not reopen setup.
+        return self._last is not None or await self._hash() is not None
 
     async def verify(self, password: str) -> bool:
         self._cached = None  # always the newest hash for a login
@@ -224,6 +237,7 @@ class AdminPassword:
         hashed = await trio.to_thread.run_sync(hash_password, password, limiter=self._verify_limiter)
         await self.records.put(PASSWORD_RECORD, hashed.encode())
         self._cached = (self._clock(), hashed.encode())
+        self._last = hashed.encode()
 
 
 def password_problem(password: str, repeat: str) -> str | None:
