@@ -249,8 +249,10 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
     @app.post("/setup/password")
     async def setup_password() -> Response:
         gate = await web.gate()
+        if gate.view == "refused":
+            return refusal(403, "refused: before a password is set this page answers only on loopback")
         if gate.view != "password":
-            return refusal(409, "the admin password is already set (or the setup code is missing)")
+            return refusal(409, "the admin password is already set (or the setup code is needed first)")
         session = await web.check_post(gate)
         if isinstance(session, Response):
             return session
