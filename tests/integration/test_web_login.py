@@ -130,3 +130,37 @@ def test_twenty_wrong_passwords_in_a_row_pause_logins(node: Daemon, browser: Bro
     browser.click("#login-submit")
     assert browser.has("#logout"), browser.text()[:500]
     assert drive_states(browser) == ["online"] * 6
+
+
+def test_a_lost_password_is_reset_with_titanctl_and_a_new_setup_code(
+        node: Daemon, browser: Browser, tmp_path: Path) -> None:
+    import subprocess
+
+    from .cluster import ROOT, TITANCTL, clean_env
+
+    url = node.web_endpoint + "/"
+    set_password(browser, url)
+    assert browser.has("#logout")
+    out = subprocess.run(
+        [str(TITANCTL), "--endpoint", node.endpoint, "web", "reset-password"], capture_output=True,
+        text=True, timeout=60, check=True,
+        env=clean_env({"TITANS3_ROOT_ACCESS_KEY": ROOT.access_key, "TITANS3_ROOT_SECRET_KEY": ROOT.secret_key}))
+    code = out.stdout.split("setup code: ", 1)[1].split()[0]
+    assert (tmp_path / "no-setup-code").read_text().strip() == code
+
+    def prompted() -> bool:  # the page reads the record again within 2 s
+        browser.open(url)
+        return browser.has("#setup-code")
+
+    Browser.wait(prompted, timeout=10, what="the setup code prompt")
+    assert not browser.has("#logout")  # the old session is over
+    browser.fill("#code", code)
+    browser.click("#code-submit")
+    browser.fill("#password", "a brand new admin password")
+    browser.fill("#repeat", "a brand new admin password")
+    browser.click("#password-submit")
+    assert browser.has("#logout") and not (tmp_path / "no-setup-code").exists()
+    browser.click("#logout")
+    browser.fill("#password", PASSWORD)
+    browser.click("#login-submit")
+    assert "Wrong password" in browser.text()

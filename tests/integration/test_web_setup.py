@@ -7,8 +7,8 @@ address, set up through their pages in headless Chromium:
   the code first (a wrong code is refused), then the password, then "create a
   new cluster"; its page then shows a one-host cluster and makes a join token;
 * host B is a dev node (no code file: loopback only): password, then "join"
-  with A's address and the token; B's page then lists both hosts, the
-  cluster's admin password (A's) applies on B, an object written through A
+  with A's address and the token; B's page then asks for the cluster's
+  admin password (A's; B's own no longer works), lists both hosts, an object written through A
   reads through B, the token cannot be redeemed twice, and B restarts into
   the cluster (its secret was saved sealed).
 """
@@ -102,6 +102,15 @@ def test_two_fresh_hosts_become_a_cluster_through_their_pages(tmp_path: Path) ->
         assert bb.el("#join-address").get_attribute("value") == b.peer_address
         bb.click("#join-submit")
         assert "Joined the cluster" in bb.text(), bb.text()[:800]
+        # The cluster's admin password (A's) is the one B takes now; B's own
+        # only protected its setup, and the session made with it has ended.
+        assert bb.has("#login")
+        bb.fill("#password", PASSWORD_B)
+        bb.click("#login-submit")
+        assert "Wrong password" in bb.text()
+        bb.fill("#password", PASSWORD_A)
+        bb.click("#login-submit")
+        assert bb.has("#logout") and bb.has("#add-node")
 
         def both_online() -> bool:
             bb.open(url_b)
@@ -123,15 +132,6 @@ def test_two_fresh_hosts_become_a_cluster_through_their_pages(tmp_path: Path) ->
             c.put_object(Bucket="setup-flow", Key="hello", Body=b"one cluster")
         with closing(s3(b)) as c:
             assert c.get_object(Bucket="setup-flow", Key="hello")["Body"].read() == b"one cluster"
-
-        # The cluster's admin password (A's) is the one B takes now.
-        bb.click("#logout")
-        bb.fill("#password", PASSWORD_B)
-        bb.click("#login-submit")
-        assert "Wrong password" in bb.text()
-        bb.fill("#password", PASSWORD_A)
-        bb.click("#login-submit")
-        assert bb.has("#logout") and bb.has("#add-node")
 
         # B restarts into the cluster without --peers or a secret on its command line.
         mark = b.log_mark()

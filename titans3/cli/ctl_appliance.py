@@ -1,4 +1,4 @@
-"""``titanctl cluster create|token|join-token`` and ``titanctl support bundle``.
+"""``titanctl cluster create|token|join-token``, ``support bundle``, ``web reset-password``.
 
 Theory of operation
 -------------------
@@ -11,7 +11,10 @@ The shell-less setup and support actions of the status page, as commands
 * ``cluster join-token TOKEN --address HOST:PEERPORT [--member HOST:PEERPORT]``
   -- on the new (empty) host: join the cluster the token is for;
 * ``support bundle [-o FILE]`` -- download the support bundle (logs, config
-  without secrets, ``titanctl info --json``, cluster and worker state).
+  without secrets, ``titanctl info --json``, cluster and worker state);
+* ``web reset-password`` -- a lost admin password: forgotten cluster-wide, and a
+  new setup code (printed, and written to this host's ``setup_code_file``)
+  lets the page lead through setup again.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 from titans3.cli.ctl_repair import call_json
 from titans3.cli.titanctl import EXIT_USAGE, AdminClient, CtlError, human_bytes
 
-COMMANDS = ("support",)
+COMMANDS = ("support", "web")
 CLUSTER_ACTIONS = ("create", "token", "join-token")
 SLOW = 120.0  # s: a join waits for the member's ring change to be published
 
@@ -58,6 +61,16 @@ def add_commands(sub: Any, add_common: Callable[..., None]) -> None:
     add_common(bundle, top=False)
     bundle.add_argument("-o", "--output", default="", metavar="FILE",
                         help="where to write the .tar.gz (default: its own name, here)")
+    _add_web(sub, add_common)
+
+
+def _add_web(sub: Any, add_common: Callable[..., None]) -> None:
+    web = sub.add_parser("web", help="the status page")
+    add_common(web, top=False)
+    w = web.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add_common(w.add_parser("reset-password", help="forget the admin password (every host); "
+                                                   "prints a new setup code for this host's page"),
+               top=False)
 
 
 def run_cluster(args: argparse.Namespace, client: AdminClient) -> str:
@@ -84,6 +97,13 @@ def run_cluster(args: argparse.Namespace, client: AdminClient) -> str:
 
 
 def run(args: argparse.Namespace, client: AdminClient) -> str:
+    if args.command == "web":
+        if args.action != "reset-password":
+            raise CtlError(f"unknown command web {args.action}", EXIT_USAGE)
+        doc = call_json(client, "POST", "web/reset-password")
+        return json.dumps(doc, indent=2, sort_keys=True) if args.json else (
+            f"admin password removed. setup code: {doc['setup_code']}\n"
+            "open the status page of this host and enter it to set a new password")
     if args.action != "bundle":
         raise CtlError(f"unknown command support {args.action}", EXIT_USAGE)
     slow = dataclasses.replace(client, timeout=max(client.timeout, SLOW))

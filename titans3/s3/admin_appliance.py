@@ -7,6 +7,7 @@ POST     v1/cluster/create                ``?address=HOST:PEERPORT``: a one-host
 POST     v1/cluster/token                 a join token for a new host (this host is a member)
 POST     v1/cluster/join-token            ``?token=T&address=A[&member=M]``: join with one
 GET      v1/support/bundle                the support bundle, base64 in JSON
+POST     v1/web/reset-password            forget the page's admin password; a new setup code
 =======  ===============================  ================================================
 
 The same operations as the status page's setup flow and actions; the logic
@@ -23,8 +24,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from titans3.cluster import bootstrap, supportbundle
+from titans3.core import setupcode
 from titans3.core.errors import InvalidArgument
-from titans3.objects.sysrecord import ADMIN_PASSWORD
+from titans3.objects.sysrecord import ADMIN_PASSWORD, SystemRecords
 from titans3.s3.context import S3Context
 
 
@@ -55,9 +57,26 @@ async def _bundle(ctx: S3Context) -> dict[str, Any]:
             "content_base64": base64.b64encode(data).decode()}
 
 
+async def _reset_password(ctx: S3Context) -> dict[str, Any]:
+    """A lost admin password: the record is deleted (cluster-wide) and this host
+    writes a fresh setup code, so the page leads through setup again."""
+    host = ctx.admin
+    code = setupcode.new_code()
+    path = host.config.setup_code_file
+    try:
+        setupcode.write(path, code)
+    except OSError as e:
+        raise InvalidArgument(f"cannot write the setup code to {path}: {e.strerror}") from None
+    records = SystemRecords(lambda: host.store.drives, lambda: host.store.clock)
+    await records.put(ADMIN_PASSWORD, None)
+    return {"setup_code": code, "setup_code_file": path,
+            "message": "admin password removed; open the status page and enter the setup code"}
+
+
 ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] = {
     ("POST", "v1/cluster/create"): _create,
     ("POST", "v1/cluster/token"): _token,
     ("POST", "v1/cluster/join-token"): _join,
     ("GET", "v1/support/bundle"): _bundle,
+    ("POST", "v1/web/reset-password"): _reset_password,
 }

@@ -93,10 +93,10 @@ class WebApp:
     async def gate(self) -> Gate:
         loopback = auth.is_loopback((request.scope.get("client") or ("",))[0])
         session = self.sessions.get(request.cookies.get(auth.COOKIE))
-        password_set = await self.password.is_set()
-        if password_set:
-            view = "status" if session is not None and session.admin else "login"
-            return Gate(view, session, True, loopback)
+        current = await self.password.current()
+        if current is not None:
+            admin = session is not None and session.admin and session.password == current
+            return Gate("status" if admin else "login", session, True, loopback)
         code = self.setup_code.code() is not None
         if code:
             view = "password" if session is not None and session.code_ok else "code"
@@ -133,13 +133,13 @@ class WebApp:
         session = self.ensure_session(gate)
         notes, session.notes = list(session.notes), []
         common = {"host_name": self.host.store.host, "version": self.host.store.version or "",
-                  "csrf": session.csrf, "session_admin": session.admin, "notes": notes,
+                  "csrf": session.csrf, "session_admin": gate.view == "status", "notes": notes,
                   "refresh_ms": REFRESH_MS, **extra}
         if gate.view == "status":
-            html = views.render("page.html", **common, **await self.live_values(session),
+            html = views.render("page.html", **common, **await self.live_values(session, admin=True),
                                 peer_address=self.peer_address(), first_setup=False)
         else:
-            values = await self.live_values(session) if gate.status_visible else {}
+            values = await self.live_values(session, admin=False) if gate.status_visible else {}
             html = views.render("gate.html", **common, **values, view=gate.view,
                                 readonly_status=gate.status_visible, code_step=gate.code_required,
                                 min_password=auth.MIN_PASSWORD,
@@ -152,9 +152,9 @@ class WebApp:
             "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
         return self.cookie(resp, session)
 
-    async def live_values(self, session: auth.Session) -> dict[str, Any]:
+    async def live_values(self, session: auth.Session, *, admin: bool) -> dict[str, Any]:
         s = await host_status(self.host)
-        return {"s": s, "worker_rows": views.worker_rows(s), "can_act": session.admin,
+        return {"s": s, "worker_rows": views.worker_rows(s), "can_act": admin,
                 "charts": views.charts(list(self.history.samples), now=time.time(),
                                        interval=self.history.interval),
                 "available": await actions.available_disks(self.host),
@@ -200,7 +200,8 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
             return refusal(401, "log in first")
         assert gate.session is not None or gate.view == "password"
         session = web.ensure_session(gate)
-        html = views.render("live.html", **await web.live_values(session), csrf=session.csrf)
+        html = views.render("live.html", **await web.live_values(session, admin=gate.view == "status"),
+                            csrf=session.csrf)
         return Response(html, content_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-store"})
 
@@ -263,10 +264,10 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
             return await web.page(gate, 400)
         if await web.password.is_set():  # another host or tab was faster
             return refusal(409, "the admin password is already set")
-        await web.password.set(form["password"])
+        hashed = await web.password.set(form["password"])
         web.setup_code.consume()
-        web.sessions.drop(session.sid)
-        new = web.sessions.new(admin=True)
+        web.sessions.drop_all()  # sessions from before a password reset end here
+        new = web.sessions.new(admin=True, password=hashed)
         web.note(new, "Admin password set.")
         log.info("status page: admin password set from %s", request.remote_addr)
         return web.cookie(see_other(), new)
@@ -305,7 +306,7 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
                                             address=form.get("address", ""),
                                             forget=(auth.PASSWORD_RECORD,))
             web.note(session, "Joined the cluster; data moves to this node in the background "
-                              "(see the rebalance worker). The cluster's admin password applies now.")
+                              "(see the rebalance worker). Log in with the cluster's admin password.")
         except S3Error as e:
             web.note(session, f"Not joined: {e.message}", bad=True)
             return await web.page(gate, 409)
@@ -325,7 +326,8 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
             metrics.WEB_LOGINS.labels("rate_limited").inc()
             web.note(session, f"Too many wrong passwords: logins are paused for {wait:.0f} s.", bad=True)
             return await web.page(gate, 429)
-        if not await web.password.verify((await request.form).get("password", "")):
+        hashed = await web.password.verify((await request.form).get("password", ""))
+        if hashed is None:
             web.limiter.failed()
             metrics.WEB_LOGINS.labels("wrong_password").inc()
             log.warning("status page: wrong password from %s (%d in a row)", request.remote_addr,
@@ -335,7 +337,7 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
         web.limiter.succeeded()
         metrics.WEB_LOGINS.labels("ok").inc()
         web.sessions.drop(session.sid)
-        return web.cookie(see_other(), web.sessions.new(admin=True))
+        return web.cookie(see_other(), web.sessions.new(admin=True, password=hashed))
 
     @app.post("/logout")
     async def logout() -> Response:

@@ -17,7 +17,9 @@ Theory of operation
   random id in a cookie that is ``HttpOnly``, ``SameSite=Strict``, ``Path=/``
   and ``Secure`` when the page is served over TLS.  A login issues a *new* id
   (no session fixation).  Idle sessions end after ``idle`` seconds, any
-  session after ``MAX_AGE``.  Logging out, or a restart, ends them.
+  session after ``MAX_AGE``.  Logging out, or a restart, ends them; so does a
+  new password, on every host: a session remembers the hash it logged in
+  under and is an admin session only while that hash is the cluster's.
 * **CSRF**: every session -- also the anonymous one that the login and setup
   forms get -- has its own random token; every POST must carry it
   (form field ``csrf`` or header ``X-CSRF-Token``), compared in constant
@@ -36,18 +38,17 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import os
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import trio
 
 from titans3.core.crypto import hash_password, verify_password
 from titans3.core.errors import QuorumError
+from titans3.core.setupcode import SetupCode  # noqa: F401 -- the page's setup code, re-exported
 from titans3.objects.sysrecord import ADMIN_PASSWORD, SystemRecords
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class Session:
     created: float
     used: float
     code_ok: bool = False  # this browser entered the setup code
+    password: bytes = b""  # the hash an admin session logged in under (a new password ends it)
     notes: list[str] = field(default_factory=list)  # one-shot messages for the next page
 
 
@@ -126,9 +128,10 @@ class Sessions:
         self._clock = clock
         self._by_id: OrderedDict[str, Session] = OrderedDict()
 
-    def new(self, *, admin: bool = False, code_ok: bool = False) -> Session:
+    def new(self, *, admin: bool = False, code_ok: bool = False, password: bytes = b"") -> Session:
         now = self._clock()
-        s = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), admin, now, now, code_ok)
+        s = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), admin, now, now, code_ok,
+                    password=password)
         self._by_id[s.sid] = s
         anonymous = [k for k, v in self._by_id.items() if not v.admin]
         for k in anonymous[:max(0, len(anonymous) - ANONYMOUS_MAX)]:
@@ -160,40 +163,6 @@ class Sessions:
         return sum(1 for s in self._by_id.values() if s.admin)
 
 
-class SetupCode:
-    """The appliance's one-time first-boot code (``setup_code_file``)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = Path(path) if path else None
-
-    def code(self) -> str | None:
-        if self.path is None:
-            return None
-        try:
-            text = self.path.read_text().strip()
-        except OSError:
-            return None
-        return text or None
-
-    @staticmethod
-    def _norm(s: str) -> str:
-        return "".join(ch for ch in s.upper() if ch.isalnum())
-
-    def matches(self, given: str) -> bool:
-        code = self.code()
-        return code is not None and same_token(self._norm(code), self._norm(given))
-
-    def consume(self) -> None:
-        if self.path is None:
-            return
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:  # read-only: a set password makes the code useless anyway
-            log.warning("setup code %s not removed: %s", self.path, e)
-
-
 class AdminPassword:
     """The cluster's admin password hash (system record), verified off the loop."""
 
@@ -221,23 +190,30 @@ class AdminPassword:
             self._last = value
         return value
 
-    async def is_set(self) -> bool:
-        # A password is never unset: once seen, a failed read does not reopen setup.
-        return self._last is not None or await self._hash() is not None
+    async def current(self) -> bytes | None:
+        """The hash in force (None: no password); a session is valid only under it."""
+        return await self._hash()
 
-    async def verify(self, password: str) -> bool:
+    async def is_set(self) -> bool:
+        return await self._hash() is not None
+
+    async def verify(self, password: str) -> bytes | None:
+        """The hash ``password`` matches (the newest), or None."""
         self._cached = None  # always the newest hash for a login
         hashed = await self._hash()
         if hashed is None or not password:
-            return False
-        return await trio.to_thread.run_sync(verify_password, hashed.decode(), password,
-                                             limiter=self._verify_limiter)
+            return None
+        ok = await trio.to_thread.run_sync(verify_password, hashed.decode(), password,
+                                           limiter=self._verify_limiter)
+        return hashed if ok else None
 
-    async def set(self, password: str) -> None:
-        hashed = await trio.to_thread.run_sync(hash_password, password, limiter=self._verify_limiter)
-        await self.records.put(PASSWORD_RECORD, hashed.encode())
-        self._cached = (self._clock(), hashed.encode())
-        self._last = hashed.encode()
+    async def set(self, password: str) -> bytes:
+        hashed = (await trio.to_thread.run_sync(hash_password, password,
+                                                limiter=self._verify_limiter)).encode()
+        await self.records.put(PASSWORD_RECORD, hashed)
+        self._cached = (self._clock(), hashed)
+        self._last = hashed
+        return hashed
 
 
 def password_problem(password: str, repeat: str) -> str | None:
