@@ -56,6 +56,19 @@ def test_a_write_without_a_majority_fails_and_a_delete_is_a_tombstone() -> None:
     trio.run(main)
 
 
+def test_a_partial_read_never_says_a_record_is_absent() -> None:
+    async def main() -> None:
+        drives, reg = register(3)
+        drives[2].offline = True
+        await reg.put("x", b"v")
+        drives[2].offline = False
+        drives[0].offline = drives[1].offline = True  # only the drive that never saw it answers
+        with pytest.raises(QuorumError):
+            await reg.get("x", partial=True)
+
+    trio.run(main)
+
+
 def test_reads_repair_drives_that_missed_the_record() -> None:
     async def main() -> None:
         drives, reg = register(3)

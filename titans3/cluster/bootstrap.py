@@ -325,6 +325,9 @@ async def join_with_token(host: Host, token: str, *, member: str = "", address: 
     with trio.move_on_after(30):  # the member's push makes this host a member
         while _membership(host) is None:
             await trio.sleep(0.1)
+    with trio.move_on_after(10):  # and the first heartbeats make its drives reachable
+        while not getattr(host.workers["cluster"].peers.get(member), "online", False):
+            await trio.sleep(0.1)
     log.info("joined the cluster through %s as %s", member, address)
     return body if isinstance(body, dict) else {}
 

@@ -69,8 +69,8 @@ class SystemRecords:
     async def get(self, name: str, *, partial: bool = False) -> bytes | None:
         """The newest value of ``name`` seen by a majority (None: unset or deleted).
 
-        ``partial``: if fewer than a majority answer, the newest of those that
-        did (at least one) instead of QuorumError -- for readers that must keep
+        ``partial``: if fewer than a majority answer but some hold the record,
+        the newest of those instead of QuorumError -- for readers that must keep
         working through an outage and accept a possibly older value (the status
         page's login, when most of the cluster is down)."""
         drives = list(self._drives())
@@ -96,9 +96,12 @@ class SystemRecords:
                 nursery.start_soon(one, i, d)
             await enough.wait()
             nursery.cancel_scope.cancel()
-        if len(answers) < need and not (partial and answers):
-            raise QuorumError(f"system record {name}: {len(answers)} of {len(drives)} drives answered")
         found = [a for a in answers.values() if a is not None]
+        # Partial answers may say what a record is, never that it is absent: a
+        # minority of drives that never held it (a host that just joined) must
+        # not look like "no admin password".
+        if len(answers) < need and not (partial and found):
+            raise QuorumError(f"system record {name}: {len(answers)} of {len(drives)} drives answered")
         if not found:
             return None
         vid, value = max(found, key=lambda a: a[0])

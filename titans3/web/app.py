@@ -305,6 +305,7 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
             await bootstrap.join_with_token(host, form.get("token", ""), member=form.get("member", ""),
                                             address=form.get("address", ""),
                                             forget=(auth.PASSWORD_RECORD,))
+            web.password.forget()
             web.note(session, "Joined the cluster; data moves to this node in the background "
                               "(see the rebalance worker). Log in with the cluster's admin password.")
         except S3Error as e:

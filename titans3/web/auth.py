@@ -190,6 +190,11 @@ class AdminPassword:
             self._last = value
         return value
 
+    def forget(self) -> None:
+        """This host joined a cluster: whatever it read before is not the cluster's."""
+        self._cached = None
+        self._last = None
+
     async def current(self) -> bytes | None:
         """The hash in force (None: no password); a session is valid only under it."""
         return await self._hash()
