@@ -224,7 +224,7 @@ async def run(cfg: Config) -> int:
     tls.check(cfg)  # unreadable certificate files stop start-up with the keys named
     cfg = with_saved_secret(cfg)  # a cluster created or joined from the status page
     host = await build_host(cfg)
-    observed = observers(host)
+    observed, access = observers(host)
     if host.credentials.generated:
         print_credentials(host.credentials, cfg, lambda s: print(s, flush=True))
     shutdown = trio.Event()
@@ -234,6 +234,8 @@ async def run(cfg: Config) -> int:
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_health_loop, host.drives)
+            if access is not None:
+                nursery.start_soon(access.run)
             nursery.start_soon(_signals, shutdown, nursery.cancel_scope)
             async with trio.open_nursery() as servers:
                 servers.start_soon(inflight.drain, shutdown, servers.cancel_scope, cfg.shutdown_grace)
@@ -276,6 +278,8 @@ async def run(cfg: Config) -> int:
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
+            if access is not None:
+                access.close()
             cluster = host.workers.get("cluster")
             if cluster is not None:
                 await cluster.aclose()
@@ -292,8 +296,9 @@ def _same(app: Any) -> Any:
     return app
 
 
-def observers(host: Host) -> dict[str, Callable[[Any], Any]]:
-    """Per face, what wraps its ASGI app: metrics, access log, trace spans (core/metrics.py)."""
+def observers(host: Host) -> tuple[dict[str, Callable[[Any], Any]], Any]:
+    """Per face, what wraps its ASGI app (metrics, access log, trace spans:
+    core/metrics.py), and the access log (None when off)."""
     from titans3.core.accesslog import AccessLog
     from titans3.core.metrics import RequestObserver
 
@@ -303,7 +308,7 @@ def observers(host: Host) -> dict[str, Callable[[Any], Any]]:
     owner = owner_for(host.credentials.root_access_key).id  # the canonical id S3 listings show
     access = AccessLog(target, owner=owner) if target else None
     return {"s3": lambda app: RequestObserver(app, "s3", on_done=access),
-            "peer": lambda app: RequestObserver(app, "peer")}
+            "peer": lambda app: RequestObserver(app, "peer")}, access
 
 
 async def _serve(app: Any, hc: HyperConfig, trigger: Callable[[], Any], *, task_status: Any) -> None:

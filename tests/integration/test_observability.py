@@ -86,7 +86,13 @@ def test_metrics_count_and_time_every_operation(node: Daemon) -> None:
     shared = [v for (n, _), v in after.items() if n == "titans3_drive_filesystem_shared"]
     assert shared == [6.0] * 6  # six directories on one filesystem, and the page says so
 
-    lines = [json.loads(x) for x in (node.data_dir / ".titans3" / "access.log").read_text().splitlines()]
+    log = node.data_dir / ".titans3" / "access.log"
+
+    def logged() -> list[dict]:  # lines are written in bursts, at least once a second
+        lines = [json.loads(x) for x in log.read_text().splitlines()]
+        return lines if any(r["key"] == "missing" for r in lines) else []
+
+    lines = eventually(logged, timeout=5)
     puts = [r for r in lines if r["api_operation"] == "PutObject"]
     assert len(puts) == 5 and all(r["http_status"] == 200 and r["bucket"] == "metrics" for r in puts)
     assert {r["key"] for r in puts} == {f"k{i}" for i in range(5)}
@@ -105,6 +111,9 @@ def test_the_graphs_are_in_the_server_rendered_page(node: Daemon) -> None:
             s3.get_object(Bucket="graphs", Key="k")["Body"].read()
     time.sleep(1.5)
     html = httpx.get(f"{node.web_endpoint}/", timeout=10).text  # no script runs here
+    # Per drive: what TitanS3 stores, next to the filesystem the six directories share.
+    assert html.count("(one filesystem for 6 drives)") == 6
+    assert "stored by TitanS3" in html and "TitanS3 stores" in html
     for chart in ("graph-requests", "graph-throughput", "graph-latency", "graph-errors"):
         assert f'<svg id="{chart}"' in html, chart
     requests_svg = html[html.index('<svg id="graph-requests"'):]

@@ -31,6 +31,7 @@ a client error.
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -99,10 +100,7 @@ class Totals:
             self.server_errors += 1
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
-        i = 0
-        while i < len(LATENCY_BUCKETS) and seconds > LATENCY_BUCKETS[i]:
-            i += 1
-        self.latency[i] += 1
+        self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def snapshot(self) -> Totals:
         return Totals(self.requests, self.errors, self.server_errors, self.bytes_in,
@@ -193,10 +191,12 @@ class RequestObserver:
         if self.face == "s3":
             S3_INFLIGHT.inc()
         try:
-            with tracing.server_span(self.face, scope) as trace_id:
-                if trace_id:
-                    scope.setdefault(SCOPE_KEY, {})["trace_id"] = trace_id
+            if not tracing.enabled():
                 await self.app(scope, counting_receive, counting_send)
+            else:
+                with tracing.server_span(self.face, scope) as trace_id:
+                    scope.setdefault(SCOPE_KEY, {})["trace_id"] = trace_id
+                    await self.app(scope, counting_receive, counting_send)
         finally:
             if self.face == "s3":
                 S3_INFLIGHT.dec()
@@ -210,27 +210,60 @@ class RequestObserver:
         try:
             if self.face == "s3":
                 op = str(ex.note.get("op") or "Unknown")
-                S3_REQUESTS.labels(op, str(ex.status)).inc()
-                S3_LATENCY.labels(op).observe(ex.duration)
+                c = _children(op)
+                _child(S3_REQUESTS, op, str(ex.status)).inc()
+                c.latency.observe(ex.duration)
                 if ex.first_byte is not None:
-                    S3_FIRST_BYTE.labels(op).observe(ex.first_byte)
+                    c.first_byte.observe(ex.first_byte)
                 if ex.bytes_in:
-                    S3_BYTES_IN.labels(op).inc(ex.bytes_in)
+                    c.bytes_in.inc(ex.bytes_in)
                 if ex.bytes_out:
-                    S3_BYTES_OUT.labels(op).inc(ex.bytes_out)
+                    c.bytes_out.inc(ex.bytes_out)
                 if ex.status >= 400:
-                    S3_ERRORS.labels(op, ex.error_code or str(ex.status)).inc()
+                    _child(S3_ERRORS, op, ex.error_code or str(ex.status)).inc()
                 TOTALS.observe(ex.status, ex.duration, ex.bytes_in, ex.bytes_out)
             else:
                 op = peer_route(ex.scope.get("path", ""))
-                PEER_REQUESTS.labels(op, str(ex.status)).inc()
-                PEER_LATENCY.labels(op).observe(ex.duration)
+                _child(PEER_REQUESTS, op, str(ex.status)).inc()
+                _child(PEER_LATENCY, op).observe(ex.duration)
             if self.on_done is not None:
                 self.on_done(ex)
         except Exception:  # noqa: BLE001 -- observing must never fail a request
             import logging
 
             logging.getLogger(__name__).exception("recording request metrics failed")
+
+
+# prometheus-client's labels() takes a lock and builds a key on every call
+# (~5 us); the label sets here are few and fixed, so children are cached.
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
+
+
+@dataclass(slots=True)
+class _OpChildren:
+    latency: Any
+    first_byte: Any
+    bytes_in: Any
+    bytes_out: Any
+
+
+_OPS: dict[str, _OpChildren] = {}
+
+
+def _children(op: str) -> _OpChildren:
+    c = _OPS.get(op)
+    if c is None:
+        c = _OPS[op] = _OpChildren(S3_LATENCY.labels(op), S3_FIRST_BYTE.labels(op),
+                                   S3_BYTES_IN.labels(op), S3_BYTES_OUT.labels(op))
+    return c
 
 
 def peer_route(path: str) -> str:
