@@ -75,6 +75,6 @@ async def run(host: Host, name: str, form: dict[str, Any], session: Session) -> 
     if name == "join-token":
         tok = bootstrap.issue_token(host)
         tok["expires_text"] = time.strftime("%H:%M:%S UTC", time.gmtime(tok["expires"]))
-        session.__dict__["token"] = tok  # shown on the next render of this session's page
+        session.token = tok  # shown on the next render of this session's page
         return ""
     raise InvalidArgument(f"no action {name!r}")

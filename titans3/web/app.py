@@ -158,7 +158,7 @@ class WebApp:
                 "charts": views.charts(list(self.history.samples), now=time.time(),
                                        interval=self.history.interval),
                 "available": await actions.available_disks(self.host),
-                "token": session.__dict__.get("token")}
+                "token": session.token}
 
     def note(self, session: auth.Session, text: str, *, bad: bool = False) -> None:
         session.notes.append({"text": text, "bad": bad})
@@ -198,7 +198,6 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
         gate = await web.gate()
         if not gate.status_visible:
             return refusal(401, "log in first")
-        assert gate.session is not None or gate.view == "password"
         session = web.ensure_session(gate)
         html = views.render("live.html", **await web.live_values(session, admin=gate.view == "status"),
                             csrf=session.csrf)

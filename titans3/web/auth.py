@@ -43,6 +43,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -119,7 +120,8 @@ class Session:
     used: float
     code_ok: bool = False  # this browser entered the setup code
     password: bytes = b""  # the hash an admin session logged in under (a new password ends it)
-    notes: list[str] = field(default_factory=list)  # one-shot messages for the next page
+    notes: list[dict[str, Any]] = field(default_factory=list)  # one-shot messages for the next page
+    token: dict[str, Any] | None = None  # the join token this session made last (shown on its page)
 
 
 class Sessions:
