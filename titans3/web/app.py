@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_MS = 2000
+AVAILABLE_TTL = 10.0  # s between device probes for the "disks not in use" list
 
 
 @dataclass
@@ -88,6 +89,7 @@ class WebApp:
         self.password = auth.AdminPassword(records)
         self.setup_code = auth.SetupCode(cfg.setup_code_file)
         self.history = History(cfg.web_sample_interval)
+        self._available: tuple[float, list[dict[str, Any]]] | None = None
 
     # ------------------------------------------------------------ who sees what
     async def gate(self) -> Gate:
@@ -157,8 +159,16 @@ class WebApp:
         return {"s": s, "worker_rows": views.worker_rows(s), "can_act": admin,
                 "charts": views.charts(list(self.history.samples), now=time.time(),
                                        interval=self.history.interval),
-                "available": await actions.available_disks(self.host),
+                "available": await self.available(),
                 "token": session.token}
+
+    async def available(self) -> list[dict[str, Any]]:
+        """Blank disks (raw-disk mode), probed at most every AVAILABLE_TTL seconds:
+        a probe runs blkid and wipefs per device, too much for every poll."""
+        now = time.monotonic()
+        if self._available is None or now - self._available[0] > AVAILABLE_TTL:
+            self._available = (now, await actions.available_disks(self.host))
+        return self._available[1]
 
     def note(self, session: auth.Session, text: str, *, bad: bool = False) -> None:
         session.notes.append({"text": text, "bad": bad})
@@ -371,6 +381,7 @@ def create_web_app(host: Host) -> ClosingQuartTrio:
             return await web.page(gate, e.status if 400 <= e.status < 500 else 409)
         except KeyError as e:
             return refusal(400, f"missing form field {e}")
+        web._available = None  # the disks just changed
         if message:
             web.note(session, message)
         return see_other()
