@@ -166,3 +166,44 @@ def eventually(cond: Callable[[], object], timeout: float = 20) -> object:
             raise AssertionError("timed out waiting for the spans")
         time.sleep(0.2)
     return got
+
+
+def test_spans_reach_an_otlp_endpoint(daemon_factory: Callable[..., Daemon], tmp_path: Path) -> None:
+    """``trace_exporter = "otlp"``: the SDK's OTLP/HTTP exporter posts the spans
+    to ``trace_endpoint`` -- here a small HTTP server that decodes them with the
+    OpenTelemetry protobuf definitions."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from .cluster import free_port
+
+    names: list[str] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 -- http.server's naming
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            req = ExportTraceServiceRequest.FromString(body)
+            names.extend(s.name for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        node = daemon_factory(drives=6, env={"TITANS3_TRACE_EXPORTER": "otlp",
+                                             "TITANS3_TRACE_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces"})
+        with closing(s3_client(node)) as s3:
+            s3.create_bucket(Bucket="otlp")
+            s3.put_object(Bucket="otlp", Key="k", Body=b"x")
+        eventually(lambda: "S3 PutObject" in names, timeout=20)  # the SDK batches for up to 5 s
+        assert "S3 CreateBucket" in names
+    finally:
+        server.shutdown()
+        server.server_close()
