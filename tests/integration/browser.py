@@ -80,8 +80,16 @@ class Browser:
 
     def click(self, css: str) -> None:
         """Press a button and wait for the page it submits to."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
         old = self.el("html")
-        self.el(css).click()
+        for attempt in range(5):  # the live update may swap the button out under us
+            try:
+                self.el(css).click()
+                break
+            except StaleElementReferenceException:
+                if attempt == 4:
+                    raise
         self.wait(lambda: self._stale(old), what=f"the page after clicking {css}")
 
     def _stale(self, element: Any) -> bool:
@@ -99,6 +107,14 @@ class Browser:
     @property
     def html(self) -> str:
         return str(self.driver.page_source)
+
+    def rows(self, table: str) -> list[tuple[dict[str, str], list[str]]]:
+        """``(data-* attributes, cell texts)`` of every body row of ``table``, read
+        in one script call: the page's live update replaces the tables every two
+        seconds, so elements found one by one may be gone by the next call."""
+        return [(dict(a), list(c)) for a, c in self.js(
+            "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]"
+            ".map(r => [Object.assign({}, r.dataset), [...r.cells].map(c => c.innerText)])", table)]
 
     def cookies(self) -> dict[str, dict[str, Any]]:
         return {c["name"]: c for c in self.driver.get_cookies()}

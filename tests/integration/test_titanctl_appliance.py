@@ -40,8 +40,7 @@ def test_disk_drain_and_replace_on_directories_and_the_page_follows(
         b.open(node.web_endpoint + "/")  # loopback, no password yet: the status, read-only
 
         def row_state(i: int) -> str:
-            cells = b.all(f'#drives tbody tr[data-index="{i}"] td')
-            return cells[2].text.split()[0] if cells else ""
+            return next((c[2].split()[0] for a, c in b.rows("#drives") if a.get("index") == str(i)), "")
 
         assert row_state(4) == "online"
         out = ctl(node.endpoint, "disk", "drain", "drive-4")

@@ -47,10 +47,7 @@ def browser(node: Daemon, tmp_path: Path):
 
 
 def rows(b: Browser) -> dict[int, list[str]]:
-    out = {}
-    for r in b.all("#drives tbody tr"):
-        out[int(r.get_attribute("data-index"))] = [td.text for td in r.find_elements("css selector", "td")]
-    return out
+    return {int(attrs["index"]): cells for attrs, cells in b.rows("#drives")}
 
 
 def state(b: Browser, i: int) -> str:
@@ -97,8 +94,7 @@ def test_a_failed_slot_is_replaced_and_refilled_from_the_page(node: Daemon, brow
     assert "healing: refill started" in browser.text()
     assert state(browser, 3) == "healing"  # reads ignore it until the refill is done
     wait_state(browser, url, 3, "online", timeout=90)
-    refill = [r for r in browser.all("#workers tbody tr") if r.get_attribute("data-worker") == "refill"]
-    counters = refill[0].find_elements("css selector", "td")[6].text
+    counters = next(cells[6] for attrs, cells in browser.rows("#workers") if attrs.get("worker") == "refill")
     assert "objects_repaired=" in counters and "bytes_rebuilt=" in counters, counters
     assert len(node.fragment_files(3)) >= before  # the slot holds its fragments again
     read_all(node, objs)

@@ -48,8 +48,7 @@ def set_password(b: Browser, url: str) -> None:
 
 
 def drive_states(b: Browser) -> list[str]:
-    return [r.find_elements("css selector", "td")[2].text.split()[0]
-            for r in b.all("#drives tbody tr")]
+    return [cells[2].split()[0] for _, cells in b.rows("#drives")]
 
 
 def test_before_a_password_loopback_sees_the_status_and_the_setup_form(node: Daemon, browser: Browser) -> None:

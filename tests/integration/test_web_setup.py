@@ -55,7 +55,7 @@ def s3(host: ClusterHost):
 
 
 def hosts_rows(b: Browser) -> list[list[str]]:
-    return [[td.text for td in r.find_elements("css selector", "td")] for r in b.all("#hosts tbody tr")]
+    return [cells for _, cells in b.rows("#hosts")]
 
 
 def test_two_fresh_hosts_become_a_cluster_through_their_pages(tmp_path: Path) -> None:
