@@ -119,13 +119,13 @@ class PeerService:
         # signed "join me" from a host that redeemed one; None: refused.
         self.on_join_redeem: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
         self.on_join_request: Callable[[bytes, str], Awaitable[dict[str, Any]]] | None = None
+        # What a heartbeat's query tells about its sender (the iam generation).
+        self.on_gossip: Callable[[Mapping[str, str]], None] | None = None
         self._window = window
 
     def set_secret(self, secret: str) -> None:
         """A host that got its cluster secret at run time (cluster/bootstrap.py)."""
         self.verifier = Verifier(secret, window=self._window)
-        # What a heartbeat's query tells about its sender (the iam generation).
-        self.on_gossip: Callable[[Mapping[str, str]], None] | None = None
 
     def sweep(self, now: float) -> list[_Session]:
         stale = [k for k, s in self.sessions.items() if now - s.used > SESSION_TTL]
