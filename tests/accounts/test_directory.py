@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import trio
 
 from titans3.accounts.directory import Directory, IamError, seal_key_for
 from titans3.accounts.register import SystemTable
@@ -122,6 +123,7 @@ async def test_a_joining_host_does_not_replace_the_account():
     lone = [MemDrive("l0")]
     a = host(cluster)
     await a.open()
+    await trio.sleep(0.01)  # version ids order by milliseconds first
     b = host(lone)  # a lone host with its own account, created later
     await b.open()
     assert b.account.id != a.account.id

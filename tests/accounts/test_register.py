@@ -86,3 +86,14 @@ async def test_a_refusing_mutation_writes_nothing():
     with pytest.raises(ValueError):
         await t.update(b"k", refuse)
     assert all(not d.tables.get("t") for d in drives)
+
+
+async def test_a_listing_repairs_drives_that_missed_a_record():
+    t, drives = table(3)
+    drives[2].offline = True
+    await t.write(b"k", "v1")
+    drives[2].offline = False
+    more = [*drives, MemDrive("d3"), MemDrive("d4")]  # a cluster join adds empty drives
+    grown = SystemTable(lambda: more, HybridClock(), "t")
+    assert (await grown.list(repair=True))[b"k"].doc == "v1"
+    assert all(d.tables["t"][b"k"] == drives[0].tables["t"][b"k"] for d in more)

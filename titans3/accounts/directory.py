@@ -230,7 +230,7 @@ class Directory:
             self._apply(ACCOUNT_KEY, env)
 
     async def reload(self) -> None:
-        rows = await self.table.list()
+        rows = await self.table.list(repair=True, keep=frozenset({ACCOUNT_KEY}))  # see _settle_account
         users: dict[str, User] = {}
         account = Account("", self._default_canonical, "titans3")
         generation = ""
@@ -290,6 +290,13 @@ class Directory:
         self._by_email = {u.email.lower(): u for u in users.values() if u.email}
         self._principals = {}
         self._root_principal = None
+
+    def use_cluster_secret(self, secret: str, master_key: bytes) -> None:
+        """This host joined (or created) a cluster at run time: seal under the
+        cluster key from now on, keep opening what the host sealed alone."""
+        self._seal_key = seal_key_for(cluster_secret=secret, master_key=master_key)
+        self._open_keys = tuple(dict.fromkeys((self._seal_key, *self._open_keys)))
+        self._rebuild(self._users)
 
     def _unseal(self, k: AccessKey) -> str | None:
         for key in self._open_keys:

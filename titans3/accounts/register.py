@@ -43,6 +43,7 @@ from titans3.objects.versionid import HybridClock
 __all__ = ["Envelope", "SystemTable"]
 
 UPDATE_ATTEMPTS = 6
+REPAIR_MAX = 1000  # records written back per listing
 PAGE = 1000
 
 
@@ -136,31 +137,58 @@ class SystemTable:
                 return rows
             start = page[-1][0]
 
-    async def list(self, prefix: bytes = b"") -> dict[bytes, Envelope]:
-        """Newest envelope per key under ``prefix``, from a majority of drives."""
-        drives = self.drives
-        answers: list[list[tuple[bytes, bytes]]] = []
+    async def list(
+        self, prefix: bytes = b"", *, repair: bool = False, keep: frozenset[bytes] = frozenset()
+    ) -> dict[bytes, Envelope]:
+        """Newest envelope per key under ``prefix``, from a majority of drives.
 
-        async def one(d: Drive) -> None:
+        ``repair``: drives that answered without the newest copy get it written
+        back (read repair) -- drives a cluster join added start empty, and a
+        record must stay on a majority when its first holders leave.  Keys in
+        ``keep`` are not repaired (their owner reconciles them otherwise)."""
+        drives = self.drives
+        answers: dict[int, dict[bytes, bytes]] = {}
+
+        async def one(i: int) -> None:
             with contextlib.suppress(DriveError):
-                answers.append(await self.scan_drive(d, prefix))
+                answers[i] = dict(await self.scan_drive(drives[i], prefix))
 
         async with trio.open_nursery() as nursery:
-            for d in drives:
-                nursery.start_soon(one, d)
+            for i in range(len(drives)):
+                nursery.start_soon(one, i)
         if len(answers) < self.majority(len(drives)):
             raise QuorumError(f"too few drives answered to list {self.table}")
         merged: dict[bytes, list[bytes | None]] = {}
-        for rows in answers:
-            for k, raw in rows:
+        for rows in answers.values():
+            for k, raw in rows.items():
                 merged.setdefault(k, []).append(raw)
         out: dict[bytes, Envelope] = {}
+        stale: list[tuple[int, bytes, bytes]] = []
         for k, raws in merged.items():
             env = _newest(raws)
-            if env is not None:
-                out[k] = env
-                self.clock.observe(env.vid)
+            if env is None:
+                continue
+            out[k] = env
+            self.clock.observe(env.vid)
+            if repair and k not in keep:
+                packed = env.pack()
+                stale += [(i, k, packed) for i, rows in answers.items()
+                          if k not in rows or _newest([rows[k]]) != env]  # fmt: skip
+        if stale:
+            await self._repair(drives, stale[:REPAIR_MAX])
         return out
+
+    async def _repair(self, drives: Sequence[Drive], stale: Sequence[tuple[int, bytes, bytes]]) -> None:
+        async def one(i: int, key: bytes, raw: bytes) -> None:
+            with contextlib.suppress(DriveError):
+                # Only if the drive still holds what it answered: never over a newer write.
+                current = await drives[i].get_meta(self.table, key)
+                if current is None or (_newest([current]) or Envelope("", None)).vid < Envelope.unpack(raw).vid:
+                    await drives[i].swap_meta(self.table, key, raw, current)
+
+        async with trio.open_nursery() as nursery:
+            for i, key, raw in stale:
+                nursery.start_soon(one, i, key, raw)
 
     # ------------------------------------------------------------ writes
     async def write(self, key: bytes, doc: Any, *, deleted: bool = False) -> Envelope:

@@ -96,6 +96,9 @@ def arm(host: Host, secret: str) -> None:
     svc = getattr(host, "peer_service", None)
     if svc is not None:
         svc.set_secret(secret)
+    iam = getattr(host, "iam", None)
+    if iam is not None:  # users' keys are sealed under the cluster key (accounts/directory.py)
+        iam.use_cluster_secret(secret, load_or_create_master_key(host.config.state_path))
 
 
 def _membership(host: Host) -> Any:
