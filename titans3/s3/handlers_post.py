@@ -49,6 +49,7 @@ from titans3.core.errors import (
     EntityTooSmall,
     InvalidAccessKeyId,
     InvalidArgument,
+    InvalidRequest,
     MalformedPOSTRequest,
     MaxPostPreDataLengthExceeded,
     PreconditionFailed,
@@ -169,6 +170,8 @@ def _caller(ctx: S3Context, fields: dict[str, str]) -> tuple[object, bool]:
     policy = fields["policy"]
     v4_names = ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature")
     if "awsaccesskeyid" in fields and not any(n in fields for n in v4_names):
+        if not ctx.settings.sigv2:  # the same switch as for requests (sigv2 = false)
+            raise InvalidRequest(sigv4.SIGV2_NOT_SUPPORTED)
         for name, shown in (("awsaccesskeyid", "AWSAccessKeyId"), ("signature", "Signature")):
             if not fields.get(name):
                 raise _missing(shown)
