@@ -137,4 +137,7 @@ def test_sigv2_can_be_refused(daemon_factory) -> None:  # noqa: ANN001
     url = s3_client(d).generate_presigned_url("list_objects", Params={"Bucket": BUCKET})
     status, body = curl(url)
     assert status == 400 and b"Please use AWS4-HMAC-SHA256" in body
+    form = s3_client(d).generate_presigned_post(BUCKET, "form.txt")  # SigV2 fields by default
+    r = httpx.post(form["url"], data=form["fields"], files={"file": ("f", b"x")})
+    assert (r.status_code, error_code(r.content)) == (400, "InvalidRequest")
     assert s3_client(d).list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0  # SigV4 still works
