@@ -31,14 +31,16 @@ import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import trio
 
 from titans3.core.errors import DriveError, OperationAborted, QuorumError
-from titans3.drive.protocol import Drive
-from titans3.objects.versionid import HybridClock
+
+if TYPE_CHECKING:  # types only: the clock and the drives are handed in by the host wiring
+    from titans3.drive.protocol import Drive
+    from titans3.objects.versionid import HybridClock
 
 __all__ = ["Envelope", "SystemTable"]
 
