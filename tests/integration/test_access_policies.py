@@ -73,6 +73,16 @@ def test_a_bucket_policy_for_everyone_lets_curl_read_and_a_deny_wins(d: Daemon) 
     status, body = curl(f"{d.endpoint}/{BUCKET}/nothing-here")
     assert (status, error_code(body)) == (403, "AccessDenied")  # no ListBucket: no existence leak
     assert curl(f"{d.endpoint}/{BUCKET}")[0] == 403  # listing was not granted
+    assert curl(url, "-I")[0] == 200  # HEAD
+    listing = policy(json.loads(public)["Statement"][0],
+                     {"Sid": "PublicList", "Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket",
+                      "Resource": f"arn:aws:s3:::{BUCKET}"})  # fmt: skip
+    root.put_bucket_policy(Bucket=BUCKET, Policy=listing)
+    status, body = curl(f"{d.endpoint}/{BUCKET}?list-type=2&prefix=public/")
+    assert status == 200 and b"<Key>public/index.html</Key>" in body
+    assert curl(f"{d.endpoint}/{BUCKET}", "-I")[0] == 200  # HeadBucket
+    status, body = curl(f"{d.endpoint}/{BUCKET}/nothing-here")
+    assert (status, error_code(body)) == (404, "NoSuchKey")  # may list: the truth
     with_deny = policy(json.loads(public)["Statement"][0],
                        {"Sid": "NotPrivate", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
                         "Resource": f"arn:aws:s3:::{BUCKET}/private/*"})  # fmt: skip
