@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 
 from titans3.accounts.audit import AuditLog
 from titans3.accounts.journal import Journal, encode_entry
@@ -13,8 +14,13 @@ from titans3.objects.versionid import HybridClock
 from ..objects.memdrive import MemDrive
 
 
+def clock_of() -> Callable[[], HybridClock]:
+    clock = HybridClock()  # one host's clock, read by the table on every call
+    return lambda: clock
+
+
 def log_on(drives: list[MemDrive], host: str = "h1", **kw: object) -> AuditLog:
-    return AuditLog(SystemTable(lambda: drives, HybridClock(), "audit"), host, **kw)  # type: ignore[arg-type]
+    return AuditLog(SystemTable(lambda: drives, clock_of(), "audit"), host, **kw)  # type: ignore[arg-type]
 
 
 async def write(log: AuditLog, n: int, start: int = 0) -> None:

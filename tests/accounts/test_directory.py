@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -16,8 +17,13 @@ from ..objects.memdrive import MemDrive
 KEY = seal_key_for(cluster_secret="cluster-test-secret-0123456789", master_key=b"")
 
 
+def clock_of() -> Callable[[], HybridClock]:
+    clock = HybridClock()  # one host's clock, read by the table on every call
+    return lambda: clock
+
+
 def host(drives: list[MemDrive], seal_key: bytes = KEY) -> Directory:
-    return Directory(SystemTable(lambda: drives, HybridClock(), "iam"), seal_key=seal_key,
+    return Directory(SystemTable(lambda: drives, clock_of(), "iam"), seal_key=seal_key,
                      root_access_key="ROOTKEY", root_secret_key="rootsecret")  # fmt: skip
 
 

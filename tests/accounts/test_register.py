@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 
-from titans3.accounts.register import Envelope, SystemTable
+from titans3.accounts.register import Envelope, SystemTable, forget_local
 from titans3.core.errors import OperationAborted, QuorumError
 from titans3.objects.versionid import HybridClock
 
 from ..objects.memdrive import MemDrive
 
 
+def clock_of() -> Callable[[], HybridClock]:
+    clock = HybridClock()  # one host's clock, read by the table on every call
+    return lambda: clock
+
+
 def table(n: int = 3) -> tuple[SystemTable, list[MemDrive]]:
     drives = [MemDrive(f"d{i}") for i in range(n)]
-    return SystemTable(lambda: drives, HybridClock(), "t"), drives
+    return SystemTable(lambda: drives, clock_of(), "t"), drives
 
 
 async def test_a_write_reads_back_and_survives_a_minority_down():
@@ -53,7 +60,7 @@ async def test_update_is_read_modify_write():
 
 async def test_concurrent_updates_lose_nothing():
     t, drives = table(3)
-    other = SystemTable(lambda: drives, HybridClock(), "t")  # another host on the same drives
+    other = SystemTable(lambda: drives, clock_of(), "t")  # another host on the same drives
     async with trio.open_nursery() as nursery:
         for i in range(10):
             nursery.start_soon(t.update, b"set", lambda cur, i=i: sorted({*(cur or []), f"a{i}"}))
@@ -94,6 +101,63 @@ async def test_a_listing_repairs_drives_that_missed_a_record():
     await t.write(b"k", "v1")
     drives[2].offline = False
     more = [*drives, MemDrive("d3"), MemDrive("d4")]  # a cluster join adds empty drives
-    grown = SystemTable(lambda: more, HybridClock(), "t")
+    grown = SystemTable(lambda: more, clock_of(), "t")
     assert (await grown.list(repair=True))[b"k"].doc == "v1"
     assert all(d.tables["t"][b"k"] == drives[0].tables["t"][b"k"] for d in more)
+
+
+async def test_an_update_never_builds_on_a_losers_envelope():
+    # A won d0 and d1; B lost but still holds d2 with a newer vid until it
+    # puts back what it replaced.  C updating meanwhile must build on A's.
+    t, drives = table(3)
+    await t.write(b"set", ["a"])
+    committed = drives[2].tables["t"][b"set"]
+    loser = Envelope(t.clock.new_id(), ["b"]).pack()
+    drives[2].tables["t"][b"set"] = loser
+
+    async def put_back() -> None:
+        await trio.sleep(0.005)
+        assert await drives[2].swap_meta("t", b"set", committed, loser)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(put_back)
+        env = await t.update(b"set", lambda cur: [*cur, "c"])
+    assert env.doc == ["a", "c"]
+    assert all(Envelope.unpack(d.tables["t"][b"set"]) == env for d in drives)
+
+
+async def test_a_crashed_losers_envelope_is_adopted_once_it_stays():
+    t, drives = table(3)
+    await t.write(b"set", ["a"])
+    drives[2].tables["t"][b"set"] = Envelope(t.clock.new_id(), ["b"]).pack()  # never put back
+    env = await t.update(b"set", lambda cur: [*cur, "c"])
+    assert env.doc == ["b", "c"]
+
+
+async def test_reads_may_be_partial_but_never_say_absent_and_repair_on_request():
+    t, drives = table(3)
+    drives[2].offline = True
+    await t.write(b"k", "v")
+    drives[2].offline = False
+    assert await t.get(b"k", repair=True) == "v"
+    assert drives[2].tables["t"][b"k"] == drives[0].tables["t"][b"k"]
+    await forget_local("t", b"k", drives[2:])
+    drives[0].offline = drives[1].offline = True
+    with pytest.raises(QuorumError):
+        await t.get(b"k", partial=True)  # only the drive without it answers
+    drives[0].offline = False
+    drives[2].offline = True
+    assert await t.get(b"k", partial=True) == "v"
+    with pytest.raises(QuorumError):
+        await t.get(b"k")
+
+
+async def test_the_first_registers_records_read_back():
+    import msgpack
+
+    t, drives = table(3)
+    for d in drives:
+        d.tables.setdefault("t", {})[b"old"] = msgpack.packb({"vid": t.clock.new_id(), "v": b"hash"})
+    assert await t.get(b"old") == b"hash"
+    await t.delete(b"old")
+    assert await t.get(b"old") is None

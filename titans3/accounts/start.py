@@ -44,7 +44,8 @@ async def start_access(host: Host, nursery: trio.Nursery) -> tuple[Directory, Au
     def drives() -> Any:
         return host.store.drives
 
-    clock = host.store.clock
+    def clock() -> Any:
+        return host.store.clock
     # Sealed under the cluster key whenever the host has a cluster secret (a lone
     # host waiting to be joined too), so every member opens what any member sealed.
     master = load_or_create_master_key(cfg.state_path)
