@@ -62,7 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", metavar="FILE", help="TOML configuration file")
     c.add_argument("--data", metavar="DIR", help="data directory (default ./data)")
     c.add_argument("--state-dir", metavar="DIR", help="host state directory (default DIR/.titans3)")
+    sc = sub.add_parser("setup-code", help="print the pending one-time setup code (appliance first boot)")
+    sc.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    sc.add_argument("--state-dir", metavar="DIR", help="host state directory")
+    sc.add_argument("--create", action="store_true", help="make one if none is pending (first boot)")
     return p
+
+
+def show_setup_code(cfg: Config, create: bool) -> int:
+    from titans3.core import setupcode
+
+    path = cfg.setup_code_path
+    code = setupcode.create(path) if create else setupcode.read(path)
+    if code is None:
+        print(f"titans3: no setup pending ({path} does not exist)", file=sys.stderr)
+        return 1
+    print(code)
+    return 0
 
 
 def show_credentials(cfg: Config) -> int:
@@ -78,7 +94,7 @@ def show_credentials(cfg: Config) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "create")}
     try:
         cfg = load(flags=flags, config_file=args.config)
     except ConfigError as e:
@@ -87,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "credentials":
             return show_credentials(cfg)
+        if args.command == "setup-code":
+            return show_setup_code(cfg, args.create)
         from titans3.daemon import main as run_daemon
 
         return run_daemon(cfg)

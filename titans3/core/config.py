@@ -71,11 +71,18 @@ class Config:
     # default); "auto" = claim every qualifying disk; or "/dev/x,/dev/y".
     disks: str = ""
     disk_allow: str = ""  # comma-separated globs: device path, by-* link or loop backing file
+    # Appliance first boot (docs/appliance.md): the one-time setup code shown on the
+    # console; the status page's setup flow checks and consumes it.  "" = <state>/setup-code.
+    setup_code_file: str = ""
 
     # ------------------------------------------------------------ derived
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir) if self.state_dir else Path(self.data) / ".titans3"
+
+    @property
+    def setup_code_path(self) -> Path:
+        return Path(self.setup_code_file) if self.setup_code_file else self.state_path / "setup-code"
 
     def drive_paths(self) -> list[Path]:
         return [Path(self.data) / f"drive-{i}" for i in range(self.drives)]
