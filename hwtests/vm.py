@@ -55,6 +55,7 @@ class Disk:
     id: str
     path: Path
     attached: bool = True  # part of the command line at the next boot
+    readonly: bool = False
 
 
 @dataclass
@@ -94,6 +95,12 @@ class VM:
         self.disks.append(d)
         return d
 
+    def attach_file(self, id: str, path: Path) -> Disk:
+        """An existing image (an upgrade medium) as a read-only disk, plugged in later."""
+        d = Disk(id, path, attached=False, readonly=True)
+        self.disks.append(d)
+        return d
+
     def ext4_disk(self, id: str, size: int = 256 * MiB) -> Disk:
         d = self.new_disk(id, size)
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "keepme", str(d.path)], check=True,
@@ -121,7 +128,8 @@ class VM:
         ]
         for d in self.disks:
             if d.attached:
-                a += ["-drive", f"file={d.path},if=none,id=drv-{d.id},format=raw",
+                ro = ",readonly=on" if d.readonly else ""
+                a += ["-drive", f"file={d.path},if=none,id=drv-{d.id},format=raw{ro}",
                       "-device", f"virtio-blk-pci,drive=drv-{d.id},id={d.id},serial={d.id}"]
         return a
 
@@ -132,9 +140,9 @@ class VM:
             self.qmp_path.unlink()
         self.started = time.monotonic()
         log(f"{self.name}: boot {self.boots} (serial: {self.serial_log})")
-        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
-                                     stdout=open(self.dir / f"qemu-{self.boots}.log", "wb"),
-                                     stderr=subprocess.STDOUT)
+        with open(self.dir / f"qemu-{self.boots}.log", "wb") as out:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
         """Power off without shutdown: SIGKILL by pid."""
@@ -204,7 +212,8 @@ class VM:
 
     def hot_add(self, disk: Disk) -> None:
         self.qmp("human-monitor-command",
-                 **{"command-line": f"drive_add 0 file={disk.path},if=none,id=drv-{disk.id},format=raw"})
+                 **{"command-line": f"drive_add 0 file={disk.path},if=none,id=drv-{disk.id},format=raw"
+                                    + (",readonly=on" if disk.readonly else "")})
         self.qmp("device_add", driver="virtio-blk-pci", drive=f"drv-{disk.id}", id=disk.id, serial=disk.id)
         disk.attached = True
 

@@ -14,7 +14,7 @@
 #
 # Steps are cached in $TITANS3_IMAGE_CACHE (default ~/.cache/titans3-image):
 #   rootfs-<sha of packages.txt + kernel>.tar   the mmdebstrap tarball
-#   wheels-<sha of pyproject.toml>/             dependency wheels, built on this host
+#   wheels-<sha of the dependencies>/          dependency wheels (pyproject.toml), built on this host
 #                                               (Debian 12, Python 3.11 -- the image's own)
 # Everything else (the titans3 wheel, appliance/ and systemd/ files) is rebuilt
 # each run.  Safe to rerun: outputs are written under temporary names and renamed.
@@ -102,7 +102,9 @@ else
 fi
 
 # ---------------------------------------------------------------- 3. wheels
-WKEY=$(cat "$REPO/pyproject.toml" | sha256sum | cut -c1-16)
+# Keyed by what decides the wheels: the dependency list and this Python.
+WKEY=$("$PY" -c 'import sys,tomllib;d=tomllib.load(open(sys.argv[1],"rb"))["project"];print(sys.version.split()[0],*d["dependencies"])' \
+  "$REPO/pyproject.toml" | sha256sum | cut -c1-16)
 WHEELS="$CACHE/wheels-$WKEY"
 if [ -f "$WHEELS/.complete" ]; then
   step "Python wheels: cached $(basename "$WHEELS") ($(ls "$WHEELS"/*.whl | wc -l) wheels)"

@@ -67,7 +67,4 @@ def check(path: Path, offered: str) -> bool:
 
 def consume(path: Path) -> None:
     """Setup finished: the code can never be used again."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    path.unlink(missing_ok=True)
