@@ -8,6 +8,7 @@ session pays ~1-2 minutes for a build, ~4 on a machine that never built one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -132,11 +133,12 @@ class Node:
                           s3={"addressing_style": "path"}),
         )
 
-    def titanctl(self, *args: str, timeout: float = 300) -> Any:
+    def titanctl(self, *args: str, timeout: float = 180) -> Any:
         out = subprocess.run(
             [str(TITANCTL), "--endpoint", self.s3_url, "--access-key", self.access_key,
              "--secret-key", self.secret_key, "--json", *args],
             capture_output=True, text=True, timeout=timeout, check=False,
+            env={**os.environ, "TITANS3_CTL_TIMEOUT": "150"},  # a disk list takes seconds under TCG
         )
         assert out.returncode == 0, f"titanctl {' '.join(args)}: {out.stderr}"
         return json.loads(out.stdout)
@@ -157,7 +159,11 @@ class Node:
                     log(f"disks: {what}")
                     return last
             time.sleep(5)
-        raise AssertionError(f"disks never {what}; last list: {json.dumps(last, indent=1)}")
+        with contextlib.suppress(Exception):
+            self.vm.sysrq("w")  # what is blocked, on the serial console (in the failure's tail)
+            time.sleep(5)
+        raise AssertionError(f"disks never {what}; last list: {json.dumps(last, indent=1)}\n"
+                             f"console:\n{self.vm.console()[-4000:]}")
 
 
 def sha256(path: Path) -> str:

@@ -10,7 +10,7 @@ a boot is never repeated just to get a clean slate):
 2. power loss (qemu SIGKILL) and boot again: every object intact;
 3. a disk pulled (``device_del``) is marked failed, reads keep working, a
    blank disk pushed into the machine (``device_add``) takes the slot and is
-   refilled; one more blank disk becomes a spare;
+   refilled; one more blank disk, claimed with titanctl, becomes a spare;
 4. upgrade to an image built as version N+1 from an inserted upgrade medium:
    every object intact; then a release broken on purpose boots, fails its
    health check, and the node falls back to N+1 by itself.
@@ -21,6 +21,7 @@ upgrade steps are ``vm`` too.  Times are printed as the tests go.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -71,6 +72,10 @@ def node(image_n: Build, tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield n
     finally:
         vm.kill()
+        # Post-mortem for whoever reads a failure: the guest's journal, from its state partition.
+        with contextlib.suppress(Exception):
+            (vm.dir / "journal.txt").write_text(vm.journal())
+            log(f"guest journal: {vm.dir / 'journal.txt'}")
         for p in work.rglob("*"):
             if p.suffix in (".raw", ".qcow2"):
                 p.unlink()
@@ -179,10 +184,14 @@ def test_pulled_disk_fails_and_a_new_disk_in_its_place_is_refilled(node: Node) -
     log(f"new disk claimed and refilled after {time.monotonic() - t0:.0f}s")
     read_all(node)
 
-    spare = node.vm.new_disk("d7", attach=False)
-    node.vm.hot_add(spare)
-    node.wait_disks("claimed the extra disk as a spare",
-                    lambda ds: any(d["state"] == "spare" for d in ds), timeout=600)
+    # With every slot served, a new blank disk waits as "available"; claimed, it is a spare.
+    extra = node.vm.new_disk("d7", attach=False)
+    node.vm.hot_add(extra)
+    disks = node.wait_disks("see the extra disk", lambda ds: any(d["state"] == "available" for d in ds))
+    dev = next(d["device"] for d in disks if d["state"] == "available")
+    node.titanctl("disk", "claim", dev, timeout=900)
+    node.wait_disks(f"hold {dev} as a spare",
+                    lambda ds: any(d["device"] == dev and d["state"] == "spare" for d in ds))
 
 
 # ---------------------------------------------------------------- 4. upgrades

@@ -69,6 +69,7 @@ class VM:
     forwards: dict[int, int] = field(default_factory=dict)  # guest port -> host port
     proc: subprocess.Popen[bytes] | None = None
     boots: int = 0
+    seed_env: str = ""  # TITANS3_* lines handed to first boot through fw_cfg (opt/org.titans3/env)
 
     def __post_init__(self) -> None:
         self.dir = self.workdir / self.name
@@ -126,6 +127,10 @@ class VM:
             "-device", "virtio-blk-pci,drive=boot,bootindex=0",
             "-device", "virtio-rng-pci",
         ]
+        if self.seed_env:
+            seed = self.dir / "seed.env"
+            seed.write_text(self.seed_env)
+            a += ["-fw_cfg", f"name=opt/org.titans3/env,file={seed}"]
         for d in self.disks:
             if d.attached:
                 ro = ",readonly=on" if d.readonly else ""
@@ -191,6 +196,33 @@ class VM:
         m = self.wait_for(r"TITANS3-READY [^\r\n]*\r?\n", timeout)
         return dict(kv.split("=", 1) for kv in m.group(0).split()[1:] if "=" in kv)
 
+    def journal(self, *args: str) -> str:
+        """The guest's systemd journal, read from its state partition (post-mortem:
+        call with qemu stopped, or accept a torn last entry)."""
+        tmp = self.dir / "postmortem"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            raw = tmp / "boot.raw"
+            subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", str(self.boot_disk), str(raw)], check=True)
+            table = json.loads(subprocess.run(["sfdisk", "--json", str(raw)], capture_output=True, text=True,
+                                              check=True).stdout)["partitiontable"]
+            part = next(p for p in table["partitions"] if p.get("name") == "titans3-state")
+            state = tmp / "state.img"
+            subprocess.run(["dd", f"if={raw}", f"of={state}", "bs=512", f"skip={part['start']}",
+                            f"count={part['size']}", "status=none"], check=True)
+            raw.unlink()
+            subprocess.run(["e2fsck", "-fy", str(state)], capture_output=True, check=False)  # replay its journal
+            subprocess.run(["debugfs", "-R", f"rdump /journal {tmp}", str(state)], capture_output=True, check=True)
+            files = [str(p) for p in (tmp / "journal").rglob("*.journal")]
+            if not files:
+                return "(no journal files on the state partition)"
+            out = subprocess.run(["journalctl", "--no-pager", "-o", "short-monotonic", *(f"--file={f}" for f in files),
+                                  *args], capture_output=True, text=True, check=False)
+            return out.stdout + out.stderr
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     # ------------------------------------------------------------ QMP
     def qmp(self, command: str, **arguments: object) -> object:
         with socket.socket(socket.AF_UNIX) as s:
@@ -209,6 +241,10 @@ class VM:
                         raise RuntimeError(f"QMP {cmd}: {reply['error']}")
                     break
             return reply.get("return")
+
+    def sysrq(self, key: str) -> None:
+        """SysRq-<key> on the guest's keyboard ('w': blocked tasks to the console)."""
+        self.qmp("send-key", keys=[{"type": "qcode", "data": k} for k in ("alt", "sysrq", key)])
 
     def hot_add(self, disk: Disk) -> None:
         self.qmp("human-monitor-command",

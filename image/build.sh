@@ -121,7 +121,7 @@ fi
 mkdir -p "$WORK/self" "$WORK/src"
 cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/titans3" "$WORK/src/"
 find "$WORK/src" -name __pycache__ -prune -exec rm -rf {} +
-"$PY" -m pip wheel -q --no-deps --no-build-isolation --wheel-dir "$WORK/self" "$WORK/src" >"$WORK/self.log" 2>&1 \
+"$PY" -m pip wheel -q --no-deps --wheel-dir "$WORK/self" "$WORK/src" >"$WORK/self.log" 2>&1 \
   || { tail -30 "$WORK/self.log" >&2; die "building the titans3 wheel failed"; }
 
 # ---------------------------------------------------------------- 4. root filesystem
@@ -156,7 +156,10 @@ step "filesystems: ext4 root ($ROOT_MIB MiB), FAT ESP ($ESP_MIB MiB), ext4 state
 # mke2fs -d copies the tree into a new filesystem image without mounting anything.
 mkfs.ext4 -q -F -L titans3-root -d "$ROOT" -E root_owner=0:0 "$WORK/root.img" "${ROOT_MIB}M" >/dev/null \
   || die "the root tree does not fit in $ROOT_MIB MiB (--root-size)"
-mkfs.ext4 -q -F -L titans3-state -E root_owner=0:0 "$WORK/state.img" "${STATE_MIB}M" >/dev/null
+# The state tree's skeleton exists from the start: the journal's bind mount needs its source.
+mkdir -p "$WORK/state/state" "$WORK/state/etc" "$WORK/state/upgrade" "$WORK/state/journal"
+chmod 0700 "$WORK/state/state"
+mkfs.ext4 -q -F -L titans3-state -d "$WORK/state" -E root_owner=0:0 "$WORK/state.img" "${STATE_MIB}M" >/dev/null
 rm -rf "$ROOT"
 ROOT_A_UUID=$(python3 -c 'import uuid;print(uuid.uuid4())')
 ROOT_B_UUID=$(python3 -c 'import uuid;print(uuid.uuid4())')

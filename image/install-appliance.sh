@@ -14,6 +14,7 @@ install -D -m 0644 "$A/fstab" "$ROOT/etc/fstab"
 install -D -m 0644 "$A/10-titans3.network" "$ROOT/etc/systemd/network/10-titans3.network"
 install -D -m 0644 "$A/90-titans3-upgrade.rules" "$ROOT/etc/udev/rules.d/90-titans3-upgrade.rules"
 install -D -m 0644 "$A/journald.conf" "$ROOT/etc/systemd/journald.conf.d/titans3.conf"
+install -D -m 0644 "$A/sysctl.conf" "$ROOT/etc/sysctl.d/90-titans3.conf"
 install -D -m 0644 "$A/system.conf" "$ROOT/etc/systemd/system.conf.d/titans3.conf"
 install -D -m 0644 "$A/wait-online.conf" "$ROOT/etc/systemd/system/systemd-networkd-wait-online.service.d/titans3.conf"
 for unit in "$S"/*.service; do
@@ -21,9 +22,7 @@ for unit in "$S"/*.service; do
 done
 echo "$VERSION" > "$ROOT/etc/titans3-release"
 mkdir -p "$ROOT/var/lib/titans3" "$ROOT/efi"
-# The journal lives on the state partition (kept across upgrades).
-rm -rf "$ROOT/var/log/journal"
-ln -s /var/lib/titans3/journal "$ROOT/var/log/journal"
+mkdir -p "$ROOT/var/log/journal"  # bind-mounted from /var/lib/titans3/journal (fstab)
 : > "$ROOT/etc/hostname"
 : > "$ROOT/etc/machine-id"
 # No password login: the appliance is run from its status page (and titanctl).
