@@ -140,7 +140,9 @@ in_root /opt/titans3/venv/bin/pip freeze --disable-pip-version-check > "$ROOT/op
 rm -rf "$ROOT/tmp/wheels"
 ln -sf /opt/titans3/venv/bin/titans3 "$ROOT/usr/local/bin/titans3"
 ln -sf /opt/titans3/venv/bin/titanctl "$ROOT/usr/local/bin/titanctl"
+ln -sfn venv "$ROOT/opt/titans3/.venv"  # the path units written for a checkout use
 cp "$REPO/README.md" "$ROOT/opt/titans3/README.md"
+cp -r "$REPO/docs" "$ROOT/opt/titans3/docs"
 "$HERE/install-appliance.sh" "$REPO" "$ROOT" "$VERSION"
 
 # Kernel and initrd leave the root for the ESP (systemd-boot reads them from there).

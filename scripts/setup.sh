@@ -12,9 +12,10 @@ APT_PACKAGES=(
   xfsprogs e2fsprogs util-linux iproute2 udev                        # disks, namespaces
   nftables                                                           # partition test: loopback rules
   fdisk                                                              # sfdisk: disk tests craft partition tables
-  chromium                                                           # status page test (headless)
+  chromium chromium-driver                                           # status page tests (headless, WebDriver)
   s3fs curl ca-certificates
   mmdebstrap mtools dosfstools ovmf qemu-system-x86                  # appliance image: build + VM tests
+  rsync git sqlite3                                                  # FUSE acceptance tests (tests/fuse)
 )
 
 need=()

@@ -1,70 +1,68 @@
-"""The appliance's one-time setup code: made at first boot, consumed by setup.
+"""The one-time first-boot setup code (``setup_code_file``).
 
-Theory of operation (the file contract, docs/appliance.md)
-----------------------------------------------------------
-``appliance/titans3-firstboot`` writes ``Config.setup_code_path`` (on the
-image ``/var/lib/titans3/state/setup-code``) once, mode 0600, owner root: one
-line, ``XXXX-XXXX`` from an alphabet without look-alikes (no 0/O, 1/I/L),
-about 40 bits.  The console shows it (``/etc/issue`` and the serial console).
-Whoever sets the node up -- the status page's setup flow -- proves presence
-at the console by typing it: :func:`check` compares in constant time,
-ignoring case, spaces and dashes.  Setup then calls :func:`consume`, which
-deletes the file; from then on no code is accepted, and the console shows
-"setup complete" instead of a code.  A missing file means "no setup pending".
+The appliance's first boot writes a code to this file and shows it on the
+console; the status page asks for it before anyone may set the admin
+password from another machine (titans3/web/auth.py has the rules).
+``titanctl web reset-password`` writes a fresh one the same way.  The file
+holds the code on one line; people may type it in any case, with or without
+the dashes.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import secrets
 from pathlib import Path
 
-ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+from titans3.core.crypto import write_atomic
+
+log = logging.getLogger(__name__)
+
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a console
 
 
-def generate() -> str:
-    raw = "".join(secrets.choice(ALPHABET) for _ in range(8))
-    return f"{raw[:4]}-{raw[4:]}"
+def new_code() -> str:
+    raw = "".join(secrets.choice(_ALPHABET) for _ in range(12))
+    return "-".join(raw[i:i + 4] for i in range(0, 12, 4))
 
 
-def _norm(code: str) -> str:
-    return "".join(code.split()).replace("-", "").upper()
+def write(path: str | Path, code: str) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(p, code.encode() + b"\n", mode=0o600)
 
 
-def create(path: Path) -> str:
-    """Write a new code unless one is pending (first boot may run twice); return the code."""
-    existing = read(path)
-    if existing is not None:
-        return existing
-    code = generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(code + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return code
+class SetupCode:
+    """The appliance's one-time first-boot code (``setup_code_file``)."""
 
+    def __init__(self, path: str) -> None:
+        self.path = Path(path) if path else None
 
-def read(path: Path) -> str | None:
-    """The pending code, or None when setup is done (or never started)."""
-    try:
-        code = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    return code or None
+    def code(self) -> str | None:
+        if self.path is None:
+            return None
+        try:
+            text = self.path.read_text().strip()
+        except OSError:
+            return None
+        return text or None
 
+    @staticmethod
+    def _norm(s: str) -> str:
+        return "".join(ch for ch in s.upper() if ch.isalnum())
 
-def check(path: Path, offered: str) -> bool:
-    code = read(path)
-    if code is None:
-        return False
-    return hmac.compare_digest(_norm(code).encode(), _norm(offered).encode())
+    def matches(self, given: str) -> bool:
+        code = self._norm(self.code() or "")
+        return bool(code) and hmac.compare_digest(code.encode(), self._norm(given).encode())
 
-
-def consume(path: Path) -> None:
-    """Setup finished: the code can never be used again."""
-    path.unlink(missing_ok=True)
+    def consume(self) -> None:
+        if self.path is None:
+            return
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # read-only: a set password makes the code useless anyway
+            log.warning("setup code %s not removed: %s", self.path, e)
