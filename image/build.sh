@@ -77,6 +77,8 @@ fi
 [[ "$VERSION" =~ ^[A-Za-z0-9.+~_-]+$ ]] || die "--version: only letters, digits and . + ~ _ - ($VERSION)"
 CACHE=${TITANS3_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/titans3-image}
 mkdir -p "$CACHE" "$OUT"
+# Work directories of builds that were killed, and caches no key points at any more.
+find "$CACHE" -maxdepth 1 -name 'work.*' -mmin +180 -exec rm -rf {} + 2>/dev/null || true
 WORK=$(mktemp -d "$CACHE/work.XXXXXX")
 cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -117,6 +119,10 @@ else
   touch "$WHEELS.tmp/.complete"
   rm -rf "$WHEELS"; mv "$WHEELS.tmp" "$WHEELS"
 fi
+# Keep the two newest wheel sets and bases (another checkout may build the previous ones).
+touch "$WHEELS" "$ROOTFS_TAR"  # in use: the newest
+ls -1dt "$CACHE"/wheels-* 2>/dev/null | grep -v '\.tmp$' | tail -n +3 | xargs -r rm -rf
+ls -1t "$CACHE"/rootfs-*.tar 2>/dev/null | tail -n +3 | xargs -r rm -f
 # The package itself, from a clean copy of its sources (setuptools would reuse a stale build/).
 mkdir -p "$WORK/self" "$WORK/src"
 cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/titans3" "$WORK/src/"
