@@ -11,6 +11,7 @@ as first-boot settings through fw_cfg (docs/appliance.md, "Settings at first boo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -51,6 +52,9 @@ def nodes(image: Build, tmp_path_factory: pytest.TempPathFactory) -> Iterator[li
     finally:
         for n in out:
             n.vm.kill()
+            with contextlib.suppress(Exception):  # post-mortem: each guest's journal
+                (n.vm.dir / "journal.txt").write_text(n.vm.journal())
+                log(f"{n.vm.name} journal: {n.vm.dir / 'journal.txt'}")
         for p in work.rglob("*"):
             if p.suffix in (".raw", ".qcow2"):
                 p.unlink()
