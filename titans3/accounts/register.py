@@ -22,19 +22,29 @@ that missed it cannot bring the document back.
   writes, like its own audit blocks, or last-writer-wins settings) go to
   every drive and succeed on a majority.
 * **Updates** (:meth:`~SystemTable.update`, for records several hosts may
-  change at once: users, keys, the account) are read-modify-write made safe
-  by compare-and-set: each drive takes the new envelope only if it still
-  holds what was read from it (``Drive.swap_meta``).  A majority of takers
-  means no concurrent updater can also have one; short of that the takers are
-  put back and the update is retried with a fresh read, a few times, before
-  it fails with ``OperationAborted`` (409, retry).
-* An update builds only on a *settled* read: the newest envelope held by a
-  majority of the drives, or one that stays the newest over a few re-reads.
-  A newest envelope on a minority may be a racing writer's that is about to
-  be put back; building on it would drop the winner's change (the lost update
-  ``tests/accounts/test_register.py`` races for).  A loser that crashes
-  before putting back leaves its envelope on a minority; once it stays put it
-  is adopted, as a quorum register adopts any write it has seen.
+  change at once: users, keys, the account) are single-decree Paxos per
+  change, on top of each drive's compare-and-set (``Drive.swap_meta``) --
+  the CASPaxos construction, with the drives as acceptors and every updater
+  a proposer.  A round draws a ballot from the hybrid clock and (1) asks
+  every drive to *promise* it (an entry keeps the highest ballot promised,
+  ``p``, beside the accepted envelope, whose version id is the ballot that
+  wrote it); a majority of promises gives the newest accepted envelope among
+  them, the current document; (2) ``mutate`` makes the new document from it,
+  and every drive is asked to *accept* it at the ballot, refused where a
+  higher ballot was promised meanwhile.  A majority of accepts is success.
+  No round ever puts anything back: a round that lost leaves at most an
+  accepted envelope on a minority, which a later round may find as newest
+  and build on -- safe, because a value accepted at ballot ``b`` was made
+  from the newest value any majority had accepted before ``b``, so it
+  contains every change acknowledged before it (the lost update of a plain
+  read-modify-write cannot happen: ``tests/accounts/test_register.py``
+  races updaters, and ``tests/integration/test_access_cluster.py`` three
+  hosts).  A lost round is retried with a higher ballot, a few times, before
+  ``OperationAborted`` (409, retry).  Each update tags its envelope with a
+  one-off id, so a retry that finds its own earlier round's envelope as the
+  current one does not apply ``mutate`` twice.
+* Keys written with :meth:`~SystemTable.write` (last-writer-wins) must not
+  also be updated: a plain write does not respect promises.
 * **Repair**: reads and listings asked to (``repair=True``) write the newest
   envelope back, by compare-and-set, to drives that answered without it --
   drives a cluster join added start empty, and a record must stay on a
@@ -60,6 +70,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -82,10 +93,10 @@ __all__ = ["ADMIN_PASSWORD", "SYSTEM", "Clock", "Envelope", "SystemTable", "forg
 SYSTEM = "system"
 ADMIN_PASSWORD = b"web/admin-password"  # the status page's Argon2id hash (titans3/web/auth.py)
 
-UPDATE_ATTEMPTS = 6
+UPDATE_ATTEMPTS = 8  # Paxos rounds of one update before OperationAborted
+CAS_TRIES = 4  # compare-and-set retries on one drive within a phase (its entry changed under us)
 REPAIR_MAX = 1000  # records written back per listing
 PAGE = 1000
-SETTLE_READS = 3  # re-reads of an unsettled newest envelope before it is adopted
 
 
 class Clock(Protocol):
@@ -98,38 +109,67 @@ class Clock(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
+    """One drive's entry: the accepted document and its version id (the ballot
+    that wrote it; ``""``: nothing accepted yet), the highest ballot the drive
+    promised (``promise``, ``""``: none beyond ``vid``) and the id of the
+    update that wrote it (``op``)."""
+
     vid: str
     doc: Any
     deleted: bool = False
+    promise: str = ""
+    op: str = ""
 
     def pack(self) -> bytes:
-        return msgpack.packb({"vid": self.vid, "doc": self.doc, "del": self.deleted}, use_bin_type=True)
+        d: dict[str, Any] = {"vid": self.vid, "doc": self.doc, "del": self.deleted}
+        if self.promise > self.vid:
+            d["p"] = self.promise
+        if self.op:
+            d["op"] = self.op
+        return msgpack.packb(d, use_bin_type=True)
 
     @classmethod
     def unpack(cls, raw: bytes) -> Envelope:
         d = msgpack.unpackb(raw, raw=False)
         if "doc" not in d and "v" in d:  # the first register's format: {vid, v}, None = deleted
             return cls(str(d["vid"]), d["v"], d["v"] is None)
-        return cls(str(d["vid"]), d.get("doc"), bool(d.get("del")))
+        return cls(str(d["vid"]), d.get("doc"), bool(d.get("del")), str(d.get("p") or ""), str(d.get("op") or ""))
 
     @property
     def live(self) -> Any:
         """The document, or None if deleted."""
         return None if self.deleted else self.doc
 
+    @property
+    def ballot(self) -> str:
+        """The highest ballot this entry has seen (promised or accepted)."""
+        return max(self.vid, self.promise)
+
+
+def _parse(raw: bytes | None) -> Envelope | None:
+    if raw is None:
+        return None
+    try:
+        return Envelope.unpack(raw)
+    except (ValueError, KeyError, TypeError, AttributeError, msgpack.UnpackException):
+        return None  # a damaged copy on one drive: the others decide
+
 
 def _newest(raws: Sequence[bytes | None]) -> Envelope | None:
+    """The accepted envelope with the highest version id (promises alone do not count)."""
     best: Envelope | None = None
     for raw in raws:
-        if raw is None:
+        env = _parse(raw)
+        if env is None or not env.vid:
             continue
-        try:
-            env = Envelope.unpack(raw)
-        except (ValueError, KeyError, TypeError, msgpack.UnpackException):
-            continue  # a damaged copy on one drive: the others decide
         if best is None or env.vid > best.vid:
             best = env
     return best
+
+
+def _vid_of(raw: bytes | None) -> str:
+    env = _parse(raw)
+    return env.vid if env is not None else ""
 
 
 class SystemTable:
@@ -188,7 +228,7 @@ class SystemTable:
             self.clock.observe(env.vid)
             if repair and quorum:
                 packed = env.pack()
-                stale = [(i, key, packed) for i, raw in seen.items() if raw is None or _newest([raw]) != env]
+                stale = [(i, key, packed) for i, raw in seen.items() if _vid_of(raw) != env.vid]
                 if stale:
                     await self._repair(drives, stale)
         return env
@@ -206,8 +246,8 @@ class SystemTable:
         for raw in seen.values():
             if raw is None:
                 continue
-            with contextlib.suppress(ValueError, KeyError, TypeError, msgpack.UnpackException):
-                env = Envelope.unpack(raw)
+            env = _parse(raw)
+            if env is not None and env.vid:
                 out.setdefault(env.vid, env)
         return list(out.values())
 
@@ -258,7 +298,7 @@ class SystemTable:
             if repair and k not in keep:
                 packed = env.pack()
                 stale += [(i, k, packed) for i, rows in answers.items()
-                          if k not in rows or _newest([rows[k]]) != env]  # fmt: skip
+                          if _vid_of(rows.get(k)) != env.vid]  # fmt: skip
         if stale:
             await self._repair(drives, stale[:REPAIR_MAX])
         return out
@@ -266,9 +306,11 @@ class SystemTable:
     async def _repair(self, drives: Sequence[Drive], stale: Sequence[tuple[int, bytes, bytes]]) -> None:
         async def one(i: int, key: bytes, raw: bytes) -> None:
             with contextlib.suppress(DriveError):
-                # Only if the drive still holds what it answered: never over a newer write.
+                # Only onto a drive that has seen no higher ballot -- never over a
+                # newer write, never breaking a promise given to an update in flight.
                 current = await drives[i].get_meta(self.table, key)
-                if current is None or (_newest([current]) or Envelope("", None)).vid < Envelope.unpack(raw).vid:
+                held = _parse(current)
+                if held is None or held.ballot < Envelope.unpack(raw).vid:
                     await drives[i].swap_meta(self.table, key, raw, current)
 
         async with trio.open_nursery() as nursery:
@@ -307,78 +349,121 @@ class SystemTable:
             raise QuorumError(f"{ok} of {len(drives)} drives took the {self.table} record")
 
     async def update(self, key: bytes, mutate: Callable[[Any], Any]) -> Envelope:
-        """Compare-and-set ``key`` to ``mutate(current doc or None)`` (module doc).
+        """Change ``key`` to ``mutate(current doc or None)``, safely against
+        concurrent updaters on any host (module doc: a Paxos round per try).
 
-        ``mutate`` may raise to refuse (the error propagates, nothing is
-        written) and returns the new document, or None to delete.  It may be
-        called more than once (once per round), so it must not have effects.
+        ``mutate`` may raise to refuse (the error propagates, nothing more is
+        written) and returns the new document, or None to delete.  It is
+        applied to the current document of each round, so it may run more than
+        once and must not have effects of its own.
         """
-        lost = unsettled = 0
-        while True:
-            state, env = await self._try_update(key, mutate, adopt=unsettled >= SETTLE_READS)
+        op = secrets.token_hex(8)
+        for attempt in range(UPDATE_ATTEMPTS):
+            env = await self._round(key, mutate, op)
             if env is not None:
                 return env
-            if state == "unsettled":  # a racing writer settles or puts back within a round trip
-                unsettled += 1
-                await trio.sleep(random.uniform(0.002, 0.01) * unsettled)
-                continue
-            lost += 1
-            unsettled = 0
-            if lost >= UPDATE_ATTEMPTS:
-                raise OperationAborted("Another update of this record is in progress; please try again.")
-            await trio.sleep(random.uniform(0.005, 0.02) * lost)
+            await trio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+        raise OperationAborted("Another update of this record is in progress; please try again.")
 
-    async def _try_update(self, key: bytes, mutate: Callable[[Any], Any], *,
-                          adopt: bool) -> tuple[str, Envelope | None]:
-        """One compare-and-set round: ("won", envelope), ("lost", None) when a
-        racing updater took a drive first, ("unsettled", None) when the newest
-        envelope is on a minority and ``adopt`` is false (module doc)."""
+    async def _cas(self, drive: Drive, key: bytes, raw: bytes | None,
+                   step: Callable[[Envelope | None], Envelope | None]) -> tuple[bytes, Envelope | None] | None:
+        """Compare-and-set one drive's entry to ``step(entry)`` (None: refuse),
+        re-reading when the entry changed under us.  Returns (what was written,
+        the entry it replaced), or None (refused, contended, or a drive error)."""
+        try:
+            for tries in range(CAS_TRIES):
+                if tries:
+                    raw = await drive.get_meta(self.table, key)
+                held = _parse(raw)
+                if raw is not None and held is None:
+                    return None  # a damaged entry: this drive sits the round out
+                new = step(held)
+                if new is None:
+                    return None
+                packed = new.pack()
+                if await drive.swap_meta(self.table, key, packed, raw):
+                    return packed, held
+        except DriveError:
+            pass
+        return None
+
+    async def _round(self, key: bytes, mutate: Callable[[Any], Any], op: str) -> Envelope | None:
+        """One Paxos round: the accepted envelope, or None when a higher ballot
+        got in the way (the caller retries with a newer one)."""
         drives = self.drives
-        seen = await self._read_all(key, drives)
-        current = _newest(list(seen.values()))
-        if current is not None:
-            self.clock.observe(current.vid)
-            holders = sum(1 for raw in seen.values() if raw is not None and _newest([raw]) == current)
-            if holders < self.majority(len(drives)) and not adopt:
-                return "unsettled", None
-        doc = mutate(None if current is None or current.deleted else current.doc)
-        env = Envelope(self.clock.new_id(), doc, doc is None)
-        packed = env.pack()
-        won: list[int] = []
-        unsure: list[int] = []
+        need = self.majority(len(drives))
+        ballot = self.clock.new_id()
+        seen = await self._answers(key, drives)
+        if len(seen) < need:
+            raise QuorumError(f"{len(seen)} of {len(drives)} drives answered to update a {self.table} record")
+        # A dry run on what the read found: a refusal (the user exists, no such
+        # key, ...) raises before anything -- not even a promise -- is written.
+        looks = _newest(list(seen.values()))
+        if looks is None or looks.op != op:
+            mutate(None if looks is None or looks.deleted else looks.doc)
 
-        async def swap(i: int) -> None:
-            try:
-                if await drives[i].swap_meta(self.table, key, packed, seen[i]):
-                    won.append(i)
-            except DriveError:
-                unsure.append(i)
+        # Phase 1: promises (a drive that saw a ballot >= ours refuses).
+        promised: dict[int, tuple[bytes, Envelope | None]] = {}
+        higher: list[str] = []
+
+        def promise(held: Envelope | None) -> Envelope | None:
+            if held is None:
+                return Envelope("", None, False, ballot)
+            if held.ballot >= ballot:
+                higher.append(held.ballot)
+                return None
+            return Envelope(held.vid, held.doc, held.deleted, ballot, held.op)
+
+        async def prepare(i: int) -> None:
+            got = await self._cas(drives[i], key, seen[i], promise)
+            if got is not None:
+                promised[i] = got
 
         async with trio.open_nursery() as nursery:
             for i in seen:
-                nursery.start_soon(swap, i)
-        if len(won) >= self.majority(len(drives)):
-            # The drives that refused converge on us -- each only if it still
-            # holds what it answered (never over a later update).
-            async def settle(i: int) -> None:
-                with contextlib.suppress(DriveError):
-                    await drives[i].swap_meta(self.table, key, packed, seen[i])
+                nursery.start_soon(prepare, i)
+        for b in higher:
+            self.clock.observe(b)  # the next ballot must beat what refused this one
+        if len(promised) < need:
+            return None
+        accepted = [held for _, held in promised.values() if held is not None and held.vid]
+        current = max(accepted, key=lambda e: e.vid, default=None)
+        if current is not None:
+            self.clock.observe(current.vid)
+        if current is not None and current.op == op:
+            doc, deleted = current.doc, current.deleted  # an earlier round of ours got in: do not apply twice
+        else:
+            doc = mutate(None if current is None or current.deleted else current.doc)
+            deleted = doc is None
+        new = Envelope(ballot, doc, deleted, "", op)
 
-            async with trio.open_nursery() as nursery:
-                for i in seen:
-                    if i not in won:
-                        nursery.start_soon(settle, i)
-            return "won", env
+        # Phase 2: accepts, refused where a higher ballot was promised meanwhile.
+        took = 0
 
-        async def undo(i: int) -> None:
-            with contextlib.suppress(DriveError):
-                await drives[i].swap_meta(self.table, key, seen[i], packed)
+        def accept(held: Envelope | None) -> Envelope | None:
+            if held is not None and held.ballot > ballot:
+                higher.append(held.ballot)
+                return None
+            return new
 
-        with trio.CancelScope(shield=True):
-            async with trio.open_nursery() as nursery:
-                for i in won + unsure:
-                    nursery.start_soon(undo, i)
-        return "lost", None
+        async def propose(i: int) -> None:
+            nonlocal took
+            got = await self._cas(drives[i], key, promised[i][0], accept)
+            if got is not None:
+                took += 1
+
+        async with trio.open_nursery() as nursery:
+            for i in promised:
+                nursery.start_soon(propose, i)
+        for b in higher:
+            self.clock.observe(b)
+        if took < need:
+            return None
+        # Drives that sat the round out catch up (only where no higher ballot is known).
+        behind = [(i, key, new.pack()) for i in range(len(drives)) if i not in promised]
+        if behind:
+            await self._repair(drives, behind)
+        return new
 
 
 async def forget_local(table: str, key: bytes, drives: Sequence[Drive]) -> None:
