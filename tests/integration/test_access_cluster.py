@@ -1,6 +1,7 @@
 """Access control on a 3-host TLS cluster: keys disabled or deleted on one host stop
 working on every host within 2 s, a host that was down catches up when it
-restarts, and ``aws:SecureTransport`` is true over HTTPS with the cluster CA."""
+restarts, concurrent changes of one user through every host all land, and
+``aws:SecureTransport`` is true over HTTPS with the cluster CA."""
 
 from __future__ import annotations
 
@@ -140,6 +141,44 @@ def test_a_host_that_was_down_catches_up_when_it_restarts(hosts: list[ClusterHos
     down.start()  # waits until its S3 port answers
     assert answer(down, new) == "ok"  # the first request after the restart already knows
     assert answer(down, old) == "403 InvalidAccessKeyId"
+
+
+def test_changes_of_one_user_through_every_host_at_once_all_land(hosts: list[ClusterHost]) -> None:
+    """Every put-user-policy is a compare-and-set update of the same user record
+    on a majority of the cluster's drives; racing through three hosts, none may be lost."""
+    import boto3
+
+    make_user(hosts[0].endpoint, "crowded", ca=hosts[0].ca)
+    per_host = 5  # 15 policies: within IAM's 2,048 characters per user
+
+    def put_all(i: int) -> list[str]:
+        iam = boto3.session.Session().client(
+            "iam", endpoint_url=hosts[i].endpoint, aws_access_key_id=ROOT.access_key,
+            aws_secret_access_key=ROOT.secret_key, region_name=REGION, verify=str(hosts[i].ca))  # fmt: skip
+        names = []
+        for n in range(per_host):
+            name = f"h{i}p{n}"
+            doc = {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/{name}/*"}]}
+            iam.put_user_policy(UserName="crowded", PolicyName=name, PolicyDocument=json.dumps(doc))
+            names.append(name)
+        iam.close()
+        return names
+
+    with ThreadPoolExecutor(HOSTS) as pool:
+        written = sorted(n for names in pool.map(put_all, range(HOSTS)) for n in names)
+    for h in hosts:  # each host's view, once its directory caught up
+        iam = boto3.session.Session().client(
+            "iam", endpoint_url=h.endpoint, aws_access_key_id=ROOT.access_key,
+            aws_secret_access_key=ROOT.secret_key, region_name=REGION, verify=str(h.ca))  # fmt: skip
+        deadline = time.monotonic() + PROPAGATION_LIMIT
+        while True:
+            listed = sorted(iam.list_user_policies(UserName="crowded")["PolicyNames"])
+            if listed == written or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        iam.close()
+        assert listed == written, (h.name, sorted(set(written) - set(listed)))
 
 
 def test_secure_transport_is_true_over_https(hosts: list[ClusterHost]) -> None:
