@@ -1,15 +1,21 @@
-"""What access control costs per request: the same build with and without it, one run.
+"""What access control costs per request, against a build without it, in one run.
 
-Starts two ``titans3 serve`` daemons on free 127.0.0.1 ports (4 drives each): one
-as shipped (authorization step, audit log on), one with the audit log off
-(``TITANS3_AUDIT=false``), and measures small GETs and PUTs as the root user on
-a bucket without a policy (the fast path), then as a user whose identity policy
-and the bucket policy must be evaluated.  Reported per cell: requests per
-second seen by the client and the *server's* CPU milliseconds per 1,000
-requests (from /proc, so other work on the machine does not count); the ratio
-column compares the two daemons measured in the same run, interleaved.
+Starts three ``titans3 serve`` daemons on free 127.0.0.1 ports (4 drives each):
+the *baseline*, this tree's code before access control (``--baseline``, a git
+ref, default ``main``; its ``titans3/`` is extracted with ``git archive`` and
+run from this venv through ``PYTHONPATH``), this build as shipped (the
+authorization step, audit log on) and this build with the audit log off
+(``TITANS3_AUDIT=false``).  It measures small GETs and PUTs as the root user on
+a bucket without a policy (the fast path; the baseline has only this), then as
+a user whose identity policy and the bucket policy (with an ``IpAddress``
+condition) are evaluated.  Reported per cell: requests per second seen by the
+client and the *server's* CPU microseconds per request (from /proc, so other
+work on the machine does not count -- the number to compare); the last column
+is that CPU against the baseline's root cell of the same operation.  Cells are
+measured interleaved, round after round, so drifting machine load hits every
+daemon alike.
 
-    .venv/bin/python bench/access_overhead.py [--seconds 5]
+    .venv/bin/python bench/access_overhead.py [--seconds 5] [--rounds 3] [--baseline main]
 
 Prints a Markdown table.  Binds only 127.0.0.1 and stops both daemons.
 """
@@ -42,12 +48,14 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, base: Path, name: str, env: dict[str, str]) -> None:
+    def __init__(self, base: Path, name: str, env: dict[str, str], pythonpath: Path | None = None) -> None:
         self.ports = [free_port() for _ in range(3)]
         self.endpoint = f"http://127.0.0.1:{self.ports[0]}"
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TITANS3_"))}
         environ.update({"TITANS3_ROOT_ACCESS_KEY": ROOT[0], "TITANS3_ROOT_SECRET_KEY": ROOT[1],
                         "TITANS3_AUDIT_JOURNAL": "off", **env})  # fmt: skip
+        if pythonpath is not None:  # another tree's package, ahead of this venv's editable install
+            environ["PYTHONPATH"] = str(pythonpath)
         self.log = open(base / f"{name}.log", "wb")  # noqa: SIM115 -- closed in stop()
         self.proc = subprocess.Popen(
             [str(BIN / "titans3"), "serve", "--data", str(base / name), "--drives", "4",
@@ -78,6 +86,23 @@ def client(endpoint: str, key: tuple[str, str]):  # noqa: ANN201
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key[0], aws_secret_access_key=key[1],
                         region_name="us-east-1",
                         config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}))
+
+
+def extract(ref: str, into: Path) -> Path | None:
+    """``ref``'s ``titans3`` package under ``into`` (None: no such ref)."""
+    into.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "titans3"], capture_output=True)
+    if archive.returncode != 0:
+        print(f"baseline {ref!r}: {archive.stderr.decode().strip()}; measuring without it", file=sys.stderr)
+        return None
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def prepare_baseline(d: Daemon) -> None:
+    root = client(d.endpoint, ROOT)
+    root.create_bucket(Bucket="fast")
+    root.put_object(Bucket="fast", Key="k", Body=os.urandom(4096))
 
 
 def prepare(d: Daemon) -> tuple[str, str]:
@@ -120,31 +145,52 @@ def cell(d: Daemon, key: tuple[str, str], bucket: str, op: str, seconds: float) 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--seconds", type=float, default=5.0, help="per cell and round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", default="main", help="git ref of the build without access control")
     args = ap.parse_args()
+    # (caller, bucket, daemon name): every cell measured; the baseline has root only.
+    plan = [("root", "fast", "baseline"), ("root", "fast", "audit off"), ("root", "fast", "audit on"),
+            ("user+policies", "policed", "audit off"), ("user+policies", "policed", "audit on")]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        on = Daemon(base, "audit-on", {})
-        off = Daemon(base, "audit-off", {"TITANS3_AUDIT": "false"})
+        src = extract(args.baseline, base / "baseline-src")
+        daemons: dict[str, Daemon] = {}
         try:
-            users = {"on": prepare(on), "off": prepare(off)}
-            rows = []
-            for who, bucket in (("root", "fast"), ("user+policies", "policed")):
+            if src is not None:
+                daemons["baseline"] = Daemon(base, "baseline", {}, pythonpath=src)
+            daemons["audit on"] = Daemon(base, "audit-on", {})
+            daemons["audit off"] = Daemon(base, "audit-off", {"TITANS3_AUDIT": "false"})
+            users = {name: prepare(d) for name, d in daemons.items() if name != "baseline"}
+            if "baseline" in daemons:
+                prepare_baseline(daemons["baseline"])
+            plan = [c for c in plan if c[2] in daemons]
+            totals: dict[tuple[str, str, str], list[float]] = {}  # cell -> [ops, wall, cpu]
+            for _ in range(args.rounds):
                 for op in ("GET", "PUT"):
-                    res = {}
-                    for name, d in (("on", on), ("off", off)):
+                    for who, bucket, name in plan:
                         key = ROOT if who == "root" else users[name]
-                        res[name] = cell(d, key, bucket, op, args.seconds)
-                    rows.append((who, op, res))
+                        rate, cpu_us = cell(daemons[name], key, bucket, op, args.seconds)
+                        t = totals.setdefault((op, who, name), [0.0, 0.0, 0.0])
+                        n = rate * args.seconds
+                        t[0] += n
+                        t[1] += args.seconds
+                        t[2] += cpu_us * n
         finally:
-            on.stop()
-            off.stop()
-    print("| caller | 4 KiB op | audit on: ops/s | server CPU µs/op | audit off: ops/s | server CPU µs/op "
-          "| CPU on/off |")
-    print("|---|---|---|---|---|---|---|")
-    for who, op, res in rows:
-        (r1, c1), (r2, c2) = res["on"], res["off"]
-        print(f"| {who} | {op} | {r1:.0f} | {c1:.0f} | {r2:.0f} | {c2:.0f} | {c1 / c2:.2f} |")
+            for d in daemons.values():
+                d.stop()
+    print(f"{args.rounds} rounds of {args.seconds:g} s per cell, 4 KiB objects, one client, 127.0.0.1")
+    print()
+    print("| op | caller | build | ops/s | server CPU µs/op | CPU vs baseline root |")
+    print("|---|---|---|---|---|---|")
+    for op in ("GET", "PUT"):
+        ref = totals.get((op, "root", "baseline"))
+        for who, _bucket, name in plan:
+            n, wall, cpu = totals[(op, who, name)]
+            per = cpu / n
+            ratio = f"{per / (ref[2] / ref[0]):.2f}" if ref else "-"
+            label = f"{args.baseline} (no access control)" if name == "baseline" else name
+            print(f"| {op} | {who} | {label} | {n / wall:.0f} | {per:.0f} | {ratio} |")
     return 0
 
 
