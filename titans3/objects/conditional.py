@@ -32,40 +32,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
 
 from titans3.core.errors import ConditionalRequestConflict, NoSuchKey, PreconditionFailed
-from titans3.objects.types import ObjectInfo
+from titans3.objects.types import ObjectInfo, WriteCondition
 
 if TYPE_CHECKING:
     from titans3.objects.buckets import BucketRecord
     from titans3.objects.store import ObjectStore
-
-
-@dataclass(frozen=True, slots=True)
-class WriteCondition:
-    """What the key must hold for a write to land.
-
-    ``if_match``: ETags (without quotes) one of which the current object must
-    have (``"*"`` matches any existing object); ``if_none_match``: the key must
-    have no current object (a delete marker counts as none).
-    """
-
-    if_match: tuple[str, ...] | None = None
-    if_none_match: bool = False
-
-    def check(self, current: ObjectInfo | None, key: str = "") -> None:
-        """Raise ``PreconditionFailed`` / ``NoSuchKey`` unless the condition holds."""
-        if self.if_none_match and current is not None:
-            raise PreconditionFailed(Condition="If-None-Match")
-        if self.if_match is not None:
-            if current is None:
-                raise NoSuchKey(Key=key)
-            if "*" not in self.if_match and current.etag not in self.if_match:
-                raise PreconditionFailed(Condition="If-Match")
 
 
 class KeyLocks:

@@ -31,26 +31,17 @@ directives, and its own checksum hooks when the client names an algorithm.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from titans3.core.errors import InvalidArgument, InvalidRange, InvalidRequest, MethodNotAllowed
-from titans3.objects.conditional import WriteCondition
-from titans3.objects.types import GetResult, ObjectInfo, PartInfo, PutResult
+from titans3.objects.types import CopyResult, GetResult, ObjectInfo, WriteCondition
 
 if TYPE_CHECKING:
     from titans3.objects.store import ObjectStore
 
 MAX_COPY_SIZE = 5 * 1024**3
-
-
-@dataclass(frozen=True, slots=True)
-class CopyResult:
-    source: ObjectInfo  # the source version that was copied
-    put: PutResult | None = None  # CopyObject
-    part: PartInfo | None = None  # UploadPartCopy
 
 
 async def _aclose(body: AsyncIterator[bytes]) -> None:

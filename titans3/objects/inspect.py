@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from titans3.objects.repair import OFFLINE, OK, ObjectRepair, examine, streams_of
-from titans3.objects.store import s3_version_id
+from titans3.objects.resolve import s3_version_id
 from titans3.objects.validate import check_key
 
 if TYPE_CHECKING:

@@ -55,10 +55,15 @@ from titans3.core.errors import (
 from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import Part, VersionRecord
 from titans3.objects import handoff
-from titans3.objects.conditional import WriteCondition
 from titans3.objects.resolve import write_quorum
 from titans3.objects.tagging import with_tags
-from titans3.objects.types import PartInfo, PutResult
+from titans3.objects.types import (
+    CompleteChecksums,
+    ComputeChecksum,
+    PartInfo,
+    PutResult,
+    WriteCondition,
+)
 from titans3.objects.validate import check_key
 
 if TYPE_CHECKING:
@@ -81,12 +86,6 @@ def _upload_key(bucket_id: bytes, upload_id: str) -> bytes:
 
 def _part_key(upload_id: str, number: int) -> bytes:
     return bytes.fromhex(upload_id) + struct.pack(">I", number)
-
-
-# (upload's checksum algorithm, its type) -> a running checksum to compute, or None
-ComputeChecksum = Callable[[str, str | None], Any]
-# (upload's checksum algorithm, its type, the chosen parts) -> the object's checksums
-CompleteChecksums = Callable[[str | None, str | None, Sequence[PartInfo]], Mapping[str, str]]
 
 
 def _check_part_checksum(expected: str | None, got: Mapping[str, str]) -> None:

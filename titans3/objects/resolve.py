@@ -43,6 +43,11 @@ class Resolved:
     readable: bool  # delete marker, or data with >= k fragments seen
 
 
+def s3_version_id(rec: VersionRecord) -> str:
+    """The version id as S3 shows it: ``null`` for the null version."""
+    return "null" if rec.null else rec.vid
+
+
 def write_quorum(k: int, m: int) -> int:
     return k + 1 if m > 0 else k
 

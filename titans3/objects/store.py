@@ -38,8 +38,9 @@ from titans3.core.errors import (
     NoSuchKey,
     NoSuchVersion,
     QuorumError,
+    S3Error,
 )
-from titans3.drive.protocol import Drive, DriveState
+from titans3.drive.protocol import Drive, DriveStat, DriveState
 from titans3.drive.records import Part, VersionRecord
 from titans3.erasure.codec import Codec, ECScheme
 from titans3.erasure.stripe import Layout, layout_for, resolve_range
@@ -52,7 +53,7 @@ from titans3.objects.copy import CopyMixin
 from titans3.objects.multipart import MultipartMixin
 from titans3.objects.parts import part_span
 from titans3.objects.reader import ReadStats, read_stream
-from titans3.objects.resolve import Resolved, resolve_versions, write_quorum
+from titans3.objects.resolve import Resolved, resolve_versions, s3_version_id, write_quorum
 from titans3.objects.tagging import TaggingMixin, tags_of, with_tags
 from titans3.objects.types import (
     BucketInfo,
@@ -63,6 +64,8 @@ from titans3.objects.types import (
     ListPage,
     ObjectInfo,
     PutResult,
+    StatFs,
+    StoreStatistics,
 )
 from titans3.objects.uploads import UploadsMixin
 from titans3.objects.validate import check_content_md5, check_key
@@ -71,10 +74,6 @@ from titans3.objects.versions import VersionsMixin, delete_marker_error
 from titans3.ring.builder import Ring
 
 log = logging.getLogger(__name__)
-
-def s3_version_id(rec: VersionRecord) -> str:
-    return "null" if rec.null else rec.vid
-
 
 def etag_of(md5: bytes) -> str:
     return md5.hex()
@@ -481,33 +480,77 @@ class ObjectStore(
         max_keys: int = 1000,
     ) -> ListPage:
         brec = await self.buckets.get(bucket)
-        sch = self.scheme_for(brec)
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
         truncated = False
         last: str | None = None
         if max_keys <= 0:
             return ListPage([], [], False, None)
+        async for item in self._walk(brec, bucket, prefix, delimiter, start_after,
+                                     page=min(1000, max_keys + 1)):
+            if len(objects) + len(prefixes) == max_keys:
+                truncated = True
+                break
+            if isinstance(item, str):
+                prefixes.append(item)
+                last = item
+            else:
+                objects.append(item)
+                last = item.key
+        return ListPage(objects, prefixes, truncated, last if truncated else None)
+
+    async def walk_objects(
+        self, bucket: str, *, prefix: str = "", delimiter: str = "", start_after: str = "",
+    ) -> AsyncIterator[ObjectInfo | str]:
+        """Every current object and common prefix after ``start_after`` (api.py)."""
+        brec = await self.buckets.get(bucket)
+        async for item in self._walk(brec, bucket, prefix, delimiter, start_after, page=1000):
+            yield item
+
+    async def _walk(
+        self, brec: BucketRecord, bucket: str, prefix: str, delimiter: str, start_after: str,
+        *, page: int,
+    ) -> AsyncIterator[ObjectInfo | str]:
+        sch = self.scheme_for(brec)
         async for e in listing.merged_entries(
             self.drives, brec.bucket_id, lambda k: self.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(),
             delimiter=delimiter.encode() or None, start_after=start_after.encode() or None,
-            page=min(1000, max_keys + 1), min_answers=self._list_quorum(), skip=self.healing,
+            page=page, min_answers=self._list_quorum(), skip=self.healing,
         ):
             if not e.is_prefix and not e.versions:  # a remnant, or hinted and not replayed yet
                 e = await handoff.relist(self, brec, e)
             if not e.is_prefix and (not e.versions or e.versions[0].record.dm):
                 continue
-            if len(objects) + len(prefixes) == max_keys:
-                truncated = True
-                break
             name = e.key.decode("utf-8", "surrogateescape")
-            if e.is_prefix:
-                prefixes.append(name)
-            else:
-                objects.append(self._info(bucket, name, e.versions[0]))
-            last = name
-        return ListPage(objects, prefixes, truncated, last if truncated else None)
+            yield name if e.is_prefix else self._info(bucket, name, e.versions[0])
+
+    async def head_objects(
+        self, bucket: str, keys: Sequence[str], *, concurrency: int = 16
+    ) -> list[ObjectInfo | None]:
+        """The current version of each key or None (api.py)."""
+        brec = await self.buckets.get(bucket)
+        out: list[ObjectInfo | None] = [None] * len(keys)
+        errors: list[BaseException] = []
+        limiter = trio.CapacityLimiter(max(1, concurrency))
+
+        async def one(i: int, key: str, done: trio.CancelScope) -> None:
+            async with limiter:
+                try:
+                    _, _, resolved = await self._resolve(brec, check_key(key))
+                except S3Error as e:
+                    errors.append(e)
+                    done.cancel()
+                    return
+                if resolved and not resolved[0].record.dm:
+                    out[i] = self._info(bucket, key, resolved[0])
+
+        async with trio.open_nursery() as nursery:
+            for i, key in enumerate(keys):
+                nursery.start_soon(one, i, key, nursery.cancel_scope)
+        if errors:
+            raise errors[0]
+        return out
 
     # ----------------------------------------------------------- admin
     async def info(self) -> HostInfo:
@@ -519,10 +562,42 @@ class ObjectStore(
                                     st.free, st.errors))
         return HostInfo(self.host, drives, self.scheme.k, self.scheme.m, self.version)
 
+    async def statfs(self) -> StatFs:
+        """Capacity of every drive the store writes to (api.py)."""
+        stats: list[DriveStat | None] = [None] * len(self.drives)
+
+        async def one(i: int, d: Drive) -> None:
+            with suppress(DriveError):
+                stats[i] = await d.stat()
+
+        async with trio.open_nursery() as nursery:
+            for i, d in enumerate(self.drives):
+                nursery.start_soon(one, i, d)
+        online = [st for st in stats if st is not None and st.state == DriveState.ONLINE]
+        capacity = sum(st.capacity for st in online)
+        used = sum(st.used for st in online)
+        free = sum(st.free for st in online)
+        k, n = self.scheme.k, self.scheme.k + self.scheme.m
+        return StatFs(capacity, used, free, capacity * k // n, free * k // n, len(self.drives),
+                      len(online), self.scheme.k, self.scheme.m)
+
+    def statistics(self) -> StoreStatistics:
+        return StoreStatistics(self.host, self.scheme.k, self.scheme.m, self.ring.version,
+                               len(self.drives), tuple(sorted(self.healing)),
+                               self.degraded_reads, self.partial_writes)
+
+    async def inspect_object(
+        self, bucket: str, key: str, *, deep: bool = False,
+        on_damage: Callable[[bytes, bytes], None] | None = None,
+    ) -> dict[str, Any]:
+        from titans3.objects.inspect import inspect_object
+
+        return await inspect_object(self, bucket, key, deep=deep, on_damage=on_damage)
+
 
 def _range_text(r: tuple[int | None, int | None]) -> str:
     a, b = r
     return f"bytes={'' if a is None else a}-{'' if b is None else b}"
 
 
-__all__ = ["ObjectStore", "Part", "check_content_md5"]
+__all__ = ["ObjectStore", "Part", "check_content_md5", "s3_version_id"]

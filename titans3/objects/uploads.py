@@ -26,7 +26,6 @@ is the remedy).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -35,27 +34,12 @@ import trio
 from titans3.core.errors import DriveError, QuorumError
 from titans3.objects.multipart import UPLOAD_ID_BYTES, UPLOADS
 from titans3.objects.resolve import write_quorum
+from titans3.objects.types import UploadInfo, UploadsPage
 
 if TYPE_CHECKING:
     from titans3.objects.store import ObjectStore
 
 PAGE = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class UploadInfo:
-    key: str
-    upload_id: str
-    initiated_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class UploadsPage:
-    uploads: list[UploadInfo]
-    prefixes: list[str]
-    is_truncated: bool
-    next_key_marker: str | None
-    next_upload_id_marker: str | None
 
 
 class UploadsMixin:

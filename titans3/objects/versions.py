@@ -37,29 +37,19 @@ true`` and the marker's version id, and the 405 also ``Last-Modified`` and
 from __future__ import annotations
 
 import email.utils
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from titans3.core.errors import InvalidArgument, MethodNotAllowed, NoSuchKey, S3Error
 from titans3.drive.records import VersionRecord
 from titans3.objects import listing
 from titans3.objects.resolve import Resolved, write_quorum
-from titans3.objects.types import ObjectInfo
+from titans3.objects.types import ObjectInfo, VersionsPage
 from titans3.objects.versionid import is_version_id
 
 if TYPE_CHECKING:
     from titans3.objects.store import ObjectStore
 
 STATES = ("Enabled", "Suspended")
-
-
-@dataclass(frozen=True, slots=True)
-class VersionsPage:
-    versions: list[ObjectInfo]  # versions and delete markers, in listing order
-    prefixes: list[str]
-    is_truncated: bool
-    next_key_marker: str | None
-    next_version_id_marker: str | None
 
 
 def delete_marker_error(rec: VersionRecord, key: str, version_id: str | None, method: str,
