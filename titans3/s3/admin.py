@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from titans3.core.errors import NotImplementedS3
-from titans3.objects.types import HostInfo
+from titans3.objects import HostInfo
 from titans3.s3 import admin_cluster, admin_disks, admin_durability
 from titans3.s3.context import Reply, S3Context
 
