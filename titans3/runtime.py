@@ -35,7 +35,7 @@ from titans3.workers.repairer import RepairWorker
 from titans3.workers.scrubber import Scrubber
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 log = logging.getLogger(__name__)
 

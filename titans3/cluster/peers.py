@@ -64,7 +64,7 @@ from titans3.peer.auth import Signer
 from titans3.ring.builder import Member, Ring, build_ring
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 log = logging.getLogger(__name__)
 

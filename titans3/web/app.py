@@ -31,7 +31,7 @@ from titans3.core.asgi import ClosingQuartTrio
 from titans3.core.observe import worker_summaries
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 _PAGE = (Path(__file__).parent / "status.html").read_text()
 
