@@ -247,6 +247,12 @@ def add_commands(sub: Any, add_common: Callable[..., None]) -> None:
     ins.add_argument("bucket", metavar="BUCKET")
     ins.add_argument("key", metavar="KEY")
     ins.add_argument("--deep", action="store_true", help="read every block (slow for big objects)")
+    ren = o.add_parser("rename", help="give an object a new name without copying its data")
+    add_common(ren, top=False)
+    ren.add_argument("bucket", metavar="BUCKET")
+    ren.add_argument("key", metavar="KEY")
+    ren.add_argument("new_key", metavar="NEW_KEY")
+    ren.add_argument("--no-replace", action="store_true", help="fail if NEW_KEY exists")
 
     gc = sub.add_parser("gc", help="garbage collection")
     add_common(gc, top=False)
@@ -279,6 +285,14 @@ def run(args: argparse.Namespace, client: AdminClient, *,
             query["deep"] = "1"
         doc = call_json(client, "GET", "object/inspect", query)
         return json.dumps(doc, indent=2, sort_keys=True) if as_json else format_inspect(doc)
+    if cmd == "object" and action == "rename":
+        query = {"bucket": args.bucket, "src": args.key, "dst": args.new_key}
+        if args.no_replace:
+            query["noreplace"] = "1"
+        doc = call_json(client, "POST", "object/rename", query)
+        return json.dumps(doc, indent=2, sort_keys=True) if as_json else (
+            f"renamed {args.bucket}/{args.key} -> {args.new_key} "
+            f"({doc.get('size')} bytes, no data moved, {doc.get('seconds', 0) * 1e3:.1f} ms)")
     if cmd == "gc" and action == "start":
         doc = call_json(client, "POST", "gc/start")
         if as_json:

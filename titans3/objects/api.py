@@ -54,7 +54,8 @@ buckets                   ``create_bucket``, ``head_bucket``, ``list_buckets``,
                           ``delete_bucket``
 objects                   ``put_object``, ``get_object`` (range, part),
                           ``head_object``, ``head_objects`` (many keys),
-                          ``delete_object``, ``copy_object``
+                          ``delete_object``, ``copy_object``,
+                          ``rename_object`` (metadata only, for FUSE)
 listing                   ``list_objects`` (a page), ``walk_objects`` (all pages)
 versions                  ``put_bucket_versioning``, ``get_bucket_versioning``,
                           ``list_object_versions``
@@ -109,6 +110,7 @@ from titans3.objects.types import (
     ObjectInfo,
     PartInfo,
     PutResult,
+    RenameResult,
     StatFs,
     StoreStatistics,
     UploadInfo,
@@ -203,6 +205,27 @@ class ObjectAPI(Protocol):
         """Copy one version by streaming it into a new write (data re-encoded).
         ``meta``/``tags`` None keep the source's; ``check_source`` may raise to
         refuse (copy-source conditions); sources over 5 GiB: ``InvalidRequest``."""
+        ...
+
+    async def rename_object(
+        self, bucket: str, src_key: str, dst_key: str, *,
+        condition: WriteCondition | None = None, source_condition: WriteCondition | None = None,
+    ) -> RenameResult:
+        """Give the current object at ``src_key`` the name ``dst_key``, moving
+        no data (a few metadata commits, whatever the size).
+
+        Atomic for readers: every read sees the object under the source or the
+        destination name, never neither; for a moment (between two commits)
+        it may see both.  The destination's previous object, if any, is
+        replaced (POSIX ``rename``); ``condition`` guards the destination
+        (``WriteCondition(if_none_match=True)`` = ``RENAME_NOREPLACE``: 412
+        when it exists), ``source_condition`` the source (If-Match on its
+        ETag).  The destination keeps the source's size, ETag, metadata,
+        tags, checksums and last-modified time.  ``NoSuchKey`` when the source
+        has no current object; ``OperationAborted`` (409, retry) while another
+        host renames the same source.  In a versioned bucket the destination
+        gets a new version and the source a delete marker (its old version
+        stays listed).  Crash states: ``docs/architecture.md``, "Rename"."""
         ...
 
     # ------------------------------------------------------------ listing
@@ -347,7 +370,7 @@ class ObjectAPI(Protocol):
 __all__ = [
     "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "BucketInfo", "ByteRange", "CompleteChecksums",
     "ComputeChecksum", "CopyResult", "DeleteResult", "DriveInfo", "GetResult", "HostInfo",
-    "ListPage", "ObjectAPI", "ObjectInfo", "PartInfo", "PutResult", "StatFs", "StoreStatistics",
+    "ListPage", "ObjectAPI", "ObjectInfo", "PartInfo", "PutResult", "RenameResult", "StatFs", "StoreStatistics",
     "UploadInfo", "UploadsPage", "VersionsPage", "WriteCondition", "check_tags", "part_span",
     "valid_tag_text", "validate_tags",
 ]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from titans3.core.errors import DriveError
-from titans3.drive.records import VersionRecord
+from titans3.drive.records import REFS, VersionRecord
 from titans3.objects.repair import record_age
 from titans3.objects.resolve import resolve_versions, write_quorum
 
@@ -57,7 +57,7 @@ def plan(
     """Tombstones that remove garbage from a key (see module doc); pure."""
     if any(recs is None for recs in per_drive):
         return []
-    resolved = resolve_versions(per_drive, k=k, w=w)
+    resolved = resolve_versions(per_drive, k=k, w=w, anchors=True)  # rename anchors are kept
     visible = {r.record.vid for r in resolved}
     out: list[Removal] = []
     counts: dict[str, int] = {}
@@ -79,7 +79,8 @@ def plan(
         if newest_null.count >= vw:
             purge = VersionRecord(vid=rec.vid, tomb=True, null=True)
             for i, recs in enumerate(per_drive):
-                if any(r.null and not r.tomb and r.vid < rec.vid for r in recs or ()):
+                if any(r.null and not r.tomb and r.vid < rec.vid and not r.extra.get(REFS)
+                       for r in recs or ()):
                     out.append(Removal(i, purge, "shadowed-null"))
     return out
 

@@ -158,3 +158,24 @@ class CommitMixin:
             await self._commit(brec, key, positions, where, lambda j: purge, lambda j: [])
 
         self._later(run)
+
+    async def _recommit(
+        self: ObjectStore, brec: BucketRecord, key: bytes, positions: list[int],
+        per: Sequence[Sequence[VersionRecord] | None], vid: str,
+        mutate: Callable[[VersionRecord], object],
+    ) -> int:
+        """Re-commit version ``vid`` on every drive holding it, changed by
+        ``mutate`` and stamped (``extra["mu"]``) so readers take the new copy
+        (objects/tagging.py); returns how many drives took it."""
+        stamp = self.clock.new_id()
+        updated: dict[int, VersionRecord] = {}
+        for j, recs in enumerate(per):
+            for rec in recs or ():
+                if rec.vid == vid and not rec.tomb:
+                    new = VersionRecord.from_dict(rec.to_dict())
+                    mutate(new)
+                    new.extra["mu"] = stamp
+                    updated[j] = new
+        return await self._commit(brec, key, positions, sorted(updated),
+                                  lambda j: updated[j], lambda j: [])
+

@@ -27,15 +27,19 @@ import msgpack
 
 from titans3.core.errors import DriveError, S3Error
 from titans3.drive.protocol import DriveState
-from titans3.drive.records import VersionRecord
+from titans3.drive.records import HIDDEN, MOVING, REF, REFS, VersionRecord
 from titans3.objects import collect, handoff, keywalk
 from titans3.objects.multipart import PART_KEY_BYTES, PARTS, UPLOADS
-from titans3.objects.repair import ObjectRepair, streams_of
+from titans3.objects.repair import KeyState, ObjectRepair, streams_of
 
 if TYPE_CHECKING:
     from titans3.objects.store import ObjectStore
 
 log = logging.getLogger(__name__)
+
+
+def _rename_state(rec: VersionRecord) -> bool:
+    return any(f in rec.extra for f in (MOVING, HIDDEN, REFS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,7 @@ class Maintenance(ObjectRepair):
     # ------------------------------------------------------------- records
     def expected_streams(self, rec: VersionRecord) -> list[tuple[str, int, bool]]:
         """``(data id, fragment bytes, inline)`` this record's drive must hold."""
-        if rec.dm or rec.tomb:
+        if rec.dm or rec.tomb or REF in rec.extra:  # a rename's reference holds no data
             return []
         k, m, _ = rec.ec
         codec = self.store.codec(k, m)
@@ -114,11 +118,30 @@ class Maintenance(ObjectRepair):
         """Cheap pre-filter on a walked key's records: would :func:`collect.plan` act?"""
         per = [kr.per_drive.get(pos, []) if pos in kr.answered else None
                for pos in self.store.placement(bucket_id, kr.key)]
+        if any(_rename_state(r) for recs in kr.per_drive.values() for r in recs):
+            return True  # a rename mark to settle or an anchor whose referrers to check
         return bool(collect.plan(per, k=k, w=w, now_ns=now_ns, window=window))
 
     async def collect_key(self, bucket_id: bytes, key: bytes, *, window: float, now_ns: int) -> int:
         ks = await self.gather(bucket_id, key)
-        return await collect.collect_key(self.store, ks, window=window, now_ns=now_ns)
+        done = await collect.collect_key(self.store, ks, window=window, now_ns=now_ns)
+        return done + await self._renames(ks)
+
+    async def _renames(self, ks: KeyState) -> int:
+        """Settle stale rename marks and check anchors' referrers (objects/rename.py)."""
+        renamer = self.store.renamer
+        brec = next((b for b in await self.store.buckets.list() if b.bucket_id == ks.bucket_id),
+                    None)
+        if brec is None:
+            return 0
+        done = 0
+        for r in ks.resolved:
+            mv = r.record.extra.get(MOVING)
+            if mv is not None and (time.time_ns() - int(mv[2])) / 1e9 >= renamer.window:
+                done += await renamer.settle(brec, ks.key, r.record.vid)
+            elif r.record.extra.get(HIDDEN) or r.record.extra.get(REFS):
+                done += await renamer.check_anchor(brec, ks.key, r, ks.positions, ks.per)
+        return done
 
     async def abort_stale_uploads(self, max_age: float) -> int:
         """Abort multipart uploads started more than ``max_age`` seconds ago."""

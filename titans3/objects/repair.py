@@ -59,7 +59,7 @@ import trio
 
 from titans3.core.errors import DriveError, FragmentCorrupt, FragmentMissing
 from titans3.drive.protocol import Drive, DriveState, FragmentWriter
-from titans3.drive.records import VersionRecord
+from titans3.drive.records import REF, VersionRecord
 from titans3.erasure.codec import Codec
 from titans3.erasure.stripe import Layout
 from titans3.objects.resolve import Resolved, resolve_versions, write_quorum
@@ -159,7 +159,7 @@ async def gather(store: ObjectStore, bucket_id: bytes, key: bytes, *, k: int, w:
             if store.drives[pos].state == DriveState.ONLINE:
                 nursery.start_soon(one, j, store.drives[pos])
     for_read = [None if pos in store.healing else per[j] for j, pos in enumerate(positions)]
-    resolved = resolve_versions(for_read, k=k, w=w)
+    resolved = resolve_versions(for_read, k=k, w=w, anchors=True)  # rename anchors need repair too
     visible = {r.record.vid for r in resolved}
     seen = {x.vid for recs in per for x in recs or () if not x.tomb}
     return KeyState(bucket_id, key, positions, per, resolved, sorted(seen - visible), k, w)
@@ -211,7 +211,7 @@ async def examine(
             out[i] = FragmentState(i, pos, d.drive_id, OFFLINE, d.state.value)
             return
         mine = next((x for x in recs if x.vid == rec.vid and not x.tomb), None)
-        every = frozenset() if rec.dm else frozenset(s for s, _ in streams_of(rec))
+        every = frozenset() if rec.dm or REF in rec.extra else frozenset(s for s, _ in streams_of(rec))
         if mine is None:
             newest = max((x.vid for x in recs if not x.tomb), default=None)
             if newest is not None and newest < rec.vid:
@@ -227,6 +227,9 @@ async def examine(
         if mine.frag_index != i:
             out[i] = FragmentState(i, pos, d.drive_id, STALE,
                                    f"record names fragment {mine.frag_index}", bad_streams=every)
+            return
+        if REF in rec.extra:  # a rename's reference: its data is the anchor's, repaired there
+            out[i] = FragmentState(i, pos, d.drive_id, OK, record_ok=True)
             return
         codec = store.codec(rec.ec[0], rec.ec[1])
         worst, detail, bad = OK, "", set()
@@ -462,7 +465,7 @@ class ObjectRepair:
         if not targets:
             return
         drives = self.store.drives
-        if rec.dm:
+        if rec.dm or REF in rec.extra:  # a record, no data
             for f in targets:
                 await self._commit(ks, f, rec, [], out)
             return

@@ -41,18 +41,19 @@ from titans3.core.errors import (
     S3Error,
 )
 from titans3.drive.protocol import Drive, DriveStat, DriveState
-from titans3.drive.records import Part, VersionRecord
+from titans3.drive.records import HIDDEN, MOVING, REF, REFS, Part, VersionRecord
 from titans3.erasure.codec import Codec, ECScheme
 from titans3.erasure.stripe import Layout, layout_for, resolve_range
 from titans3.objects import handoff, listing
 from titans3.objects.bucket_config import BucketConfigMixin
 from titans3.objects.buckets import BucketRecord, BucketTable
 from titans3.objects.commit import CommitMixin
-from titans3.objects.conditional import ConditionalMixin, KeyLocks, WriteCondition
+from titans3.objects.conditional import ConditionalMixin, KeyLocks
 from titans3.objects.copy import CopyMixin
 from titans3.objects.multipart import MultipartMixin
 from titans3.objects.parts import part_span
 from titans3.objects.reader import ReadStats, read_stream
+from titans3.objects.rename import Renamer, anchor_of
 from titans3.objects.resolve import Resolved, resolve_versions, s3_version_id, write_quorum
 from titans3.objects.tagging import TaggingMixin, tags_of, with_tags
 from titans3.objects.types import (
@@ -64,8 +65,10 @@ from titans3.objects.types import (
     ListPage,
     ObjectInfo,
     PutResult,
+    RenameResult,
     StatFs,
     StoreStatistics,
+    WriteCondition,
 )
 from titans3.objects.uploads import UploadsMixin
 from titans3.objects.validate import check_content_md5, check_key
@@ -126,6 +129,7 @@ class ObjectStore(
         # handoff drive): the missed fragments are repair's to restore.
         self.on_partial_write: Callable[[bytes, bytes], None] | None = None
         self.partial_writes = 0
+        self.renamer = Renamer(self)  # rename_object and its anchors (objects/rename.py)
 
     # ----------------------------------------------------------- lifecycle
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -210,13 +214,13 @@ class ObjectStore(
         return positions, per
 
     async def _resolve(
-        self, brec: BucketRecord, key: bytes
+        self, brec: BucketRecord, key: bytes, *, anchors: bool = False
     ) -> tuple[list[int], list[list[VersionRecord] | None], list[Resolved]]:
         sch = self.scheme_for(brec)
         positions, per = await self._gather(brec.bucket_id, key)
         if sum(1 for p in per if p is not None) < sch.k:
             raise QuorumError()
-        resolved = resolve_versions(per, k=sch.k, w=write_quorum(sch.k, sch.m))
+        resolved = resolve_versions(per, k=sch.k, w=write_quorum(sch.k, sch.m), anchors=anchors)
         return positions, per, resolved
 
     def _info(self, bucket: str, key: str, r: Resolved, is_latest: bool = True) -> ObjectInfo:
@@ -227,7 +231,7 @@ class ObjectStore(
             version_id=s3_version_id(rec),
             size=rec.size,
             etag=rec.etag,
-            mtime_ns=rec.mtime_ns,
+            mtime_ns=rec.extra[REF][2] if REF in rec.extra else rec.mtime_ns,
             meta=dict(rec.meta),
             checksums=dict(rec.checksums),
             delete_marker=rec.dm,
@@ -338,7 +342,23 @@ class ObjectStore(
         r, latest = self._pick(resolved, version_id)
         if r.record.dm:
             raise delete_marker_error(r.record, key, version_id, "HEAD")
+        self._settle_later(brec, kb, r.record)
         return self._info(bucket, key, r, latest)
+
+    def _settle_later(self, brec: BucketRecord, key: bytes, rec: VersionRecord) -> None:
+        """A read that meets a rename mark older than the rename window settles
+        it in the background (objects/rename.py: "whoever next touches it")."""
+        mv = rec.extra.get(MOVING)
+        if mv is not None and (time.time_ns() - int(mv[2])) / 1e9 >= self.renamer.window:
+            self._later(self.renamer.settle, brec, key, rec.vid)
+
+    async def rename_object(
+        self, bucket: str, src_key: str, dst_key: str, *,
+        condition: WriteCondition | None = None, source_condition: WriteCondition | None = None,
+    ) -> RenameResult:
+        """A new name for the current object, no data moved (api.py, objects/rename.py)."""
+        return await self.renamer.rename(bucket, src_key, dst_key, condition=condition,
+                                         source_condition=source_condition)
 
     async def get_object(
         self,
@@ -371,13 +391,17 @@ class ObjectStore(
                 raise InvalidRange(RangeRequested=_range_text(byte_range),
                                    ActualObjectSize=str(rec.size))
             first, last, partial = rng[0], rng[1], True
+        self._settle_later(brec, kb, rec)
         holders: dict[int, Drive] = {}
-        for j, recs in enumerate(per):
+        data_key = kb
+        if REF in rec.extra:  # a renamed object: the bytes are its anchor's (objects/rename.py)
+            rec, holders, data_key = await self.renamer.anchor_holders(brec, kb, rec)
+        for j, recs in enumerate(per if data_key is kb else ()):
             for x in recs or ():
                 if x.vid == rec.vid and not x.tomb:
                     holders.setdefault(x.frag_index,
                                        handoff.holder(self, self.drives[positions[j]], x))
-        body = self._read_version(rec, holders, first, last, brec.bucket_id, kb)
+        body = self._read_version(rec, holders, first, last, brec.bucket_id, data_key)
         return GetResult(info=info, body=body, first=first, last=last, partial=partial)
 
     async def _read_version(
@@ -443,10 +467,17 @@ class ObjectStore(
                 r, _ = self._pick(resolved, version_id)
             except (NoSuchVersion, NoSuchKey):
                 return DeleteResult(version_id, False)  # AWS: deleting a missing version is a no-op
+            if r.record.extra.get(REFS):  # renamed copies still read it: keep it as an anchor
+                _, per, _ = await self._resolve(brec, kb)
+                if await self._recommit(brec, kb, positions, per, r.record.vid,
+                                        lambda x: x.extra.__setitem__(HIDDEN, True)) < w:
+                    raise QuorumError()
+                return DeleteResult(version_id, False)
             tomb = VersionRecord(vid=r.record.vid, tomb=True)
             n = await self._commit(brec, kb, positions, live, lambda j: tomb, lambda j: [])
             if n < w:
                 raise QuorumError()
+            await self._released(brec, kb, r.record)
             return DeleteResult(version_id, r.record.dm)
         if brec.versioning == "":
             # Never-versioned bucket: remove the null versions outright.  No
@@ -458,6 +489,7 @@ class ObjectStore(
             purge = VersionRecord(vid=self.clock.new_id(), tomb=True, null=True)
             if await self._commit(brec, kb, positions, live, lambda j: purge, lambda j: []) < w:
                 raise QuorumError()
+            await self._released(brec, kb, resolved[0].record)
             return DeleteResult(None, False)
         null = brec.versioning != "Enabled"
         vid = self.clock.new_id()
@@ -468,6 +500,12 @@ class ObjectStore(
         if null:
             self._purge_older_nulls(brec, kb, positions, vid, older)
         return DeleteResult("null" if null else vid, True)
+
+    async def _released(self, brec: BucketRecord, key: bytes, rec: VersionRecord) -> None:
+        """A deleted reference no longer holds its anchor (objects/rename.py)."""
+        if REF in rec.extra:
+            akey, avid = anchor_of(rec, key)
+            await self.renamer.release(brec, akey, avid, (key, rec.vid))
 
     # ----------------------------------------------------------- listing
     async def list_objects(

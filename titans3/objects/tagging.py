@@ -152,18 +152,8 @@ class TaggingMixin:
         target = r.record
         if target.dm:
             raise delete_marker_error(target, key, version_id, method, always_405=True)
-        stamp = self.clock.new_id()
-        updated: dict[int, VersionRecord] = {}
-        for j, recs in enumerate(per):
-            for rec in recs or ():
-                if rec.vid == target.vid and not rec.tomb:
-                    new = VersionRecord.from_dict(rec.to_dict())
-                    mutate(new)
-                    new.extra[STAMP] = stamp
-                    updated[j] = new
         k, m, _ = target.ec
-        landed = await self._commit(brec, kb, positions, sorted(updated),
-                                    lambda j: updated[j], lambda j: [])
+        landed = await self._recommit(brec, kb, positions, per, target.vid, mutate)
         if landed < write_quorum(k, m):
             raise QuorumError(f"only {landed} drives took the tag update")
         return "null" if target.null else target.vid

@@ -193,3 +193,10 @@ class StoreStatistics:
 ComputeChecksum = Callable[[str, str | None], Any]
 # (upload's checksum algorithm, its type, the chosen parts) -> the object's checksums
 CompleteChecksums = Callable[[str | None, str | None, Sequence[PartInfo]], Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class RenameResult:
+    source: ObjectInfo  # the source version as it was before the rename
+    info: ObjectInfo  # the destination's current version after it
+    source_version_id: str | None = None  # the delete marker left at the source (versioned)
