@@ -30,11 +30,6 @@ KNOWN: list[set[str]] = [
     {"titans3.cluster.leases", "titans3.cluster.membership", "titans3.cluster.peers"},
     {"titans3.disks.manager", "titans3.disks.operations"},
     {"titans3.drive.inline", "titans3.drive.local", "titans3.drive.tables"},
-    {"titans3.objects.bucket_config", "titans3.objects.commit", "titans3.objects.conditional",
-     "titans3.objects.copy", "titans3.objects.handoff", "titans3.objects.inspect",
-     "titans3.objects.move", "titans3.objects.multipart", "titans3.objects.rename", "titans3.objects.repair",
-     "titans3.objects.store", "titans3.objects.tagging", "titans3.objects.uploads",
-     "titans3.objects.versions"},
 ]
 
 

@@ -37,8 +37,8 @@ from titans3.objects.repair import record_age
 from titans3.objects.resolve import resolve_versions, write_quorum
 
 if TYPE_CHECKING:
+    from titans3.objects.context import StoreContext
     from titans3.objects.repair import KeyState
-    from titans3.objects.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,12 @@ def plan(
     return out
 
 
-async def collect_key(store: ObjectStore, ks: KeyState, *, window: float, now_ns: int) -> int:
+async def collect_key(ctx: StoreContext, ks: KeyState, *, window: float, now_ns: int) -> int:
     """Apply :func:`plan` to one key; returns the tombstones committed."""
-    per = [None if pos in store.healing else ks.per[j] for j, pos in enumerate(ks.positions)]
+    per = [None if pos in ctx.healing else ks.per[j] for j, pos in enumerate(ks.positions)]
     done = 0
     for rm in plan(per, k=ks.k, w=ks.w, now_ns=now_ns, window=window):
-        d = store.drives[ks.positions[rm.index]]
+        d = ctx.drives[ks.positions[rm.index]]
         try:
             await d.commit_version(ks.bucket_id, ks.key, rm.tomb)
             done += 1
