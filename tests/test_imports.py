@@ -29,7 +29,6 @@ KNOWN: list[set[str]] = [
      "titans3.cli.titanctl"},
     {"titans3.cluster.leases", "titans3.cluster.membership", "titans3.cluster.peers"},
     {"titans3.disks.manager", "titans3.disks.operations"},
-    {"titans3.drive.inline", "titans3.drive.local", "titans3.drive.tables"},
 ]
 
 
