@@ -28,7 +28,6 @@ KNOWN: list[set[str]] = [
     {"titans3.cli.ctl_cluster", "titans3.cli.ctl_disk", "titans3.cli.ctl_repair",
      "titans3.cli.titanctl"},
     {"titans3.cluster.leases", "titans3.cluster.membership", "titans3.cluster.peers"},
-    {"titans3.disks.manager", "titans3.disks.operations"},
 ]
 
 
