@@ -30,56 +30,19 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
-
-from titans3.cli.titanctl import (
-    EMPTY_SHA256,
+from titans3.cli.client import (  # noqa: F401 -- call_json: its old home
     EXIT_USAGE,
-    REGION,
     AdminClient,
     CtlError,
-    _connect_reason,
-    describe_http_error,
+    call_json,
     format_table,
     human_bytes,
 )
-from titans3.s3.signer import sign_request
-from titans3.s3.sigv4 import uri_encode
 
-ADMIN = "/titans3/admin/v1/"
 COMMANDS = ("scrub", "repair", "object", "gc")
 
 
 # ------------------------------------------------------------------ transport
-def call_json(
-    client: AdminClient, method: str, path: str, query: Mapping[str, str] | None = None
-) -> Any:
-    """One signed admin call (``path`` under ``/titans3/admin/v1/``); JSON out."""
-    qs = "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in (query or {}).items())
-    url = client.endpoint.rstrip("/") + ADMIN + path + (f"?{qs}" if qs else "")
-    headers = sign_request(method, url, {}, access_key=client.access_key,
-                           secret_key=client.secret_key, region=REGION,
-                           payload_sha256=EMPTY_SHA256)
-    try:
-        with httpx.Client(timeout=client.timeout, transport=client.transport) as http:
-            resp = http.request(method, url, headers=headers)
-    except httpx.ConnectError as e:
-        raise CtlError(f"cannot reach {client.endpoint}: {_connect_reason(e)}", EXIT_USAGE) from None
-    except httpx.TimeoutException:
-        raise CtlError(f"cannot reach {client.endpoint}: timed out", EXIT_USAGE) from None
-    except httpx.HTTPError as e:
-        raise CtlError(f"request to {client.endpoint} failed: {e}", EXIT_USAGE) from None
-    if resp.status_code >= 300:
-        raise CtlError(describe_http_error(resp.status_code, resp.reason_phrase, resp.content))
-    try:
-        doc = resp.json()
-    except ValueError:
-        raise CtlError(f"unexpected answer from {ADMIN}{path}: not JSON") from None
-    if not isinstance(doc, dict):
-        raise CtlError(f"unexpected answer from {ADMIN}{path}: not a JSON object")
-    return doc
-
-
 # ------------------------------------------------------------------ parsing
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?(?:/s)?\s*$", re.IGNORECASE)
 
