@@ -22,13 +22,6 @@ from titans3.objects.store import ObjectStore
 
 SCRIPT = Path(titans3.__file__).parent.parent / "scripts" / "import_graph.py"
 
-# Cycles that the object-layer rework (issue 9) is still removing; the list
-# only ever shrinks, and a cycle outside it fails at once.
-KNOWN: list[set[str]] = [
-    {"titans3.cluster.leases", "titans3.cluster.membership", "titans3.cluster.peers"},
-]
-
-
 def _graph_tool():
     spec = importlib.util.spec_from_file_location("import_graph", SCRIPT)
     assert spec is not None and spec.loader is not None
@@ -38,10 +31,9 @@ def _graph_tool():
     return mod
 
 
-def test_no_import_cycles_beyond_the_known_ones():
+def test_no_module_reaches_itself_through_imports():
     doc = _graph_tool().measure("titans3")
-    new = [g for g in doc["groups"] if not any(set(g) <= known for known in KNOWN)]
-    assert new == [], "import cycles (a module reaches itself through imports)"
+    assert doc["groups"] == [], "import cycles (each group: modules importing each other)"
 
 
 def test_the_cycle_finder_sees_a_cycle_and_its_absence(tmp_path, monkeypatch):
