@@ -279,3 +279,40 @@ async def test_in_a_versioned_bucket_rename_adds_a_version_and_a_delete_marker(s
     await store.delete_object("bkt", "b", version_id=bv)
     assert not any(r.extra.get(HIDDEN) for r in records(drives, b"a"))
     assert all(not r.data_ids() for r in records(drives, b"a"))  # only the marker is left
+
+
+@run
+async def test_deleting_a_key_while_it_is_being_renamed_wins_either_way(store, drives):
+    renamer = store.renamer
+    for settle_to_rollback in (True, False):
+        data = os.urandom(SEG)
+        await store.put_object("bkt", "a", body(data))
+        crash_at = "_commit_reference" if settle_to_rollback else "_flip"
+
+        async def crash(*a, **kw):
+            raise Crash()
+
+        setattr(renamer, crash_at, crash)
+        with pytest.raises(Crash):
+            await store.rename_object("bkt", "a", "b")
+        delattr(renamer, crash_at)
+        await store.delete_object("bkt", "a")  # while the mark is pending
+        with pytest.raises(NoSuchKey):
+            await store.head_object("bkt", "a")
+        renamer.window = 0
+        brec = await store.buckets.get("bkt")
+        vid = next(r.vid for r in records(drives, b"a") if MOVING in r.extra)
+        assert await renamer.settle(brec, b"a", vid)
+        renamer.window = 60.0
+        with pytest.raises(NoSuchKey):
+            await store.head_object("bkt", "a")
+        if settle_to_rollback:
+            assert await names(store) == []
+        else:
+            assert await names(store) == ["b"] and await read_all(store, "bkt", "b") == data
+            await store.delete_object("bkt", "b")
+        svc = Maintenance(store)
+        renamer.window = 0
+        await svc.collect_key(brec.bucket_id, b"a", window=0, now_ns=0)
+        renamer.window = 60.0
+        assert records(drives, b"a") == []  # nothing left behind

@@ -90,7 +90,7 @@ COMMIT_DEADLINE = 20.0  # s: a rename that has not committed its destination by 
 
 
 class Renamer:
-    """Renames and the anchor bookkeeping of one :class:`ObjectStore`."""
+    """rename_object and its pending marks (anchors: ``objects/anchors.py``)."""
 
     def __init__(self, ctx: StoreContext, lookup: Lookup, committer: Committer, anchors: Anchors,
                  writes: Writes, key_locks: KeyLocks) -> None:

@@ -15,7 +15,7 @@ per request:
 * unversioned: like suspended, except that DELETE leaves no marker.
 
 (The null-version mechanics -- a new null record beside the old one, the old
-one purged once the new one is safe -- are the store's: ``objects/store.py``.)
+one purged once the new one is safe -- are the writes part's: ``objects/writes.py``.)
 
 *Listing.*  Versions are listed from the same merged drive ranges as objects
 (``listing.merged_entries``): every key comes with all of its visible versions,

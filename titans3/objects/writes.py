@@ -130,8 +130,16 @@ class Writes:
             # Never-versioned bucket: remove the null versions outright.  No
             # marker is needed: a drive that misses the purge holds a copy on
             # fewer than W drives, which readers ignore (objects/resolve.py).
-            _, _, resolved = await self.lookup.resolve(brec, kb)
+            _, per, resolved = await self.lookup.resolve(brec, kb)
             if not resolved or resolved[0].record.dm:
+                return DeleteResult(None, False)
+            current = resolved[0].record
+            if current.extra.get(REFS):
+                # Being renamed right now (objects/rename.py): a null purge spares
+                # it, so hide it -- gone whether the rename completes or rolls back.
+                if await self.committer.recommit(brec, kb, positions, per, current.vid,
+                                                 lambda x: x.extra.__setitem__(HIDDEN, True)) < w:
+                    raise QuorumError()
                 return DeleteResult(None, False)
             purge = VersionRecord(vid=self.ctx.clock.new_id(), tomb=True, null=True)
             if await self.committer.commit(brec, kb, positions, live, lambda j: purge, lambda j: []) < w:
