@@ -28,7 +28,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from titans3 import __version__
-from titans3.cli import ctl_cluster, ctl_cluster_init, ctl_disk, ctl_repair
+from titans3.cli import (
+    ctl_appliance,
+    ctl_cluster,
+    ctl_cluster_init,
+    ctl_disk,
+    ctl_mounts,
+    ctl_repair,
+)
 from titans3.cli.client import (  # noqa: F401 -- re-exported: titanctl's public names
     DEFAULT_ENDPOINT,
     EMPTY_SHA256,
@@ -133,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(info, top=False)
     ctl_repair.add_commands(sub, _add_common)
     ctl_disk.add_commands(sub, _add_common)
+    ctl_mounts.add_commands(sub, _add_common)
     # `cluster` groups the cluster commands; each module adds its actions to
     # `cluster_actions` (init: ctl_cluster_init; join/remove/status: ctl_cluster).
     cluster = sub.add_parser("cluster", help="cluster certificates and membership")
@@ -140,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_actions = cluster.add_subparsers(dest="action", metavar="ACTION", required=True)
     ctl_cluster_init.add_init(cluster_actions, _add_common)
     ctl_cluster.add_actions(cluster_actions, _add_common)
+    ctl_appliance.add_cluster_actions(cluster_actions, _add_common)
+    ctl_appliance.add_commands(sub, _add_common)  # support, web
     return parser
 
 
@@ -180,8 +190,13 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
             client = _client(args, dict(os.environ) if env is None else env)
             if args.command in ctl_disk.COMMANDS:
                 out = ctl_disk.run(args, client)
+            elif args.command == "mounts":
+                out = ctl_mounts.run(args, client)
             elif args.command == "cluster":
-                out = ctl_cluster.run(args, client)
+                out = (ctl_appliance.run_cluster(args, client)
+                       if args.action in ctl_appliance.CLUSTER_ACTIONS else ctl_cluster.run(args, client))
+            elif args.command in ("support", "web"):  # ctl_appliance.COMMANDS
+                out = ctl_appliance.run(args, client)
             else:
                 out = (ctl_repair.run(args, client) if args.command in ctl_repair.COMMANDS
                        else cmd_info(client, args.json))

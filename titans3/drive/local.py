@@ -57,6 +57,7 @@ import lmdb
 import trio
 import xxhash
 
+from titans3.core import metrics
 from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
 from titans3.drive import direct, health, keys
 from titans3.drive import fragment as fmt
@@ -265,11 +266,13 @@ class LocalDrive:
         the identity check first, skipped for appends to a file already open)."""
         self._require_online()
         self._inflight += 1
+        t0 = time.perf_counter()
         try:
             return await trio.to_thread.run_sync(self._guarded, fn, args, probe,
                                                  limiter=self._limiter)
         finally:
             self._inflight -= 1
+            metrics.observe_drive(self.drive_id, "io", time.perf_counter() - t0)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(txn, *args)`` in an LMDB read transaction, in a worker thread."""
@@ -303,6 +306,7 @@ class LocalDrive:
         """``fn(ctx)`` in a grouped, durable write transaction."""
         self._require_online()
         self._inflight += 1
+        t0 = time.perf_counter()
         try:
             return await self._index.write(fn)
         except DriveError:
@@ -311,6 +315,7 @@ class LocalDrive:
             raise self._io_failed(e) from e
         finally:
             self._inflight -= 1
+            metrics.observe_drive(self.drive_id, "commit", time.perf_counter() - t0)
 
     # ================================================================ state
     async def stat(self) -> DriveStat:

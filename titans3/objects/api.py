@@ -80,7 +80,10 @@ quorum.
 
 Pure helpers the fronts share (validation rules that are AWS's, not a
 front's): :func:`validate_tags`, :func:`check_tags`, :func:`valid_tag_text`,
-:func:`part_span`.
+:func:`part_span`.  Small cluster-wide settings (the status page's admin
+password, ...) live in :class:`SystemRecords` (``objects/sysrecord.py``), a
+majority-quorum register over the store's drives; record names are the
+constants re-exported here (``ADMIN_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from titans3.objects.parts import part_span
+from titans3.objects.sysrecord import ADMIN_PASSWORD, SystemRecords
 from titans3.objects.tagging import (
     MAX_TAG_KEY,
     MAX_TAG_VALUE,
@@ -368,7 +372,7 @@ class ObjectAPI(Protocol):
 
 
 __all__ = [
-    "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "BucketInfo", "ByteRange", "CompleteChecksums",
+    "ADMIN_PASSWORD", "SystemRecords", "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "BucketInfo", "ByteRange", "CompleteChecksums",
     "ComputeChecksum", "CopyResult", "DeleteResult", "DriveInfo", "GetResult", "HostInfo",
     "ListPage", "ObjectAPI", "ObjectInfo", "PartInfo", "PutResult", "RenameResult", "StatFs", "StoreStatistics",
     "UploadInfo", "UploadsPage", "VersionsPage", "WriteCondition", "check_tags", "part_span",
