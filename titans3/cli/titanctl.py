@@ -163,7 +163,13 @@ def _client(args: argparse.Namespace, env: dict[str, str]) -> AdminClient:
             "(or pass --access-key and --secret-key)",
             EXIT_USAGE,
         )
-    return AdminClient(endpoint, access, secret)
+    if not env.get("TITANS3_CTL_TIMEOUT"):
+        return AdminClient(endpoint, access, secret)
+    try:  # a slow node (a VM under emulation) may need longer than the default 10 s
+        timeout = float(env["TITANS3_CTL_TIMEOUT"])
+    except ValueError:
+        raise CtlError("TITANS3_CTL_TIMEOUT: expected seconds, such as 60", EXIT_USAGE) from None
+    return AdminClient(endpoint, access, secret, timeout=timeout)
 
 
 def cmd_info(client: AdminClient, as_json: bool) -> str:
