@@ -17,22 +17,19 @@ after the backend succeeded, so open handles follow the file.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from titans3.fuse import meta as M
 from titans3.fuse.errors import FsError
+from titans3.fuse.fsapi import FsServices
 from titans3.fuse.inodes import Node
 from titans3.fuse.paths import check_name, join
 from titans3.fuse.tree import rename_tree
-
-if TYPE_CHECKING:
-    from titans3.fuse.fs import FileSystem
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 
 
 class Renamer:
-    def __init__(self, fs: FileSystem) -> None:
+    def __init__(self, fs: FsServices) -> None:
         self.fs = fs
 
     async def rename(self, old_parent: int, old_raw: bytes, new_parent: int, new_raw: bytes,
