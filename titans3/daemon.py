@@ -249,7 +249,7 @@ async def run(cfg: Config) -> int:
                                   tls_settings=tls.server_settings(cfg, peer=True))
                 await servers.start(_serve, inflight.wrap(observed["peer"](peer_app)), hc, shutdown.wait)
                 if cfg.peers or _joined(cfg):
-                    from titans3.cluster.peers import form
+                    from titans3.cluster.formation import form
 
                     try:
                         await form(host, nursery)  # replaces host.store with the cluster's

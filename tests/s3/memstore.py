@@ -123,7 +123,7 @@ class MemStore:
         return BucketInfo(name, self.buckets[name].created_ns)
 
     async def bucket_settings(self, name: str):  # type: ignore[no-untyped-def]
-        from titans3.objects.bucket_config import BucketSettings
+        from titans3.objects import BucketSettings
 
         b = self._bucket(name)
         return BucketSettings(name, f"{b.created_ns}-{hash(tuple(sorted(b.config.items())))}", b.created_ns,

@@ -15,7 +15,7 @@ from titans3.iam import acl as acls
 from titans3.iam.evaluate import Identity
 from titans3.iam.policy import parse_policy
 from titans3.iam.publicaccess import PublicAccessBlock
-from titans3.objects.bucket_config import BucketSettings
+from titans3.objects import BucketSettings
 from titans3.objects.types import ObjectInfo
 from titans3.s3.auth import ANONYMOUS_AUTH
 from titans3.s3.authorize import AccessControl, Caller

@@ -11,7 +11,7 @@ every peer (``titans3.cluster.peers.Cluster.beat_now``).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -25,7 +25,21 @@ from titans3.core.crypto import load_or_create_master_key
 from titans3.core.errors import TitanError
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.core.config import Config
+    from titans3.core.credentials import Credentials
+
+
+class Host(Protocol):
+    """What starting the access state needs of a host (the daemon's ``Host``;
+    typed here because the daemon is above this layer)."""
+
+    config: Config
+    credentials: Credentials
+    host_id: str
+    store: Any  # the object store: its ``drives`` and ``clock``
+    workers: dict[str, Any]
+    iam: Any
+    audit: Any
 
 log = logging.getLogger(__name__)
 

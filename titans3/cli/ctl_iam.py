@@ -29,8 +29,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from titans3.cli.ctl_repair import call_json
-from titans3.cli.titanctl import EXIT_USAGE, AdminClient, CtlError, format_table
+from titans3.cli.client import EXIT_USAGE, AdminClient, CtlError, call_json, format_table
 
 COMMANDS = ("user", "key", "account", "audit")
 

@@ -28,6 +28,7 @@ from titans3.s3 import (
     admin_durability,
     admin_iam,
     admin_mounts,
+    admin_objects,
 )
 from titans3.s3.context import Reply, S3Context
 
@@ -49,6 +50,7 @@ ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] 
     **admin_appliance.ROUTES,  # cluster create / token / join-token, support bundle
     **admin_mounts.ROUTES,  # FUSE mounts (titans3/fuse/)
     **admin_iam.ROUTES,  # users, keys, account, audit log
+    **admin_objects.ROUTES,  # object rename
 }
 
 

@@ -54,7 +54,7 @@ from titans3.web.prom import StatusCollector
 from titans3.web.status import host_status
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 log = logging.getLogger(__name__)
 
