@@ -17,7 +17,9 @@ that missed it cannot bring the document back.
   drive and need a majority of answers; the newest envelope wins, so every
   acknowledged write is seen (any two majorities overlap).  ``partial=True``
   lets a reader that must keep working through an outage take the newest of
-  fewer answers -- but never conclude "absent" from them.
+  fewer answers -- but never conclude "absent" from them.  A read may see an
+  update still in flight (accepted on a minority so far), as any quorum read
+  may see a write in progress.
 * **Plain writes** (:meth:`~SystemTable.write`, for keys only one host ever
   writes, like its own audit blocks, or last-writer-wins settings) go to
   every drive and succeed on a majority.
@@ -46,7 +48,9 @@ that missed it cannot bring the document back.
 * Keys written with :meth:`~SystemTable.write` (last-writer-wins) must not
   also be updated: a plain write does not respect promises.
 * **Repair**: reads and listings asked to (``repair=True``) write the newest
-  envelope back, by compare-and-set, to drives that answered without it --
+  envelope back, by compare-and-set and only onto drives that have seen no
+  higher ballot (a late copy of that round's accept, which Paxos tolerates),
+  to drives that answered without it --
   drives a cluster join added start empty, and a record must stay on a
   majority when its first holders leave.  Only after a majority answered:
   what a minority says is never spread.
