@@ -36,7 +36,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from titans3 import __version__
-from titans3.core import tls
+from titans3.core import http11, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
@@ -305,6 +305,7 @@ def main(cfg: Config) -> int:
     if cfg.malloc_tuning:
         tune_malloc()
     patch_hypercorn_recv(cfg.http_recv_bytes)
+    http11.install()
     wire_errors.install()
     logging.basicConfig(
         level=getattr(logging, cfg.log_level.upper()),
