@@ -117,7 +117,7 @@ class S3App:
             return
         if scope["type"] != "http":
             return  # no websockets on an S3 endpoint: hypercorn closes the connection
-        request = Request(scope, asgi.LazyBody(receive))
+        request = Request(scope, asgi.LazyBody(receive, scope["headers"]))
         method: str = scope["method"].upper()
         reply = await self.dispatch(request)
 

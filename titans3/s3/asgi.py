@@ -66,12 +66,18 @@ class LazyBody:
     the client goes away: a short body then fails its length check upstream.
     """
 
-    __slots__ = ("_receive", "complete", "disconnected")
+    __slots__ = ("_receive", "complete", "disconnected", "declared")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, raw_headers: list[tuple[bytes, bytes]]) -> None:
         self._receive = receive
         self.complete = False
         self.disconnected = False
+        # A request without Content-Length or Transfer-Encoding has no body: its
+        # one empty message cannot fill hypercorn's queue, nothing needs draining.
+        self.declared = any(
+            name in (b"content-length", b"transfer-encoding") and value not in (b"0", b"")
+            for name, value in raw_headers
+        )
 
     def __aiter__(self) -> LazyBody:
         return self
@@ -162,7 +168,7 @@ async def send_reply(
 
 
 async def _send_whole(send: Send, body: LazyBody, start: dict[str, Any], data: bytes) -> None:
-    if body.complete or body.disconnected:
+    if body.complete or body.disconnected or not body.declared:
         await send(start)
         await send({"type": "http.response.body", "body": data, "more_body": False})
         return
