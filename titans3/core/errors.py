@@ -79,6 +79,7 @@ InvalidRequest = _s3("InvalidRequest", 400, "Invalid Request")
 InvalidArgument = _s3("InvalidArgument", 400, "Invalid Argument")
 InvalidBucketName = _s3("InvalidBucketName", 400, "The specified bucket is not valid.")
 KeyTooLongError = _s3("KeyTooLongError", 400, "Your key is too long")
+InvalidURI = _s3("InvalidURI", 400, "Couldn't parse the specified URI.")
 MalformedXML = _s3(
     "MalformedXML",
     400,

@@ -23,7 +23,7 @@ old null version) can re-insert that version's record on a drive after the
 delete reached it.  Such a copy is held by fewer than ``W`` drives (or is a
 shadowed null version) and stays invisible; GC removes it.
 
-Limits are AWS's: at most 10 tags (400 ``BadRequest``), keys of 1-128 and
+Limits are AWS's: at most 10 tags (400 ``InvalidTag``), keys of 1-128 and
 values of 0-256 Unicode characters from letters, digits, white space and
 ``_ . : / = + - @`` (``InvalidTag``), no ``aws:`` prefix, no duplicate keys.
 """
@@ -79,8 +79,9 @@ def check_tags(pairs: Iterable[tuple[str, str]], *, limit: int, what: str) -> di
         if key.lower().startswith("aws:"):
             raise InvalidTag("Your TagKey cannot be prefixed with aws:", TagKey=key)
         tags[key] = value
-    if len(pairs) > limit:
-        raise BadRequest(f"{what} tags cannot be greater than {limit}")
+    if len(pairs) > limit:  # AWS: InvalidTag on an object, BadRequest on a bucket
+        too_many = InvalidTag if what == "Object" else BadRequest
+        raise too_many(f"{what} tags cannot be greater than {limit}")
     return tags
 
 

@@ -6,7 +6,18 @@ What an object carries besides its bytes travels in one ``meta`` dict that the
 store keeps verbatim and hands back: the standard representation headers
 (Content-Type, -Encoding, -Language, -Disposition, Cache-Control, Expires) and
 every ``x-amz-meta-*`` header, names lower-case.  ``aws-chunked`` is a transfer
-detail, never part of a stored Content-Encoding.
+detail, never part of a stored Content-Encoding; the rest of that header is
+kept as the client spelled it (``deflate, gzip`` stays ``deflate, gzip``).
+
+Values are stored as text.  Header bytes that are valid UTF-8 (what SDKs
+send: botocore encodes a value as UTF-8) are read as UTF-8, other bytes as
+ISO-8859-1; ``titans3.s3.asgi`` sends text back as ISO-8859-1 whenever every
+character fits -- which is how HTTP clients (http.client, botocore) decode
+header bytes -- and as UTF-8 otherwise.  So the value a client set is the
+value it reads back (``Hello World\xe9`` stays that, never ``Hello WorldÃ©``),
+a raw ISO-8859-1 byte comes back as the same byte, and RFC 2047
+``=?UTF-8?B?...?=`` values, being ASCII, are untouched: Ceph RGW's answers.
+(AWS re-encodes non-ASCII values as RFC 2047; docs/s3-compatibility.md says so.)
 
 Request features that change what S3 promises (SSE, object lock, non-private
 ACLs ...) are refused with 501 NotImplemented
@@ -108,17 +119,15 @@ def content_md5(headers: Mapping[str, str]) -> str | None:
     return value.strip()
 
 
-def _strip_aws_chunked(value: str) -> str:
-    codings = [c.strip() for c in value.split(",")]
-    return ",".join(c for c in codings if c and c.lower() != "aws-chunked")
+def strip_aws_chunked(value: str) -> str:
+    """``Content-Encoding`` without the ``aws-chunked`` token, otherwise as spelled."""
+    codings = value.split(",")
+    kept = [c for c in codings if c.strip() and c.strip().lower() != "aws-chunked"]
+    return ",".join(kept).strip() if len(kept) != len(codings) else value
 
 
-def _text(value: str) -> str:
-    """Header values arrive as latin-1 (wire bytes); UTF-8 bytes become real text.
-
-    Stored as text, a value like a UTF-8 ``Content-Disposition`` filename is
-    readable by every front and goes back out as the same bytes.
-    """
+def header_text(value: str) -> str:
+    """A header value (latin-1 text, one character per wire byte) as the text it encodes."""
     if value.isascii():
         return value
     try:
@@ -134,16 +143,16 @@ def extract_meta(headers: Mapping[str, str]) -> dict[str, str]:
         value = headers.get(name)
         if value is None:
             continue
-        value = _text(value)
+        value = header_text(value)
         if name == "content-encoding":
-            value = _strip_aws_chunked(value)
+            value = strip_aws_chunked(value)
             if not value:
                 continue
         meta[name] = value
     user_size = 0
     for name, value in headers.items():
         if name.startswith(USER_META_PREFIX) and len(name) > len(USER_META_PREFIX):
-            value = meta[name] = _text(value)
+            value = meta[name] = header_text(value)
             user_size += len(name[len(USER_META_PREFIX) :].encode()) + len(value.encode())
     if user_size > MAX_USER_META:
         raise MetadataTooLarge(Size=str(user_size), MaxSizeAllowed=str(MAX_USER_META))
