@@ -184,3 +184,57 @@ def test_large_object_checksum_round_trip(s3) -> None:  # noqa: ANN001
     s3.put_object(Bucket=BUCKET, Key="ck-large", Body=io.BytesIO(body), ChecksumAlgorithm="SHA256")
     got = s3.head_object(Bucket=BUCKET, Key="ck-large", ChecksumMode="ENABLED")
     assert got["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+# ------------------------------------------------------- conditional writes
+def test_put_if_none_match_etag_and_if_match_star(s3) -> None:  # noqa: ANN001
+    first = s3.put_object(Bucket=BUCKET, Key="cond", Body=b"one")["ETag"]
+    with pytest.raises(ClientError) as err:  # the current object has that ETag
+        s3.put_object(Bucket=BUCKET, Key="cond", Body=b"two", IfNoneMatch=first)
+    assert _code(err) == (412, "PreconditionFailed")
+    s3.put_object(Bucket=BUCKET, Key="cond", Body=b"two", IfNoneMatch='"0123456789abcdef"')
+    s3.put_object(Bucket=BUCKET, Key="cond", Body=b"three", IfMatch="*")
+    assert s3.get_object(Bucket=BUCKET, Key="cond")["Body"].read() == b"three"
+    with pytest.raises(ClientError) as err:  # If-Match: * needs an object
+        s3.put_object(Bucket=BUCKET, Key="cond-absent", Body=b"x", IfMatch="*")
+    assert _code(err) == (404, "NoSuchKey")
+    s3.put_object(Bucket=BUCKET, Key="cond-absent", Body=b"x", IfNoneMatch=first)  # absent: holds
+
+
+def _multipart(s3, key: str) -> tuple[str, list[dict[str, object]]]:  # noqa: ANN001
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    etag = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=1, Body=b"p" * 100)["ETag"]
+    return upload, [{"PartNumber": 1, "ETag": etag}]
+
+
+@pytest.mark.parametrize(
+    ("condition", "exists", "outcome"),
+    [
+        ({"IfNoneMatch": "*"}, True, (412, "PreconditionFailed")),
+        ({"IfNoneMatch": "*"}, False, 200),
+        ({"IfMatch": "*"}, True, 200),
+        ({"IfMatch": "*"}, False, (404, "NoSuchKey")),
+        ({"IfNoneMatch": "current"}, True, (412, "PreconditionFailed")),
+        ({"IfNoneMatch": '"ffffffffffffffffffffffffffffffff"'}, True, 200),
+        ({"IfMatch": "current"}, True, 200),
+        ({"IfMatch": '"ffffffffffffffffffffffffffffffff"'}, True, (412, "PreconditionFailed")),
+    ],
+)
+def test_complete_multipart_upload_evaluates_both_conditions(
+    s3, condition: dict[str, str], exists: bool, outcome: object  # noqa: ANN001
+) -> None:
+    key = f"cond-mpu-{abs(hash((tuple(condition.items()), exists)))}"
+    current = s3.put_object(Bucket=BUCKET, Key=key, Body=b"old")["ETag"] if exists else None
+    condition = {k: (current if v == "current" else v) for k, v in condition.items()}
+    upload, parts = _multipart(s3, key)
+    call = lambda: s3.complete_multipart_upload(  # noqa: E731
+        Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}, **condition)
+    if outcome == 200:
+        etag = call()["ETag"]
+        assert s3.head_object(Bucket=BUCKET, Key=key)["ETag"] == etag
+    else:
+        with pytest.raises(ClientError) as err:
+            call()
+        assert _code(err) == outcome
+        if exists:
+            assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"old"

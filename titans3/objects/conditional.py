@@ -1,10 +1,11 @@
-"""Conditional writes: ``If-None-Match: *`` and ``If-Match`` on PUT and Complete.
+"""Conditional writes: ``If-None-Match`` and ``If-Match`` on PUT and Complete.
 
 Theory of operation
 -------------------
 A conditional write names the state the key must be in *when the write lands*:
-absent (``If-None-Match: *``) or holding an object with one of the given ETags
-(``If-Match``).  AWS evaluates the condition at completion, answers 412
+absent (``If-None-Match: *``), not holding one of the given ETags
+(``If-None-Match: "etag"``), holding any object (``If-Match: *``) or one with
+one of the given ETags (``If-Match: "etag"``).  AWS evaluates the condition at completion, answers 412
 ``PreconditionFailed`` when it does not hold, 404 ``NoSuchKey`` for If-Match on
 a key with no object, and 409 ``ConditionalRequestConflict`` when a delete
 removed the object while the write was in flight.
@@ -51,15 +52,19 @@ class WriteCondition:
 
     ``if_match``: ETags (without quotes) one of which the current object must
     have (``"*"`` matches any existing object); ``if_none_match``: the key must
-    have no current object (a delete marker counts as none).
+    have no current object (a delete marker counts as none);
+    ``if_none_match_etags``: the current object, if any, must have none of these.
     """
 
     if_match: tuple[str, ...] | None = None
     if_none_match: bool = False
+    if_none_match_etags: tuple[str, ...] = ()
 
     def check(self, current: ObjectInfo | None, key: str = "") -> None:
         """Raise ``PreconditionFailed`` / ``NoSuchKey`` unless the condition holds."""
-        if self.if_none_match and current is not None:
+        if current is not None and (
+            self.if_none_match or current.etag in self.if_none_match_etags
+        ):
             raise PreconditionFailed(Condition="If-None-Match")
         if self.if_match is not None:
             if current is None:

@@ -11,8 +11,8 @@ answers the same input with the same AWS error:
 * ``x-amz-tagging``: URL query form (``k1=v1&k2``), UTF-8 then percent-encoded;
   undecodable or duplicate names are ``InvalidArgument`` with AWS's message;
   the limits are the object layer's (``titans3.objects.tagging``).
-* ``If-None-Match`` / ``If-Match`` on writes: only ``*`` is accepted for
-  If-None-Match (anything else is 501, as AWS answers); If-Match takes ETags.
+* ``If-None-Match`` / ``If-Match`` on writes: both take ``*`` or ETags
+  (``titans3.objects.conditional``): 412 when they do not hold.
 * ``partNumber`` on GET/HEAD: 1..10,000 (``InvalidArgument``); it cannot be
   combined with ``Range`` (``InvalidRequest``).
 * XML bodies (versioning, tagging, batch delete): a ``Content-MD5`` is checked.
@@ -35,7 +35,6 @@ from titans3.core.errors import (
     InvalidArgument,
     InvalidDigest,
     InvalidRequest,
-    NotImplementedS3,
 )
 from titans3.objects.conditional import WriteCondition
 from titans3.objects.tagging import validate_tags
@@ -99,14 +98,11 @@ def write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
     if_match = headers.get("if-match")
     if if_none is None and if_match is None:
         return None
-    if if_none is not None and if_none.strip() != "*":
-        raise NotImplementedS3(
-            "A header you provided implies functionality that is not implemented",
-            Header="If-None-Match",
-        )
+    none_tags = _etags(if_none) if if_none is not None else ()
     return WriteCondition(
         if_match=_etags(if_match) if if_match is not None else None,
-        if_none_match=if_none is not None,
+        if_none_match="*" in none_tags,
+        if_none_match_etags=tuple(t for t in none_tags if t != "*"),
     )
 
 
