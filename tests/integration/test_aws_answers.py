@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import socket
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
@@ -238,3 +239,118 @@ def test_complete_multipart_upload_evaluates_both_conditions(
         assert _code(err) == outcome
         if exists:
             assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"old"
+
+
+# ---------------------------------------------------------------- multipart
+def test_a_repeated_complete_answers_200_with_the_same_etag(s3) -> None:  # noqa: ANN001
+    """Clients retry Complete after a lost response: AWS answers the retry 200."""
+    key = "complete-twice"
+    upload, parts = _multipart(s3, key)
+    first = s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload,
+                                         MultipartUpload={"Parts": parts})  # fmt: skip
+    again = s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload,
+                                         MultipartUpload={"Parts": parts})  # fmt: skip
+    assert again["ETag"] == first["ETag"] == s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+    assert again["ResponseMetadata"]["HTTPStatusCode"] == 200
+    # Another part list is not the same Complete, and the upload itself is gone.
+    with pytest.raises(ClientError) as err:
+        s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}]})
+    assert _code(err) == (404, "NoSuchUpload")
+    with pytest.raises(ClientError) as err:
+        s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=2, Body=b"x")
+    assert _code(err) == (404, "NoSuchUpload")
+
+
+def _upload_part_with_trailer(d: Daemon, key: str, upload: str, n: int, data: bytes,
+                              algorithm: str) -> dict[str, str]:  # fmt: skip
+    """UploadPart the way SDKs do over TLS: aws-chunked, checksum in a trailer."""
+    from botocore import httpchecksum
+
+    checksum_cls = {"SHA256": httpchecksum.Sha256Checksum, "CRC32": httpchecksum.Crc32Checksum,
+                    "SHA1": httpchecksum.Sha1Checksum}[algorithm]  # fmt: skip
+    trailer = f"x-amz-checksum-{algorithm.lower()}"
+    body = httpchecksum.AwsChunkedWrapper(io.BytesIO(data), checksum_cls, trailer,
+                                          chunk_size=64 * 1024).read()  # fmt: skip
+    path = f"/{BUCKET}/{key}?partNumber={n}&uploadId={urllib.parse.quote(upload, safe='')}"
+    headers = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+               "x-amz-trailer": trailer, "x-amz-sdk-checksum-algorithm": algorithm}  # fmt: skip
+    hdrs = sign("PUT", d.endpoint + path, d.credentials, headers,
+                "STREAMING-UNSIGNED-PAYLOAD-TRAILER")  # fmt: skip
+    r = raw_request(d, "PUT", path, body=body, headers=hdrs, signed=False)
+    assert r.status == 200, r.body
+    return r.headers
+
+
+@pytest.mark.parametrize("algorithm", ["SHA256", "CRC32"])
+def test_multipart_with_a_checksum_completes_when_parts_sent_trailers(
+    d: Daemon, s3, algorithm: str  # noqa: ANN001
+) -> None:
+    key = f"mpu-trailer-{algorithm}"
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm=algorithm)["UploadId"]
+    chunks = [os.urandom(5 * MiB), os.urandom(1234)]
+    parts = []
+    for n, chunk in enumerate(chunks, start=1):
+        headers = _upload_part_with_trailer(d, key, upload, n, chunk, algorithm)
+        parts.append({"PartNumber": n, "ETag": headers["etag"],
+                      f"Checksum{algorithm}": headers[f"x-amz-checksum-{algorithm.lower()}"]})
+    listed = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload)["Parts"]
+    assert [p[f"Checksum{algorithm}"] for p in listed] == [p[f"Checksum{algorithm}"] for p in parts]
+    done = s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload,
+                                        MultipartUpload={"Parts": parts})  # fmt: skip
+    assert done[f"Checksum{algorithm}"].endswith("-2")
+    got = s3.get_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    assert got["Body"].read() == b"".join(chunks)
+    assert got[f"Checksum{algorithm}"] == done[f"Checksum{algorithm}"]
+    attrs = s3.get_object_attributes(Bucket=BUCKET, Key=key, ObjectAttributes=["ObjectParts"])
+    assert [p[f"Checksum{algorithm}"] for p in attrs["ObjectParts"]["Parts"]] == [
+        p[f"Checksum{algorithm}"] for p in parts]
+    # A COMPOSITE upload's Complete must list every part's checksum (AWS's rule and message).
+    key2 = key + "-bare"
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key2, ChecksumAlgorithm=algorithm)["UploadId"]
+    headers = _upload_part_with_trailer(d, key2, upload, 1, chunks[1], algorithm)
+    with pytest.raises(ClientError) as err:
+        s3.complete_multipart_upload(Bucket=BUCKET, Key=key2, UploadId=upload, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": headers["etag"]}]})
+    assert _code(err) == (400, "InvalidRequest")
+    assert "must include the checksum for each part" in err.value.response["Error"]["Message"]
+
+
+def test_get_object_attributes_of_a_simple_object(s3) -> None:  # noqa: ANN001
+    body = b"attributes"
+    put = s3.put_object(Bucket=BUCKET, Key="attrs", Body=body, ChecksumAlgorithm="SHA256")
+    got = s3.get_object_attributes(Bucket=BUCKET, Key="attrs", ObjectAttributes=[
+        "ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"])
+    assert got["ETag"] == put["ETag"].strip('"')
+    assert got["Checksum"]["ChecksumSHA256"] == put["ChecksumSHA256"]
+    assert got["Checksum"]["ChecksumType"] == "FULL_OBJECT"
+    assert got["StorageClass"] == "STANDARD" and got["ObjectSize"] == len(body)
+    assert "ObjectParts" not in got
+    assert got["LastModified"] == s3.head_object(Bucket=BUCKET, Key="attrs")["LastModified"]
+    with pytest.raises(ClientError) as err:
+        s3.get_object_attributes(Bucket=BUCKET, Key="no-such-attrs", ObjectAttributes=["ETag"])
+    assert _code(err) == (404, "NoSuchKey")
+
+
+def test_get_object_attributes_pages_the_parts_of_a_multipart_object(s3) -> None:  # noqa: ANN001
+    key = "attrs-mpu"
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm="CRC32")["UploadId"]
+    chunks = [os.urandom(5 * MiB), os.urandom(5 * MiB), os.urandom(10)]
+    parts = []
+    for n, chunk in enumerate(chunks, start=1):
+        r = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=n, Body=chunk,
+                           ChecksumAlgorithm="CRC32")  # fmt: skip
+        parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+    done = s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload,
+                                        MultipartUpload={"Parts": parts})  # fmt: skip
+    page = s3.get_object_attributes(Bucket=BUCKET, Key=key, MaxParts=2,
+                                    ObjectAttributes=["ObjectParts", "Checksum"])  # fmt: skip
+    op = page["ObjectParts"]
+    assert op["TotalPartsCount"] == 3 and op["IsTruncated"] and op["NextPartNumberMarker"] == 2
+    assert [(p["PartNumber"], p["Size"], p["ChecksumCRC32"]) for p in op["Parts"]] == [
+        (1, 5 * MiB, parts[0]["ChecksumCRC32"]), (2, 5 * MiB, parts[1]["ChecksumCRC32"])]
+    assert page["Checksum"]["ChecksumCRC32"] == done["ChecksumCRC32"].rsplit("-", 1)[0]
+    assert page["Checksum"]["ChecksumType"] == "COMPOSITE"
+    rest = s3.get_object_attributes(Bucket=BUCKET, Key=key, PartNumberMarker=2,
+                                    ObjectAttributes=["ObjectParts"])["ObjectParts"]  # fmt: skip
+    assert [p["PartNumber"] for p in rest["Parts"]] == [3] and not rest["IsTruncated"]

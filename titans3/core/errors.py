@@ -144,7 +144,7 @@ PreconditionFailed = _s3(
     "PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"
 )
 InvalidRange = _s3("InvalidRange", 416, "The requested range is not satisfiable")
-InvalidPartNumber = _s3("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
+InvalidPartNumber = _s3("InvalidPartNumber", 400, "The requested partnumber is not satisfiable")
 ConditionalRequestConflict = _s3(
     "ConditionalRequestConflict",
     409,

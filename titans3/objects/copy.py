@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from titans3.core.errors import InvalidArgument, InvalidRange, InvalidRequest, MethodNotAllowed
+from titans3.core.errors import InvalidRange, InvalidRequest, MethodNotAllowed
 from titans3.objects.conditional import WriteCondition
 from titans3.objects.types import GetResult, ObjectInfo, PartInfo, PutResult
 
@@ -158,6 +158,7 @@ class CopyMixin:
         return CopyResult(info, part=part)
 
 
-def _bad_range(size: str) -> InvalidArgument:
-    return InvalidArgument(f"Range specified is not valid for source object of size: {size}",
-                           ArgumentName="x-amz-copy-source-range")
+def _bad_range(size: str) -> InvalidRange:
+    """A source range past the source's end: 416 ``InvalidRange``, as AWS answers."""
+    return InvalidRange(f"The requested range is not satisfiable for a source object of size {size}",
+                        RangeRequested="x-amz-copy-source-range")

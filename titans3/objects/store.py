@@ -62,6 +62,7 @@ from titans3.objects.types import (
     HostInfo,
     ListPage,
     ObjectInfo,
+    PartInfo,
     PutResult,
 )
 from titans3.objects.uploads import UploadsMixin
@@ -236,6 +237,8 @@ class ObjectStore(
             parts_count=len(rec.parts),
             tags=tags_of(rec),
             part_sizes=tuple(p.size for p in rec.parts),
+            parts=tuple(PartInfo(p.number, p.size, p.etag, rec.mtime_ns, dict(p.checksums))
+                        for p in rec.parts),
         )
 
     @staticmethod
@@ -363,7 +366,7 @@ class ObjectStore(
         info = self._info(bucket, key, r, latest)
         if part_number is not None:
             span = part_span(rec.size, [p.size for p in rec.parts], part_number)
-            byte_range = span if rec.size else None
+            byte_range = span if rec.size and rec.parts else None  # one piece: the whole object
         if byte_range is None:
             first, last, partial = 0, rec.size - 1, False
         else:

@@ -94,6 +94,7 @@ class ObjectInfo:
     parts_count: int = 0
     tags: dict[str, str] = field(default_factory=dict)  # object tags (S3 tagging)
     part_sizes: tuple[int, ...] = ()  # sizes of a multipart object's parts, in order
+    parts: tuple[PartInfo, ...] = ()  # a multipart object's parts (number, size, etag, checksums)
 
 
 @dataclass(frozen=True, slots=True)

@@ -336,8 +336,8 @@ async def head_object(ctx: S3Context) -> Reply:
     span = ranges.resolve_range(ranges.parse_range(ctx.headers.get("range")), info.size)
     if part_number is not None:
         span = part_span(info.size, info.part_sizes, part_number)
-        if info.size == 0:
-            span = None  # an empty object's part 1 is the whole (empty) object
+        if info.size == 0 or not info.part_sizes:
+            span = None  # part 1 of an object uploaded in one piece is the whole object
     if span is None:
         reply = Reply(200, length=info.size)
     else:
