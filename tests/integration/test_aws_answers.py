@@ -354,3 +354,79 @@ def test_get_object_attributes_pages_the_parts_of_a_multipart_object(s3) -> None
     rest = s3.get_object_attributes(Bucket=BUCKET, Key=key, PartNumberMarker=2,
                                     ObjectAttributes=["ObjectParts"])["ObjectParts"]  # fmt: skip
     assert [p["PartNumber"] for p in rest["Parts"]] == [3] and not rest["IsTruncated"]
+
+
+# ------------------------------------------------------ buckets, versioning
+def test_list_objects_v1_fields_come_back_decoded(d: Daemon, s3) -> None:  # noqa: ANN001
+    """boto3 asks for encoding-type=url on its own and decodes what AWS encodes
+    (Marker, NextMarker, Delimiter, Key, CommonPrefixes) -- for v1 AWS leaves
+    the top-level Prefix unencoded, so the caller sees every field as given."""
+    prefix, marker = "v1 list/é+&", "v1 list/é+&a"
+    for name in ("a", "b", "c/d"):
+        s3.put_object(Bucket=BUCKET, Key=prefix + name, Body=b"x")
+    got = s3.list_objects(Bucket=BUCKET, Prefix=prefix, Delimiter="/", Marker=marker, MaxKeys=1)
+    assert (got["Prefix"], got["Delimiter"], got["Marker"]) == (prefix, "/", marker)
+    assert [c["Key"] for c in got["Contents"]] == [prefix + "b"] and got["IsTruncated"]
+    assert got["NextMarker"] == prefix + "b"
+    # Without encoding-type nothing is encoded; with it, everything AWS encodes is.
+    query = "prefix=" + urllib.parse.quote(prefix, safe="") + "&delimiter=%2F"
+    plain = raw_request(d, "GET", f"/{BUCKET}?{query}")
+    assert f"<Prefix>{prefix.replace('&', '&amp;')}</Prefix>".encode() in plain.body
+    assert b"<Delimiter>/</Delimiter>" in plain.body
+    encoded = raw_request(d, "GET", f"/{BUCKET}?{query}&encoding-type=url")
+    assert b"<EncodingType>url</EncodingType>" in encoded.body
+    assert b"<Key>" + urllib.parse.quote(prefix + "a", safe="/").encode() + b"</Key>" in encoded.body
+    assert f"<Prefix>{prefix.replace('&', '&amp;')}</Prefix>".encode() in encoded.body
+
+
+def test_create_bucket_on_an_own_bucket_in_us_east_1_is_200_and_keeps_it(s3) -> None:  # noqa: ANN001
+    s3.put_object(Bucket=BUCKET, Key="survives-recreate", Body=b"kept")
+    again = s3.create_bucket(Bucket=BUCKET)
+    assert again["ResponseMetadata"]["HTTPStatusCode"] == 200 and again["Location"] == f"/{BUCKET}"
+    assert s3.get_object(Bucket=BUCKET, Key="survives-recreate")["Body"].read() == b"kept"
+
+
+def test_a_put_into_a_suspended_bucket_names_no_version(s3) -> None:  # noqa: ANN001
+    bucket = "awsanswers-suspended"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    enabled = s3.put_object(Bucket=bucket, Key="k", Body=b"v1")
+    assert enabled["VersionId"] not in (None, "null")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    put = s3.put_object(Bucket=bucket, Key="k", Body=b"v2")
+    assert "VersionId" not in put and "x-amz-version-id" not in put["ResponseMetadata"]["HTTPHeaders"]
+    copy = s3.copy_object(Bucket=bucket, Key="k2", CopySource={"Bucket": bucket, "Key": "k"})
+    assert "VersionId" not in copy
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="k3")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="k3", UploadId=upload, PartNumber=1, Body=b"p")["ETag"]
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="k3", UploadId=upload,
+                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert "VersionId" not in done
+    assert s3.head_object(Bucket=bucket, Key="k")["VersionId"] == "null"
+
+
+def _head_404_headers(s3, bucket: str, key: str) -> dict[str, str]:  # noqa: ANN001
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key=key)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    return err.value.response["ResponseMetadata"]["HTTPHeaders"]
+
+
+def test_404s_say_whether_a_delete_marker_caused_them(s3) -> None:  # noqa: ANN001
+    s3.put_object(Bucket=BUCKET, Key="gone", Body=b"x")
+    s3.delete_object(Bucket=BUCKET, Key="gone")
+    assert _head_404_headers(s3, BUCKET, "gone")["x-amz-delete-marker"] == "false"
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=BUCKET, Key="gone")
+    assert err.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "false"
+    assert _code(err) == (404, "NoSuchKey")
+    bucket = "awsanswers-versioned"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    marker = s3.delete_object(Bucket=bucket, Key="k")["VersionId"]
+    headers = _head_404_headers(s3, bucket, "k")
+    assert headers["x-amz-delete-marker"] == "true" and headers["x-amz-version-id"] == marker
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="k")
+    assert err.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "true"

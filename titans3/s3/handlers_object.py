@@ -39,12 +39,14 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 
 from titans3.core.errors import (
     InvalidArgument,
     InvalidDigest,
     MetadataTooLarge,
+    NoSuchKey,
     NotImplementedS3,
     PreconditionFailed,
 )
@@ -255,6 +257,19 @@ def _not_modified(info: ObjectInfo) -> Reply:
     return reply
 
 
+@contextmanager
+def _marking_absence() -> Iterator[None]:
+    """A 404 of GET/HEAD says whether a delete marker caused it: the store's error
+    carries ``x-amz-delete-marker: true`` for one; a key that is simply gone gets
+    ``false`` (Ceph RGW's answer, which tools check)."""
+    try:
+        yield
+    except NoSuchKey as err:
+        if not any(name.lower() == "x-amz-delete-marker" for name, _ in err.headers):
+            err.headers.append(("x-amz-delete-marker", "false"))
+        raise
+
+
 async def _aclose(body: AsyncIterator[bytes]) -> None:
     aclose = getattr(body, "aclose", None)
     if aclose is not None:
@@ -274,7 +289,7 @@ async def put_object(ctx: S3Context) -> Reply:
         checksums=body.verify, tags=tags, condition=condition,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
-    await opts.add_version_header(reply, ctx, result.version_id)
+    opts.add_written_version_header(reply, result.version_id)
     checksum_headers(reply, result.checksums, with_type=True)
     return reply
 
@@ -286,10 +301,11 @@ def _version_id(ctx: S3Context) -> str | None:
 async def get_object(ctx: S3Context) -> Reply:
     part_number = opts.part_number_param(ctx.query, ctx.headers)
     byte_range = ranges.parse_range(ctx.headers.get("range"))
-    result = await ctx.store.get_object(
-        ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range,
-        part_number=part_number,
-    )  # fmt: skip
+    with _marking_absence():
+        result = await ctx.store.get_object(
+            ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range,
+            part_number=part_number,
+        )  # fmt: skip
     info = result.info
     try:
         modified = evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) != 304
@@ -328,7 +344,8 @@ async def _version_details(
 
 async def head_object(ctx: S3Context) -> Reply:
     part_number = opts.part_number_param(ctx.query, ctx.headers)
-    info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx))
+    with _marking_absence():
+        info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx))
     if evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) == 304:
         reply = _not_modified(info)
         await _version_details(reply, ctx, info, None)

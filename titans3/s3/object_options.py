@@ -20,6 +20,8 @@ answers the same input with the same AWS error:
 Version ids in responses: the null version is shown as ``null`` only in a
 bucket whose versioning was ever configured (Enabled or Suspended); a
 never-versioned bucket sends no ``x-amz-version-id`` at all -- what AWS does.
+A write (PutObject, CopyObject, CompleteMultipartUpload) that made the null
+version -- a bucket with versioning Suspended -- sends none either.
 """
 
 from __future__ import annotations
@@ -129,3 +131,8 @@ async def shown_version(ctx: S3Context, version_id: str | None, bucket: str | No
 async def add_version_header(reply: Reply, ctx: S3Context, version_id: str | None,
                              bucket: str | None = None) -> None:
     reply.header("x-amz-version-id", await shown_version(ctx, version_id, bucket))
+
+
+def add_written_version_header(reply: Reply, version_id: str | None) -> None:
+    """``x-amz-version-id`` of a write: the new version's id; none for a null version."""
+    reply.header("x-amz-version-id", None if version_id == "null" else version_id)
