@@ -430,3 +430,27 @@ def test_404s_say_whether_a_delete_marker_caused_them(s3) -> None:  # noqa: ANN0
     with pytest.raises(ClientError) as err:
         s3.get_object(Bucket=bucket, Key="k")
     assert err.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "true"
+
+
+# --------------------------------------------------------------------- auth
+@pytest.mark.parametrize("expect", [False, True], ids=["plain", "expect-100"])
+def test_an_expired_presigned_put_is_403_request_has_expired(d: Daemon, s3, expect: bool) -> None:  # noqa: ANN001
+    import subprocess
+    import time
+
+    presigner = s3_client(d, signature_version="s3v4")
+    url = presigner.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "late-put"},
+                                           ExpiresIn=1)  # fmt: skip
+    presigner.close()
+    time.sleep(2.1)
+    args = ["curl", "-sS", "--noproxy", "*", "-X", "PUT", "--data-binary", "@-", "-w", "\n%{http_code}"]
+    if expect:
+        args += ["-H", "Expect: 100-continue"]
+    proc = subprocess.run([*args, url], input=os.urandom(2 * MiB), capture_output=True, timeout=60,
+                          check=False)  # fmt: skip
+    body, _, status = proc.stdout.rpartition(b"\n")
+    assert status == b"403", proc.stderr
+    assert b"<Code>AccessDenied</Code>" in body and b"Request has expired" in body
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=BUCKET, Key="late-put")
+    assert _code(err)[0] == 404

@@ -34,6 +34,7 @@ import httpx
 
 from titans3.cli.titanctl import (
     EMPTY_SHA256,
+    EXIT_ERROR,
     EXIT_USAGE,
     REGION,
     AdminClient,
@@ -278,6 +279,11 @@ def run(args: argparse.Namespace, client: AdminClient, *,
         if args.deep:
             query["deep"] = "1"
         doc = call_json(client, "GET", "object/inspect", query)
+        if not doc.get("versions"):  # nothing to inspect: say so and fail, never "DEGRADED"
+            left = doc.get("invisible_versions") or []
+            raise CtlError(f"no such key: {args.bucket}/{args.key}" + (
+                f" (drives still hold {len(left)} invisible version(s) for GC)" if left else ""),
+                EXIT_ERROR)  # fmt: skip
         return json.dumps(doc, indent=2, sort_keys=True) if as_json else format_inspect(doc)
     if cmd == "gc" and action == "start":
         doc = call_json(client, "POST", "gc/start")
