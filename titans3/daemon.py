@@ -198,13 +198,13 @@ async def _health_loop(drives: list[LocalDrive]) -> None:
 
 
 def print_credentials(creds: Credentials, cfg: Config, out: Callable[[str], None]) -> None:
-    host, port = parse_hostport(cfg.listen, "listen")
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    from titans3.cli.exports import endpoint, export_lines
+
     out("TitanS3 root credentials (generated once; the secret is stored sealed in "
-        f"{cfg.state_path}/root-credentials.json):")
-    out(f"AWS_ACCESS_KEY_ID={creds.root_access_key}")
-    out(f"AWS_SECRET_ACCESS_KEY={creds.root_secret_key}")
-    out(f"S3 endpoint: {tls.scheme(cfg)}://{shown}:{port}")
+        f"{cfg.state_path}/root-credentials.json); paste these lines into your shell:")
+    for line in export_lines(creds, cfg):
+        out(line)
+    out(f"S3 endpoint: {endpoint(cfg)}")
 
 
 def _joined(cfg: Config) -> bool:
