@@ -317,3 +317,36 @@ def test_chunked_put_with_a_signed_payload_hash_that_differs_is_refused(d: Daemo
         resp = parse_raw_response(_read_until_closed(s))
     assert resp.status == 400
     assert resp.error_code() == "XAmzContentSHA256Mismatch"
+
+
+# ------------------------------------------------- errors before the status line
+def test_a_get_whose_first_bytes_cannot_be_read_is_503_with_xml(daemon: Daemon) -> None:
+    """Three of six fragments gone (EC 4+2): the first segment cannot be decoded.
+    The answer is a 503 with S3's XML error, not a 200 that breaks after the headers."""
+    s3 = s3_client(daemon)
+    s3.create_bucket(Bucket=BUCKET)
+    body = os.urandom(3 * MiB)  # fragments far above the inline limit: real files
+    s3.put_object(Bucket=BUCKET, Key="unreadable", Body=body)
+    s3.put_object(Bucket=BUCKET, Key="fine", Body=b"still readable")
+    files = {i: daemon.fragment_files(i) for i in range(6)}
+    assert all(len(f) == 1 for f in files.values()), files  # one object with files: this one
+    for i in (0, 2, 4):
+        files[i][0].unlink()
+    mark = daemon.log_mark()
+    path = f"/{BUCKET}/unreadable"
+    hdrs = sign("GET", daemon.endpoint + path, daemon.credentials)
+    with socket.create_connection((HOST, daemon.s3_port), timeout=30) as s:
+        s.sendall(_head("GET", path, {**hdrs, "Connection": "close"}))
+        raw = _read_until_closed(s)
+    resp = parse_raw_response(raw)
+    assert _status_line(raw) == b"HTTP/1.1 503 Service Unavailable", raw[:300]
+    assert resp.error_code() == "ServiceUnavailable"
+    assert int(resp.headers["content-length"]) == len(resp.body)
+    assert resp.headers["x-amz-request-id"]
+    assert "Traceback" not in daemon.log_since(mark)
+    # The daemon goes on serving, on a fresh connection as on a kept-alive one.
+    assert s3.get_object(Bucket=BUCKET, Key="fine")["Body"].read() == b"still readable"
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=BUCKET, Key="unreadable")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    s3.close()
