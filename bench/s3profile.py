@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    ap.add_argument("--gil", action="store_true",
+                    help="only samples holding the GIL: Python work, without syscalls and "
+                         "time the loop was preempted (steadier on a shared machine)")
     ap.add_argument("--folded", type=Path, help="keep py-spy's folded stacks here")
     ap.add_argument("--svg", type=Path, help="also write a flame graph (second run of py-spy)")
     args = ap.parse_args(argv)
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             spy = subprocess.Popen(
                 [pyspy, "record", "--pid", str(server.proc.pid), "--rate", str(args.rate),
                  "--duration", str(int(args.seconds)), "--nonblocking", "--format", fmt,
-                 "--output", str(output)],
+                 "--output", str(output), *(["--gil"] if args.gil else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )  # fmt: skip
             time.sleep(0.5)  # let py-spy attach before the clock starts

@@ -57,6 +57,7 @@ sockets, so a hypercorn upgrade that changes it fails loudly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from itertools import chain
@@ -136,6 +137,8 @@ class S3H11Protocol(hyper_h11.H11Protocol):
             h11.SERVER, max_incomplete_event_size=config.h11_max_incomplete_size
         )
         self._request_has_body = False
+        self._headers_second = -1
+        self._headers: list[tuple[bytes, bytes]] = []
 
     async def send_continue(self) -> None:
         """Send ``100 Continue`` if the client is still waiting for it (else nothing)."""
@@ -166,6 +169,14 @@ class S3H11Protocol(hyper_h11.H11Protocol):
             if data:
                 await self.send(RawData(data=data))
 
+    def _server_headers(self) -> list[tuple[bytes, bytes]]:
+        """hypercorn's Date (and alt-svc) headers, formatted once a second per connection."""
+        second = int(time.time())
+        if second != self._headers_second:
+            self._headers_second = second
+            self._headers = self.config.response_headers("h11")
+        return self._headers
+
     def _body_unread(self) -> bool:
         return self._request_has_body and self.connection.their_state is h11.SEND_BODY
 
@@ -173,7 +184,7 @@ class S3H11Protocol(hyper_h11.H11Protocol):
         if not (isinstance(event, Response) and event.status_code >= 200):
             await super().stream_send(event)
             return
-        headers = list(chain(event.headers, self.config.response_headers("h11")))
+        headers = list(chain(event.headers, self._server_headers()))
         if (
             self.keep_alive_requests >= self.config.keep_alive_max_requests
             or self._body_unread()
