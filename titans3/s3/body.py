@@ -29,7 +29,7 @@ failure raises from ``__anext__`` instead, so a store that stops reading after
 ``{algo: base64}`` after that, or raises the verification error again.
 
 Memory: one received block at a time (the ASGI adapter bounds how far the
-network runs ahead, see ``titans3.s3.app``).  Hashing a large block runs in a
+network runs ahead, see ``titans3.s3.asgi``).  Hashing a large block runs in a
 worker thread (hashlib and the CRCs release the GIL); small blocks are hashed
 inline because a thread hop costs more than the hash.
 """
