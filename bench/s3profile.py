@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only samples holding the GIL: Python work, without syscalls and "
                          "time the loop was preempted (steadier on a shared machine)")
     ap.add_argument("--folded", type=Path, help="keep py-spy's folded stacks here")
+    ap.add_argument("--bin", type=Path, default=BIN / "titans3",
+                    help="the titans3 to profile (another checkout's .venv/bin/titans3: a baseline)")
     ap.add_argument("--svg", type=Path, help="also write a flame graph (second run of py-spy)")
     args = ap.parse_args(argv)
     pyspy = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     large = args.op.startswith("large")
     tmp = Path(tempfile.mkdtemp(prefix="titans3-s3profile-"))
     access, secret = new_credentials()
-    server, endpoint = start_titans3(tmp, access, secret)
+    server, endpoint = start_titans3(tmp, access, secret, binary=args.bin)
     try:
         wait_ready(endpoint, server, 60)
         small = os.urandom(4 * KiB)
