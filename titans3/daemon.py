@@ -198,7 +198,7 @@ async def _health_loop(drives: list[LocalDrive]) -> None:
 
 
 def print_credentials(creds: Credentials, cfg: Config, out: Callable[[str], None]) -> None:
-    from titans3.cli.exports import endpoint, export_lines
+    from titans3.core.shell_exports import endpoint, export_lines
 
     out("TitanS3 root credentials (generated once; the secret is stored sealed in "
         f"{cfg.state_path}/root-credentials.json); paste these lines into your shell:")

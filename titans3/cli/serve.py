@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def show_credentials(cfg: Config) -> int:
-    from titans3.cli.exports import export_lines
     from titans3.core.credentials import load_root_credentials
+    from titans3.core.shell_exports import export_lines
 
     creds = load_root_credentials(cfg.state_path, cfg.root_access_key, cfg.root_secret_key)
     where = "from TITANS3_ROOT_*" if cfg.root_access_key else f"sealed in {cfg.state_path}"

@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _client(args: argparse.Namespace, env: dict[str, str]) -> AdminClient:
     endpoint = check_endpoint(args.endpoint or env.get("TITANS3_ENDPOINT") or DEFAULT_ENDPOINT)
-    # The AWS_* pair is what `titans3 credentials` prints for pasting (cli/exports.py).
+    # The AWS_* pair is what `titans3 credentials` prints for pasting (core/shell_exports.py).
     access = args.access_key or env.get("TITANS3_ROOT_ACCESS_KEY") or env.get("AWS_ACCESS_KEY_ID", "")
     secret = args.secret_key or env.get("TITANS3_ROOT_SECRET_KEY") or env.get(
         "AWS_SECRET_ACCESS_KEY", "")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
-from titans3.cli.exports import export_lines
 from titans3.core.config import load
 from titans3.core.credentials import Credentials
+from titans3.core.shell_exports import export_lines
 
 CREDS = Credentials("AKIAEXAMPLE0000001", "se/cret+key=with$chars")
 
