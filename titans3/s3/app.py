@@ -46,6 +46,7 @@ import secrets
 from typing import Any
 from urllib.parse import unquote
 
+from titans3.core import metrics
 from titans3.core.errors import InternalError, NotImplementedS3, S3Error
 from titans3.s3 import admin as admin_api
 from titans3.s3 import (
@@ -156,6 +157,8 @@ class S3App:
                 method, raw_path, routing.parse_query(raw_query), headers, self.settings.domain
             )
             resource = route.resource
+            metrics.annotate(scope, op=route.op, bucket=route.bucket, key=route.key,
+                             requester=auth_result.access_key)  # core/metrics.py: counters, access log
             ctx = S3Context(
                 method=method, route=route, headers=headers, auth=auth_result, store=self.store,
                 settings=self.settings, request_id=request_id, scheme=scope.get("scheme", "http"),
