@@ -12,30 +12,18 @@ import io
 import os
 import socket
 import urllib.parse
-from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
 
 from .cluster import HOST, Daemon, MiB, s3_client
+from .objtools import module_fixtures
 from .rawhttp import raw_request, sign
 
 BUCKET = "awsanswers"
 
 
-@pytest.fixture(scope="module")
-def d(module_daemon: Daemon) -> Daemon:
-    client = s3_client(module_daemon)
-    client.create_bucket(Bucket=BUCKET)
-    client.close()
-    return module_daemon
-
-
-@pytest.fixture(scope="module")
-def s3(d: Daemon) -> Iterator[object]:
-    client = s3_client(d)
-    yield client
-    client.close()
+d, s3, cli, _no_traceback = module_fixtures(BUCKET, home="aws-answers")
 
 
 def _code(err: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:

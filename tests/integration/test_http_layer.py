@@ -24,32 +24,20 @@ import logging
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from .cluster import EMPTY_SHA256, HOST, Credentials, Daemon, MiB, s3_client
+from .objtools import module_fixtures
 from .rawhttp import parse_raw_response, s3_error_code, sign
 
 BUCKET = "httplayer"
 GiB = 1 << 30
 
 
-@pytest.fixture(scope="module")
-def d(module_daemon: Daemon) -> Daemon:
-    client = s3_client(module_daemon)
-    client.create_bucket(Bucket=BUCKET)
-    client.close()
-    return module_daemon
-
-
-@pytest.fixture(scope="module")
-def s3(d: Daemon) -> Iterator[object]:
-    client = s3_client(d)
-    yield client
-    client.close()
+d, s3, cli, _no_traceback = module_fixtures(BUCKET, home="aws-httplayer")
 
 
 def _head(method: str, path: str, headers: dict[str, str]) -> bytes:
