@@ -442,3 +442,29 @@ def test_an_expired_presigned_put_is_403_request_has_expired(d: Daemon, s3, expe
     with pytest.raises(ClientError) as err:
         s3.head_object(Bucket=BUCKET, Key="late-put")
     assert _code(err)[0] == 404
+
+
+def test_a_browser_form_upload_answers_what_the_compatibility_page_says(d: Daemon, s3) -> None:  # noqa: ANN001
+    """PostObject carries its credentials in the form, so it is judged as the
+    operation (501, as documented), not refused as an anonymous request (403)."""
+    import subprocess
+
+    from .cluster import REPO
+
+    row = next(line for line in (REPO / "docs" / "s3-compatibility.md").read_text().splitlines()
+               if line.startswith("| PostObject"))  # fmt: skip
+    assert "| not supported | 501" in row
+    proc = subprocess.run(
+        ["curl", "-sS", "--noproxy", "*", "-F", "key=form-upload", "-F", "file=@-;filename=f.txt",
+         "-w", "\n%{http_code}", f"{d.endpoint}/{BUCKET}"],
+        input=b"form data", capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    body, _, status = proc.stdout.rpartition(b"\n")
+    assert status == b"501", proc.stdout + proc.stderr
+    assert b"<Code>NotImplemented</Code>" in body and b"<RequestId>" in body
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=BUCKET, Key="form-upload")
+    assert _code(err)[0] == 404
+    # An unsigned POST that is not a form is still anonymous: 403.
+    r = raw_request(d, "POST", f"/{BUCKET}?delete", body=b"<Delete/>", signed=False)
+    assert (r.status, r.error_code()) == (403, "AccessDenied")

@@ -149,6 +149,17 @@ class S3App:
                 resource = route.resource
                 reply = await handlers_bucket_config.preflight_reply(self.store, route, headers)
                 return self._response(reply, method, request_id, host_id)
+            if method == "POST" and headers.get("content-type", "").lower().startswith(
+                "multipart/form-data"
+            ):
+                # A browser form upload carries its credentials in the form, not in
+                # the headers: judged by its operation, not refused as anonymous.
+                route = routing.classify(
+                    method, raw_path, routing.parse_query(raw_query), headers, self.settings.domain
+                )
+                resource = route.resource
+                if route.op == "PostObject":
+                    raise NotImplementedS3("PostObject (browser form upload) is not implemented.")
             auth_result = s3auth.authenticate(
                 method, raw_path, raw_query, headers,
                 credentials=self.credentials, region=self.settings.region,
