@@ -96,6 +96,25 @@ def test_unknown_access_key_and_anonymous_requests_are_refused():
     assert (anonymous.status, anonymous.code) == (403, "AccessDenied")
 
 
+def test_a_browser_form_post_is_postobject_not_an_anonymous_request():
+    """The form carries the credentials: 501 as documented, before authentication;
+    a form POST that is not PostObject (a key path) is still anonymous."""
+    form = {"Content-Type": "multipart/form-data; boundary=b"}
+    body = b'--b\r\nContent-Disposition: form-data; name="key"\r\n\r\nk\r\n--b--\r\n'
+
+    async def main():
+        app, _ = make_app()
+        await put_bucket(app, "forms")
+        post = await call(app, "POST", "/forms", headers=form, body=body, sign=False)
+        elsewhere = await call(app, "POST", "/forms/k", headers=form, body=body, sign=False)
+        return post, elsewhere
+
+    post, elsewhere = run(main)
+    assert (post.status, post.code) == (501, "NotImplemented")
+    assert post.headers["x-amz-request-id"]
+    assert (elsewhere.status, elsewhere.code) == (403, "AccessDenied")
+
+
 def test_unknown_bucket_is_404_no_such_bucket_with_resource(caplog):
     async def main():
         app, _ = make_app()

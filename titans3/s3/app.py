@@ -149,17 +149,10 @@ class S3App:
                 resource = route.resource
                 reply = await handlers_bucket_config.preflight_reply(self.store, route, headers)
                 return self._response(reply, method, request_id, host_id)
-            if method == "POST" and headers.get("content-type", "").lower().startswith(
-                "multipart/form-data"
-            ):
+            if _is_form_upload(method, raw_path, raw_query, headers, self.settings.domain):
                 # A browser form upload carries its credentials in the form, not in
                 # the headers: judged by its operation, not refused as anonymous.
-                route = routing.classify(
-                    method, raw_path, routing.parse_query(raw_query), headers, self.settings.domain
-                )
-                resource = route.resource
-                if route.op == "PostObject":
-                    raise NotImplementedS3("PostObject (browser form upload) is not implemented.")
+                raise NotImplementedS3("PostObject (browser form upload) is not implemented.")
             auth_result = s3auth.authenticate(
                 method, raw_path, raw_query, headers,
                 credentials=self.credentials, region=self.settings.region,
@@ -223,6 +216,20 @@ class S3App:
         reply.headers.append(("x-amz-id-2", host_id))
         reply.headers.append(("Server", SERVER))
         return reply
+
+
+def _is_form_upload(
+    method: str, raw_path: str, raw_query: str, headers: dict[str, str], domain: str | None
+) -> bool:
+    """A ``multipart/form-data`` POST that is PostObject (any other form POST is
+    authenticated like every request)."""
+    if method != "POST" or not headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return False
+    try:
+        route = routing.classify(method, raw_path, routing.parse_query(raw_query), headers, domain)
+    except S3Error:
+        return False
+    return route.op == "PostObject"
 
 
 def _quiet_bucket(
