@@ -27,7 +27,7 @@ Headers: ``Last-Modified`` and ``x-amz-version-id`` (shown by the rules of
 from __future__ import annotations
 
 from titans3.core.errors import InvalidArgument, InvalidRequest
-from titans3.objects.types import ObjectInfo
+from titans3.objects import ObjectInfo
 from titans3.s3 import object_options as opts
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
 from titans3.s3.handlers_object import http_date
