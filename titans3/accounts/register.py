@@ -97,7 +97,7 @@ __all__ = ["ADMIN_PASSWORD", "SYSTEM", "Clock", "Envelope", "SystemTable", "forg
 SYSTEM = "system"
 ADMIN_PASSWORD = b"web/admin-password"  # the status page's Argon2id hash (titans3/web/auth.py)
 
-UPDATE_ATTEMPTS = 8  # Paxos rounds of one update before OperationAborted
+UPDATE_ATTEMPTS = 10  # Paxos rounds of one update before OperationAborted
 CAS_TRIES = 4  # compare-and-set retries on one drive within a phase (its entry changed under us)
 REPAIR_MAX = 1000  # records written back per listing
 PAGE = 1000
@@ -363,10 +363,15 @@ class SystemTable:
         """
         op = secrets.token_hex(8)
         for attempt in range(UPDATE_ATTEMPTS):
+            started = trio.current_time()
             env = await self._round(key, mutate, op)
             if env is not None:
                 return env
-            await trio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+            # Dueling updaters: back off by a random multiple of what a round
+            # takes here (drive latency, not a constant), doubling each time,
+            # so one of them gets a whole round to itself.
+            took = max(trio.current_time() - started, 0.002)
+            await trio.sleep(random.uniform(0.0, took) * (2 ** min(attempt, 5)))
         raise OperationAborted("Another update of this record is in progress; please try again.")
 
     async def _cas(self, drive: Drive, key: bytes, raw: bytes | None,
