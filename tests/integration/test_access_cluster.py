@@ -150,6 +150,7 @@ def test_changes_of_one_user_through_every_host_at_once_all_land(hosts: list[Clu
 
     make_user(hosts[0].endpoint, "crowded", ca=hosts[0].ca)
     per_host = 5  # 15 policies: within IAM's 2,048 characters per user
+    retried: list[str] = []
 
     def put_all(i: int) -> list[str]:
         iam = boto3.session.Session().client(
@@ -160,13 +161,23 @@ def test_changes_of_one_user_through_every_host_at_once_all_land(hosts: list[Clu
             name = f"h{i}p{n}"
             doc = {"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/{name}/*"}]}
-            iam.put_user_policy(UserName="crowded", PolicyName=name, PolicyDocument=json.dumps(doc))
+            for _ in range(5):  # 409 OperationAborted says "try again" (updates kept racing)
+                try:
+                    iam.put_user_policy(UserName="crowded", PolicyName=name, PolicyDocument=json.dumps(doc))
+                    break
+                except iam.exceptions.ClientError as e:
+                    if e.response["Error"]["Code"] != "OperationAborted":
+                        raise
+                    retried.append(name)
+            else:
+                raise AssertionError(f"{name}: still OperationAborted after 5 tries")
             names.append(name)
         iam.close()
         return names
 
     with ThreadPoolExecutor(HOSTS) as pool:
         written = sorted(n for names in pool.map(put_all, range(HOSTS)) for n in names)
+    print(f"put-user-policy through {HOSTS} hosts at once: {len(retried)} retries after a 409, {len(written)} policies")
     for h in hosts:  # each host's view, once its directory caught up
         iam = boto3.session.Session().client(
             "iam", endpoint_url=h.endpoint, aws_access_key_id=ROOT.access_key,
