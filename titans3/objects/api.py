@@ -108,6 +108,7 @@ from titans3.objects.types import (
     CopyResult,
     DeleteResult,
     DriveInfo,
+    Encryption,
     GetResult,
     HostInfo,
     ListPage,
@@ -155,6 +156,7 @@ class ObjectAPI(Protocol):
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None, condition: WriteCondition | None = None,
+        encryption: Encryption | None = None,
     ) -> PutResult:
         """Store a new version (the null version unless versioning is Enabled).
 
@@ -163,12 +165,15 @@ class ObjectAPI(Protocol):
         every byte (the front's checksums); ``checksums()`` runs after the
         body and returns ``{algo: b64}`` to store, or raises to abort with
         nothing visible; ``tags``: validated object tags; ``condition``:
-        If-Match / If-None-Match at commit."""
+        If-Match / If-None-Match at commit; ``encryption``: SSE-S3 / SSE-KMS /
+        SSE-C (None: the bucket's default encryption, if any) -- refusals are
+        ``KMS.NotFoundException``, ``AccessDenied`` (disabled key)."""
         ...
 
     async def get_object(
         self, bucket: str, key: str, *, version_id: str | None = None,
         byte_range: ByteRange | None = None, part_number: int | None = None,
+        customer_key: bytes | None = None,
     ) -> GetResult:
         """The version's info and a body streaming ``[first, last]``.
 
@@ -176,11 +181,16 @@ class ObjectAPI(Protocol):
         when unsatisfiable); ``part_number`` serves one part
         (``InvalidPartNumber``).  ``NoSuchKey`` / ``NoSuchVersion``; a delete
         marker is ``NoSuchKey`` (current) or ``MethodNotAllowed`` (by id),
-        with the marker headers in ``err.headers``."""
+        with the marker headers in ``err.headers``.  An SSE-C version needs
+        ``customer_key`` (``InvalidRequest`` without, ``AccessDenied`` when
+        wrong); a KMS version whose key is disabled: ``AccessDenied``.  A
+        package that fails authentication ends the body with ``InternalError``
+        -- never wrong bytes."""
         ...
 
-    async def head_object(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
-        """As ``get_object`` without the body."""
+    async def head_object(self, bucket: str, key: str, *, version_id: str | None = None,
+                          customer_key: bytes | None = None) -> ObjectInfo:
+        """As ``get_object`` without the body (SSE-C keys are checked)."""
         ...
 
     async def head_objects(
@@ -205,8 +215,10 @@ class ObjectAPI(Protocol):
         condition: WriteCondition | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
+        src_customer_key: bytes | None = None, encryption: Encryption | None = None,
     ) -> CopyResult:
-        """Copy one version by streaming it into a new write (data re-encoded).
+        """Copy one version by streaming it into a new write (data re-encoded,
+        re-encrypted as ``encryption`` says; ``src_customer_key`` opens an SSE-C source).
         ``meta``/``tags`` None keep the source's; ``check_source`` may raise to
         refuse (copy-source conditions); sources over 5 GiB: ``InvalidRequest``."""
         ...
@@ -271,9 +283,10 @@ class ObjectAPI(Protocol):
     async def create_multipart(
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
     ) -> str:
-        """A new upload id (ordered by initiation)."""
+        """A new upload id (ordered by initiation); every part is encrypted as
+        ``encryption`` (None: the bucket's default)."""
         ...
 
     async def upload_part(
@@ -281,10 +294,10 @@ class ObjectAPI(Protocol):
         body: AsyncIterator[bytes], *, size: int | None = None, content_md5: str | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
-        compute_checksum: ComputeChecksum | None = None,
+        compute_checksum: ComputeChecksum | None = None, customer_key: bytes | None = None,
     ) -> PartInfo:
         """Store one part (1..10,000), replacing an earlier one of that number;
-        ``NoSuchUpload``."""
+        ``NoSuchUpload``.  An SSE-C upload needs its ``customer_key`` on every part."""
         ...
 
     async def upload_part_copy(
@@ -293,6 +306,7 @@ class ObjectAPI(Protocol):
         byte_range: tuple[int, int] | None = None,
         check_source: Callable[[ObjectInfo], None] | None = None,
         compute_checksum: ComputeChecksum | None = None,
+        src_customer_key: bytes | None = None, customer_key: bytes | None = None,
     ) -> CopyResult:
         """A part copied from (a byte range of) another object."""
         ...
@@ -373,7 +387,7 @@ class ObjectAPI(Protocol):
 
 __all__ = [
     "ADMIN_PASSWORD", "SystemRecords", "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "BucketInfo", "ByteRange", "CompleteChecksums",
-    "ComputeChecksum", "CopyResult", "DeleteResult", "DriveInfo", "GetResult", "HostInfo",
+    "ComputeChecksum", "CopyResult", "DeleteResult", "DriveInfo", "Encryption", "GetResult", "HostInfo",
     "ListPage", "ObjectAPI", "ObjectInfo", "PartInfo", "PutResult", "RenameResult", "StatFs", "StoreStatistics",
     "UploadInfo", "UploadsPage", "VersionsPage", "WriteCondition", "check_tags", "part_span",
     "valid_tag_text", "validate_tags",

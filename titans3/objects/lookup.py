@@ -34,6 +34,7 @@ from titans3.objects import handoff
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
 from titans3.objects.resolve import Resolved, resolve_versions, s3_version_id, write_quorum
+from titans3.objects.sse import SSE, describe
 from titans3.objects.tags import tags_of
 from titans3.objects.types import ObjectInfo
 from titans3.objects.versionid import is_version_id
@@ -82,6 +83,7 @@ def object_info(bucket: str, key: str, r: Resolved, is_latest: bool = True) -> O
         parts_count=len(rec.parts),
         tags=tags_of(rec),
         part_sizes=tuple(p.size for p in rec.parts),
+        **describe(rec.extra.get(SSE)),
     )
 
 

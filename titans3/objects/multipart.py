@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import trio
 
+from titans3.core import sse
 from titans3.core.errors import (
     DriveError,
     EntityTooSmall,
@@ -56,10 +57,12 @@ from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import Part, VersionRecord
 from titans3.objects import handoff
 from titans3.objects.resolve import write_quorum
+from titans3.objects.sse import SSE, Sealed, bucket_default, encryption_info
 from titans3.objects.tagging import with_tags
 from titans3.objects.types import (
     CompleteChecksums,
     ComputeChecksum,
+    Encryption,
     PartInfo,
     PutResult,
     WriteCondition,
@@ -186,12 +189,16 @@ class Multipart:
     async def create_multipart(
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
     ) -> str:
         """``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
-        every part to carry that checksum; Complete hands them to its hook."""
+        every part to carry that checksum; Complete hands them to its hook.
+        ``encryption``: SSE for every part (None: the bucket's default); the
+        upload keeps the *wrapped* data key, each part its own salt."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
+        enc = encryption or bucket_default(brec.config)
+        sealed = await self.ctx.keys.seal_new(brec.bucket_id, kb, enc) if enc else None
         sch = self.ctx.scheme_for(brec)
         # Clock ids: unique, and ordered by initiation (ListMultipartUploads order).
         upload_id = self.ctx.clock.new_id()
@@ -207,7 +214,8 @@ class Multipart:
             {"key": kb, "t": time.time_ns(), "meta": dict(meta or {}),
              "ec": [sch.k, sch.m, sch.segment_size],
              "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}),
-             "sub": {str(j): slot for j, slot in sub.items()}},
+             "sub": {str(j): slot for j, slot in sub.items()},
+             **({"sse": sealed.doc} if sealed else {})},
             use_bin_type=True,
         )
         where: list[int] = []
@@ -330,6 +338,7 @@ class Multipart:
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         compute_checksum: ComputeChecksum | None = None,
+        customer_key: bytes | None = None,
     ) -> PartInfo:
         """``compute_checksum(algorithm, type)`` may return a running checksum
         (``update``/``b64digest``) for the upload's algorithm; the store feeds it
@@ -341,6 +350,12 @@ class Multipart:
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
+        opened = None
+        if upload.get("sse"):
+            opened = await self.ctx.keys.open(brec.bucket_id, kb, upload["sse"], customer_key)
+        elif customer_key is not None:
+            raise InvalidRequest("The encryption parameters are not applicable to this upload.")
+        salt = sse.new_salt().hex()
         sub = _sub_of(upload)
         old, _ = await self._parts(brec, kb, upload_id, sub)
         algo = upload.get("ca")
@@ -355,7 +370,8 @@ class Multipart:
         sites = self._sites(self.ctx.placement(brec.bucket_id, kb), sub)
         override = {j: hd for j, (_, hd) in enumerate(sites) if hd is not None}
         positions, sch, written = await self.committer.stage(
-            brec, kb, body, size, content_md5, feed, inline_max=-1, override=override
+            brec, kb, body, size, content_md5, feed, inline_max=-1, override=override,
+            stream_key=opened.stream_key(salt) if opened else None,
         )
         self.ctx.handoffs.pop(written.data_id, None)  # parts commit here, not through _commit
         try:
@@ -367,10 +383,10 @@ class Multipart:
             await self.committer.discard(positions, written)
             raise
         now = time.time_ns()
-        etag = written.md5.hex()
+        etag = Sealed(dict(opened.doc), b"").etag(written.md5, salt) if opened else written.md5.hex()
         doc = msgpack.packb(
             {"n": part_number, "size": written.size, "etag": etag, "data": written.data_id,
-             "t": now, "cks": cks},
+             "t": now, "cks": cks, **({"salt": salt} if opened else {})},
             use_bin_type=True,
         )
         where: list[int] = []
@@ -456,6 +472,8 @@ class Multipart:
         ok = [j for j in range(len(positions)) if need <= held.get(j, set())
               and self.ctx.drives[sites[j][0]].state == DriveState.ONLINE]
         extra = with_tags(None, upload.get("tags"))
+        if upload.get("sse"):
+            extra[SSE] = {**upload["sse"], "ps": [best[n]["salt"] for n, _ in parts]}
 
         # A conditional Complete re-checks the key under its lock (objects/conditional.py).
         async with self.conditions.guard(brec, bucket, key, kb, condition, seen):
@@ -478,7 +496,8 @@ class Multipart:
         await self._finish_upload(brec, kb, upload_id, best, keep=need, sub=sub)
         if not versioned:
             self.committer.purge_older_nulls(brec, kb, positions, vid, older)
-        return PutResult(etag, vid if versioned else "null", size, cks, now)
+        return PutResult(etag, vid if versioned else "null", size, cks, now,
+                         info=encryption_info(bucket, key, upload.get("sse")))
 
     async def _finish_upload(
         self, brec: BucketRecord, kb: bytes, upload_id: str,

@@ -248,6 +248,7 @@ class ObjectStore:
     ring = _shared("ring")
     old_ring = _shared("old_ring")
     scheme = _shared("scheme")
+    kms = _shared("kms")
     clock = _shared("clock")
     inline_max = _shared("inline_max")
     host = _shared("host")

@@ -36,6 +36,26 @@ class ObjectInfo:
     parts_count: int = 0
     tags: dict[str, str] = field(default_factory=dict)  # object tags (S3 tagging)
     part_sizes: tuple[int, ...] = ()  # sizes of a multipart object's parts, in order
+    # Server-side encryption (objects/sse.py): "AES256" / "aws:kms" / "" (none or SSE-C)
+    sse: str = ""
+    sse_customer_md5: str = ""  # SSE-C: base64 MD5 of the customer's key
+    kms_key_id: str = ""  # SSE-KMS: the key's ARN
+    bucket_key: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Encryption:
+    """How a write is to be encrypted (``objects/sse.py``).
+
+    ``mode``: ``"AES256"`` (SSE-S3), ``"aws:kms"`` (SSE-KMS, ``kms_key_id``
+    None: the default key) or ``"SSE-C"`` (``customer_key``: the client's
+    32 bytes, held for this request only and never shown by ``repr``)."""
+
+    mode: str
+    customer_key: bytes | None = field(default=None, repr=False)
+    kms_key_id: str | None = None
+    context: Mapping[str, str] | None = None
+    bucket_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +65,7 @@ class PutResult:
     size: int
     checksums: dict[str, str] = field(default_factory=dict)
     mtime_ns: int = 0  # Last-Modified of the new version
+    info: ObjectInfo | None = None  # encryption of the new version, for the response headers
 
 
 @dataclass(slots=True)
