@@ -8,8 +8,9 @@ store keeps verbatim and hands back: the standard representation headers
 every ``x-amz-meta-*`` header, names lower-case.  ``aws-chunked`` is a transfer
 detail, never part of a stored Content-Encoding.
 
-Request features that change what S3 promises (SSE, object lock, non-private
-ACLs ...) are refused with 501 NotImplemented
+Server-side encryption headers are parsed and rendered by
+``titans3.s3.sse_headers``.  Request features that change what S3 promises
+(non-private ACLs ...) are refused with 501 NotImplemented
 until implemented -- silently ignoring them would store something other than
 what the client asked for.  The list lives in ``UNSUPPORTED_WRITE_HEADERS``.
 
@@ -39,7 +40,7 @@ from titans3.core.errors import (
 )
 from titans3.objects import GetResult, ObjectInfo, part_span
 from titans3.s3 import object_options as opts
-from titans3.s3 import ranges
+from titans3.s3 import ranges, sse_headers
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.checksums import header_for
 from titans3.s3.context import Handler, Reply, S3Context
@@ -58,9 +59,6 @@ MAX_USER_META = 2048  # bytes of UTF-8 names (without prefix) and values, as AWS
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 UNSUPPORTED_WRITE_HEADERS = (
-    "x-amz-server-side-encryption",
-    "x-amz-server-side-encryption-customer-algorithm",
-    "x-amz-server-side-encryption-aws-kms-key-id",
     "x-amz-object-lock-mode",
     "x-amz-object-lock-retain-until-date",
     "x-amz-object-lock-legal-hold",
@@ -258,12 +256,14 @@ async def put_object(ctx: S3Context) -> Reply:
     md5 = content_md5(ctx.headers)
     tags = opts.tagging_header(ctx.headers)
     condition = opts.write_condition(ctx.headers)
+    encryption = sse_headers.write_encryption(ctx.headers)
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     result = await ctx.store.put_object(
         ctx.bucket, ctx.key, body, size=body.size, meta=meta, content_md5=md5,
-        checksums=body.verify, tags=tags, condition=condition,
+        checksums=body.verify, tags=tags, condition=condition, encryption=encryption,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
+    sse_headers.response_headers(reply, result.info)
     await opts.add_version_header(reply, ctx, result.version_id)
     checksum_headers(reply, result.checksums, with_type=True)
     return reply
@@ -278,7 +278,7 @@ async def get_object(ctx: S3Context) -> Reply:
     byte_range = ranges.parse_range(ctx.headers.get("range"))
     result = await ctx.store.get_object(
         ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range,
-        part_number=part_number,
+        part_number=part_number, customer_key=sse_headers.read_key(ctx.headers),
     )  # fmt: skip
     info = result.info
     try:
@@ -298,6 +298,7 @@ def _get_reply(ctx: S3Context, result: GetResult) -> Reply:
     length = max(0, result.last - result.first + 1)
     reply = Reply(206 if result.partial else 200, body=result.body, length=length)
     object_headers(reply, info, ctx.query)
+    sse_headers.response_headers(reply, info)
     if result.partial:
         reply.header("Content-Range", ranges.content_range(result.first, result.last, info.size))
     if wants_checksums(ctx, result.first, result.last, info.size):
@@ -318,7 +319,8 @@ async def _version_details(
 
 async def head_object(ctx: S3Context) -> Reply:
     part_number = opts.part_number_param(ctx.query, ctx.headers)
-    info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx))
+    info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx),
+                                       customer_key=sse_headers.read_key(ctx.headers))
     if evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) == 304:
         reply = _not_modified(info)
         await _version_details(reply, ctx, info, None)
@@ -334,6 +336,7 @@ async def head_object(ctx: S3Context) -> Reply:
         reply = Reply(206, length=span[1] - span[0] + 1)
         reply.header("Content-Range", ranges.content_range(span[0], span[1], info.size))
     object_headers(reply, info, ctx.query)
+    sse_headers.response_headers(reply, info)
     await _version_details(reply, ctx, info, part_number)
     first, last = span if span is not None else (0, info.size - 1)
     if wants_checksums(ctx, first, last, info.size):
