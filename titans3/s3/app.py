@@ -61,6 +61,7 @@ from titans3.s3 import auth as s3auth
 from titans3.s3 import (
     handlers_bucket,
     handlers_bucket_config,
+    handlers_dataprot,
     handlers_multipart,
     handlers_object,
     object_ops,
@@ -79,6 +80,7 @@ HANDLERS: dict[str, Handler] = {
     **handlers_object.HANDLERS,
     **handlers_multipart.HANDLERS,
     **handlers_bucket_config.HANDLERS,
+    **handlers_dataprot.HANDLERS,
     **object_ops.HANDLERS,
 }
 

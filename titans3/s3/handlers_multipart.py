@@ -14,12 +14,13 @@ PutObject.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from urllib.parse import quote
 
 from titans3.core.errors import InvalidArgument, NoSuchUpload
 from titans3.objects import PartInfo
-from titans3.s3 import multipart_checksums, sse_headers, xml
+from titans3.s3 import encryption_config, multipart_checksums, sse_headers, xml
 from titans3.s3 import object_options as opts
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
@@ -65,6 +66,10 @@ async def create_multipart_upload(ctx: S3Context) -> Reply:
         sse_headers.echo_customer_key(reply, encryption.customer_key)
     elif encryption is not None:
         reply.header(sse_headers.SSE, encryption.mode)
+    else:  # the bucket's default encryption applies (the store reads the same document)
+        raw = await ctx.store.get_bucket_config(ctx.bucket, encryption_config.NAME)
+        if raw is not None:
+            reply.header(sse_headers.SSE, json.loads(raw)["alg"])
     reply.header("x-amz-checksum-algorithm", algo)
     reply.header("x-amz-checksum-type", kind)
     return reply
