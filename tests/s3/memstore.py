@@ -115,7 +115,7 @@ class MemStore:
         return data, md5.hexdigest(), stored
 
     # ------------------------------------------------------------- buckets
-    async def create_bucket(self, name: str) -> BucketInfo:
+    async def create_bucket(self, name: str, *, object_lock: bool = False) -> BucketInfo:
         self._check()
         if name in self.buckets:
             raise BucketAlreadyOwnedByYou(BucketName=name)
@@ -146,7 +146,8 @@ class MemStore:
 
     # ------------------------------------------------------------- objects
     async def put_object(self, bucket, key, body, *, size=None, meta=None, content_md5=None,
-                         checksums=None, tags=None, condition=None, encryption=None) -> PutResult:  # fmt: skip
+                         checksums=None, tags=None, condition=None, encryption=None,
+                         lock=None) -> PutResult:  # fmt: skip
         b = self._bucket(bucket)
         data, etag, stored = await self._consume(body, size, content_md5, checksums)
         b.objects[key] = _Object(data, etag, time.time_ns(), dict(meta or {}), stored)
@@ -178,7 +179,7 @@ class MemStore:
 
         return GetResult(self._info(bucket, key, obj), stream(), first, last, span is not None)
 
-    async def delete_object(self, bucket, key, *, version_id=None) -> DeleteResult:
+    async def delete_object(self, bucket, key, *, version_id=None, bypass_governance=False) -> DeleteResult:
         self._bucket(bucket).objects.pop(key, None)
         return DeleteResult(None, False)
 
@@ -216,7 +217,7 @@ class MemStore:
         return upload
 
     async def create_multipart(self, bucket, key, *, meta=None, tags=None, checksum_algorithm=None,
-                               checksum_type=None, encryption=None) -> str:  # fmt: skip
+                               checksum_type=None, encryption=None, lock=None) -> str:  # fmt: skip
         upload_id = f"upload-{next(self._ids)}"
         upload = _Upload(key, dict(meta or {}))
         upload.checksum = (checksum_algorithm, checksum_type)

@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from titans3.core.errors import InvalidArgument, InvalidRange, InvalidRequest, MethodNotAllowed
-from titans3.objects.types import CopyResult, Encryption, GetResult, ObjectInfo, WriteCondition
+from titans3.objects.types import (
+    CopyResult,
+    Encryption,
+    GetResult,
+    ObjectInfo,
+    ObjectLock,
+    WriteCondition,
+)
 
 if TYPE_CHECKING:
     from titans3.objects.multipart import Multipart
@@ -105,6 +112,7 @@ class Copier:
         checksums: Callable[[], Mapping[str, str]] | None = None,
         src_customer_key: bytes | None = None,
         encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
     ) -> CopyResult:
         """Copy one version.  ``meta``/``tags`` None: the source's (COPY directive).
         ``on_data``/``checksums``: compute other checksums than the source's.
@@ -121,7 +129,7 @@ class Copier:
                 meta=dict(info.meta) if meta is None else meta,
                 tags=dict(info.tags) if tags is None else tags,
                 checksums=checksums or (lambda: dict(info.checksums)), condition=condition,
-                on_data=on_data, encryption=encryption,
+                on_data=on_data, encryption=encryption, lock=lock,
             )  # fmt: skip
         finally:
             await _aclose(src.body)

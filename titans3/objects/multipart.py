@@ -56,6 +56,7 @@ from titans3.core.errors import (
 from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import Part, VersionRecord
 from titans3.objects import handoff
+from titans3.objects.lockrules import initial_lock
 from titans3.objects.resolve import write_quorum
 from titans3.objects.sse import SSE, Sealed, bucket_default, encryption_info
 from titans3.objects.tagging import with_tags
@@ -63,6 +64,7 @@ from titans3.objects.types import (
     CompleteChecksums,
     ComputeChecksum,
     Encryption,
+    ObjectLock,
     PartInfo,
     PutResult,
     WriteCondition,
@@ -190,6 +192,7 @@ class Multipart:
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
         tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
     ) -> str:
         """``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
         every part to carry that checksum; Complete hands them to its hook.
@@ -197,6 +200,7 @@ class Multipart:
         upload keeps the *wrapped* data key, each part its own salt."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
+        initial_lock(brec.config, lock, time.time_ns())  # refuse a bad lock now, not at Complete
         enc = encryption or bucket_default(brec.config)
         sealed = await self.ctx.keys.seal_new(brec.bucket_id, kb, enc) if enc else None
         sch = self.ctx.scheme_for(brec)
@@ -215,7 +219,8 @@ class Multipart:
              "ec": [sch.k, sch.m, sch.segment_size],
              "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}),
              "sub": {str(j): slot for j, slot in sub.items()},
-             **({"sse": sealed.doc} if sealed else {})},
+             **({"sse": sealed.doc} if sealed else {}),
+             **({"lock": [lock.mode, lock.until_ns, lock.legal_hold]} if lock else {})},
             use_bin_type=True,
         )
         where: list[int] = []
@@ -474,6 +479,9 @@ class Multipart:
         extra = with_tags(None, upload.get("tags"))
         if upload.get("sse"):
             extra[SSE] = {**upload["sse"], "ps": [best[n]["salt"] for n, _ in parts]}
+        lk = upload.get("lock")
+        extra.update(initial_lock(brec.config, ObjectLock(lk[0], lk[1], bool(lk[2])) if lk else None,
+                                  time.time_ns()))
 
         # A conditional Complete re-checks the key under its lock (objects/conditional.py).
         async with self.conditions.guard(brec, bucket, key, kb, condition, seen):

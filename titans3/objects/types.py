@@ -41,6 +41,19 @@ class ObjectInfo:
     sse_customer_md5: str = ""  # SSE-C: base64 MD5 of the customer's key
     kms_key_id: str = ""  # SSE-KMS: the key's ARN
     bucket_key: bool = False
+    lock: ObjectLock | None = None  # object lock of the version (None: none set)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLock:
+    """A version's object lock (``objects/objectlock.py``): retention mode
+    (``GOVERNANCE`` / ``COMPLIANCE`` / None), its end (ns since the epoch)
+    and the legal hold."""
+
+    mode: str | None = None
+    until_ns: int | None = None
+    legal_hold: bool = False
+    legal_hold_set: bool = False  # a legal hold was ever put on the version (ON or OFF)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,11 +27,12 @@ from titans3.objects.buckets import BucketRecord
 from titans3.objects.commit import Committer
 from titans3.objects.conditional import Conditions
 from titans3.objects.context import StoreContext
+from titans3.objects.lockrules import check_delete, initial_lock
 from titans3.objects.lookup import Lookup, pick
 from titans3.objects.resolve import write_quorum
 from titans3.objects.sse import SSE, bucket_default, encryption_info
 from titans3.objects.tags import with_tags
-from titans3.objects.types import DeleteResult, Encryption, PutResult, WriteCondition
+from titans3.objects.types import DeleteResult, Encryption, ObjectLock, PutResult, WriteCondition
 from titans3.objects.validate import check_key
 
 
@@ -62,12 +63,15 @@ class Writes:
         tags: Mapping[str, str] | None = None,
         condition: WriteCondition | None = None,
         encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
     ) -> PutResult:
         """``tags``: the new version's object tags (validated by the caller);
         ``condition``: a conditional write (``objects/conditional.py``);
-        ``encryption``: SSE (None: the bucket's default, if any; objects/sse.py)."""
+        ``encryption``: SSE (None: the bucket's default, if any; objects/sse.py);
+        ``lock``: retention / legal hold (else the bucket's default, objects/lockrules.py)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
+        locked = initial_lock(brec.config, lock, time.time_ns())
         seen = await self.conditions.precheck(brec, bucket, key, kb, condition)
         enc = encryption or bucket_default(brec.config)
         sealed = await self.ctx.keys.seal_new(brec.bucket_id, kb, enc) if enc else None
@@ -85,6 +89,7 @@ class Writes:
         extra = with_tags(None, tags)
         if sealed:
             extra[SSE] = {**sealed.doc, "s": salt}
+        extra.update(locked)
 
         async with self.conditions.guard(brec, bucket, key, kb, condition, seen,
                                       lambda: self.committer.discard(positions, written)):
@@ -110,7 +115,10 @@ class Writes:
 
     # ----------------------------------------------------------- reads
 
-    async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None) -> DeleteResult:
+    async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None,
+                            bypass_governance: bool = False) -> DeleteResult:
+        """``bypass_governance``: the caller may and did ask to bypass GOVERNANCE
+        retention (a locked version is refused otherwise, objects/lockrules.py)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         sch = self.ctx.scheme_for(brec)
@@ -125,6 +133,7 @@ class Writes:
                 r, _ = pick(resolved, version_id)
             except (NoSuchVersion, NoSuchKey):
                 return DeleteResult(version_id, False)  # AWS: deleting a missing version is a no-op
+            check_delete(r.record, bypass=bypass_governance)
             if r.record.extra.get(REFS):  # renamed copies still read it: keep it as an anchor
                 _, per, _ = await self.lookup.resolve(brec, kb)
                 if await self.committer.recommit(brec, kb, positions, per, r.record.vid,

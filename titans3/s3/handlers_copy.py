@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from titans3.core.errors import InvalidArgument, InvalidRequest, PreconditionFailed
 from titans3.objects import ObjectInfo
-from titans3.s3 import multipart_checksums, routing, sse_headers, xml
+from titans3.s3 import multipart_checksums, object_lock, routing, sse_headers, xml
 from titans3.s3 import object_options as opts
 from titans3.s3 import xml_objects as xo
 from titans3.s3.checksums import ChecksumSet
@@ -164,6 +164,7 @@ async def copy_object(ctx: S3Context) -> Reply:
         checksums=computed.digests if computed else None,
         src_customer_key=sse_headers.customer_key(ctx.headers, prefix=sse_headers.COPY_PREFIX),
         encryption=sse_headers.write_encryption(ctx.headers),
+        lock=object_lock.write_lock(ctx.headers),
     )  # fmt: skip
     put = result.put
     reply = xml_reply(xml.copy_object_result(etag=put.etag, mtime_ns=put.mtime_ns,

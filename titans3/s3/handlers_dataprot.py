@@ -1,5 +1,5 @@
-"""Bucket data-protection configuration: default encryption (and, below, object
-lock and lifecycle).
+"""Data-protection operations: default encryption, object lock (bucket
+configuration, per-version retention and legal hold) and lifecycle.
 
 Theory of operation
 -------------------
@@ -13,7 +13,8 @@ Put* bodies need ``Content-MD5`` or an ``x-amz-checksum-*`` as AWS requires
 
 from __future__ import annotations
 
-from titans3.s3 import encryption_config
+from titans3.s3 import encryption_config, object_lock
+from titans3.s3 import object_options as opts
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
 from titans3.s3.handlers_bucket_config import read_checked_xml
 
@@ -39,7 +40,59 @@ async def delete_bucket_encryption(ctx: S3Context) -> Reply:
     return Reply(204)
 
 
+# ---------------------------------------------------------------- object lock
+async def put_object_lock_configuration(ctx: S3Context) -> Reply:
+    await ctx.store.head_bucket(ctx.bucket)
+    doc = object_lock.parse_config(await read_checked_xml(ctx, object_lock.MAX_BODY))
+    await ctx.store.put_object_lock_config(ctx.bucket, doc)
+    return Reply(200)
+
+
+async def get_object_lock_configuration(ctx: S3Context) -> Reply:
+    raw = await ctx.store.get_bucket_config(ctx.bucket, object_lock.NAME)
+    if raw is None:
+        raise object_lock.ConfigNotFound(BucketName=ctx.bucket)
+    return xml_reply(object_lock.render_config(raw))
+
+
+async def put_object_retention(ctx: S3Context) -> Reply:
+    mode, until = object_lock.parse_retention(await read_checked_xml(ctx, object_lock.MAX_BODY))
+    version_id = opts.version_id_param(ctx.query)
+    await ctx.store.put_object_retention(ctx.bucket, ctx.key, mode, until, version_id=version_id,
+                                         bypass_governance=object_lock.may_bypass(ctx.headers))
+    return Reply(200)
+
+
+async def get_object_retention(ctx: S3Context) -> Reply:
+    lock = await ctx.store.get_object_lock(ctx.bucket, ctx.key,
+                                           version_id=opts.version_id_param(ctx.query))
+    if not lock.mode:
+        raise object_lock.NoSuchObjectLockConfiguration()
+    return xml_reply(object_lock.render_retention(lock))
+
+
+async def put_object_legal_hold(ctx: S3Context) -> Reply:
+    on = object_lock.parse_legal_hold(await read_checked_xml(ctx, object_lock.MAX_BODY))
+    await ctx.store.put_object_legal_hold(ctx.bucket, ctx.key, on,
+                                          version_id=opts.version_id_param(ctx.query))
+    return Reply(200)
+
+
+async def get_object_legal_hold(ctx: S3Context) -> Reply:
+    lock = await ctx.store.get_object_lock(ctx.bucket, ctx.key,
+                                           version_id=opts.version_id_param(ctx.query))
+    if not lock.legal_hold_set:
+        raise object_lock.NoSuchObjectLockConfiguration()
+    return xml_reply(object_lock.render_legal_hold(lock.legal_hold))
+
+
 HANDLERS: dict[str, Handler] = {
+    "PutObjectLockConfiguration": put_object_lock_configuration,
+    "GetObjectLockConfiguration": get_object_lock_configuration,
+    "PutObjectRetention": put_object_retention,
+    "GetObjectRetention": get_object_retention,
+    "PutObjectLegalHold": put_object_legal_hold,
+    "GetObjectLegalHold": get_object_legal_hold,
     "PutBucketEncryption": put_bucket_encryption,
     "GetBucketEncryption": get_bucket_encryption,
     "DeleteBucketEncryption": delete_bucket_encryption,

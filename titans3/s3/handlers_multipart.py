@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from titans3.core.errors import InvalidArgument, NoSuchUpload
 from titans3.objects import PartInfo
-from titans3.s3 import encryption_config, multipart_checksums, sse_headers, xml
+from titans3.s3 import encryption_config, multipart_checksums, object_lock, sse_headers, xml
 from titans3.s3 import object_options as opts
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
@@ -57,9 +57,10 @@ async def create_multipart_upload(ctx: S3Context) -> Reply:
     meta = extract_meta(ctx.headers)
     algo, kind = multipart_checksums.upload_checksum(ctx.headers)
     encryption = sse_headers.write_encryption(ctx.headers)
+    lock = object_lock.write_lock(ctx.headers)
     upload_id = await ctx.store.create_multipart(
         ctx.bucket, ctx.key, meta=meta, checksum_algorithm=algo, checksum_type=kind,
-        tags=opts.tagging_header(ctx.headers), encryption=encryption,
+        tags=opts.tagging_header(ctx.headers), encryption=encryption, lock=lock,
     )
     reply = xml_reply(xml.initiate_multipart_upload_result(ctx.bucket, ctx.key, upload_id))
     if encryption is not None and encryption.mode == "SSE-C":

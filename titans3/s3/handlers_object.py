@@ -29,18 +29,20 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import json
 from collections.abc import AsyncIterator, Mapping
 
 from titans3.core.errors import (
     InvalidArgument,
     InvalidDigest,
+    InvalidRequest,
     MetadataTooLarge,
     NotImplementedS3,
     PreconditionFailed,
 )
-from titans3.objects import GetResult, ObjectInfo, part_span
+from titans3.objects import GetResult, ObjectInfo, ObjectLock, part_span
+from titans3.s3 import object_lock, ranges, sse_headers
 from titans3.s3 import object_options as opts
-from titans3.s3 import ranges, sse_headers
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.checksums import header_for
 from titans3.s3.context import Handler, Reply, S3Context
@@ -59,9 +61,6 @@ MAX_USER_META = 2048  # bytes of UTF-8 names (without prefix) and values, as AWS
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 UNSUPPORTED_WRITE_HEADERS = (
-    "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date",
-    "x-amz-object-lock-legal-hold",
     "x-amz-website-redirect-location",
     "x-amz-grant-read",
     "x-amz-grant-read-acp",
@@ -250,6 +249,21 @@ async def _aclose(body: AsyncIterator[bytes]) -> None:
 
 
 # ------------------------------------------------------------------ handlers
+async def require_integrity_for_lock(ctx: S3Context, lock: ObjectLock | None) -> None:
+    """AWS: an upload that gets a retention period must carry Content-MD5 or a checksum."""
+    if lock is None or not lock.mode:
+        raw = await ctx.store.get_bucket_config(ctx.bucket, object_lock.NAME)
+        if raw is None or not json.loads(raw).get("mode"):
+            return
+    if "content-md5" in ctx.headers or "x-amz-trailer" in ctx.headers or "x-amz-sdk-checksum-algorithm" \
+            in ctx.headers or any(h.startswith("x-amz-checksum-") and h not in (
+                "x-amz-checksum-mode", "x-amz-checksum-type", "x-amz-checksum-algorithm")
+                for h in ctx.headers):
+        return
+    raise InvalidRequest("Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object "
+                         "requests with Object Lock parameters")
+
+
 async def put_object(ctx: S3Context) -> Reply:
     reject_unsupported_write(ctx.headers)
     meta = extract_meta(ctx.headers)
@@ -257,10 +271,12 @@ async def put_object(ctx: S3Context) -> Reply:
     tags = opts.tagging_header(ctx.headers)
     condition = opts.write_condition(ctx.headers)
     encryption = sse_headers.write_encryption(ctx.headers)
+    lock = object_lock.write_lock(ctx.headers)
+    await require_integrity_for_lock(ctx, lock)
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     result = await ctx.store.put_object(
         ctx.bucket, ctx.key, body, size=body.size, meta=meta, content_md5=md5,
-        checksums=body.verify, tags=tags, condition=condition, encryption=encryption,
+        checksums=body.verify, tags=tags, condition=condition, encryption=encryption, lock=lock,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
     sse_headers.response_headers(reply, result.info)
@@ -299,6 +315,7 @@ def _get_reply(ctx: S3Context, result: GetResult) -> Reply:
     reply = Reply(206 if result.partial else 200, body=result.body, length=length)
     object_headers(reply, info, ctx.query)
     sse_headers.response_headers(reply, info)
+    object_lock.response_headers(reply, info)
     if result.partial:
         reply.header("Content-Range", ranges.content_range(result.first, result.last, info.size))
     if wants_checksums(ctx, result.first, result.last, info.size):
@@ -337,6 +354,7 @@ async def head_object(ctx: S3Context) -> Reply:
         reply.header("Content-Range", ranges.content_range(span[0], span[1], info.size))
     object_headers(reply, info, ctx.query)
     sse_headers.response_headers(reply, info)
+    object_lock.response_headers(reply, info)
     await _version_details(reply, ctx, info, part_number)
     first, last = span if span is not None else (0, info.size - 1)
     if wants_checksums(ctx, first, last, info.size):
@@ -346,7 +364,8 @@ async def head_object(ctx: S3Context) -> Reply:
 
 async def delete_object(ctx: S3Context) -> Reply:
     version_id = _version_id(ctx)
-    result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id)
+    result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id,
+                                           bypass_governance=object_lock.may_bypass(ctx.headers))
     reply = Reply(204)
     # The store names a version only in a bucket with versioning configured (a
     # null marker in a suspended one) or when the request named one: show it.
