@@ -283,7 +283,7 @@ async def run(cfg: Config) -> int:
                     await start_mounts(host, nursery)
                 s3_app = create_s3_app(
                     store=host.store, credentials=host.credentials, region=cfg.region,
-                    domain=cfg.domain or None, admin=host,
+                    domain=cfg.domain or None, admin=host, lifecycle_day=cfg.lifecycle_day,
                 )
                 web_app = create_web_app(host)
                 for app, bind, name in (

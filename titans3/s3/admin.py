@@ -27,6 +27,7 @@ from titans3.s3 import (
     admin_disks,
     admin_durability,
     admin_kms,
+    admin_lifecycle,
     admin_mounts,
     admin_objects,
 )
@@ -51,6 +52,7 @@ ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] 
     **admin_mounts.ROUTES,  # FUSE mounts (titans3/fuse/)
     **admin_objects.ROUTES,  # object rename
     **admin_kms.ROUTES,  # built-in KMS keys (titanctl kms)
+    **admin_lifecycle.ROUTES,  # lifecycle worker (titanctl lifecycle)
 }
 
 

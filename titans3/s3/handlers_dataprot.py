@@ -13,7 +13,8 @@ Put* bodies need ``Content-MD5`` or an ``x-amz-checksum-*`` as AWS requires
 
 from __future__ import annotations
 
-from titans3.s3 import encryption_config, object_lock
+from titans3.core import lifecycle as lc
+from titans3.s3 import encryption_config, lifecycle_config, object_lock
 from titans3.s3 import object_options as opts
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
 from titans3.s3.handlers_bucket_config import read_checked_xml
@@ -86,7 +87,31 @@ async def get_object_legal_hold(ctx: S3Context) -> Reply:
     return xml_reply(object_lock.render_legal_hold(lock.legal_hold))
 
 
+# ---------------------------------------------------------------- lifecycle
+async def put_bucket_lifecycle_configuration(ctx: S3Context) -> Reply:
+    await ctx.store.head_bucket(ctx.bucket)
+    rules = lifecycle_config.parse(await read_checked_xml(ctx, lifecycle_config.MAX_BODY))
+    await ctx.store.put_bucket_config(ctx.bucket, lifecycle_config.NAME, lc.dump(rules))
+    return Reply(200)
+
+
+async def get_bucket_lifecycle_configuration(ctx: S3Context) -> Reply:
+    raw = await ctx.store.get_bucket_config(ctx.bucket, lifecycle_config.NAME)
+    if raw is None:
+        raise lifecycle_config.NoSuchLifecycleConfiguration(BucketName=ctx.bucket)
+    return xml_reply(lifecycle_config.render(raw))
+
+
+async def delete_bucket_lifecycle(ctx: S3Context) -> Reply:
+    await ctx.store.head_bucket(ctx.bucket)
+    await ctx.store.put_bucket_config(ctx.bucket, lifecycle_config.NAME, None)
+    return Reply(204)
+
+
 HANDLERS: dict[str, Handler] = {
+    "PutBucketLifecycleConfiguration": put_bucket_lifecycle_configuration,
+    "GetBucketLifecycleConfiguration": get_bucket_lifecycle_configuration,
+    "DeleteBucketLifecycle": delete_bucket_lifecycle,
     "PutObjectLockConfiguration": put_object_lock_configuration,
     "GetObjectLockConfiguration": get_object_lock_configuration,
     "PutObjectRetention": put_object_retention,

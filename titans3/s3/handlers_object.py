@@ -41,7 +41,7 @@ from titans3.core.errors import (
     PreconditionFailed,
 )
 from titans3.objects import GetResult, ObjectInfo, ObjectLock, part_span
-from titans3.s3 import object_lock, ranges, sse_headers
+from titans3.s3 import lifecycle_config, object_lock, ranges, sse_headers
 from titans3.s3 import object_options as opts
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.checksums import header_for
@@ -280,6 +280,9 @@ async def put_object(ctx: S3Context) -> Reply:
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
     sse_headers.response_headers(reply, result.info)
+    await lifecycle_config.expiration_header(reply, ctx, ObjectInfo(
+        ctx.bucket, ctx.key, result.version_id, result.size, result.etag, result.mtime_ns,
+        tags=dict(tags or {})))
     await opts.add_version_header(reply, ctx, result.version_id)
     checksum_headers(reply, result.checksums, with_type=True)
     return reply
@@ -326,8 +329,10 @@ def _get_reply(ctx: S3Context, result: GetResult) -> Reply:
 async def _version_details(
     reply: Reply, ctx: S3Context, info: ObjectInfo, part_number: int | None
 ) -> None:
-    """Headers about the version GET/HEAD served: its id, tag count, part count."""
+    """Headers about the version GET/HEAD served: its id, tag count, part count, expiry."""
     await opts.add_version_header(reply, ctx, info.version_id)
+    if reply.status in (200, 206):
+        await lifecycle_config.expiration_header(reply, ctx, info)
     if info.tags:
         reply.header("x-amz-tagging-count", str(len(info.tags)))
     if part_number is not None and info.parts_count:
