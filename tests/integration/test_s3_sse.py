@@ -196,3 +196,16 @@ def test_a_flipped_ciphertext_byte_is_repaired_never_wrong(s3, d, mode: str) -> 
         flip_random_payload_byte(path, rng)
     for _ in range(2):
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+
+
+def test_customer_keys_reach_neither_the_drives_nor_any_log(s3, d) -> None:
+    s3.put_object(Bucket=BUCKET, Key="ck-trace", Body=b"x" * 5000, **_c(CK))
+    assert s3_error(s3.get_object, Bucket=BUCKET, Key="ck-trace", **_c(CK2))[0] == 403
+    b64 = [base64.b64encode(k) for k in (CK, CK2)]
+    everything = bytearray()
+    for p in Path(d.data_dir).rglob("*"):
+        if p.is_file():
+            everything += p.read_bytes()
+    everything += Path(d.log_path).read_bytes()
+    for secret in (CK, CK2, *b64):
+        assert secret not in everything

@@ -1,4 +1,6 @@
-"""Lifecycle in a 3-host cluster (127.0.0.1-3, one drive each, EC 1+2 so that deletes keep their
+"""Data protection in a 3-host cluster.  Encryption: a key made on one host
+(SSE-S3's internal key, a ``titanctl kms`` key) opens objects on every host, and a
+disable on one host is seen by all.  Lifecycle in the same cluster (127.0.0.1-3, one drive each, EC 1+2 so that deletes keep their
 quorum with a host down): every rule
 fires once per object cluster-wide -- one delete marker per expired key -- even
 when a host is SIGKILLed in the middle of the pass; the survivors take over the
@@ -51,6 +53,40 @@ def _markers(s3, bucket: str) -> dict[str, int]:
         if not page.get("IsTruncated"):
             return out
         kw = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+
+
+def test_encrypted_objects_read_back_through_every_host(hosts: list[ClusterHost]) -> None:
+    from botocore.exceptions import ClientError
+
+    from .test_titanctl import titanctl
+
+    r = titanctl("kms", "create", "--json", endpoint=hosts[1].endpoint)
+    assert r.returncode == 0, r.stderr
+    kid = json.loads(r.stdout)["key"]["key_id"]
+    with closing(s3_client(hosts[0])) as s3:
+        s3.create_bucket(Bucket="sse-cluster")
+        s3.put_object(Bucket="sse-cluster", Key="s3", Body=b"a" * 100_000, ServerSideEncryption="AES256")
+        s3.put_object(Bucket="sse-cluster", Key="kms", Body=b"b" * 1000,
+                      ServerSideEncryption="aws:kms", SSEKMSKeyId=kid)
+    for h in hosts:
+        with closing(s3_client(h)) as s3:
+            assert s3.get_object(Bucket="sse-cluster", Key="s3")["Body"].read() == b"a" * 100_000
+            assert s3.get_object(Bucket="sse-cluster", Key="kms")["Body"].read() == b"b" * 1000
+    assert titanctl("kms", "disable", kid, endpoint=hosts[2].endpoint).returncode == 0
+
+    def refused_everywhere() -> bool:
+        for h in hosts:
+            with closing(s3_client(h)) as s3:
+                try:
+                    s3.get_object(Bucket="sse-cluster", Key="kms")
+                    return False  # this host still holds the key as enabled (cache: <= 2 s)
+                except ClientError as e:
+                    if e.response["ResponseMetadata"]["HTTPStatusCode"] != 403:
+                        return False
+        return True
+
+    wait_for("the disable to reach every host", refused_everywhere, timeout=10)
+    assert titanctl("kms", "enable", kid, endpoint=hosts[0].endpoint).returncode == 0
 
 
 def _buckets(hosts: list[ClusterHost], per_host: int = 2) -> list[str]:
