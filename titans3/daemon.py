@@ -40,7 +40,7 @@ from titans3.core import journal, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
-from titans3.core.crypto import cluster_sealing_key, load_or_create_master_key, write_atomic
+from titans3.core.crypto import cluster_sealing_keys, load_or_create_master_key, write_atomic
 from titans3.core.errors import ConfigError, DriveError
 from titans3.core.sdnotify import Notifier
 from titans3.disks.roster import Roster
@@ -198,7 +198,7 @@ async def build_host(cfg: Config) -> Host:
     master = load_or_create_master_key(cfg.state_path)
     host.kms = BuiltinKMS(
         SystemRecords(lambda: host.store.drives, lambda: host.store.clock),
-        lambda: cluster_sealing_key(host.config.cluster_secret, master), region=cfg.region,
+        lambda: cluster_sealing_keys(host.config.cluster_secret, master), region=cfg.region,
     )
     if disks is not None:
         disks.attach(host)  # hot replacements go into host.drives / host.store

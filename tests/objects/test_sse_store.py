@@ -23,7 +23,7 @@ CK = bytes(range(32))
 def _setup(inline_max: int = 4 << 10):
     store, drives = make_store(inline_max=inline_max)
     sealing = os.urandom(32)
-    store.kms = BuiltinKMS(SystemRecords(lambda: store.drives, lambda: store.clock), lambda: sealing)
+    store.kms = BuiltinKMS(SystemRecords(lambda: store.drives, lambda: store.clock), lambda: [sealing])
     return store, drives
 
 
@@ -231,5 +231,26 @@ def test_record_keeps_plaintext_size_and_stored_size_is_arithmetic() -> None:
         recs = [r for d in drives for rs in d.versions.values() for r in rs]
         assert recs and all(r.size == 100_000 and SSE in r.extra for r in recs)
         assert "dk" in recs[0].extra[SSE] and stored_size(100_000) == 100_000 + 2 * 16
+
+    trio.run(main)
+
+
+def test_a_lone_hosts_keyring_is_resealed_when_it_gets_a_cluster_key() -> None:
+    async def main() -> None:
+        store, drives = make_store()
+        alone, cluster = os.urandom(32), os.urandom(32)
+        keys = [alone]
+        records = SystemRecords(lambda: store.drives, lambda: store.clock)
+        store.kms = BuiltinKMS(records, lambda: list(keys))
+        await store.create_bucket("bkt")
+        data = b"s" * 70_000
+        await store.put_object("bkt", "k", body(data), encryption=Encryption("AES256"))
+        keys[:] = [cluster, alone]  # the host created a cluster: a new sealing key first
+        store.kms = BuiltinKMS(records, lambda: list(keys))
+        assert await read_all(store, "bkt", "k") == data
+        # Re-sealed and written back: a host with only the cluster key opens it.
+        other = BuiltinKMS(records, lambda: [cluster])
+        store.kms = other
+        assert await read_all(store, "bkt", "k") == data
 
     trio.run(main)

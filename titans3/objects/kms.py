@@ -8,6 +8,13 @@ it is sealed under the cluster sealing key, so the drives never hold a usable
 key.  Every host reads the same record, so a key created, rotated or disabled
 on one host is seen by all.
 
+*Sealing keys change once*: a lone host seals under a key derived from its
+master key; when it creates a cluster the cluster secret's key takes over.
+``sealing_keys()`` lists the current key first and older ones after it; a
+keyring found sealed under an older key is opened with it and re-sealed under
+the current one at once (written back), so the keys made while the host was
+alone stay usable on every host of its new cluster.
+
 Reads are cached for ``ttl`` seconds (default 2): an encrypted GET does not
 pay a quorum read, and a disable or enable takes effect everywhere within
 that time.  Changes are read-modify-write of the whole document under a
@@ -18,6 +25,8 @@ shows the result.  Unsealed material lives only in memory.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,36 +34,69 @@ import msgpack
 import trio
 
 from titans3.core import crypto
+from titans3.core.errors import ConfigError
 from titans3.core.kms import DEFAULT_KMS_KEY, INTERNAL_KEYS, KeyInfo, KeyNotFound, Keyring
 from titans3.objects.sysrecord import SystemRecords
 
 KMS_KEYRING = "kms/keyring"
+log = logging.getLogger(__name__)
 
 
 class BuiltinKMS:
     """A :class:`titans3.core.kms.KeyManager` over the cluster's system records."""
 
-    def __init__(self, records: SystemRecords, sealing_key: Callable[[], bytes], *,
+    def __init__(self, records: SystemRecords, sealing_keys: Callable[[], list[bytes]], *,
                  region: str = "us-east-1", ttl: float = 2.0) -> None:
         self._records = records
-        self._sealing_key = sealing_key
+        self._sealing_keys = sealing_keys
         self.region = region
         self.ttl = ttl
         self._cached: Keyring | None = None
         self._cached_at = -1e9
         self._lock = trio.Lock()
 
+    def _seal(self, plain: bytes, purpose: str) -> str:
+        return crypto.seal(self._sealing_keys()[0], plain, purpose)
+
+    def _unseal(self, sealed: str, purpose: str) -> bytes:
+        keys = self._sealing_keys()
+        for key in keys[:-1]:
+            with contextlib.suppress(ConfigError):
+                return crypto.unseal(key, sealed, purpose)
+        return crypto.unseal(keys[-1], sealed, purpose)
+
     def _ring(self, doc: Mapping[str, Any] | None) -> Keyring:
-        return Keyring(doc, region=self.region,
-                       seal=lambda b, p: crypto.seal(self._sealing_key(), b, p),
-                       unseal=lambda s, p: crypto.unseal(self._sealing_key(), s, p))
+        return Keyring(doc, region=self.region, seal=self._seal, unseal=self._unseal)
+
+    def _stale(self, ring: Keyring) -> bool:
+        """Material sealed under an older sealing key (see module doc)."""
+        current = self._sealing_keys()[0]
+        for kid, k in ring.doc["keys"].items():
+            for version, sealed in enumerate(k["v"]):
+                try:
+                    crypto.unseal(current, sealed, f"kms-key/{kid}/{version}")
+                except ConfigError:
+                    return True
+        return False
+
+    def _reseal(self, ring: Keyring) -> None:
+        for kid, k in ring.doc["keys"].items():
+            k["v"] = [self._seal(self._unseal(s, f"kms-key/{kid}/{v}"), f"kms-key/{kid}/{v}")
+                      for v, s in enumerate(k["v"])]
 
     async def _load(self, *, fresh: bool = False) -> Keyring:
         now = trio.current_time()
         if fresh or self._cached is None or now - self._cached_at > self.ttl:
             raw = await self._records.get(KMS_KEYRING)
-            self._cached = self._ring(msgpack.unpackb(raw, raw=False) if raw else None)
-            self._cached_at = now
+            ring = self._ring(msgpack.unpackb(raw, raw=False) if raw else None)
+            if len(self._sealing_keys()) > 1 and self._stale(ring):
+                try:
+                    self._reseal(ring)
+                    await self._records.put(KMS_KEYRING, msgpack.packb(ring.doc, use_bin_type=True))
+                    log.info("KMS keyring re-sealed under the cluster sealing key")
+                except ConfigError:
+                    log.warning("KMS keyring holds keys this host cannot open (sealed elsewhere)")
+            self._cached, self._cached_at = ring, now
         return self._cached
 
     async def _change(self, fn: Callable[[Keyring], Any]) -> Any:
