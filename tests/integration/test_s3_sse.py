@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .cluster import MiB
-from .durability import flip_random_payload_byte, fragment_files, inspect
+from .durability import all_healthy, flip_random_payload_byte, fragment_files, inspect, wait_for
 from .objtools import module_fixtures, s3_error
 
 BUCKET = "sse-bucket"
@@ -196,6 +196,10 @@ def test_a_flipped_ciphertext_byte_is_repaired_never_wrong(s3, d, mode: str) -> 
         flip_random_payload_byte(path, rng)
     for _ in range(2):
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+    # The read queued the object for repair, which rebuilds the sealed fragments
+    # (stored sizes, not plaintext sizes) until a deep check finds all six healthy.
+    wait_for("repair of the encrypted object", lambda: not all_healthy(d, BUCKET, [key]), timeout=90)
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
 
 
 def test_customer_keys_reach_neither_the_drives_nor_any_log(s3, d) -> None:
