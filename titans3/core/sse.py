@@ -122,13 +122,22 @@ class Encryptor:
 
     def feed(self, data: bytes | memoryview) -> bytes:
         assert not self._done, "feed after finish"
-        self._buf += data
+        mv = memoryview(data).cast("B")
         out = []
         # Keep at least one byte buffered beyond the packages we seal, so the
-        # last full package waits to learn whether it is final.
-        while len(self._buf) > PACKAGE:
-            out.append(self._seal(bytes(self._buf[:PACKAGE]), final=False))
-            del self._buf[:PACKAGE]
+        # last full package waits to learn whether it is final.  Whole packages
+        # are sealed straight from ``data``; only a remainder is copied.
+        if self._buf and len(self._buf) + len(mv) > PACKAGE:
+            take = PACKAGE - len(self._buf)
+            self._buf += mv[:take]
+            mv = mv[take:]
+            out.append(self._seal(bytes(self._buf), final=False))
+            self._buf.clear()
+        pos = 0
+        while len(mv) - pos > PACKAGE and not self._buf:
+            out.append(self._seal(bytes(mv[pos : pos + PACKAGE]), final=False))
+            pos += PACKAGE
+        self._buf += mv[pos:]
         return b"".join(out)
 
     def finish(self) -> bytes:
@@ -138,7 +147,7 @@ class Encryptor:
         self._buf.clear()
         return last
 
-    def _seal(self, plain: bytes, *, final: bool) -> bytes:
+    def _seal(self, plain: bytes | memoryview, *, final: bool) -> bytes:
         nonce, aad = _nonce_aad(self._seq, final)
         self._seq += 1
         return self._aead.encrypt(nonce, plain, aad)
@@ -182,14 +191,23 @@ class Decryptor:
         return self._size - seq * PACKAGE + TAG
 
     def feed(self, data: bytes | memoryview) -> bytes:
-        self._buf += data
+        mv = memoryview(data).cast("B")
         out = []
-        while self._seq < self._end:
+        if self._buf:  # complete the package begun by an earlier call
+            need = self._stored_len(self._seq) - len(self._buf) if self._seq < self._end else 0
+            self._buf += mv[:need]
+            mv = mv[need:]
+            if self._seq < self._end and len(self._buf) == self._stored_len(self._seq):
+                out.append(self._open(bytes(self._buf)))
+                self._buf.clear()
+        pos = 0
+        while not self._buf and self._seq < self._end:
             n = self._stored_len(self._seq)
-            if len(self._buf) < n:
+            if len(mv) - pos < n:
                 break
-            out.append(self._open(bytes(self._buf[:n])))
-            del self._buf[:n]
+            out.append(self._open(bytes(mv[pos : pos + n])))
+            pos += n
+        self._buf += mv[pos:]
         if self._buf and self._seq >= self._end:
             raise PackageError("more stored bytes than the packages hold")
         return b"".join(out)
@@ -199,7 +217,7 @@ class Decryptor:
         if self._seq < self._end or self._buf:
             raise PackageError(f"stream truncated at package {self._seq}")
 
-    def _open(self, sealed: bytes) -> bytes:
+    def _open(self, sealed: bytes | memoryview) -> bytes:
         final = self._seq == self._total - 1
         nonce, aad = _nonce_aad(self._seq, final)
         try:
@@ -207,12 +225,13 @@ class Decryptor:
         except InvalidTag:
             raise PackageError(f"package {self._seq} failed authentication") from None
         self._seq += 1
-        mv = memoryview(plain)
-        if self._skip:
-            mv, self._skip = mv[self._skip:], max(0, self._skip - len(mv))
-        mv = mv[: self._take]
-        self._take -= len(mv)
-        return bytes(mv)
+        if self._skip or len(plain) > self._take:
+            mv = memoryview(plain)[self._skip :][: self._take]
+            self._skip = 0
+            self._take -= len(mv)
+            return bytes(mv)
+        self._take -= len(plain)
+        return plain
 
 
 def decrypt(key: bytes, stored: bytes, size: int) -> bytes:
