@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from s3bench import log, new_credentials, start_titans3, wait_ready  # noqa: E402
 
 CK = os.urandom(32)
+FIRST = 65536 - 2048  # a 4 KiB range straddling the first package boundary
 MODES = {
     "none": {},
     "SSE-S3": {"ServerSideEncryption": "AES256"},
@@ -92,12 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                 n, dt = timed(cell, lambda i, kw=kw, mode=mode: s3.put_object(
                     Bucket="ssebench", Key=f"small-{mode}-{i % 64}", Body=small, **kw))
                 rows[mode]["4 KiB PUT ops/s"] = n / dt
-                first = 65536 - 2048  # straddles the first package boundary
-
                 def rng(i: int, mode: str = mode) -> None:
                     r = s3.get_object(Bucket="ssebench", Key=f"range-{mode}",
-                                      Range=f"bytes={first}-{first + 4095}", **read_kw(mode))
-                    assert r["Body"].read() == big[first : first + 4096]
+                                      Range=f"bytes={FIRST}-{FIRST + 4095}", **read_kw(mode))
+                    assert r["Body"].read() == big[FIRST : FIRST + 4096]
 
                 n, dt = timed(cell, rng)
                 rows[mode]["4 KiB range GET ops/s"] = n / dt
