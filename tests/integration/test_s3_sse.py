@@ -123,6 +123,7 @@ def test_multipart_upload_encrypts_every_part(s3, mode: str) -> None:
         r = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=body,
                            **read_kw)
         etags.append(r["ETag"])
+        _expect_sse(r, mode)
     if mode == "c":
         assert s3_error(s3.upload_part, Bucket=BUCKET, Key=key, UploadId=up["UploadId"],
                         PartNumber=3, Body=b"x")[0] == 400

@@ -254,3 +254,31 @@ def test_a_lone_hosts_keyring_is_resealed_when_it_gets_a_cluster_key() -> None:
         assert await read_all(store, "bkt", "k") == data
 
     trio.run(main)
+
+
+def test_content_md5_and_sizes_are_checked_against_the_plaintext() -> None:
+    import base64
+    import hashlib
+
+    from titans3.core.errors import BadDigest, IncompleteBody
+
+    async def main() -> None:
+        store, _ = _setup()
+        await store.create_bucket("bkt")
+        data = b"m" * 100_000
+        good = base64.b64encode(hashlib.md5(data).digest()).decode()
+        bad = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+        await store.put_object("bkt", "ok", body(data), size=len(data), content_md5=good,
+                               encryption=Encryption("AES256"))
+        with pytest.raises(BadDigest):
+            await store.put_object("bkt", "bad", body(data), content_md5=bad,
+                                   encryption=Encryption("AES256"))
+        with pytest.raises(IncompleteBody):
+            await store.put_object("bkt", "short", body(data), size=len(data) + 1,
+                                   encryption=Encryption("AES256"))
+        seen = bytearray()
+        await store.put_object("bkt", "seen", body(data), on_data=lambda mv: seen.extend(mv),
+                               encryption=Encryption("SSE-C", customer_key=CK))
+        assert bytes(seen) == data  # checksums see the plaintext
+
+    trio.run(main)

@@ -404,7 +404,8 @@ class Multipart:
         prev = old.get(part_number)
         if prev is not None and prev["data"] != written.data_id:
             await self._free(positions, [prev["data"]], sub)
-        return PartInfo(part_number, written.size, etag, now, cks)
+        return PartInfo(part_number, written.size, etag, now, cks,
+                        info=encryption_info(bucket, key, upload.get("sse")))
 
     async def _free(
         self, positions: Sequence[int], data_ids: Sequence[str],

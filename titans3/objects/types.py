@@ -111,6 +111,7 @@ class PartInfo:
     etag: str
     mtime_ns: int
     checksums: dict[str, str] = field(default_factory=dict)
+    info: ObjectInfo | None = None  # UploadPart: the upload's encryption, for the response headers
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,7 +91,7 @@ async def upload_part(ctx: S3Context) -> Reply:
         customer_key=ck,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(part.etag))
-    sse_headers.echo_customer_key(reply, ck)
+    sse_headers.response_headers(reply, part.info)
     checksum_headers(reply, part.checksums)
     return reply
 
