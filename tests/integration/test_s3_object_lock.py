@@ -146,3 +146,24 @@ def test_lock_headers_need_a_lock_bucket_and_past_dates_are_refused(s3) -> None:
     s3.put_object(Bucket=b, Key="none", Body=b"x")
     assert s3_error(s3.get_object_retention, Bucket=b, Key="none")[:2] == \
         (404, "NoSuchObjectLockConfiguration")
+
+
+def test_the_aws_cli_sets_and_reads_retention_and_legal_hold(s3, cli) -> None:
+    from .objtools import cli_json
+
+    b = _lock_bucket(s3, "lock-cli")
+    vid = s3.put_object(Bucket=b, Key="c", Body=b"c")["VersionId"]
+    until = _in(3600).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cli("s3api", "put-object-retention", "--bucket", b, "--key", "c", "--version-id", vid,
+        "--retention", f'{{"Mode":"GOVERNANCE","RetainUntilDate":"{until}"}}')
+    got = cli_json(cli, "s3api", "get-object-retention", "--bucket", b, "--key", "c")
+    assert got["Retention"]["Mode"] == "GOVERNANCE"
+    cli("s3api", "put-object-legal-hold", "--bucket", b, "--key", "c", "--legal-hold", "Status=ON")
+    assert cli_json(cli, "s3api", "get-object-legal-hold", "--bucket", b,
+                    "--key", "c")["LegalHold"]["Status"] == "ON"
+    r = cli("s3api", "delete-object", "--bucket", b, "--key", "c", "--version-id", vid,
+            "--bypass-governance-retention", check=False)
+    assert r.returncode != 0 and "AccessDenied" in r.stderr  # the legal hold still holds
+    cli("s3api", "put-object-legal-hold", "--bucket", b, "--key", "c", "--legal-hold", "Status=OFF")
+    cli("s3api", "delete-object", "--bucket", b, "--key", "c", "--version-id", vid,
+        "--bypass-governance-retention")

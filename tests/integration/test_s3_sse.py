@@ -14,7 +14,7 @@ import pytest
 
 from .cluster import MiB
 from .durability import all_healthy, flip_random_payload_byte, fragment_files, inspect, wait_for
-from .objtools import module_fixtures, s3_error
+from .objtools import cli_json, module_fixtures, s3_error
 
 BUCKET = "sse-bucket"
 PKG = 64 * 1024
@@ -214,3 +214,27 @@ def test_customer_keys_reach_neither_the_drives_nor_any_log(s3, d) -> None:
     everything += Path(d.log_path).read_bytes()
     for secret in (CK, CK2, *b64):
         assert secret not in everything
+
+
+def test_the_aws_cli_copies_with_every_kind_of_encryption(cli, tmp_path: Path) -> None:
+    src = tmp_path / "src.bin"
+    data = _data(8 * MiB + 3)  # multipart for `aws s3 cp` (8 MiB threshold)
+    src.write_bytes(data)
+    keyfile = tmp_path / "sse-c.key"
+    keyfile.write_bytes(CK)
+    runs = {
+        "cli-s3": (["--sse", "AES256"], []),
+        "cli-kms": (["--sse", "aws:kms"], []),
+        "cli-c": (["--sse-c", "AES256", "--sse-c-key", f"fileb://{keyfile}"],
+                  ["--sse-c", "AES256", "--sse-c-key", f"fileb://{keyfile}"]),
+    }
+    for key, (put, get) in runs.items():
+        cli("s3", "cp", str(src), f"s3://{BUCKET}/{key}", *put)
+        out = tmp_path / f"{key}.out"
+        cli("s3", "cp", f"s3://{BUCKET}/{key}", str(out), *get)
+        assert out.read_bytes() == data, key
+    head = cli_json(cli, "s3api", "head-object", "--bucket", BUCKET, "--key", "cli-kms")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    # Without its key an SSE-C object cannot be read: a clear failure, not bytes.
+    r = cli("s3", "cp", f"s3://{BUCKET}/cli-c", str(tmp_path / "nokey"), check=False)
+    assert r.returncode != 0 and not (tmp_path / "nokey").exists()
