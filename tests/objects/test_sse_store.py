@@ -282,3 +282,24 @@ def test_content_md5_and_sizes_are_checked_against_the_plaintext() -> None:
         assert bytes(seen) == data  # checksums see the plaintext
 
     trio.run(main)
+
+
+def test_internal_keys_created_by_two_hosts_at_once_open_each_others_objects() -> None:
+    async def main() -> None:
+        store, drives = make_store()
+        sealing = os.urandom(32)
+        records = SystemRecords(lambda: store.drives, lambda: store.clock)
+        a, b = (BuiltinKMS(records, lambda: [sealing]) for _ in range(2))
+        dk = os.urandom(32)
+        # Both see no key, both create it; b's write lands last and wins.
+        blob_a, _ = await a.wrap("titans3-sse-s3", dk, {"c": "1"})
+        b._cached = None
+        raw = await records.get("kms/keyring")
+        await records.put("kms/keyring", None)  # as if b read before a wrote
+        blob_b, _ = await b.wrap("titans3-sse-s3", dk, {"c": "1"})
+        assert raw is not None
+        fresh = BuiltinKMS(records, lambda: [sealing])
+        assert await fresh.unwrap(blob_a, {"c": "1"}) == dk
+        assert await fresh.unwrap(blob_b, {"c": "1"}) == dk
+
+    trio.run(main)

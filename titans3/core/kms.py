@@ -133,7 +133,8 @@ class Keyring:
         raise KeyNotFound(f"key {name!r} does not exist")
 
     def create(self, *, description: str = "", alias: str = "", key_id: str | None = None,
-               now_ns: int | None = None) -> str:
+               now_ns: int | None = None, material: bytes | None = None) -> str:
+        """A new key (``material``: its first version's 32 bytes; default random)."""
         kid = key_id or str(uuid.uuid4())
         if kid in self.doc["keys"]:
             raise KMSError(f"key {kid!r} already exists")
@@ -144,7 +145,7 @@ class Keyring:
         now = now_ns or time.time_ns()
         self.doc["keys"][kid] = {
             "enabled": True, "created": now, "rotated": now, "desc": description,
-            "alias": alias, "v": [self._seal(secrets.token_bytes(32), _purpose(kid, 0))],
+            "alias": alias, "v": [self._seal(material or secrets.token_bytes(32), _purpose(kid, 0))],
         }
         return kid
 

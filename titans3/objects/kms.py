@@ -19,8 +19,11 @@ Reads are cached for ``ttl`` seconds (default 2): an encrypted GET does not
 pay a quorum read, and a disable or enable takes effect everywhere within
 that time.  Changes are read-modify-write of the whole document under a
 local lock; two hosts changing keys in the same instant may lose one change
-(last writer wins) -- key administration is rare and ``titanctl kms list``
-shows the result.  Unsealed material lives only in memory.
+(last writer wins) -- run key administration (create, rotate) from one host
+at a time; the accounts branch's compare-and-set register will close this.
+The internal keys the store creates by itself cannot be lost that way: their
+first material is derived from the cluster sealing key, identical on every
+host.  Unsealed material lives only in memory.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from typing import Any
 
 import msgpack
 import trio
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from titans3.core import crypto
 from titans3.core.errors import ConfigError
@@ -116,9 +121,17 @@ class BuiltinKMS:
             if internal not in ring.doc["keys"]:
                 alias, desc = INTERNAL_KEYS[internal]
 
+                # Two hosts may create an internal key at the same instant (the first
+                # SSE-S3 PUTs of a new cluster), and the keyring is last-writer-wins:
+                # so its first material is derived from the cluster sealing key, the
+                # same on every host, and whichever write wins opens the same objects.
+                material = HKDF(hashes.SHA256(), 32, None,
+                                f"titans3 internal kms key {internal}".encode()).derive(
+                                    self._sealing_keys()[0])
+
                 def create(r: Keyring) -> None:
                     if internal not in r.doc["keys"]:
-                        r.create(key_id=internal, alias=alias, description=desc)
+                        r.create(key_id=internal, alias=alias, description=desc, material=material)
 
                 await self._change(create)
                 ring = await self._load()
