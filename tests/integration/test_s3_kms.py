@@ -3,6 +3,7 @@ daemon: keys created, listed, rotated, disabled and enabled; bucket default encr
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
@@ -32,6 +33,13 @@ def test_kms_key_lifecycle_disable_blocks_reads_and_rotation_keeps_old_objects(s
     put = s3.put_object(Bucket=BUCKET, Key="old", Body=old, ServerSideEncryption="aws:kms",
                         SSEKMSKeyId=key["key_id"])
     assert put["SSEKMSKeyId"] == key["arn"]
+    ctx = base64.b64encode(json.dumps({"dept": "finance"}).encode()).decode()
+    s3.put_object(Bucket=BUCKET, Key="ctx", Body=b"c", ServerSideEncryption="aws:kms",
+                  SSEKMSKeyId=key["key_id"], SSEKMSEncryptionContext=ctx)
+    echoed = s3.head_object(Bucket=BUCKET, Key="ctx")["ResponseMetadata"]["HTTPHeaders"]
+    assert json.loads(base64.b64decode(echoed["x-amz-server-side-encryption-context"])) == \
+        {"dept": "finance"}
+    assert s3.get_object(Bucket=BUCKET, Key="ctx")["Body"].read() == b"c"
     assert ctl(d, "kms", "rotate", key["key_id"])["key"]["versions"] == 2
     new = os.urandom(1000)
     s3.put_object(Bucket=BUCKET, Key="new", Body=new, ServerSideEncryption="aws:kms",

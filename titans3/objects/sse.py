@@ -267,5 +267,6 @@ def describe(doc: Mapping[str, Any] | None) -> dict[str, Any]:
     if m == "C":
         return {"sse": "", "sse_customer_md5": doc.get("cmd5", "")}
     if m == "KMS":
-        return {"sse": SSE_KMS, "kms_key_id": doc.get("kid", ""), "bucket_key": bool(doc.get("bk"))}
+        return {"sse": SSE_KMS, "kms_key_id": doc.get("kid", ""), "bucket_key": bool(doc.get("bk")),
+                "kms_context": dict(doc.get("ctx", {}))}
     return {"sse": SSE_S3}

@@ -41,6 +41,7 @@ class ObjectInfo:
     sse_customer_md5: str = ""  # SSE-C: base64 MD5 of the customer's key
     kms_key_id: str = ""  # SSE-KMS: the key's ARN
     bucket_key: bool = False
+    kms_context: dict[str, str] = field(default_factory=dict)  # SSE-KMS encryption context
     lock: ObjectLock | None = None  # object lock of the version (None: none set)
 
 

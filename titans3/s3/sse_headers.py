@@ -156,6 +156,9 @@ def response_headers(reply: object, info: ObjectInfo | None) -> None:
             add(SSE_KMS_KEY, info.kms_key_id)
             if info.bucket_key:
                 add(SSE_BUCKET_KEY, "true")
+            if info.kms_context:
+                add(SSE_CONTEXT, base64.b64encode(json.dumps(
+                    info.kms_context, separators=(",", ":")).encode()).decode())
 
 
 def echo_customer_key(reply: object, key: bytes | None) -> None:
