@@ -127,7 +127,7 @@ async def complete_multipart_upload(ctx: S3Context) -> Reply:
             ),
         )  # fmt: skip
     )
-    await opts.add_version_header(reply, ctx, result.version_id)
+    opts.add_written_version_header(reply, result.version_id)
     sse_headers.response_headers(reply, result.info)
     return reply
 
