@@ -190,7 +190,10 @@ def test_a_flipped_ciphertext_byte_is_repaired_never_wrong(s3, d, mode: str) -> 
     key = f"flip-{mode}"
     data = _data(3 * MiB)
     s3.put_object(Bucket=BUCKET, Key=key, Body=data, **put_kw)
-    data_id = inspect(d, BUCKET, key)["versions"][0]["streams"][0]["data_id"]
+    doc = inspect(d, BUCKET, key)["versions"][0]
+    assert doc["encryption"] == {"s3": "SSE-S3", "kms": "SSE-KMS"}[mode]
+    assert doc["streams"][0]["size"] > len(data)  # stored bytes: a tag per 64 KiB package
+    data_id = doc["streams"][0]["data_id"]
     files = fragment_files(d)[data_id]
     rng = random.Random(7)
     for path in files[:2]:  # two of six fragments: still k=4 good ones
