@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import trio
@@ -47,12 +47,45 @@ KMS_KEYRING = "kms/keyring"
 log = logging.getLogger(__name__)
 
 
+class KeyringStore(Protocol):
+    """Where the keyring document lives: one cluster-wide record.
+
+    ``update`` applies ``mutate`` (old document or None -> new document) and
+    returns what it stored.  :class:`RecordKeyringStore` does it as a
+    read-modify-write of the plain register this branch has; a
+    compare-and-set register (the accounts branch's ``SystemTable.update``)
+    drops in behind the same two calls and closes the lost-update window."""
+
+    async def load(self) -> dict[str, Any] | None: ...
+
+    async def update(self, mutate: Callable[[dict[str, Any] | None], dict[str, Any]]
+                     ) -> dict[str, Any]: ...
+
+
+class RecordKeyringStore:
+    """The keyring in the last-writer-wins register of ``objects/sysrecord.py``."""
+
+    def __init__(self, records: SystemRecords) -> None:
+        self._records = records
+
+    async def load(self) -> dict[str, Any] | None:
+        raw = await self._records.get(KMS_KEYRING)
+        return msgpack.unpackb(raw, raw=False) if raw else None
+
+    async def update(self, mutate: Callable[[dict[str, Any] | None], dict[str, Any]]
+                     ) -> dict[str, Any]:
+        doc = mutate(await self.load())
+        await self._records.put(KMS_KEYRING, msgpack.packb(doc, use_bin_type=True))
+        return doc
+
+
 class BuiltinKMS:
     """A :class:`titans3.core.kms.KeyManager` over the cluster's system records."""
 
-    def __init__(self, records: SystemRecords, sealing_keys: Callable[[], list[bytes]], *,
-                 region: str = "us-east-1", ttl: float = 2.0) -> None:
-        self._records = records
+    def __init__(self, store: KeyringStore | SystemRecords, sealing_keys: Callable[[], list[bytes]],
+                 *, region: str = "us-east-1", ttl: float = 2.0) -> None:
+        self._store: KeyringStore = RecordKeyringStore(store) if isinstance(store, SystemRecords) \
+            else store
         self._sealing_keys = sealing_keys
         self.region = region
         self.ttl = ttl
@@ -92,12 +125,15 @@ class BuiltinKMS:
     async def _load(self, *, fresh: bool = False) -> Keyring:
         now = trio.current_time()
         if fresh or self._cached is None or now - self._cached_at > self.ttl:
-            raw = await self._records.get(KMS_KEYRING)
-            ring = self._ring(msgpack.unpackb(raw, raw=False) if raw else None)
+            ring = self._ring(await self._store.load())
             if len(self._sealing_keys()) > 1 and self._stale(ring):
                 try:
-                    self._reseal(ring)
-                    await self._records.put(KMS_KEYRING, msgpack.packb(ring.doc, use_bin_type=True))
+                    def reseal(doc: dict[str, Any] | None) -> dict[str, Any]:
+                        fresh = self._ring(doc)
+                        self._reseal(fresh)
+                        return fresh.doc
+
+                    ring = self._ring(await self._store.update(reseal))
                     log.info("KMS keyring re-sealed under the cluster sealing key")
                 except ConfigError:
                     log.warning("KMS keyring holds keys this host cannot open (sealed elsewhere)")
@@ -106,11 +142,17 @@ class BuiltinKMS:
 
     async def _change(self, fn: Callable[[Keyring], Any]) -> Any:
         async with self._lock:
-            ring = await self._load(fresh=True)
-            out = fn(ring)
-            await self._records.put(KMS_KEYRING, msgpack.packb(ring.doc, use_bin_type=True))
-            self._cached, self._cached_at = ring, trio.current_time()
-            return out
+            await self._load(fresh=True)  # re-seals a stale keyring first
+            out: list[Any] = []
+
+            def mutate(doc: dict[str, Any] | None) -> dict[str, Any]:
+                ring = self._ring(doc)
+                out[:] = [fn(ring)]  # a retried round runs again: keep the last answer
+                return ring.doc
+
+            self._cached = self._ring(await self._store.update(mutate))
+            self._cached_at = trio.current_time()
+            return out[0]
 
     # ---------------------------------------------------------------- KeyManager
     async def wrap(self, key_id: str, data_key: bytes, context: Mapping[str, str]) -> tuple[str, str]:
