@@ -115,10 +115,12 @@ from titans3.objects.types import (
     CopyResult,
     DeleteResult,
     DriveInfo,
+    Encryption,
     GetResult,
     HostInfo,
     ListPage,
     ObjectInfo,
+    ObjectLock,
     PartInfo,
     PutResult,
     RenameResult,
@@ -138,10 +140,13 @@ class ObjectAPI(Protocol):
     errors, consistency and streaming rules every operation follows)."""
 
     # ------------------------------------------------------------ buckets
-    async def create_bucket(self, name: str, *, config: Mapping[str, bytes] | None = None) -> BucketInfo:
+    async def create_bucket(self, name: str, *, config: Mapping[str, bytes] | None = None,
+                            object_lock: bool = False) -> BucketInfo:
         """``BucketAlreadyOwnedByYou``, ``InvalidBucketName``, ``OperationAborted``
         (a concurrent create on another host: retry).  ``config``: documents the
-        bucket starts with (owner, ACL, ...; as ``put_bucket_config`` names them)."""
+        bucket starts with (owner, ACL, ...; as ``put_bucket_config`` names them).
+        ``object_lock``: a versioned bucket with object lock enabled (its
+        versioning can never be suspended: ``InvalidBucketState``)."""
         ...
 
     async def head_bucket(self, name: str) -> BucketInfo:
@@ -164,6 +169,7 @@ class ObjectAPI(Protocol):
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None, condition: WriteCondition | None = None,
         acl: bytes | None = None,
+        encryption: Encryption | None = None, lock: ObjectLock | None = None,
     ) -> PutResult:
         """Store a new version (the null version unless versioning is Enabled).
 
@@ -172,12 +178,18 @@ class ObjectAPI(Protocol):
         every byte (the front's checksums); ``checksums()`` runs after the
         body and returns ``{algo: b64}`` to store, or raises to abort with
         nothing visible; ``tags``: validated object tags; ``condition``:
-        If-Match / If-None-Match at commit; ``acl``: the version's ACL (opaque)."""
+        If-Match / If-None-Match at commit; ``acl``: the version's ACL (opaque);
+        ``encryption``: SSE-S3 / SSE-KMS /
+        SSE-C (None: the bucket's default encryption, if any) -- refusals are
+        ``KMS.NotFoundException``, ``AccessDenied`` (disabled key); ``lock``:
+        retention / legal hold of the new version (None: the bucket's default
+        retention; ``InvalidRequest`` in a bucket without object lock)."""
         ...
 
     async def get_object(
         self, bucket: str, key: str, *, version_id: str | None = None,
         byte_range: ByteRange | None = None, part_number: int | None = None,
+        customer_key: bytes | None = None,
     ) -> GetResult:
         """The version's info and a body streaming ``[first, last]``.
 
@@ -185,11 +197,16 @@ class ObjectAPI(Protocol):
         when unsatisfiable); ``part_number`` serves one part
         (``InvalidPartNumber``).  ``NoSuchKey`` / ``NoSuchVersion``; a delete
         marker is ``NoSuchKey`` (current) or ``MethodNotAllowed`` (by id),
-        with the marker headers in ``err.headers``."""
+        with the marker headers in ``err.headers``.  An SSE-C version needs
+        ``customer_key`` (``InvalidRequest`` without, ``AccessDenied`` when
+        wrong); a KMS version whose key is disabled: ``AccessDenied``.  A
+        package that fails authentication ends the body with ``InternalError``
+        -- never wrong bytes."""
         ...
 
-    async def head_object(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
-        """As ``get_object`` without the body."""
+    async def head_object(self, bucket: str, key: str, *, version_id: str | None = None,
+                          customer_key: bytes | None = None) -> ObjectInfo:
+        """As ``get_object`` without the body (SSE-C keys are checked)."""
         ...
 
     async def head_objects(
@@ -201,9 +218,12 @@ class ObjectAPI(Protocol):
         raises (``QuorumError``) for the whole call."""
         ...
 
-    async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None) -> DeleteResult:
+    async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None,
+                            bypass_governance: bool = False) -> DeleteResult:
         """Delete the current object (a delete marker in a versioned bucket) or
-        one version.  Deleting what does not exist succeeds (S3)."""
+        one version.  Deleting what does not exist succeeds (S3).  A version
+        under a legal hold or unexpired retention: ``AccessDenied`` (GOVERNANCE
+        gives way to ``bypass_governance``, COMPLIANCE to nobody)."""
         ...
 
     async def copy_object(
@@ -215,8 +235,11 @@ class ObjectAPI(Protocol):
         on_data: Callable[[memoryview], None] | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
         acl: bytes | None = None,
+        src_customer_key: bytes | None = None, encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
     ) -> CopyResult:
-        """Copy one version by streaming it into a new write (data re-encoded).
+        """Copy one version by streaming it into a new write (data re-encoded,
+        re-encrypted as ``encryption`` says; ``src_customer_key`` opens an SSE-C source).
         ``meta``/``tags`` None keep the source's; ``acl`` is the copy's own (never
         the source's, as in S3); ``check_source`` may raise to
         refuse (copy-source conditions); sources over 5 GiB: ``InvalidRequest``."""
@@ -283,8 +306,11 @@ class ObjectAPI(Protocol):
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
         tags: Mapping[str, str] | None = None, acl: bytes | None = None,
+        encryption: Encryption | None = None, lock: ObjectLock | None = None,
     ) -> str:
-        """A new upload id (ordered by initiation); ``tags``/``acl`` apply at Complete."""
+        """A new upload id (ordered by initiation); ``tags``/``acl`` apply at
+        Complete; every part is encrypted as ``encryption`` (None: the bucket's
+        default)."""
         ...
 
     async def upload_part(
@@ -292,10 +318,10 @@ class ObjectAPI(Protocol):
         body: AsyncIterator[bytes], *, size: int | None = None, content_md5: str | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
-        compute_checksum: ComputeChecksum | None = None,
+        compute_checksum: ComputeChecksum | None = None, customer_key: bytes | None = None,
     ) -> PartInfo:
         """Store one part (1..10,000), replacing an earlier one of that number;
-        ``NoSuchUpload``."""
+        ``NoSuchUpload``.  An SSE-C upload needs its ``customer_key`` on every part."""
         ...
 
     async def upload_part_copy(
@@ -304,6 +330,7 @@ class ObjectAPI(Protocol):
         byte_range: tuple[int, int] | None = None,
         check_source: Callable[[ObjectInfo], None] | None = None,
         compute_checksum: ComputeChecksum | None = None,
+        src_customer_key: bytes | None = None, customer_key: bytes | None = None,
     ) -> CopyResult:
         """A part copied from (a byte range of) another object."""
         ...
@@ -356,6 +383,31 @@ class ObjectAPI(Protocol):
         """Replace the version's ACL (opaque bytes); its version id."""
         ...
 
+    # ------------------------------------------------------------ object lock
+    async def get_object_lock(self, bucket: str, key: str, *, version_id: str | None = None
+                              ) -> ObjectLock:
+        """The version's retention and legal hold; ``InvalidRequest`` in a bucket
+        without object lock."""
+        ...
+
+    async def put_object_retention(
+        self, bucket: str, key: str, mode: str | None, until_ns: int | None, *,
+        version_id: str | None = None, bypass_governance: bool = False,
+    ) -> None:
+        """Set (``mode`` None: remove) retention; weakening COMPLIANCE, or
+        GOVERNANCE without ``bypass_governance``: ``AccessDenied``."""
+        ...
+
+    async def put_object_legal_hold(self, bucket: str, key: str, on: bool, *,
+                                    version_id: str | None = None) -> None:
+        ...
+
+    async def put_object_lock_config(self, bucket: str, doc: Mapping[str, Any]) -> None:
+        """``{"enabled": True, "mode"?, "days"?, "years"?}``: enable object lock
+        (versioning must be Enabled: ``InvalidBucketState``) with a default
+        retention.  Read it back with ``get_bucket_config(bucket, "object-lock")``."""
+        ...
+
     # ------------------------------------------------------------ bucket configuration
     async def get_bucket_config(self, bucket: str, name: str) -> bytes | None:
         """The front-owned document ``name`` (``"cors"``, ``"tagging"``, ...) or None."""
@@ -395,8 +447,8 @@ class ObjectAPI(Protocol):
 
 __all__ = [
     "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "BucketInfo", "BucketSettings", "ByteRange", "CompleteChecksums",
-    "ComputeChecksum", "CopyResult", "DeleteResult", "DriveInfo", "GetResult", "HostInfo",
-    "ListPage", "ObjectAPI", "ObjectInfo", "PartInfo", "PutResult", "RenameResult", "StatFs", "StoreStatistics",
+    "ComputeChecksum", "CopyResult", "DeleteResult", "DriveInfo", "Encryption", "GetResult", "HostInfo",
+    "ListPage", "ObjectAPI", "ObjectInfo", "ObjectLock", "PartInfo", "PutResult", "RenameResult", "StatFs", "StoreStatistics",
     "UploadInfo", "UploadsPage", "VersionsPage", "WriteCondition", "check_tags", "part_span",
     "valid_tag_text", "validate_tags",
 ]

@@ -22,12 +22,14 @@ chosen by the front (``"cors"``, ``"tagging"``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from titans3.core.errors import BucketNotEmpty
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.catalog import Catalog
 from titans3.objects.context import StoreContext
+from titans3.objects.lockrules import LOCK_CONFIG
 from titans3.objects.types import BucketInfo, BucketSettings
 
 
@@ -42,10 +44,18 @@ class BucketOps:
         self.ctx = ctx
         self.catalog = catalog
 
-    async def create_bucket(self, name: str, *, config: Mapping[str, bytes] | None = None) -> BucketInfo:
+    async def create_bucket(self, name: str, *, config: Mapping[str, bytes] | None = None,
+                            object_lock: bool = False) -> BucketInfo:
         """``config``: initial sub-configurations (the front's access settings: owner, ACL, ...),
-        written with the bucket record, so a new bucket is never seen without them."""
-        rec = await self.ctx.buckets.create(name, config=config)
+        written with the bucket record, so a new bucket is never seen without them.
+        ``object_lock``: versioned from birth with object lock enabled, in the
+        same one record write (objects/lockrules.py)."""
+        initial = dict(config or {})
+        versioning = ""
+        if object_lock:
+            initial[LOCK_CONFIG] = json.dumps({"enabled": True}).encode()
+            versioning = "Enabled"
+        rec = await self.ctx.buckets.create(name, versioning=versioning, config=initial)
         return BucketInfo(rec.name, rec.created_ns, rec.versioning, _owner(rec))
 
     async def head_bucket(self, name: str) -> BucketInfo:

@@ -251,9 +251,11 @@ class BucketTable:
         return sorted((r for r in self._cache.values() if not r.deleted), key=lambda r: r.name)
 
     async def create(
-        self, name: str, *, ec: tuple[int, int] | None = None, config: Mapping[str, bytes] | None = None
+        self, name: str, *, ec: tuple[int, int] | None = None, versioning: str = "",
+        config: Mapping[str, bytes] | None = None,
     ) -> BucketRecord:
-        """``config``: the sub-configurations the bucket starts with (owner, ACL, ...)."""
+        """``config``: the sub-configurations the bucket starts with (owner, ACL,
+        object lock, ...); ``versioning``: its initial state (object lock: Enabled)."""
         validate_bucket_name(name)
         async with self._lock:
             if not self._loaded:
@@ -262,7 +264,7 @@ class BucketTable:
             if cur is not None and not cur.deleted:
                 raise BucketAlreadyOwnedByYou(BucketName=name)
             rec = BucketRecord(name, secrets.token_bytes(8), time.time_ns(), self._clock.new_id(), ec=ec,
-                               config=dict(config or {}))  # fmt: skip
+                               versioning=versioning, config=dict(config or {}))
             if self._cache_enabled:  # one host: the table lock is the whole story
                 await self._write(rec)
             else:

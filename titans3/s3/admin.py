@@ -27,6 +27,8 @@ from titans3.s3 import (
     admin_disks,
     admin_durability,
     admin_iam,
+    admin_kms,
+    admin_lifecycle,
     admin_mounts,
     admin_objects,
 )
@@ -51,6 +53,8 @@ ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] 
     **admin_mounts.ROUTES,  # FUSE mounts (titans3/fuse/)
     **admin_iam.ROUTES,  # users, keys, account, audit log
     **admin_objects.ROUTES,  # object rename
+    **admin_kms.ROUTES,  # built-in KMS keys (titanctl kms)
+    **admin_lifecycle.ROUTES,  # lifecycle worker (titanctl lifecycle)
 }
 
 

@@ -60,6 +60,7 @@ from titans3.s3 import (
     handlers_access,
     handlers_bucket,
     handlers_bucket_config,
+    handlers_dataprot,
     handlers_multipart,
     handlers_object,
     handlers_post,
@@ -82,6 +83,7 @@ HANDLERS: dict[str, Handler] = {
     **handlers_object.HANDLERS,
     **handlers_multipart.HANDLERS,
     **handlers_bucket_config.HANDLERS,
+    **handlers_dataprot.HANDLERS,
     **object_ops.HANDLERS,
     **handlers_access.HANDLERS,
     **handlers_post.HANDLERS,
@@ -279,6 +281,7 @@ def create_s3_app(
     directory: Any = None,
     audit: Any = None,
     sigv2: bool = True,
+    lifecycle_day: float = 86400.0,
 ) -> S3App:
     """The S3 endpoint for ``store``.
 
@@ -293,7 +296,7 @@ def create_s3_app(
     owner = owner_for(credentials.root_access_key)
     if directory is not None:
         owner = xml.Owner(directory.account.canonical_id, directory.account.name)
-    settings = S3Settings(region=region, owner=owner, domain=domain, sigv2=sigv2)
+    settings = S3Settings(region=region, owner=owner, domain=domain, sigv2=sigv2, lifecycle_day=lifecycle_day)
     access = None
     if directory is not None or audit is not None:
         access = AccessControl(directory=directory or StaticDirectory(credentials, owner.id), store=store,

@@ -62,6 +62,7 @@ class S3Settings:
     owner: Owner
     domain: str | None = None
     sigv2: bool = True  # accept Signature Version 2 (on by default, as S3 in us-east-1)
+    lifecycle_day: float = 86400.0  # seconds in a lifecycle "day" (x-amz-expiration, core/lifecycle.py)
 
 
 @dataclass(slots=True)
