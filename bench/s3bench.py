@@ -373,7 +373,12 @@ def run_phase(
     return result
 
 
-def phases(concurrencies: list[int], small: int, large: int) -> list[Phase]:
+ROWS = ("small_put", "small_get", "large_put", "large_get")
+
+
+def phases(
+    concurrencies: list[int], small: int, large: int, rows: tuple[str, ...] = ROWS
+) -> list[Phase]:
     s, lg = human(small), human(large)
     out = []
     for op, size_label, verb, unit in (
@@ -382,6 +387,8 @@ def phases(concurrencies: list[int], small: int, large: int) -> list[Phase]:
         ("large_put", lg, "PUT", "MB/s"),
         ("large_get", lg, "GET", "MB/s"),
     ):
+        if op not in rows:
+            continue
         for c in concurrencies:
             out.append(Phase(f"{size_label} {verb} {unit}, c={c}", op, c, unit))
     return out
@@ -392,7 +399,7 @@ def human(n: int) -> str:
 
 
 # ------------------------------------------------------------------------ main
-def prepare(t: Target, p: Payloads, client_cls) -> None:
+def prepare(t: Target, p: Payloads, client_cls, rows: tuple[str, ...] = ROWS) -> None:
     """Create the bucket and the objects the GET rows read (not timed)."""
     client = client_cls(t.endpoint, t.access_key, t.secret_key)
     try:
@@ -408,6 +415,8 @@ def prepare(t: Target, p: Payloads, client_cls) -> None:
                 time.sleep(0.5)
         for i in range(GET_SMALL_KEYS):
             client.put(t.bucket, f"get4k/{i}", p.small, p.small_sha)
+        if "large_get" not in rows:
+            return
         for i in range(GET_LARGE_KEYS):
             client.put(t.bucket, f"get64m/{i}", p.large, p.large_sha)
         data, _ = client.get(t.bucket, "get64m/0")
@@ -504,6 +513,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="short run (~1 minute): 2 s per row")
     ap.add_argument("--duration", type=float, help="seconds per row and server (default 7)")
     ap.add_argument("--concurrency", default="1,8", help="comma-separated thread counts")
+    ap.add_argument("--rows", default=",".join(ROWS),
+                    help=f"comma-separated rows to run (of {','.join(ROWS)})")  # fmt: skip
     ap.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="S3 client")
     ap.add_argument("--small-size", type=int, default=4 * KiB)
     ap.add_argument("--large-size", type=int, default=64 * MiB)
@@ -527,6 +538,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opts = ap.parse_args(argv)  # fmt: skip
     if opts.duration is None:
         opts.duration = 2.0 if opts.quick else 7.0
+    opts.rows = tuple(r.strip() for r in opts.rows.split(",") if r.strip())
+    if unknown := set(opts.rows) - set(ROWS):
+        ap.error(f"--rows: unknown {', '.join(sorted(unknown))}")
     if opts.cluster and not 2 <= opts.cluster <= 16:
         ap.error("--cluster: 2..16 hosts")
     if opts.only_peer and opts.only_titans3:
@@ -611,10 +625,10 @@ def main(argv: list[str] | None = None) -> int:
         for t in targets:
             wait_ready(t.endpoint, started.get(t.name), timeout=90)
             log(f"[{t.name}] ready at {t.endpoint}; preparing bucket {t.bucket}")
-            prepare(t, payloads, client_cls)
+            prepare(t, payloads, client_cls, opts.rows)
 
         rows = []
-        for phase in phases(concurrencies, opts.small_size, opts.large_size):
+        for phase in phases(concurrencies, opts.small_size, opts.large_size, opts.rows):
             row = {"row": phase.row, "op": phase.op, "concurrency": phase.concurrency,
                    "unit": phase.unit, "results": {}}  # fmt: skip
             for t in targets:

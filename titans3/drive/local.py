@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import resource
 import threading
 import time
 import uuid
@@ -284,22 +285,30 @@ class LocalDrive:
         An LMDB get is ~1 µs, a thread hop ~100 µs plus GIL hand-offs, and small
         GETs do ten of them.  The risk of running inline is a disk that stalls
         inside a page fault and stalls the loop with it: an inline read slower
-        than FAST_BUDGET demotes this drive to worker threads for SLOW_PENALTY
-        seconds, so a failing disk can cost the loop at most one stall per period.
+        than FAST_BUDGET *that took a major page fault* demotes this drive to
+        worker threads for SLOW_PENALTY seconds, so a failing disk can cost the
+        loop at most one stall per period.  Wall time alone is no evidence: on
+        a busy machine the kernel preempts the loop mid-lookup for tens of ms,
+        and demoting on that (as this once did) made every small GET pay ten
+        thread hops exactly when the CPU was scarcest -- the GET path got
+        slower with concurrency.  A disk stall under an mmap read is always a
+        major fault (the page had to come from the device).
         """
         if self._slow_until > time.monotonic():
             return await self._run(fn, *args)
         self._require_online()
         t0 = time.perf_counter()
+        faults = _major_faults()
         try:
             # Two stats per lookup were ~9 % of a small GET; a drive that is
             # fenced or replaced is still noticed within PROBE_TTL.
             return self._guarded(fn, args, time.monotonic() - self._probed_at >= PROBE_TTL)
         finally:
-            if time.perf_counter() - t0 > FAST_BUDGET:
+            took = time.perf_counter() - t0
+            if took > FAST_BUDGET and _major_faults() > faults:
                 self._slow_until = time.monotonic() + SLOW_PENALTY
                 log.warning("drive %s: metadata read took %.0f ms; using worker threads for %ds",
-                            self.drive_id, (time.perf_counter() - t0) * 1e3, SLOW_PENALTY)
+                            self.drive_id, took * 1e3, SLOW_PENALTY)
             await trio.lowlevel.checkpoint()
 
     async def _write(self, fn: Callable[[WriteContext], T]) -> T:
@@ -588,6 +597,11 @@ class LocalDrive:
         writer owns (uncommitted leftovers); returns how many were removed."""
         busy = {w.data_id for w in self._writers}
         return await self._run(self._files.sweep_staging, max_age, busy)
+
+
+def _major_faults() -> int:
+    """This thread's major page faults so far (~0.7 µs: one getrusage call)."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_majflt
 
 
 class _DriveIO:
