@@ -96,7 +96,7 @@ async def run(opts: argparse.Namespace, root: Path) -> list[str]:
                 await measure(f"{opts.size // 1024} KiB GET", c, get)
         if "list" in opts.ops:
             have = await store.list_objects("bench", prefix="list/", max_keys=1)
-            if not have.contents:
+            if not have.objects:
                 sem = trio.Semaphore(32)
 
                 async def fill(i: int) -> None:
@@ -114,8 +114,8 @@ async def run(opts: argparse.Namespace, root: Path) -> list[str]:
                     start = (tid * 3 + i) % n_pages
                     res = await store.list_objects(
                         "bench", prefix="list/", max_keys=1000,
-                        start_after=f"list/{start * 1000 - 1:08d}" if start else None)
-                    assert len(res.contents) == min(1000, opts.list_keys), len(res.contents)
+                        start_after=f"list/{start * 1000 - 1:08d}" if start else "")
+                    assert len(res.objects) == min(1000, opts.list_keys), len(res.objects)
                 await measure("LIST 1,000-key page", c, page)
         nursery.cancel_scope.cancel()
     for d in drives:

@@ -1,4 +1,8 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from titans3.drive.records import VersionRecord
+from titans3.objects import resolve
 from titans3.objects.resolve import resolve_versions, write_quorum
 
 EC = (4, 2, 1 << 20)
@@ -62,3 +66,26 @@ def test_only_newest_null_version_is_visible():
 def test_versions_sorted_newest_first():
     per = [[data("c", i), data("a", i), data("b", i)] for i in range(6)]
     assert [r.record.vid for r in resolve_versions(per, k=4, w=5)] == ["c", "b", "a"]
+
+
+# The single-version fast path must decide exactly what the general rule does.
+_records = st.builds(
+    VersionRecord,
+    vid=st.sampled_from(["a", "b"]),
+    dm=st.booleans(),
+    tomb=st.sampled_from([False, False, True]),
+    null=st.booleans(),
+    ec=st.sampled_from([EC, (1, 0, 1 << 20), (2, 1, 1 << 20)]),
+    frag_index=st.integers(0, 5),
+    extra=st.sampled_from([{}, {}, {"mu": "x"}, {"hid": True}, {"tg": {"k": "v"}}]),
+)
+_per_drive = st.lists(st.one_of(st.none(), st.lists(_records, max_size=2)), min_size=1,
+                      max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(per=_per_drive, k=st.integers(1, 4), anchors=st.booleans())
+def test_the_fast_path_agrees_with_the_general_rule(per, k, anchors):
+    w = write_quorum(k, 2)
+    assert resolve_versions(per, k=k, w=w, anchors=anchors) == \
+        resolve._resolve_general(per, k, w, anchors)

@@ -103,23 +103,29 @@ async def merged_entries(
         prefixes: set[bytes] = set()
         for i, pg in enumerate(pages):
             for e in pg or ():
-                if cutoff is not None and after(e.key, e.is_prefix) > cutoff:
-                    break
+                key = e.key
                 if e.is_prefix:
-                    prefixes.add(e.key)
+                    if cutoff is not None and key + PAST > cutoff:
+                        break
+                    prefixes.add(key)
+                    continue
+                if cutoff is not None and key > cutoff:
+                    break
+                held = merged.get(key)
+                if held is None:
+                    merged[key] = {i: e.versions or []}
                 else:
-                    merged.setdefault(e.key, {})[i] = e.versions or []
-        for name in sorted(set(merged) | prefixes):
+                    held[i] = e.versions or []
+        # One placement lookup per key; positions that failed read as None.
+        names = sorted(merged.keys() | prefixes) if prefixes else sorted(merged)
+        for name in names:
             if name in prefixes:
                 yield Listed(name, True, [])
                 continue
             holders = merged[name]
-            per_drive: list[list[VersionRecord] | None] = []
-            for pos in placement_of(name):
-                if failed[pos]:
-                    per_drive.append(None)
-                else:
-                    per_drive.append(holders.get(pos, []))
+            per_drive: list[list[VersionRecord] | None] = [
+                None if failed[pos] else holders.get(pos, []) for pos in placement_of(name)
+            ]
             yield Listed(name, False, resolve_versions(per_drive, k=k, w=w))
         if cutoff is None:
             return

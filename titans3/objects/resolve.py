@@ -67,6 +67,15 @@ def resolve_versions(
     includes them, and also every version other versions reference even
     when a newer null version shadows it.
     """
+    simple = _one_plain_version(per_drive, k, w)
+    if simple is not None:
+        return simple
+    return _resolve_general(per_drive, k, w, anchors)
+
+
+def _resolve_general(
+    per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int, anchors: bool
+) -> list[Resolved]:
     unseen = sum(1 for recs in per_drive if recs is None)
     by_vid: dict[str, list[tuple[int, VersionRecord]]] = {}
     for pos, recs in enumerate(per_drive):
@@ -105,6 +114,47 @@ def resolve_versions(
         readable = rec.dm or len({r.frag_index for _, r in holders}) >= vk
         out.append(Resolved(rec, count, tuple(pos for pos, _ in holders), readable))
     return out
+
+
+def _one_plain_version(
+    per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int
+) -> list[Resolved] | None:
+    """The common case, decided without the general machinery: every drive
+    that answered holds nothing or the same single version, with no change
+    stamp and no rename state.  The result is exactly what the general rule
+    gives for it; anything else returns None (take the general path).  A
+    listing resolves every key of its page, so this is most of its CPU."""
+    first: VersionRecord | None = None
+    holders: list[int] = []
+    frags: set[int] = set()
+    unseen = 0
+    for pos, recs in enumerate(per_drive):
+        if recs is None:
+            unseen += 1
+            continue
+        if not recs:
+            continue
+        if len(recs) != 1:
+            return None
+        r = recs[0]
+        if first is None:
+            x = r.extra
+            if r.tomb or (x and ("mu" in x or HIDDEN in x or REFS in x)):
+                return None
+            first = r
+        elif r.vid != first.vid or r.tomb or r.extra != first.extra:
+            return None
+        holders.append(pos)
+        frags.add(r.frag_index)
+    if first is None:
+        return []
+    vk, vw = k, w
+    if not first.dm:
+        ek, em, _ = first.ec
+        vk, vw = ek, write_quorum(ek, em)
+    if len(holders) + unseen < vw:
+        return []  # never acknowledged
+    return [Resolved(first, len(holders), tuple(holders), first.dm or len(frags) >= vk)]
 
 
 def latest(resolved: Sequence[Resolved]) -> Resolved | None:
