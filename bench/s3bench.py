@@ -65,6 +65,10 @@ BIN = REPO / ".venv" / "bin"
 MiB = 1 << 20
 GET_SMALL_KEYS = 64  # objects the small-GET rows cycle through
 GET_LARGE_KEYS = 2
+LIST_KEYS = 10_000  # the LIST row pages through a bucket prefix of this many keys
+LIST_PAGE = 1_000
+MIXED_SIZE = 256 * KiB
+MIXED_GET_KEYS = 32
 
 
 def log(msg: str) -> None:
@@ -200,12 +204,14 @@ class Payloads:
     small_sha: str
     large: bytes
     large_sha: str
+    medium: bytes = b""
+    medium_sha: str = ""
 
 
 @dataclass
 class Phase:
     row: str  # table row label
-    op: str  # small_put small_get large_put large_get
+    op: str  # one of ROWS
     concurrency: int
     unit: str  # "ops/s" or "MB/s"
 
@@ -224,7 +230,7 @@ class Result:
     def value(self, unit: str) -> float | None:
         if self.ops == 0 or self.seconds <= 0:
             return None
-        return self.ops / self.seconds if unit == "ops/s" else self.bytes / self.seconds / 1e6
+        return self.bytes / self.seconds / 1e6 if unit == "MB/s" else self.ops / self.seconds
 
     def summary(self, unit: str) -> dict:
         lat = sorted(self.latencies)
@@ -244,6 +250,10 @@ class Result:
             "mean_ms": round(statistics.fmean(lat) * 1000, 3) if lat else None,
             "client_cpu_pct": self._pct_of_core(self.client_cpu),
             "server_cpu_pct": self._pct_of_core(self.server_cpu),
+            "server_cpu_ms_per_op": (
+                round(1000 * self.server_cpu / self.ops, 3)
+                if self.server_cpu is not None and self.ops else None
+            ),
             "first_error": self.first_error or None,
         }
 
@@ -266,6 +276,25 @@ def make_op(phase: Phase, t: Target, p: Payloads) -> Callable[[object, int, int,
         def op(c, tid, i, sink):
             data, n = c.get(b, f"get4k/{(tid * 7 + i) % GET_SMALL_KEYS}")
             if data != p.small:
+                raise S3Failure(f"GET returned {n} wrong bytes")
+            return n
+    elif phase.op == "list":
+
+        def op(c, tid, i, sink):
+            page = (tid * 3 + i) % (LIST_KEYS // LIST_PAGE)
+            after = f"list/{page * LIST_PAGE - 1:08d}" if page else ""
+            n = c.list_page(b, "list/", after, LIST_PAGE)
+            if n != LIST_PAGE:
+                raise S3Failure(f"LIST page {page} held {n} keys, expected {LIST_PAGE}")
+            return 0
+    elif phase.op == "mixed":
+
+        def op(c, tid, i, sink):
+            if (i * 7 + tid) % 10 < 3:  # 30 % PUTs, overwriting a bounded set of keys
+                c.put(b, f"mix/put/{tid}/{i % 8}", p.medium, p.medium_sha)
+                return len(p.medium)
+            data, n = c.get(b, f"mix/get/{(tid * 5 + i) % MIXED_GET_KEYS}")
+            if data != p.medium:
                 raise S3Failure(f"GET returned {n} wrong bytes")
             return n
     elif phase.op == "large_put":
@@ -373,7 +402,7 @@ def run_phase(
     return result
 
 
-ROWS = ("small_put", "small_get", "large_put", "large_get")
+ROWS = ("small_put", "small_get", "list", "mixed", "large_put", "large_get")
 
 
 def phases(
@@ -384,13 +413,16 @@ def phases(
     for op, size_label, verb, unit in (
         ("small_put", s, "PUT", "ops/s"),
         ("small_get", s, "GET", "ops/s"),
+        ("list", f"LIST {LIST_PAGE:,}-key pages of {LIST_KEYS:,} keys", "", "pages/s"),
+        ("mixed", human(MIXED_SIZE), "70/30 GET/PUT", "ops/s"),
         ("large_put", lg, "PUT", "MB/s"),
         ("large_get", lg, "GET", "MB/s"),
     ):
         if op not in rows:
             continue
         for c in concurrencies:
-            out.append(Phase(f"{size_label} {verb} {unit}, c={c}", op, c, unit))
+            label = f"{size_label} {verb} {unit}, c={c}".replace("  ", " ")
+            out.append(Phase(label, op, c, unit))
     return out
 
 
@@ -415,6 +447,11 @@ def prepare(t: Target, p: Payloads, client_cls, rows: tuple[str, ...] = ROWS) ->
                 time.sleep(0.5)
         for i in range(GET_SMALL_KEYS):
             client.put(t.bucket, f"get4k/{i}", p.small, p.small_sha)
+        if "mixed" in rows:
+            for i in range(MIXED_GET_KEYS):
+                client.put(t.bucket, f"mix/get/{i}", p.medium, p.medium_sha)
+        if "list" in rows:
+            fill_listing(t, client_cls)
         if "large_get" not in rows:
             return
         for i in range(GET_LARGE_KEYS):
@@ -424,6 +461,31 @@ def prepare(t: Target, p: Payloads, client_cls, rows: tuple[str, ...] = ROWS) ->
             raise RuntimeError(f"{t.label}: large object read back differs")
     finally:
         client.close()
+
+
+def fill_listing(t: Target, client_cls, threads: int = 16) -> None:
+    """LIST_KEYS one-byte objects under list/ (not timed; 16 writers)."""
+    t0 = time.monotonic()
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        c = client_cls(t.endpoint, t.access_key, t.secret_key)
+        try:
+            for i in range(w, LIST_KEYS, threads):
+                c.put(t.bucket, f"list/{i:08d}", b"x", hashlib.sha256(b"x").hexdigest())
+        except BaseException as e:  # noqa: BLE001 -- re-raised below
+            errors.append(e)
+        finally:
+            c.close()
+
+    ths = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(threads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    if errors:
+        raise RuntimeError(f"{t.label}: filling the listing failed: {errors[0]}")
+    log(f"[{t.name}] {LIST_KEYS:,} keys for the LIST row in {time.monotonic() - t0:.1f} s")
 
 
 def start_titans3(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
@@ -482,8 +544,9 @@ def start_rclone(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
 def markdown(report: dict) -> str:
     names = [t["name"] for t in report["targets"]]
     cols = ["titans3", "peer"]
-    head = "| row | TitanS3 | peer (rclone serve s3) | ratio TitanS3/peer |"
-    sep = "|---|---:|---:|---:|"
+    head = ("| row | TitanS3 | peer (rclone serve s3) | ratio TitanS3/peer "
+            "| server CPU ms/op, TitanS3 / peer |")
+    sep = "|---|---:|---:|---:|---:|"
     cluster = next((t for t in report["targets"] if t["name"] == "cluster"), None)
     if cluster is not None:  # the cluster columns go after the single-host ones
         cols.append("cluster")
@@ -498,7 +561,9 @@ def markdown(report: dict) -> str:
             cell = "—" if n not in names else "failed" if v is None else f"{v:,.0f}"
             cells.append(cell + (f" ({errs} err)" if errs else ""))
         ratio = f"{vals[0] / vals[1]:.2f}" if vals[0] and vals[1] else "—"
-        line = f"| {row['row']} | {cells[0]} | {cells[1]} | {ratio} |"
+        cpu = [row["results"].get(n, {}).get("server_cpu_ms_per_op") for n in cols[:2]]
+        cpu_cell = " / ".join("—" if c is None else f"{c:.2f}" for c in cpu)
+        line = f"| {row['row']} | {cells[0]} | {cells[1]} | {ratio} | {cpu_cell} |"
         if cluster is not None:
             cratio = f"{vals[2] / vals[0]:.2f}" if vals[0] and vals[2] else "—"
             line += f" {cells[2]} | {cratio} |"
@@ -569,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         small_sha=hashlib.sha256(rnd[: opts.small_size]).hexdigest(),
         large=rnd,
         large_sha=hashlib.sha256(rnd).hexdigest(),
+        medium=(med := rnd[:MIXED_SIZE] if len(rnd) >= MIXED_SIZE else os.urandom(MIXED_SIZE)),
+        medium_sha=hashlib.sha256(med).hexdigest(),
     )
     run_id = secrets.token_hex(3)
     servers: list[Server] = []
@@ -632,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"row": phase.row, "op": phase.op, "concurrency": phase.concurrency,
                    "unit": phase.unit, "results": {}}  # fmt: skip
             for t in targets:
-                max_ops = small_max if phase.op.startswith("small") else large_max
+                max_ops = large_max if phase.op.startswith("large") else small_max
                 pgid = pgids.get(t.name)
                 r = run_phase(phase, t, payloads, client_cls, opts.duration, max_ops, pgid)
                 s = r.summary(phase.unit)
@@ -641,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(
                     f"[{t.name}] {phase.row:26} {value:>16}  ops {r.ops:6}  "
                     f"p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
-                    f"cpu% client {s['client_cpu_pct']} server {s['server_cpu_pct']}"
+                    f"cpu% client {s['client_cpu_pct']} server {s['server_cpu_pct']} "
+                    f"({s['server_cpu_ms_per_op']} ms/op)"
                     + (f"  errors {r.errors}: {r.first_error}" if r.errors else "")
                 )
             rows.append(row)

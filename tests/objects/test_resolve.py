@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from titans3.drive.records import VersionRecord
+from titans3.drive.records import VersionRecord, pack_versions, unpack_versions
 from titans3.objects import resolve
 from titans3.objects.resolve import resolve_versions, write_quorum
 
@@ -89,3 +89,14 @@ def test_the_fast_path_agrees_with_the_general_rule(per, k, anchors):
     w = write_quorum(k, 2)
     assert resolve_versions(per, k=k, w=w, anchors=anchors) == \
         resolve._resolve_general(per, k, w, anchors)
+
+
+@settings(max_examples=400, deadline=None)
+@given(per=_per_drive, k=st.integers(1, 4))
+def test_the_packed_fast_path_agrees_with_the_general_rule(per, k):
+    w = write_quorum(k, 2)
+    packed = [None if recs is None else (pack_versions(recs) if recs else []) for recs in per]
+    fast = resolve.resolve_packed(packed, k, w)
+    decoded = [None if recs is None else unpack_versions(pack_versions(recs)) for recs in per]
+    if fast is not None:
+        assert fast == resolve._resolve_general(decoded, k, w, False)

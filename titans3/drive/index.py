@@ -260,6 +260,7 @@ class Index:
     def _start_committer(self) -> None:
         """Under ``_cv``."""
         self._stopping = False
+        self._idle = True  # the first request kicks it, like every later idle start
         self._thread = threading.Thread(
             target=self._committer, name=f"commit {self.path.parent.name}", daemon=True
         )
@@ -277,13 +278,16 @@ class Index:
     def _committer(self) -> None:
         while True:
             with self._cv:
-                while not self._pending and not self._stopping:
-                    self._idle = True
+                # Idle: wait for the kick (requests of one scheduler round
+                # together).  Busy: take whatever queued during the last commit.
+                while not self._stopping and (self._idle or not self._pending):
+                    if not self._pending:
+                        self._idle = True
                     self._cv.wait()
-                self._idle = False
                 if not self._pending:  # stopping, and drained
                     self._thread = None
                     return
+                self._idle = False
                 batch, self._pending = self._pending, []
             raw = [r for r in batch if r.raw]
             for req in raw:

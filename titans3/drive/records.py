@@ -45,7 +45,7 @@ HIDDEN = "hid"  # on an anchor: invisible to reads of its own key
 MOVING = "mv"  # a rename in progress: [destination key, destination vid, started ns]
 
 
-_KNOWN = frozenset({"f", "vid", "t", "null", "dm", "tomb", "size", "etag", "ec", "fi", "data",
+KNOWN_FIELDS = frozenset({"f", "vid", "t", "null", "dm", "tomb", "size", "etag", "ec", "fi", "data",
                     "inline", "parts", "cks", "meta"})
 _DEFAULT_EC = (1, 0, 1 << 20)
 
@@ -137,7 +137,7 @@ class VersionRecord:
         meta = g("meta")
         cks = g("cks")
         ec = g("ec")
-        unknown = d.keys() - _KNOWN
+        unknown = d.keys() - KNOWN_FIELDS
         return cls(
             d["vid"], g("t", 0), bool(g("null", False)), bool(g("dm", False)),
             bool(g("tomb", False)), g("size", 0), g("etag", ""),
