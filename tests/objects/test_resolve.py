@@ -100,3 +100,35 @@ def test_the_packed_fast_path_agrees_with_the_general_rule(per, k):
     decoded = [None if recs is None else unpack_versions(pack_versions(recs)) for recs in per]
     if fast is not None:
         assert fast == resolve._resolve_general(decoded, k, w, False)
+
+
+@st.composite
+def _copies(draw):
+    """Per drive: one version's copy with its own fragment index (the common
+    case), sometimes nothing, no answer, or some other record."""
+    base = draw(_records)
+    out = []
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["copy", "copy", "copy", "none", "empty", "other"]))
+        if kind == "copy":
+            rec = unpack_versions(pack_versions([base]))[0]
+            rec.frag_index = draw(st.integers(0, 200))  # beyond 127: not a fixint
+            out.append([rec])
+        elif kind == "none":
+            out.append(None)
+        elif kind == "empty":
+            out.append([])
+        else:
+            out.append([draw(_records)])
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(per=_copies(), k=st.integers(1, 4))
+def test_the_packed_fast_path_agrees_on_copies_of_one_version(per, k):
+    w = write_quorum(k, 2)
+    packed = [None if recs is None else (pack_versions(recs) if recs else []) for recs in per]
+    fast = resolve.resolve_packed(packed, k, w)
+    decoded = [None if recs is None else unpack_versions(pack_versions(recs)) for recs in per]
+    if fast is not None:
+        assert fast == resolve._resolve_general(decoded, k, w, False)

@@ -160,6 +160,9 @@ def _one_plain_version(
     return [Resolved(first, len(holders), tuple(holders), first.dm or len(frags) >= vk)]
 
 
+_FI_KEY = b"\xa2fi"  # msgpack: the 2-byte string "fi"
+
+
 def resolve_packed(
     per_drive: Sequence[bytes | None | Sequence[VersionRecord]], k: int, w: int
 ) -> list[Resolved] | None:
@@ -173,6 +176,9 @@ def resolve_packed(
     general rule).  msgpack's C decoder is ~5x cheaper than building records,
     and a listing page would otherwise build one per key per drive."""
     first: dict[str, Any] | None = None
+    first_raw = b""
+    head = tail = b""  # first_raw around its frag-index byte (see below)
+    at = -1
     holders: list[int] = []
     frags: set[int] = set()
     unseen = 0
@@ -184,6 +190,20 @@ def resolve_packed(
             if raw:
                 return None  # decoded records: the general path
             continue
+        if first is not None:
+            # The drives' copies of one version differ only in the fragment
+            # index.  When the first copy's "fi" key occurs once and its value
+            # is a one-byte fixint, a copy equal to it byte for byte except
+            # that value byte is the same record with another index: no decode.
+            if raw == first_raw:
+                holders.append(pos)
+                frags.add(first.get("fi", 0))
+                continue
+            if at >= 0 and len(raw) == len(first_raw) and raw[at] < 0x80 and \
+                    raw.startswith(head) and raw.endswith(tail):
+                holders.append(pos)
+                frags.add(raw[at])
+                continue
         recs = msgpack.unpackb(raw, raw=False)
         if len(recs) != 1:
             return None
@@ -191,7 +211,11 @@ def resolve_packed(
         if "tomb" in d or d.keys() - KNOWN_FIELDS:
             return None
         if first is None:
-            first = d
+            first, first_raw = d, raw
+            i = raw.find(_FI_KEY)
+            if "fi" in d and i >= 0 and raw.find(_FI_KEY, i + 1) < 0 and \
+                    i + 3 < len(raw) and raw[i + 3] == d["fi"] and d["fi"] < 0x80:
+                at, head, tail = i + 3, raw[: i + 3], raw[i + 4 :]
         elif d["vid"] != first["vid"]:
             return None
         holders.append(pos)
