@@ -118,6 +118,8 @@ class LocalDrive:
         self._state = DriveState.OFFLINE
         self._opened = self._closed = False
         self._identity_key = (0, 0)
+        self._root_str = str(self.root)
+        self._identity_path = str(self.root / health.IDENTITY_FILE)
         self._files = ChunkStore(self.root, threads=threads, header_cache=header_cache)
         self._files.on_quarantine = lambda size: self._add_stored(-size)
         self._index = Index(
@@ -239,7 +241,7 @@ class LocalDrive:
             raise DriveOffline(self.drive_id or str(self.root), self._state.value)
 
     def _probe(self) -> None:
-        health.probe(self.root, self._identity_key)
+        health.probe(self._root_str, self._identity_key, self._identity_path)
         self._probed_at = time.monotonic()
 
     def _io_failed(self, e: BaseException) -> DriveError:
