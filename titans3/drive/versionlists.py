@@ -8,6 +8,8 @@ worker thread (``DriveIO.read``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lmdb
 
 from titans3.drive import keys
@@ -26,6 +28,14 @@ class VersionLists:
         keys.encode_key(bucket_id, key)
         db = self._index.db(VERSIONS)
         raw = await self._io.fast(self._index.read_sync, keys.read_record, db, bucket_id, key)
+        return unpack_versions(raw) if raw else []
+
+    def read_versions_sync(
+        self, bucket_id: bytes, key: bytes, fast: Callable[..., bytes | None]
+    ) -> list[VersionRecord]:
+        """``read_versions`` through a synchronous guarded runner (LocalDrive._fast_sync)."""
+        keys.encode_key(bucket_id, key)
+        raw = fast(self._index.read_sync, keys.read_record, self._index.db(VERSIONS), bucket_id, key)
         return unpack_versions(raw) if raw else []
 
     async def list_versions(
