@@ -31,16 +31,9 @@ def _graph_tool():
     return mod
 
 
-# The one cycle main brought in after the object layer lost its own: the FUSE
-# mount's DirLister and Renamer type the FileSystem they are handed back
-# (titans3/fuse, issue 10).  The list may only shrink.
-KNOWN = [{"titans3.fuse.dirlist", "titans3.fuse.fs", "titans3.fuse.renames"}]
-
-
 def test_no_module_reaches_itself_through_imports():
     doc = _graph_tool().measure("titans3")
-    new = [g for g in doc["groups"] if not any(set(g) <= known for known in KNOWN)]
-    assert new == [], "import cycles (each group: modules importing each other)"
+    assert doc["groups"] == [], "import cycles (each group: modules importing each other)"
 
 
 def test_the_cycle_finder_sees_a_cycle_and_its_absence(tmp_path, monkeypatch):
