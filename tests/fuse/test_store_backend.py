@@ -81,6 +81,9 @@ def test_a_rename_moves_no_data_and_keeps_etag_metadata_and_mtime(tmp_path):
         assert [e.key for e in page.entries] == ["other/moved.bin"]
         with pytest.raises(NotFound):
             await be.rename("dir/big.bin", "again.bin")
+        cap, st = await be.statfs(), await stores[0].statfs()  # the API's statfs, k/(k+m) of it
+        assert (cap.total, cap.free) == (st.usable_capacity, st.usable_free)
+        assert 0 < cap.free <= cap.total == st.raw_capacity * 4 // 6
 
     with_store(tmp_path, go)
 

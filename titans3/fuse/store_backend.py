@@ -236,17 +236,11 @@ class StoreBackend:
             pause = min(pause * 2, 0.5)
 
     async def statfs(self) -> Capacity:
-        store = self.store
-        total = free = 0
-        for d in store.drives:
-            try:
-                st = await d.stat()
-            except DriveError:
-                continue
-            total += st.capacity
-            free += st.free
-        k, m = store.scheme.k, store.scheme.m
-        return Capacity(total * k // (k + m), free * k // (k + m))
+        try:
+            st = await self.store.statfs()  # the online drives, times k / (k + m)
+        except (S3Error, DriveError) as e:
+            raise await self._fail(e, "STATFS") from None
+        return Capacity(st.usable_capacity, st.usable_free)
 
     async def aclose(self) -> None:
         return None
