@@ -15,7 +15,11 @@ hierarchies aside: the mixin pattern issue 9 removed.
     scripts/import_graph.py --rev main~3 --rev HEAD   # git revisions: a table
 
 ``--rev`` checks the revision out in a temporary ``git worktree`` and removes
-it afterwards.  ``--json`` prints the counts as JSON.
+it afterwards.  grimp skips a directory without ``__init__.py`` (an implicit
+namespace package, as ``titans3/objects`` was before issue 9), so in such a
+checkout the script adds an empty one first -- the same modules, imported the
+same way, now counted -- and says so; ``--tree`` only warns.  ``--json``
+prints the counts as JSON.
 """
 
 from __future__ import annotations
@@ -142,9 +146,18 @@ def foreign_bases(root: Path, package: str) -> list[str]:
     return out
 
 
+def namespace_dirs(root: Path) -> list[Path]:
+    """Directories below the package ``root`` holding modules but no ``__init__.py``."""
+    return sorted({p.parent for p in root.rglob("*.py")
+                   if not (p.parent / "__init__.py").exists()})
+
+
 def measure(package: str = "titans3") -> dict[str, object]:
     spec = importlib.util.find_spec(package)
     assert spec is not None and spec.origin is not None, f"{package} is not importable"
+    skipped = namespace_dirs(Path(spec.origin).parent)
+    for d in skipped:
+        print(f"warning: {d} has no __init__.py: grimp leaves its modules out", file=sys.stderr)
     graph = grimp.build_graph(package, include_external_packages=False, cache_dir=None)
     edges, groups, mutual = _counts(graph)
     runtime = grimp.build_graph(package, include_external_packages=False, cache_dir=None,
@@ -189,7 +202,11 @@ def measure_rev(rev: str, package: str) -> dict[str, object]:
         subprocess.run(["git", "-C", str(top), "worktree", "add", "--detach", "--quiet",
                         str(wt), commit], check=True)
         try:
+            filled = namespace_dirs(wt / package)
+            for d in filled:
+                (d / "__init__.py").write_text("")
             doc = measure_tree(wt, package)
+            doc["namespace_dirs_filled"] = [str(d.relative_to(wt)) for d in filled]
         finally:
             subprocess.run(["git", "-C", str(top), "worktree", "remove", "--force", str(wt)],
                            check=True)
@@ -242,6 +259,8 @@ def main() -> int:
               f"without TYPE_CHECKING: {doc['runtime_edges']} edges, "
               f"{doc['runtime_cycle_groups']} cycle groups; "
               f"classes with bases from other modules {doc['foreign_base_classes']}")
+        for d in doc.get("namespace_dirs_filled", []):  # type: ignore[union-attr]
+            print(f"  (counted {d}/ by adding an empty __init__.py to the checkout)")
         for g in doc["groups"]:  # type: ignore[union-attr]
             print(f"  cycle: {' '.join(g)}")
         for c in doc["classes"]:  # type: ignore[union-attr]
