@@ -5,7 +5,6 @@
     .venv/bin/python bench/s3bench.py --quick        # ~1 minute
     .venv/bin/python bench/s3bench.py --only-peer    # rclone alone (no TitanS3 needed)
     .venv/bin/python bench/s3bench.py --cluster 4    # + a 4-host cluster on 127.0.0.1..4
-    .venv/bin/python bench/s3bench.py --only-titans3 --baseline /tmp/base --repeat 3 --quick
     .venv/bin/python bench/s3bench.py --titans3-endpoint http://127.0.0.1:9000 \\
         --access-key AK --secret-key SK              # a TitanS3 that is already running
 
@@ -15,12 +14,6 @@ directories, waits for them, and runs every row for each server in turn:
 
     4 KiB PUT ops/s, 4 KiB GET ops/s, 64 MiB PUT MB/s, 64 MiB GET MB/s
     at concurrency 1 and 8 (threads, one client and one connection per thread)
-
-``--baseline DIR`` adds a column for a second TitanS3 host started the same
-way from another source tree (``git worktree add /tmp/base main``): the same
-rows, interleaved with this tree's, so a change is measured against what it
-changes in one run.  ``--repeat N`` measures every cell N times, alternating
-the order of the servers, and reports the median (N=3: medians of 3).
 
 ``--cluster N`` adds a third column: N ``titans3 serve`` hosts forming one
 cluster (``--peers``) on 127.0.0.1..N of this same machine, ``--cluster-drives``
@@ -424,29 +417,17 @@ def prepare(t: Target, p: Payloads, client_cls) -> None:
         client.close()
 
 
-def source_env(tree: Path) -> dict[str, str]:
-    """The environment that makes ``BIN/titans3`` run the ``titans3`` package in
-    ``tree`` (PYTHONPATH comes before the venv's editable install); checked."""
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    got = subprocess.run([str(BIN / "python"), "-c", "import titans3; print(titans3.__file__)"],
-                         env=env, cwd=tree, capture_output=True, text=True, check=True).stdout
-    if Path(got.strip()).resolve().parent != (tree / "titans3").resolve():
-        raise SystemExit(f"{tree}: titans3 imports from {got.strip()}, not from this tree")
-    return env
-
-
-def start_titans3(tmp: Path, access: str, secret: str, *, tree: Path = REPO,
-                  name: str = "titans3") -> tuple[Server, str]:
+def start_titans3(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
     port, peer_port, web_port = free_port(), free_port(), free_port()
-    env = dict(source_env(tree), TITANS3_ROOT_ACCESS_KEY=access, TITANS3_ROOT_SECRET_KEY=secret)
+    env = dict(os.environ, TITANS3_ROOT_ACCESS_KEY=access, TITANS3_ROOT_SECRET_KEY=secret)
     argv = [
         str(BIN / "titans3"), "serve",
-        "--data", str(tmp / name), "--drives", "6",
+        "--data", str(tmp / "titans3"), "--drives", "6",
         "--listen", f"127.0.0.1:{port}",
         "--peer-listen", f"127.0.0.1:{peer_port}",
         "--web-listen", f"127.0.0.1:{web_port}",
     ]  # fmt: skip
-    return Server(name, argv, env, tmp / f"{name}.log"), f"http://127.0.0.1:{port}"
+    return Server("titans3", argv, env, tmp / "titans3.log"), f"http://127.0.0.1:{port}"
 
 
 def start_cluster(
@@ -489,21 +470,6 @@ def start_rclone(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
     return Server("peer", argv, env, tmp / "rclone.log"), f"http://127.0.0.1:{port}"
 
 
-def median_run(runs: list[dict]) -> dict:
-    """The summary of the median run (a failed run counts as the slowest); with
-    every run's value beside it."""
-    ranked = sorted(runs, key=lambda s: -1.0 if s["value"] is None else s["value"])
-    out = dict(ranked[(len(ranked) - 1) // 2])
-    # Server CPU per operation: what the code costs, less swayed than throughput
-    # by other load on a shared machine (median over the runs).
-    costs = sorted(s["server_cpu_pct"] * s["seconds"] * 10 / s["ops"] for s in runs
-                   if s["server_cpu_pct"] is not None and s["ops"])
-    out["server_cpu_ms_per_op"] = round(costs[(len(costs) - 1) // 2], 3) if costs else None
-    if len(runs) > 1:
-        out["values"] = [s["value"] for s in runs]
-    return out
-
-
 def markdown(report: dict) -> str:
     names = [t["name"] for t in report["targets"]]
     cols = ["titans3", "peer"]
@@ -513,11 +479,6 @@ def markdown(report: dict) -> str:
     if cluster is not None:  # the cluster columns go after the single-host ones
         cols.append("cluster")
         head += f" {cluster['label']} | ratio cluster/TitanS3 |"
-        sep += "---:|---:|"
-    baseline = next((t for t in report["targets"] if t["name"] == "baseline"), None)
-    if baseline is not None:
-        cols.append("baseline")
-        head += f" {baseline['label']} | ratio TitanS3/baseline |"
         sep += "---:|---:|"
     lines = [head, sep]
     for row in report["rows"]:
@@ -532,20 +493,7 @@ def markdown(report: dict) -> str:
         if cluster is not None:
             cratio = f"{vals[2] / vals[0]:.2f}" if vals[0] and vals[2] else "—"
             line += f" {cells[2]} | {cratio} |"
-        if baseline is not None:
-            b = cols.index("baseline")
-            bratio = f"{vals[0] / vals[b]:.2f}" if vals[0] and vals[b] else "—"
-            line += f" {cells[b]} | {bratio} |"
         lines.append(line)
-    if baseline is not None:
-        lines += ["", "| row | TitanS3 server CPU ms/op | baseline server CPU ms/op | "
-                  "ratio baseline/TitanS3 |", "|---|---:|---:|---:|"]
-        for row in report["rows"]:
-            a, b = (row["results"].get(n, {}).get("server_cpu_ms_per_op") for n in
-                    ("titans3", "baseline"))
-            ratio = f"{b / a:.2f}" if a and b else "—"
-            lines.append(f"| {row['row']} | {a if a is not None else '—'} | "
-                         f"{b if b is not None else '—'} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -576,17 +524,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cluster-drives", type=int, default=2, metavar="D", help="drives per host")
     ap.add_argument("--cluster-ec", default="4+2", metavar="K+M",
                     help="the cluster's EC scheme ('' = by drive count; default 4+2 as single-host)")
-    ap.add_argument("--baseline", type=Path, metavar="DIR",
-                    help="also benchmark the titans3 of this source tree (e.g. a worktree of main)")
-    ap.add_argument("--repeat", type=int, default=1, metavar="N",
-                    help="measure each cell N times, servers in alternating order; report medians")
     opts = ap.parse_args(argv)  # fmt: skip
-    if opts.repeat < 1:
-        ap.error("--repeat: at least 1")
-    if opts.baseline is not None:
-        opts.baseline = opts.baseline.resolve()
-        if not (opts.baseline / "titans3" / "__init__.py").is_file():
-            ap.error(f"--baseline: no titans3 package in {opts.baseline}")
     if opts.duration is None:
         opts.duration = 2.0 if opts.quick else 7.0
     if opts.cluster and not 2 <= opts.cluster <= 16:
@@ -657,13 +595,6 @@ def main(argv: list[str] | None = None) -> int:
                 started["peer"] = server
                 t = Target("peer", "peer (rclone)", url, access, secret, "s3bench")
             targets.append(t)
-        if opts.baseline is not None:
-            access, secret = new_credentials()
-            server, url = start_titans3(tmp, access, secret, tree=opts.baseline, name="baseline")
-            servers.append(server)
-            started["baseline"] = server
-            targets.append(Target("baseline", f"baseline ({opts.baseline.name})", url, access,
-                                  secret, "s3bench"))  # fmt: skip
         pgids = {name: [srv.proc.pid] for name, srv in started.items()}
         if opts.cluster:
             access, secret = new_credentials()
@@ -686,24 +617,19 @@ def main(argv: list[str] | None = None) -> int:
         for phase in phases(concurrencies, opts.small_size, opts.large_size):
             row = {"row": phase.row, "op": phase.op, "concurrency": phase.concurrency,
                    "unit": phase.unit, "results": {}}  # fmt: skip
-            runs: dict[str, list[dict]] = {t.name: [] for t in targets}
-            for rep in range(opts.repeat):
-                # Alternate the order, so drift on a shared machine hits every column alike.
-                for t in targets if rep % 2 == 0 else targets[::-1]:
-                    max_ops = small_max if phase.op.startswith("small") else large_max
-                    pgid = pgids.get(t.name)
-                    r = run_phase(phase, t, payloads, client_cls, opts.duration, max_ops, pgid)
-                    s = r.summary(phase.unit)
-                    runs[t.name].append(s)
-                    value = "failed" if s["value"] is None else f"{s['value']:,.1f} {phase.unit}"
-                    log(
-                        f"[{t.name}] {phase.row:26} {value:>16}  ops {r.ops:6}  "
-                        f"p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
-                        f"cpu% client {s['client_cpu_pct']} server {s['server_cpu_pct']}"
-                        + (f"  errors {r.errors}: {r.first_error}" if r.errors else "")
-                    )
-            for name, got in runs.items():
-                row["results"][name] = median_run(got)
+            for t in targets:
+                max_ops = small_max if phase.op.startswith("small") else large_max
+                pgid = pgids.get(t.name)
+                r = run_phase(phase, t, payloads, client_cls, opts.duration, max_ops, pgid)
+                s = r.summary(phase.unit)
+                row["results"][t.name] = s
+                value = "failed" if s["value"] is None else f"{s['value']:,.1f} {phase.unit}"
+                log(
+                    f"[{t.name}] {phase.row:26} {value:>16}  ops {r.ops:6}  "
+                    f"p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
+                    f"cpu% client {s['client_cpu_pct']} server {s['server_cpu_pct']}"
+                    + (f"  errors {r.errors}: {r.first_error}" if r.errors else "")
+                )
             rows.append(row)
     except KeyboardInterrupt:
         log("interrupted")
@@ -724,7 +650,6 @@ def main(argv: list[str] | None = None) -> int:
             else "boto3, one client per thread, path-style, SDK default checksums"
         ),
         "duration_s": opts.duration,
-        "repeat": opts.repeat,
         "cpus": os.cpu_count(),
         "small_size": opts.small_size,
         "large_size": opts.large_size,
@@ -736,9 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(
-            f"\nS3 bench: {report['client_note']}; {opts.duration:g} s per cell"
-            + (f", median of {opts.repeat} (servers in alternating order)" if opts.repeat > 1 else "")
-            + "; "
+            f"\nS3 bench: {report['client_note']}; {opts.duration:g} s per cell; "
             f"{os.cpu_count()} CPUs shared by client and servers.\n"
         )
         print(markdown(report))
