@@ -82,8 +82,9 @@ def test_a_rename_moves_no_data_and_keeps_etag_metadata_and_mtime(tmp_path):
         with pytest.raises(NotFound):
             await be.rename("dir/big.bin", "again.bin")
         cap, st = await be.statfs(), await stores[0].statfs()  # the API's statfs, k/(k+m) of it
-        assert (cap.total, cap.free) == (st.usable_capacity, st.usable_free)
-        assert 0 < cap.free <= cap.total == st.raw_capacity * 4 // 6
+        assert cap.total == st.usable_capacity == st.raw_capacity * 4 // 6
+        # Free space is the shared filesystem's, which other processes change between the calls.
+        assert 0 < cap.free <= cap.total and abs(cap.free - st.usable_free) < cap.total // 20
 
     with_store(tmp_path, go)
 
