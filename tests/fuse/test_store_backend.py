@@ -139,6 +139,13 @@ def test_the_filesystem_renames_files_and_directories_through_the_store(tmp_path
             with pytest.raises(FsError) as e:
                 await fs.lookup(ROOT_INODE, b"src")
             assert e.value.errno == errno.ENOENT
+            # The keys renamed away stay as hidden anchors under src/: no directory.
+            assert (await be.list("", delimiter="/")).prefixes == ["dst/"]
+            fh = fs.opendir(ROOT_INODE)
+            names: list[str] = []
+            await fs.readdir(fh, 0, lambda name, node, attrs, c: names.append(name) or True)
+            fs.releasedir(fh)
+            assert names == ["dst"]
             for key, data in files.items():
                 new = "dst/first" if key == "src/sub/f0" else key.replace("src/", "dst/")
                 assert await read_all(be.read(new, 0, len(data) - 1)) == data
