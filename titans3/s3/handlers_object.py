@@ -6,10 +6,22 @@ What an object carries besides its bytes travels in one ``meta`` dict that the
 store keeps verbatim and hands back: the standard representation headers
 (Content-Type, -Encoding, -Language, -Disposition, Cache-Control, Expires) and
 every ``x-amz-meta-*`` header, names lower-case.  ``aws-chunked`` is a transfer
-detail, never part of a stored Content-Encoding.
+detail, never part of a stored Content-Encoding; the rest of that header is
+kept as the client spelled it (``deflate, gzip`` stays ``deflate, gzip``).
 
-Request features that change what S3 promises (SSE, object lock, non-private
-ACLs ...) are refused with 501 NotImplemented
+Values are stored as text.  Header bytes that are valid UTF-8 (what SDKs
+send: botocore encodes a value as UTF-8) are read as UTF-8, other bytes as
+ISO-8859-1; ``titans3.s3.asgi`` sends text back as ISO-8859-1 whenever every
+character fits -- which is how HTTP clients (http.client, botocore) decode
+header bytes -- and as UTF-8 otherwise.  So the value a client set is the
+value it reads back (``Hello World\xe9`` stays that, never ``Hello WorldÃ©``),
+a raw ISO-8859-1 byte comes back as the same byte, and RFC 2047
+``=?UTF-8?B?...?=`` values, being ASCII, are untouched: Ceph RGW's answers.
+(AWS re-encodes non-ASCII values as RFC 2047; docs/s3-compatibility.md says so.)
+
+Server-side encryption headers are parsed and rendered by
+``titans3.s3.sse_headers``.  Request features that change what S3 promises
+(non-private ACLs ...) are refused with 501 NotImplemented
 until implemented -- silently ignoring them would store something other than
 what the client asked for.  The list lives in ``UNSUPPORTED_WRITE_HEADERS``.
 
@@ -28,18 +40,22 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-from collections.abc import AsyncIterator, Mapping
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 
 from titans3.core.errors import (
     InvalidArgument,
     InvalidDigest,
+    InvalidRequest,
     MetadataTooLarge,
+    NoSuchKey,
     NotImplementedS3,
     PreconditionFailed,
 )
-from titans3.objects import GetResult, ObjectInfo, part_span
+from titans3.objects import GetResult, ObjectInfo, ObjectLock, part_span
+from titans3.s3 import lifecycle_config, object_lock, ranges, sse_headers
 from titans3.s3 import object_options as opts
-from titans3.s3 import ranges
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.checksums import header_for
 from titans3.s3.context import Handler, Reply, S3Context
@@ -58,12 +74,6 @@ MAX_USER_META = 2048  # bytes of UTF-8 names (without prefix) and values, as AWS
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 UNSUPPORTED_WRITE_HEADERS = (
-    "x-amz-server-side-encryption",
-    "x-amz-server-side-encryption-customer-algorithm",
-    "x-amz-server-side-encryption-aws-kms-key-id",
-    "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date",
-    "x-amz-object-lock-legal-hold",
     "x-amz-website-redirect-location",
     "x-amz-grant-read",
     "x-amz-grant-read-acp",
@@ -107,17 +117,15 @@ def content_md5(headers: Mapping[str, str]) -> str | None:
     return value.strip()
 
 
-def _strip_aws_chunked(value: str) -> str:
-    codings = [c.strip() for c in value.split(",")]
-    return ",".join(c for c in codings if c and c.lower() != "aws-chunked")
+def strip_aws_chunked(value: str) -> str:
+    """``Content-Encoding`` without the ``aws-chunked`` token, otherwise as spelled."""
+    codings = value.split(",")
+    kept = [c for c in codings if c.strip() and c.strip().lower() != "aws-chunked"]
+    return ",".join(kept).strip() if len(kept) != len(codings) else value
 
 
-def _text(value: str) -> str:
-    """Header values arrive as latin-1 (wire bytes); UTF-8 bytes become real text.
-
-    Stored as text, a value like a UTF-8 ``Content-Disposition`` filename is
-    readable by every front and goes back out as the same bytes.
-    """
+def header_text(value: str) -> str:
+    """A header value (latin-1 text, one character per wire byte) as the text it encodes."""
     if value.isascii():
         return value
     try:
@@ -133,16 +141,16 @@ def extract_meta(headers: Mapping[str, str]) -> dict[str, str]:
         value = headers.get(name)
         if value is None:
             continue
-        value = _text(value)
+        value = header_text(value)
         if name == "content-encoding":
-            value = _strip_aws_chunked(value)
+            value = strip_aws_chunked(value)
             if not value:
                 continue
         meta[name] = value
     user_size = 0
     for name, value in headers.items():
         if name.startswith(USER_META_PREFIX) and len(name) > len(USER_META_PREFIX):
-            value = meta[name] = _text(value)
+            value = meta[name] = header_text(value)
             user_size += len(name[len(USER_META_PREFIX) :].encode()) + len(value.encode())
     if user_size > MAX_USER_META:
         raise MetadataTooLarge(Size=str(user_size), MaxSizeAllowed=str(MAX_USER_META))
@@ -245,6 +253,19 @@ def _not_modified(info: ObjectInfo) -> Reply:
     return reply
 
 
+@contextmanager
+def _marking_absence() -> Iterator[None]:
+    """A 404 of GET/HEAD says whether a delete marker caused it: the store's error
+    carries ``x-amz-delete-marker: true`` for one; a key that is simply gone gets
+    ``false`` (Ceph RGW's answer, which tools check)."""
+    try:
+        yield
+    except NoSuchKey as err:
+        if not any(name.lower() == "x-amz-delete-marker" for name, _ in err.headers):
+            err.headers.append(("x-amz-delete-marker", "false"))
+        raise
+
+
 async def _aclose(body: AsyncIterator[bytes]) -> None:
     aclose = getattr(body, "aclose", None)
     if aclose is not None:
@@ -252,19 +273,41 @@ async def _aclose(body: AsyncIterator[bytes]) -> None:
 
 
 # ------------------------------------------------------------------ handlers
+async def require_integrity_for_lock(ctx: S3Context, lock: ObjectLock | None) -> None:
+    """AWS: an upload that gets a retention period must carry Content-MD5 or a checksum."""
+    if lock is None or not lock.mode:
+        raw = await ctx.store.get_bucket_config(ctx.bucket, object_lock.NAME)
+        if raw is None or not json.loads(raw).get("mode"):
+            return
+    if "content-md5" in ctx.headers or "x-amz-trailer" in ctx.headers or "x-amz-sdk-checksum-algorithm" \
+            in ctx.headers or any(h.startswith("x-amz-checksum-") and h not in (
+                "x-amz-checksum-mode", "x-amz-checksum-type", "x-amz-checksum-algorithm")
+                for h in ctx.headers):
+        return
+    raise InvalidRequest("Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object "
+                         "requests with Object Lock parameters")
+
+
 async def put_object(ctx: S3Context) -> Reply:
     reject_unsupported_write(ctx.headers)
     meta = extract_meta(ctx.headers)
     md5 = content_md5(ctx.headers)
     tags = opts.tagging_header(ctx.headers)
     condition = opts.write_condition(ctx.headers)
+    encryption = sse_headers.write_encryption(ctx.headers)
+    lock = object_lock.write_lock(ctx.headers)
+    await require_integrity_for_lock(ctx, lock)
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     result = await ctx.store.put_object(
         ctx.bucket, ctx.key, body, size=body.size, meta=meta, content_md5=md5,
-        checksums=body.verify, tags=tags, condition=condition,
+        checksums=body.verify, tags=tags, condition=condition, encryption=encryption, lock=lock,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
-    await opts.add_version_header(reply, ctx, result.version_id)
+    sse_headers.response_headers(reply, result.info)
+    await lifecycle_config.expiration_header(reply, ctx, ObjectInfo(
+        ctx.bucket, ctx.key, result.version_id, result.size, result.etag, result.mtime_ns,
+        tags=dict(tags or {})))
+    opts.add_written_version_header(reply, result.version_id)
     checksum_headers(reply, result.checksums, with_type=True)
     return reply
 
@@ -276,10 +319,11 @@ def _version_id(ctx: S3Context) -> str | None:
 async def get_object(ctx: S3Context) -> Reply:
     part_number = opts.part_number_param(ctx.query, ctx.headers)
     byte_range = ranges.parse_range(ctx.headers.get("range"))
-    result = await ctx.store.get_object(
-        ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range,
-        part_number=part_number,
-    )  # fmt: skip
+    with _marking_absence():
+        result = await ctx.store.get_object(
+            ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range,
+            part_number=part_number, customer_key=sse_headers.read_key(ctx.headers),
+        )  # fmt: skip
     info = result.info
     try:
         modified = evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) != 304
@@ -298,6 +342,8 @@ def _get_reply(ctx: S3Context, result: GetResult) -> Reply:
     length = max(0, result.last - result.first + 1)
     reply = Reply(206 if result.partial else 200, body=result.body, length=length)
     object_headers(reply, info, ctx.query)
+    sse_headers.response_headers(reply, info)
+    object_lock.response_headers(reply, info)
     if result.partial:
         reply.header("Content-Range", ranges.content_range(result.first, result.last, info.size))
     if wants_checksums(ctx, result.first, result.last, info.size):
@@ -308,8 +354,10 @@ def _get_reply(ctx: S3Context, result: GetResult) -> Reply:
 async def _version_details(
     reply: Reply, ctx: S3Context, info: ObjectInfo, part_number: int | None
 ) -> None:
-    """Headers about the version GET/HEAD served: its id, tag count, part count."""
+    """Headers about the version GET/HEAD served: its id, tag count, part count, expiry."""
     await opts.add_version_header(reply, ctx, info.version_id)
+    if reply.status in (200, 206):
+        await lifecycle_config.expiration_header(reply, ctx, info)
     if info.tags:
         reply.header("x-amz-tagging-count", str(len(info.tags)))
     if part_number is not None and info.parts_count:
@@ -318,7 +366,9 @@ async def _version_details(
 
 async def head_object(ctx: S3Context) -> Reply:
     part_number = opts.part_number_param(ctx.query, ctx.headers)
-    info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx))
+    with _marking_absence():
+        info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx),
+                                           customer_key=sse_headers.read_key(ctx.headers))
     if evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) == 304:
         reply = _not_modified(info)
         await _version_details(reply, ctx, info, None)
@@ -326,14 +376,16 @@ async def head_object(ctx: S3Context) -> Reply:
     span = ranges.resolve_range(ranges.parse_range(ctx.headers.get("range")), info.size)
     if part_number is not None:
         span = part_span(info.size, info.part_sizes, part_number)
-        if info.size == 0:
-            span = None  # an empty object's part 1 is the whole (empty) object
+        if info.size == 0 or not info.part_sizes:
+            span = None  # part 1 of an object uploaded in one piece is the whole object
     if span is None:
         reply = Reply(200, length=info.size)
     else:
         reply = Reply(206, length=span[1] - span[0] + 1)
         reply.header("Content-Range", ranges.content_range(span[0], span[1], info.size))
     object_headers(reply, info, ctx.query)
+    sse_headers.response_headers(reply, info)
+    object_lock.response_headers(reply, info)
     await _version_details(reply, ctx, info, part_number)
     first, last = span if span is not None else (0, info.size - 1)
     if wants_checksums(ctx, first, last, info.size):
@@ -343,7 +395,8 @@ async def head_object(ctx: S3Context) -> Reply:
 
 async def delete_object(ctx: S3Context) -> Reply:
     version_id = _version_id(ctx)
-    result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id)
+    result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id,
+                                           bypass_governance=object_lock.may_bypass(ctx.headers))
     reply = Reply(204)
     # The store names a version only in a bucket with versioning configured (a
     # null marker in a suspended one) or when the request named one: show it.
