@@ -304,3 +304,33 @@ def test_internal_keys_created_by_two_hosts_at_once_open_each_others_objects() -
         assert await fresh.unwrap(blob_b, {"c": "1"}) == dk
 
     trio.run(main)
+
+
+def test_key_changes_racing_from_two_hosts_all_land() -> None:
+    """Two hosts' KMS (each with its own local lock) creating and rotating keys at
+    once over one register: every change is a Paxos round, so none is lost (the
+    last-writer-wins keyring lost some)."""
+
+    async def main() -> None:
+        store, _ = make_store()
+        sealing = os.urandom(32)
+        records = SystemTable(lambda: store.drives, lambda: store.clock, SYSTEM)
+        hosts = [BuiltinKMS(records, lambda: [sealing]) for _ in range(2)]
+        made: list[str] = []
+
+        async def create(kms: BuiltinKMS, i: int) -> None:
+            made.append((await kms.create_key(alias=f"alias/race-{i}")).key_id)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(12):
+                nursery.start_soon(create, hosts[i % 2], i)
+        fresh = BuiltinKMS(records, lambda: [sealing])
+        listed = {k.key_id for k in await fresh.list_keys()}
+        assert len(made) == 12 and set(made) <= listed
+        async with trio.open_nursery() as nursery:
+            for i, kid in enumerate(made):
+                nursery.start_soon(hosts[i % 2].rotate_key, kid)
+        by_id = {k.key_id: k for k in await BuiltinKMS(records, lambda: [sealing]).list_keys()}
+        assert all(by_id[kid].versions == 2 for kid in made)
+
+    trio.run(main)
