@@ -186,8 +186,14 @@ class Access:
     def check(self, action: str, key: str | None) -> None:
         """AccessDenied unless the caller may do ``action`` on ``key`` of this bucket
         (DeleteObjects asks this for every key it deletes)."""
-        if not self.control.allowed_without_object(self, action, key):
+        if not self.allows(action, key):
             raise AccessDenied()
+
+    def allows(self, action: str, key: str | None) -> bool:
+        """Whether the caller may do ``action`` on ``key`` of this bucket (a
+        permission asked for beside the operation's own, such as
+        ``s3:BypassGovernanceRetention``)."""
+        return self.control.allowed_without_object(self, action, key)
 
 
 class AccessControl:

@@ -398,7 +398,7 @@ async def head_object(ctx: S3Context) -> Reply:
 async def delete_object(ctx: S3Context) -> Reply:
     version_id = _version_id(ctx)
     result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id,
-                                           bypass_governance=object_lock.may_bypass(ctx.headers))
+                                           bypass_governance=object_lock.may_bypass(ctx.headers, ctx.access, ctx.key))
     reply = Reply(204)
     # The store names a version only in a bucket with versioning configured (a
     # null marker in a suspended one) or when the request named one: show it.
