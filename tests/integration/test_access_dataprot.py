@@ -1,12 +1,13 @@
 """Access control meets data protection, with boto3 against the daemon: bypassing
 GOVERNANCE retention takes the ``s3:BypassGovernanceRetention`` permission as well
-as the header."""
+as the header, and a bucket name another user owns is 409 ``BucketAlreadyExists``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 
 from .access import code_of, make_user
 from .cluster import Daemon, s3_client
@@ -65,3 +66,16 @@ def test_governance_bypass_needs_the_permission_as_well_as_the_header(clients) -
     versions = root.list_object_versions(Bucket=LOCKED).get("Versions", [])
     assert {x["VersionId"] for x in versions}.isdisjoint({v, w, plain})
 
+
+def test_a_bucket_another_user_owns_is_bucket_already_exists(clients) -> None:  # noqa: ANN001
+    _, keeper, bypasser = clients
+    keeper.create_bucket(Bucket="keepers-own")
+    keeper.put_object(Bucket="keepers-own", Key="k", Body=b"mine")
+    with pytest.raises(ClientError) as e:
+        bypasser.create_bucket(Bucket="keepers-own")
+    assert e.value.response["Error"]["Code"] == "BucketAlreadyExists"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    # The owner asking again gets us-east-1's legacy 200; the bucket and its object stay.
+    keeper.create_bucket(Bucket="keepers-own")
+    assert keeper.get_object(Bucket="keepers-own", Key="k")["Body"].read() == b"mine"
+    assert [b["Name"] for b in bypasser.list_buckets()["Buckets"]] == []
