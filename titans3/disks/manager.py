@@ -78,6 +78,7 @@ from titans3.disks.policy import (
 from titans3.disks.roster import Roster
 from titans3.disks.watch import watch_block_events
 from titans3.drive.local import LocalDrive
+from titans3.drive.lock import DriveInUse
 from titans3.drive.protocol import DriveState
 
 log = logging.getLogger(__name__)
@@ -313,6 +314,8 @@ class DiskManager(OperatorMixin):
         drive = LocalDrive(mp, drive_id=drive_id, create=spare, threads=self.threads)
         try:
             await drive.open()
+        except DriveInUse:
+            raise  # another daemon has it mounted and open: never unmount its disk
         except Exception as e:  # noqa: BLE001 -- any failure to open means "not usable"
             await trio.to_thread.run_sync(fs.unmount, mp)
             raise DiskOperationFailed(f"drive {drive_id} on {dev.path} does not open: {e}") from None
@@ -361,6 +364,8 @@ class DiskManager(OperatorMixin):
         drive = LocalDrive(mp, drive_id=drive_id, create=True, threads=self.threads)
         try:
             await drive.open()
+        except DriveInUse:
+            raise
         except Exception as e:  # noqa: BLE001
             await trio.to_thread.run_sync(fs.unmount, mp)
             raise DiskOperationFailed(f"the new drive on {info.path} does not open: {e}") from None

@@ -60,6 +60,7 @@ import xxhash
 from titans3.core import metrics
 from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
 from titans3.drive import direct, health, keys
+from titans3.drive import lock as drive_lock
 from titans3.drive import fragment as fmt
 from titans3.drive.chunks import ChunkStore
 from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, VERSIONS, Index, WriteContext
@@ -130,6 +131,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         self._errors = self._inline_quarantined = 0
         self._slow_until = 0.0  # monotonic time until which _fast reads use threads
         self._probed_at = -PROBE_TTL  # monotonic time of the last identity probe that passed
+        self._drive_lock: drive_lock.DriveLock | None = None  # held from open to close
 
     # ================================================================ lifecycle
     @property
@@ -140,8 +142,13 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         """Format ``root`` (if ``create`` and it is blank) or adopt the drive there."""
         try:
             await trio.to_thread.run_sync(self._open_sync, limiter=self._limiter)
-        except (OSError, lmdb.Error, health.IdentityError) as e:
-            raise DriveOffline(self._want_id or str(self.root), f"cannot open: {e}") from e
+        except drive_lock.DriveInUse:
+            raise  # another daemon's drive: refuse to start (never "offline")
+        except BaseException as e:
+            self._release_lock()
+            if isinstance(e, (OSError, lmdb.Error, health.IdentityError)):
+                raise DriveOffline(self._want_id or str(self.root), f"cannot open: {e}") from e
+            raise
         self._opened = True
         self._state = DriveState.ONLINE
 
@@ -153,6 +160,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         await self.close()
 
     def _open_sync(self) -> None:
+        self._lock_root()
         ident = health.DriveIdentity.load(self.root)
         if ident is not None:
             if self._want_id and ident.drive_id != self._want_id:
@@ -172,6 +180,19 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         self._bytes_stored = self._bytes_persisted = self._index.read_sync(self._load_counter)
         self._identity_key = health.identity_key(self.root)
 
+    def _lock_root(self) -> None:
+        """Hold the drive's exclusive lock (lock.py) before touching anything in it."""
+        if self._create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.is_dir() and not drive_lock.still_held(self._drive_lock, self.root):
+            self._release_lock()
+            self._drive_lock = drive_lock.acquire(self.root)
+
+    def _release_lock(self) -> None:
+        if self._drive_lock is not None:
+            self._drive_lock.release()
+            self._drive_lock = None
+
     def _load_counter(self, txn: lmdb.Transaction) -> int:
         raw = txn.get(_BYTES_STORED, db=self._index.db(DRIVE_TABLE))
         return int(raw) if raw else 0
@@ -186,6 +207,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         self._state = DriveState.OFFLINE
         await trio.to_thread.run_sync(self._index.close_sync)
         self._files.close()
+        self._release_lock()
 
     def mark_failed(self) -> None:
         """The disk manager's verdict: FAILED is final (check() keeps it)."""
@@ -216,6 +238,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         return self._state
 
     def _reopen_sync(self) -> None:
+        self._lock_root()  # a replaced directory needs the lock taken again
         self._index.close_sync()
         self._files.reset()
         self._files.make_dirs()
