@@ -36,7 +36,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from titans3 import __version__
-from titans3.core import tls
+from titans3.core import connlimit, listeners, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
@@ -106,14 +106,19 @@ class Host:
         return await self.store.info()
 
 
-def hyper_config(bind: str, *, grace: float, name: str, tls_settings: dict[str, Any] | None = None) -> HyperConfig:
+def hyper_config(bind: str, *, grace: float, name: str, tls_settings: dict[str, Any] | None = None,
+                 sock: socket.socket | None = None, cfg: Config | None = None) -> HyperConfig:
+    """``sock``: a socket :func:`bind_listeners` bound; ``cfg``: its limits (timeouts, connections)."""
     host, port = parse_hostport(bind, name)
     hc = HyperConfig()
     for key, value in (tls_settings or {}).items():  # certfile/keyfile/ca_certs/verify_mode (core/tls.py)
         setattr(hc, key, value)
-    hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    hc.bind = [listeners.hypercorn_bind(sock) if sock is not None
+               else f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     hc.graceful_timeout = grace
-    hc.keep_alive_timeout = 75.0
+    hc.keep_alive_timeout = cfg.idle_timeout if cfg else 75.0  # also bounds a request head
+    if cfg is not None:
+        hc.titans3_gate = connlimit.ConnectionGate(cfg.max_connections, name)  # type: ignore[attr-defined]
     hc.accesslog = None
     hc.errorlog = logging.getLogger(f"titans3.http.{name}")
     hc.h11_max_incomplete_size = 64 * 1024
@@ -121,6 +126,29 @@ def hyper_config(bind: str, *, grace: float, name: str, tls_settings: dict[str, 
     hc.backlog = 1024
     hc.include_server_header = False  # the S3 app sends "Server: TitanS3"
     return hc
+
+
+LISTENERS = {"peer": "the peer API", "s3": "the S3 API", "web": "the status page"}
+
+
+def bind_listeners(cfg: Config) -> dict[str, socket.socket]:
+    """Every listener's socket, bound now: a taken port is one ConfigError line."""
+    socks: dict[str, socket.socket] = {}
+    try:
+        for name, addr in (("peer", cfg.peer_listen), ("s3", cfg.listen), ("web", cfg.web_listen)):
+            socks[name] = listeners.bind(addr, LISTENERS[name], send_timeout=cfg.send_timeout)
+    except ConfigError:
+        for s in socks.values():
+            s.close()
+        raise
+    return socks
+
+
+def guarded(app: Any, cfg: Config) -> Any:
+    """The ASGI chain's outermost layer: a stalled request body gets 400 RequestTimeout."""
+    from titans3.core.stall import StallGuard
+
+    return StallGuard(app, cfg.body_timeout)
 
 
 def scheme_for(cfg: Config) -> ECScheme:
@@ -232,6 +260,7 @@ async def run(cfg: Config) -> int:
     inflight = Inflight()
     rc = 0
     try:
+        socks = bind_listeners(cfg)  # after the drives are locked, before anything serves
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_health_loop, host.drives)
             if access is not None:
@@ -242,8 +271,10 @@ async def run(cfg: Config) -> int:
                 # The peer listener comes first: in a cluster, the handshake
                 # needs every host's peer API (this one's included) answering.
                 hc = hyper_config(cfg.peer_listen, grace=cfg.shutdown_grace, name="peer",
-                                  tls_settings=tls.server_settings(cfg, peer=True))
-                await servers.start(_serve, inflight.wrap(observed["peer"](peer_app)), hc, shutdown.wait)
+                                  tls_settings=tls.server_settings(cfg, peer=True),
+                                  sock=socks["peer"], cfg=cfg)
+                await servers.start(_serve, guarded(inflight.wrap(observed["peer"](peer_app)), cfg),
+                                    hc, shutdown.wait)
                 if cfg.peers or _joined(cfg):
                     from titans3.cluster.peers import form
 
@@ -268,9 +299,10 @@ async def run(cfg: Config) -> int:
                     (web_app, cfg.web_listen, "web"),
                 ):
                     hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name,
-                                      tls_settings=tls.server_settings(cfg, peer=False))
-                    await servers.start(_serve, inflight.wrap(observed.get(name, _same)(app)), hc,
-                                        shutdown.wait)
+                                      tls_settings=tls.server_settings(cfg, peer=False),
+                                      sock=socks[name], cfg=cfg)
+                    await servers.start(_serve, guarded(inflight.wrap(observed.get(name, _same)(app)), cfg),
+                                        hc, shutdown.wait)
                 log.info("TitanS3 %s ready: S3 on %s, peer on %s, status page on %s; %d drives, EC %d+%d",
                          __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
                          len(host.drives), host.store.scheme.k, host.store.scheme.m)
@@ -333,6 +365,8 @@ def main(cfg: Config) -> int:
     if cfg.malloc_tuning:
         tune_malloc()
     patch_hypercorn_recv(cfg.http_recv_bytes)
+    connlimit.install()  # per-listener connection bound (core/connlimit.py)
+    listeners.raise_fd_limit()  # connections must not starve the drives of descriptors
     wire_errors.install()
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=getattr(logging, cfg.log_level.upper()), format=fmt, stream=sys.stderr)

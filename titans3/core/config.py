@@ -42,6 +42,11 @@ class Config:
     root_access_key: str = field(default="", repr=False)
     root_secret_key: str = field(default="", repr=False)
     shutdown_grace: float = 30.0  # seconds in-flight requests get on SIGTERM
+    # Hostile and broken clients (core/listeners.py, core/connlimit.py, core/stall.py).
+    idle_timeout: float = 75.0  # s a connection may sit between requests or sending a request head
+    body_timeout: float = 60.0  # s a request body may stall before 400 RequestTimeout
+    send_timeout: float = 120.0  # s sent data may stay unacknowledged (TCP_USER_TIMEOUT)
+    max_connections: int = 4096  # open connections per listener; idle ones are shed first
     # Cluster (issue 4): every host gets the same peer list (itself included)
     # and secret; without peers the host runs alone exactly as before.
     peers: str = ""  # "HOST:PORT,HOST:PORT,..." peer API addresses
@@ -138,11 +143,13 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _validate(cfg: Config) -> None:
-    for key in ("scrub_rate", "rebalance_rate", "heal_queue_max", "repair_concurrency"):
+    for key in ("scrub_rate", "rebalance_rate", "heal_queue_max", "repair_concurrency",
+                "max_connections"):
         zero_ok = key.endswith("_rate")
         if getattr(cfg, key) < (0 if zero_ok else 1):
             raise ConfigError(f"{key}: must be {'>= 0' if zero_ok else '>= 1'}")
-    for key in ("scrub_interval", "gc_interval", "commit_window", "failover_after"):
+    for key in ("scrub_interval", "gc_interval", "commit_window", "failover_after",
+                "idle_timeout", "body_timeout", "send_timeout"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be a positive number of seconds")
     if cfg.repair_grace < 0 or cfg.mpu_max_age < 0:

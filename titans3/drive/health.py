@@ -19,7 +19,8 @@ proves the root is writable.
 
 :func:`offline_error` decides which failures mean "the drive is gone" (any
 I/O error, LMDB disk/corruption errors) and which are ordinary errors on a
-healthy drive (ENOSPC: a full disk still serves reads).
+healthy drive (ENOSPC: a full disk still serves reads; EMFILE/ENFILE/ENOMEM:
+the process, not the disk, ran out of something).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from titans3.drive.direct import fsync_dir
 IDENTITY_FILE = "titans3-drive.json"
 DRIVE_FORMAT_VERSION = 1
 
+# Errors that say nothing about the disk: it is full (reads still work), or
+# the *process* ran out of descriptors or memory (a flood of client
+# connections must not take every drive offline with it).
+_NOT_THE_DRIVE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 _OFFLINE_LMDB = (lmdb.DiskError, lmdb.PanicError, lmdb.CorruptedError, lmdb.InvalidError)
 
 
@@ -117,7 +122,7 @@ def probe_full(root: Path, drive_id: str) -> None:
 def offline_error(e: BaseException) -> bool:
     """True if ``e`` means the drive itself is unusable (mark it OFFLINE)."""
     if isinstance(e, OSError):
-        return e.errno not in (errno.ENOSPC, errno.EDQUOT)
+        return e.errno not in _NOT_THE_DRIVE
     if isinstance(e, lmdb.Error):
         return isinstance(e, _OFFLINE_LMDB)
     return False
