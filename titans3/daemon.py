@@ -148,7 +148,7 @@ def guarded(app: Any, cfg: Config) -> Any:
     """The ASGI chain's outermost layer: a stalled request body gets 400 RequestTimeout."""
     from titans3.core.stall import StallGuard
 
-    return StallGuard(app, cfg.body_timeout)
+    return StallGuard(app, cfg.body_timeout, cfg.body_min_rate)
 
 
 def scheme_for(cfg: Config) -> ECScheme:

@@ -45,6 +45,7 @@ class Config:
     # Hostile and broken clients (core/listeners.py, core/connlimit.py, core/stall.py).
     idle_timeout: float = 75.0  # s a connection may sit between requests or sending a request head
     body_timeout: float = 60.0  # s a request body may stall before 400 RequestTimeout
+    body_min_rate: int = 1024  # bytes/s a request body must average once body_timeout is spent
     send_timeout: float = 120.0  # s sent data may stay unacknowledged (TCP_USER_TIMEOUT)
     max_connections: int = 4096  # open connections per listener; idle ones are shed first
     # Cluster (issue 4): every host gets the same peer list (itself included)

@@ -60,8 +60,8 @@ import xxhash
 from titans3.core import metrics
 from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
 from titans3.drive import direct, health, keys
-from titans3.drive import lock as drive_lock
 from titans3.drive import fragment as fmt
+from titans3.drive import lock as drive_lock
 from titans3.drive.chunks import ChunkStore
 from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, VERSIONS, Index, WriteContext
 from titans3.drive.inline import QUARANTINE_TABLE, InlineBlobsMixin
