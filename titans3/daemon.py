@@ -36,12 +36,13 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from titans3 import __version__
-from titans3.core import connlimit, listeners, tls
+from titans3.core import connlimit, journal, listeners, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
 from titans3.core.crypto import write_atomic
 from titans3.core.errors import ConfigError, DriveError
+from titans3.core.sdnotify import Notifier
 from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
 from titans3.erasure.codec import ECScheme
@@ -256,6 +257,7 @@ async def run(cfg: Config) -> int:
     if host.credentials.generated:
         print_credentials(host.credentials, cfg, lambda s: print(s, flush=True))
     shutdown = trio.Event()
+    notifier = Notifier()  # systemd Type=notify: READY, STOPPING, WATCHDOG (no-op elsewhere)
     peer_app = create_peer_app(host)
     inflight = Inflight()
     rc = 0
@@ -265,7 +267,7 @@ async def run(cfg: Config) -> int:
             nursery.start_soon(_health_loop, host.drives)
             if access is not None:
                 nursery.start_soon(access.run)
-            nursery.start_soon(_signals, shutdown, nursery.cancel_scope)
+            nursery.start_soon(_signals, shutdown, nursery.cancel_scope, notifier)
             async with trio.open_nursery() as servers:
                 servers.start_soon(inflight.drain, shutdown, servers.cancel_scope, cfg.shutdown_grace)
                 # The peer listener comes first: in a cluster, the handshake
@@ -289,6 +291,10 @@ async def run(cfg: Config) -> int:
                 if host.disks is not None:  # hot-plug: failed disks out, new disks in
                     await nursery.start(host.disks.run)
                 await nursery.start(run_workers, host)
+                if cfg.mounts:  # FUSE mounts over this store (titans3/fuse/daemon_mounts.py)
+                    from titans3.fuse.daemon_mounts import start_mounts
+
+                    await start_mounts(host, nursery)
                 s3_app = create_s3_app(
                     store=host.store, credentials=host.credentials, region=cfg.region,
                     domain=cfg.domain or None, admin=host,
@@ -306,6 +312,8 @@ async def run(cfg: Config) -> int:
                 log.info("TitanS3 %s ready: S3 on %s, peer on %s, status page on %s; %d drives, EC %d+%d",
                          __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
                          len(host.drives), host.store.scheme.k, host.store.scheme.m)
+                notifier.ready(f"serving S3 on {cfg.listen}, {len(host.drives)} drives")
+                nursery.start_soon(notifier.watchdog_loop)  # a stalled loop stops pinging
             # All servers returned: graceful shutdown is complete.
             nursery.cancel_scope.cancel()
     finally:
@@ -347,11 +355,12 @@ async def _serve(app: Any, hc: HyperConfig, trigger: Callable[[], Any], *, task_
     await serve(app, hc, shutdown_trigger=trigger, task_status=task_status)
 
 
-async def _signals(shutdown: trio.Event, scope: trio.CancelScope) -> None:
+async def _signals(shutdown: trio.Event, scope: trio.CancelScope, notifier: Notifier) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             if not shutdown.is_set():
                 log.info("received %s: finishing in-flight requests", signal.Signals(signum).name)
+                notifier.stopping()
                 shutdown.set()
             else:
                 log.warning("second signal: stopping now")
@@ -369,7 +378,11 @@ def main(cfg: Config) -> int:
     listeners.raise_fd_limit()  # connections must not starve the drives of descriptors
     wire_errors.install()
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, cfg.log_level.upper()), format=fmt, stream=sys.stderr)
+    # Under systemd, records go to journald as structured fields (core/journal.py).
+    logging.basicConfig(
+        level=getattr(logging, cfg.log_level.upper()), format=fmt,
+        **({"handlers": [journal.JournalHandler()]} if journal.wanted() else {"stream": sys.stderr}),
+    )
     from titans3.core import logring, tracing
 
     logring.install(fmt)  # the support bundle's log

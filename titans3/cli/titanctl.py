@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     from titans3.cli import ctl_disk
 
     ctl_disk.add_commands(sub, _add_common)
+    from titans3.cli import ctl_mounts
+
+    ctl_mounts.add_commands(sub, _add_common)
     from titans3.cli import ctl_cluster_init
 
     # `cluster` groups the cluster commands; each module adds its actions to
@@ -294,7 +297,13 @@ def _client(args: argparse.Namespace, env: dict[str, str]) -> AdminClient:
             "(or pass --access-key and --secret-key)",
             EXIT_USAGE,
         )
-    return AdminClient(endpoint, access, secret)
+    if not env.get("TITANS3_CTL_TIMEOUT"):
+        return AdminClient(endpoint, access, secret)
+    try:  # a slow node (a VM under emulation) may need longer than the default 10 s
+        timeout = float(env["TITANS3_CTL_TIMEOUT"])
+    except ValueError:
+        raise CtlError("TITANS3_CTL_TIMEOUT: expected seconds, such as 60", EXIT_USAGE) from None
+    return AdminClient(endpoint, access, secret, timeout=timeout)
 
 
 def cmd_info(client: AdminClient, as_json: bool) -> str:
@@ -324,6 +333,10 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
 
             if args.command in ctl_disk.COMMANDS:
                 out = ctl_disk.run(args, client)
+            elif args.command == "mounts":
+                from titans3.cli import ctl_mounts
+
+                out = ctl_mounts.run(args, client)
             elif args.command == "cluster":
                 from titans3.cli import ctl_appliance, ctl_cluster
 

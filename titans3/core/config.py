@@ -85,6 +85,10 @@ class Config:
     access_log: str = ""  # "" = <state>/access.log, "-" = stderr, "off"
     trace_exporter: str = ""  # OpenTelemetry: "" (off), "console" or "otlp"
     trace_endpoint: str = ""  # OTLP/HTTP traces URL; default http://127.0.0.1:4318/v1/traces
+    # FUSE mounts served by the daemon (titans3/fuse/): "BUCKET[/PREFIX]:DIR,..."
+    # (TOML: a string or a list of strings).
+    mounts: str = ""
+    fuse_staging: str = ""  # write-back staging directory; default <state_dir>/fuse-staging
 
     # ------------------------------------------------------------ derived
     @property
@@ -103,6 +107,9 @@ class Config:
 
     def peer_list(self) -> list[str]:
         return [p.strip() for p in self.peers.split(",") if p.strip()]
+
+    def mount_list(self) -> list[str]:
+        return [m.strip() for m in self.mounts.split(",") if m.strip()]
 
     def ec_scheme(self) -> tuple[int, int] | None:
         if not self.ec:
@@ -123,6 +130,8 @@ def parse_hostport(value: str, key: str) -> tuple[str, int]:
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     typ = _FIELDS[name].type
+    if name == "mounts" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = ",".join(value)
     try:
         if typ in ("int", int):
             if isinstance(value, bool):
@@ -179,6 +188,10 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: must be a positive number of seconds")
     if cfg.disk_allow and not cfg.disks:
         raise ConfigError("disk_allow: only meaningful with disks (--disks auto or a device list)")
+    for spec in cfg.mount_list():
+        source, sep, target = spec.rpartition(":")
+        if not sep or not source or not target.startswith("/"):
+            raise ConfigError(f"mounts: expected BUCKET[/PREFIX]:/ABSOLUTE/DIR, got {spec!r}")
     for peer in cfg.peer_list():
         parse_hostport(peer, "peers")
     if cfg.peers and len(cfg.cluster_secret) < 16:

@@ -21,7 +21,13 @@ from typing import Any
 
 from titans3.cluster.supportbundle import info_json
 from titans3.core.errors import NotImplementedS3
-from titans3.s3 import admin_appliance, admin_cluster, admin_disks, admin_durability
+from titans3.s3 import (
+    admin_appliance,
+    admin_cluster,
+    admin_disks,
+    admin_durability,
+    admin_mounts,
+)
 from titans3.s3.context import Reply, S3Context
 
 PREFIX = "/titans3/admin/"
@@ -40,6 +46,7 @@ ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] 
     **admin_disks.ROUTES,  # disk list / claim / drain / replace / forget
     **admin_cluster.ROUTES,  # cluster status / join / remove
     **admin_appliance.ROUTES,  # cluster create / token / join-token, support bundle
+    **admin_mounts.ROUTES,  # FUSE mounts (titans3/fuse/)
 }
 
 
