@@ -58,7 +58,13 @@ import trio
 import xxhash
 
 from titans3.core import metrics
-from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
+from titans3.core.errors import (
+    DriveError,
+    DriveFull,
+    DriveOffline,
+    FragmentCorrupt,
+    FragmentMissing,
+)
 from titans3.drive import direct, health, keys
 from titans3.drive import fragment as fmt
 from titans3.drive import lock as drive_lock
@@ -82,6 +88,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 FAST_BUDGET = 0.02  # s: an inline metadata read slower than this demotes the drive
 SLOW_PENALTY = 30  # s
+FULL_MEMORY = 60.0  # s a drive that refused a write for space is shown "full" (unless freed)
+FREED_MARGIN = 8 << 20  # bytes freed since that refusal that make it writable again
 PROBE_TTL = 0.1  # s: an inline read trusts an identity probe this recent (writes always probe)
 
 DRIVE_TABLE = "drive"  # drive-private counters
@@ -129,6 +137,9 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         self._bytes_stored = self._bytes_persisted = 0
         self._reads = self._writes = self._bytes_read = self._bytes_written = 0
         self._errors = self._inline_quarantined = 0
+        self._full_errors = 0  # writes refused for lack of space (ENOSPC, LMDB map full)
+        self._full_at = -FULL_MEMORY  # monotonic time of the last one
+        self._free_at_full = 0  # bytes available right after it
         self._slow_until = 0.0  # monotonic time until which _fast reads use threads
         self._probed_at = -PROBE_TTL  # monotonic time of the last identity probe that passed
         self._drive_lock: drive_lock.DriveLock | None = None  # held from open to close
@@ -255,6 +266,14 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         self._probed_at = time.monotonic()
 
     def _io_failed(self, e: BaseException) -> DriveError:
+        if health.full_error(e):
+            # Not an error of the disk: counted apart, so a full drive is not "failing".
+            with self._lock:
+                self._full_errors += 1
+                self._full_at = time.monotonic()
+            with contextlib.suppress(OSError):
+                self._free_at_full = statvfs_bytes(self.root)[1]
+            return DriveFull(self.drive_id, f"no space: {e}")
         with self._lock:
             self._errors += 1
         if not health.offline_error(e):
@@ -346,7 +365,18 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
             free=free,
             errors=self._errors,
             fragments_quarantined=self._quarantined_total,
+            full=self._is_full(free),
         )
+
+    def _is_full(self, free: int) -> bool:
+        """A write was refused for space within FULL_MEMORY and no room was made since.
+
+        "Room" is FREED_MARGIN more available bytes than at the refusal: one
+        freed segment is not enough to call the drive writable again.
+        """
+        if time.monotonic() - self._full_at >= FULL_MEMORY:
+            return False
+        return free < self._free_at_full + FREED_MARGIN
 
     def statistics(self) -> DriveStatistics:
         ist = self._index.statistics()
@@ -357,6 +387,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
             bytes_read=self._bytes_read,
             bytes_written=self._bytes_written,
             errors=self._errors,
+            full_errors=self._full_errors,
             quarantined=self._quarantined_total,
             commits=ist.commits,
             commit_batches=ist.batches,
