@@ -381,7 +381,7 @@ class DiskManager(OperatorMixin):
         """Close a failed drive once its in-flight calls are done, then unmount it."""
         with trio.move_on_after(CLOSE_WAIT):
             # LocalDrive counts its thread-run calls; closing LMDB under one is unsafe.
-            while getattr(drive, "_inflight", 0):
+            while getattr(drive, "_inflight", 0) or getattr(drive, "_abandoned", 0):
                 await trio.sleep(0.05)
         try:
             await drive.close()

@@ -69,6 +69,7 @@ from titans3.drive import direct, health, keys
 from titans3.drive import fragment as fmt
 from titans3.drive import lock as drive_lock
 from titans3.drive.chunks import ChunkStore
+from titans3.drive.faults import FaultInjector
 from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, VERSIONS, Index, WriteContext
 from titans3.drive.inline import QUARANTINE_TABLE, InlineBlobsMixin
 from titans3.drive.protocol import INLINE_MAX, DriveStat, DriveState, ListEntry  # noqa: F401 -- re-exported
@@ -90,6 +91,7 @@ FAST_BUDGET = 0.02  # s: an inline metadata read slower than this demotes the dr
 SLOW_PENALTY = 30  # s
 FULL_MEMORY = 60.0  # s a drive that refused a write for space is shown "full" (unless freed)
 FREED_MARGIN = 8 << 20  # bytes freed since that refusal that make it writable again
+CLOSE_WAIT = 30.0  # s close() waits for abandoned read threads
 PROBE_TTL = 0.1  # s: an inline read trusts an identity probe this recent (writes always probe)
 
 DRIVE_TABLE = "drive"  # drive-private counters
@@ -110,6 +112,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         threads: int = 4,
         map_size: int = DEFAULT_MAP_SIZE,
         header_cache: int = 65536,
+        fault_injection: bool = False,
     ) -> None:
         self.root = Path(root)
         self.drive_id = drive_id or ""
@@ -133,6 +136,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         self._staged_inline: dict[str, tuple[float, bytes]] = {}
         self._writers: set[LocalFragmentWriter] = set()
         self._inflight = 0
+        self._abandoned = 0  # abandoned read threads still running (see _run)
         self._lock = threading.Lock()  # counters touched from worker threads
         self._bytes_stored = self._bytes_persisted = 0
         self._reads = self._writes = self._bytes_read = self._bytes_written = 0
@@ -143,6 +147,8 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         self._slow_until = 0.0  # monotonic time until which _fast reads use threads
         self._probed_at = -PROBE_TTL  # monotonic time of the last identity probe that passed
         self._drive_lock: drive_lock.DriveLock | None = None  # held from open to close
+        # Tests only (faults.py): delays and EIO from <root>/titans3-faults.json.
+        self._faults = FaultInjector(self.root) if fault_injection else None
 
     # ================================================================ lifecycle
     @property
@@ -216,6 +222,9 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
                 await self._write(lambda ctx: None)  # lets the counter hook run
         self._closed = True
         self._state = DriveState.OFFLINE
+        with trio.move_on_after(CLOSE_WAIT):  # an abandoned read may still use the files
+            while self._abandoned:
+                await trio.sleep(0.05)
         await trio.to_thread.run_sync(self._index.close_sync)
         self._files.close()
         self._release_lock()
@@ -238,7 +247,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
                 log.warning("drive %s: health check failed: %s", self.drive_id, e)
             self._state = DriveState.OFFLINE
             return self._state
-        if self._state is DriveState.OFFLINE and self._inflight == 0:
+        if self._state is DriveState.OFFLINE and self._inflight == 0 and self._abandoned == 0:
             try:
                 await trio.to_thread.run_sync(self._reopen_sync, limiter=self._limiter)
             except (OSError, lmdb.Error) as e:
@@ -283,25 +292,57 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
             self._state = DriveState.OFFLINE
         return DriveOffline(self.drive_id, f"I/O failure: {e}")
 
-    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...], probe: bool = True) -> T:
+    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...], probe: bool = True,
+                 kind: str = "") -> T:
         try:
             if probe:
                 self._probe()
+            if kind and self._faults is not None:
+                self._faults.apply(kind)
             return fn(*args)
         except DriveError:
             raise
         except (OSError, lmdb.Error) as e:
             raise self._io_failed(e) from e
 
-    async def _run(self, fn: Callable[..., T], *args: Any, probe: bool = True) -> T:
+    async def _run(self, fn: Callable[..., T], *args: Any, probe: bool = True,
+                   kind: str = "", abandon: bool = False) -> T:
         """Blocking ``fn(*args)`` in a worker thread, health-checked (``probe``:
-        the identity check first, skipped for appends to a file already open)."""
+        the identity check first, skipped for appends to a file already open;
+        ``kind``: "read"/"write" for data-plane calls, where injected faults apply).
+
+        ``abandon``: a cancelled caller does not wait for the thread (reads
+        only: they change nothing a caller relies on).  A disk that hangs in a
+        read would otherwise hold every request that hedged around it until the
+        syscall returns.  The thread still holds its limiter token, and counts
+        in ``_abandoned`` (close waits for it), until it finishes."""
         self._require_online()
         self._inflight += 1
         t0 = time.perf_counter()
         try:
-            return await trio.to_thread.run_sync(self._guarded, fn, args, probe,
-                                                 limiter=self._limiter)
+            if not abandon:
+                return await trio.to_thread.run_sync(self._guarded, fn, args, probe, kind,
+                                                     limiter=self._limiter)
+            state = {"done": False, "left": False}
+
+            def work() -> T:
+                try:
+                    return self._guarded(fn, args, probe, kind)
+                finally:
+                    with self._lock:
+                        state["done"] = True
+                        if state["left"]:
+                            self._abandoned -= 1
+
+            try:
+                return await trio.to_thread.run_sync(work, limiter=self._limiter,
+                                                     abandon_on_cancel=True)
+            except trio.Cancelled:
+                with self._lock:
+                    if not state["done"]:
+                        state["left"] = True
+                        self._abandoned += 1
+                raise
         finally:
             self._inflight -= 1
             metrics.observe_drive(self.drive_id, "io", time.perf_counter() - t0)
@@ -336,6 +377,8 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
 
     async def _write(self, fn: Callable[[WriteContext], T]) -> T:
         """``fn(ctx)`` in a grouped, durable write transaction."""
+        if self._faults is not None:
+            await self._run(lambda: None, kind="write")
         self._require_online()
         self._inflight += 1
         t0 = time.perf_counter()
@@ -425,11 +468,12 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         self._check_id(data_id)
         dw = await self._run(
             direct.DirectWriter, self._files.staging_path(data_id), data_id, frag_index,
-            self._files.write_pool,
+            self._files.write_pool, kind="write",
         )
         # No identity probe per append (~7 % of a PUT's server samples): a dead
         # disk fails the pwrite/fdatasync itself, and the promoting commit probes.
-        w = LocalFragmentWriter(dw, run=partial(self._run, probe=False), on_close=self._writer_closed)
+        w = LocalFragmentWriter(dw, run=partial(self._run, probe=False, kind="write"),
+                               on_close=self._writer_closed)
         self._writers.add(w)
         return w
 
@@ -454,7 +498,8 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         if blob is not None:
             data = blob[offset : offset + length]
         else:
-            data = await self._run(self._file_op, data_id, self._files.read, data_id, offset, length)
+            data = await self._run(self._file_op, data_id, self._files.read, data_id, offset, length,
+                                   kind="read", abandon=True)
         self._reads += 1
         self._bytes_read += len(data)
         return data
