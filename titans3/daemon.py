@@ -43,8 +43,11 @@ from titans3.core.credentials import Credentials, load_root_credentials
 from titans3.core.crypto import write_atomic
 from titans3.core.errors import ConfigError, DriveError
 from titans3.core.sdnotify import Notifier
+from titans3.disks import directories
+from titans3.disks.policy import FailureWatch
 from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
+from titans3.drive.protocol import DriveState
 from titans3.erasure.codec import ECScheme
 from titans3.objects.store import ObjectStore
 from titans3.objects.versionid import HybridClock
@@ -165,8 +168,11 @@ async def open_drives(cfg: Config) -> list[LocalDrive]:
     """Open every configured drive.  One that cannot open stays in the list,
     offline, so it is visible to the operator and re-probed by the health loop."""
     drives: list[LocalDrive] = []
+    if cfg.fault_injection:
+        log.warning("fault injection is on: drives obey <drive>/titans3-faults.json (tests only)")
     for path in cfg.drive_paths():
-        d = LocalDrive(path, create=True, threads=cfg.drive_threads)
+        d = LocalDrive(path, create=True, threads=cfg.drive_threads,
+                       fault_injection=cfg.fault_injection)
         try:
             await d.open()
         except DriveError as e:
@@ -216,13 +222,32 @@ async def build_host(cfg: Config) -> Host:
     return host
 
 
-async def _health_loop(drives: list[LocalDrive]) -> None:
-    """Re-probe drives so one that comes back (or goes away) is noticed."""
+async def _health_loop(host: Host) -> None:
+    """Re-probe drives so one that comes back (or goes away) is noticed.
+
+    In directory mode this is also where a failing drive is given up on (the
+    disk manager watches its own): too many I/O errors in a window -- an EIO
+    marks a drive offline and the next probe, which only checks identity and
+    writability, brings it back, so without a count a drive with bad sectors
+    would flap forever.  Offline time alone never fails a directory drive: a
+    directory that went away (unmounted, renamed) comes back when returned."""
+    cfg = host.config
+    watches: dict[str, FailureWatch] = {}
     while True:
         await trio.sleep(HEALTH_INTERVAL)
-        for d in drives:
+        for i, d in enumerate(list(host.drives)):
             try:
                 await d.check()
+                if host.disks is not None or d.state is DriveState.FAILED or not d.drive_id:
+                    continue
+                watch = watches.setdefault(d.drive_id, FailureWatch(
+                    error_limit=cfg.drive_error_limit, window=cfg.drive_error_window,
+                    offline_limit=float("inf")))
+                st = d.statistics()
+                reason = watch.observe(time.monotonic(), online=d.state is DriveState.ONLINE,
+                                       io_errors=max(0, st.errors - st.quarantined))
+                if reason is not None:
+                    await directories.fail(host, i, reason)
             except Exception as e:  # noqa: BLE001 -- a probe must never kill the host
                 log.warning("health check of %s failed: %s", d.drive_id, e)
 
@@ -264,7 +289,7 @@ async def run(cfg: Config) -> int:
     try:
         socks = bind_listeners(cfg)  # after the drives are locked, before anything serves
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_health_loop, host.drives)
+            nursery.start_soon(_health_loop, host)
             if access is not None:
                 nursery.start_soon(access.run)
             nursery.start_soon(_signals, shutdown, nursery.cancel_scope, notifier)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,7 +26,11 @@ ROUNDS = {"single": int(os.environ.get("TITANS3_TORTURE_SINGLE_ROUNDS", "40")),
 
 @pytest.mark.parametrize("topology", ["single", "cluster"])
 def test_torture_loses_nothing_acknowledged(topology: str, tmp_path: Path) -> None:
-    report = run_one(topology, SEED, tmp_path, rounds=ROUNDS[topology])
+    try:
+        report = run_one(topology, SEED, tmp_path, rounds=ROUNDS[topology])
+    except BaseException:
+        keep_logs(tmp_path, Path(f"/tmp/titans3-torture-{topology}-{SEED}"))
+        raise
     assert report.lost == 0
     assert report.rounds == ROUNDS[topology]
     assert report.acked > 0 and sum(report.faults.values()) == report.rounds
@@ -33,3 +38,13 @@ def test_torture_loses_nothing_acknowledged(topology: str, tmp_path: Path) -> No
     if figures:
         with open(figures, "a") as f:
             f.write(json.dumps({"kind": "torture", **asdict(report)}) + "\n")
+
+
+def keep_logs(src: Path, dest: Path) -> None:
+    """The per-request log and daemon logs of a failed run, somewhere pytest does not rotate."""
+    for p in src.rglob("*"):
+        if p.is_file() and (p.suffix in (".log", ".jsonl")):
+            target = dest / p.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, target)
+    print(f"logs of the failed run kept in {dest}")

@@ -70,6 +70,11 @@ class Config:
     gc_interval: float = 3600.0  # seconds between GC passes
     commit_window: float = 3600.0  # seconds before uncommitted / unreferenced data is garbage
     mpu_max_age: float = 0.0  # abort multipart uploads older than this (seconds); 0 = never
+    # Tests only: drives read injected delays/EIO from <drive>/titans3-faults.json
+    # (titans3/drive/faults.py).  Never on in production.
+    fault_injection: bool = False
+    drive_error_limit: int = 8  # I/O errors within drive_error_window that fail a drive
+    drive_error_window: float = 600.0  # seconds
     # Cluster changes (titans3/cluster/membership.py, titans3/workers/rebalance.py).
     rebalance_rate: int = 0  # bytes/s the rebalancer may move; 0 = unthrottled
     failover_after: float = 30.0  # s a ring change's coordinator may be down before another takes over
@@ -154,12 +159,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 def _validate(cfg: Config) -> None:
     for key in ("scrub_rate", "rebalance_rate", "heal_queue_max", "repair_concurrency",
-                "max_connections"):
+                "max_connections", "drive_error_limit"):
         zero_ok = key.endswith("_rate")
         if getattr(cfg, key) < (0 if zero_ok else 1):
             raise ConfigError(f"{key}: must be {'>= 0' if zero_ok else '>= 1'}")
     for key in ("scrub_interval", "gc_interval", "commit_window", "failover_after",
-                "idle_timeout", "body_timeout", "send_timeout"):
+                "idle_timeout", "body_timeout", "send_timeout", "drive_error_window"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be a positive number of seconds")
     if cfg.repair_grace < 0 or cfg.mpu_max_age < 0:
