@@ -25,7 +25,7 @@ from tests.integration.durability import admin
 # run every few rounds (GC passes are started by the checker, only while the
 # workload is quiet), repair starts at once, scrubbing is unthrottled.
 ENV = {
-    "TITANS3_COMMIT_WINDOW": "4",
+    "TITANS3_COMMIT_WINDOW": "6",
     "TITANS3_GC_INTERVAL": "86400",
     "TITANS3_REPAIR_GRACE": "0",
     "TITANS3_SCRUB_RATE": "0",
