@@ -303,7 +303,7 @@ async def run(cfg: Config) -> int:
                 await servers.start(_serve, guarded(inflight.wrap(observed["peer"](peer_app)), cfg),
                                     hc, shutdown.wait)
                 if cfg.peers or _joined(cfg):
-                    from titans3.cluster.peers import form
+                    from titans3.cluster.formation import form
 
                     try:
                         await form(host, nursery)  # replaces host.store with the cluster's
