@@ -80,7 +80,7 @@ class Report:
 
 class Run:
     def __init__(self, topo: Topology, seed: int, workdir: Path, *, workers: int = 3,
-                 gc_every: int = 6) -> None:
+                 gc_every: int = 8) -> None:
         self.topo = topo
         self.seed = seed
         self.rng = random.Random(seed)
