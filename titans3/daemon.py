@@ -244,8 +244,9 @@ async def _health_loop(host: Host) -> None:
                     error_limit=cfg.drive_error_limit, window=cfg.drive_error_window,
                     offline_limit=float("inf")))
                 st = d.statistics()
+                # EIO and kin only: a directory renamed away or fenced is not a failing disk.
                 reason = watch.observe(time.monotonic(), online=d.state is DriveState.ONLINE,
-                                       io_errors=max(0, st.errors - st.quarantined))
+                                       io_errors=st.medium_errors)
                 if reason is not None:
                     await directories.fail(host, i, reason)
             except Exception as e:  # noqa: BLE001 -- a probe must never kill the host

@@ -629,3 +629,14 @@ def test_module_exports(tmp_path: Path) -> None:
 def test_a_full_drive_is_told_apart_from_a_failing_one(exc, full, offline) -> None:
     assert health.full_error(exc) is full
     assert health.offline_error(exc) is offline
+
+
+@pytest.mark.parametrize(("exc", "medium"), [
+    (OSError(errno.EIO, "Input/output error"), True),
+    (lmdb.CorruptedError("mdb_get", -30796), True),
+    (FileNotFoundError(errno.ENOENT, "drive directory renamed away"), False),
+    (PermissionError(errno.EACCES, "fenced"), False),
+    (OSError(errno.ENOSPC, "No space left on device"), False),
+])
+def test_only_the_disk_failing_counts_toward_failing_a_drive(exc, medium) -> None:
+    assert health.medium_error(exc) is medium

@@ -139,6 +139,20 @@ def full_error(e: BaseException) -> bool:
     return isinstance(e, _FULL_LMDB)
 
 
+_MEDIUM = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EREMOTEIO, errno.EBADMSG})
+
+
+def medium_error(e: BaseException) -> bool:
+    """True if ``e`` is the disk failing an operation (EIO and kin, LMDB corruption),
+    not the drive being away (a vanished or fenced directory): what a failure
+    threshold counts."""
+    if isinstance(e, OSError):
+        return e.errno in _MEDIUM
+    if isinstance(e, lmdb.Error):
+        return isinstance(e, _OFFLINE_LMDB) or _lmdb_errno(e) == errno.EIO
+    return False
+
+
 def offline_error(e: BaseException) -> bool:
     """True if ``e`` means the drive itself is unusable (mark it OFFLINE)."""
     if isinstance(e, OSError):

@@ -152,6 +152,7 @@ class LocalDrive:
         self._reads = self._writes = self._bytes_read = self._bytes_written = 0
         self._errors = 0
         self._full_errors = 0  # writes refused for lack of space (ENOSPC, LMDB map full)
+        self._medium_errors = 0  # EIO and kin: the disk failed a read or write (health.py)
         self._full_at = -FULL_MEMORY  # monotonic time of the last one
         self._free_at_full = 0  # bytes available right after it
         self._slow_until = 0.0  # monotonic time until which _fast reads use threads
@@ -295,6 +296,8 @@ class LocalDrive:
             return DriveFull(self.drive_id, f"no space: {e}")
         with self._lock:
             self._errors += 1
+            if health.medium_error(e):
+                self._medium_errors += 1
         if not health.offline_error(e):
             return DriveError(self.drive_id, f"{type(e).__name__}: {e}")
         if self._state is DriveState.ONLINE:
@@ -441,6 +444,7 @@ class LocalDrive:
             bytes_written=self._bytes_written,
             errors=self._errors,
             full_errors=self._full_errors,
+            medium_errors=self._medium_errors,
             quarantined=self._quarantined_total,
             commits=ist.commits,
             commit_batches=ist.batches,
