@@ -150,8 +150,17 @@ def test_reads_stay_exact_while_a_throttled_scrub_meets_fresh_damage(
         running = wait_for("the scrub to run", lambda: status(node)["workers"]["scrubber"]
                            if status(node)["workers"]["scrubber"]["state"] == "running" else None)
         assert running["rate_limit"] == 24 * MiB
-        wait_for("the throttled pass", lambda: (s := status(node)["workers"]["scrubber"])
-                 ["passes_completed"] > passes and s["state"] == "idle", timeout=180)
+        rates: list[float] = [running["rate"]]
+
+        def pass_done() -> bool:
+            s = status(node)["workers"]["scrubber"]
+            if s["state"] == "running":
+                rates.append(s["rate"])
+            return s["passes_completed"] > passes and s["state"] == "idle"
+
+        wait_for("the throttled pass", pass_done, timeout=180)
+        # The reported rate is measured, and never above the limit (it once showed 2x).
+        assert max(rates) <= 24 * MiB, [r / MiB for r in rates]
     finally:
         stop.set()
         for t in threads:
