@@ -585,4 +585,27 @@ class Multipart:
         upload = await self._upload(brec, kb, upload_id)
         sub = _sub_of(upload)
         best, _ = await self._parts(brec, kb, upload_id, sub)
-        await self._finish_upload(brec, kb, upload_id, best, keep=set(), sub=sub)
+        # A Complete cut short (the daemon died between committing the version
+        # and removing the part records) leaves the upload listed; its parts'
+        # data then belongs to the object and must not be freed.
+        keep = await self._referenced_by_versions(brec, kb)
+        await self._finish_upload(brec, kb, upload_id, best, keep=keep, sub=sub)
+
+    async def _referenced_by_versions(self, brec: BucketRecord, kb: bytes) -> set[str]:
+        """Data ids any version record of the key names, on any placement drive
+        that answers (a committed version is on ``W`` of them)."""
+        found: set[str] = set()
+
+        async def one(d: Drive) -> None:
+            with suppress(DriveError):
+                for rec in await d.read_versions(brec.bucket_id, kb):
+                    found.update(p.data_id for p in rec.parts or ())
+                    if rec.data:
+                        found.add(rec.data)
+
+        async with trio.open_nursery() as nursery:
+            for pos in self.ctx.placement(brec.bucket_id, kb):
+                d = self.ctx.drives[pos]
+                if d.state == DriveState.ONLINE:
+                    nursery.start_soon(one, d)
+        return found
