@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from .cluster import HOST, TITANS3, Daemon, clean_env, free_port, s3_client
@@ -40,6 +41,13 @@ def test_second_daemon_on_the_same_drives_refuses_naming_drive_and_pid(daemon_fa
     s3 = s3_client(first)
     s3.create_bucket(Bucket="held")
     s3.put_object(Bucket="held", Key="k", Body=b"first daemon's data")
+    # The first daemon's own first write of its heal queue comes a moment after start
+    # (later on a loaded machine): let it land before the snapshot.
+    queue = first.data_dir / ".titans3" / "heal-queue.msgpack"
+    deadline = time.monotonic() + 30
+    while not queue.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)  # it is rewritten at most once a second
     before = {p: p.stat().st_mtime_ns for p in first.data_dir.rglob("*") if p.is_file()}
 
     second = serve(first.data_dir)
