@@ -33,7 +33,9 @@ from titans3.drive.records import REF, VersionRecord
 from titans3.objects import handoff
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
+from titans3.objects.lockrules import LEGAL_HOLD, RETENTION, lock_of
 from titans3.objects.resolve import Resolved, resolve_versions, s3_version_id, write_quorum
+from titans3.objects.sse import SSE, describe
 from titans3.objects.tags import tags_of
 from titans3.objects.types import ObjectInfo, PartInfo
 from titans3.objects.versionid import is_version_id
@@ -84,6 +86,8 @@ def object_info(bucket: str, key: str, r: Resolved, is_latest: bool = True) -> O
         part_sizes=tuple(p.size for p in rec.parts),
         parts=tuple(PartInfo(p.number, p.size, p.etag, rec.mtime_ns, dict(p.checksums))
                     for p in rec.parts),
+        **describe(rec.extra.get(SSE)),
+        lock=lock_of(rec) if RETENTION in rec.extra or LEGAL_HOLD in rec.extra else None,
     )
 
 
@@ -118,10 +122,27 @@ class Lookup:
             except DriveError:
                 per[j] = None
 
-        async with trio.open_nursery() as nursery:
-            for j, pos in enumerate(positions):
-                if pos not in ctx.healing:
-                    nursery.start_soon(one, j, ctx.drives[pos])
+        waits: list[tuple[int, Drive]] = []
+        for j, pos in enumerate(positions):
+            if pos in ctx.healing:
+                continue
+            d = ctx.drives[pos]
+            nowait = getattr(d, "read_versions_nowait", None)  # LocalDrive's fast path
+            if nowait is not None:
+                try:
+                    recs = nowait(bucket_id, key)
+                except DriveError:
+                    continue  # per[j] stays None: no answer
+                if recs is not None:
+                    per[j] = recs
+                    continue
+            waits.append((j, d))
+        if waits:
+            async with trio.open_nursery() as nursery:
+                for j, d in waits:
+                    nursery.start_soon(one, j, d)
+        else:
+            await trio.lowlevel.checkpoint()
         await handoff.merge_hints(ctx, bucket_id, key, positions, per)
         extra = ctx.old_extra(bucket_id, key, positions)
         if extra:  # ring change: fragments not yet moved are still on the old drives
