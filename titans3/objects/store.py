@@ -212,7 +212,11 @@ class ObjectStore:
         drives: list[DriveInfo] = []
         for i, d in enumerate(ctx.drives):
             st = await d.stat()
-            state = "healing" if i in ctx.healing and st.state == DriveState.ONLINE else st.state.value
+            state = st.state.value
+            if st.state == DriveState.ONLINE and st.full:
+                state = "full"  # serving reads; writes go elsewhere or get 507
+            elif st.state == DriveState.ONLINE and i in ctx.healing:
+                state = "healing"
             drives.append(DriveInfo(st.drive_id, st.path, state, st.capacity, st.used,
                                     st.free, st.errors))
         return HostInfo(ctx.host, drives, ctx.scheme.k, ctx.scheme.m, ctx.version)
