@@ -130,34 +130,77 @@ def seed(d: MountDaemon, files: int) -> None:
     s3.close()
 
 
+class Profiler:
+    """``py-spy record`` of one mount's serving process while its rows run."""
+
+    def __init__(self, out_dir: Path | None) -> None:
+        self.out_dir = out_dir
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, name: str, pid: int | None) -> None:
+        if self.out_dir is None or pid is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        out = self.out_dir / f"{name.replace(' ', '-')}.txt"
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw",
+                                      "--rate", "200", "--nonblocking", "-o", str(out)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+            self.proc = None
+
+
 def measure(mnt: Path, name: str, tree_tar: Path, big: Path, args) -> dict[str, float]:
     out: dict[str, float] = {}
     work = mnt / f"w-{name}"
     work.mkdir(exist_ok=True)
-    out["tar x (s)"] = timed(sh, "tar", "-C", str(work), "-xf", str(tree_tar))
-    time.sleep(2)
-    out["ls -lR (s)"] = timed(sh, "ls", "-lR", str(mnt / "meta"))
-    time.sleep(2)
-    out["find (s)"] = timed(sh, "find", str(mnt / "meta"), "-type", "f")
-    paths = [mnt / "meta" / f"d{i % 100:02d}" / f"f{i:06d}" for i in range(args.files)]
-    time.sleep(2)
-    out["stat (s)"] = timed(lambda: [os.lstat(p) for p in paths])
+
+    def want(row: str) -> bool:
+        return not args.row or any(r in row for r in args.row)
+
+    if want("tar x (s)"):
+        out["tar x (s)"] = timed(sh, "tar", "-C", str(work), "-xf", str(tree_tar))
+    if want("ls -lR (s)"):
+        time.sleep(2)
+        out["ls -lR (s)"] = timed(sh, "ls", "-lR", str(mnt / "meta"))
+    if want("find (s)"):
+        time.sleep(2)
+        out["find (s)"] = timed(sh, "find", str(mnt / "meta"), "-type", "f")
+    if want("stat (s)"):
+        paths = [mnt / "meta" / f"d{i % 100:02d}" / f"f{i:06d}" for i in range(args.files)]
+        time.sleep(2)
+        out["stat (s)"] = timed(lambda: [os.lstat(p) for p in paths])
+    big_rows = ("seq write MB/s", "seq read MB/s", "4 KiB random reads/s", "rename big file (ms)")
+    if not any(want(r) for r in big_rows):
+        return out
     dst = work / "big.bin"
     t = timed(shutil.copyfile, big, dst)
-    out["seq write MB/s"] = args.big_mib / t
-    drop_caches()
-    t = timed(sh, "dd", f"if={dst}", "of=/dev/null", "bs=1M")
-    out["seq read MB/s"] = args.big_mib / t
-    drop_caches()
-    size = args.big_mib * MiB
-    fd = os.open(dst, os.O_RDONLY)
-    rng = random.Random(1)
-    t0 = time.perf_counter()
-    for _ in range(args.random):
-        os.pread(fd, 4096, rng.randrange(0, size - 4096) & ~4095)
-    out["4 KiB random reads/s"] = args.random / (time.perf_counter() - t0)
-    os.close(fd)
-    out["rename big file (ms)"] = 1000 * timed(os.rename, dst, work / "big-renamed.bin")
+    if want("seq write MB/s"):
+        out["seq write MB/s"] = args.big_mib / t
+    if want("seq read MB/s"):
+        drop_caches()
+        t = timed(sh, "dd", f"if={dst}", "of=/dev/null", "bs=1M")
+        out["seq read MB/s"] = args.big_mib / t
+    if want("4 KiB random reads/s"):
+        drop_caches()
+        size = args.big_mib * MiB
+        fd = os.open(dst, os.O_RDONLY)
+        rng = random.Random(1)
+        t0 = time.perf_counter()
+        for _ in range(args.random):
+            os.pread(fd, 4096, rng.randrange(0, size - 4096) & ~4095)
+        out["4 KiB random reads/s"] = args.random / (time.perf_counter() - t0)
+        os.close(fd)
+    if want("rename big file (ms)"):
+        out["rename big file (ms)"] = 1000 * timed(os.rename, dst, work / "big-renamed.bin")
     return out
 
 
@@ -170,6 +213,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="1,000 files, 256 MiB")
     ap.add_argument("--only", action="append", help="measure only these mounts "
                     "(titans3-daemon, titans3-remote, s3fs-fuse, rclone mount)")
+    ap.add_argument("--row", action="append", help="measure only rows whose name contains "
+                    "this (repeatable), e.g. --row tar --row random")
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="py-spy record each titans3 "
+                    "mount's serving process while it is measured (collapsed stacks in DIR)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -191,13 +238,20 @@ def main() -> int:
         remote.start()
         peers = [start_s3fs(d.endpoint, d.credentials, tmp / "s3fs", tmp),
                  start_rclone(d.endpoint, d.credentials, tmp / "rclone", tmp)]
-        mounts = [("titans3-daemon", d.mountpoint), ("titans3-remote", remote.mountpoint)]
-        mounts += [(p.name, p.mnt) for p in peers]
-        for name, mnt in mounts:
+        mounts = [("titans3-daemon", d.mountpoint, d.proc.pid if d.proc else None),
+                  ("titans3-remote", remote.mountpoint, remote.proc.pid if remote.proc else None)]
+        mounts += [(p.name, p.mnt, None) for p in peers]
+        for name, mnt, pid in mounts:
             if args.only and name not in args.only:
                 continue
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            results[name] = measure(mnt, name.split()[0], tmp / "tree.tar", tmp / "big.bin", args)
+            profiler = Profiler(args.profile)
+            profiler.start(name, pid)
+            try:
+                results[name] = measure(mnt, name.split()[0], tmp / "tree.tar", tmp / "big.bin",
+                                        args)
+            finally:
+                profiler.stop()
     finally:
         for p in peers:
             p.stop()
