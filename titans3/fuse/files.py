@@ -233,16 +233,48 @@ class OpenFile:
         async with self.lock:
             if self.area.over(len(data)):
                 await self._relieve(len(data))
-            fd = self._staging()
-            if len(data) > 256 << 10:
-                await trio.to_thread.run_sync(os.pwrite, fd, data, offset)
-            else:
-                os.pwrite(fd, data, offset)
+            try:
+                await self._stage(offset, data)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.layout.dirty_bytes():
+                    raise self._staging_failed(e) from None
+                # The staging disk filled before the area's bound: write this
+                # file back (its staged bytes are freed) and try once more.
+                log.info("staging disk %s full: committing %s early", self.area.directory,
+                         self.key_of())
+                await self._commit_locked()
+                try:
+                    await self._stage(offset, data)
+                except OSError as e2:
+                    raise self._staging_failed(e2) from None
             self.layout.write(offset, len(data))
             self.changed = True
             self.attrs = replace(self.attrs, mtime_ns=time.time_ns())
             self._recharge()
             return len(data)
+
+    def _staging_failed(self, e: OSError) -> FsError:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        err = FsError(errno.ENOSPC if full else errno.EIO,
+                      f"write-back staging in {self.area.directory}: "
+                      f"{os.strerror(e.errno or errno.EIO)}")
+        self._on_error(err)
+        return err
+
+    async def _stage(self, offset: int, data: bytes) -> None:
+        """Put ``data`` in the staging file; all of it or OSError (a short
+        write means the disk is full: the next pwrite says so)."""
+        fd = self._staging()
+        done = 0
+        while done < len(data):
+            chunk = data[done:] if done else data
+            if len(chunk) > 256 << 10:
+                n = await trio.to_thread.run_sync(os.pwrite, fd, chunk, offset + done)
+            else:
+                n = os.pwrite(fd, chunk, offset + done)
+            if n == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            done += n
 
     async def _relieve(self, need: int) -> None:
         """The area is full: commit this file, then others that are not busy."""
