@@ -65,10 +65,8 @@ def drop_caches() -> None:
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
-def timed(fn, *args) -> float:
-    t = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t
+ROWS = ("tar x (s)", "ls -lR (s)", "find (s)", "stat (s)", "seq write MB/s", "seq read MB/s",
+        "4 KiB random reads/s", "rename big file (ms)")
 
 
 def sh(*argv: str) -> None:
@@ -133,15 +131,25 @@ def seed(d: MountDaemon, files: int) -> None:
 class Profiler:
     """``py-spy record`` of one mount's serving process while its rows run."""
 
-    def __init__(self, out_dir: Path | None) -> None:
-        self.out_dir = out_dir
+    def __init__(self, out_dir: Path | None, name: str = "", pid: int | None = None) -> None:
+        self.out_dir, self.name, self.pid = out_dir, name, pid
         self.proc: subprocess.Popen | None = None
 
-    def start(self, name: str, pid: int | None) -> None:
-        if self.out_dir is None or pid is None:
+    @contextlib.contextmanager
+    def row(self, row: str):
+        self.start(row)
+        try:
+            yield
+        finally:
+            self.stop()
+
+    def start(self, row: str) -> None:
+        if self.out_dir is None or self.pid is None:
             return
+        pid = self.pid
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        out = self.out_dir / f"{name.replace(' ', '-')}.txt"
+        slug = "".join(c if c.isalnum() else "-" for c in f"{self.name} {row}")
+        out = self.out_dir / f"{slug}.txt"
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw",
                                       "--rate", "200", "--nonblocking", "-o", str(out)],
@@ -158,7 +166,8 @@ class Profiler:
             self.proc = None
 
 
-def measure(mnt: Path, name: str, tree_tar: Path, big: Path, args) -> dict[str, float]:
+def measure(mnt: Path, name: str, tree_tar: Path, big: Path, args,
+            prof: Profiler) -> dict[str, float]:
     out: dict[str, float] = {}
     work = mnt / f"w-{name}"
     work.mkdir(exist_ok=True)
@@ -166,41 +175,51 @@ def measure(mnt: Path, name: str, tree_tar: Path, big: Path, args) -> dict[str, 
     def want(row: str) -> bool:
         return not args.row or any(r in row for r in args.row)
 
+    def timed(row: str, fn, *a) -> float:
+        with prof.row(row):
+            t = time.perf_counter()
+            fn(*a)
+            took = time.perf_counter() - t
+        print(f"  {name}: {row}: {took:.3f} s", file=sys.stderr, flush=True)
+        return took
+
     if want("tar x (s)"):
-        out["tar x (s)"] = timed(sh, "tar", "-C", str(work), "-xf", str(tree_tar))
+        out["tar x (s)"] = timed("tar x (s)", sh, "tar", "-C", str(work), "-xf", str(tree_tar))
     if want("ls -lR (s)"):
         time.sleep(2)
-        out["ls -lR (s)"] = timed(sh, "ls", "-lR", str(mnt / "meta"))
+        out["ls -lR (s)"] = timed("ls -lR (s)", sh, "ls", "-lR", str(mnt / "meta"))
     if want("find (s)"):
         time.sleep(2)
-        out["find (s)"] = timed(sh, "find", str(mnt / "meta"), "-type", "f")
+        out["find (s)"] = timed("find (s)", sh, "find", str(mnt / "meta"), "-type", "f")
     if want("stat (s)"):
         paths = [mnt / "meta" / f"d{i % 100:02d}" / f"f{i:06d}" for i in range(args.files)]
         time.sleep(2)
-        out["stat (s)"] = timed(lambda: [os.lstat(p) for p in paths])
-    big_rows = ("seq write MB/s", "seq read MB/s", "4 KiB random reads/s", "rename big file (ms)")
-    if not any(want(r) for r in big_rows):
+        out["stat (s)"] = timed("stat (s)", lambda: [os.lstat(p) for p in paths])
+    if not any(want(r) for r in ROWS[4:]):
         return out
     dst = work / "big.bin"
-    t = timed(shutil.copyfile, big, dst)
     if want("seq write MB/s"):
-        out["seq write MB/s"] = args.big_mib / t
+        out["seq write MB/s"] = args.big_mib / timed("seq write MB/s", shutil.copyfile, big, dst)
+    else:
+        shutil.copyfile(big, dst)
     if want("seq read MB/s"):
         drop_caches()
-        t = timed(sh, "dd", f"if={dst}", "of=/dev/null", "bs=1M")
+        t = timed("seq read MB/s", sh, "dd", f"if={dst}", "of=/dev/null", "bs=1M")
         out["seq read MB/s"] = args.big_mib / t
     if want("4 KiB random reads/s"):
         drop_caches()
         size = args.big_mib * MiB
         fd = os.open(dst, os.O_RDONLY)
         rng = random.Random(1)
-        t0 = time.perf_counter()
-        for _ in range(args.random):
-            os.pread(fd, 4096, rng.randrange(0, size - 4096) & ~4095)
-        out["4 KiB random reads/s"] = args.random / (time.perf_counter() - t0)
+
+        def preads() -> None:
+            for _ in range(args.random):
+                os.pread(fd, 4096, rng.randrange(0, size - 4096) & ~4095)
+
+        out["4 KiB random reads/s"] = args.random / timed("4 KiB random reads/s", preads)
         os.close(fd)
     if want("rename big file (ms)"):
-        out["rename big file (ms)"] = 1000 * timed(os.rename, dst, work / "big-renamed.bin")
+        out["rename big file (ms)"] = 1000 * timed("rename big file (ms)", os.rename, dst, work / "big-renamed.bin")
     return out
 
 
@@ -245,13 +264,8 @@ def main() -> int:
             if args.only and name not in args.only:
                 continue
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            profiler = Profiler(args.profile)
-            profiler.start(name, pid)
-            try:
-                results[name] = measure(mnt, name.split()[0], tmp / "tree.tar", tmp / "big.bin",
-                                        args)
-            finally:
-                profiler.stop()
+            results[name] = measure(mnt, name.split()[0], tmp / "tree.tar", tmp / "big.bin",
+                                    args, Profiler(args.profile, name, pid))
     finally:
         for p in peers:
             p.stop()

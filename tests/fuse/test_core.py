@@ -152,3 +152,54 @@ def test_rmdir_of_a_non_empty_directory_and_hard_links_fail_cleanly(tmp_path):
     with pytest.raises(FsError) as e:
         fs.link()
     assert e.value.errno == errno.EPERM
+
+
+def test_a_file_written_here_is_read_back_from_its_clean_copy_until_s3_changes_it(tmp_path):
+    fs, be = make(tmp_path, attr_timeout=0, entry_timeout=0)
+    data = os.urandom(3 << 20)
+
+    async def read_all(ino: int) -> bytes:
+        fh, _ = await fs.open(ino, os.O_RDONLY)
+        out = b"".join([await fs.read(fh, off, 128 << 10) for off in range(0, len(data), 128 << 10)])
+        await fs.release(fh)
+        return out
+
+    async def go():
+        async with trio.open_nursery() as n:
+            fs.nursery = n
+            fh, node, _ = await fs.create(ROOT_INODE, b"f", 0o644, os.O_WRONLY, 0, 0)
+            for off in range(0, len(data), 1 << 20):
+                await fs.write(fh, off, data[off:off + (1 << 20)])
+            await fs.release(fh)
+            assert fs.area.clean.used == len(data) and fs.area.used == 0
+            before = [c for c in be.calls if c.startswith("GET")]
+            assert await read_all(node.ino) == data
+            assert [c for c in be.calls if c.startswith("GET")] == before  # no GET
+            # Changed through S3: the new version's bytes come from the backend.
+            new = os.urandom(len(data))
+            be._set("f", new, be.objects["f"][1])
+            assert await read_all(node.ino) == new
+            assert len([c for c in be.calls if c.startswith("GET")]) > len(before)
+            n.cancel_scope.cancel()
+
+    trio.run(go)
+
+
+def test_clean_copies_give_way_to_dirty_data(tmp_path):
+    fs, _ = make(tmp_path, write_back_max=4 << 20)
+
+    async def go():
+        async with trio.open_nursery() as n:
+            fs.nursery = n
+            for name in (b"a", b"b"):
+                fh, _, _ = await fs.create(ROOT_INODE, name, 0o644, os.O_WRONLY, 0, 0)
+                await fs.write(fh, 0, os.urandom(3 << 20))
+                await fs.release(fh)
+            assert len(fs.area.clean) == 1  # a's copy made room for b's
+            fh, _, _ = await fs.create(ROOT_INODE, b"c", 0o644, os.O_WRONLY, 0, 0)
+            await fs.write(fh, 0, os.urandom(2 << 20))
+            assert fs.area.used + fs.area.clean.used <= 4 << 20
+            await fs.release(fh)
+            n.cancel_scope.cancel()
+
+    trio.run(go)

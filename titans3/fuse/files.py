@@ -48,6 +48,7 @@ import trio
 
 from titans3.fuse import plan
 from titans3.fuse.backend import Backend, Body, Entry
+from titans3.fuse.cleancache import CleanCopies
 from titans3.fuse.errors import Changed, FsError
 from titans3.fuse.extents import BASE, DIRTY, Layout
 from titans3.fuse.meta import Attrs, merge
@@ -62,13 +63,15 @@ MAX_BLOCKS = 16  # per open file: 32 MiB with 2 MiB blocks
 
 
 class WriteBackArea:
-    """Where dirty data is staged, and how much of it there may be."""
+    """Where dirty data is staged, and how much of it there may be; the room
+    dirty data leaves free holds clean copies of committed versions."""
 
     def __init__(self, directory: str, limit: int) -> None:
         self.directory = directory
         self.limit = limit
         self.used = 0
         self.files: set[OpenFile] = set()
+        self.clean = CleanCopies()
         os.makedirs(directory, exist_ok=True)
 
     def new_file(self) -> int:
@@ -78,6 +81,12 @@ class WriteBackArea:
 
     def charge(self, delta: int) -> None:
         self.used = max(0, self.used + delta)
+        if delta > 0:
+            self.clean.shrink(self.limit - self.used)
+
+    def keep_clean(self, etag: str, size: int, fd: int) -> bool:
+        """Keep staging file ``fd`` as the clean copy of a committed version."""
+        return self.clean.add(etag, size, fd, self.limit - self.used)
 
     def over(self, extra: int = 0) -> bool:
         return self.used + extra > self.limit
@@ -168,6 +177,12 @@ class OpenFile:
         raise AssertionError("unreachable")
 
     async def _read_base(self, a: int, b: int, ra: ReadAhead, nursery: trio.Nursery) -> bytes:
+        copy = self.area.clean.acquire(self.base_etag, self.layout.base_size)
+        if copy is not None:
+            try:
+                return await _pread(copy.fd, b - a, a)
+            finally:
+                self.area.clean.release(copy)
         p = ra.plan(a, b - a, self.layout.base_size)
         if p.direct is not None:
             return await self._fetch(a, b)
@@ -341,10 +356,14 @@ class OpenFile:
         except FsError as e:
             self._on_error(e)
             raise
+        whole = self._fd is not None and all(src != BASE for _, _, src in
+                                              self.layout.pieces(0, size))
         self.layout.committed()
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
         self._recharge()
+        if whole and self._fd is not None and self.area.keep_clean(entry.etag, size, self._fd):
+            self._fd = None  # now the version's clean copy; the next write stages anew
+        elif self._fd is not None:
+            os.ftruncate(self._fd, 0)
         self._blocks.clear()
         self.base_key, self.base_etag = key, entry.etag
         self.changed = False

@@ -558,3 +558,4 @@ class FileSystem:
                     self._committed(node, of)
                 except FsError as e:
                     log.error("%s: could not be committed at unmount: %s", of.key_of(), e.reason)
+        self.area.clean.close()
