@@ -203,3 +203,23 @@ def test_clean_copies_give_way_to_dirty_data(tmp_path):
             n.cancel_scope.cancel()
 
     trio.run(go)
+
+
+def test_appending_to_a_file_written_here_reads_the_old_bytes_locally(tmp_path):
+    fs, be = make(tmp_path)
+    data = os.urandom(1 << 20)
+
+    async def go():
+        async with trio.open_nursery() as n:
+            fs.nursery = n
+            fh, node, _ = await fs.create(ROOT_INODE, b"log", 0o644, os.O_WRONLY, 0, 0)
+            await fs.write(fh, 0, data)
+            await fs.release(fh)
+            fh, _ = await fs.open(node.ino, os.O_WRONLY)
+            await fs.write(fh, len(data), b"more")
+            await fs.release(fh)
+            n.cancel_scope.cancel()
+
+    trio.run(go)
+    assert be.objects["log"][0] == data + b"more"
+    assert not [c for c in be.calls if c.startswith("GET")]
