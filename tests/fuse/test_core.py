@@ -223,3 +223,26 @@ def test_appending_to_a_file_written_here_reads_the_old_bytes_locally(tmp_path):
     trio.run(go)
     assert be.objects["log"][0] == data + b"more"
     assert not [c for c in be.calls if c.startswith("GET")]
+
+
+class StalePrefixes(MemBackend):
+    """A server whose delimiter listing still rolls up keys that are gone (TitanS3
+    keeps a renamed object's source as a hidden anchor)."""
+
+    stale = ("gone/",)
+
+    async def list(self, prefix, *, delimiter="/", start_after="", limit=1000):
+        page = await super().list(prefix, delimiter=delimiter, start_after=start_after,
+                                  limit=limit)
+        if delimiter and prefix == "":
+            extra = [p for p in self.stale if p > start_after and p not in page.prefixes]
+            page = type(page)(page.entries, sorted(page.prefixes + extra), page.truncated,
+                              page.next_after)
+        return page
+
+
+def test_a_common_prefix_with_nothing_below_it_is_not_listed(tmp_path):
+    be = StalePrefixes()
+    fs = FileSystem(be, Namespace("b"), MountOptions(staging_dir=str(tmp_path)))
+    seed(be, ["real/x"])
+    assert listing(fs, ROOT_INODE) == ["real"]

@@ -104,6 +104,15 @@ class DirLister:
                 extra.append(Item(rest, None))
         return sorted(items + extra, key=lambda i: i.rest) if extra else items
 
+    async def _has_keys(self, prefix: str) -> bool:
+        """Whether any visible key is below ``prefix``.  A directory without a
+        marker exists only through its keys, and a server may report a common
+        prefix whose keys are all gone: TitanS3 keeps a renamed object's source
+        as a hidden anchor that its delimiter listing still rolls up."""
+        page = await self.fs._call(f"LIST {prefix}", self.fs.backend.list, prefix, delimiter="",
+                                   limit=1)
+        return bool(page.entries)
+
     async def _describe(self, dh: DirHandle, items: list[Item]
                         ) -> list[tuple[M.Attrs, dict[str, str] | None] | None]:
         """Attributes of each item (None: hidden); HEADs where the listing has no metadata."""
@@ -134,6 +143,8 @@ class DirLister:
                                 dh.prefix + item.name) is not None:
                             return  # hidden by a file (this handle did not see it listed)
                         m = await self.fs._head_or_none(dh.prefix + item.rest)
+                        if m is None and not await self._has_keys(dh.prefix + item.rest):
+                            return  # a stale common prefix: nothing is below it
                         out[i] = ((self.fs._attrs_of(m.key, m), m.meta) if m is not None else
                                   (M.implicit_dir(self.fs.opts.defaults, self.fs.started_ns), None))
                     else:
