@@ -246,3 +246,31 @@ def test_a_common_prefix_with_nothing_below_it_is_not_listed(tmp_path):
     fs = FileSystem(be, Namespace("b"), MountOptions(staging_dir=str(tmp_path)))
     seed(be, ["real/x"])
     assert listing(fs, ROOT_INODE) == ["real"]
+
+
+class SlowCopies(MemBackend):
+    async def copy(self, src, dst, meta):
+        await trio.sleep(0.2)
+        return await super().copy(src, dst, meta)
+
+
+def test_an_open_while_batched_metadata_is_written_sees_the_new_mode(tmp_path):
+    be = SlowCopies()
+    fs = FileSystem(be, Namespace("b"), MountOptions(staging_dir=str(tmp_path)))
+
+    async def go():
+        async with trio.open_nursery() as n:
+            fs.nursery = n
+            fh, node, _ = await fs.create(ROOT_INODE, b"f", 0o644, os.O_WRONLY, 0, 0)
+            await fs.write(fh, 0, b"x")
+            await fs.release(fh)
+            await fs.setattr(node.ino, mode=0o755)  # batched: written 50 ms later
+            await trio.sleep(0.1)  # the write is in flight now
+            fh, _ = await fs.open(node.ino, os.O_RDONLY)
+            assert fs.attrs(node).mode & 0o777 == 0o755
+            await fs.release(fh)
+            assert (await fs.getattr(node.ino)).mode & 0o777 == 0o755
+            n.cancel_scope.cancel()
+
+    trio.run(go)
+    assert int(be.objects["f"][1][M.MODE]) & 0o777 == 0o755

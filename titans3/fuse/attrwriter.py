@@ -48,6 +48,7 @@ class AttrWriter:
     def __init__(self, fs: FsServices) -> None:
         self.fs = fs
         self.due: dict[int, float] = {}  # ino -> when its batched metadata is written
+        self._busy: dict[int, trio.Event] = {}  # ino -> set when its write in flight ends
         self._wake = trio.Event()
         self._task = False
 
@@ -116,12 +117,31 @@ class AttrWriter:
                     await self.flush(ino)
 
     async def flush(self, ino: int) -> None:
-        """Write the batched metadata of ``ino`` now (if any)."""
-        if self.due.pop(ino, None) is None:
+        """Write the batched metadata of ``ino`` now (if any); returns when it
+        is written.  The inode stays *due* until then, so lookups, getattr and
+        ``open`` never take the object's older metadata (a HEAD racing the
+        write) for the truth; a second flush waits for the first."""
+        while (busy := self._busy.get(ino)) is not None:
+            await busy.wait()
+        if ino not in self.due:
             return
         node = self.fs.inodes.get(ino)
-        if node.path is not None and node.attrs is not None:
-            await self.store(node, node.attrs)
+        attrs = node.attrs
+        if node.path is None or attrs is None:
+            self.due.pop(ino, None)
+            return
+        done = self._busy[ino] = trio.Event()
+        try:
+            await self.store(node, attrs)
+        except FsError:
+            self.due.pop(ino, None)  # kept in memory only, like any failed change
+            raise
+        else:
+            if node.attrs is not None and replace(node.attrs, etag=attrs.etag) == attrs:
+                self.due.pop(ino, None)  # else changed meanwhile: still due
+        finally:
+            del self._busy[ino]
+            done.set()
 
     async def store(self, node: Node, new: M.Attrs) -> None:
         """Write metadata of a file, symlink or directory that has no open state."""
@@ -138,7 +158,8 @@ class AttrWriter:
             e = await fs._call(f"COPY {key}", fs.backend.copy, key, key,
                                M.merge(node.meta, new),
                                timeout=fs.opts.transfer_timeout(new.size))
-        node.attrs = replace(new, etag=e.etag)
+        # A change that arrived while this one was written stays (and stays due).
+        node.attrs = replace(new if node.attrs is new else node.attrs or new, etag=e.etag)
         node.fresh_until = fs._now() + fs.opts.attr_timeout
 
     # ------------------------------------------------------------ xattrs
