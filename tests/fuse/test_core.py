@@ -274,3 +274,15 @@ def test_an_open_while_batched_metadata_is_written_sees_the_new_mode(tmp_path):
 
     trio.run(go)
     assert int(be.objects["f"][1][M.MODE]) & 0o777 == 0o755
+
+
+def test_chmod_of_a_directory_is_written_at_once_and_kept(tmp_path):
+    fs, be = make(tmp_path)
+
+    async def go():
+        node, _ = await fs.mkdir(ROOT_INODE, b"d", 0o755, 0, 0)
+        await fs.setattr(node.ino, mode=0o600)
+        assert (await fs.getattr(node.ino)).mode & 0o777 == 0o600
+
+    trio.run(go)
+    assert int(be.objects["d/"][1][M.MODE]) & 0o777 == 0o600

@@ -132,7 +132,7 @@ class AttrWriter:
             return
         done = self._busy[ino] = trio.Event()
         try:
-            await self.store(node, attrs)
+            await self.store(node, attrs, keep_newer=True)
         except FsError:
             self.due.pop(ino, None)  # kept in memory only, like any failed change
             raise
@@ -143,8 +143,9 @@ class AttrWriter:
             del self._busy[ino]
             done.set()
 
-    async def store(self, node: Node, new: M.Attrs) -> None:
-        """Write metadata of a file, symlink or directory that has no open state."""
+    async def store(self, node: Node, new: M.Attrs, *, keep_newer: bool = False) -> None:
+        """Write metadata of a file, symlink or directory that has no open state
+        (``keep_newer``: a batched write, which a later change may overtake)."""
         fs = self.fs
         assert node.path is not None
         if node.kind == M.DIR:
@@ -158,8 +159,11 @@ class AttrWriter:
             e = await fs._call(f"COPY {key}", fs.backend.copy, key, key,
                                M.merge(node.meta, new),
                                timeout=fs.opts.transfer_timeout(new.size))
-        # A change that arrived while this one was written stays (and stays due).
-        node.attrs = replace(new if node.attrs is new else node.attrs or new, etag=e.etag)
+        if keep_newer and node.attrs is not None and node.attrs is not new:
+            # A batched change arrived while this one was written: it stays (and due).
+            node.attrs = replace(node.attrs, etag=e.etag)
+        else:
+            node.attrs = replace(new, etag=e.etag)
         node.fresh_until = fs._now() + fs.opts.attr_timeout
 
     # ------------------------------------------------------------ xattrs
