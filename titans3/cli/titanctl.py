@@ -32,6 +32,7 @@ from titans3.cli import (
     ctl_appliance,
     ctl_cluster,
     ctl_cluster_init,
+    ctl_dataprot,
     ctl_disk,
     ctl_mounts,
     ctl_repair,
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_repair.add_commands(sub, _add_common)
     ctl_disk.add_commands(sub, _add_common)
     ctl_mounts.add_commands(sub, _add_common)
+    ctl_dataprot.add_commands(sub, _add_common)  # kms, lifecycle
     # `cluster` groups the cluster commands; each module adds its actions to
     # `cluster_actions` (init: ctl_cluster_init; join/remove/status: ctl_cluster).
     cluster = sub.add_parser("cluster", help="cluster certificates and membership")
@@ -199,6 +201,8 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
             client = _client(args, dict(os.environ) if env is None else env)
             if args.command in ctl_disk.COMMANDS:
                 out = ctl_disk.run(args, client)
+            elif args.command in ctl_dataprot.COMMANDS:
+                out = ctl_dataprot.run(args, client)
             elif args.command == "mounts":
                 out = ctl_mounts.run(args, client)
             elif args.command == "cluster":

@@ -61,13 +61,15 @@ async def write_stream(
     inline_max: int,
     expected_size: int | None = None,
     on_data: Callable[[memoryview], None] | None = None,
+    hash_md5: bool = True,
 ) -> Written:
     """Consume ``body`` and stage its fragments on ``drives`` (position = fragment).
 
     ``on_data`` sees every body byte (checksums beyond MD5).  Raises
     ``QuorumError`` when fewer than ``write_quorum`` drives can take the data,
     ``IncompleteBody`` when ``expected_size`` does not match.  On any error all
-    staged fragments are removed.
+    staged fragments are removed.  ``hash_md5`` False: the caller hashes
+    (an encrypted stream's ETag is of the plaintext, ``objects/sse.py``).
     """
     seg_size = scheme.segment_size
     data_id = new_data_id()
@@ -120,7 +122,8 @@ async def write_stream(
                 await w.abort()
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(hash_it)
+            if hash_md5:
+                nursery.start_soon(hash_it)
             for i, w in enumerate(writers):
                 if w is not None and alive[i]:
                     nursery.start_soon(put, i, w)
@@ -185,7 +188,8 @@ async def write_stream(
         if writers is None and inline_max >= 0 and (
             total == 0 or codec.fragment_size(total) <= inline_max
         ):
-            md5.update(tail)
+            if hash_md5:
+                md5.update(tail)
             frags = [bytes(f) for f in codec.encode(tail)] if total else [b""] * len(drives)
             ok = [i for i, a in enumerate(alive) if a]
             return Written(data_id, total, md5.digest(), ok, inline=frags)
