@@ -251,22 +251,34 @@ class OpenFile:
             try:
                 await self._stage(offset, data)
             except OSError as e:
-                if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.layout.dirty_bytes():
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise self._staging_failed(e) from None
-                # The staging disk filled before the area's bound: write this
-                # file back (its staged bytes are freed) and try once more.
-                log.info("staging disk %s full: committing %s early", self.area.directory,
-                         self.key_of())
-                await self._commit_locked()
-                try:
-                    await self._stage(offset, data)
-                except OSError as e2:
-                    raise self._staging_failed(e2) from None
+                await self._stage_on_full_disk(offset, data)
             self.layout.write(offset, len(data))
             self.changed = True
             self.attrs = replace(self.attrs, mtime_ns=time.time_ns())
             self._recharge()
             return len(data)
+
+    async def _stage_on_full_disk(self, offset: int, data: bytes) -> None:
+        """The staging disk filled before the area's bound: give up the clean
+        copies, then write this file back (its staged bytes are freed), and try
+        again after each step."""
+        log.info("staging disk %s full: dropping clean copies%s", self.area.directory,
+                 f", committing {self.key_of()} early" if self.layout.dirty_bytes() else "")
+        self.area.clean.shrink(0)
+        try:
+            await self._stage(offset, data)
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.layout.dirty_bytes():
+                raise self._staging_failed(e) from None
+        await self._commit_locked()
+        self.area.clean.shrink(0)  # not even this file's own copy: the disk is full
+        try:
+            await self._stage(offset, data)
+        except OSError as e:
+            raise self._staging_failed(e) from None
 
     def _staging_failed(self, e: OSError) -> FsError:
         full = e.errno in (errno.ENOSPC, errno.EDQUOT)
