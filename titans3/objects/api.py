@@ -132,6 +132,9 @@ class ObjectAPI(Protocol):
     """What a front may ask of the object layer (see the module doc for the
     errors, consistency and streaming rules every operation follows)."""
 
+    # Storage classes other than STANDARD the operator mapped -> (k, m) (core/storageclass.py).
+    storage_classes: dict[str, tuple[int, int]]
+
     # ------------------------------------------------------------ buckets
     async def create_bucket(self, name: str, *, object_lock: bool = False) -> BucketInfo:
         """``BucketAlreadyOwnedByYou``, ``InvalidBucketName``, ``OperationAborted``
@@ -160,6 +163,7 @@ class ObjectAPI(Protocol):
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None, condition: WriteCondition | None = None,
         encryption: Encryption | None = None, lock: ObjectLock | None = None,
+        storage_class: str | None = None,
     ) -> PutResult:
         """Store a new version (the null version unless versioning is Enabled).
 
@@ -172,7 +176,9 @@ class ObjectAPI(Protocol):
         SSE-C (None: the bucket's default encryption, if any) -- refusals are
         ``KMS.NotFoundException``, ``AccessDenied`` (disabled key); ``lock``:
         retention / legal hold of the new version (None: the bucket's default
-        retention; ``InvalidRequest`` in a bucket without object lock)."""
+        retention; ``InvalidRequest`` in a bucket without object lock);
+        ``storage_class``: write with that class's EC scheme (``InvalidStorageClass``
+        unless mapped; None / ``STANDARD``: the bucket's)."""
         ...
 
     async def get_object(
@@ -361,6 +367,15 @@ class ObjectAPI(Protocol):
         self, bucket: str, key: str, *, version_id: str | None = None
     ) -> str:
         """Remove the version's tags; its version id."""
+        ...
+
+    async def transition_object(self, bucket: str, key: str, storage_class: str, *,
+                                version_id: str | None = None) -> bool:
+        """Re-encode the version into ``storage_class``'s EC scheme, keeping its
+        version id, ETag and SSE state (ciphertext is moved, never decrypted);
+        True if anything changed.  ``InvalidStorageClass`` for a class the
+        operator did not map; ``InvalidRequest`` for a delete marker or a renamed
+        object.  Crash-safe: readers see the old or the new encoding."""
         ...
 
     # ------------------------------------------------------------ object lock

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from titans3.core import storageclass
+from titans3.core.errors import InvalidStorageClass
 from titans3.core.kms import KeyManager
 from titans3.drive.protocol import Drive
 from titans3.erasure.codec import Codec, ECScheme
@@ -71,6 +73,8 @@ class StoreContext:
         # The key manager for server-side encryption (objects/kms.py), set by the host.
         self.kms: KeyManager | None = None
         self.keys = Keys(lambda: self.kms)
+        # Storage classes other than STANDARD -> (k, m) (core/storageclass.py), set by the host.
+        self.storage_classes: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------ topology
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:
@@ -108,6 +112,16 @@ class StoreContext:
         if brec.ec:
             return ECScheme(brec.ec[0], brec.ec[1], self.scheme.segment_size)
         return self.scheme
+
+    def scheme_of_class(self, brec: BucketRecord, storage_class: str | None) -> ECScheme:
+        """The scheme a write of ``storage_class`` uses (None / STANDARD: the bucket's);
+        an unmapped class is AWS's ``InvalidStorageClass``."""
+        if storage_class is None or storage_class == storageclass.STANDARD:
+            return self.scheme_for(brec)
+        km = self.storage_classes.get(storage_class)
+        if km is None:
+            raise InvalidStorageClass(StorageClassRequested=storage_class)
+        return ECScheme(km[0], km[1], self.scheme.segment_size)
 
     def layout(self, rec_ec: tuple[int, int, int], size: int) -> Layout:
         k, m, seg = rec_ec

@@ -22,6 +22,15 @@ A version's mutable fields (its tags) are re-committed in place with a change
 stamp (``extra["mu"]``); the holder with the newest stamp is the representative
 record, so an update that reached ``W`` drives is what every read quorum sees.
 
+A version re-encoded into another storage class (``objects/transition.py``)
+is, while the re-encode is under way or after a crash in it, held by some
+drives in its old encoding and by others in its new one (another scheme,
+another data id).  The encodings never mix: each is a group of holders with
+the same data ids, and the version reads from the newest readable group
+(newest by ``extra["tr"]``, the re-encode's stamp) -- old or new, never
+neither, never fragments of one decoded with the other.  Acknowledgement
+counts every holder of the version, whatever its encoding.
+
 Only the newest surviving null version is visible (older nulls are purged
 after their successor reached quorum; until then they are shadowed).
 Last writer wins by version id, which sorts in time order.
@@ -32,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from titans3.drive.records import HIDDEN, REFS, VersionRecord
+from titans3.drive.records import HIDDEN, REFS, TRANSITIONED, VersionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +85,8 @@ def resolve_versions(
     out: list[Resolved] = []
     null_seen = False
     for vid in sorted(by_vid, reverse=True):
-        holders = by_vid[vid]
+        every = by_vid[vid]
+        holders = encoding_of(every)
         # Fields of a version can change after it was written (object tags): the
         # copy with the newest change stamp speaks for it (see objects/tagging.py).
         rec = max(holders, key=lambda h: h[1].extra.get("mu", ""))[1]
@@ -84,7 +94,7 @@ def resolve_versions(
         if not rec.dm:
             ek, em, _ = rec.ec
             vk, vw = ek, write_quorum(ek, em)
-        count = len({pos for pos, _ in holders})
+        count = len({pos for pos, _ in every})
         if count + unseen < vw:
             continue  # never acknowledged
         hidden = bool(rec.extra.get(HIDDEN))
@@ -105,6 +115,32 @@ def resolve_versions(
         readable = rec.dm or len({r.frag_index for _, r in holders}) >= vk
         out.append(Resolved(rec, count, tuple(pos for pos, _ in holders), readable))
     return out
+
+
+def same_encoding(a: VersionRecord, b: VersionRecord) -> bool:
+    """Fragments of ``a`` and ``b`` belong to one encoding of the version."""
+    return a.ec == b.ec and a.data_ids() == b.data_ids()
+
+
+def encoding_of(holders: list[tuple[int, VersionRecord]]) -> list[tuple[int, VersionRecord]]:
+    """The holders of the encoding a version reads from: the newest (by the
+    re-encode stamp) with enough distinct fragments, else the newest."""
+    groups: list[list[tuple[int, VersionRecord]]] = []
+    for h in holders:
+        for g in groups:
+            if same_encoding(g[0][1], h[1]):
+                g.append(h)
+                break
+        else:
+            groups.append([h])
+    if len(groups) == 1:
+        return holders
+    groups.sort(key=lambda g: max(r.extra.get(TRANSITIONED, "") for _, r in g), reverse=True)
+    for g in groups:
+        rec = g[0][1]
+        if rec.dm or len({r.frag_index for _, r in g}) >= rec.ec[0]:
+            return g
+    return groups[0]
 
 
 def latest(resolved: Sequence[Resolved]) -> Resolved | None:

@@ -78,6 +78,7 @@ from titans3.objects.reads import Reads
 from titans3.objects.rename import Renamer
 from titans3.objects.resolve import s3_version_id
 from titans3.objects.tagging import Tagging
+from titans3.objects.transition import Transitions
 from titans3.objects.types import DriveInfo, HostInfo, StatFs, StoreStatistics
 from titans3.objects.uploads import Uploads
 from titans3.objects.validate import check_content_md5
@@ -150,6 +151,8 @@ class ObjectStore:
         self.locks = Locks(ctx, self.lookup, self.committer)
         self.renamer = Renamer(ctx, self.lookup, self.committer, self.anchors, self.writes,
                                self.conditions.key_locks)
+        self.transitions = Transitions(ctx, self.lookup, self.committer,
+                                       self.conditions.key_locks)
         self.reads.on_marked = lambda brec, key, vid: self._later(self.renamer.settle, brec, key,
                                                                   vid)
 
@@ -180,6 +183,7 @@ class ObjectStore:
     copy_object = _delegate("copier", Copier.copy_object)
     upload_part_copy = _delegate("copier", Copier.upload_part_copy)
     rename_object = _delegate("renamer", Renamer.rename_object)
+    transition_object = _delegate("transitions", Transitions.transition_object)
 
     list_objects = _delegate("catalog", Catalog.list_objects)
     walk_objects = _delegate("catalog", Catalog.walk_objects)
@@ -263,6 +267,7 @@ class ObjectStore:
     version = _shared("version")
     buckets: BucketTable = _shared("buckets")  # type: ignore[assignment]
     handoffs = _shared("handoffs")
+    storage_classes = _shared("storage_classes")
 
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:
         return self.context.placement(bucket_id, key)
