@@ -106,6 +106,12 @@ def test_put_with_a_mapped_storage_class_writes_its_scheme(d: Daemon, s3, tmp_pa
     assert cli_json(cli, "s3api", "head-object", "--bucket", "sc-put", "--key", "cli")["StorageClass"] \
         == "GLACIER_IR"
     assert _scheme(d, "sc-put", "cli") == (3, 3)
+    # CopyObject onto itself with another class re-writes it in that class (a new version).
+    s3.copy_object(Bucket="sc-put", Key="ia", CopySource={"Bucket": "sc-put", "Key": "ia"},
+                   StorageClass="GLACIER_IR")
+    assert s3.head_object(Bucket="sc-put", Key="ia")["StorageClass"] == "GLACIER_IR"
+    assert _scheme(d, "sc-put", "ia") == (3, 3)
+    assert s3.get_object(Bucket="sc-put", Key="ia")["Body"].read() == body
     for cls in ("ONEZONE_IA", "NOT_A_CLASS"):
         assert s3_error(s3.put_object, Bucket="sc-put", Key="bad", Body=b"x",
                         StorageClass=cls)[:2] == (400, "InvalidStorageClass")

@@ -230,9 +230,10 @@ class ObjectAPI(Protocol):
         on_data: Callable[[memoryview], None] | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
         src_customer_key: bytes | None = None, encryption: Encryption | None = None,
-        lock: ObjectLock | None = None,
+        lock: ObjectLock | None = None, storage_class: str | None = None,
     ) -> CopyResult:
         """Copy one version by streaming it into a new write (data re-encoded,
+        in ``storage_class``'s scheme -- None: STANDARD, as AWS --
         re-encrypted as ``encryption`` says; ``src_customer_key`` opens an SSE-C source).
         ``meta``/``tags`` None keep the source's; ``check_source`` may raise to
         refuse (copy-source conditions); sources over 5 GiB: ``InvalidRequest``."""

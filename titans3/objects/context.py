@@ -129,5 +129,8 @@ class StoreContext:
         return layout_for(size, ECScheme(k, m, seg), codec.fragment_size)
 
     def list_quorum(self) -> int:
-        """Drives that must answer a listing so every committed write is seen."""
-        return len(self.drives) - write_quorum(self.scheme.k, self.scheme.m) + 1
+        """Drives that must answer a listing so every committed write is seen:
+        enough to meet every write's quorum, the smallest of any storage class's."""
+        w = min([write_quorum(self.scheme.k, self.scheme.m),
+                 *(write_quorum(k, m) for k, m in self.storage_classes.values())])
+        return len(self.drives) - w + 1
