@@ -106,6 +106,19 @@ def test_put_with_a_mapped_storage_class_writes_its_scheme(d: Daemon, s3, tmp_pa
     assert cli_json(cli, "s3api", "head-object", "--bucket", "sc-put", "--key", "cli")["StorageClass"] \
         == "GLACIER_IR"
     assert _scheme(d, "sc-put", "cli") == (3, 3)
+    # A multipart upload created with a class: completed, then re-encoded into it.
+    up = s3.create_multipart_upload(Bucket="sc-put", Key="mpu", StorageClass="STANDARD_IA")
+    part = os.urandom(5 << 20)
+    etag = s3.upload_part(Bucket="sc-put", Key="mpu", PartNumber=1, UploadId=up["UploadId"],
+                          Body=part)["ETag"]
+    done = s3.complete_multipart_upload(Bucket="sc-put", Key="mpu", UploadId=up["UploadId"],
+                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    wait_for("the completed upload in 2+2", lambda: _scheme(d, "sc-put", "mpu") == (2, 2), timeout=30)
+    got = s3.get_object(Bucket="sc-put", Key="mpu")
+    assert got["Body"].read() == part and got["ETag"] == done["ETag"]
+    assert got["StorageClass"] == "STANDARD_IA"
+    assert s3_error(s3.create_multipart_upload, Bucket="sc-put", Key="x",
+                    StorageClass="ONEZONE_IA")[:2] == (400, "InvalidStorageClass")
     # CopyObject onto itself with another class re-writes it in that class (a new version).
     s3.copy_object(Bucket="sc-put", Key="ia", CopySource={"Bucket": "sc-put", "Key": "ia"},
                    StorageClass="GLACIER_IR")

@@ -218,7 +218,8 @@ class MemStore:
         return upload
 
     async def create_multipart(self, bucket, key, *, meta=None, tags=None, checksum_algorithm=None,
-                               checksum_type=None, encryption=None, lock=None) -> str:  # fmt: skip
+                               checksum_type=None, encryption=None, lock=None,
+                               storage_class=None) -> str:  # fmt: skip
         upload_id = f"upload-{next(self._ids)}"
         upload = _Upload(key, dict(meta or {}))
         upload.checksum = (checksum_algorithm, checksum_type)

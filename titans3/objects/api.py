@@ -300,7 +300,7 @@ class ObjectAPI(Protocol):
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
         tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
-        lock: ObjectLock | None = None,
+        lock: ObjectLock | None = None, storage_class: str | None = None,
     ) -> str:
         """A new upload id (ordered by initiation); every part is encrypted as
         ``encryption`` (None: the bucket's default)."""

@@ -57,7 +57,7 @@ from typing import Any
 
 import trio
 
-from titans3.core.errors import DriveError
+from titans3.core.errors import DriveError, S3Error
 from titans3.drive.protocol import Drive, DriveStat, DriveState
 from titans3.drive.records import Part
 from titans3.erasure.codec import Codec, ECScheme
@@ -153,6 +153,7 @@ class ObjectStore:
                                self.conditions.key_locks)
         self.transitions = Transitions(ctx, self.lookup, self.committer,
                                        self.conditions.key_locks)
+        self.multipart.on_complete_class = self._reencode_later
         self.reads.on_marked = lambda brec, key, vid: self._later(self.renamer.settle, brec, key,
                                                                   vid)
 
@@ -163,6 +164,16 @@ class ObjectStore:
             self._background = nursery
             task_status.started()
             await trio.sleep_forever()
+
+    def _reencode_later(self, bucket: str, key: str, version_id: str, storage_class: str) -> None:
+        async def run() -> None:
+            try:
+                await self.transitions.transition_object(bucket, key, storage_class,
+                                                         version_id=version_id)
+            except S3Error as e:  # deleted meanwhile, quorum lost: it stays readable, in STANDARD
+                log.warning("re-encoding %s/%s into %s failed: %s", bucket, key, storage_class, e)
+
+        self._later(run)
 
     def _later(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._background is not None:
