@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
@@ -9,11 +10,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import pytest
 import trio
 
 from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
-from titans3.drive import direct, local
+from titans3.drive import direct, health, local
 from titans3.drive import fragment as fmt
 from titans3.drive import index as index_mod
 from titans3.drive.local import INLINE_MAX, LocalDrive
@@ -611,3 +613,74 @@ def test_bad_arguments_are_rejected_before_io(tmp_path: Path) -> None:
 
 def test_module_exports(tmp_path: Path) -> None:
     assert local.INLINE_MAX == 128 * 1024
+
+
+# --------------------------------------------------------------- full disks
+@pytest.mark.parametrize(("exc", "full", "offline"), [
+    (OSError(errno.ENOSPC, "No space left on device"), True, False),
+    (OSError(errno.EDQUOT, "Disk quota exceeded"), True, False),
+    (lmdb.DiskError("mdb_txn_commit", 28), True, False),  # py-lmdb's ENOSPC, not an I/O error
+    (lmdb.MapFullError("mdb_put", -30792), True, False),
+    (OSError(errno.EIO, "Input/output error"), False, True),
+    (lmdb.Error("mdb_txn_commit", errno.EIO), False, True),
+    (lmdb.CorruptedError("mdb_get", -30796), False, True),
+    (OSError(errno.EMFILE, "Too many open files"), False, False),
+])
+def test_a_full_drive_is_told_apart_from_a_failing_one(exc, full, offline) -> None:
+    assert health.full_error(exc) is full
+    assert health.offline_error(exc) is offline
+
+
+@pytest.mark.parametrize(("exc", "medium"), [
+    (OSError(errno.EIO, "Input/output error"), True),
+    (lmdb.CorruptedError("mdb_get", -30796), True),
+    (FileNotFoundError(errno.ENOENT, "drive directory renamed away"), False),
+    (PermissionError(errno.EACCES, "fenced"), False),
+    (OSError(errno.ENOSPC, "No space left on device"), False),
+])
+def test_only_the_disk_failing_counts_toward_failing_a_drive(exc, medium) -> None:
+    assert health.medium_error(exc) is medium
+
+
+# ---------------------------------------------------------------- inline lookups
+def _slow_lookup(seconds: float, fault_file: Path | None = None) -> Callable[[], int]:
+    """A lookup that takes ``seconds`` and, with ``fault_file``, one major page
+    fault (the file's pages were dropped from the page cache, as a read from a
+    stalling disk has to wait for the device)."""
+    import mmap
+    import time as _time
+
+    def fn() -> int:
+        _time.sleep(seconds)
+        if fault_file is None:
+            return 0
+        with open(fault_file, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+            return m[0]
+
+    return fn
+
+
+def test_a_preempted_lookup_keeps_running_inline(tmp_path: Path) -> None:
+    async def body(d: LocalDrive) -> None:
+        assert await d._fast(_slow_lookup(local.FAST_BUDGET * 2)) == 0
+        assert d._slow_until == 0.0  # slow without touching the disk: not the drive's fault
+
+    run(body, tmp_path / "d")
+
+
+def test_a_lookup_stalled_on_the_disk_demotes_the_drive_to_threads(tmp_path: Path) -> None:
+    page = tmp_path / "page"
+    page.write_bytes(b"\x07" * 4096)
+    fd = os.open(page, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # next touch is a major fault
+    finally:
+        os.close(fd)
+
+    async def body(d: LocalDrive) -> None:
+        local._FAULTS._at = -1.0  # a fresh baseline at this lookup, whatever ran before
+        assert await d._fast(_slow_lookup(local.FAST_BUDGET * 2, page)) == 7
+        assert d._slow_until > 0.0
+
+    run(body, tmp_path / "d")

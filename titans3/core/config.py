@@ -45,6 +45,12 @@ class Config:
     root_access_key: str = field(default="", repr=False)
     root_secret_key: str = field(default="", repr=False)
     shutdown_grace: float = 30.0  # seconds in-flight requests get on SIGTERM
+    # Hostile and broken clients (core/listeners.py, core/connlimit.py, core/stall.py).
+    idle_timeout: float = 75.0  # s a connection may sit between requests or sending a request head
+    body_timeout: float = 60.0  # s a request body may stall before 400 RequestTimeout
+    body_min_rate: int = 1024  # bytes/s a request body must average once body_timeout is spent
+    send_timeout: float = 120.0  # s sent data may stay unacknowledged (TCP_USER_TIMEOUT)
+    max_connections: int = 4096  # open connections per listener; idle ones are shed first
     # Cluster (issue 4): every host gets the same peer list (itself included)
     # and secret; without peers the host runs alone exactly as before.
     peers: str = ""  # "HOST:PORT,HOST:PORT,..." peer API addresses
@@ -67,6 +73,11 @@ class Config:
     gc_interval: float = 3600.0  # seconds between GC passes
     commit_window: float = 3600.0  # seconds before uncommitted / unreferenced data is garbage
     mpu_max_age: float = 0.0  # abort multipart uploads older than this (seconds); 0 = never
+    # Tests only: drives read injected delays/EIO from <drive>/titans3-faults.json
+    # (titans3/drive/faults.py).  Never on in production.
+    fault_injection: bool = False
+    drive_error_limit: int = 8  # I/O errors within drive_error_window that fail a drive
+    drive_error_window: float = 600.0  # seconds
     # Lifecycle rules (titans3/workers/lifecycle.py).
     lifecycle_interval: float = 3600.0  # seconds between lifecycle passes
     lifecycle_day: float = 86400.0  # seconds in a lifecycle "day" (shorter for tests, as RGW's lc debug interval)
@@ -154,11 +165,13 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _validate(cfg: Config) -> None:
-    for key in ("scrub_rate", "rebalance_rate", "heal_queue_max", "repair_concurrency"):
+    for key in ("scrub_rate", "rebalance_rate", "heal_queue_max", "repair_concurrency",
+                "max_connections", "drive_error_limit"):
         zero_ok = key.endswith("_rate")
         if getattr(cfg, key) < (0 if zero_ok else 1):
             raise ConfigError(f"{key}: must be {'>= 0' if zero_ok else '>= 1'}")
     for key in ("scrub_interval", "gc_interval", "commit_window", "failover_after",
+                "idle_timeout", "body_timeout", "send_timeout", "drive_error_window",
                 "lifecycle_interval", "lifecycle_day"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be a positive number of seconds")

@@ -164,6 +164,12 @@ ServiceUnavailable = _s3(
     "ServiceUnavailable", 503, "Please reduce your request rate."
 )
 SlowDown = _s3("SlowDown", 503, "Please reduce your request rate.")
+# AWS has no full-disk answer; MinIO's is what S3 clients and tools know (507, not retried).
+StorageFull = _s3(
+    "XMinioStorageFull", 507,
+    "Storage backend has reached its minimum free drive threshold. Please delete a few "
+    "objects to proceed.",
+)
 # Bucket configuration (CORS, tagging, location).
 BadRequest = _s3("BadRequest", 400, "Bad Request")
 AccessForbidden = _s3("AccessForbidden", 403, "Access Forbidden")
@@ -201,6 +207,10 @@ class DriveError(TitanError):
 class DriveOffline(DriveError):
     def __init__(self, drive_id: str, message: str = "offline") -> None:
         super().__init__(drive_id, message, offline=True)
+
+
+class DriveFull(DriveError):
+    """The drive (its filesystem or its LMDB map) has no room; it still serves reads."""
 
 
 class FragmentMissing(DriveError):

@@ -30,7 +30,7 @@ from titans3.drive.protocol import DriveState
 from titans3.drive.records import HIDDEN, MOVING, REF, REFS, VersionRecord
 from titans3.objects import collect, handoff, keywalk
 from titans3.objects.multipart import PART_KEY_BYTES, PARTS, UPLOADS
-from titans3.objects.repair import KeyState, ObjectRepair, streams_of
+from titans3.objects.repair import KeyState, ObjectRepair, RepairOutcome, streams_of
 
 if TYPE_CHECKING:
     from titans3.objects.store import ObjectStore
@@ -49,10 +49,25 @@ class PlacementCheck:
     unreachable: int = 0  # placement drives that could not be asked
 
 
-class Maintenance(ObjectRepair):
+class Maintenance:
     def __init__(self, store: ObjectStore, **kw: float | int) -> None:
-        super().__init__(store.context, **kw)  # type: ignore[arg-type]
+        self.ctx = store.context
+        self.repairer = ObjectRepair(self.ctx, **kw)  # type: ignore[arg-type]
         self.store = store  # for the operations GC runs: aborting uploads, settling renames
+
+    # ------------------------------------------------------------- repair
+    async def repair(self, bucket_id: bytes, key: bytes, *,
+                     only: Collection[int] | None = None, deep: bool = False) -> RepairOutcome:
+        """Bring every version of the key to full strength (``objects/repair.py``);
+        ``only``: rebuild just these placement positions (a refill)."""
+        return await self.repairer.repair(bucket_id, key, only=only, deep=deep)
+
+    async def quorum_for(self, bucket_id: bytes) -> tuple[int, int]:
+        """``(k, W)`` of the bucket's scheme."""
+        return await self.repairer.quorum_for(bucket_id)
+
+    async def gather(self, bucket_id: bytes, key: bytes) -> KeyState:
+        return await self.repairer.gather(bucket_id, key)
 
     # ------------------------------------------------------------- topology
     @property
@@ -177,6 +192,40 @@ class Maintenance(ObjectRepair):
                     break
                 start = page[-1][0]
         return aborted
+
+    async def collect_upload_remnants(self, window: float) -> int:
+        """Drop upload records below write quorum older than ``window`` seconds
+        (:meth:`Multipart.drop_upload_remnant`); returns how many.  Uploads kept
+        by handoff substitutes (``sub``) are left to their own rules."""
+        buckets = {b.bucket_id: b for b in await self.ctx.buckets.list()}
+        cutoff = time.time_ns() - int(window * 1e9)
+        seen: set[bytes] = set()
+        removed = 0
+        for d in self.ctx.drives:
+            if d.state != DriveState.ONLINE:
+                continue
+            start: bytes | None = None
+            while True:
+                try:
+                    page = await d.list_meta(UPLOADS, start_after=start, limit=1000)
+                except DriveError:
+                    break
+                for k, raw in page:
+                    if k in seen or len(k) != 24:  # bucket id + upload id; longer: a substitute's row
+                        continue
+                    seen.add(k)
+                    doc = msgpack.unpackb(raw, raw=False)
+                    brec = buckets.get(k[:8])
+                    if brec is None or doc.get("t", 0) > cutoff or doc.get("sub"):
+                        continue
+                    try:
+                        removed += await self.store.multipart.drop_upload_remnant(brec, doc["key"], k[8:].hex())
+                    except DriveError as e:
+                        log.warning("gc: upload remnant %s: %s", k[8:].hex(), e)
+                if len(page) < 1000:
+                    break
+                start = page[-1][0]
+        return removed
 
     async def referenced_data(self, position: int) -> set[str] | None:
         """Every data id the drive's records and multipart part records name

@@ -199,6 +199,7 @@ class ObjectStore:
     list_objects = _delegate("catalog", Catalog.list_objects)
     walk_objects = _delegate("catalog", Catalog.walk_objects)
     head_objects = _delegate("catalog", Catalog.head_objects)
+    has_objects = _delegate("catalog", Catalog.has_objects)
 
     put_bucket_versioning = _delegate("versions", Versions.put_bucket_versioning)
     get_bucket_versioning = _delegate("versions", Versions.get_bucket_versioning)
@@ -226,7 +227,11 @@ class ObjectStore:
         drives: list[DriveInfo] = []
         for i, d in enumerate(ctx.drives):
             st = await d.stat()
-            state = "healing" if i in ctx.healing and st.state == DriveState.ONLINE else st.state.value
+            state = st.state.value
+            if st.state == DriveState.ONLINE and st.full:
+                state = "full"  # serving reads; writes go elsewhere or get 507
+            elif st.state == DriveState.ONLINE and i in ctx.healing:
+                state = "healing"
             drives.append(DriveInfo(st.drive_id, st.path, state, st.capacity, st.used,
                                     st.free, st.errors))
         return HostInfo(ctx.host, drives, ctx.scheme.k, ctx.scheme.m, ctx.version)
