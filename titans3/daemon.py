@@ -36,7 +36,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from titans3 import __version__
-from titans3.core import connlimit, http11, journal, listeners, tls
+from titans3.core import connlimit, http11, journal, listeners, storageclass, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
@@ -228,6 +228,7 @@ async def build_host(cfg: Config) -> Host:
         host=socket.gethostname(), version=__version__, slots=slots,
     )
     store.healing = healing
+    store.storage_classes = storageclass.for_placement(cfg.storage_classes, scheme.n)
     host = Host(cfg, creds, drives, store, time.time_ns(), roster=roster, host_id=hid, disks=disks)
     master = load_or_create_master_key(cfg.state_path)
     host.kms = BuiltinKMS(

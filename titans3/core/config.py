@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from titans3.core import storageclass
 from titans3.core.errors import ConfigError
 
 
@@ -35,6 +36,8 @@ class Config:
     region: str = "us-east-1"
     domain: str = ""  # S3 domain for virtual-hosted-style requests
     ec: str = ""  # "K+M"; default chosen by drive count (DESIGN §3)
+    # Storage classes other than STANDARD, each an EC scheme (core/storageclass.py).
+    storage_classes: str = ""  # "STANDARD_IA=2+2,GLACIER_IR=3+3"
     segment_size: int = 1 << 20
     inline_max: int = 128 << 10  # fragments up to this size live in LMDB
     drive_threads: int = 4
@@ -187,6 +190,14 @@ def _validate(cfg: Config) -> None:
         # (the daemon checks it then).
         if k < 1 or m < 0 or (k + m > cfg.drives and not cfg.peers and not cfg.disks):
             raise ConfigError(f"ec: {cfg.ec} needs {k + m} drives, have {cfg.drives}")
+    try:
+        classes = storageclass.parse(cfg.storage_classes)
+        k_def, m_def = cfg.ec_scheme() or (0, 0)
+        width = k_def + m_def if cfg.ec else cfg.drives
+        if not cfg.peers and not cfg.disks:  # else the daemon checks it against the ring
+            storageclass.check_fits(classes, width)
+    except storageclass.StorageClassError as e:
+        raise ConfigError(f"storage_classes: {e}") from None
     if cfg.disks.strip() not in ("", "auto"):
         for dev in cfg.disks.split(","):
             if dev.strip() and not dev.strip().startswith("/"):

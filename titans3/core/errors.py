@@ -76,6 +76,8 @@ IncompleteBody = _s3(
 BadDigest = _s3("BadDigest", 400, "The Content-MD5 you specified did not match what we received.")
 InvalidDigest = _s3("InvalidDigest", 400, "The Content-MD5 you specified is not valid.")
 InvalidRequest = _s3("InvalidRequest", 400, "Invalid Request")
+InvalidStorageClass = _s3("InvalidStorageClass", 400,
+                          "The storage class you specified is not valid")
 InvalidArgument = _s3("InvalidArgument", 400, "Invalid Argument")
 InvalidBucketName = _s3("InvalidBucketName", 400, "The specified bucket is not valid.")
 KeyTooLongError = _s3("KeyTooLongError", 400, "Your key is too long")

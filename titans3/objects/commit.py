@@ -67,13 +67,16 @@ class Committer:
         hinted: bool = False,
         override: Mapping[int, Drive] | None = None,
         stream_key: bytes | None = None,
+        scheme: ECScheme | None = None,
     ) -> tuple[list[int], ECScheme, Written]:
         """``override``: fragment index -> the drive that takes it instead of the
         placement's (a multipart upload's substitutes, objects/multipart.py).
         ``stream_key``: encrypt the body first (``objects/sse.py``); the result's
-        ``size`` and ``md5`` are then the plaintext's."""
-        sch = self.ctx.scheme_for(brec)
-        positions = self.ctx.placement(brec.bucket_id, key)
+        ``size`` and ``md5`` are then the plaintext's.  ``scheme``: another
+        than the bucket's (a storage class); it takes the placement's first
+        ``k + m`` drives."""
+        sch = scheme or self.ctx.scheme_for(brec)
+        positions = self.ctx.placement(brec.bucket_id, key)[: sch.n]
         drives: list[Drive | None] = [
             self.ctx.drives[p] if self.ctx.drives[p].state == DriveState.ONLINE else None for p in positions
         ]

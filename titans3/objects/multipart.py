@@ -148,6 +148,9 @@ class Multipart:
         self.committer = committer
         self.conditions = conditions
         self.lookup = lookup  # a repeated Complete finds the version the first one made
+        # (bucket, key, version id, storage class) after a Complete of an upload
+        # created with a storage class: the store re-encodes it (objects/transition.py).
+        self.on_complete_class: Callable[[str, str, str, str], None] | None = None
 
     def _sites(
         self, positions: Sequence[int], sub: Mapping[int, str]
@@ -204,9 +207,12 @@ class Multipart:
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
         tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
-        lock: ObjectLock | None = None,
+        lock: ObjectLock | None = None, storage_class: str | None = None,
     ) -> str:
-        """``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
+        """``storage_class``: a mapped class (else ``InvalidStorageClass``); the
+        parts are written in the bucket's scheme and the completed object is
+        re-encoded into the class's in the background (``on_complete_class``).
+        ``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
         every part to carry that checksum; Complete hands them to its hook.
         ``encryption``: SSE for every part (None: the bucket's default); the
         upload keeps the *wrapped* data key, each part its own salt."""
@@ -215,6 +221,7 @@ class Multipart:
         initial_lock(brec.config, lock, time.time_ns())  # refuse a bad lock now, not at Complete
         enc = encryption or bucket_default(brec.config)
         sealed = await self.ctx.keys.seal_new(brec.bucket_id, kb, enc) if enc else None
+        self.ctx.scheme_of_class(brec, storage_class)  # refuse an unmapped class now
         sch = self.ctx.scheme_for(brec)
         # Clock ids: unique, and ordered by initiation (ListMultipartUploads order).
         upload_id = self.ctx.clock.new_id()
@@ -232,6 +239,7 @@ class Multipart:
              "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}),
              "sub": {str(j): slot for j, slot in sub.items()},
              **({"sse": sealed.doc} if sealed else {}),
+             **({"sc": storage_class} if storage_class not in (None, "STANDARD") else {}),
              **({"lock": [lock.mode, lock.until_ns, lock.legal_hold]} if lock else {})},
             use_bin_type=True,
         )
@@ -524,6 +532,8 @@ class Multipart:
         await self._finish_upload(brec, kb, upload_id, best, keep=need, sub=sub)
         if not versioned:
             self.committer.purge_older_nulls(brec, kb, positions, vid, older)
+        if upload.get("sc") and self.on_complete_class is not None:
+            self.on_complete_class(bucket, key, vid if versioned else "null", upload["sc"])
         return PutResult(etag, vid if versioned else "null", size, cks, now,
                          info=encryption_info(bucket, key, upload.get("sse")))
 

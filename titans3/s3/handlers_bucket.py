@@ -142,7 +142,7 @@ async def _list(
     page = await ctx.store.list_objects(
         ctx.bucket, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
     )
-    objects = [xml.ObjectEntry(o.key, o.mtime_ns, o.etag, o.size) for o in page.objects]
+    objects = [xml.ObjectEntry(o.key, o.mtime_ns, o.etag, o.size, o.storage_class) for o in page.objects]
     return objects, list(page.prefixes), page.is_truncated, page.next_start_after
 
 

@@ -44,7 +44,12 @@ from titans3.s3 import object_options as opts
 from titans3.s3 import xml_objects as xo
 from titans3.s3.checksums import ChecksumSet
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
-from titans3.s3.handlers_object import _parse_http_date, extract_meta, reject_unsupported_write
+from titans3.s3.handlers_object import (
+    _parse_http_date,
+    extract_meta,
+    reject_unsupported_write,
+    storage_class_header,
+)
 from titans3.s3.numbers import decimal
 
 _SOURCE_MESSAGE = "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
@@ -166,6 +171,7 @@ async def copy_object(ctx: S3Context) -> Reply:
         src_customer_key=sse_headers.customer_key(ctx.headers, prefix=sse_headers.COPY_PREFIX),
         encryption=sse_headers.write_encryption(ctx.headers),
         lock=object_lock.write_lock(ctx.headers),
+        storage_class=storage_class_header(ctx.headers),
     )  # fmt: skip
     put = result.put
     reply = xml_reply(xml.copy_object_result(etag=put.etag, mtime_ns=put.mtime_ns,

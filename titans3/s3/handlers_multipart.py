@@ -29,6 +29,7 @@ from titans3.s3.handlers_object import (
     content_md5,
     extract_meta,
     reject_unsupported_write,
+    storage_class_header,
 )
 from titans3.s3.numbers import decimal
 from titans3.s3.xml import quote_etag
@@ -62,6 +63,7 @@ async def create_multipart_upload(ctx: S3Context) -> Reply:
     upload_id = await ctx.store.create_multipart(
         ctx.bucket, ctx.key, meta=meta, checksum_algorithm=algo, checksum_type=kind,
         tags=opts.tagging_header(ctx.headers), encryption=encryption, lock=lock,
+        storage_class=storage_class_header(ctx.headers),
     )
     reply = xml_reply(xml.initiate_multipart_upload_result(ctx.bucket, ctx.key, upload_id))
     if encryption is not None and encryption.mode == "SSE-C":

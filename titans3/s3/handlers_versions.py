@@ -73,6 +73,7 @@ async def list_object_versions(ctx: S3Context) -> Reply:
             key=v.key, version_id=v.version_id, is_latest=v.is_latest, mtime_ns=v.mtime_ns,
             delete_marker=v.delete_marker, etag=v.etag, size=v.size,
             checksum_algorithms=tuple(sorted(a.upper() for a in v.checksums)),
+            storage_class=v.storage_class,
         )
         for v in page.versions
     ]
