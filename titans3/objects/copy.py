@@ -114,8 +114,10 @@ class Copier:
         src_customer_key: bytes | None = None,
         encryption: Encryption | None = None,
         lock: ObjectLock | None = None,
+        storage_class: str | None = None,
     ) -> CopyResult:
-        """Copy one version.  ``meta``/``tags`` None: the source's (COPY directive);
+        """Copy one version (``storage_class``: the destination's, None: STANDARD).
+        ``meta``/``tags`` None: the source's (COPY directive);
         ``acl``: the copy's own (a copy never inherits the source's ACL, as in S3).
         ``on_data``/``checksums``: compute other checksums than the source's.
         ``src_customer_key``: the source's SSE-C key; ``encryption``: the
@@ -132,6 +134,7 @@ class Copier:
                 tags=dict(info.tags) if tags is None else tags,
                 checksums=checksums or (lambda: dict(info.checksums)), condition=condition,
                 on_data=on_data, acl=acl, encryption=encryption, lock=lock,
+                storage_class=storage_class,
             )  # fmt: skip
         finally:
             await _aclose(src.body)
