@@ -36,6 +36,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from titans3 import __version__
+from titans3.accounts.register import SYSTEM, SystemTable
 from titans3.core import connlimit, http11, journal, listeners, storageclass, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
@@ -51,7 +52,6 @@ from titans3.drive.protocol import DriveState
 from titans3.erasure.codec import ECScheme
 from titans3.objects.kms import BuiltinKMS
 from titans3.objects.store import ObjectStore
-from titans3.objects.sysrecord import SystemRecords
 from titans3.objects.versionid import HybridClock
 from titans3.ring.builder import Member, build_ring
 from titans3.runtime import run_workers
@@ -106,6 +106,8 @@ class Host:
     host_id: str = ""
     disks: Any = None  # titans3.disks.manager.DiskManager with --disks
     peer_service: Any = None  # the peer listener's state (set by create_peer_app)
+    iam: Any = None  # titans3.accounts.directory.Directory: users and keys
+    audit: Any = None  # titans3.accounts.audit.AuditLog
     kms: Any = None  # the key manager (objects/kms.py); every store the host builds gets it
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -232,7 +234,7 @@ async def build_host(cfg: Config) -> Host:
     host = Host(cfg, creds, drives, store, time.time_ns(), roster=roster, host_id=hid, disks=disks)
     master = load_or_create_master_key(cfg.state_path)
     host.kms = BuiltinKMS(
-        SystemRecords(lambda: host.store.drives, lambda: host.store.clock),
+        SystemTable(lambda: host.store.drives, lambda: host.store.clock, SYSTEM),
         lambda: cluster_sealing_keys(host.config.cluster_secret, master), region=cfg.region,
     )
     if disks is not None:
@@ -335,13 +337,17 @@ async def run(cfg: Config) -> int:
                 if host.disks is not None:  # hot-plug: failed disks out, new disks in
                     await nursery.start(host.disks.run)
                 await nursery.start(run_workers, host)
+                from titans3.accounts.start import start_access
+
+                await start_access(host, nursery)  # users, keys and the audit log, on the cluster
                 if cfg.mounts:  # FUSE mounts over this store (titans3/fuse/daemon_mounts.py)
                     from titans3.fuse.daemon_mounts import start_mounts
 
                     await start_mounts(host, nursery)
                 s3_app = create_s3_app(
                     store=host.store, credentials=host.credentials, region=cfg.region,
-                    domain=cfg.domain or None, admin=host, lifecycle_day=cfg.lifecycle_day,
+                    domain=cfg.domain or None, admin=host, directory=host.iam, audit=host.audit,
+                    sigv2=cfg.sigv2, lifecycle_day=cfg.lifecycle_day,
                 )
                 web_app = create_web_app(host)
                 for app, bind, name in (

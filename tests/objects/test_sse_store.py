@@ -8,10 +8,11 @@ import os
 import pytest
 import trio
 
+from titans3.accounts.register import SYSTEM, SystemTable
 from titans3.core.errors import AccessDenied, InternalError, InvalidRequest
 from titans3.core.sse import PACKAGE, stored_size
-from titans3.objects.api import Encryption, SystemRecords
-from titans3.objects.kms import BuiltinKMS
+from titans3.objects.api import Encryption
+from titans3.objects.kms import KMS_KEYRING, BuiltinKMS
 from titans3.objects.sse import SSE
 
 from .test_store import body, make_store, read_all
@@ -23,7 +24,7 @@ CK = bytes(range(32))
 def _setup(inline_max: int = 4 << 10):
     store, drives = make_store(inline_max=inline_max)
     sealing = os.urandom(32)
-    store.kms = BuiltinKMS(SystemRecords(lambda: store.drives, lambda: store.clock), lambda: [sealing])
+    store.kms = BuiltinKMS(SystemTable(lambda: store.drives, lambda: store.clock, SYSTEM), lambda: [sealing])
     return store, drives
 
 
@@ -240,7 +241,7 @@ def test_a_lone_hosts_keyring_is_resealed_when_it_gets_a_cluster_key() -> None:
         store, drives = make_store()
         alone, cluster = os.urandom(32), os.urandom(32)
         keys = [alone]
-        records = SystemRecords(lambda: store.drives, lambda: store.clock)
+        records = SystemTable(lambda: store.drives, lambda: store.clock, SYSTEM)
         store.kms = BuiltinKMS(records, lambda: list(keys))
         await store.create_bucket("bkt")
         data = b"s" * 70_000
@@ -288,18 +289,48 @@ def test_internal_keys_created_by_two_hosts_at_once_open_each_others_objects() -
     async def main() -> None:
         store, drives = make_store()
         sealing = os.urandom(32)
-        records = SystemRecords(lambda: store.drives, lambda: store.clock)
+        records = SystemTable(lambda: store.drives, lambda: store.clock, SYSTEM)
         a, b = (BuiltinKMS(records, lambda: [sealing]) for _ in range(2))
         dk = os.urandom(32)
         # Both see no key, both create it; b's write lands last and wins.
         blob_a, _ = await a.wrap("titans3-sse-s3", dk, {"c": "1"})
         b._cached = None
-        raw = await records.get("kms/keyring")
-        await records.put("kms/keyring", None)  # as if b read before a wrote
+        raw = await records.get(KMS_KEYRING)
+        await records.delete(KMS_KEYRING)  # as if b read before a wrote
         blob_b, _ = await b.wrap("titans3-sse-s3", dk, {"c": "1"})
         assert raw is not None
         fresh = BuiltinKMS(records, lambda: [sealing])
         assert await fresh.unwrap(blob_a, {"c": "1"}) == dk
         assert await fresh.unwrap(blob_b, {"c": "1"}) == dk
+
+    trio.run(main)
+
+
+def test_key_changes_racing_from_two_hosts_all_land() -> None:
+    """Two hosts' KMS (each with its own local lock) creating and rotating keys at
+    once over one register: every change is a Paxos round, so none is lost (the
+    last-writer-wins keyring lost some)."""
+
+    async def main() -> None:
+        store, _ = make_store()
+        sealing = os.urandom(32)
+        records = SystemTable(lambda: store.drives, lambda: store.clock, SYSTEM)
+        hosts = [BuiltinKMS(records, lambda: [sealing]) for _ in range(2)]
+        made: list[str] = []
+
+        async def create(kms: BuiltinKMS, i: int) -> None:
+            made.append((await kms.create_key(alias=f"alias/race-{i}")).key_id)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(12):
+                nursery.start_soon(create, hosts[i % 2], i)
+        fresh = BuiltinKMS(records, lambda: [sealing])
+        listed = {k.key_id for k in await fresh.list_keys()}
+        assert len(made) == 12 and set(made) <= listed
+        async with trio.open_nursery() as nursery:
+            for i, kid in enumerate(made):
+                nursery.start_soon(hosts[i % 2].rotate_key, kid)
+        by_id = {k.key_id: k for k in await BuiltinKMS(records, lambda: [sealing]).list_keys()}
+        assert all(by_id[kid].versions == 2 for kid in made)
 
     trio.run(main)

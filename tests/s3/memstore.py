@@ -116,12 +116,19 @@ class MemStore:
         return data, md5.hexdigest(), stored
 
     # ------------------------------------------------------------- buckets
-    async def create_bucket(self, name: str, *, object_lock: bool = False) -> BucketInfo:
+    async def create_bucket(self, name: str, *, config=None, object_lock: bool = False) -> BucketInfo:  # type: ignore[no-untyped-def]
         self._check()
         if name in self.buckets:
             raise BucketAlreadyOwnedByYou(BucketName=name)
-        self.buckets[name] = _Bucket(time.time_ns())
+        self.buckets[name] = _Bucket(time.time_ns(), config=dict(config or {}))
         return BucketInfo(name, self.buckets[name].created_ns)
+
+    async def bucket_settings(self, name: str):  # type: ignore[no-untyped-def]
+        from titans3.objects import BucketSettings
+
+        b = self._bucket(name)
+        return BucketSettings(name, f"{b.created_ns}-{hash(tuple(sorted(b.config.items())))}", b.created_ns,
+                              dict(b.config))  # fmt: skip
 
     async def head_bucket(self, name: str) -> BucketInfo:
         return BucketInfo(name, self._bucket(name).created_ns)
@@ -147,7 +154,7 @@ class MemStore:
 
     # ------------------------------------------------------------- objects
     async def put_object(self, bucket, key, body, *, size=None, meta=None, content_md5=None,
-                         checksums=None, tags=None, condition=None, encryption=None,
+                         checksums=None, tags=None, condition=None, acl=None, encryption=None,
                          lock=None, storage_class=None) -> PutResult:  # fmt: skip
         b = self._bucket(bucket)
         data, etag, stored = await self._consume(body, size, content_md5, checksums)
@@ -217,7 +224,7 @@ class MemStore:
             raise NoSuchUpload(UploadId=upload_id)
         return upload
 
-    async def create_multipart(self, bucket, key, *, meta=None, tags=None, checksum_algorithm=None,
+    async def create_multipart(self, bucket, key, *, meta=None, tags=None, acl=None, checksum_algorithm=None,
                                checksum_type=None, encryption=None, lock=None,
                                storage_class=None) -> str:  # fmt: skip
         upload_id = f"upload-{next(self._ids)}"

@@ -97,8 +97,10 @@ def test_unknown_access_key_and_anonymous_requests_are_refused():
 
 
 def test_a_browser_form_post_is_postobject_not_an_anonymous_request():
-    """The form carries the credentials: 501 as documented, before authentication;
-    a form POST that is not PostObject (a key path) is still anonymous."""
+    """The form carries the credentials: a form POST to a bucket is PostObject and
+    judged by its fields (this one has no file: AWS's 400), not refused as an
+    anonymous request; a form POST to a key is no operation at all (405, as any
+    POST there without ``?uploads`` and the like)."""
     form = {"Content-Type": "multipart/form-data; boundary=b"}
     body = b'--b\r\nContent-Disposition: form-data; name="key"\r\n\r\nk\r\n--b--\r\n'
 
@@ -110,9 +112,10 @@ def test_a_browser_form_post_is_postobject_not_an_anonymous_request():
         return post, elsewhere
 
     post, elsewhere = run(main)
-    assert (post.status, post.code) == (501, "NotImplemented")
+    assert (post.status, post.code) == (400, "InvalidArgument")
+    assert post.xml().findtext("Message") == "POST requires exactly one file upload per request."
     assert post.headers["x-amz-request-id"]
-    assert (elsewhere.status, elsewhere.code) == (403, "AccessDenied")
+    assert (elsewhere.status, elsewhere.code) == (405, "MethodNotAllowed")
 
 
 def test_unknown_bucket_is_404_no_such_bucket_with_resource(caplog):

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     from titans3.cli import mount as mount_cli
 
     mount_cli.add_parser(sub)
+    s.add_argument("--no-sigv2", dest="sigv2", action="store_const", const=False, default=None,
+                   help="refuse Signature Version 2 requests (config sigv2 = false)")
+    s.add_argument("--audit-journal", metavar="auto|off|PATH",
+                   help="ship audit records to journald's socket (default auto: if it exists)")
     c = sub.add_parser("credentials", help="print the root credentials (created on first use)")
     c.add_argument("--config", metavar="FILE", help="TOML configuration file")
     c.add_argument("--data", metavar="DIR", help="data directory (default ./data)")

@@ -34,6 +34,7 @@ from titans3.cli import (
     ctl_cluster_init,
     ctl_dataprot,
     ctl_disk,
+    ctl_iam,
     ctl_mounts,
     ctl_repair,
 )
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_cluster.add_actions(cluster_actions, _add_common)
     ctl_appliance.add_cluster_actions(cluster_actions, _add_common)
     ctl_appliance.add_commands(sub, _add_common)  # support, web
+    ctl_iam.add_commands(sub, _add_common)  # user, key, account, audit
     return parser
 
 
@@ -199,7 +201,9 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
                 raise CtlError(str(e), EXIT_USAGE) from None
         else:
             client = _client(args, dict(os.environ) if env is None else env)
-            if args.command in ctl_disk.COMMANDS:
+            if args.command in ctl_iam.COMMANDS:
+                out = ctl_iam.run(args, client)
+            elif args.command in ctl_disk.COMMANDS:
                 out = ctl_disk.run(args, client)
             elif args.command in ctl_dataprot.COMMANDS:
                 out = ctl_dataprot.run(args, client)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import trio
 
+from titans3.accounts.register import SYSTEM, forget_local
 from titans3.cluster import jointoken
 from titans3.cluster.leases import ClusterChangeRefused
 from titans3.core import tls
@@ -48,7 +49,6 @@ from titans3.core.config import Config, parse_hostport
 from titans3.core.crypto import load_or_create_master_key, seal, unseal, write_atomic
 from titans3.core.errors import ConfigError, DriveError
 from titans3.drive import wire
-from titans3.objects.sysrecord import forget_local
 from titans3.ring.evolve import ring_to_doc
 
 if TYPE_CHECKING:
@@ -96,6 +96,9 @@ def arm(host: Host, secret: str) -> None:
     svc = getattr(host, "peer_service", None)
     if svc is not None:
         svc.set_secret(secret)
+    iam = getattr(host, "iam", None)
+    if iam is not None:  # users' keys are sealed under the cluster key (accounts/directory.py)
+        iam.use_cluster_secret(secret, load_or_create_master_key(host.config.state_path))
 
 
 def _membership(host: Host) -> Any:
@@ -268,9 +271,10 @@ async def join_request(host: Host, raw: bytes, sender: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ joining (new host side)
 async def join_with_token(host: Host, token: str, *, member: str = "", address: str,
-                          forget: Sequence[str] = ()) -> dict[str, Any]:
+                          forget: Sequence[bytes] = ()) -> dict[str, Any]:
     """Join the cluster ``token`` is for; ``address`` is this host's peer address.
-    ``forget``: system records this host held alone that the cluster's replace."""
+    ``forget``: keys of the ``system`` table this host held alone that the
+    cluster's replace (:func:`titans3.accounts.register.forget_local`)."""
     from titans3.drive.remote import PeerClient, Timeouts
     from titans3.peer.auth import Signer
 
@@ -332,9 +336,9 @@ async def join_with_token(host: Host, token: str, *, member: str = "", address: 
     return body if isinstance(body, dict) else {}
 
 
-async def forget_records(host: Host, names: Sequence[str]) -> None:
-    for name in names:
-        await forget_local(name, list(host.drives))
+async def forget_records(host: Host, keys: Sequence[bytes]) -> None:
+    for key in keys:
+        await forget_local(SYSTEM, key, list(host.drives))
 
 
 def _unpack(raw: bytes) -> Any:

@@ -122,6 +122,7 @@ class Cluster:
         self.self_address: str | None = None
         self.members: list[HostEntry] = []
         self.ring: Ring | None = None
+        self._beat_now = trio.Event()
 
     def new_peer(self, address: str) -> PeerClient:
         """A client for the host at ``address``: make every PeerClient here, so
@@ -265,14 +266,23 @@ class Cluster:
             async with trio.open_nursery() as nursery:
                 for p in self.others:
                     nursery.start_soon(self._beat, p)
-            await trio.sleep(HEARTBEAT_INTERVAL)
+            with trio.move_on_after(HEARTBEAT_INTERVAL):
+                await self._beat_now.wait()
+            self._beat_now = trio.Event()
 
-    @staticmethod
-    async def _beat(peer: PeerClient) -> None:
+    def beat_now(self) -> None:
+        """Heartbeat every peer at once (a directory change to spread)."""
+        self._beat_now.set()
+
+    async def _beat(self, peer: PeerClient) -> None:
+        iam = self.host.iam
         try:
-            await peer.heartbeat()
+            await peer.heartbeat({"iam": iam.generation} if iam is not None and iam.generation else None)
         except DriveError as e:
             peer.mark_down(str(e))
+            return
+        if iam is not None:  # the answer carries the peer's generation: the other direction
+            iam.observe(str((peer.info or {}).get("iam", "")))
 
     def statistics(self) -> ClusterStatistics:
         others = self.others

@@ -101,6 +101,10 @@ class Config:
     # (TOML: a string or a list of strings).
     mounts: str = ""
     fuse_staging: str = ""  # write-back staging directory; default <state_dir>/fuse-staging
+    # Access control (titans3/s3/authorize.py, titans3/accounts/).
+    sigv2: bool = True  # accept Signature Version 2 (boto3's default presigned URLs in us-east-1)
+    audit: bool = True  # the audit log of every request and admin action
+    audit_journal: str = "auto"  # journald socket: "auto" (if present), "off", or a path
 
     # ------------------------------------------------------------ derived
     @property

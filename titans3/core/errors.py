@@ -187,6 +187,39 @@ IllegalLocationConstraintException = _s3(
     "The specified location-constraint is not valid for this endpoint.",
 )
 
+# Access control: policies, ACLs, Block Public Access, browser uploads (issue 14).
+MalformedPolicy = _s3("MalformedPolicy", 400, "Policies must be valid JSON and the first byte must be '{'")
+NoSuchBucketPolicy = _s3("NoSuchBucketPolicy", 404, "The bucket policy does not exist")
+MalformedACLError = _s3(
+    "MalformedACLError", 400,
+    "The XML you provided was not well-formed or did not validate against our published schema",
+)
+AccessControlListNotSupported = _s3("AccessControlListNotSupported", 400, "The bucket does not allow ACLs")
+InvalidBucketAclWithObjectOwnership = _s3(
+    "InvalidBucketAclWithObjectOwnership", 400,
+    "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+)
+UnresolvableGrantByEmailAddress = _s3(
+    "UnresolvableGrantByEmailAddress", 400,
+    "The e-mail address you provided does not match any account on record.",
+)
+OwnershipControlsNotFoundError = _s3(
+    "OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found"
+)
+NoSuchPublicAccessBlockConfiguration = _s3(
+    "NoSuchPublicAccessBlockConfiguration", 404, "The public access block configuration was not found"
+)
+InvalidPolicyDocument = _s3(
+    "InvalidPolicyDocument", 400,
+    "The content of the form does not meet the conditions specified in the policy document.",
+)
+MalformedPOSTRequest = _s3(
+    "MalformedPOSTRequest", 400, "The body of your POST request is not well-formed multipart/form-data."
+)
+MaxPostPreDataLengthExceeded = _s3(
+    "MaxPostPreDataLengthExceeded", 400, "Your POST request fields preceeding the upload file was too large."
+)
+
 
 class QuorumError(ServiceUnavailable):  # type: ignore[misc,valid-type]
     """Fewer drives answered than the operation's quorum needs."""

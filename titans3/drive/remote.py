@@ -59,9 +59,10 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import trio
@@ -173,10 +174,11 @@ class PeerClient:
         if cs.cancelled_caught:
             raise DriveOffline(self.address, "host marked down while the request waited")
 
-    async def heartbeat(self) -> dict[str, Any]:
+    async def heartbeat(self, gossip: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Ask the host who it is; update its drives' states.  Raises
-        ``DriveOffline`` (host unreachable) or ``DriveError``."""
-        target = "/peer/v1/heartbeat"
+        ``DriveOffline`` (host unreachable) or ``DriveError``.  ``gossip``:
+        what this host tells the other on the way (query parameters)."""
+        target = "/peer/v1/heartbeat" + ("?" + urlencode(gossip) if gossip else "")
         try:
             with trio.fail_after(self.timeouts.heartbeat):
                 resp = await self._send("GET", target, b"", timeout=self.timeouts.heartbeat)

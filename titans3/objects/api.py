@@ -81,10 +81,17 @@ quorum.
 
 Pure helpers the fronts share (validation rules that are AWS's, not a
 front's): :func:`validate_tags`, :func:`check_tags`, :func:`valid_tag_text`,
-:func:`part_span`.  Small cluster-wide settings (the status page's admin
-password, ...) live in :class:`SystemRecords` (``objects/sysrecord.py``), a
-majority-quorum register over the store's drives; record names are the
-constants re-exported here (``ADMIN_PASSWORD``).
+:func:`part_span`.  Small cluster-wide records that are not objects (the
+status page's admin password, users and keys, volume records) are kept on the
+system-record register, :mod:`titans3.accounts.register`, not here.
+
+*Access state.*  The object layer stores but never interprets who may do
+what: a bucket's owner, policy, ACL, Object Ownership and Block Public Access
+are front-owned documents in its configuration (``create_bucket(config=)``
+writes them with the bucket; :meth:`ObjectAPI.bucket_settings` reads them all
+at once with the record's version id), and an object version's ACL is opaque
+bytes kept beside its tags (``acl=`` on writes, :attr:`ObjectInfo.acl`,
+``put_object_acl``).
 """
 
 from __future__ import annotations
@@ -93,7 +100,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from titans3.objects.parts import part_span
-from titans3.objects.sysrecord import ADMIN_PASSWORD, SystemRecords
 from titans3.objects.tagging import (
     MAX_TAG_KEY,
     MAX_TAG_VALUE,
@@ -104,6 +110,7 @@ from titans3.objects.tagging import (
 )
 from titans3.objects.types import (
     BucketInfo,
+    BucketSettings,
     CompleteChecksums,
     ComputeChecksum,
     CopyResult,
@@ -137,11 +144,13 @@ class ObjectAPI(Protocol):
     storage_classes: dict[str, tuple[int, int]]
 
     # ------------------------------------------------------------ buckets
-    async def create_bucket(self, name: str, *, object_lock: bool = False) -> BucketInfo:
+    async def create_bucket(self, name: str, *, config: Mapping[str, bytes] | None = None,
+                            object_lock: bool = False) -> BucketInfo:
         """``BucketAlreadyOwnedByYou``, ``InvalidBucketName``, ``OperationAborted``
-        (a concurrent create on another host: retry).  ``object_lock``: a
-        versioned bucket with object lock enabled (its versioning can never
-        be suspended: ``InvalidBucketState``)."""
+        (a concurrent create on another host: retry).  ``config``: documents the
+        bucket starts with (owner, ACL, ...; as ``put_bucket_config`` names them).
+        ``object_lock``: a versioned bucket with object lock enabled (its
+        versioning can never be suspended: ``InvalidBucketState``)."""
         ...
 
     async def head_bucket(self, name: str) -> BucketInfo:
@@ -163,6 +172,7 @@ class ObjectAPI(Protocol):
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None, condition: WriteCondition | None = None,
+        acl: bytes | None = None,
         encryption: Encryption | None = None, lock: ObjectLock | None = None,
         storage_class: str | None = None,
     ) -> PutResult:
@@ -173,7 +183,8 @@ class ObjectAPI(Protocol):
         every byte (the front's checksums); ``checksums()`` runs after the
         body and returns ``{algo: b64}`` to store, or raises to abort with
         nothing visible; ``tags``: validated object tags; ``condition``:
-        If-Match / If-None-Match at commit; ``encryption``: SSE-S3 / SSE-KMS /
+        If-Match / If-None-Match at commit; ``acl``: the version's ACL (opaque);
+        ``encryption``: SSE-S3 / SSE-KMS /
         SSE-C (None: the bucket's default encryption, if any) -- refusals are
         ``KMS.NotFoundException``, ``AccessDenied`` (disabled key); ``lock``:
         retention / legal hold of the new version (None: the bucket's default
@@ -237,13 +248,15 @@ class ObjectAPI(Protocol):
         condition: WriteCondition | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
+        acl: bytes | None = None,
         src_customer_key: bytes | None = None, encryption: Encryption | None = None,
         lock: ObjectLock | None = None, storage_class: str | None = None,
     ) -> CopyResult:
         """Copy one version by streaming it into a new write (data re-encoded,
         in ``storage_class``'s scheme -- None: STANDARD, as AWS --
         re-encrypted as ``encryption`` says; ``src_customer_key`` opens an SSE-C source).
-        ``meta``/``tags`` None keep the source's; ``check_source`` may raise to
+        ``meta``/``tags`` None keep the source's; ``acl`` is the copy's own (never
+        the source's, as in S3); ``check_source`` may raise to
         refuse (copy-source conditions); sources over 5 GiB: ``InvalidRequest``."""
         ...
 
@@ -307,11 +320,13 @@ class ObjectAPI(Protocol):
     async def create_multipart(
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
-        tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
-        lock: ObjectLock | None = None, storage_class: str | None = None,
+        tags: Mapping[str, str] | None = None, acl: bytes | None = None,
+        encryption: Encryption | None = None, lock: ObjectLock | None = None,
+        storage_class: str | None = None,
     ) -> str:
-        """A new upload id (ordered by initiation); every part is encrypted as
-        ``encryption`` (None: the bucket's default)."""
+        """A new upload id (ordered by initiation); ``tags``/``acl`` apply at
+        Complete; every part is encrypted as ``encryption`` (None: the bucket's
+        default)."""
         ...
 
     async def upload_part(
@@ -378,6 +393,12 @@ class ObjectAPI(Protocol):
         """Remove the version's tags; its version id."""
         ...
 
+    async def put_object_acl(
+        self, bucket: str, key: str, acl: bytes, *, version_id: str | None = None
+    ) -> str:
+        """Replace the version's ACL (opaque bytes); its version id."""
+        ...
+
     async def transition_object(self, bucket: str, key: str, storage_class: str, *,
                                 version_id: str | None = None) -> bool:
         """Re-encode the version into ``storage_class``'s EC scheme, keeping its
@@ -421,6 +442,11 @@ class ObjectAPI(Protocol):
         """Store (None: remove) one document in the bucket's quorum register."""
         ...
 
+    async def bucket_settings(self, bucket: str) -> BucketSettings:
+        """Every document of the bucket at once, with the record's version id
+        (changes with every configuration change: a cache key); ``NoSuchBucket``."""
+        ...
+
     # ------------------------------------------------------------ capacity and health
     async def statfs(self) -> StatFs:
         """Capacity, used and free bytes of the cluster's drives (FUSE statfs)."""
@@ -445,7 +471,7 @@ class ObjectAPI(Protocol):
 
 
 __all__ = [
-    "ADMIN_PASSWORD", "SystemRecords", "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "BucketInfo", "ByteRange", "CompleteChecksums",
+    "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "BucketInfo", "BucketSettings", "ByteRange", "CompleteChecksums",
     "ComputeChecksum", "CopyResult", "DeleteResult", "DriveInfo", "Encryption", "GetResult", "HostInfo",
     "ListPage", "ObjectAPI", "ObjectInfo", "ObjectLock", "PartInfo", "PutResult", "RenameResult", "StatFs", "StoreStatistics",
     "UploadInfo", "UploadsPage", "VersionsPage", "WriteCondition", "check_tags", "part_span",

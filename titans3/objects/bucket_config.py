@@ -23,12 +23,18 @@ chosen by the front (``"cors"``, ``"tagging"``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from titans3.core.errors import BucketNotEmpty
+from titans3.objects.buckets import BucketRecord
 from titans3.objects.catalog import Catalog
 from titans3.objects.context import StoreContext
 from titans3.objects.lockrules import LOCK_CONFIG
-from titans3.objects.types import BucketInfo
+from titans3.objects.types import BucketInfo, BucketSettings
+
+
+def _owner(rec: BucketRecord) -> str:
+    return rec.config.get("owner", b"").decode()
 
 
 class BucketOps:
@@ -38,22 +44,26 @@ class BucketOps:
         self.ctx = ctx
         self.catalog = catalog
 
-    async def create_bucket(self, name: str, *, object_lock: bool = False) -> BucketInfo:
-        """``object_lock``: versioned from birth with object lock enabled, in the
-        one record write that creates the bucket (objects/lockrules.py)."""
+    async def create_bucket(self, name: str, *, config: Mapping[str, bytes] | None = None,
+                            object_lock: bool = False) -> BucketInfo:
+        """``config``: initial sub-configurations (the front's access settings: owner, ACL, ...),
+        written with the bucket record, so a new bucket is never seen without them.
+        ``object_lock``: versioned from birth with object lock enabled, in the
+        same one record write (objects/lockrules.py)."""
+        initial = dict(config or {})
+        versioning = ""
         if object_lock:
-            rec = await self.ctx.buckets.create(
-                name, versioning="Enabled", config={LOCK_CONFIG: json.dumps({"enabled": True}).encode()})
-        else:
-            rec = await self.ctx.buckets.create(name)
-        return BucketInfo(rec.name, rec.created_ns, rec.versioning)
+            initial[LOCK_CONFIG] = json.dumps({"enabled": True}).encode()
+            versioning = "Enabled"
+        rec = await self.ctx.buckets.create(name, versioning=versioning, config=initial)
+        return BucketInfo(rec.name, rec.created_ns, rec.versioning, _owner(rec))
 
     async def head_bucket(self, name: str) -> BucketInfo:
         rec = await self.ctx.buckets.get(name)
         return BucketInfo(rec.name, rec.created_ns, rec.versioning)
 
     async def list_buckets(self) -> list[BucketInfo]:
-        return [BucketInfo(r.name, r.created_ns, r.versioning) for r in await self.ctx.buckets.list()]
+        return [BucketInfo(r.name, r.created_ns, r.versioning, _owner(r)) for r in await self.ctx.buckets.list()]
 
     async def delete_bucket(self, name: str) -> None:
         brec = await self.ctx.buckets.get(name)
@@ -65,6 +75,11 @@ class BucketOps:
         """The stored ``name`` configuration of ``bucket`` or None; ``NoSuchBucket``."""
         rec = await self.ctx.buckets.get(bucket)
         return rec.config.get(name)
+
+    async def bucket_settings(self, bucket: str) -> BucketSettings:
+        """All of ``bucket``'s configuration at once; ``NoSuchBucket``."""
+        rec = await self.ctx.buckets.get(bucket)
+        return BucketSettings(rec.name, rec.vid, rec.created_ns, rec.config)
 
     async def put_bucket_config(self, bucket: str, name: str, value: bytes | None) -> None:
         """Store (or with None remove) one configuration; ``NoSuchBucket``."""

@@ -277,8 +277,12 @@ class BucketTable:
                     await self._load()
         return sorted((r for r in self._cache.values() if not r.deleted), key=lambda r: r.name)
 
-    async def create(self, name: str, *, ec: tuple[int, int] | None = None, versioning: str = "",
-                     config: Mapping[str, bytes] | None = None) -> BucketRecord:
+    async def create(
+        self, name: str, *, ec: tuple[int, int] | None = None, versioning: str = "",
+        config: Mapping[str, bytes] | None = None,
+    ) -> BucketRecord:
+        """``config``: the sub-configurations the bucket starts with (owner, ACL,
+        object lock, ...); ``versioning``: its initial state (object lock: Enabled)."""
         validate_bucket_name(name)
         async with self._lock:
             if not self._loaded:

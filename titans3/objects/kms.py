@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 One system record (``KMS_KEYRING``, a majority-quorum register over every
-drive, ``objects/sysrecord.py``) holds the keyring document; key material in
+drive, ``accounts/register.py``'s ``system`` table) holds the keyring document; key material in
 it is sealed under the cluster sealing key, so the drives never hold a usable
 key.  Every host reads the same record, so a key created, rotated or disabled
 on one host is seen by all.
@@ -17,13 +17,15 @@ alone stay usable on every host of its new cluster.
 
 Reads are cached for ``ttl`` seconds (default 2): an encrypted GET does not
 pay a quorum read, and a disable or enable takes effect everywhere within
-that time.  Changes are read-modify-write of the whole document under a
-local lock; two hosts changing keys in the same instant may lose one change
-(last writer wins) -- run key administration (create, rotate) from one host
-at a time; the accounts branch's compare-and-set register will close this.
-The internal keys the store creates by itself cannot be lost that way: their
-first material is derived from the cluster sealing key, identical on every
-host.  Unsealed material lives only in memory.
+that time.  Changes (create, rotate, disable, enable, re-seal) are one
+compare-and-set update of the register (``SystemTable.update``: a Paxos
+round over the drives), so two hosts changing keys at the same instant both
+land -- neither overwrites the other's keyring; a change that keeps losing
+rounds is 409 ``OperationAborted`` (retry).  ``mutate`` may run more than
+once (a retried round) and has no effects of its own.  The internal keys the
+store creates by itself take their first material from the cluster sealing
+key, identical on every host, so two hosts creating one at once make the
+same key.  Unsealed material lives only in memory.
 """
 
 from __future__ import annotations
@@ -38,23 +40,20 @@ import trio
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from titans3.accounts.register import SystemTable
 from titans3.core import crypto
 from titans3.core.errors import ConfigError
 from titans3.core.kms import DEFAULT_KMS_KEY, INTERNAL_KEYS, KeyInfo, KeyNotFound, Keyring
-from titans3.objects.sysrecord import SystemRecords
 
-KMS_KEYRING = "kms/keyring"
+KMS_KEYRING = b"kms/keyring"  # in the register's ``system`` table (accounts/register.py)
 log = logging.getLogger(__name__)
 
 
 class KeyringStore(Protocol):
     """Where the keyring document lives: one cluster-wide record.
 
-    ``update`` applies ``mutate`` (old document or None -> new document) and
-    returns what it stored.  :class:`RecordKeyringStore` does it as a
-    read-modify-write of the plain register this branch has; a
-    compare-and-set register (the accounts branch's ``SystemTable.update``)
-    drops in behind the same two calls and closes the lost-update window."""
+    ``update`` applies ``mutate`` (old document or None -> new document),
+    atomically against other updaters, and returns what it stored."""
 
     async def load(self) -> dict[str, Any] | None: ...
 
@@ -62,29 +61,39 @@ class KeyringStore(Protocol):
                      ) -> dict[str, Any]: ...
 
 
-class RecordKeyringStore:
-    """The keyring in the last-writer-wins register of ``objects/sysrecord.py``."""
+def _unpack(raw: Any) -> dict[str, Any] | None:
+    return msgpack.unpackb(raw, raw=False) if raw else None
 
-    def __init__(self, records: SystemRecords) -> None:
-        self._records = records
+
+class TableKeyringStore:
+    """The keyring as one record of the register's ``system`` table, changed
+    only by ``SystemTable.update`` (never a plain write: a plain write does not
+    respect the rounds' promises).  The document is kept msgpack-packed, as the
+    first register kept it, so a keyring written before this still reads."""
+
+    def __init__(self, table: SystemTable) -> None:
+        self._table = table
 
     async def load(self) -> dict[str, Any] | None:
-        raw = await self._records.get(KMS_KEYRING)
-        return msgpack.unpackb(raw, raw=False) if raw else None
+        return _unpack(await self._table.get(KMS_KEYRING))
 
     async def update(self, mutate: Callable[[dict[str, Any] | None], dict[str, Any]]
                      ) -> dict[str, Any]:
-        doc = mutate(await self.load())
-        await self._records.put(KMS_KEYRING, msgpack.packb(doc, use_bin_type=True))
+        def step(raw: Any) -> bytes:
+            return msgpack.packb(mutate(_unpack(raw)), use_bin_type=True)
+
+        env = await self._table.update(KMS_KEYRING, step)
+        doc = _unpack(env.doc)
+        assert doc is not None  # step never deletes
         return doc
 
 
 class BuiltinKMS:
     """A :class:`titans3.core.kms.KeyManager` over the cluster's system records."""
 
-    def __init__(self, store: KeyringStore | SystemRecords, sealing_keys: Callable[[], list[bytes]],
+    def __init__(self, store: KeyringStore | SystemTable, sealing_keys: Callable[[], list[bytes]],
                  *, region: str = "us-east-1", ttl: float = 2.0) -> None:
-        self._store: KeyringStore = RecordKeyringStore(store) if isinstance(store, SystemRecords) \
+        self._store: KeyringStore = TableKeyringStore(store) if isinstance(store, SystemTable) \
             else store
         self._sealing_keys = sealing_keys
         self.region = region
@@ -164,9 +173,9 @@ class BuiltinKMS:
                 alias, desc = INTERNAL_KEYS[internal]
 
                 # Two hosts may create an internal key at the same instant (the first
-                # SSE-S3 PUTs of a new cluster), and the keyring is last-writer-wins:
-                # so its first material is derived from the cluster sealing key, the
-                # same on every host, and whichever write wins opens the same objects.
+                # SSE-S3 PUTs of a new cluster): its first material is derived from the
+                # cluster sealing key, the same on every host, so whichever round
+                # creates it, both hosts' objects open with it.
                 material = HKDF(hashes.SHA256(), 32, None,
                                 f"titans3 internal kms key {internal}".encode()).derive(
                                     self._sealing_keys()[0])

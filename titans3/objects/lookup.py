@@ -36,7 +36,7 @@ from titans3.objects.context import StoreContext
 from titans3.objects.lockrules import LEGAL_HOLD, RETENTION, lock_of
 from titans3.objects.resolve import Resolved, resolve_versions, s3_version_id, write_quorum
 from titans3.objects.sse import SSE, describe
-from titans3.objects.tags import tags_of
+from titans3.objects.tags import ACL, tags_of
 from titans3.objects.types import ObjectInfo, PartInfo
 from titans3.objects.versionid import is_version_id
 
@@ -84,6 +84,7 @@ def object_info(bucket: str, key: str, r: Resolved, is_latest: bool = True) -> O
         parts_count=len(rec.parts),
         tags=tags_of(rec),
         part_sizes=tuple(p.size for p in rec.parts),
+        acl=rec.extra.get(ACL),
         parts=tuple(PartInfo(p.number, p.size, p.etag, rec.mtime_ns, dict(p.checksums))
                     for p in rec.parts),
         **describe(rec.extra.get(SSE)),

@@ -67,6 +67,7 @@ from titans3.objects.lockrules import initial_lock
 from titans3.objects.resolve import write_quorum
 from titans3.objects.sse import SSE, Sealed, bucket_default, encryption_info
 from titans3.objects.tagging import with_tags
+from titans3.objects.tags import ACL
 from titans3.objects.types import (
     CompleteChecksums,
     ComputeChecksum,
@@ -206,14 +207,18 @@ class Multipart:
     async def create_multipart(
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
-        tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
-        lock: ObjectLock | None = None, storage_class: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        acl: bytes | None = None,
+        encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
+        storage_class: str | None = None,
     ) -> str:
         """``storage_class``: a mapped class (else ``InvalidStorageClass``); the
         parts are written in the bucket's scheme and the completed object is
         re-encoded into the class's in the background (``on_complete_class``).
         ``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
         every part to carry that checksum; Complete hands them to its hook.
+        ``acl``: the object's ACL, applied by Complete (like ``tags``).
         ``encryption``: SSE for every part (None: the bucket's default); the
         upload keeps the *wrapped* data key, each part its own salt."""
         brec = await self.ctx.buckets.get(bucket)
@@ -236,7 +241,7 @@ class Multipart:
         doc = msgpack.packb(
             {"key": kb, "t": time.time_ns(), "meta": dict(meta or {}),
              "ec": [sch.k, sch.m, sch.segment_size],
-             "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}),
+             "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}), "acl": acl,
              "sub": {str(j): slot for j, slot in sub.items()},
              **({"sse": sealed.doc} if sealed else {}),
              **({"sc": storage_class} if storage_class not in (None, "STANDARD") else {}),
@@ -504,6 +509,8 @@ class Multipart:
         ok = [j for j in range(len(positions)) if need <= held.get(j, set())
               and self.ctx.drives[sites[j][0]].state == DriveState.ONLINE]
         extra = with_tags(None, upload.get("tags"))
+        if upload.get("acl") is not None:
+            extra[ACL] = upload["acl"]
         if upload.get("sse"):
             extra[SSE] = {**upload["sse"], "ps": [best[n]["salt"] for n, _ in parts]}
         lk = upload.get("lock")

@@ -186,6 +186,7 @@ class ObjectStore:
     delete_bucket = _delegate("bucket_ops", BucketOps.delete_bucket)
     get_bucket_config = _delegate("bucket_ops", BucketOps.get_bucket_config)
     put_bucket_config = _delegate("bucket_ops", BucketOps.put_bucket_config)
+    bucket_settings = _delegate("bucket_ops", BucketOps.bucket_settings)
 
     put_object = _delegate("writes", Writes.put_object)
     delete_object = _delegate("writes", Writes.delete_object)
@@ -215,6 +216,7 @@ class ObjectStore:
     get_object_tagging = _delegate("tagging", Tagging.get_object_tagging)
     put_object_tagging = _delegate("tagging", Tagging.put_object_tagging)
     delete_object_tagging = _delegate("tagging", Tagging.delete_object_tagging)
+    put_object_acl = _delegate("tagging", Tagging.put_object_acl)
 
     get_object_lock = _delegate("locks", Locks.get_object_lock)
     put_object_retention = _delegate("locks", Locks.put_object_retention)

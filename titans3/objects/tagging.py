@@ -35,6 +35,7 @@ from titans3.objects.context import StoreContext
 from titans3.objects.lookup import Lookup, delete_marker_error, pick
 from titans3.objects.resolve import write_quorum
 from titans3.objects.tags import (  # noqa: F401 -- re-exported: the rules' old home
+    ACL,
     MAX_TAG_KEY,
     MAX_TAG_VALUE,
     MAX_TAGS,
@@ -87,6 +88,16 @@ class Tagging:
             rec.extra = with_tags(rec.extra, None)
 
         return await self._update_version(bucket, key, version_id, "DELETE", drop_tags)
+
+    async def put_object_acl(
+        self, bucket: str, key: str, acl: bytes, *, version_id: str | None = None
+    ) -> str:
+        """Replace the version's ACL (PutObjectAcl); the same re-commit as a tag change."""
+
+        def replace_acl(rec: VersionRecord) -> None:
+            rec.extra = {**rec.extra, ACL: acl}
+
+        return await self._update_version(bucket, key, version_id, "PUT", replace_acl)
 
     async def _update_version(
         self, bucket: str, key: str, version_id: str | None, method: str,

@@ -21,6 +21,7 @@ MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
 TAGS = "tags"  # VersionRecord.extra key
 STAMP = "mu"  # VersionRecord.extra key: change stamp of mutable fields
+ACL = "acl"  # VersionRecord.extra key: the version's ACL (packed by the front, kept like tags)
 _PUNCTUATION = frozenset("+-=._:/@")
 
 

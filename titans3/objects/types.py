@@ -19,6 +19,19 @@ class BucketInfo:
     name: str
     created_ns: int
     versioning: str = ""  # "", "Enabled", "Suspended"
+    owner: str = ""  # canonical id of the owner ("": the account, buckets made before users)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSettings:
+    """A bucket's record as the front's access rules read it: the version id
+    changes with every configuration change (the cache key for parsed
+    policies), ``config`` holds every sub-configuration."""
+
+    name: str
+    vid: str
+    created_ns: int
+    config: Mapping[str, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +49,7 @@ class ObjectInfo:
     parts_count: int = 0
     tags: dict[str, str] = field(default_factory=dict)  # object tags (S3 tagging)
     part_sizes: tuple[int, ...] = ()  # sizes of a multipart object's parts, in order
+    acl: bytes | None = None  # the version's ACL (titans3.iam.acl, packed; None: the bucket owner's, private)
     parts: tuple[PartInfo, ...] = ()  # a multipart object's parts (number, size, etag, checksums)
     # Server-side encryption (objects/sse.py): "AES256" / "aws:kms" / "" (none or SSE-C)
     sse: str = ""

@@ -32,7 +32,7 @@ from titans3.objects.lockrules import check_delete, initial_lock
 from titans3.objects.lookup import Lookup, pick
 from titans3.objects.resolve import write_quorum
 from titans3.objects.sse import SSE, bucket_default, encryption_info
-from titans3.objects.tags import with_tags
+from titans3.objects.tags import ACL, with_tags
 from titans3.objects.types import DeleteResult, Encryption, ObjectLock, PutResult, WriteCondition
 from titans3.objects.validate import check_key
 
@@ -63,12 +63,14 @@ class Writes:
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None,
         condition: WriteCondition | None = None,
+        acl: bytes | None = None,
         encryption: Encryption | None = None,
         lock: ObjectLock | None = None,
         storage_class: str | None = None,
     ) -> PutResult:
         """``tags``: the new version's object tags (validated by the caller);
         ``condition``: a conditional write (``objects/conditional.py``);
+        ``acl``: the version's ACL as the front packed it (kept like tags);
         ``encryption``: SSE (None: the bucket's default, if any; objects/sse.py);
         ``lock``: retention / legal hold (else the bucket's default, objects/lockrules.py);
         ``storage_class``: write with that class's scheme (``InvalidStorageClass``
@@ -93,6 +95,8 @@ class Writes:
         versioned = brec.versioning == "Enabled"
         etag = sealed.etag(written.md5, salt) if sealed else etag_of(written.md5)
         extra = with_tags(None, tags)
+        if acl is not None:
+            extra[ACL] = acl
         if sealed:
             extra[SSE] = {**sealed.doc, "s": salt}
         extra.update(locked)

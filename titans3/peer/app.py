@@ -56,7 +56,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +122,8 @@ class PeerService:
         # signed "join me" from a host that redeemed one; None: refused.
         self.on_join_redeem: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
         self.on_join_request: Callable[[bytes, str], Awaitable[dict[str, Any]]] | None = None
+        # What a heartbeat's query tells about its sender (the iam generation).
+        self.on_gossip: Callable[[Mapping[str, str]], None] | None = None
         self._window = window
         self.session_ttl = session_ttl
         self._swept = 0.0
@@ -305,6 +307,8 @@ def build_peer_app(svc: PeerService) -> QuartTrio:
 
     @app.get("/peer/v1/heartbeat")
     async def heartbeat() -> Response:
+        if svc.on_gossip is not None:
+            svc.on_gossip(request.args)
         return _msg(svc.describe())
 
     @app.post("/peer/v1/cluster/ring")
@@ -493,6 +497,7 @@ def describe_host(host: Host) -> dict[str, Any]:
             for i, d in enumerate(host.drives)
         ],
         "workers": worker_summaries(host.workers),  # the cluster's status pages show them
+        "iam": host.iam.generation if host.iam is not None else "",  # accounts/directory.py gossip
     }
 
 
@@ -512,4 +517,5 @@ def create_peer_app(host: Host) -> QuartTrio:
     svc.on_join_redeem = lambda raw: bootstrap.redeem(host, raw)
     svc.on_join_request = lambda raw, sender: bootstrap.join_request(host, raw, sender)
     host.peer_service = svc  # bootstrap arms it when this host gets a secret at run time
+    svc.on_gossip = lambda args: host.iam.observe(args.get("iam", "")) if host.iam is not None else None
     return build_peer_app(svc)

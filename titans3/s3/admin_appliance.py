@@ -23,10 +23,10 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from titans3.accounts.register import ADMIN_PASSWORD, SYSTEM, SystemTable
 from titans3.cluster import bootstrap, supportbundle
 from titans3.core import setupcode
 from titans3.core.errors import InvalidArgument
-from titans3.objects import ADMIN_PASSWORD, SystemRecords
 from titans3.s3.context import S3Context
 
 
@@ -67,8 +67,8 @@ async def _reset_password(ctx: S3Context) -> dict[str, Any]:
         setupcode.write(path, code)
     except OSError as e:
         raise InvalidArgument(f"cannot write the setup code to {path}: {e.strerror}") from None
-    records = SystemRecords(lambda: host.store.drives, lambda: host.store.clock)
-    await records.put(ADMIN_PASSWORD, None)
+    records = SystemTable(lambda: host.store.drives, lambda: host.store.clock, SYSTEM)
+    await records.delete(ADMIN_PASSWORD)
     return {"setup_code": code, "setup_code_file": path,
             "message": "admin password removed; open the status page and enter the setup code"}
 

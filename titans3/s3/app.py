@@ -10,12 +10,17 @@ web framework: :meth:`S3App.__call__` is the ASGI application hypercorn runs,
 
 1. reads the request exactly as it came off the wire from the ASGI scope
    (``raw_path``, ``query_string``, raw headers) -- SigV4 signs those bytes;
-2. authenticates it (``titans3.s3.auth``);
+2. authenticates it (``titans3.s3.auth``: SigV4, SigV2, or no credentials);
 3. classifies it into an AWS operation (``titans3.s3.routing``);
-4. calls the handler registered under that name (``handlers_*.HANDLERS``; a
-   name without a handler is 501 NotImplemented) or the admin API;
+4. authorizes it and calls the handler registered under that name
+   (``titans3.s3.authorize.AccessControl.run`` around ``handlers_*.HANDLERS``;
+   a name without a handler is 501 NotImplemented), or the admin API (root
+   only); the IAM query API (``aws iam ...``) is recognised before step 2;
 5. turns the handler's framework-free ``Reply`` -- or the ``S3Error`` it
    raised -- into the finished answer.
+
+Every request that reached step 2 is written to the audit log (``titans3.accounts.audit``)
+with its caller and final status.
 
 Step 5 is the single place for the invariants: every response carries
 ``x-amz-request-id``, ``x-amz-id-2`` and ``Server: TitanS3``; an ``S3Error``
@@ -51,17 +56,22 @@ from titans3.core.errors import InternalError, NotImplementedS3, S3Error
 from titans3.s3 import admin as admin_api
 from titans3.s3 import (
     asgi,
+    audit_hook,
+    handlers_access,
     handlers_bucket,
     handlers_bucket_config,
     handlers_dataprot,
     handlers_multipart,
     handlers_object,
+    handlers_post,
+    iam_api,
     object_ops,
     routing,
     xml,
 )
 from titans3.s3 import auth as s3auth
 from titans3.s3.auth import Credentials
+from titans3.s3.authorize import AccessControl, StaticDirectory
 from titans3.s3.context import XML_CONTENT_TYPE, Handler, Reply, S3Context, S3Settings
 
 log = logging.getLogger("titans3.s3")
@@ -75,6 +85,8 @@ HANDLERS: dict[str, Handler] = {
     **handlers_bucket_config.HANDLERS,
     **handlers_dataprot.HANDLERS,
     **object_ops.HANDLERS,
+    **handlers_access.HANDLERS,
+    **handlers_post.HANDLERS,
 }
 
 
@@ -107,11 +119,14 @@ class S3App:
         credentials: Credentials,
         settings: S3Settings,
         admin: Any = None,
+        access: AccessControl | None = None,
     ) -> None:
         self.store = store
         self.credentials = credentials
         self.settings = settings
         self.admin = admin
+        self.access = access or AccessControl(
+            directory=StaticDirectory(credentials, settings.owner.id, settings.owner.display_name), store=store)
         self.handlers: dict[str, Handler] = dict(HANDLERS)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -143,6 +158,12 @@ class S3App:
         headers = s3auth.headers_from_scope(scope["headers"])
         resource = unquote(raw_path)
         route: routing.Route | None = None
+        auth_result = None
+        client = (scope.get("client") or ("", 0))[0] or None
+        if iam_api.is_iam_request(method, raw_path, headers):
+            reply = await iam_api.handle(self.access, method, raw_path, raw_query, headers, request.body,
+                                         request_id=request_id, client=client, scheme=scope.get("scheme", "http"))  # fmt: skip
+            return self._response(reply, method, request_id, host_id)
         try:
             if method == "OPTIONS":  # CORS preflight: browsers send it without credentials
                 route = routing.classify(
@@ -151,13 +172,11 @@ class S3App:
                 resource = route.resource
                 reply = await handlers_bucket_config.preflight_reply(self.store, route, headers)
                 return self._response(reply, method, request_id, host_id)
-            if _is_form_upload(method, raw_path, raw_query, headers, self.settings.domain):
-                # A browser form upload carries its credentials in the form, not in
-                # the headers: judged by its operation, not refused as anonymous.
-                raise NotImplementedS3("PostObject (browser form upload) is not implemented.")
             auth_result = s3auth.authenticate(
                 method, raw_path, raw_query, headers,
-                credentials=self.credentials, region=self.settings.region,
+                credentials=self.access.directory, region=self.settings.region,
+                sigv2_enabled=self.settings.sigv2, anonymous=True,
+                vhost_bucket=routing.vhost_bucket(headers.get("host"), self.settings.domain),
             )  # fmt: skip
             route = routing.classify(
                 method, raw_path, routing.parse_query(raw_query), headers, self.settings.domain
@@ -168,7 +187,7 @@ class S3App:
             ctx = S3Context(
                 method=method, route=route, headers=headers, auth=auth_result, store=self.store,
                 settings=self.settings, request_id=request_id, scheme=scope.get("scheme", "http"),
-                raw_body=request.body, admin=self.admin,
+                raw_body=request.body, admin=self.admin, client=client,
             )  # fmt: skip
             if route.op == "Admin":
                 s3auth.require_root(auth_result, self.credentials)
@@ -177,9 +196,10 @@ class S3App:
                 handler = self.handlers.get(route.op)
                 if handler is None:
                     raise NotImplementedS3(f"{route.op} is not implemented.")
-                reply = await handler(ctx)
+                reply = await self.access.run(ctx, handler)
         except Exception as exc:  # noqa: BLE001 -- the one place errors become responses
             reply = self._error_reply(exc, method, resource, request_id, host_id)
+        audit_hook.record(self.access, route, auth_result, headers, client, reply, request_id, method)
         if "origin" in headers and method != "OPTIONS":  # CORS headers, also on errors
             bucket = route.bucket if route is not None else _quiet_bucket(
                 method, raw_path, raw_query, headers, self.settings.domain
@@ -220,20 +240,6 @@ class S3App:
         return reply
 
 
-def _is_form_upload(
-    method: str, raw_path: str, raw_query: str, headers: dict[str, str], domain: str | None
-) -> bool:
-    """A ``multipart/form-data`` POST that is PostObject (any other form POST is
-    authenticated like every request)."""
-    if method != "POST" or not headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        return False
-    try:
-        route = routing.classify(method, raw_path, routing.parse_query(raw_query), headers, domain)
-    except S3Error:
-        return False
-    return route.op == "PostObject"
-
-
 def _quiet_bucket(
     method: str, raw_path: str, raw_query: str, headers: dict[str, str], domain: str | None
 ) -> str | None:
@@ -272,6 +278,9 @@ def create_s3_app(
     region: str = "us-east-1",
     domain: str | None = None,
     admin: Any = None,
+    directory: Any = None,
+    audit: Any = None,
+    sigv2: bool = True,
     lifecycle_day: float = 86400.0,
 ) -> S3App:
     """The S3 endpoint for ``store``.
@@ -280,10 +289,19 @@ def create_s3_app(
     ``root_access_key``.  ``domain`` enables virtual-host-style addressing
     (``bucket.<domain>``).  ``admin``: object with ``async info() -> HostInfo``
     serving ``/titans3/admin/v1/info`` to the root key; None disables the admin API.
+    ``directory``: the account's users and keys (``titans3.accounts.directory``);
+    None: every key ``credentials`` knows is the account root.  ``audit``: the
+    audit log every request is recorded in.  ``sigv2``: accept SigV2.
     """
-    settings = S3Settings(region=region, owner=owner_for(credentials.root_access_key), domain=domain,
-                          lifecycle_day=lifecycle_day)
-    return S3App(store=store, credentials=credentials, settings=settings, admin=admin)
+    owner = owner_for(credentials.root_access_key)
+    if directory is not None:
+        owner = xml.Owner(directory.account.canonical_id, directory.account.name)
+    settings = S3Settings(region=region, owner=owner, domain=domain, sigv2=sigv2, lifecycle_day=lifecycle_day)
+    access = None
+    if directory is not None or audit is not None:
+        access = AccessControl(directory=directory or StaticDirectory(credentials, owner.id), store=store,
+                               audit=audit)  # fmt: skip
+    return S3App(store=store, credentials=credentials, settings=settings, admin=admin, access=access)
 
 
 __all__ = ["S3App", "create_s3_app", "owner_for"]

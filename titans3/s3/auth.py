@@ -8,9 +8,10 @@ names.  This module extracts those from the ASGI scope (never from the
 framework's decoded path, which has already lost ``%2F`` vs ``/``), asks the
 credential source for the secret, and returns the ``AuthResult``.
 
-Identity model for now: every valid access key may use the S3 API; only the
-root access key may use the admin API (:func:`require_root`).  Per-key policies
-come later and will hook in here.
+SigV2 (when enabled) and anonymous requests are recognised here too; what an
+authenticated (or anonymous) caller may do is decided afterwards, by
+``titans3.s3.authorize``.  Only the root access key may use the admin API
+(:func:`require_root`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from titans3.core.errors import AccessDenied
-from titans3.s3 import sigv4
-from titans3.s3.sigv4 import AuthResult
+from titans3.s3 import sigv2, sigv4
+from titans3.s3.sigv4 import AuthResult, PayloadMode
 
 
 class Credentials(Protocol):
@@ -64,21 +65,48 @@ def authenticate(
     credentials: Credentials,
     region: str,
     now: dt.datetime | None = None,
+    sigv2_enabled: bool = False,
+    vhost_bucket: str | None = None,
+    anonymous: bool = False,
 ) -> AuthResult:
-    """Verify the request's SigV4 signature (header or presigned) or raise an S3Error.
+    """Verify the request's signature or raise an S3Error.
 
-    Only credentials scoped to ``region`` are accepted, as AWS does; the error
-    names the expected region so SDKs can correct themselves.
+    SigV4 (header or presigned): only credentials scoped to ``region`` are
+    accepted, as AWS does; the error names the expected region so SDKs can
+    correct themselves.  SigV2 (``sigv2_enabled``): header or query, verified
+    by ``titans3.s3.sigv2`` (``vhost_bucket`` is the bucket the Host header
+    named, part of what SigV2 signs).  With ``anonymous``, a request carrying
+    no credentials at all is :data:`ANONYMOUS_AUTH` -- whether it may do
+    anything is the authorization step's decision -- otherwise AccessDenied.
     """
+    now = now or dt.datetime.now(dt.UTC)
+    if sigv2_enabled and sigv2.is_sigv2(raw_query, headers) and not _also_v4(raw_query, headers):
+        return sigv2.verify_request(method, raw_path, raw_query, headers, get_secret=credentials.get_secret,
+                                    now=now, region=region, vhost_bucket=vhost_bucket)  # fmt: skip
+    if anonymous and sigv4.is_anonymous(raw_query, headers):
+        return ANONYMOUS_AUTH
     return sigv4.verify_request(
         method,
         raw_path,
         raw_query,
         headers,
         get_secret=credentials.get_secret,
-        now=now or dt.datetime.now(dt.UTC),
+        now=now,
         region=region,
     )
+
+
+def _also_v4(raw_query: str, headers: Mapping[str, str]) -> bool:
+    """SigV2 credentials together with SigV4 ones: sigv4 reports "one mechanism only"."""
+    return "authorization" in headers and any(
+        p in raw_query for p in ("X-Amz-Signature", "X-Amz-Credential", "AWSAccessKeyId"))
+
+
+# The AuthResult of a request that carries no credentials (see ``authenticate``).
+ANONYMOUS_AUTH = AuthResult(
+    access_key="", region="", service="s3", date="", amz_date="", signing_key=b"", seed_signature="",
+    payload_mode=PayloadMode.UNSIGNED, payload_sha256=None, presigned=False, scope="",
+)
 
 
 def require_root(auth: AuthResult, credentials: Credentials) -> None:

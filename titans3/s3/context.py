@@ -61,6 +61,7 @@ class S3Settings:
     region: str
     owner: Owner
     domain: str | None = None
+    sigv2: bool = True  # accept Signature Version 2 (on by default, as S3 in us-east-1)
     lifecycle_day: float = 86400.0  # seconds in a lifecycle "day" (x-amz-expiration, core/lifecycle.py)
 
 
@@ -76,6 +77,8 @@ class S3Context:
     scheme: str
     raw_body: AsyncIterable[bytes]
     admin: Any = None
+    client: str | None = None  # the peer address (aws:SourceIp)
+    access: Any = None  # titans3.s3.authorize.Access: the caller and what they may do
     _body_opened: bool = False
 
     @property

@@ -48,10 +48,17 @@ async def list_buckets(ctx: S3Context) -> Reply:
     after = decode_token(token) if token else ""
     prefix = q.get("prefix", "")
     region = q.get("bucket-region")
+    owner = ctx.settings.owner
+    caller = ctx.access.caller if ctx.access is not None else None
+    mine = None  # the root user lists every bucket; a user, the buckets they own
+    if caller is not None and not caller.root:
+        owner = xml.Owner(caller.identity.canonical_id, caller.identity.name)
+        mine = caller.identity.canonical_id
     buckets = [
         b for b in await ctx.store.list_buckets()
         if b.name > after and b.name.startswith(prefix)
         and (region is None or region == ctx.settings.region)
+        and (mine is None or b.owner == mine)
     ]  # fmt: skip
     next_token = None
     if limit is not None and len(buckets) > limit:
@@ -59,7 +66,7 @@ async def list_buckets(ctx: S3Context) -> Reply:
         next_token = encode_token(buckets[-1].name)
     entries = [xml.BucketEntry(b.name, b.created_ns) for b in buckets]
     return xml_reply(xml.list_all_my_buckets(
-        ctx.settings.owner, entries, region=ctx.settings.region, continuation_token=next_token,
+        owner, entries, region=ctx.settings.region, continuation_token=next_token,
         prefix=prefix if "prefix" in q else None,
     ))  # fmt: skip
 
@@ -72,8 +79,9 @@ async def create_bucket(ctx: S3Context) -> Reply:
                               ArgumentName="x-amz-bucket-object-lock-enabled")
     body = await ctx.read_xml_body()
     check_location_constraint(xml.parse_create_bucket_configuration(body), ctx.settings.region)
+    config = ctx.access.new_bucket_config if ctx.access is not None else {}
     try:
-        await ctx.store.create_bucket(ctx.bucket, object_lock=lock == "true")
+        await ctx.store.create_bucket(ctx.bucket, config=config, object_lock=lock == "true")
     except BucketAlreadyOwnedByYou:
         # AWS's legacy us-east-1 answer, which s3cmd and Terraform rely on: 200,
         # and the bucket and its contents are left alone.  Other regions: 409.

@@ -47,6 +47,7 @@ from titans3.s3.context import Handler, Reply, S3Context, xml_reply
 from titans3.s3.handlers_object import (
     _parse_http_date,
     extract_meta,
+    new_acl,
     reject_unsupported_write,
     storage_class_header,
 )
@@ -167,7 +168,7 @@ async def copy_object(ctx: S3Context) -> Reply:
         tags=tags, check_source=source_check(ctx.headers),
         condition=opts.write_condition(ctx.headers),
         on_data=computed.update if computed else None,
-        checksums=computed.digests if computed else None,
+        checksums=computed.digests if computed else None, acl=new_acl(ctx),
         src_customer_key=sse_headers.customer_key(ctx.headers, prefix=sse_headers.COPY_PREFIX),
         encryption=sse_headers.write_encryption(ctx.headers),
         lock=object_lock.write_lock(ctx.headers),

@@ -60,7 +60,7 @@ async def put_object_retention(ctx: S3Context) -> Reply:
     mode, until = object_lock.parse_retention(await read_checked_xml(ctx, object_lock.MAX_BODY))
     version_id = opts.version_id_param(ctx.query)
     await ctx.store.put_object_retention(ctx.bucket, ctx.key, mode, until, version_id=version_id,
-                                         bypass_governance=object_lock.may_bypass(ctx.headers))
+                                         bypass_governance=object_lock.may_bypass(ctx.headers, ctx.access, ctx.key))
     return Reply(200)
 
 

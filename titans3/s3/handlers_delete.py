@@ -77,8 +77,10 @@ async def _delete_one(
     try:
         if version_id is not None and not version_id:
             raise InvalidRequest("Version id cannot be the empty string")
+        if ctx.access is not None:  # each key is its own DeleteObject to the access rules
+            ctx.access.check("s3:DeleteObjectVersion" if version_id else "s3:DeleteObject", key)
         result = await ctx.store.delete_object(ctx.bucket, key, version_id=version_id,
-                                               bypass_governance=object_lock.may_bypass(ctx.headers))
+                                               bypass_governance=object_lock.may_bypass(ctx.headers, ctx.access, key))
     except S3Error as err:
         if err.status >= 500:
             log.warning("DeleteObjects: %r (version %s) failed: %s", key, version_id, err)

@@ -28,6 +28,7 @@ from titans3.s3.handlers_object import (
     checksum_headers,
     content_md5,
     extract_meta,
+    new_acl,
     reject_unsupported_write,
     storage_class_header,
 )
@@ -62,7 +63,7 @@ async def create_multipart_upload(ctx: S3Context) -> Reply:
     lock = object_lock.write_lock(ctx.headers)
     upload_id = await ctx.store.create_multipart(
         ctx.bucket, ctx.key, meta=meta, checksum_algorithm=algo, checksum_type=kind,
-        tags=opts.tagging_header(ctx.headers), encryption=encryption, lock=lock,
+        tags=opts.tagging_header(ctx.headers), acl=new_acl(ctx), encryption=encryption, lock=lock,
         storage_class=storage_class_header(ctx.headers),
     )
     reply = xml_reply(xml.initiate_multipart_upload_result(ctx.bucket, ctx.key, upload_id))

@@ -20,10 +20,14 @@ a raw ISO-8859-1 byte comes back as the same byte, and RFC 2047
 (AWS re-encodes non-ASCII values as RFC 2047; docs/s3-compatibility.md says so.)
 
 Server-side encryption headers are parsed and rendered by
-``titans3.s3.sse_headers``.  Request features that change what S3 promises
-(non-private ACLs ...) are refused with 501 NotImplemented
-until implemented -- silently ignoring them would store something other than
-what the client asked for.  The list lives in ``UNSUPPORTED_WRITE_HEADERS``.
+``titans3.s3.sse_headers``, object lock headers by ``titans3.s3.object_lock``.
+Request features that change what S3 promises (website redirects) are
+refused with 501 NotImplemented until implemented -- silently ignoring them
+would store something other than what the client asked for.  The list lives
+in ``UNSUPPORTED_WRITE_HEADERS``.  ACL headers (``x-amz-acl``,
+``x-amz-grant-*``) are the authorization step's (``titans3.s3.authorize``):
+it refuses what the bucket's Object Ownership refuses and hands the new
+object's ACL to the handler as ``ctx.access.new_acl``.
 
 Reads: ``Range`` is parsed leniently (``titans3.s3.ranges``) and resolved by
 the store; HEAD resolves it itself from the size.  Conditional GET/HEAD headers
@@ -77,12 +81,7 @@ DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 UNSUPPORTED_WRITE_HEADERS = (
     "x-amz-website-redirect-location",
-    "x-amz-grant-read",
-    "x-amz-grant-read-acp",
-    "x-amz-grant-write-acp",
-    "x-amz-grant-full-control",
 )
-ACCEPTED_CANNED_ACLS = ("private", "bucket-owner-full-control")
 
 _RESPONSE_OVERRIDES = {
     "response-content-type": "Content-Type",
@@ -100,9 +99,11 @@ def reject_unsupported_write(headers: Mapping[str, str]) -> None:
     for name in UNSUPPORTED_WRITE_HEADERS:
         if name in headers:
             raise NotImplementedS3(f"The {name} header is not implemented.", Header=name)
-    acl = headers.get("x-amz-acl")
-    if acl is not None and acl.strip().lower() not in ACCEPTED_CANNED_ACLS:
-        raise NotImplementedS3("Only the private canned ACL is implemented.", Header="x-amz-acl")
+
+
+def new_acl(ctx: S3Context) -> bytes | None:
+    """The ACL the authorization step chose for the object this request creates."""
+    return ctx.access.new_acl if ctx.access is not None else None
 
 
 def content_md5(headers: Mapping[str, str]) -> str | None:
@@ -305,8 +306,8 @@ async def put_object(ctx: S3Context) -> Reply:
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     result = await ctx.store.put_object(
         ctx.bucket, ctx.key, body, size=body.size, meta=meta, content_md5=md5,
-        checksums=body.verify, tags=tags, condition=condition, encryption=encryption, lock=lock,
-        storage_class=storage_class,
+        checksums=body.verify, tags=tags, condition=condition, acl=new_acl(ctx),
+        encryption=encryption, lock=lock, storage_class=storage_class,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
     sse_headers.response_headers(reply, result.info)
@@ -414,7 +415,7 @@ async def head_object(ctx: S3Context) -> Reply:
 async def delete_object(ctx: S3Context) -> Reply:
     version_id = _version_id(ctx)
     result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id,
-                                           bypass_governance=object_lock.may_bypass(ctx.headers))
+                                           bypass_governance=object_lock.may_bypass(ctx.headers, ctx.access, ctx.key))
     reply = Reply(204)
     # The store names a version only in a bucket with versioning configured (a
     # null marker in a suspended one) or when the request named one: show it.

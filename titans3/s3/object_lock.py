@@ -17,8 +17,11 @@ is the S3 syntax around them, with AWS's errors:
   ``-legal-hold``; GET/HEAD answer with the same three.
 
 Bypassing GOVERNANCE needs ``x-amz-bypass-governance-retention: true`` *and*
-the permission (``s3:BypassGovernanceRetention``): until per-key policies
-exist every key is the root key, which holds it (:func:`may_bypass`).
+the permission (``s3:BypassGovernanceRetention``) under the policy evaluator
+(:func:`may_bypass`; the root user holds it unless a bucket policy denies it).
+Without the permission the header is ignored, so a version under GOVERNANCE
+answers ``AccessDenied`` from the object layer while one without retention is
+still deleted -- the request needed nothing bypassed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from titans3.core.errors import InvalidArgument, InvalidRequest, MalformedXML, S3Error
 from titans3.objects.api import ObjectInfo, ObjectLock
@@ -161,12 +164,20 @@ def write_lock(headers: Mapping[str, str]) -> ObjectLock | None:
                       legal_hold=hold == "ON")
 
 
-def may_bypass(headers: Mapping[str, str]) -> bool:
-    """The request asks to bypass GOVERNANCE (and, every key being root for now, may)."""
+class _Access(Protocol):
+    def allows(self, action: str, key: str | None) -> bool: ...
+
+
+def may_bypass(headers: Mapping[str, str], access: _Access | None = None, key: str | None = None) -> bool:
+    """The request asks to bypass GOVERNANCE on ``key`` and the caller holds
+    ``s3:BypassGovernanceRetention`` for it (``access``: the authorization
+    step's ``ctx.access``; None: no access control, every caller is root)."""
     value = headers.get(BYPASS, "").strip().lower()
     if value not in ("", "true", "false"):
         raise InvalidRequest("x-amz-bypass-governance-retention must be true or false")
-    return value == "true"
+    if value != "true":
+        return False
+    return access is None or access.allows("s3:BypassGovernanceRetention", key)
 
 
 def response_headers(reply: object, info: ObjectInfo) -> None:

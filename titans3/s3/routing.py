@@ -274,6 +274,11 @@ def _vhost_bucket(host: str | None, domain: str | None) -> str | None:
     return None
 
 
+def vhost_bucket(host: str | None, domain: str | None) -> str | None:
+    """The bucket a virtual-hosted-style Host header names, if any."""
+    return _vhost_bucket(host, domain)
+
+
 def classify(
     method: str,
     raw_path: str,

@@ -273,12 +273,17 @@ def verify_request(
     now: _dt.datetime,
     max_skew: _dt.timedelta = DEFAULT_MAX_SKEW,
     region: str | None = None,
+    service: str = SERVICE,
+    payload_sha256: str | None = None,
 ) -> AuthResult:
     """Authenticate one request (header or presigned-query SigV4) or raise an S3Error.
 
     ``region``, when given, is the only region accepted in the credential scope
     (AuthorizationHeaderMalformed / AuthorizationQueryParametersError otherwise,
     with a ``Region`` element as AWS sends); None accepts any region.
+    ``service``/``payload_sha256``: for other services signed the same way
+    (the IAM query API: ``iam``, whose clients send no ``x-amz-content-sha256``
+    -- the caller hashes the body it read).
     """
     pairs = parse_query(raw_query)
     names = {n for n, _ in pairs}
@@ -286,7 +291,7 @@ def verify_request(
     query_v2 = b"AWSAccessKeyId" in names and b"Signature" in names
     authorization = headers.get("authorization")
     now = _utc(now)
-    wire = _Wire(method, raw_path, raw_query, pairs, headers)
+    wire = _Wire(method, raw_path, raw_query, pairs, headers, service, payload_sha256)
     if authorization is not None:
         if query_v4 or query_v2:
             raise InvalidArgument(_ONE_MECHANISM, ArgumentName="Authorization")
@@ -308,7 +313,7 @@ class _Credential:
 
 
 def _parse_credential(
-    value: str, error: type[S3Error], prefix: str, region: str | None
+    value: str, error: type[S3Error], prefix: str, region: str | None, service: str = SERVICE
 ) -> _Credential:
     parts = value.strip().split("/")
     if len(parts) != 5 or not parts[0] or not _DATE8.fullmatch(parts[1]) or not parts[2]:
@@ -320,9 +325,9 @@ def _parse_credential(
     if region is not None and cred.region != region:
         raise error(f"{prefix}the region '{cred.region}' is wrong; expecting '{region}'",
                     Region=region)  # fmt: skip
-    if cred.service != SERVICE:
+    if cred.service != service:
         raise error(
-            f'{prefix}incorrect service "{cred.service}". This endpoint belongs to "{SERVICE}".'
+            f'{prefix}incorrect service "{cred.service}". This endpoint belongs to "{service}".'
         )
     if cred.terminal != TERMINAL:
         raise error(
@@ -426,6 +431,8 @@ class _Wire:
     raw_query: str
     pairs: list[tuple[bytes, bytes]]
     headers: Mapping[str, str]
+    service: str = SERVICE
+    payload_sha256: str | None = None  # the body's hash, for clients that send no header
 
 
 def _check_signature(
@@ -476,13 +483,13 @@ def _authenticate(
     if secret is None:
         raise InvalidAccessKeyId(AWSAccessKeyId=cred.access_key)
     _check_all_signed(wire.headers, signed)
-    key = derive_signing_key(secret, cred.date, cred.region)
-    scope = scope_of(cred.date, cred.region)
+    key = derive_signing_key(secret, cred.date, cred.region, wire.service)
+    scope = scope_of(cred.date, cred.region, wire.service)
     exclude = (b"X-Amz-Signature",) if presigned else ()
     _check_signature(wire, signed, payload_hash, amz_date, scope, key, provided,
                      cred.access_key, exclude)  # fmt: skip
     return AuthResult(
-        access_key=cred.access_key, region=cred.region, service=SERVICE, date=cred.date,
+        access_key=cred.access_key, region=cred.region, service=wire.service, date=cred.date,
         amz_date=amz_date, signing_key=key, seed_signature=provided, payload_mode=mode,
         payload_sha256=payload_sha, presigned=presigned, scope=scope,
     )  # fmt: skip
@@ -500,13 +507,13 @@ def _verify_header_auth(
 ) -> AuthResult:  # fmt: skip
     fields = _parse_authorization(authorization)
     prefix = "The authorization header is malformed; "
-    cred = _parse_credential(fields["Credential"], AuthorizationHeaderMalformed, prefix, region)
+    cred = _parse_credential(fields["Credential"], AuthorizationHeaderMalformed, prefix, region, wire.service)
     amz_date, when, sent = _request_time(wire.headers)
     _credential_date(cred, amz_date, AuthorizationHeaderMalformed, prefix)
     if abs(now - when) > max_skew:
         raise RequestTimeTooSkewed(RequestTime=sent, ServerTime=_iso(now),
                                    MaxAllowedSkewMilliseconds=str(max_skew // _MS))  # fmt: skip
-    content_sha = wire.headers.get("x-amz-content-sha256")
+    content_sha = wire.headers.get("x-amz-content-sha256") or wire.payload_sha256
     if content_sha is None:
         raise InvalidRequest("Missing required header for this request: x-amz-content-sha256")
     return _authenticate(wire, cred, fields["SignedHeaders"].split(";"), amz_date, content_sha,
@@ -529,7 +536,7 @@ def _verify_query_auth(
         raise AuthorizationQueryParametersError('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
     prefix = "Error parsing the X-Amz-Credential parameter; "
     error = AuthorizationQueryParametersError
-    cred = _parse_credential(params["X-Amz-Credential"], error, prefix, region)
+    cred = _parse_credential(params["X-Amz-Credential"], error, prefix, region, wire.service)
     amz_date = params["X-Amz-Date"]
     when = _parse_amz_date(amz_date)
     if when is None:

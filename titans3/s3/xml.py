@@ -356,11 +356,12 @@ def _refuse(*_args: object) -> None:
     raise _Refused("DTDs and entity declarations are not accepted")
 
 
-def parse_document(data: bytes) -> ET.Element:
+def parse_document(data: bytes, *, attributes: bool = False) -> ET.Element:
     """Parse ``data`` into an element tree with namespaces stripped.
 
     Raises ``MalformedXML`` for anything not well-formed, any DTD or entity
     declaration, and any element outside the S3 namespace (or no namespace).
+    ``attributes``: keep attributes, by local name (ACL grantees' ``xsi:type``).
     """
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate(namespace_separator="}")
@@ -375,7 +376,7 @@ def parse_document(data: bytes) -> ET.Element:
         ns, sep, local = name.rpartition("}")
         if sep and ns != S3_NS:
             raise _Refused(f"element {local!r} is in namespace {ns!r}")
-        builder.start(local, {})
+        builder.start(local, {k.rpartition("}")[2]: v for k, v in attrs.items()} if attributes else {})
 
     def end(name: str) -> None:
         builder.end(name.rpartition("}")[2])

@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, generate_latest
 from quart import Response, redirect, request
 
+from titans3.accounts.register import SYSTEM, SystemTable
 from titans3.cluster import bootstrap, supportbundle
 from titans3.core import metrics
 from titans3.core.asgi import ClosingQuartTrio
 from titans3.core.config import parse_hostport
 from titans3.core.errors import S3Error
-from titans3.objects import SystemRecords
 from titans3.web import actions, auth, views
 from titans3.web.history import History
 from titans3.web.prom import StatusCollector
@@ -85,7 +85,7 @@ class WebApp:
         self.host = host
         self.sessions = auth.Sessions(idle=cfg.web_session_idle)
         self.limiter = auth.LoginLimiter(lockout=cfg.web_lockout)
-        records = SystemRecords(lambda: host.store.drives, lambda: host.store.clock)
+        records = SystemTable(lambda: host.store.drives, lambda: host.store.clock, SYSTEM)
         self.password = auth.AdminPassword(records)
         self.setup_code = auth.SetupCode(cfg.setup_code_file)
         self.history = History(cfg.web_sample_interval)

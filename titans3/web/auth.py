@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 * **One admin password per cluster.**  Its Argon2id hash (argon2-cffi, the
   library's recommended costs) is a cluster-wide system record
-  (:mod:`titans3.objects.sysrecord`), so every host of a cluster takes the same
+  (:mod:`titans3.accounts.register`, key ``ADMIN_PASSWORD`` of the
+  ``system`` table), so every host of a cluster takes the same
   password, and a host that joins takes the cluster's.  Verifying runs in a
   worker thread, one at a time per host (each costs ~64 MiB and tens of ms):
   a flood of logins can neither stall the event loop nor exhaust memory.
@@ -47,10 +48,10 @@ from typing import Any
 
 import trio
 
+from titans3.accounts.register import ADMIN_PASSWORD, SystemTable
 from titans3.core.crypto import hash_password, verify_password
 from titans3.core.errors import QuorumError
 from titans3.core.setupcode import SetupCode  # noqa: F401 -- the page's setup code, re-exported
-from titans3.objects import ADMIN_PASSWORD, SystemRecords
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class Sessions:
 class AdminPassword:
     """The cluster's admin password hash (system record), verified off the loop."""
 
-    def __init__(self, records: SystemRecords, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, records: SystemTable, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.records = records
         self._clock = clock
         self._cached: tuple[float, bytes | None] | None = None
@@ -181,7 +182,7 @@ class AdminPassword:
         try:
             # Partial: with most of the cluster down the page must still let the
             # operator in (with the newest hash the reachable drives hold).
-            value = await self.records.get(PASSWORD_RECORD, partial=True)
+            value = await self.records.get(PASSWORD_RECORD, partial=True, repair=True)
         except QuorumError:
             if self._last is None:
                 raise
@@ -217,7 +218,7 @@ class AdminPassword:
     async def set(self, password: str) -> bytes:
         hashed = (await trio.to_thread.run_sync(hash_password, password,
                                                 limiter=self._verify_limiter)).encode()
-        await self.records.put(PASSWORD_RECORD, hashed)
+        await self.records.write(PASSWORD_RECORD, hashed)
         self._cached = (self._clock(), hashed)
         self._last = hashed
         return hashed
