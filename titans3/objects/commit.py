@@ -53,6 +53,7 @@ class CommitMixin:
         inline_max: int | None = None,
         hinted: bool = False,
         override: Mapping[int, Drive] | None = None,
+        md5: bool = True,
     ) -> tuple[list[int], ECScheme, Written]:
         """``override``: fragment index -> the drive that takes it instead of the
         placement's (a multipart upload's substitutes, objects/multipart.py)."""
@@ -69,7 +70,7 @@ class CommitMixin:
             body, drives, sch, self.codec(sch.k, sch.m),
             write_quorum=write_quorum(sch.k, sch.m),
             inline_max=self.inline_max if inline_max is None else inline_max,
-            expected_size=size, on_data=on_data,
+            expected_size=size, on_data=on_data, md5=md5,
         )
         handoff.register(self, written.data_id, drives)
         if content_md5 is not None:

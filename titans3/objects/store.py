@@ -45,7 +45,7 @@ from titans3.erasure.codec import Codec, ECScheme
 from titans3.erasure.stripe import Layout, layout_for, resolve_range
 from titans3.objects import handoff, listing
 from titans3.objects.bucket_config import BucketConfigMixin
-from titans3.objects.buckets import BucketRecord, BucketTable
+from titans3.objects.buckets import BucketRecord, BucketTable, is_system_bucket
 from titans3.objects.commit import CommitMixin
 from titans3.objects.conditional import ConditionalMixin, KeyLocks, WriteCondition
 from titans3.objects.copy import CopyMixin
@@ -253,8 +253,10 @@ class ObjectStore(
         raise NoSuchVersion(Key="", VersionId=version_id)
 
     # ----------------------------------------------------------- buckets
-    async def create_bucket(self, name: str) -> BucketInfo:
-        rec = await self.buckets.create(name)
+    async def create_bucket(self, name: str, *, system: bool = False) -> BucketInfo:
+        """``system``: a bucket of the daemon's own (``is_system_bucket``), which
+        S3 can neither address nor list."""
+        rec = await self.buckets.create(name, system=system)
         return BucketInfo(rec.name, rec.created_ns, rec.versioning)
 
     async def head_bucket(self, name: str) -> BucketInfo:
@@ -262,7 +264,8 @@ class ObjectStore(
         return BucketInfo(rec.name, rec.created_ns, rec.versioning)
 
     async def list_buckets(self) -> list[BucketInfo]:
-        return [BucketInfo(r.name, r.created_ns, r.versioning) for r in await self.buckets.list()]
+        return [BucketInfo(r.name, r.created_ns, r.versioning) for r in await self.buckets.list()
+                if not is_system_bucket(r.name)]
 
     async def delete_bucket(self, name: str) -> None:
         brec = await self.buckets.get(name)
@@ -293,14 +296,16 @@ class ObjectStore(
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None,
         condition: WriteCondition | None = None,
+        md5: bool = True,
     ) -> PutResult:
         """``tags``: the new version's object tags (validated by the caller);
-        ``condition``: a conditional write (``objects/conditional.py``)."""
+        ``condition``: a conditional write (``objects/conditional.py``);
+        ``md5=False``: no MD5 ETag (``""``), for callers that never show one."""
         brec = await self.buckets.get(bucket)
         kb = check_key(key)
         seen = await self._precheck(brec, bucket, key, kb, condition)
         positions, sch, written = await self._stage(brec, kb, body, size, content_md5, on_data,
-                                                    hinted=True)
+                                                    hinted=True, md5=md5)
         try:
             cks = dict(checksums()) if checksums is not None else {}
         except BaseException:

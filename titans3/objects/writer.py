@@ -37,6 +37,14 @@ from titans3.erasure.codec import Codec, ECScheme
 log = logging.getLogger(__name__)
 
 
+class _NoDigest:
+    def update(self, data: object) -> None:
+        pass
+
+    def digest(self) -> bytes:
+        return b""
+
+
 def new_data_id() -> str:
     return secrets.token_hex(16)
 
@@ -61,6 +69,7 @@ async def write_stream(
     inline_max: int,
     expected_size: int | None = None,
     on_data: Callable[[memoryview], None] | None = None,
+    md5: bool = True,
 ) -> Written:
     """Consume ``body`` and stage its fragments on ``drives`` (position = fragment).
 
@@ -71,7 +80,9 @@ async def write_stream(
     """
     seg_size = scheme.segment_size
     data_id = new_data_id()
-    md5 = hashlib.md5()
+    hashing = md5
+    # Callers with no use for an ETag (block volumes) skip MD5: it is the PUT's costliest step.
+    md5 = hashlib.md5() if hashing else _NoDigest()  # type: ignore[assignment]
     seg = bytearray(seg_size)
     fill = 0
     total = 0
@@ -120,7 +131,8 @@ async def write_stream(
                 await w.abort()
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(hash_it)
+            if hashing:
+                nursery.start_soon(hash_it)
             for i, w in enumerate(writers):
                 if w is not None and alive[i]:
                     nursery.start_soon(put, i, w)
