@@ -99,6 +99,7 @@ class Host:
     workers: dict[str, Any] = field(default_factory=dict)
     host_id: str = ""
     disks: Any = None  # titans3.disks.manager.DiskManager with --disks
+    nbd: Any = None  # titans3.nbd.service.VolumeService once the NBD gateway runs
 
     async def info(self) -> Any:
         """``HostInfo`` for the admin API, whose backend is the host (it needs the workers too)."""
@@ -252,6 +253,9 @@ async def run(cfg: Config) -> int:
                 if host.disks is not None:  # hot-plug: failed disks out, new disks in
                     await nursery.start(host.disks.run)
                 await nursery.start(run_workers, host)
+                from titans3.nbd.gateway import run_gateway
+
+                await servers.start(run_gateway, host)  # NBD: cancelled with the other listeners
                 s3_app = create_s3_app(
                     store=host.store, credentials=host.credentials, region=cfg.region,
                     domain=cfg.domain or None, admin=host,

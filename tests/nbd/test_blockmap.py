@@ -29,7 +29,9 @@ def block_value(tag: int) -> bytes:
 class Sim:
     """The world outside the map: extent objects, durable segments, what was flushed."""
 
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.cut = 0  # cuts only move forward, as a volume's snapshots do
         self.map = BlockMap(SIZE, BPE * BLOCK)
         self.objects: dict[int, dict[int, bytes | None]] = {}  # extent -> block -> data
         self.segments: list[list[Record]] = []
@@ -67,7 +69,9 @@ class Sim:
         # image landing first would be overwritten by the older one).
         if any(f[0] == "extent" and f[1].extent == ext for f in self.flights):
             return
-        self.flights.append(("extent", self.map.snapshot_extent(ext, self.next_lsn())))
+        # Usually everything so far; sometimes a lower cut (a snapshot in progress).
+        upto = self.lsn if self.rng.random() < 0.7 else self.rng.randrange(self.cut, self.lsn + 1)
+        self.flights.append(("extent", self.map.snapshot_extent(ext, upto)))
 
     def finish(self, i: int) -> None:
         flight = self.flights.pop(i)
@@ -114,7 +118,7 @@ class Sim:
 @given(st.integers(0, 2**32))
 def test_replay_gives_every_block_its_last_flushed_value_or_newer(seed):
     rng = random.Random(seed)
-    sim = Sim()
+    sim = Sim(rng)
     for _ in range(rng.randrange(5, 80)):
         op = rng.random()
         if op < 0.45:

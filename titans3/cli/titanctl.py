@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     from titans3.cli import ctl_disk
 
     ctl_disk.add_commands(sub, _add_common)
+    from titans3.cli import ctl_volume
+
+    ctl_volume.add_commands(sub, _add_common)
     from titans3.cli import ctl_cluster_init
 
     # `cluster` groups the cluster commands; each module adds its actions to
@@ -320,6 +323,10 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
 
             if args.command in ctl_disk.COMMANDS:
                 out = ctl_disk.run(args, client)
+            elif args.command == "volume":
+                from titans3.cli import ctl_volume
+
+                out = ctl_volume.run(args, client)
             elif args.command == "cluster":
                 from titans3.cli import ctl_cluster
 

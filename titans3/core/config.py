@@ -71,11 +71,24 @@ class Config:
     # default); "auto" = claim every qualifying disk; or "/dev/x,/dev/y".
     disks: str = ""
     disk_allow: str = ""  # comma-separated globs: device path, by-* link or loop backing file
+    # NBD gateway (titans3/nbd/, docs/nbd.md).  Plain NBD only on 127.0.0.1 and
+    # the unix socket; another address needs TLS.  "" turns a listener off.
+    nbd_listen: str = "127.0.0.1:10809"
+    nbd_socket: str = "auto"  # "auto": <state_dir>/nbd.sock
+    nbd_memory_mb: int = 256  # per attached volume: written data held before it is folded into extents
+    nbd_cache_mb: int = 512  # extent read cache, shared by the host's volumes
+    nbd_lease: float = 15.0  # seconds a writer lease lasts; a crashed host's volumes free up after it
 
     # ------------------------------------------------------------ derived
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir) if self.state_dir else Path(self.data) / ".titans3"
+
+    @property
+    def nbd_socket_path(self) -> Path | None:
+        if not self.nbd_socket:
+            return None
+        return self.state_path / "nbd.sock" if self.nbd_socket == "auto" else Path(self.nbd_socket)
 
     def drive_paths(self) -> list[Path]:
         return [Path(self.data) / f"drive-{i}" for i in range(self.drives)]
@@ -134,6 +147,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("repair_grace/mpu_max_age: must be >= 0 seconds")
     for key in ("listen", "peer_listen", "web_listen"):
         parse_hostport(getattr(cfg, key), key)
+    if cfg.nbd_listen:
+        parse_hostport(cfg.nbd_listen, "nbd_listen")
+    if cfg.nbd_memory_mb < 16 or cfg.nbd_cache_mb < 0 or cfg.nbd_lease < 3:
+        raise ConfigError("nbd_memory_mb must be >= 16, nbd_cache_mb >= 0, nbd_lease >= 3 seconds")
     if not 1 <= cfg.drives <= 256:
         raise ConfigError(f"drives: must be 1..256, got {cfg.drives}")
     if cfg.ec:

@@ -80,8 +80,8 @@ class ObjectBackend(Protocol):
         there is no such key or version, or it is a delete marker."""
         ...
 
-    async def delete(self, key: str, *, version: str | None = None) -> None:
-        """Remove ``key`` (a delete marker) or exactly one version of it."""
+    async def delete(self, key: str, *, version: str | None = None) -> str | None:
+        """Remove ``key`` (a delete marker: its version id) or exactly one version of it."""
         ...
 
     async def keys(self, prefix: str) -> list[Version]:
@@ -167,11 +167,12 @@ class StoreBackend:
             raise _failed(e) from e
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def delete(self, key: str, *, version: str | None = None) -> None:
+    async def delete(self, key: str, *, version: str | None = None) -> str | None:
         try:
-            await self.store.delete_object(self.bucket, key, version_id=version)
+            res = await self.store.delete_object(self.bucket, key, version_id=version)
         except S3Error as e:
             raise _failed(e) from e
+        return res.version_id if version is None else None
 
     async def keys(self, prefix: str) -> list[Version]:
         out: list[Version] = []

@@ -10,11 +10,12 @@ thousand.  Reads look here before the extent objects: a block entry newer
 than its extent's ``zeroed`` entry wins, then ``zeroed``, then the object.
 
 Entries leave the map when their extent is *materialized*: the extent object
-is rewritten (or deleted) from its old content plus every entry below the
+is rewritten (or deleted) from its old content plus every entry up to the
 materialization's LSN ``X`` (:meth:`snapshot_extent`, then
 :meth:`complete_extent` once the object is durable).  An ``EXTENT`` marker at
 ``X`` then goes into the next log segment, so replay knows the object already
-holds everything before ``X``.
+holds everything up to ``X``.  One materialization per extent runs at a time
+(an older image landing after a newer one would undo it).
 
 **The checkpoint.**  Log segments are deleted once every record in them is
 dead; replay applies only records above the volume's checkpoint.  A record
@@ -215,20 +216,23 @@ class BlockMap:
         return min(live) - 1 if live else self.logged_lsn
 
     # ------------------------------------------------------------ materializing
-    def snapshot_extent(self, extent: int, lsn: int) -> ExtentImage:
-        """The content a materialization at ``lsn`` (newer than every entry) writes."""
+    def snapshot_extent(self, extent: int, upto: int) -> ExtentImage:
+        """What a materialization holding every write up to LSN ``upto`` writes
+        (``upto`` is normally the newest LSN; a snapshot's cut holds it lower)."""
         z = self.zeroed.get(extent)
+        if z is not None and z.lsn > upto:
+            z = None  # a zeroing after the cut: not part of this image (and no older block entries exist)
         first = extent * self.bpe
         blocks: dict[int, bytes | None] = {}
         if self.per_extent.get(extent):
             for i in range(self.bpe):
                 e = self.blocks.get(first + i)
-                if e is not None and (z is None or e.lsn > z.lsn):
+                if e is not None and e.lsn <= upto and (z is None or e.lsn > z.lsn):
                     blocks[i] = e.data
-        return ExtentImage(extent, lsn, z is not None, blocks, z is not None or len(blocks) >= self.blocks_in(extent))
+        return ExtentImage(extent, upto, z is not None, blocks, z is not None or len(blocks) >= self.blocks_in(extent))
 
     def complete_extent(self, image: ExtentImage) -> None:
-        """The extent object now holds ``image``: entries below its LSN go."""
+        """The extent object now holds ``image``: entries at or below its LSN go."""
         ext, lsn = image.extent, image.lsn
         first = ext * self.bpe
         if self.per_extent.get(ext):
@@ -237,7 +241,7 @@ class BlockMap:
                 e = self.blocks.get(b)
                 if e is None:
                     continue
-                if e.lsn < lsn:
+                if e.lsn <= lsn:
                     del self.blocks[b]
                     self.pending.pop(b, None)
                     if e.data is not None:
@@ -249,15 +253,15 @@ class BlockMap:
             else:
                 self.per_extent.pop(ext, None)
         for b in range(first, first + self.bpe):
-            if self.shadow.get(b, lsn) < lsn:
+            if self.shadow.get(b, lsn + 1) <= lsn:
                 del self.shadow[b]
         z = self.zeroed.get(ext)
-        if z is not None and z.lsn < lsn:
+        if z is not None and z.lsn <= lsn:
             del self.zeroed[ext]
             self.pending_zeroed.pop(ext, None)
-        if self.zshadow.get(ext, lsn) < lsn:
+        if self.zshadow.get(ext, lsn + 1) <= lsn:
             del self.zshadow[ext]
-        self.markers[ext] = lsn
+        self.markers[ext] = max(lsn, self.markers.get(ext, 0))
 
     # ------------------------------------------------------------ choosing work
     def full_extents(self) -> list[int]:

@@ -14,7 +14,7 @@ Record kinds:
 ``WRITE``   ``length`` bytes of data at byte ``offset`` (whole 4 KiB blocks);
 ``ZERO``    ``length`` bytes at ``offset`` read as zeroes (TRIM, WRITE_ZEROES);
 ``EXTENT``  the extent object ``offset`` (an extent index) was written whole
-            (or deleted) and holds every write to it below this record's lsn:
+            (or deleted) and holds every write to it up to this record's lsn:
             replay drops what it gathered for that extent so far.
 
 LSNs are ``epoch << 40 | counter``: a new writer's records sort after every

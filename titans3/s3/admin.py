@@ -21,7 +21,7 @@ from typing import Any
 
 from titans3.core.errors import NotImplementedS3
 from titans3.objects.types import HostInfo
-from titans3.s3 import admin_cluster, admin_disks, admin_durability
+from titans3.s3 import admin_cluster, admin_disks, admin_durability, admin_volumes
 from titans3.s3.context import Reply, S3Context
 
 PREFIX = "/titans3/admin/"
@@ -56,6 +56,7 @@ ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] 
     **admin_durability.ROUTES,  # scrub, repair status, object inspect, gc
     **admin_disks.ROUTES,  # disk list / claim / drain / replace / forget
     **admin_cluster.ROUTES,  # cluster status / join / remove
+    **admin_volumes.ROUTES,  # NBD volumes, snapshots, clones
 }
 
 
