@@ -31,7 +31,6 @@ class Sim:
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
-        self.cut = 0  # cuts only move forward, as a volume's snapshots do
         self.map = BlockMap(SIZE, BPE * BLOCK)
         self.objects: dict[int, dict[int, bytes | None]] = {}  # extent -> block -> data
         self.segments: list[list[Record]] = []
@@ -69,9 +68,26 @@ class Sim:
         # image landing first would be overwritten by the older one).
         if any(f[0] == "extent" and f[1].extent == ext for f in self.flights):
             return
-        # Usually everything so far; sometimes a lower cut (a snapshot in progress).
-        upto = self.lsn if self.rng.random() < 0.7 else self.rng.randrange(self.cut, self.lsn + 1)
+        # Everything so far -- or, while a snapshot is being taken, up to its cut.
+        upto = self.lsn if self.map.cut is None else self.map.cut
         self.flights.append(("extent", self.map.snapshot_extent(ext, upto)))
+
+    def snapshot_begin(self) -> None:
+        if self.map.cut is None:
+            self.map.begin_cut(self.lsn)
+            self.snapped: set[int] = set()
+
+    def snapshot_end(self) -> None:
+        """The extents materialized at the cut hold exactly the state at the cut."""
+        cut = self.map.cut
+        if cut is None:
+            return
+        for ext in self.snapped:
+            for b in range(ext * BPE, ext * BPE + BPE):
+                before = [v for lsn, v in self.history.get(b, []) if lsn <= cut]
+                if before:
+                    assert self.objects.get(ext, {}).get(b) == before[-1], ("snapshot", b, cut)
+        self.map.end_cut()
 
     def finish(self, i: int) -> None:
         flight = self.flights.pop(i)
@@ -90,6 +106,10 @@ class Sim:
                 base[ext * BPE + i] = data
             self.objects[ext] = base
             self.map.complete_extent(image)
+            if self.map.cut is not None and image.lsn == self.map.cut:
+                self.snapped.add(ext)
+            elif self.map.cut is not None:
+                self.snapped.discard(ext)
 
     def save_checkpoint(self) -> None:
         self.checkpoint = max(self.checkpoint, self.map.checkpoint())
@@ -97,6 +117,7 @@ class Sim:
 
     def crash(self) -> None:
         self.flights.clear()  # in flight: never landed
+        self.map.cut = None  # the snapshot failed with the process
         fresh = BlockMap(SIZE, BPE * BLOCK)
         fresh.replay([r for s in self.segments for r in s if r.lsn > self.checkpoint])
         self.map = fresh
@@ -131,12 +152,17 @@ def test_replay_gives_every_block_its_last_flushed_value_or_newer(seed):
             sim.materialize_begin(rng.randrange(EXTENTS))
         elif op < 0.85 and sim.flights:
             sim.finish(rng.randrange(len(sim.flights)))
-        elif op < 0.92:
+        elif op < 0.88:
             sim.save_checkpoint()
+        elif op < 0.9:
+            sim.snapshot_begin()
+        elif op < 0.92:
+            sim.snapshot_end()
         else:
             sim.crash()
     while sim.flights:
         sim.finish(0)
+    sim.snapshot_end()
     sim.crash()
 
 

@@ -47,7 +47,7 @@ BLOCK = 4096
 @dataclass(slots=True)
 class Entry:
     lsn: int
-    data: bytes | None  # None: the block reads as zeroes
+    data: bytes | memoryview | None  # None: the block reads as zeroes
     logged: bool = False
 
 
@@ -58,7 +58,7 @@ class ExtentImage:
     extent: int
     lsn: int
     zeroed: bool  # the old object's content does not count (a zeroing precedes the blocks)
-    blocks: dict[int, bytes | None]  # block index within the extent -> data (None: zeroes)
+    blocks: dict[int, bytes | memoryview | None]  # block index within the extent -> data (None: zeroes)
     full: bool  # every block of the extent is in ``blocks``: the old content is not needed
 
 
@@ -77,6 +77,11 @@ class BlockMap:
         self.per_extent: dict[int, int] = {}  # extent -> number of block entries
         self.data_bytes = 0
         self.logged_lsn = 0  # the newest LSN a durable segment holds
+        # A snapshot in progress: its cut, and the entries at or below it that
+        # writes after the cut replaced (the snapshot's images still need them).
+        self.cut: int | None = None
+        self.precut: dict[int, Entry] = {}
+        self.precut_zeroed: dict[int, Entry] = {}
 
     # ------------------------------------------------------------ geometry
     def extent_of(self, block: int) -> int:
@@ -94,12 +99,16 @@ class BlockMap:
     def _supersede(self, block: int, old: Entry | None) -> None:
         if old is None:
             return
+        if self.cut is not None and old.lsn <= self.cut and block not in self.precut:
+            self.precut[block] = old
+            if old.data is not None:
+                self.data_bytes += len(old.data)  # still held, now by the snapshot
         if old.logged:
             self.shadow[block] = min(self.shadow.get(block, old.lsn), old.lsn)
         if old.data is not None:
             self.data_bytes -= len(old.data)
 
-    def put(self, block: int, lsn: int, data: bytes | None, *, logged: bool = False) -> None:
+    def put(self, block: int, lsn: int, data: bytes | memoryview | None, *, logged: bool = False) -> None:
         """Block ``block`` now holds ``data`` (None: zeroes) as of ``lsn``."""
         old = self.blocks.get(block)
         self._supersede(block, old)
@@ -114,6 +123,23 @@ class BlockMap:
         else:
             self.pending[block] = None
 
+    def put_run(self, first: int, lsn: int, data: memoryview) -> None:
+        """Blocks ``first..`` hold consecutive 4 KiB pieces of ``data`` as of
+        ``lsn`` (pending): :meth:`put` for a whole aligned write, in one loop.
+        The pieces are views of ``data``, which must not change."""
+        blocks, pending, per_extent, bpe = self.blocks, self.pending, self.per_extent, self.bpe
+        for i in range(len(data) // BLOCK):
+            b = first + i
+            old = blocks.get(b)
+            if old is None:
+                e = b // bpe
+                per_extent[e] = per_extent.get(e, 0) + 1
+            else:
+                self._supersede(b, old)
+            blocks[b] = Entry(lsn, data[i * BLOCK : (i + 1) * BLOCK])
+            pending[b] = None
+        self.data_bytes += len(data) - len(data) % BLOCK
+
     def zero_extent(self, extent: int, lsn: int, *, logged: bool = False) -> None:
         """All of ``extent`` reads as zeroes as of ``lsn``: its block entries go."""
         first = extent * self.bpe
@@ -125,6 +151,8 @@ class BlockMap:
                     self.pending.pop(b, None)
             self.per_extent.pop(extent, None)
         old = self.zeroed.get(extent)
+        if old is not None and self.cut is not None and old.lsn <= self.cut:
+            self.precut_zeroed.setdefault(extent, old)
         if old is not None and old.logged:
             self.zshadow[extent] = min(self.zshadow.get(extent, old.lsn), old.lsn)
         self.zeroed[extent] = Entry(lsn, None, logged)
@@ -134,7 +162,7 @@ class BlockMap:
             self.pending_zeroed[extent] = None
 
     # ------------------------------------------------------------ reads
-    def lookup(self, block: int) -> bytes | None | bool:
+    def lookup(self, block: int) -> bytes | memoryview | None | bool:
         """``bytes``: the block's data; ``None``: zeroes; ``False``: ask the extent object."""
         e = self.blocks.get(block)
         z = self.zeroed.get(self.extent_of(block))
@@ -150,7 +178,7 @@ class BlockMap:
     # ------------------------------------------------------------ flushing
     def pending_records(self) -> list[Record]:
         """Log records for everything not yet durable, in LSN order, runs merged."""
-        items: list[tuple[int, int, Kind, int, bytes | None]] = []  # lsn, block, kind, nblocks, data
+        items: list[tuple[int, int, Kind, int, bytes | memoryview | None]] = []  # lsn, block, kind, n, data
         for b in self.pending:
             e = self.blocks[b]
             items.append((e.lsn, b, Kind.ZERO if e.data is None else Kind.WRITE, 1, e.data))
@@ -159,7 +187,7 @@ class BlockMap:
             items.append((z.lsn, ext * self.bpe, Kind.ZERO, self.blocks_in(ext), None))
         items.sort(key=lambda t: (t[0], t[1]))
         records: list[Record] = []
-        run: list[tuple[int, int, Kind, int, bytes | None]] = []
+        run: list[tuple[int, int, Kind, int, bytes | memoryview | None]] = []
 
         def close() -> None:
             if not run:
@@ -216,17 +244,33 @@ class BlockMap:
         return min(live) - 1 if live else self.logged_lsn
 
     # ------------------------------------------------------------ materializing
+    def begin_cut(self, cut: int) -> None:
+        """A snapshot at ``cut`` starts: entries at or below it are kept until
+        their extent is materialized at the cut, even if writes replace them."""
+        self.cut = cut
+
+    def end_cut(self) -> None:
+        self.cut = None
+        for e in self.precut.values():
+            if e.data is not None:
+                self.data_bytes -= len(e.data)
+        self.precut.clear()
+        self.precut_zeroed.clear()
+
     def snapshot_extent(self, extent: int, upto: int) -> ExtentImage:
         """What a materialization holding every write up to LSN ``upto`` writes
         (``upto`` is normally the newest LSN; a snapshot's cut holds it lower)."""
         z = self.zeroed.get(extent)
         if z is not None and z.lsn > upto:
-            z = None  # a zeroing after the cut: not part of this image (and no older block entries exist)
+            z = self.precut_zeroed.get(extent)  # a zeroing after the cut: not part of this image
         first = extent * self.bpe
-        blocks: dict[int, bytes | None] = {}
-        if self.per_extent.get(extent):
+        blocks: dict[int, bytes | memoryview | None] = {}
+        precut = self.precut
+        if self.per_extent.get(extent) or precut:
             for i in range(self.bpe):
                 e = self.blocks.get(first + i)
+                if (e is None or e.lsn > upto) and precut:
+                    e = precut.get(first + i)
                 if e is not None and e.lsn <= upto and (z is None or e.lsn > z.lsn):
                     blocks[i] = e.data
         return ExtentImage(extent, upto, z is not None, blocks, z is not None or len(blocks) >= self.blocks_in(extent))
@@ -237,24 +281,38 @@ class BlockMap:
         first = ext * self.bpe
         if self.per_extent.get(ext):
             left = 0
+            blocks, pending = self.blocks, self.pending
+            freed = 0
             for b in range(first, first + self.bpe):
-                e = self.blocks.get(b)
+                e = blocks.get(b)
                 if e is None:
                     continue
                 if e.lsn <= lsn:
-                    del self.blocks[b]
-                    self.pending.pop(b, None)
+                    del blocks[b]
+                    pending.pop(b, None)
                     if e.data is not None:
-                        self.data_bytes -= len(e.data)
+                        freed += len(e.data)
                 else:
                     left += 1
+            self.data_bytes -= freed
             if left:
                 self.per_extent[ext] = left
             else:
                 self.per_extent.pop(ext, None)
-        for b in range(first, first + self.bpe):
-            if self.shadow.get(b, lsn + 1) <= lsn:
-                del self.shadow[b]
+        if self.shadow:
+            for b in range(first, first + self.bpe):
+                if self.shadow.get(b, lsn + 1) <= lsn:
+                    del self.shadow[b]
+        if self.precut:
+            for b in range(first, first + self.bpe):
+                e = self.precut.get(b)
+                if e is not None and e.lsn <= lsn:
+                    del self.precut[b]
+                    if e.data is not None:
+                        self.data_bytes -= len(e.data)
+        pz = self.precut_zeroed.get(ext)
+        if pz is not None and pz.lsn <= lsn:
+            del self.precut_zeroed[ext]
         z = self.zeroed.get(ext)
         if z is not None and z.lsn <= lsn:
             del self.zeroed[ext]

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 IDLE_FOLD = 2.0  # seconds without writes before everything in the map is folded into extents
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoint updates while busy
 MATERIALIZE_CONCURRENCY = 4
+HOT = 1.0  # seconds an extent counts as being written (not folded early under memory pressure)
 
 
 class VolumeFenced(BackendError):
@@ -97,7 +98,9 @@ class Volume:
         self._last_write = time.monotonic()
         self._last_checkpoint = 0.0
         self._rmw = trio.Lock()
+        self._checkpoint_lock = trio.Lock()
         self._prefetching: set[int] = set()
+        self._hot: dict[int, float] = {}  # extent -> when it was last written (sequential writers)
         self._nursery: trio.Nursery | None = None
         self.stats = {"reads": 0, "writes": 0, "flushes": 0, "read_bytes": 0, "written_bytes": 0,
                       "extents": 0}
@@ -131,9 +134,10 @@ class Volume:
             self._guard()
 
     def _touched(self, first_block: int, last_block: int) -> None:
-        self._last_write = time.monotonic()
+        now = self._last_write = time.monotonic()
         bpe = self.map.bpe
         for ext in range(first_block // bpe, last_block // bpe + 1):
+            self._hot[ext] = now
             if self.map.per_extent.get(ext, 0) >= self.map.blocks_in(ext):
                 self._wake.set()
 
@@ -147,9 +151,7 @@ class Volume:
         if head or tail:
             await self._write_unaligned(offset, view)
         else:
-            lsn = self._next()
-            for i in range(end - first):
-                self.map.put(first + i, lsn, bytes(view[i * BLOCK : (i + 1) * BLOCK]))
+            self.map.put_run(first, self._next(), view if isinstance(data, bytes) else memoryview(bytes(data)))
         self.stats["writes"] += 1
         self.stats["written_bytes"] += n
         self._touched(first, end - 1)
@@ -217,6 +219,14 @@ class Volume:
                 return
             self._guard()
             through = self.lsn
+            # Extents written whole go to their objects, not the log: written
+            # once instead of twice (sequential writers, nbdcopy --flush).
+            full = self.map.full_extents()
+            if full:
+                await self._materialize_all(full)
+            if not self.map.pending_count:
+                self._durable = through
+                return
             records = self.map.pending_records()
             snap = self.map.snapshot_pending()
             first, last = records[0].lsn, max(r.lsn for r in records)
@@ -232,7 +242,7 @@ class Volume:
         if got is None:
             return bytes(BLOCK)
         if got is not False:
-            return got
+            return bytes(got)
         ext = self.map.extent_of(block)
         base = await self.view.read(ext)
         lo = (block - ext * self.map.bpe) * BLOCK
@@ -340,6 +350,13 @@ class Volume:
             length = min(self.record.extent_size, self.size - ext * self.record.extent_size)
             if image.zeroed and not image.blocks:
                 await self.writer.zero(ext)
+            elif image.full and len(image.blocks) * BLOCK == length:
+                zero = _zeros(BLOCK)
+                data = b"".join(image.blocks[i] or zero for i in range(length // BLOCK))
+                if data == _zeros(length):
+                    await self.writer.zero(ext)
+                else:
+                    await self.writer.write(ext, data)
             else:
                 buf = bytearray(length)
                 if not image.full:
@@ -383,21 +400,22 @@ class Volume:
         now = time.monotonic()
         if not force and now - self._last_checkpoint < CHECKPOINT_EVERY:
             return
-        self._last_checkpoint = now
-        ckpt = self.map.checkpoint()
-        if ckpt > self.record.checkpoint:
-            self._guard()
-            sealed = {e: s for e, s in self.record.sealed.items() if s > ckpt}
-            self.record = await self.catalog.update(
-                self.record.name,
-                lambda r: replace(r, checkpoint=max(r.checkpoint, ckpt), sealed=sealed) if r.id == self.record.id
-                else None)
-        dead = [k for k, (last, _) in self.segments.items() if last <= self.record.checkpoint]
-        for key in dead:
-            self._guard()
-            # A segment has one version: deleting it removes the key, leaving no marker.
-            await self.backend.delete(key, version=self.segments[key][1])
-            del self.segments[key]
+        async with self._checkpoint_lock:
+            self._last_checkpoint = now
+            ckpt = self.map.checkpoint()
+            if ckpt > self.record.checkpoint:
+                self._guard()
+                sealed = {e: s for e, s in self.record.sealed.items() if s > ckpt}
+                mine = self.record.id
+                self.record = await self.catalog.update(
+                    self.record.name,
+                    lambda r: replace(r, checkpoint=max(r.checkpoint, ckpt), sealed=sealed) if r.id == mine
+                    else None)
+            for key in [k for k, (last, _) in self.segments.items() if last <= self.record.checkpoint]:
+                self._guard()
+                # A segment has one version: deleting it removes the key, leaving no marker.
+                await self.backend.delete(key, version=self.segments[key][1])
+                self.segments.pop(key, None)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The cleaner: materializes in the background and keeps the log short."""
@@ -415,18 +433,28 @@ class Volume:
                 except BackendError as e:
                     log.warning("volume %s: background write failed (will retry): %s", self.record.name, e)
                     await trio.sleep(1)
+                except Exception:  # a bug here must not take the daemon down; the log keeps the data
+                    log.exception("volume %s: cleaner failed (will retry)", self.record.name)
+                    await trio.sleep(1)
 
     async def _clean_once(self) -> None:
         full = self.map.full_extents() + [x for x in self.map.zeroed if not self.map.per_extent.get(x)]
         if full:
             await self._materialize_all(full)
+        now = time.monotonic()
+        self._hot = {x: t for x, t in self._hot.items() if now - t < HOT}
         if self.map.data_bytes > self.memory * 3 // 4:
+            # Too much in memory: fold partly written extents, densest first --
+            # but not ones being written right now (a sequential writer will
+            # fill them: folding them early would rewrite them twice), unless
+            # writers are already waiting for room.
             want = self.memory // 2
-            order = self.map.by_density()
+            blocked = self.map.data_bytes >= self.memory
+            order = [x for x in self.map.by_density() if blocked or x not in self._hot]
             while self.map.data_bytes > want and order:
                 batch, order = order[:MATERIALIZE_CONCURRENCY * 2], order[MATERIALIZE_CONCURRENCY * 2:]
                 await self._materialize_all(batch)
-        if time.monotonic() - self._last_write > IDLE_FOLD and self.map.entries + len(self.map.zeroed):
+        if now - self._last_write > IDLE_FOLD and self.map.entries + len(self.map.zeroed):
             await self.fold()
         await self.checkpoint()
 
@@ -441,14 +469,19 @@ class Volume:
 
     # ------------------------------------------------------------ snapshots
     async def snapshot(self, name: str) -> VolumeRecord:
-        """A snapshot holding every write acknowledged before this call."""
+        """A snapshot holding every write acknowledged before this call.
+
+        The map keeps, while the snapshot is taken, the entries at or below
+        the cut that later writes replace (``BlockMap.begin_cut``); every
+        extent touched at the cut is materialized at the cut; then a version
+        id newer than all of those objects becomes the snapshot.  Writes go
+        on meanwhile, and none of them is in the snapshot."""
+        if self._cut is not None:
+            raise VolumeExists(f"volume {self.record.name}: a snapshot is being taken already")
         self._cut = self.lsn
+        self.map.begin_cut(self._cut)
         try:
-            await self.fold()
-            while any(self.map.snapshot_extent(x, self._cut).blocks or
-                      (x in self.map.zeroed and self.map.zeroed[x].lsn <= self._cut)
-                      for x in list(self.map.touched_extents())):
-                await self.fold()
+            await self._materialize_all(sorted(self.map.touched_extents()))
             cut = self.backend.new_version_id()
             snap = Snapshot(name, cut, time.time_ns())
             self.record = replace(self.record, snapshots=(*self.record.snapshots, snap))  # prunes see it now
@@ -466,6 +499,7 @@ class Volume:
             return self.record
         finally:
             self._cut = None
+            self.map.end_cut()
             self._wake.set()
 
     def resize(self, record: VolumeRecord) -> None:
