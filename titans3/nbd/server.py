@@ -240,6 +240,7 @@ class NbdServer:
         except (NoSuchVolume, NoSuchSnapshot) as err:
             return ev.OptionError(Rep.ERR_UNKNOWN, err.message), None
         except VolumeInUse as err:
+            log.info("NBD client on %s refused %s: %s", s.peer, name, err.message)
             return ev.OptionError(Rep.ERR_POLICY, err.message), None
         except (BackendError, S3Error) as err:
             log.warning("NBD export %s cannot be opened: %s", name, err)
