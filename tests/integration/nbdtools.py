@@ -72,10 +72,11 @@ def run(argv: list[str], *, timeout: float = 600, check: bool = True, env_extra:
     return res
 
 
-def libnbd(script: str, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+def libnbd(script: str, *args: str, timeout: float = 600, check: bool = True,
+           input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``script`` (a file in tests/integration/nbdclients/) with libnbd's Python."""
     path = Path(__file__).parent / "nbdclients" / script
-    return run([SYSTEM_PYTHON, str(path), *args], timeout=timeout, check=check)
+    return run([SYSTEM_PYTHON, str(path), *args], timeout=timeout, check=check, input=input)
 
 
 def wait_detached(d: NbdDaemon, name: str, timeout: float = 60) -> None:
