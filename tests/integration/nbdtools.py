@@ -47,20 +47,28 @@ class NbdDaemon(Daemon):
         return self.data_dir / ".titans3" / "nbd.sock"
 
     def titanctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = cluster.clean_env({"TITANS3_ROOT_ACCESS_KEY": self.credentials.access_key,
-                                 "TITANS3_ROOT_SECRET_KEY": self.credentials.secret_key,
-                                 "TITANS3_ENDPOINT": self.endpoint})
-        res = subprocess.run([str(cluster.TITANCTL), *args], capture_output=True, text=True, env=env,
-                             timeout=600)
-        if check and res.returncode:
-            raise AssertionError(f"titanctl {' '.join(args)} -> {res.returncode}: {res.stderr}")
-        return res
+        return titanctl(self, *args, check=check)
 
     def volume_json(self, *args: str) -> dict:
-        return json.loads(self.titanctl("volume", *args, "--json").stdout)
+        return titanctl_json(self, "volume", *args)
 
     def create_volume(self, name: str, size: str) -> None:
         self.titanctl("volume", "create", name, "--size", size)
+
+
+def titanctl(d: Daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``titanctl ARGS`` against daemon ``d`` (root credentials, its S3 endpoint)."""
+    env = cluster.clean_env({"TITANS3_ROOT_ACCESS_KEY": d.credentials.access_key,
+                             "TITANS3_ROOT_SECRET_KEY": d.credentials.secret_key,
+                             "TITANS3_ENDPOINT": d.endpoint})
+    res = subprocess.run([str(cluster.TITANCTL), *args], capture_output=True, text=True, env=env, timeout=600)
+    if check and res.returncode:
+        raise AssertionError(f"titanctl {' '.join(args)} -> {res.returncode}: {res.stderr}")
+    return res
+
+
+def titanctl_json(d: Daemon, *args: str) -> dict:
+    return json.loads(titanctl(d, *args, "--json").stdout)
 
 
 def run(argv: list[str], *, timeout: float = 600, check: bool = True, env_extra: dict[str, str] | None = None,

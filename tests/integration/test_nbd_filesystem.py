@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 
 from . import cluster
-from .nbdtools import NbdDaemon, loop_device, make_tree, mounted, nbdfuse, run, tree_digest, wait_detached
+from .nbdtools import (
+    NbdDaemon,
+    loop_device,
+    make_tree,
+    mounted,
+    nbdfuse,
+    run,
+    tree_digest,
+    wait_detached,
+)
 
 pytestmark = pytest.mark.skipif(not Path("/dev/fuse").exists() or shutil.which("nbdfuse") is None,
                                 reason="needs /dev/fuse and nbdfuse")

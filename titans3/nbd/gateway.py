@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -37,9 +38,9 @@ def settings_of(cfg: Config) -> Settings:
 
 async def run_gateway(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     cfg = host.config
-    label = cfg.nbd_listen or cfg.peer_listen
-    service = VolumeService(lambda: host.store, host_id=host.host_id, label=f"{host.host_id} ({label})",
-                            settings=settings_of(cfg))
+    # What "attached on ..." says: the host, and the addresses it answers on.
+    label = f"{socket.gethostname()} {host.host_id} (peer {cfg.peer_listen}, nbd {cfg.nbd_listen or 'socket'})"
+    service = VolumeService(lambda: host.store, host_id=host.host_id, label=label, settings=settings_of(cfg))
     host.nbd = service
     context = tls_context(cfg.tls_cert, cfg.tls_key, cfg.tls_ca) if core_tls.enabled(cfg) else None
     server = NbdServer(service, tls=context)

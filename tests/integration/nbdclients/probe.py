@@ -49,7 +49,7 @@ extents = []
 
 
 def status(metacontext, offset, entries, err):
-    extents.extend(zip(entries[::2], entries[1::2]))
+    extents.extend(zip(entries[::2], entries[1::2], strict=True))
     return 0
 
 
