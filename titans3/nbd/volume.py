@@ -81,7 +81,10 @@ class Volume:
         self.backend = backend
         self.catalog = catalog
         self.view = view
-        self.writer = ExtentWriter(view, lambda: [s.vid for s in self.record.snapshots])
+        # Snapshot cuts that prunes must respect: the record's, and one being
+        # added (kept apart: a checkpoint replacing self.record must not drop it).
+        self._new_cuts: set[str] = set()
+        self.writer = ExtentWriter(view, lambda: [s.vid for s in self.record.snapshots] + list(self._new_cuts))
         self.map = BlockMap(record.size, record.extent_size)
         self.memory = memory
         self.volume_id = bytes.fromhex(record.id)
@@ -407,10 +410,10 @@ class Volume:
                 self._guard()
                 sealed = {e: s for e, s in self.record.sealed.items() if s > ckpt}
                 mine = self.record.id
-                self.record = await self.catalog.update(
+                self._adopt(await self.catalog.update(
                     self.record.name,
                     lambda r: replace(r, checkpoint=max(r.checkpoint, ckpt), sealed=sealed) if r.id == mine
-                    else None)
+                    else None))
             for key in [k for k, (last, _) in self.segments.items() if last <= self.record.checkpoint]:
                 self._guard()
                 # A segment has one version: deleting it removes the key, leaving no marker.
@@ -484,7 +487,7 @@ class Volume:
             await self._materialize_all(sorted(self.map.touched_extents()))
             cut = self.backend.new_version_id()
             snap = Snapshot(name, cut, time.time_ns())
-            self.record = replace(self.record, snapshots=(*self.record.snapshots, snap))  # prunes see it now
+            self._new_cuts.add(cut)  # prunes see it from now on
 
             def add(r: VolumeRecord) -> VolumeRecord:
                 if any(s.name == name for s in r.snapshots):
@@ -492,15 +495,20 @@ class Volume:
                 return replace(r, snapshots=(*r.snapshots, snap))
 
             try:
-                self.record = await self.catalog.update(self.record.name, add)
-            except BaseException:
-                self.record = replace(self.record, snapshots=tuple(s for s in self.record.snapshots if s != snap))
-                raise
+                self._adopt(await self.catalog.update(self.record.name, add))
+            finally:
+                self._new_cuts.discard(cut)
             return self.record
         finally:
             self._cut = None
             self.map.end_cut()
             self._wake.set()
+
+    def _adopt(self, record: VolumeRecord) -> None:
+        """Take a record the catalogue returned -- unless a newer one is here
+        already (two updates racing: the older answer must not win)."""
+        if record.vid > self.record.vid:
+            self.record = record
 
     def resize(self, record: VolumeRecord) -> None:
         self.record = replace(self.record, size=record.size, vid=record.vid)
