@@ -56,11 +56,12 @@ class NbdDaemon(Daemon):
         self.titanctl("volume", "create", name, "--size", size)
 
 
-def titanctl(d: Daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def titanctl(d: Daemon, *args: str, check: bool = True,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``titanctl ARGS`` against daemon ``d`` (root credentials, its S3 endpoint)."""
     env = cluster.clean_env({"TITANS3_ROOT_ACCESS_KEY": d.credentials.access_key,
                              "TITANS3_ROOT_SECRET_KEY": d.credentials.secret_key,
-                             "TITANS3_ENDPOINT": d.endpoint})
+                             "TITANS3_ENDPOINT": d.endpoint, **(env or {})})
     res = subprocess.run([str(cluster.TITANCTL), *args], capture_output=True, text=True, env=env, timeout=600)
     if check and res.returncode:
         raise AssertionError(f"titanctl {' '.join(args)} -> {res.returncode}: {res.stderr}")

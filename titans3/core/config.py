@@ -148,7 +148,10 @@ def _validate(cfg: Config) -> None:
     for key in ("listen", "peer_listen", "web_listen"):
         parse_hostport(getattr(cfg, key), key)
     if cfg.nbd_listen:
-        parse_hostport(cfg.nbd_listen, "nbd_listen")
+        nbd_host, _ = parse_hostport(cfg.nbd_listen, "nbd_listen")
+        if nbd_host not in ("127.0.0.1", "::1", "localhost") and not cfg.tls_cert:
+            raise ConfigError(f"nbd_listen: plain NBD only on 127.0.0.1; {cfg.nbd_listen} needs TLS "
+                              "(tls_cert, tls_key, tls_ca: see titanctl cluster init)")
     if cfg.nbd_memory_mb < 16 or cfg.nbd_cache_mb < 0 or cfg.nbd_lease < 3:
         raise ConfigError("nbd_memory_mb must be >= 16, nbd_cache_mb >= 0, nbd_lease >= 3 seconds")
     if not 1 <= cfg.drives <= 256:
