@@ -67,6 +67,7 @@ async def host_status(host: Host) -> dict[str, Any]:
                   "partial_writes": store.partial_writes},
         "summaries": own,
         "cluster": cluster_status(host, own),
+        "volumes": asdict(host.nbd.statistics()) if getattr(host, "nbd", None) is not None else None,
     }
 
 
