@@ -177,3 +177,4 @@ def test_mutated_valid_sessions(seed, cut, tls, clean):
 
 def test_fuzz_ran():
     assert RUNS["n"] > 0
+    print(f"NBD protocol fuzz: {RUNS['n']} streams driven to the end or to a clean ProtocolError")
