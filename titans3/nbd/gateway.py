@@ -49,7 +49,13 @@ async def run_gateway(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
         path = cfg.nbd_socket_path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            await nursery.start(server.serve_unix, path)
+            try:
+                await nursery.start(server.serve_unix, path)
+            except OSError as e:  # the default path may be longer than a socket name can be
+                if cfg.nbd_socket != "auto":
+                    raise
+                log.error("NBD: no unix socket at %s (%s); set nbd_socket to a shorter path", path, e)
+                path = None
         if cfg.nbd_listen:
             addr, port = parse_hostport(cfg.nbd_listen, "nbd_listen")
             try:

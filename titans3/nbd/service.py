@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FENCE_MARGIN = 2.0  # seconds of lease left below which a volume stops writing
+WATCHED_FOR = 60.0  # seconds the volume rows keep refreshing after statistics() was asked for
+ROWS_EVERY = 4.0  # seconds between refreshes of the cluster-wide volume rows
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class VolumeService:
         self._snapshots: dict[tuple[str, str], tuple[SnapshotExport, int]] = {}
         self._nursery: trio.Nursery | None = None
         self._rows: tuple[VolumeRow, ...] = ()
+        self._watched = -WATCHED_FOR  # when statistics() was last asked for
 
     # ------------------------------------------------------------ lifecycle
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -297,6 +300,10 @@ class VolumeService:
 
     # ------------------------------------------------------------ statistics
     async def _sampler(self) -> None:
+        """Rates of the volumes attached here every two seconds (local, cheap);
+        the cluster-wide rows only while someone looks at them (the status
+        page), at most every ``ROWS_EVERY`` seconds: they read every drive."""
+        last_rows = 0.0
         while True:
             await trio.sleep(2.0)
             now = time.monotonic()
@@ -308,8 +315,25 @@ class VolumeService:
                     att.rates = {"ops": (s["reads"] + s["writes"] - r - w) / dt,
                                  "bytes": (s["read_bytes"] + s["written_bytes"] - b) / dt}
                 att.last = (now, s["reads"], s["writes"], s["read_bytes"] + s["written_bytes"])
-            with contextlib.suppress(BackendError, NoSuchVolume):
-                self._rows = await self.rows()
+            if now - self._watched < WATCHED_FOR and now - last_rows >= ROWS_EVERY:
+                last_rows = now
+                with contextlib.suppress(BackendError, NoSuchVolume):
+                    self._rows = await self.rows()
+            else:
+                self._rows = tuple(self._fresh(r) for r in self._rows)
+
+    def _fresh(self, row: VolumeRow) -> VolumeRow:
+        """A row with this host's latest rates and buffer, between full refreshes."""
+        att = self.attached.get(row.name)
+        if att is None:
+            return row if not row.here else replace(row, here=False, ops_per_s=0.0, bytes_per_s=0.0, buffered=0)
+        return replace(row, here=True, ops_per_s=round(att.rates.get("ops", 0.0), 1),
+                       bytes_per_s=round(att.rates.get("bytes", 0.0)), buffered=att.volume.map.data_bytes,
+                       allocated=att.volume.view.own_allocated())
+
+    async def _refresh_rows(self) -> None:
+        with contextlib.suppress(BackendError, NoSuchVolume):
+            self._rows = await self.rows()
 
     async def rows(self) -> tuple[VolumeRow, ...]:
         holders = await self.leases.all()
@@ -329,6 +353,12 @@ class VolumeService:
         return tuple(out)
 
     def statistics(self) -> ServiceStatistics:
-        """The last sample (every two seconds) of every volume: what the status page shows."""
+        """The last sample of every volume: what the status page shows.  Asking
+        keeps the cluster-wide rows refreshing for a while."""
+        if time.monotonic() - self._watched >= WATCHED_FOR:
+            self._watched = time.monotonic()
+            if self._nursery is not None:
+                self._nursery.start_soon(self._refresh_rows)
+        self._watched = time.monotonic()
         c = self.cache.statistics()
         return ServiceStatistics(self._rows, len(self.attached), c.used, c.capacity, c.hits, c.misses)
