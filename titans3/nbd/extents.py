@@ -121,6 +121,16 @@ class ExtentView:
 
         return await self.cache.load((src.key, src.vid), fetch)
 
+    def cached_bytes(self, extent: int) -> bytes | None:
+        """The cached content of an allocated extent, or None (not cached)."""
+        src = self.source(extent)
+        if src is None or src.size == 0:
+            return b""
+        data = self.cache.get((src.key, src.vid))
+        if data is not None:
+            self.cache.hits += 1
+        return data
+
     def cached(self, extent: int) -> bool:
         src = self.source(extent)
         return src is None or src.size == 0 or self.cache.get((src.key, src.vid)) is not None

@@ -46,6 +46,22 @@ class SnapshotExport:
             pos = hi
         return merge_pieces(out)
 
+    def read_now(self, offset: int, length: int) -> list[bytes | memoryview | int] | None:
+        es = self.record.extent_size
+        out: list[bytes | memoryview | int] = []
+        pos, end = offset, offset + length
+        while pos < end:
+            ext = pos // es
+            hi = min(end, (ext + 1) * es)
+            base = self.view.cached_bytes(ext) if self.view.allocated(ext) else None
+            if base is None and self.view.allocated(ext):
+                return None
+            out += slice_extent(base, pos - ext * es, hi - ext * es)
+            pos = hi
+        self.reads += 1
+        self.read_bytes += length
+        return merge_pieces(out)
+
     async def prefetch(self, offset: int, length: int) -> None:
         es = self.record.extent_size
         for ext in range(offset // es, -(-(offset + length) // es)):

@@ -115,6 +115,53 @@ class _Session:
             await self.stream.send_all(b"".join(small))
 
 
+class _Outbox:
+    """Replies waiting for the wire: one task sends them, many at a time.
+
+    Handlers never wait for the socket; replies finished together go out in
+    one ``send`` (small ones joined), and the reader stops reading requests
+    while more than ``MAX_QUEUED`` bytes of replies wait."""
+
+    MAX_QUEUED = 16 << 20
+
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+        self.parts: list[bytes | memoryview] = []
+        self.size = 0
+        self._wake = trio.Event()
+        self._sent = trio.Event()
+        self._put = trio.Event()
+
+    def put(self, parts: Sequence[bytes | memoryview]) -> None:
+        self.parts.extend(parts)
+        self.size += sum(len(p) for p in parts)
+        self._wake.set()
+        self._put.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self.parts:
+                parts, self.parts, self.size = self.parts, [], 0
+                await self.session.send(parts)
+            self._sent.set()
+            self._sent = trio.Event()
+
+    async def replied(self) -> None:
+        """Until a reply was made (a request slot freed up)."""
+        await self._put.wait()
+        self._put = trio.Event()
+
+    async def room(self) -> None:
+        while self.size > self.MAX_QUEUED:
+            await self._sent.wait()
+
+    async def drain(self) -> None:
+        while self.parts:
+            await self._sent.wait()
+
+
 class NbdServer:
     def __init__(self, service: VolumeService, *, tls: ssl.SSLContext | None = None) -> None:
         self.service = service
@@ -255,36 +302,50 @@ class NbdServer:
 
     # ------------------------------------------------------------ transmission
     async def _transmission(self, s: _Session, conn: ServerConnection, export: Any) -> None:
-        replied = trio.Event()
+        out = _Outbox(s)
 
-        async def reply(event: ev.ServerEvent) -> None:
-            nonlocal replied
-            async with s.send_lock:
-                parts = conn.send_chunks(event)
-                await s._send(parts)
-            replied.set()
-            replied = trio.Event()
+        def reply(event: ev.ServerEvent) -> None:
+            out.put(conn.send_chunks(event))
 
         async def handle(req: ev.Request) -> None:
-            self.requests += 1
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await reply(await self._serve(export, req))
+            reply(await self._serve(export, req))
 
-        async with trio.open_nursery() as handlers:
-            while True:
-                e = conn.next_event()
-                out = conn.data_to_send()
-                if out:
-                    await s.send([out])
-                if e is ev.NEED_DATA:
-                    data = await s.stream.receive_some(RECV)
-                    conn.receive_data(data)
-                elif e is ev.PAUSED:
-                    await replied.wait()
-                elif isinstance(e, ev.Request):
-                    handlers.start_soon(handle, e)
-                else:  # Disconnect or Closed: the handlers finish, then the connection closes
-                    break
+        async with trio.open_nursery() as writer:
+            writer.start_soon(out.run)
+            async with trio.open_nursery() as handlers:
+                while True:
+                    e = conn.next_event()
+                    auto = conn.data_to_send()
+                    if auto:
+                        out.put([auto])
+                    if e is ev.NEED_DATA:
+                        await out.room()
+                        conn.receive_data(await s.stream.receive_some(RECV))
+                    elif e is ev.PAUSED:
+                        await out.replied()
+                    elif isinstance(e, ev.Request):
+                        self.requests += 1
+                        done = self._serve_now(export, e)  # a cache hit or a buffered write: no task
+                        if done is not None:
+                            reply(done)
+                        else:
+                            handlers.start_soon(handle, e)
+                    else:  # Disconnect or Closed: the handlers finish, then the connection closes
+                        break
+            await out.drain()
+            writer.cancel_scope.cancel()
+
+    def _serve_now(self, export: Any, req: ev.Request) -> ev.ServerEvent | None:
+        """The reply to ``req`` if it can be given without waiting, else None."""
+        try:
+            if req.cmd is Cmd.READ:
+                pieces = export.read_now(req.offset, req.length)
+                return None if pieces is None else ev.ReadData(req.cookie, pieces, seq=req.seq)
+            if req.cmd is Cmd.WRITE and not req.fua and getattr(export, "write_now", None) is not None:
+                return ev.Done(req.cookie, seq=req.seq) if export.write_now(req.offset, req.data) else None
+        except BackendError:
+            return None  # the slow path reports it
+        return None
 
     async def _serve(self, export: Any, req: ev.Request) -> ev.ServerEvent:
         try:

@@ -268,11 +268,12 @@ class Volume:
         return merge_pieces(out)
 
     async def _read_extent(self, ext: int, lo: int, hi: int) -> list[bytes | memoryview | int]:
-        touched = self.map.touched(ext)
-        if not touched and not self.view.allocated(ext):
-            return [hi - lo]
         base = await self.view.read(ext) if self.view.allocated(ext) else None
-        if not touched:
+        return self._pieces(ext, lo, hi, base)
+
+    def _pieces(self, ext: int, lo: int, hi: int, base: bytes | None) -> list[bytes | memoryview | int]:
+        """Bytes [lo, hi) of extent ``ext``: the map's blocks over ``base``, the object's content."""
+        if not self.map.touched(ext):
             return slice_extent(base, lo, hi)
         out: list[bytes | memoryview | int] = []
         first = ext * self.map.bpe
@@ -290,6 +291,43 @@ class Volume:
             pos = bhi
             b += 1
         return out
+
+    def read_now(self, offset: int, length: int) -> list[bytes | memoryview | int] | None:
+        """:meth:`read` without waiting: None unless every extent it needs is cached."""
+        es = self.record.extent_size
+        first, last = offset // es, (offset + length - 1) // es
+        bases = []
+        for ext in range(first, last + 1):
+            if not self.view.allocated(ext):
+                bases.append(None)
+                continue
+            base = self.view.cached_bytes(ext)
+            if base is None:
+                return None
+            bases.append(base)
+        self.stats["reads"] += 1
+        self.stats["read_bytes"] += length
+        out: list[bytes | memoryview | int] = []
+        for i, ext in enumerate(range(first, last + 1)):
+            lo, hi = max(offset, ext * es), min(offset + length, (ext + 1) * es)
+            out += self._pieces(ext, lo - ext * es, hi - ext * es, bases[i])
+        self._readahead(offset, length)
+        return merge_pieces(out)
+
+    def write_now(self, offset: int, data: bytes | memoryview) -> bool:
+        """:meth:`write` (not FUA) without waiting: False when it would have to
+        wait (room in memory, a partial block to read, the lease to check)."""
+        n = len(data)
+        if offset % BLOCK or n % BLOCK or self.map.data_bytes + n > self.memory or not isinstance(data, bytes):
+            return False
+        if self.fenced or self.fence_check():
+            return False
+        first = offset // BLOCK
+        self.map.put_run(first, self._next(), memoryview(data))
+        self.stats["writes"] += 1
+        self.stats["written_bytes"] += n
+        self._touched(first, first + n // BLOCK - 1)
+        return True
 
     def _readahead(self, offset: int, length: int) -> None:
         """A read ending in the last quarter of an extent fetches the next two."""
