@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 IDLE_FOLD = 2.0  # seconds without writes before everything in the map is folded into extents
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoint updates while busy
-MATERIALIZE_CONCURRENCY = 4
+MATERIALIZE_CONCURRENCY = 8
 HOT = 1.0  # seconds an extent counts as being written (not folded early under memory pressure)
 
 
