@@ -21,8 +21,8 @@ from . import cluster
 from .nbdtools import PATH_ENV, SYSTEM_PYTHON, NbdDaemon, run, wait_detached
 
 MiB = 1 << 20
-BLOCKS = 16384  # 64 MiB
-BASE = b"\xaa" * (64 * MiB)  # what the volume holds before the writer starts
+BLOCKS = 8192  # 32 MiB
+BASE = b"\xaa" * (32 * MiB)  # what the volume holds before the writer starts
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def block_tag(image: bytes, b: int) -> int:
 
 
 def test_snapshot_during_writes_clone_rollback_and_deletes(nbd: NbdDaemon, tmp_path: Path) -> None:
-    nbd.create_volume("db", "64M")
+    nbd.create_volume("db", "32M")
     base = tmp_path / "base.img"
     base.write_bytes(BASE)
     run(["nbdcopy", "--flush", str(base), nbd.uri("db")])
@@ -107,10 +107,10 @@ def test_snapshot_during_writes_clone_rollback_and_deletes(nbd: NbdDaemon, tmp_p
 
     # Resize: new connections see the new size; the new space reads as zeroes.
     wait_detached(nbd, "db")
-    nbd.titanctl("volume", "resize", "db", "--size", "96M")
-    assert run(["nbdinfo", "--size", nbd.uri("db")]).stdout.strip() == str(96 * MiB)
-    assert copy_out(nbd, "db", tmp_path / "grown.img")[64 * MiB :] == bytes(32 * MiB)
-    shrink = nbd.titanctl("volume", "resize", "db", "--size", "32M", check=False)
+    nbd.titanctl("volume", "resize", "db", "--size", "48M")
+    assert run(["nbdinfo", "--size", nbd.uri("db")]).stdout.strip() == str(48 * MiB)
+    assert copy_out(nbd, "db", tmp_path / "grown.img")[32 * MiB :] == bytes(16 * MiB)
+    shrink = nbd.titanctl("volume", "resize", "db", "--size", "16M", check=False)
     assert shrink.returncode == 1 and "only grow" in shrink.stderr
 
     wait_detached(nbd, "db-clone")
