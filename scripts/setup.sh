@@ -13,8 +13,9 @@ APT_PACKAGES=(
   xfsprogs e2fsprogs util-linux iproute2 udev                        # disks, namespaces
   nftables                                                           # partition test: loopback rules
   fdisk                                                              # sfdisk: disk tests craft partition tables
-  chromium                                                           # status page test (headless)
+  chromium chromium-driver                                           # status page tests (headless, WebDriver)
   s3fs curl ca-certificates
+  rsync git sqlite3                                                  # FUSE acceptance tests (tests/fuse)
 )
 
 need=()

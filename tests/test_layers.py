@@ -19,7 +19,7 @@ import titans3
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("entry points", ("titans3.cli", "titans3.__main__")),
     ("daemon", ("titans3.daemon", "titans3.runtime")),
-    ("fronts", ("titans3.s3", "titans3.web", "titans3.peer.app", "titans3.nbd")),
+    ("fronts", ("titans3.s3", "titans3.web", "titans3.peer.app", "titans3.fuse", "titans3.nbd")),
     ("cluster", ("titans3.cluster",)),
     ("object", ("titans3.objects",)),
     ("workers", ("titans3.workers",)),

@@ -100,6 +100,7 @@ class Host:
     host_id: str = ""
     disks: Any = None  # titans3.disks.manager.DiskManager with --disks
     nbd: Any = None  # titans3.nbd.service.VolumeService once the NBD gateway runs
+    peer_service: Any = None  # the peer listener's state (set by create_peer_app)
 
     async def info(self) -> Any:
         """``HostInfo`` for the admin API, whose backend is the host (it needs the workers too)."""
@@ -216,12 +217,15 @@ def _joined(cfg: Config) -> bool:
 
 
 async def run(cfg: Config) -> int:
+    from titans3.cluster.bootstrap import with_saved_secret
     from titans3.peer.app import create_peer_app
     from titans3.s3.app import create_s3_app
     from titans3.web.app import create_web_app
 
     tls.check(cfg)  # unreadable certificate files stop start-up with the keys named
+    cfg = with_saved_secret(cfg)  # a cluster created or joined from the status page
     host = await build_host(cfg)
+    observed, access = observers(host)
     if host.credentials.generated:
         print_credentials(host.credentials, cfg, lambda s: print(s, flush=True))
     shutdown = trio.Event()
@@ -231,6 +235,8 @@ async def run(cfg: Config) -> int:
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_health_loop, host.drives)
+            if access is not None:
+                nursery.start_soon(access.run)
             nursery.start_soon(_signals, shutdown, nursery.cancel_scope)
             async with trio.open_nursery() as servers:
                 servers.start_soon(inflight.drain, shutdown, servers.cancel_scope, cfg.shutdown_grace)
@@ -238,7 +244,7 @@ async def run(cfg: Config) -> int:
                 # needs every host's peer API (this one's included) answering.
                 hc = hyper_config(cfg.peer_listen, grace=cfg.shutdown_grace, name="peer",
                                   tls_settings=tls.server_settings(cfg, peer=True))
-                await servers.start(_serve, inflight.wrap(peer_app), hc, shutdown.wait)
+                await servers.start(_serve, inflight.wrap(observed["peer"](peer_app)), hc, shutdown.wait)
                 if cfg.peers or _joined(cfg):
                     from titans3.cluster.peers import form
 
@@ -256,6 +262,10 @@ async def run(cfg: Config) -> int:
                 from titans3.nbd.gateway import run_gateway
 
                 await servers.start(run_gateway, host)  # NBD: cancelled with the other listeners
+                if cfg.mounts:  # FUSE mounts over this store (titans3/fuse/daemon_mounts.py)
+                    from titans3.fuse.daemon_mounts import start_mounts
+
+                    await start_mounts(host, nursery)
                 s3_app = create_s3_app(
                     store=host.store, credentials=host.credentials, region=cfg.region,
                     domain=cfg.domain or None, admin=host,
@@ -266,8 +276,9 @@ async def run(cfg: Config) -> int:
                     (web_app, cfg.web_listen, "web"),
                 ):
                     hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name,
-                                      tls_settings=tls.server_settings(cfg, peer=False) if name == "s3" else None)
-                    await servers.start(_serve, inflight.wrap(app), hc, shutdown.wait)
+                                      tls_settings=tls.server_settings(cfg, peer=False))
+                    await servers.start(_serve, inflight.wrap(observed.get(name, _same)(app)), hc,
+                                        shutdown.wait)
                 log.info("TitanS3 %s ready: S3 on %s, peer on %s, status page on %s; %d drives, EC %d+%d",
                          __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
                          len(host.drives), host.store.scheme.k, host.store.scheme.m)
@@ -275,6 +286,8 @@ async def run(cfg: Config) -> int:
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
+            if access is not None:
+                access.close()
             cluster = host.workers.get("cluster")
             if cluster is not None:
                 await cluster.aclose()
@@ -285,6 +298,25 @@ async def run(cfg: Config) -> int:
                     log.warning("closing %s: %s", d.drive_id, e)
     log.info("TitanS3 stopped cleanly" if rc == 0 else "TitanS3 stopped")
     return rc
+
+
+def _same(app: Any) -> Any:
+    return app
+
+
+def observers(host: Host) -> tuple[dict[str, Callable[[Any], Any]], Any]:
+    """Per face, what wraps its ASGI app (metrics, access log, trace spans:
+    core/metrics.py), and the access log (None when off)."""
+    from titans3.core.accesslog import AccessLog
+    from titans3.core.metrics import RequestObserver
+
+    target = host.config.access_log_path
+    from titans3.s3.app import owner_for
+
+    owner = owner_for(host.credentials.root_access_key).id  # the canonical id S3 listings show
+    access = AccessLog(target, owner=owner) if target else None
+    return {"s3": lambda app: RequestObserver(app, "s3", on_done=access),
+            "peer": lambda app: RequestObserver(app, "peer")}, access
 
 
 async def _serve(app: Any, hc: HyperConfig, trigger: Callable[[], Any], *, task_status: Any) -> None:
@@ -310,14 +342,19 @@ def main(cfg: Config) -> int:
         tune_malloc()
     patch_hypercorn_recv(cfg.http_recv_bytes)
     wire_errors.install()
-    logging.basicConfig(
-        level=getattr(logging, cfg.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, cfg.log_level.upper()), format=fmt, stream=sys.stderr)
+    from titans3.core import logring, tracing
+
+    logring.install(fmt)  # the support bundle's log
+    tracing.setup(cfg.trace_exporter, endpoint=cfg.trace_endpoint,
+                  attributes={"host.name": socket.gethostname()})
     # httpx logs every request at INFO: in a cluster that is one line per peer
     # RPC (~20 per small GET), a measurable share of the CPU and of the log.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     os.umask(0o077)
-    return trio.run(run, cfg)
+    try:
+        return trio.run(run, cfg)
+    finally:
+        tracing.shutdown()

@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NBD gateway (default 127.0.0.1:10809; '' turns it off; another address needs TLS)")
     s.add_argument("--nbd-socket", metavar="PATH",
                    help="NBD unix socket (default STATE_DIR/nbd.sock; '' turns it off)")
+    s.add_argument("--mount", metavar="BUCKET[/PREFIX]:DIR", action=_JoinAction, dest="mounts",
+                   help="serve a FUSE mount of the bucket on DIR from this daemon (titans3/fuse/)")
+    from titans3.cli import mount as mount_cli
+
+    mount_cli.add_parser(sub)
     c = sub.add_parser("credentials", help="print the root credentials (created on first use)")
     c.add_argument("--config", metavar="FILE", help="TOML configuration file")
     c.add_argument("--data", metavar="DIR", help="data directory (default ./data)")
@@ -82,6 +87,10 @@ def show_credentials(cfg: Config) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "mount":
+        from titans3.cli import mount as mount_cli
+
+        return mount_cli.run(args)
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
     try:
         cfg = load(flags=flags, config_file=args.config)

@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     from titans3.cli import ctl_volume
 
     ctl_volume.add_commands(sub, _add_common)
+    from titans3.cli import ctl_mounts
+
+    ctl_mounts.add_commands(sub, _add_common)
     from titans3.cli import ctl_cluster_init
 
     # `cluster` groups the cluster commands; each module adds its actions to
@@ -280,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     from titans3.cli import ctl_cluster
 
     ctl_cluster.add_actions(cluster_actions, _add_common)
+    from titans3.cli import ctl_appliance  # cluster create/token/join-token, support, web
+
+    ctl_appliance.add_cluster_actions(cluster_actions, _add_common)
+    ctl_appliance.add_commands(sub, _add_common)  # support, web
     return parser
 
 
@@ -327,10 +334,19 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
                 from titans3.cli import ctl_volume
 
                 out = ctl_volume.run(args, client)
-            elif args.command == "cluster":
-                from titans3.cli import ctl_cluster
+            elif args.command == "mounts":
+                from titans3.cli import ctl_mounts
 
-                out = ctl_cluster.run(args, client)
+                out = ctl_mounts.run(args, client)
+            elif args.command == "cluster":
+                from titans3.cli import ctl_appliance, ctl_cluster
+
+                out = (ctl_appliance.run_cluster(args, client)
+                       if args.action in ctl_appliance.CLUSTER_ACTIONS else ctl_cluster.run(args, client))
+            elif args.command in ("support", "web"):  # ctl_appliance.COMMANDS
+                from titans3.cli import ctl_appliance
+
+                out = ctl_appliance.run(args, client)
             else:
                 out = (ctl_repair.run(args, client) if args.command in ctl_repair.COMMANDS
                        else cmd_info(client, args.json))

@@ -78,6 +78,18 @@ class Config:
     nbd_memory_mb: int = 256  # per attached volume: written data held before it is folded into extents
     nbd_cache_mb: int = 512  # extent read cache, shared by the host's volumes
     nbd_lease: float = 15.0  # seconds a writer lease lasts; a crashed host's volumes free up after it
+    # Status page and observability (titans3/web/, core/metrics.py, core/tracing.py).
+    setup_code_file: str = "/var/lib/titans3/setup-code"  # one-time first-boot code (appliance)
+    web_lockout: float = 300.0  # s logins are refused after 20 wrong passwords in a row
+    web_session_idle: float = 3600.0  # s an unused login session lasts
+    web_sample_interval: float = 10.0  # s between the page's history samples (an hour is kept)
+    access_log: str = ""  # "" = <state>/access.log, "-" = stderr, "off"
+    trace_exporter: str = ""  # OpenTelemetry: "" (off), "console" or "otlp"
+    trace_endpoint: str = ""  # OTLP/HTTP traces URL; default http://127.0.0.1:4318/v1/traces
+    # FUSE mounts served by the daemon (titans3/fuse/): "BUCKET[/PREFIX]:DIR,..."
+    # (TOML: a string or a list of strings).
+    mounts: str = ""
+    fuse_staging: str = ""  # write-back staging directory; default <state_dir>/fuse-staging
 
     # ------------------------------------------------------------ derived
     @property
@@ -90,11 +102,21 @@ class Config:
             return None
         return self.state_path / "nbd.sock" if self.nbd_socket == "auto" else Path(self.nbd_socket)
 
+    @property
+    def access_log_path(self) -> str:
+        """Where the access log goes: a path, "-" (stderr) or "" (off)."""
+        if self.access_log == "off":
+            return ""
+        return self.access_log or str(self.state_path / "access.log")
+
     def drive_paths(self) -> list[Path]:
         return [Path(self.data) / f"drive-{i}" for i in range(self.drives)]
 
     def peer_list(self) -> list[str]:
         return [p.strip() for p in self.peers.split(",") if p.strip()]
+
+    def mount_list(self) -> list[str]:
+        return [m.strip() for m in self.mounts.split(",") if m.strip()]
 
     def ec_scheme(self) -> tuple[int, int] | None:
         if not self.ec:
@@ -115,6 +137,8 @@ def parse_hostport(value: str, key: str) -> tuple[str, int]:
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     typ = _FIELDS[name].type
+    if name == "mounts" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = ",".join(value)
     try:
         if typ in ("int", int):
             if isinstance(value, bool):
@@ -169,8 +193,17 @@ def _validate(cfg: Config) -> None:
         for dev in cfg.disks.split(","):
             if dev.strip() and not dev.strip().startswith("/"):
                 raise ConfigError(f"disks: expected 'auto' or device paths such as /dev/sdb, got {dev.strip()!r}")
+    if cfg.trace_exporter not in ("", "console", "otlp"):
+        raise ConfigError(f"trace_exporter: expected console or otlp, got {cfg.trace_exporter!r}")
+    for key in ("web_lockout", "web_session_idle", "web_sample_interval"):
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"{key}: must be a positive number of seconds")
     if cfg.disk_allow and not cfg.disks:
         raise ConfigError("disk_allow: only meaningful with disks (--disks auto or a device list)")
+    for spec in cfg.mount_list():
+        source, sep, target = spec.rpartition(":")
+        if not sep or not source or not target.startswith("/"):
+            raise ConfigError(f"mounts: expected BUCKET[/PREFIX]:/ABSOLUTE/DIR, got {spec!r}")
     for peer in cfg.peer_list():
         parse_hostport(peer, "peers")
     if cfg.peers and len(cfg.cluster_secret) < 16:

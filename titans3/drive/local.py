@@ -57,6 +57,7 @@ import lmdb
 import trio
 import xxhash
 
+from titans3.core import metrics
 from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
 from titans3.drive import direct, health, keys
 from titans3.drive import fragment as fmt
@@ -255,11 +256,13 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         the identity check first, skipped for appends to a file already open)."""
         self._require_online()
         self._inflight += 1
+        t0 = time.perf_counter()
         try:
             return await trio.to_thread.run_sync(self._guarded, fn, args, probe,
                                                  limiter=self._limiter)
         finally:
             self._inflight -= 1
+            metrics.observe_drive(self.drive_id, "io", time.perf_counter() - t0)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(txn, *args)`` in an LMDB read transaction, in a worker thread."""
@@ -293,6 +296,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         """``fn(ctx)`` in a grouped, durable write transaction."""
         self._require_online()
         self._inflight += 1
+        t0 = time.perf_counter()
         try:
             return await self._index.write(fn)
         except DriveError:
@@ -301,6 +305,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
             raise self._io_failed(e) from e
         finally:
             self._inflight -= 1
+            metrics.observe_drive(self.drive_id, "commit", time.perf_counter() - t0)
 
     # ================================================================ state
     async def stat(self) -> DriveStat:

@@ -66,6 +66,7 @@ from typing import Any
 import httpx
 import trio
 
+from titans3.core import tracing
 from titans3.core.errors import DriveError, DriveOffline, FragmentMissing
 from titans3.drive import wire
 from titans3.drive.blobs import CARRIED_MAX, CARRIED_TTL, OUTBOX_MAX, OUTBOX_TTL, Blobs
@@ -280,7 +281,7 @@ class PeerClient:
         """One signed request, body read in full.  Transport failures mark the
         host down and raise ``DriveOffline``."""
         self._requests += 1
-        headers = self.signer.headers(method, target, body)
+        headers = tracing.inject(self.signer.headers(method, target, body))  # W3C traceparent
         try:
             with self._abandon_if_down():
                 return await self._http.request(
@@ -394,7 +395,7 @@ class RemoteDrive:
         target = f"{self._prefix}/frag/{data_id}?offset={int(offset)}&length={int(length)}"
         peer = self.peer
         peer._requests += 1
-        headers = peer.signer.headers("GET", target, b"")
+        headers = tracing.inject(peer.signer.headers("GET", target, b""))
         try:
             with peer._abandon_if_down():
                 return await self._read_stream(peer, target, headers, length)

@@ -16,6 +16,8 @@ the client), addressed by the drive's *index on this host*:
 ``GET  /peer/v1/heartbeat``                            host id, drives, ring
 ``POST /peer/v1/cluster/ring``                         a pushed cluster document
 ``POST /peer/v1/cluster/lease``                        the change lease (leases.py)
+``POST /peer/v1/join/redeem``                          join token (unsigned; cluster/jointoken.py)
+``POST /peer/v1/cluster/join-request``                 "join me", after a redeem (bootstrap.py)
 ``POST /peer/v1/drive/<i>/rpc/<op>``                   msgpack args -> msgpack
 ``POST /peer/v1/batch``                                ``[[i, op, args], ...]`` at once
 ``POST /peer/v1/drive/<i>/frag/<id>/open?index=F``     create_fragment
@@ -62,7 +64,7 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from titans3.core.asgi import ClosingQuartTrio
-from titans3.core.errors import DriveError
+from titans3.core.errors import DriveError, S3Error
 from titans3.core.observe import worker_summaries
 from titans3.drive import wire
 from titans3.drive.protocol import Drive, FragmentWriter
@@ -79,6 +81,8 @@ READ_PIECE = 4 << 20  # bytes read from the drive per streamed piece
 SESSION_TTL = 300.0  # s an upload session may sit idle
 BATCH_MAX = 256  # drive calls in one /peer/v1/batch request
 CARRY_MAX = 1 << 20  # bound on an inline fragment sent along with read_versions
+REDEEM_PATH = "/peer/v1/join/redeem"
+REDEEM_MAX = 4096  # a join token redeem request is ~200 bytes
 
 
 @dataclass(eq=False)
@@ -111,6 +115,15 @@ class PeerService:
         self.on_ring: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
         # A change-lease request (titans3/cluster/leases.py); None: refused.
         self.on_lease: Callable[[bytes], dict[str, Any]] | None = None
+        # Join tokens (titans3/cluster/bootstrap.py): the unsigned redeem, and a
+        # signed "join me" from a host that redeemed one; None: refused.
+        self.on_join_redeem: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
+        self.on_join_request: Callable[[bytes, str], Awaitable[dict[str, Any]]] | None = None
+        self._window = window
+
+    def set_secret(self, secret: str) -> None:
+        """A host that got its cluster secret at run time (cluster/bootstrap.py)."""
+        self.verifier = Verifier(secret, window=self._window)
 
     def sweep(self, now: float) -> list[_Session]:
         stale = [k for k, s in self.sessions.items() if now - s.used > SESSION_TTL]
@@ -232,6 +245,14 @@ def build_peer_app(svc: PeerService) -> QuartTrio:
 
     @app.before_request
     async def authenticate() -> Response | None:
+        if request.path == REDEEM_PATH and request.method == "POST":
+            # The one unsigned route: a new host has no secret yet; the join
+            # token's own HMAC authenticates it (cluster/jointoken.py).
+            if (request.content_length or 0) > REDEEM_MAX:
+                return Response("body too large\n", status=413, content_type="text/plain")
+            g.body = await request.get_data(cache=False)
+            g.sender = ""
+            return None
         if svc.verifier is None:
             return _refuse()
         raw = request.scope.get("raw_path") or request.path.encode()
@@ -285,6 +306,27 @@ def build_peer_app(svc: PeerService) -> QuartTrio:
             return _msg(svc.on_lease(g.body))
         except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
             return _error(ValueError(f"lease request refused: {e}"))
+
+    @app.post(REDEEM_PATH)
+    async def join_redeem() -> Response:
+        if svc.on_join_redeem is None or len(g.body) > REDEEM_MAX:
+            return _msg({"error": "ValueError", "message": "this host issues no join tokens"}, 404)
+        try:
+            return _msg(await svc.on_join_redeem(g.body))
+        except ValueError as e:
+            log.warning("join token redeem from %s refused: %s", request.remote_addr, e)
+            return _msg({"error": "ValueError", "message": str(e)}, 403)
+
+    @app.post("/peer/v1/cluster/join-request")
+    async def join_request() -> Response:
+        if svc.on_join_request is None:
+            return _msg({"error": "ValueError", "message": "this host takes no join requests"}, 404)
+        try:
+            return _msg(await svc.on_join_request(g.body, g.sender))
+        except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
+            return _error(ValueError(f"join request refused: {e}"))
+        except S3Error as e:  # ClusterChangeRefused: another change runs, or the join is invalid
+            return _msg({"error": "ValueError", "message": e.message}, 409)
 
     async def call(i: int, op: str, args: Any) -> tuple[int, Any]:
         """One drive call: (HTTP status, result or error document)."""
@@ -444,4 +486,9 @@ def create_peer_app(host: Host) -> QuartTrio:
 
     svc.on_ring = lambda raw: membership.receive(host, raw)
     svc.on_lease = lambda raw: membership.lease_request(host, raw)
+    from titans3.cluster import bootstrap
+
+    svc.on_join_redeem = lambda raw: bootstrap.redeem(host, raw)
+    svc.on_join_request = lambda raw, sender: bootstrap.join_request(host, raw, sender)
+    host.peer_service = svc  # bootstrap arms it when this host gets a secret at run time
     return build_peer_app(svc)

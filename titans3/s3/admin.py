@@ -19,32 +19,22 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from titans3.cluster.supportbundle import info_json
 from titans3.core.errors import NotImplementedS3
-from titans3.objects.types import HostInfo
-from titans3.s3 import admin_cluster, admin_disks, admin_durability, admin_volumes
+from titans3.s3 import (
+    admin_appliance,
+    admin_cluster,
+    admin_disks,
+    admin_durability,
+    admin_mounts,
+    admin_volumes,
+)
 from titans3.s3.context import Reply, S3Context
 
 PREFIX = "/titans3/admin/"
 
 
-def host_info_json(info: HostInfo) -> dict[str, Any]:
-    return {
-        "host": info.host,
-        "version": info.version,
-        "ec": {"k": info.ec_k, "m": info.ec_m},
-        "drives": [
-            {
-                "drive_id": d.drive_id,
-                "path": d.path,
-                "state": d.state,
-                "capacity": d.capacity,
-                "used": d.used,
-                "free": d.free,
-                "errors": d.errors,
-            }
-            for d in info.drives
-        ],
-    }
+host_info_json = info_json  # one shape for titanctl info --json and the support bundle
 
 
 async def _info(ctx: S3Context) -> dict[str, Any]:
@@ -57,6 +47,8 @@ ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] 
     **admin_disks.ROUTES,  # disk list / claim / drain / replace / forget
     **admin_cluster.ROUTES,  # cluster status / join / remove
     **admin_volumes.ROUTES,  # NBD volumes, snapshots, clones
+    **admin_appliance.ROUTES,  # cluster create / token / join-token, support bundle
+    **admin_mounts.ROUTES,  # FUSE mounts (titans3/fuse/)
 }
 
 

@@ -13,7 +13,8 @@ POST     v1/disks/forget              ``?drive=DRIVE``: drop a retired drive
 The backend (``ctx.admin``) is the daemon's ``Host``; ``host.disks`` is the
 :class:`~titans3.disks.manager.DiskManager` when the daemon runs with
 ``--disks``.  Without it ``GET v1/disks`` still answers -- the directory
-drives, ``mode: "directories"`` -- and the changing calls fail with
+drives, ``mode: "directories"`` --, drain and replace work on the directories
+(titans3/disks/directories.py), and claim/forget fail with
 ``DiskManagementOff`` (409).  Refusals are typed (titans3.disks.errors), so a
 client gets one S3 error line that says what to do instead.
 """
@@ -25,6 +26,7 @@ from dataclasses import asdict
 from typing import Any
 
 from titans3.core.errors import InvalidArgument
+from titans3.disks import directories
 from titans3.disks.errors import DiskModeOff
 from titans3.s3.context import S3Context
 
@@ -70,11 +72,15 @@ async def _claim(ctx: S3Context) -> dict[str, Any]:
 
 async def _drain(ctx: S3Context) -> dict[str, Any]:
     target = _arg(ctx, "target")
+    if getattr(ctx.admin, "disks", None) is None:  # a directory stands in for each disk
+        return await directories.drain(ctx.admin, target)
     return await _manager(ctx).drain(target)
 
 
 async def _replace(ctx: S3Context) -> dict[str, Any]:
     old, new = _arg(ctx, "old"), _arg(ctx, "new")
+    if getattr(ctx.admin, "disks", None) is None:
+        return await directories.replace(ctx.admin, old, new)
     return await _manager(ctx).replace(old, new, force=_flag(ctx, "force"))
 
 

@@ -53,6 +53,7 @@ import trio
 from quart.globals import request_ctx
 from werkzeug.datastructures import Headers
 
+from titans3.core import metrics
 from titans3.core.asgi import BODY_HIGH_WATER, StreamingQuartTrio
 from titans3.core.errors import InternalError, NotImplementedS3, S3Error
 from titans3.s3 import admin as admin_api
@@ -143,6 +144,8 @@ class S3App(StreamingQuartTrio):
                 method, raw_path, routing.parse_query(raw_query), headers, self.settings.domain
             )
             resource = route.resource
+            metrics.annotate(scope, op=route.op, bucket=route.bucket, key=route.key,
+                             requester=auth_result.access_key)  # core/metrics.py: counters, access log
             ctx = S3Context(
                 method=method, route=route, headers=headers, auth=auth_result, store=self.store,
                 settings=self.settings, request_id=request_id, scheme=scope.get("scheme", "http"),

@@ -1,168 +1,389 @@
-"""Status page (``/``), its JSON (``/api/status``) and Prometheus ``/metrics``.
+"""The status page: setup, login, the server-rendered status, actions, ``/metrics``.
 
 Theory of operation
 -------------------
-Everything shown is read at request time from the host's own objects
-(drive ``stat()``, store counters, worker ``statistics()``), so the page can
-never disagree with the daemon.  In a cluster the page also shows every
-member and *its* workers: each host summarises its workers into one shape
-(:mod:`titans3.core.observe`) that rides on its heartbeat answer, so this host
-renders the last summary it heard from each peer (and how long ago that was)
-without an extra call per page load.  Metrics use a custom prometheus-client
-collector for the same reason: no counters are mirrored by hand.  The page is
-static HTML that polls ``/api/status`` every two seconds; it binds to
-127.0.0.1 by default because it is unauthenticated.
+Routes (the page's own forms post to the ``POST`` ones; every ``POST`` needs
+the session's CSRF token, and all but the setup steps an admin login):
+
+==========================  =================================================
+``GET  /``                  setup step, login, or the status page
+``GET  /fragment``          the live part of the status page (the page polls it)
+``GET  /api/status``        the same data as JSON
+``GET  /api/history``       the last hour's samples (the graphs) as JSON
+``GET  /metrics``           Prometheus text format, no login (scrapers)
+``POST /setup/code``        the first-boot setup code
+``POST /setup/password``    the admin password, once
+``POST /setup/create``      this host becomes a one-host cluster
+``POST /setup/join``        join a cluster with a member's join token
+``POST /login`` ``/logout``
+``POST /actions/...``       drain, replace, claim, join-token, support-bundle
+==========================  =================================================
+
+Who sees what is decided in one place, :meth:`WebApp.gate` (see
+:mod:`titans3.web.auth` for the rules): before an admin password exists, a
+loopback client sees the status read-only with the "set a password" form, a
+remote client sees nothing (or the setup-code prompt on an appliance that
+wrote one); after, everything but ``/metrics`` needs a login.  ``/metrics``
+stays open because a Prometheus scraper cannot log in; it carries counts and
+drive ids, no secrets, and the page binds to loopback unless told otherwise.
+
+The page is rendered by the server (:mod:`titans3.web.views`); the same
+template for the live part is what ``/fragment`` returns.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import time
-from dataclasses import asdict, is_dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from quart import Response
-from quart_trio import QuartTrio
+from quart import Response, redirect, request
 
-from titans3 import __version__
+from titans3.cluster import bootstrap, supportbundle
+from titans3.core import metrics
 from titans3.core.asgi import ClosingQuartTrio
-from titans3.core.observe import worker_summaries
+from titans3.core.config import parse_hostport
+from titans3.core.errors import S3Error
+from titans3.objects.sysrecord import SystemRecords
+from titans3.web import actions, auth, views
+from titans3.web.history import History
+from titans3.web.prom import StatusCollector
+from titans3.web.status import host_status
 
 if TYPE_CHECKING:
     from titans3.daemon import Host
 
-_PAGE = (Path(__file__).parent / "status.html").read_text()
+log = logging.getLogger(__name__)
+
+REFRESH_MS = 2000
+AVAILABLE_TTL = 10.0  # s between device probes for the "disks not in use" list
 
 
-async def host_status(host: Host) -> dict[str, Any]:
-    drives = []
-    for d in host.drives:
-        st = await d.stat()
-        row = {
-            "drive_id": st.drive_id, "path": st.path, "state": st.state.value,
-            "capacity": st.capacity, "used": st.used, "free": st.free, "errors": st.errors,
-            "quarantined": st.fragments_quarantined,
-        }
-        stats = getattr(d, "statistics", None)
-        if stats is not None:
-            s = stats()
-            row["io"] = asdict(s) if is_dataclass(s) else dict(s)
-        drives.append(row)
-    workers = []
-    for name, w in host.workers.items():
-        s = w.statistics()
-        workers.append({"name": name, **(asdict(s) if is_dataclass(s) else dict(s))})
-    store = host.store
-    own = worker_summaries(host.workers)
-    return {
-        "host": store.host,
-        "version": __version__,
-        "uptime_s": round((time.time_ns() - host.started_ns) / 1e9, 1),
-        "ec": {"k": store.scheme.k, "m": store.scheme.m},
-        "drives": drives,
-        "workers": workers,
-        "store": {"degraded_reads": store.degraded_reads,
-                  "partial_writes": store.partial_writes},
-        "summaries": own,
-        "cluster": cluster_status(host, own),
-        "volumes": asdict(host.nbd.statistics()) if getattr(host, "nbd", None) is not None else None,
-    }
+@dataclass
+class Gate:
+    view: str  # refused | code | password | login | status
+    session: auth.Session | None
+    password_set: bool
+    loopback: bool
+    code_required: bool = False  # the appliance wrote a setup code
+
+    @property
+    def status_visible(self) -> bool:
+        """The status, read-only, to loopback before a password exists (a dev node)."""
+        return self.view == "status" or (self.view == "password" and self.loopback
+                                          and not self.code_required)
 
 
-def cluster_status(host: Host, own: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Every member as this host sees it, with its workers (from its last
-    heartbeat; this host's own now).  ``None`` on a single host."""
-    cluster = host.workers.get("cluster")
-    ms = getattr(cluster, "membership", None)
-    if cluster is None or ms is None:
-        return None
-    doc = ms.doc
-    leaving = {h["address"] for h in doc.get("leaving", [])}
-    now = time.time()
-    hosts = []
-    for h in sorted(doc["hosts"], key=lambda h: h["address"]):
-        me = h["address"] == cluster.self_address
-        peer = cluster.peers.get(h["address"])
-        info = {} if me or peer is None else peer.info
-        if me:
-            drives = [d.state.value for d in host.drives]
+class WebApp:
+    """The page's state on this host: sessions, limiter, password, history."""
+
+    def __init__(self, host: Host) -> None:
+        cfg = host.config
+        self.host = host
+        self.sessions = auth.Sessions(idle=cfg.web_session_idle)
+        self.limiter = auth.LoginLimiter(lockout=cfg.web_lockout)
+        records = SystemRecords(lambda: host.store.drives, lambda: host.store.clock)
+        self.password = auth.AdminPassword(records)
+        self.setup_code = auth.SetupCode(cfg.setup_code_file)
+        self.history = History(cfg.web_sample_interval)
+        self._available: tuple[float, list[dict[str, Any]]] | None = None
+
+    # ------------------------------------------------------------ who sees what
+    async def gate(self) -> Gate:
+        loopback = auth.is_loopback((request.scope.get("client") or ("",))[0])
+        session = self.sessions.get(request.cookies.get(auth.COOKIE))
+        current = await self.password.current()
+        if current is not None:
+            admin = session is not None and session.admin and session.password == current
+            return Gate("status" if admin else "login", session, True, loopback)
+        code = self.setup_code.code() is not None
+        if code:
+            view = "password" if session is not None and session.code_ok else "code"
         else:
-            drives = [str(d.get("state", "unknown")) for d in info.get("drives", [])]
-        hosts.append({
-            "address": h["address"], "host_id": h["host_id"], "self": me,
-            "online": True if me else bool(peer is not None and peer.online),
-            "leaving": h["address"] in leaving,
-            "last_seen_s": 0.0 if me else (round(now - peer.last_seen, 1)
-                                           if peer is not None and peer.last_seen else None),
-            "ring_version": host.store.ring.version if me else info.get("ring_version"),
-            "drives": len(drives) or int(h.get("drives", 0)),
-            "drives_online": sum(1 for d in drives if d == "online"),
-            "workers": own if me else list(info.get("workers", [])),
-        })
-    summary = ms.summary()
-    return {"self": cluster.self_address, "ring_version": summary["version"],
-            "moving": summary["moving"], "coordinator": summary["coordinator"],
-            "takeovers": summary["takeovers"], "hosts": hosts}
+            view = "password" if loopback else "refused"
+        return Gate(view, session, False, loopback, code_required=code)
+
+    def cookie(self, resp: Response, session: auth.Session) -> Response:
+        resp.set_cookie(auth.COOKIE, session.sid, httponly=True, samesite="Strict", path="/",
+                        secure=request.scheme == "https")
+        return resp
+
+    def ensure_session(self, gate: Gate) -> auth.Session:
+        return gate.session or self.sessions.new()
+
+    async def check_post(self, gate: Gate) -> auth.Session | Response:
+        """The session of a POST whose CSRF token and origin are right, or the refusal."""
+        form = await request.form
+        token = form.get("csrf") or request.headers.get("X-CSRF-Token", "")
+        origin = request.headers.get("Origin")
+        own = f"{request.scheme}://{request.headers.get('Host', '')}"
+        if origin and origin != "null" and origin != own:
+            return refusal(403, "refused: the request came from another site")
+        if gate.session is None or not auth.same_token(token, gate.session.csrf):
+            return refusal(403, "refused: missing or wrong CSRF token (reload the page)")
+        return gate.session
+
+    # ------------------------------------------------------------ rendering
+    def peer_address(self) -> str:
+        name = (request.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        return bootstrap.default_address(self.host.config, name)
+
+    async def page(self, gate: Gate, status: int = 200, **extra: Any) -> Response:
+        session = self.ensure_session(gate)
+        notes, session.notes = list(session.notes), []
+        common = {"host_name": self.host.store.host, "version": self.host.store.version or "",
+                  "csrf": session.csrf, "session_admin": gate.view == "status", "notes": notes,
+                  "refresh_ms": REFRESH_MS, **extra}
+        if gate.view == "status":
+            html = views.render("page.html", **common, **await self.live_values(session, admin=True),
+                                peer_address=self.peer_address(), first_setup=False)
+        else:
+            values = await self.live_values(session, admin=False) if gate.status_visible else {}
+            html = views.render("gate.html", **common, **values, view=gate.view,
+                                readonly_status=gate.status_visible, code_step=gate.code_required,
+                                min_password=auth.MIN_PASSWORD,
+                                web_port=parse_hostport(self.host.config.web_listen, "web_listen")[1])
+        resp = Response(html, status=status, content_type="text/html; charset=utf-8")
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
+            "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+        return self.cookie(resp, session)
+
+    async def live_values(self, session: auth.Session, *, admin: bool) -> dict[str, Any]:
+        s = await host_status(self.host)
+        return {"s": s, "worker_rows": views.worker_rows(s), "can_act": admin,
+                "charts": views.charts(list(self.history.samples), now=time.time(),
+                                       interval=self.history.interval),
+                "available": await self.available(),
+                "token": session.token}
+
+    async def available(self) -> list[dict[str, Any]]:
+        """Blank disks (raw-disk mode), probed at most every AVAILABLE_TTL seconds:
+        a probe runs blkid and wipefs per device, too much for every poll."""
+        now = time.monotonic()
+        if self._available is None or now - self._available[0] > AVAILABLE_TTL:
+            self._available = (now, await actions.available_disks(self.host))
+        return self._available[1]
+
+    def note(self, session: auth.Session, text: str, *, bad: bool = False) -> None:
+        session.notes.append({"text": text, "bad": bad})
 
 
-class _Collector:
-    def __init__(self, snapshot: dict[str, Any]) -> None:
-        self.s = snapshot
-
-    def collect(self):  # type: ignore[no-untyped-def]
-        up = GaugeMetricFamily("titans3_drive_online", "1 if the drive is online", labels=["drive"])
-        cap = GaugeMetricFamily("titans3_drive_capacity_bytes", "drive capacity", labels=["drive"])
-        used = GaugeMetricFamily("titans3_drive_used_bytes", "drive bytes used", labels=["drive"])
-        err = GaugeMetricFamily("titans3_drive_errors", "I/O and checksum errors", labels=["drive"])
-        for d in self.s["drives"]:
-            up.add_metric([d["drive_id"]], 1.0 if d["state"] == "online" else 0.0)
-            cap.add_metric([d["drive_id"]], d["capacity"])
-            used.add_metric([d["drive_id"]], d["used"])
-            err.add_metric([d["drive_id"]], d["errors"])
-        yield from (up, cap, used, err)
-        deg = GaugeMetricFamily("titans3_degraded_reads", "reads that needed parity")
-        deg.add_metric([], self.s["store"]["degraded_reads"])
-        yield deg
-        part = CounterMetricFamily(
-            "titans3_partial_writes", "writes acknowledged on fewer than all of their drives")
-        part.add_metric([], self.s["store"]["partial_writes"])
-        yield part
-        state = GaugeMetricFamily("titans3_worker_busy", "1 if the worker is not idle",
-                                  labels=["worker", "state"])
-        progress = GaugeMetricFamily("titans3_worker_progress", "0..1 of the current run",
-                                     labels=["worker"])
-        eta = GaugeMetricFamily("titans3_worker_eta_seconds", "estimated seconds left",
-                                labels=["worker"])
-        rate = GaugeMetricFamily("titans3_worker_rate_bytes", "bytes/s the worker moves",
-                                 labels=["worker"])
-        for w in self.s["summaries"]:
-            state.add_metric([w["name"], w["state"]], 0.0 if w["state"] in ("idle", "") else 1.0)
-            if w["progress"] is not None:
-                progress.add_metric([w["name"]], w["progress"])
-            if w["eta_s"] is not None:
-                eta.add_metric([w["name"]], w["eta_s"])
-            if w["rate"] is not None:
-                rate.add_metric([w["name"]], w["rate"])
-        yield from (state, progress, eta, rate)
+def refusal(status: int, text: str) -> Response:
+    return Response(text + "\n", status=status, content_type="text/plain; charset=utf-8")
 
 
-def create_web_app(host: Host) -> QuartTrio:
+def see_other() -> Response:
+    return redirect("/", 303)  # type: ignore[return-value]
+
+
+def create_web_app(host: Host) -> ClosingQuartTrio:
     app = ClosingQuartTrio("titans3-web")
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    web = WebApp(host)
+    app.extensions["titans3.web"] = web
+
+    @app.before_serving
+    async def start_history() -> None:
+        app.nursery.start_soon(web.history.run)
+
+    @app.errorhandler(S3Error)
+    async def typed_error(e: S3Error) -> Response:
+        # QuorumError (the admin password record unreadable), a refused disk
+        # operation outside an action: one line, never a traceback.
+        log.warning("status page %s %s: %s", request.method, request.path, e)
+        return refusal(e.status if 400 <= e.status < 600 else 500, f"{e.code}: {e.message}")
 
     @app.get("/")
     async def index() -> Response:
-        return Response(_PAGE, content_type="text/html; charset=utf-8")
+        return await web.page(await web.gate())
+
+    @app.get("/fragment")
+    async def fragment() -> Response:
+        gate = await web.gate()
+        if not gate.status_visible:
+            return refusal(401, "log in first")
+        session = web.ensure_session(gate)
+        html = views.render("live.html", **await web.live_values(session, admin=gate.view == "status"),
+                            csrf=session.csrf)
+        return Response(html, content_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-store"})
 
     @app.get("/api/status")
     async def status() -> Any:
+        gate = await web.gate()
+        if not gate.status_visible:
+            return refusal(401, "log in first")
         return await host_status(host)
 
+    @app.get("/api/history")
+    async def history() -> Any:
+        gate = await web.gate()
+        if not gate.status_visible:
+            return refusal(401, "log in first")
+        return {"interval": web.history.interval, "samples": web.history.as_json()}
+
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def prometheus() -> Response:
         reg = CollectorRegistry()
-        reg.register(_Collector(await host_status(host)))  # type: ignore[arg-type]
-        return Response(generate_latest(reg), content_type="text/plain; version=0.0.4")
+        reg.register(StatusCollector(await host_status(host), web))  # type: ignore[arg-type]
+        body = generate_latest(reg) + generate_latest(metrics.REGISTRY)
+        return Response(body, content_type="text/plain; version=0.0.4")
+
+    # ------------------------------------------------------------ setup
+    @app.post("/setup/code")
+    async def setup_code() -> Response:
+        gate = await web.gate()
+        if gate.view != "code":
+            return see_other()
+        session = await web.check_post(gate)
+        if isinstance(session, Response):
+            return session
+        if (wait := web.limiter.wait()) > 0:
+            web.limiter.refuse()
+            web.note(session, f"Too many wrong answers: try again in {wait:.0f} s.", bad=True)
+            return await web.page(gate, 429)
+        if not web.setup_code.matches((await request.form).get("code", "")):
+            web.limiter.failed()
+            web.note(session, "That is not the setup code shown on the console.", bad=True)
+            return await web.page(gate, 401)
+        web.limiter.succeeded()
+        session.code_ok = True
+        return see_other()
+
+    @app.post("/setup/password")
+    async def setup_password() -> Response:
+        gate = await web.gate()
+        if gate.view == "refused":
+            return refusal(403, "refused: before a password is set this page answers only on loopback")
+        if gate.view != "password":
+            return refusal(409, "the admin password is already set (or the setup code is needed first)")
+        session = await web.check_post(gate)
+        if isinstance(session, Response):
+            return session
+        form = await request.form
+        problem = auth.password_problem(form.get("password", ""), form.get("repeat", ""))
+        if problem:
+            web.note(session, f"Password not set: {problem}.", bad=True)
+            return await web.page(gate, 400)
+        if await web.password.is_set():  # another host or tab was faster
+            return refusal(409, "the admin password is already set")
+        hashed = await web.password.set(form["password"])
+        web.setup_code.consume()
+        web.sessions.drop_all()  # sessions from before a password reset end here
+        new = web.sessions.new(admin=True, password=hashed)
+        web.note(new, "Admin password set.")
+        log.info("status page: admin password set from %s", request.remote_addr)
+        return web.cookie(see_other(), new)
+
+    async def admin_post() -> tuple[Gate, auth.Session] | Response:
+        gate = await web.gate()
+        if gate.view != "status":
+            return refusal(401, "log in first")
+        session = await web.check_post(gate)
+        return session if isinstance(session, Response) else (gate, session)
+
+    @app.post("/setup/create")
+    async def setup_create() -> Response:
+        got = await admin_post()
+        if isinstance(got, Response):
+            return got
+        gate, session = got
+        address = (await request.form).get("address", "")
+        try:
+            await bootstrap.create_cluster(host, address)
+            web.note(session, f"Cluster created: this node is its first member at {address}.")
+        except S3Error as e:
+            web.note(session, f"Cluster not created: {e.message}", bad=True)
+            return await web.page(gate, 409)
+        return see_other()
+
+    @app.post("/setup/join")
+    async def setup_join() -> Response:
+        got = await admin_post()
+        if isinstance(got, Response):
+            return got
+        gate, session = got
+        form = await request.form
+        try:
+            await bootstrap.join_with_token(host, form.get("token", ""), member=form.get("member", ""),
+                                            address=form.get("address", ""),
+                                            forget=(auth.PASSWORD_RECORD,))
+            web.password.forget()
+            web.note(session, "Joined the cluster; data moves to this node in the background "
+                              "(see the rebalance worker). Log in with the cluster's admin password.")
+        except S3Error as e:
+            web.note(session, f"Not joined: {e.message}", bad=True)
+            return await web.page(gate, 409)
+        return see_other()
+
+    # ------------------------------------------------------------ login
+    @app.post("/login")
+    async def login() -> Response:
+        gate = await web.gate()
+        if not gate.password_set:
+            return see_other()
+        session = await web.check_post(gate)
+        if isinstance(session, Response):
+            return session
+        if (wait := web.limiter.wait()) > 0:
+            web.limiter.refuse()
+            metrics.WEB_LOGINS.labels("rate_limited").inc()
+            web.note(session, f"Too many wrong passwords: logins are paused for {wait:.0f} s.", bad=True)
+            return await web.page(gate, 429)
+        hashed = await web.password.verify((await request.form).get("password", ""))
+        if hashed is None:
+            web.limiter.failed()
+            metrics.WEB_LOGINS.labels("wrong_password").inc()
+            log.warning("status page: wrong password from %s (%d in a row)", request.remote_addr,
+                        web.limiter.failures)
+            web.note(session, "Wrong password.", bad=True)
+            return await web.page(gate, 401)
+        web.limiter.succeeded()
+        metrics.WEB_LOGINS.labels("ok").inc()
+        web.sessions.drop(session.sid)
+        return web.cookie(see_other(), web.sessions.new(admin=True, password=hashed))
+
+    @app.post("/logout")
+    async def logout() -> Response:
+        gate = await web.gate()
+        session = await web.check_post(gate)
+        if isinstance(session, Response):
+            return session
+        web.sessions.drop(session.sid)
+        return see_other()
+
+    # ------------------------------------------------------------ actions
+    @app.post("/actions/<name>")
+    async def action(name: str) -> Response:
+        got = await admin_post()
+        if isinstance(got, Response):
+            return got
+        gate, session = got
+        form = dict(await request.form)
+        if name == "support-bundle":
+            s = await host_status(host)
+            extra = {"status.json": json.dumps(s, indent=2, default=str) + "\n",
+                     "history.json": json.dumps(web.history.as_json(), indent=1) + "\n",
+                     "metrics.txt": generate_latest(metrics.REGISTRY).decode()}
+            filename, data = await supportbundle.build(host, extra)
+            return Response(data, content_type="application/gzip", headers={
+                "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+        try:
+            message = await actions.run(host, name, form, session)
+        except S3Error as e:
+            web.note(session, f"{name}: {e.message}", bad=True)
+            return await web.page(gate, e.status if 400 <= e.status < 500 else 409)
+        except KeyError as e:
+            return refusal(400, f"missing form field {e}")
+        web._available = None  # the disks just changed
+        if message:
+            web.note(session, message)
+        return see_other()
 
     return app

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""TitanS3's FUSE mounts against s3fs-fuse and rclone mount, same bucket, same run.
+
+Starts one ``titans3 serve --drives 6 --mount fusebench:<tmp>/titans3-daemon``
+(the daemon's own mount, over the object layer) and mounts the same bucket
+three more ways over its S3 port: ``titans3 mount`` (remote, SigV4), s3fs-fuse
+and ``rclone mount`` (``--vfs-cache-mode writes``, rclone's usual setting for
+programs that write).  Each mount works under its own prefix for the write
+rows; the read-only metadata rows read one shared prefix of ``--files``
+objects written through S3 beforehand.  Rows, each mount in turn:
+
+=========================  ==============================================
+tar x (s)                  the 2,000-file source tree from a tar archive
+ls -lR / find (s)          over ``--files`` files (100 directories)
+stat (s)                   ``os.lstat`` of every one of them
+seq write / read (MB/s)    ``--big-mib`` MiB, write includes close(); read
+                           after dropping the page cache
+4 KiB random reads/s       ``--random`` preads at random offsets of it
+rename big file (ms)       ``os.rename`` of the ``--big-mib`` file
+=========================  ==============================================
+
+Metadata rows expire every mount's caches first (a 2 s pause: ours are 1 s,
+s3fs's stat cache is set to 1 s, rclone's dir cache to 1 s).  Prints a
+Markdown table with the ratio of the daemon mount to the better peer
+(for times, peer/ours; for rates, ours/peer), and ``uptime`` before and after.
+Long: a few minutes at the defaults; ``--quick`` uses 1,000 files and 256 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "hwtests")]
+
+from fusemount import (  # noqa: E402
+    MountDaemon,
+    RemoteMount,
+    big_file,
+    build_tree,
+    unmount,
+    wait_mounted,
+)
+
+from tests.integration.cluster import BIN, s3_client  # noqa: E402
+
+BUCKET = "fusebench"
+MiB = 1 << 20
+
+
+def drop_caches() -> None:
+    subprocess.run(["sync"], check=False)
+    with contextlib.suppress(OSError):
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def timed(fn, *args) -> float:
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=3600)
+
+
+class Peer:
+    def __init__(self, name: str, mnt: Path, proc: subprocess.Popen) -> None:
+        self.name, self.mnt, self.proc = name, mnt, proc
+
+    def stop(self) -> None:
+        unmount(self.mnt)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+
+def start_s3fs(endpoint: str, creds, mnt: Path, tmp: Path) -> Peer:
+    mnt.mkdir(parents=True, exist_ok=True)
+    pw = tmp / "s3fs.passwd"
+    pw.write_text(f"{creds.access_key}:{creds.secret_key}\n")
+    pw.chmod(0o600)
+    proc = subprocess.Popen(
+        ["s3fs", BUCKET, str(mnt), "-f", "-o", f"url={endpoint}", "-o", "use_path_request_style",
+         "-o", f"passwd_file={pw}", "-o", "endpoint=us-east-1", "-o", "stat_cache_expire=1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_mounted(mnt, proc=proc)
+    return Peer("s3fs-fuse", mnt, proc)
+
+
+def start_rclone(endpoint: str, creds, mnt: Path, tmp: Path) -> Peer:
+    mnt.mkdir(parents=True, exist_ok=True)
+    conf = tmp / "rclone.conf"
+    conf.write_text(f"[t]\ntype = s3\nprovider = Other\nendpoint = {endpoint}\n"
+                    f"access_key_id = {creds.access_key}\nsecret_access_key = {creds.secret_key}\n"
+                    "region = us-east-1\n")
+    proc = subprocess.Popen(
+        [str(BIN / "rclone"), "--config", str(conf), "mount", f"t:{BUCKET}", str(mnt),
+         "--vfs-cache-mode", "writes", "--dir-cache-time", "1s", "--cache-dir",
+         str(tmp / "rclone-cache")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_mounted(mnt, proc=proc)
+    return Peer("rclone mount", mnt, proc)
+
+
+def seed(d: MountDaemon, files: int) -> None:
+    """``files`` small objects under meta/dNN/ through S3 (100 directories)."""
+    s3 = s3_client(d)
+
+    def put(i: int) -> None:
+        s3.put_object(Bucket=BUCKET, Key=f"meta/d{i % 100:02d}/f{i:06d}", Body=b"x" * 100)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(files)))
+    s3.close()
+
+
+def measure(mnt: Path, name: str, tree_tar: Path, big: Path, args) -> dict[str, float]:
+    out: dict[str, float] = {}
+    work = mnt / f"w-{name}"
+    work.mkdir(exist_ok=True)
+    out["tar x (s)"] = timed(sh, "tar", "-C", str(work), "-xf", str(tree_tar))
+    time.sleep(2)
+    out["ls -lR (s)"] = timed(sh, "ls", "-lR", str(mnt / "meta"))
+    time.sleep(2)
+    out["find (s)"] = timed(sh, "find", str(mnt / "meta"), "-type", "f")
+    paths = [mnt / "meta" / f"d{i % 100:02d}" / f"f{i:06d}" for i in range(args.files)]
+    time.sleep(2)
+    out["stat (s)"] = timed(lambda: [os.lstat(p) for p in paths])
+    dst = work / "big.bin"
+    t = timed(shutil.copyfile, big, dst)
+    out["seq write MB/s"] = args.big_mib / t
+    drop_caches()
+    t = timed(sh, "dd", f"if={dst}", "of=/dev/null", "bs=1M")
+    out["seq read MB/s"] = args.big_mib / t
+    drop_caches()
+    size = args.big_mib * MiB
+    fd = os.open(dst, os.O_RDONLY)
+    rng = random.Random(1)
+    t0 = time.perf_counter()
+    for _ in range(args.random):
+        os.pread(fd, 4096, rng.randrange(0, size - 4096) & ~4095)
+    out["4 KiB random reads/s"] = args.random / (time.perf_counter() - t0)
+    os.close(fd)
+    out["rename big file (ms)"] = 1000 * timed(os.rename, dst, work / "big-renamed.bin")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--tree", type=int, default=2_000)
+    ap.add_argument("--big-mib", type=int, default=1024)
+    ap.add_argument("--random", type=int, default=2_000)
+    ap.add_argument("--quick", action="store_true", help="1,000 files, 256 MiB")
+    ap.add_argument("--only", action="append", help="measure only these mounts "
+                    "(titans3-daemon, titans3-remote, s3fs-fuse, rclone mount)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.files, args.big_mib, args.random = 1000, 256, 500
+    load_before = os.getloadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="fuse-bench-"))
+    d = MountDaemon(tmp / "data", tmp / "titans3.log", mount_spec=BUCKET,
+                    mountpoint=tmp / "titans3-daemon", name="bench")
+    peers: list[Peer] = []
+    remote = None
+    results: dict[str, dict[str, float]] = {}
+    try:
+        build_tree(tmp / "tree", args.tree)
+        sh("tar", "-C", str(tmp / "tree"), "-cf", str(tmp / "tree.tar"), ".")
+        big_file(tmp / "big.bin", args.big_mib * MiB)
+        d.start()
+        seed(d, args.files)
+        remote = RemoteMount(d.endpoint, BUCKET, tmp / "titans3-remote", tmp / "remote.log")
+        remote.start()
+        peers = [start_s3fs(d.endpoint, d.credentials, tmp / "s3fs", tmp),
+                 start_rclone(d.endpoint, d.credentials, tmp / "rclone", tmp)]
+        mounts = [("titans3-daemon", d.mountpoint), ("titans3-remote", remote.mountpoint)]
+        mounts += [(p.name, p.mnt) for p in peers]
+        for name, mnt in mounts:
+            if args.only and name not in args.only:
+                continue
+            print(f"measuring {name} ...", file=sys.stderr, flush=True)
+            results[name] = measure(mnt, name.split()[0], tmp / "tree.tar", tmp / "big.bin", args)
+    finally:
+        for p in peers:
+            p.stop()
+        if remote is not None:
+            remote.stop()
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    load_after = os.getloadavg()
+    if args.json:
+        print(json.dumps({"results": results, "load": [load_before, load_after]}, indent=2))
+        return 0
+    rows = list(next(iter(results.values())))
+    names = list(results)
+    print(f"load average before: {load_before[0]:.2f}, after: {load_after[0]:.2f} "
+          f"({os.cpu_count()} cores); {args.files} files, {args.big_mib} MiB\n")
+    print("| row | " + " | ".join(names) + " | ours / best peer |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for row in rows:
+        vals = [results[n][row] for n in names]
+        peer = [results[n][row] for n in names if not n.startswith("titans3")]
+        ours = results.get("titans3-daemon", {}).get(row)
+        if ours is None or not peer:
+            ratio = "-"
+        elif row.endswith("(s)") or row.endswith("(ms)"):
+            ratio = f"{min(peer) / ours:.1f}x"
+        else:
+            ratio = f"{ours / max(peer):.1f}x"
+        cells = " | ".join(f"{v:.3f}" if v < 10 else f"{v:.0f}" for v in vals)
+        print(f"| {row} | {cells} | {ratio} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""Open files: staged writes, ranged reads with read-ahead, commits.
+
+Theory of operation
+-------------------
+All handles of one inode share one :class:`OpenFile`, so two descriptors of
+the same file see each other's writes (POSIX) and one commit covers both.
+An OpenFile is the base version (key + ETag, or none for a new file) plus a
+:class:`~titans3.fuse.extents.Layout` of what changed, with the changed bytes
+in a private, already-unlinked staging file in the write-back area (a crash
+leaves nothing behind to clean up; an unacknowledged write was never
+promised).
+
+**Commit** (``flush``/``fsync``/``release``, a write-back under pressure, a
+rename of a dirty file) writes the whole new version with the plan of
+:mod:`titans3.fuse.plan` -- a streamed PUT, or multipart with server-side
+copies of unchanged parts -- and returns only when the backend acknowledged
+it, i.e. when it is durable at the write quorum.  Then the new version is the
+base, the staging file is emptied and its bytes leave the area's account.  A
+failed commit leaves everything dirty; the next flush tries again.
+
+**Reads** serve dirty bytes from staging, zeros from holes, and base bytes
+from a small window cache filled by ranged GETs of the base *version*
+(``If-Match`` its ETag: if another writer replaced the object, the read fails
+with EIO instead of mixing two versions).  :class:`~titans3.fuse.readahead.ReadAhead`
+sizes the GETs and starts background prefetches for sequential readers.
+
+**The write-back area** (:class:`WriteBackArea`) bounds the dirty bytes of
+all open files together.  A write that would pass the bound first commits
+its own file (a mid-write commit: readers through S3 then see a prefix of
+the new contents), then any other dirty file that is not busy.
+
+Every mutation and commit of one file holds its ``lock``; reads take it too,
+so a read never sees a half-applied commit.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+import trio
+
+from titans3.fuse import plan
+from titans3.fuse.backend import Backend, Body, Entry
+from titans3.fuse.errors import Changed, FsError
+from titans3.fuse.extents import BASE, DIRTY, Layout
+from titans3.fuse.meta import Attrs, merge
+from titans3.fuse.options import MountOptions
+from titans3.fuse.readahead import ReadAhead
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+_ZEROS = bytes(CHUNK)
+MAX_BLOCKS = 16  # per open file: 32 MiB with 2 MiB blocks
+
+
+class WriteBackArea:
+    """Where dirty data is staged, and how much of it there may be."""
+
+    def __init__(self, directory: str, limit: int) -> None:
+        self.directory = directory
+        self.limit = limit
+        self.used = 0
+        self.files: set[OpenFile] = set()
+        os.makedirs(directory, exist_ok=True)
+
+    def new_file(self) -> int:
+        fd, path = tempfile.mkstemp(prefix=".titans3-stage-", dir=self.directory)
+        os.unlink(path)
+        return fd
+
+    def charge(self, delta: int) -> None:
+        self.used = max(0, self.used + delta)
+
+    def over(self, extra: int = 0) -> bool:
+        return self.used + extra > self.limit
+
+
+class OpenFile:
+    def __init__(self, backend: Backend, area: WriteBackArea, opts: MountOptions,
+                 key_of: Callable[[], str | None], attrs: Attrs, meta: dict[str, str],
+                 base: Entry | None, *, on_error: Callable[[Exception], None]) -> None:
+        self.backend = backend
+        self.area = area
+        self.opts = opts
+        self.key_of = key_of  # the file's current key (None once unlinked)
+        self.attrs = attrs  # size and etag fields are kept by layout / base
+        self.meta = meta  # the object's metadata that is not ours (content-type, ...)
+        self.base_key = base.key if base is not None else None
+        self.base_etag = base.etag if base is not None else None
+        self.layout = Layout(base.size if base is not None else 0)
+        self.changed = base is None  # a new file must be committed even if empty
+        self.unlinked = False
+        self.handles = 0
+        self.lock = trio.Lock()
+        self._fd: int | None = None
+        self._charged = 0
+        self.block_size = opts.read_block
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()  # block -> base version bytes
+        self._loading: dict[int, trio.Event] = {}
+        self._on_error = on_error
+        self.commits = 0
+
+    # ----------------------------------------------------------- state
+    @property
+    def size(self) -> int:
+        return self.layout.size
+
+    @property
+    def dirty_bytes(self) -> int:
+        return self._charged
+
+    def current_attrs(self) -> Attrs:
+        return replace(self.attrs, size=self.layout.size, etag=self.base_etag or "")
+
+    def _recharge(self) -> None:
+        now = self.layout.dirty_bytes()
+        self.area.charge(now - self._charged)
+        self._charged = now
+        if now:
+            self.area.files.add(self)
+        else:
+            self.area.files.discard(self)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.area.charge(-self._charged)
+        self._charged = 0
+        self.area.files.discard(self)
+        self._blocks.clear()
+
+    # ----------------------------------------------------------- reads
+    async def read(self, offset: int, size: int, ra: ReadAhead, nursery: trio.Nursery) -> bytes:
+        for attempt in (1, 2):
+            async with self.lock:
+                end = min(offset + size, self.layout.size)
+                if offset >= end:
+                    return b""
+                parts: list[bytes | tuple[int, int]] = []
+                for a, b, src in self.layout.pieces(offset, end):
+                    if src == DIRTY:
+                        assert self._fd is not None
+                        parts.append(await _pread(self._fd, b - a, a))
+                    elif src == BASE:
+                        parts.append((a, b))
+                    else:
+                        parts.append(bytes(b - a))
+                etag = self.base_etag
+            # Base bytes are fetched without the lock, so reads of one file run
+            # in parallel; a commit meanwhile replaces the base: read again.
+            try:
+                out = bytearray()
+                for p in parts:
+                    out += p if isinstance(p, bytes) else await self._read_base(*p, ra, nursery)
+                return bytes(out)
+            except Changed:
+                if attempt == 2 or etag == self.base_etag:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _read_base(self, a: int, b: int, ra: ReadAhead, nursery: trio.Nursery) -> bytes:
+        p = ra.plan(a, b - a, self.layout.base_size)
+        if p.direct is not None:
+            return await self._fetch(a, b)
+        for blk in p.prefetch:
+            if blk not in self._blocks and blk not in self._loading:
+                nursery.start_soon(self._load, blk, True)
+        parts = [await self._block(blk) for blk in p.blocks]
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        base = p.blocks.start * ra.block
+        return data[a - base:b - base]
+
+    async def _block(self, blk: int) -> bytes:
+        data = self._blocks.get(blk)
+        if data is None and blk in self._loading:
+            await self._loading[blk].wait()
+            data = self._blocks.get(blk)
+        if data is None:
+            data = await self._load(blk, False)
+        else:
+            self._blocks.move_to_end(blk)
+        return data
+
+    async def _load(self, blk: int, background: bool) -> bytes:
+        event = self._loading.setdefault(blk, trio.Event())
+        etag = self.base_etag
+        try:
+            start = blk * self.block_size
+            data = await self._fetch(start, min(start + self.block_size, self.layout.base_size))
+            if etag == self.base_etag:  # else committed meanwhile: do not cache stale bytes
+                self._blocks[blk] = data
+                while len(self._blocks) > MAX_BLOCKS:
+                    self._blocks.popitem(last=False)
+            return data
+        except Exception as e:
+            if not background:
+                raise
+            log.debug("prefetch of block %d of %s failed: %s", blk, self.base_key, e)
+            return b""
+        finally:
+            if self._loading.get(blk) is event:
+                del self._loading[blk]
+            event.set()
+
+    async def _fetch(self, start: int, end: int) -> bytes:
+        key, etag = self.base_key, self.base_etag
+        if key is None:
+            raise FsError(errno.EIO, "no base version to read")
+        with trio.move_on_after(self.opts.transfer_timeout(end - start)) as scope:
+            data = b"".join([c async for c in self.backend.read(key, start, end - 1, etag=etag)])
+        if scope.cancelled_caught:
+            raise FsError(errno.EIO, f"GET {key} bytes {start}-{end - 1}: no answer in time")
+        if len(data) != end - start:
+            raise FsError(errno.EIO, f"GET {key}: {len(data)} bytes for a {end - start}-byte range")
+        return data
+
+    # ----------------------------------------------------------- writes
+    def _staging(self) -> int:
+        if self._fd is None:
+            self._fd = self.area.new_file()
+        return self._fd
+
+    async def write(self, offset: int, data: bytes) -> int:
+        async with self.lock:
+            if self.area.over(len(data)):
+                await self._relieve(len(data))
+            fd = self._staging()
+            if len(data) > 256 << 10:
+                await trio.to_thread.run_sync(os.pwrite, fd, data, offset)
+            else:
+                os.pwrite(fd, data, offset)
+            self.layout.write(offset, len(data))
+            self.changed = True
+            self.attrs = replace(self.attrs, mtime_ns=time.time_ns())
+            self._recharge()
+            return len(data)
+
+    async def _relieve(self, need: int) -> None:
+        """The area is full: commit this file, then others that are not busy."""
+        if self.layout.dirty_bytes():
+            log.info("write-back area full (%d of %d bytes): committing %s early",
+                     self.area.used, self.area.limit, self.key_of())
+            await self._commit_locked()
+        for other in sorted(self.area.files, key=lambda f: -f.dirty_bytes):
+            if not self.area.over(need):
+                break
+            if other is self:
+                continue
+            try:
+                other.lock.acquire_nowait()
+            except trio.WouldBlock:
+                continue
+            try:
+                await other._commit_locked()
+            finally:
+                other.lock.release()
+
+    async def truncate(self, size: int) -> None:
+        async with self.lock:
+            self.truncate_locked(size)
+
+    def truncate_locked(self, size: int) -> None:
+        if size == self.layout.size:
+            return
+        self.layout.truncate(size)
+        if self._fd is not None:
+            os.ftruncate(self._fd, min(os.fstat(self._fd).st_size, size))
+        self.changed = True
+        self.attrs = replace(self.attrs, mtime_ns=time.time_ns())
+        self._recharge()
+
+    def set_attrs(self, attrs: Attrs) -> None:
+        self.attrs = attrs
+        self.changed = True
+
+    # ----------------------------------------------------------- commit
+    async def commit(self) -> Entry | None:
+        async with self.lock:
+            return await self._commit_locked()
+
+    async def _commit_locked(self) -> Entry | None:
+        if not self.changed or self.unlinked:
+            return None
+        key = self.key_of()
+        if key is None:
+            return None
+        size = self.layout.size
+        meta = merge(self.meta, self.attrs)
+        can_copy = (self.base_etag is not None and self.base_key == key
+                    and self.layout.base_size > 0)
+        part = plan.part_size_for(size, self.opts.part_size)
+        try:
+            with trio.move_on_after(self.opts.transfer_timeout(size)) as scope:
+                if plan.use_multipart(self.layout, part, can_copy=can_copy):
+                    entry = await self._multipart(key, meta, part, can_copy)
+                else:
+                    entry = await self.backend.put(key, self._body(0, size), size, meta)
+            if scope.cancelled_caught:
+                raise FsError(errno.EIO, f"commit of {key} ({size} bytes): no acknowledgement in time")
+        except FsError as e:
+            self._on_error(e)
+            raise
+        self.layout.committed()
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+        self._recharge()
+        self._blocks.clear()
+        self.base_key, self.base_etag = key, entry.etag
+        self.changed = False
+        self.commits += 1
+        return entry
+
+    def _body(self, start: int, end: int) -> Body:
+        pieces = list(self.layout.pieces(start, end))
+        fd, key, etag = self._fd, self.base_key, self.base_etag
+
+        async def gen() -> AsyncIterator[bytes]:
+            for a, b, src in pieces:
+                if src == DIRTY:
+                    assert fd is not None
+                    for pos in range(a, b, CHUNK):
+                        yield await _pread(fd, min(CHUNK, b - pos), pos)
+                elif src == BASE:
+                    assert key is not None
+                    async for chunk in self.backend.read(key, a, b - 1, etag=etag):
+                        yield chunk
+                else:
+                    for pos in range(a, b, CHUNK):
+                        yield _ZEROS[:min(CHUNK, b - pos)]
+
+        return gen
+
+    async def _multipart(self, key: str, meta: dict[str, str], part_size: int,
+                         can_copy: bool) -> Entry:
+        parts = plan.parts(self.layout, part_size, can_copy=can_copy)
+        upload_id = await self.backend.upload_start(key, meta)
+        etags: dict[int, str] = {}
+        limiter = trio.CapacityLimiter(self.opts.part_concurrency)
+
+        async def one(p: plan.Part) -> None:
+            async with limiter:
+                if p.copy:
+                    assert self.base_key is not None and self.base_etag is not None
+                    etags[p.number] = await self.backend.copy_part(
+                        key, upload_id, p.number, self.base_key, p.start, p.end - 1,
+                        self.base_etag)
+                else:
+                    etags[p.number] = await self.backend.upload_part(
+                        key, upload_id, p.number, self._body(p.start, p.end), p.end - p.start)
+
+        try:
+            async with trio.open_nursery() as nursery:
+                for p in parts:
+                    nursery.start_soon(one, p)
+            copied = sum(p.end - p.start for p in parts if p.copy)
+            log.debug("commit %s: %d parts, %d bytes reused server-side", key, len(parts), copied)
+            return await self.backend.upload_complete(key, upload_id,
+                                                      [(n, etags[n]) for n in sorted(etags)])
+        except BaseException as e:
+            with trio.CancelScope(shield=True):
+                await self.backend.upload_abort(key, upload_id)
+            raise _single(e) from None
+
+
+def _single(e: BaseException) -> BaseException:
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    if isinstance(e, BaseExceptionGroup):
+        for sub in e.exceptions:
+            if isinstance(sub, FsError):
+                return sub
+    return e
+
+
+async def _pread(fd: int, n: int, offset: int) -> bytes:
+    if n > 256 << 10:
+        data = await trio.to_thread.run_sync(os.pread, fd, n, offset)
+    else:
+        data = os.pread(fd, n, offset)
+    if len(data) < n:  # a sparse tail never written: zeros
+        data += bytes(n - len(data))
+    return data
