@@ -56,6 +56,19 @@ class NbdDaemon(Daemon):
         self.titanctl("volume", "create", name, "--size", size)
 
 
+def module_daemon(tmp_path_factory: object, name: str) -> Iterator[NbdDaemon]:
+    """A started NbdDaemon (6 drives) for a module's tests, stopped afterwards (a fixture's body)."""
+    base = tmp_path_factory.mktemp(name)  # type: ignore[attr-defined]
+    d = NbdDaemon(base / "data", base / "titans3.log", drives=6, name=f"titans3-{name}")
+    cluster.LIVE.append(d)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
+        cluster.LIVE.remove(d)
+
+
 def titanctl(d: Daemon, *args: str, check: bool = True,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``titanctl ARGS`` against daemon ``d`` (root credentials, its S3 endpoint)."""

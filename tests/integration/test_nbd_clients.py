@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from . import cluster
-from .nbdtools import NbdDaemon, libnbd, run, write_random
+from .nbdtools import NbdDaemon, libnbd, module_daemon, run, write_random
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -20,15 +20,7 @@ GiB = 1 << 30
 
 @pytest.fixture(scope="module")
 def nbd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NbdDaemon]:
-    base = tmp_path_factory.mktemp("nbd")
-    d = NbdDaemon(base / "data", base / "titans3.log", drives=6, name="titans3-nbd")
-    cluster.LIVE.append(d)
-    try:
-        d.start()
-        yield d
-    finally:
-        d.stop()
-        cluster.LIVE.remove(d)
+    yield from module_daemon(tmp_path_factory, "nbd")
 
 
 def sha256_of(path: Path) -> str:

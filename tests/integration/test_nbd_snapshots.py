@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from . import cluster
-from .nbdtools import PATH_ENV, SYSTEM_PYTHON, NbdDaemon, run, wait_detached
+from .nbdtools import PATH_ENV, SYSTEM_PYTHON, NbdDaemon, module_daemon, run, wait_detached
 
 MiB = 1 << 20
 BLOCKS = 8192  # 32 MiB
@@ -27,15 +26,7 @@ BASE = b"\xaa" * (32 * MiB)  # what the volume holds before the writer starts
 
 @pytest.fixture(scope="module")
 def nbd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NbdDaemon]:
-    base = tmp_path_factory.mktemp("nbdsnap")
-    d = NbdDaemon(base / "data", base / "titans3.log", drives=6, name="titans3-snap")
-    cluster.LIVE.append(d)
-    try:
-        d.start()
-        yield d
-    finally:
-        d.stop()
-        cluster.LIVE.remove(d)
+    yield from module_daemon(tmp_path_factory, "nbdsnap")
 
 
 def copy_out(d: NbdDaemon, export: str, where: Path) -> bytes:

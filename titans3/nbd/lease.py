@@ -5,7 +5,7 @@ Theory of operation
 A host attaches a volume for writing only while it holds the volume's lease:
 a system record (:mod:`titans3.nbd.register`, compare-and-set on a majority
 of the cluster's drives) naming the holder and a wall-clock expiry.  The
-holder renews it every ``duration / 3``; a holder that cannot renew stops
+holder renews it every quarter of ``duration``; a holder that cannot renew stops
 writing before the lease runs out (:meth:`Lease.remaining`), so by the time
 another host may take over -- expiry plus ``SKEW`` for clocks that disagree --
 the old holder has gone quiet.  A daemon that crashed simply stops renewing:

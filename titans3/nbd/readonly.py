@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from titans3.nbd.catalog import Snapshot, VolumeRecord
 from titans3.nbd.extents import ExtentView
-from titans3.nbd.volume import merge_pieces, slice_extent
-from titans3.nbd.wire import State
+from titans3.nbd.volume import allocation, merge_pieces, slice_extent
 
 
 @dataclass
@@ -68,16 +67,5 @@ class SnapshotExport:
             await self.view.read(ext)
 
     def block_status(self, offset: int, length: int) -> list[tuple[int, int]]:
-        es = self.record.extent_size
-        out: list[tuple[int, int]] = []
-        pos = offset
-        while pos < offset + length:
-            ext = pos // es
-            hi = min(self.size, (ext + 1) * es)
-            flags = 0 if self.view.allocated(ext) else int(State.HOLE | State.ZERO)
-            if out and out[-1][1] == flags and out[-1][0] + (hi - pos) < 1 << 31:
-                out[-1] = (out[-1][0] + hi - pos, flags)
-            else:
-                out.append((hi - pos, flags))
-            pos = hi
-        return out
+        return allocation(self.size, self.record.extent_size, offset, length,
+                          lambda ext: not self.view.allocated(ext))

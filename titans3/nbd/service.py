@@ -207,12 +207,6 @@ class VolumeService:
         else:
             self._snapshots[(name, snap)] = (exp, n - 1)
 
-    def forget_snapshot_views(self, name: str) -> None:
-        for key in [k for k in self._snapshots if k[0] == name]:
-            exp, n = self._snapshots[key]
-            if n == 0:
-                del self._snapshots[key]
-
     async def _attach(self, name: str) -> Attached:
         await self.ready()
         lock = self._attaching.setdefault(name, trio.Lock())

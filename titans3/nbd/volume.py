@@ -356,20 +356,8 @@ class Volume:
 
     def block_status(self, offset: int, length: int) -> list[tuple[int, int]]:
         """``base:allocation`` extents from ``offset`` (whole extents: at least ``length``)."""
-        es = self.record.extent_size
-        out: list[tuple[int, int]] = []
-        pos = offset
-        while pos < offset + length:
-            ext = pos // es
-            hi = min(self.size, (ext + 1) * es)
-            hole = not self.map.touched(ext) and not self.view.allocated(ext)
-            flags = int(State.HOLE | State.ZERO) if hole else 0
-            if out and out[-1][1] == flags and out[-1][0] + (hi - pos) < 1 << 31:
-                out[-1] = (out[-1][0] + hi - pos, flags)
-            else:
-                out.append((hi - pos, flags))
-            pos = hi
-        return out
+        return allocation(self.size, self.record.extent_size, offset, length,
+                          lambda ext: not self.map.touched(ext) and not self.view.allocated(ext))
 
     # ------------------------------------------------------------ materializing
     def _lock(self, ext: int) -> trio.Lock:
@@ -558,6 +546,24 @@ class Volume:
             self.record.name, self.size, self.view.own_allocated(), s["reads"], s["writes"], s["flushes"],
             s["read_bytes"], s["written_bytes"], self.map.data_bytes, self.map.pending_count,
             len(self.segments), s["extents"], self.record.checkpoint, self.fenced is not None)
+
+
+def allocation(size: int, extent_size: int, offset: int, length: int,
+               hole: Callable[[int], bool]) -> list[tuple[int, int]]:
+    """``base:allocation`` descriptors from ``offset``, a whole extent at a time
+    (so at least ``length``): HOLE|ZERO where ``hole(extent)``, else 0."""
+    out: list[tuple[int, int]] = []
+    pos = offset
+    while pos < offset + length:
+        ext = pos // extent_size
+        hi = min(size, (ext + 1) * extent_size)
+        flags = int(State.HOLE | State.ZERO) if hole(ext) else 0
+        if out and out[-1][1] == flags and out[-1][0] + (hi - pos) < 1 << 31:
+            out[-1] = (out[-1][0] + hi - pos, flags)
+        else:
+            out.append((hi - pos, flags))
+        pos = hi
+    return out
 
 
 _ZEROS: dict[int, bytes] = {}
