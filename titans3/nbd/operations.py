@@ -194,12 +194,14 @@ class VolumeOperations:
 
     async def delete(self, name: str) -> dict[str, Any]:
         rec = await self.catalog.get(name)
-        holder = await self.service.leases.holder(name)
-        if holder is not None or name in self.service.attached:
-            raise VolumeInUse(f"volume {name} is attached on {holder or 'this host'}: detach it first")
+        # Clones first: a dependency outlives any attachment, so it is the
+        # refusal worth naming (detaching would not make the delete possible).
         clones = [r.name for r in await self.catalog.list() if r.parent_id == rec.id]
         if clones:
             raise VolumeInUse(f"volume {name} is the parent of {', '.join(clones)}: delete them first")
+        holder = await self.service.leases.holder(name)
+        if holder is not None or name in self.service.attached:
+            raise VolumeInUse(f"volume {name} is attached on {holder or 'this host'}: detach it first")
         versions = await self.backend.versions(rec.prefix)
         for i, v in enumerate(versions):
             await self.backend.delete(v.key, version=v.version_id)
