@@ -17,3 +17,13 @@ def require_loop_devices() -> None:
 def require_fuse() -> None:
     if not os.path.exists("/dev/fuse"):
         pytest.skip("no /dev/fuse on this machine")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` run only with TITANS3_LONG_TESTS=1 (scripts/test-appliance.sh)."""
+    if os.environ.get("TITANS3_LONG_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="long: run by scripts/test-appliance.sh (TITANS3_LONG_TESTS=1)")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)

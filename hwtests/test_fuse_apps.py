@@ -170,6 +170,30 @@ def test_rename_moves_files_and_directories(node):
     assert e.value.errno == errno.EISDIR
 
 
+def test_a_rename_in_the_daemon_mount_moves_no_data_and_open_handles_follow(node):
+    m = node.mountpoint
+    data = os.urandom(12 << 20)
+    (m / "mv").mkdir()
+    (m / "mv" / "big.bin").write_bytes(data)
+    s3 = s3_client(node)
+    etag = s3.head_object(Bucket=BUCKET, Key="mv/big.bin")["ETag"]
+    before = set(node.fragment_files())
+    with open(m / "mv" / "big.bin", "rb") as f:
+        head = f.read(1 << 20)
+        os.rename(m / "mv" / "big.bin", m / "moved.bin")
+        assert head + f.read() == data  # the open file reads on under its new name
+    # rename_object: metadata commits only, so no fragment file was written.
+    assert set(node.fragment_files()) - before == set()
+    assert os.listdir(m / "mv") == []
+    assert (m / "moved.bin").read_bytes() == data
+    got = s3.get_object(Bucket=BUCKET, Key="moved.bin")
+    assert got["ETag"] == etag and got["Body"].read() == data
+    with pytest.raises(s3.exceptions.ClientError) as e:
+        s3.head_object(Bucket=BUCKET, Key="mv/big.bin")
+    assert e.value.response["Error"]["Code"] == "404"
+    s3.close()
+
+
 def test_keys_that_cannot_be_paths_are_hidden(node):
     s3 = s3_client(node)
     s3.put_object(Bucket=BUCKET, Key="hid/x", Body=b"file x")

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   fdisk                                                              # sfdisk: disk tests craft partition tables
   chromium chromium-driver                                           # status page tests (headless, WebDriver)
   s3fs curl ca-certificates
+  mmdebstrap mtools dosfstools ovmf qemu-system-x86                  # appliance image: build + VM tests
   rsync git sqlite3                                                  # FUSE acceptance tests (tests/fuse)
 )
 

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PYTHONDONTWRITEBYTECODE=1
 status=0
+# Import contracts (layers, fronts through the object API; pyproject.toml [tool.importlinter]).
+.venv/bin/lint-imports --no-cache || status=$?
 .venv/bin/python -m pytest -p no:cacheprovider tests hwtests "$@" || status=$?
 # pytest exit 5 = nothing collected: treat as failure, a suite that ran nothing proves nothing.
 exit "$status"

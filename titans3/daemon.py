@@ -36,12 +36,13 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from titans3 import __version__
-from titans3.core import tls
+from titans3.core import journal, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
 from titans3.core.crypto import write_atomic
 from titans3.core.errors import ConfigError, DriveError
+from titans3.core.sdnotify import Notifier
 from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
 from titans3.erasure.codec import ECScheme
@@ -100,6 +101,7 @@ class Host:
     host_id: str = ""
     disks: Any = None  # titans3.disks.manager.DiskManager with --disks
     nbd: Any = None  # titans3.nbd.service.VolumeService once the NBD gateway runs
+    volumes: Any = None  # titans3.nbd.operations.VolumeOperations (the admin API calls it)
     peer_service: Any = None  # the peer listener's state (set by create_peer_app)
 
     async def info(self) -> Any:
@@ -229,6 +231,7 @@ async def run(cfg: Config) -> int:
     if host.credentials.generated:
         print_credentials(host.credentials, cfg, lambda s: print(s, flush=True))
     shutdown = trio.Event()
+    notifier = Notifier()  # systemd Type=notify: READY, STOPPING, WATCHDOG (no-op elsewhere)
     peer_app = create_peer_app(host)
     inflight = Inflight()
     rc = 0
@@ -237,7 +240,7 @@ async def run(cfg: Config) -> int:
             nursery.start_soon(_health_loop, host.drives)
             if access is not None:
                 nursery.start_soon(access.run)
-            nursery.start_soon(_signals, shutdown, nursery.cancel_scope)
+            nursery.start_soon(_signals, shutdown, nursery.cancel_scope, notifier)
             async with trio.open_nursery() as servers:
                 servers.start_soon(inflight.drain, shutdown, servers.cancel_scope, cfg.shutdown_grace)
                 # The peer listener comes first: in a cluster, the handshake
@@ -246,7 +249,7 @@ async def run(cfg: Config) -> int:
                                   tls_settings=tls.server_settings(cfg, peer=True))
                 await servers.start(_serve, inflight.wrap(observed["peer"](peer_app)), hc, shutdown.wait)
                 if cfg.peers or _joined(cfg):
-                    from titans3.cluster.peers import form
+                    from titans3.cluster.formation import form
 
                     try:
                         await form(host, nursery)  # replaces host.store with the cluster's
@@ -282,6 +285,8 @@ async def run(cfg: Config) -> int:
                 log.info("TitanS3 %s ready: S3 on %s, peer on %s, status page on %s; %d drives, EC %d+%d",
                          __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
                          len(host.drives), host.store.scheme.k, host.store.scheme.m)
+                notifier.ready(f"serving S3 on {cfg.listen}, {len(host.drives)} drives")
+                nursery.start_soon(notifier.watchdog_loop)  # a stalled loop stops pinging
             # All servers returned: graceful shutdown is complete.
             nursery.cancel_scope.cancel()
     finally:
@@ -323,11 +328,12 @@ async def _serve(app: Any, hc: HyperConfig, trigger: Callable[[], Any], *, task_
     await serve(app, hc, shutdown_trigger=trigger, task_status=task_status)
 
 
-async def _signals(shutdown: trio.Event, scope: trio.CancelScope) -> None:
+async def _signals(shutdown: trio.Event, scope: trio.CancelScope, notifier: Notifier) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             if not shutdown.is_set():
                 log.info("received %s: finishing in-flight requests", signal.Signals(signum).name)
+                notifier.stopping()
                 shutdown.set()
             else:
                 log.warning("second signal: stopping now")
@@ -343,7 +349,11 @@ def main(cfg: Config) -> int:
     patch_hypercorn_recv(cfg.http_recv_bytes)
     wire_errors.install()
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=getattr(logging, cfg.log_level.upper()), format=fmt, stream=sys.stderr)
+    # Under systemd, records go to journald as structured fields (core/journal.py).
+    logging.basicConfig(
+        level=getattr(logging, cfg.log_level.upper()), format=fmt,
+        **({"handlers": [journal.JournalHandler()]} if journal.wanted() else {"stream": sys.stderr}),
+    )
     from titans3.core import logring, tracing
 
     logring.install(fmt)  # the support bundle's log

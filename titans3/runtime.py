@@ -35,7 +35,7 @@ from titans3.workers.repairer import RepairWorker
 from titans3.workers.scrubber import Scrubber
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
     gc = GarbageCollector(svc, positions=local, interval=cfg.gc_interval,
                           window=cfg.commit_window, mpu_max_age=cfg.mpu_max_age)
     # Hints held by this host's drives go back to their primaries (objects/handoff.py).
-    replayer = HandoffReplayer(lambda pos: handoff.replay_drive(store, pos), local)
+    replayer = HandoffReplayer(lambda pos: handoff.replay_drive(store.context, pos), local)
     host.workers.update({"scrubber": scrubber, "heal-queue": queue, "repair": repair,
                          "refill": refill, "gc": gc, "handoff": replayer})
     rebalance = _rebalancer(host)  # ring changes (workers/rebalance.py)
@@ -110,6 +110,6 @@ def _rebalancer(host: Host) -> Rebalancer:
     from titans3.cluster.membership import membership_of
     from titans3.objects import keywalk, move
 
-    return Rebalancer(host.config.state_path, lambda: membership_of(host), lambda: host.store,
+    return Rebalancer(host.config.state_path, lambda: membership_of(host), lambda: host.store.context,
                       move.move_key, keywalk.walk_keys, move.copy_buckets,
                       rate=host.config.rebalance_rate)

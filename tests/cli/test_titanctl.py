@@ -9,7 +9,7 @@ import socket
 import httpx
 import pytest
 
-from titans3.cli import titanctl
+from titans3.cli import client, titanctl
 from titans3.cli.titanctl import (
     AdminClient,
     CtlError,
@@ -180,7 +180,7 @@ def stub_signer(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
         calls.append({"method": method, "url": url, **kw})
         return {"Authorization": "AWS4-HMAC-SHA256 stub", "x-amz-date": "20250101T000000Z"}
 
-    monkeypatch.setattr(titanctl, "sign_request", sign_request)
+    monkeypatch.setattr(client, "sign_request", sign_request)  # where AdminClient signs
     return calls
 
 

@@ -93,13 +93,19 @@ class Browser:
         self.wait(lambda: self._stale(old), what=f"the page after clicking {css}")
 
     def _stale(self, element: Any) -> bool:
-        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 
         try:
             element.tag_name  # noqa: B018 -- touching it tells whether the page was replaced
             return False
         except StaleElementReferenceException:
             return True
+        except WebDriverException as e:
+            # Chromium answers this instead of "stale element" when the element is
+            # touched while the navigation that detaches it is still under way.
+            if "does not belong to the document" in str(e.msg):
+                return True
+            raise
 
     def text(self, css: str = "body") -> str:
         return str(self.el(css).text)

@@ -46,7 +46,8 @@ class World:
 
     async def service(self, host: str = "h1", **settings: object) -> VolumeService:
         kw = {"memory": 2 * MiB, "cache": 8 * MiB, "lease": 3.0, "linger": 0.2} | settings
-        svc = VolumeService(lambda: self.store, host_id=host, label=host, settings=Settings(**kw))  # type: ignore[arg-type]
+        svc = VolumeService(lambda: self.store, drives_of=lambda: self.store.drives,
+                            clock_of=lambda: self.store.clock, host_id=host, label=host, settings=Settings(**kw))  # type: ignore[arg-type]
         scope = trio.CancelScope()
         self.scopes[id(svc)] = scope
 

@@ -29,8 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from titans3.cli.ctl_repair import call_json
-from titans3.cli.titanctl import EXIT_USAGE, AdminClient, CtlError, human_bytes
+from titans3.cli.client import EXIT_USAGE, AdminClient, CtlError, call_json, human_bytes
 
 COMMANDS = ("support", "web")
 CLUSTER_ACTIONS = ("create", "token", "join-token")

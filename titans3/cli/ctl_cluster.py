@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from titans3.cli.ctl_repair import call_json
-from titans3.cli.titanctl import EXIT_USAGE, AdminClient, CtlError, format_table
+from titans3.cli.client import EXIT_USAGE, AdminClient, CtlError, call_json, format_table
 
 POLL = 1.0
 

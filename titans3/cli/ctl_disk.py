@@ -18,8 +18,14 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from titans3.cli.ctl_repair import call_json
-from titans3.cli.titanctl import EXIT_USAGE, AdminClient, CtlError, format_table, human_bytes
+from titans3.cli.client import (
+    EXIT_USAGE,
+    AdminClient,
+    CtlError,
+    call_json,
+    format_table,
+    human_bytes,
+)
 
 COMMANDS = ("disk",)
 CHANGE_TIMEOUT = 600.0  # s: mkfs of a large disk

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from titans3.cli.titanctl import AdminClient, CtlError, format_table, human_bytes
+from titans3.cli.client import AdminClient, CtlError, format_table, human_bytes
 
 COMMANDS = ("mounts",)
 

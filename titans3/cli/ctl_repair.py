@@ -30,56 +30,19 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
-
-from titans3.cli.titanctl import (
-    EMPTY_SHA256,
+from titans3.cli.client import (  # noqa: F401 -- call_json: its old home
     EXIT_USAGE,
-    REGION,
     AdminClient,
     CtlError,
-    _connect_reason,
-    describe_http_error,
+    call_json,
     format_table,
     human_bytes,
 )
-from titans3.s3.signer import sign_request
-from titans3.s3.sigv4 import uri_encode
 
-ADMIN = "/titans3/admin/v1/"
 COMMANDS = ("scrub", "repair", "object", "gc")
 
 
 # ------------------------------------------------------------------ transport
-def call_json(
-    client: AdminClient, method: str, path: str, query: Mapping[str, str] | None = None
-) -> Any:
-    """One signed admin call (``path`` under ``/titans3/admin/v1/``); JSON out."""
-    qs = "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in (query or {}).items())
-    url = client.endpoint.rstrip("/") + ADMIN + path + (f"?{qs}" if qs else "")
-    headers = sign_request(method, url, {}, access_key=client.access_key,
-                           secret_key=client.secret_key, region=REGION,
-                           payload_sha256=EMPTY_SHA256)
-    try:
-        with httpx.Client(timeout=client.timeout, transport=client.transport) as http:
-            resp = http.request(method, url, headers=headers)
-    except httpx.ConnectError as e:
-        raise CtlError(f"cannot reach {client.endpoint}: {_connect_reason(e)}", EXIT_USAGE) from None
-    except httpx.TimeoutException:
-        raise CtlError(f"cannot reach {client.endpoint}: timed out", EXIT_USAGE) from None
-    except httpx.HTTPError as e:
-        raise CtlError(f"request to {client.endpoint} failed: {e}", EXIT_USAGE) from None
-    if resp.status_code >= 300:
-        raise CtlError(describe_http_error(resp.status_code, resp.reason_phrase, resp.content))
-    try:
-        doc = resp.json()
-    except ValueError:
-        raise CtlError(f"unexpected answer from {ADMIN}{path}: not JSON") from None
-    if not isinstance(doc, dict):
-        raise CtlError(f"unexpected answer from {ADMIN}{path}: not a JSON object")
-    return doc
-
-
 # ------------------------------------------------------------------ parsing
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?(?:/s)?\s*$", re.IGNORECASE)
 
@@ -247,6 +210,12 @@ def add_commands(sub: Any, add_common: Callable[..., None]) -> None:
     ins.add_argument("bucket", metavar="BUCKET")
     ins.add_argument("key", metavar="KEY")
     ins.add_argument("--deep", action="store_true", help="read every block (slow for big objects)")
+    ren = o.add_parser("rename", help="give an object a new name without copying its data")
+    add_common(ren, top=False)
+    ren.add_argument("bucket", metavar="BUCKET")
+    ren.add_argument("key", metavar="KEY")
+    ren.add_argument("new_key", metavar="NEW_KEY")
+    ren.add_argument("--no-replace", action="store_true", help="fail if NEW_KEY exists")
 
     gc = sub.add_parser("gc", help="garbage collection")
     add_common(gc, top=False)
@@ -279,6 +248,14 @@ def run(args: argparse.Namespace, client: AdminClient, *,
             query["deep"] = "1"
         doc = call_json(client, "GET", "object/inspect", query)
         return json.dumps(doc, indent=2, sort_keys=True) if as_json else format_inspect(doc)
+    if cmd == "object" and action == "rename":
+        query = {"bucket": args.bucket, "src": args.key, "dst": args.new_key}
+        if args.no_replace:
+            query["noreplace"] = "1"
+        doc = call_json(client, "POST", "object/rename", query)
+        return json.dumps(doc, indent=2, sort_keys=True) if as_json else (
+            f"renamed {args.bucket}/{args.key} -> {args.new_key} "
+            f"({doc.get('size')} bytes, no data moved, {doc.get('seconds', 0) * 1e3:.1f} ms)")
     if cmd == "gc" and action == "start":
         doc = call_json(client, "POST", "gc/start")
         if as_json:

@@ -23,8 +23,14 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from titans3.cli.ctl_repair import call_json
-from titans3.cli.titanctl import EXIT_USAGE, AdminClient, CtlError, format_table, human_bytes
+from titans3.cli.client import (
+    EXIT_USAGE,
+    AdminClient,
+    CtlError,
+    call_json,
+    format_table,
+    human_bytes,
+)
 
 COMMANDS = ("volume",)
 SLOW = 3600.0  # s: deleting or rolling back a large volume touches every extent

@@ -71,7 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", metavar="FILE", help="TOML configuration file")
     c.add_argument("--data", metavar="DIR", help="data directory (default ./data)")
     c.add_argument("--state-dir", metavar="DIR", help="host state directory (default DIR/.titans3)")
+    sc = sub.add_parser("setup-code", help="print the pending one-time setup code (appliance first boot)")
+    sc.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    sc.add_argument("--setup-code-file", metavar="FILE", help="where the code is kept (setup_code_file)")
+    sc.add_argument("--create", action="store_true", help="make one if none is pending (first boot)")
     return p
+
+
+def show_setup_code(cfg: Config, create: bool) -> int:
+    """Print the pending code; with ``create``, make one first if none is pending."""
+    from titans3.core import setupcode
+
+    pending = setupcode.SetupCode(cfg.setup_code_file)
+    code = pending.code()
+    if code is None and create:
+        code = setupcode.new_code()
+        setupcode.write(cfg.setup_code_file, code)
+    if code is None:
+        print(f"titans3: no setup pending ({cfg.setup_code_file} does not exist)", file=sys.stderr)
+        return 1
+    print(code)
+    return 0
 
 
 def show_credentials(cfg: Config) -> int:
@@ -91,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         from titans3.cli import mount as mount_cli
 
         return mount_cli.run(args)
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "create")}
     try:
         cfg = load(flags=flags, config_file=args.config)
     except ConfigError as e:
@@ -100,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "credentials":
             return show_credentials(cfg)
+        if args.command == "setup-code":
+            return show_setup_code(cfg, args.create)
         from titans3.daemon import main as run_daemon
 
         return run_daemon(cfg)

@@ -52,7 +52,7 @@ from titans3.objects.sysrecord import forget_local
 from titans3.ring.evolve import ring_to_doc
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 log = logging.getLogger(__name__)
 

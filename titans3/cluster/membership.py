@@ -81,8 +81,8 @@ from titans3.ring.builder import Member, Ring
 from titans3.ring.evolve import converged, next_ring, ring_from_doc, ring_to_doc
 
 if TYPE_CHECKING:
+    from titans3.cluster.host import HostServices as Host
     from titans3.cluster.peers import Cluster, HostEntry
-    from titans3.daemon import Host
     from titans3.objects.store import ObjectStore
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Every host is started with the same ``--peers A,B,C,...`` (peer API addresses,
 its own included) and the same ``--cluster-secret``.  Start-up, after this
-host's peer listener is up (:func:`form`):
+host's peer listener is up (``cluster/formation.py: form``):
 
 1. **Handshake.**  Heartbeat every address, itself included, until all have
    answered (or ``cluster_wait`` runs out).  A heartbeat says who answers there
@@ -64,7 +64,7 @@ from titans3.peer.auth import Signer
 from titans3.ring.builder import Member, Ring, build_ring
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 log = logging.getLogger(__name__)
 
@@ -286,27 +286,3 @@ class Cluster:
     async def aclose(self) -> None:
         for p in self.peers.values():
             await p.aclose()
-
-
-async def form(host: Host, nursery: trio.Nursery) -> Cluster:
-    """Handshake with every peer, then replace ``host.store`` with the cluster's
-    store and start the failure detector in ``nursery``."""
-    from titans3.cluster import membership
-
-    cluster = Cluster(host.config, host)
-    doc = membership.load_doc(host.config.state_path)
-    if doc is not None:  # a cluster that changed since --peers: the saved document rules
-        host.store = await membership.resume(cluster, doc)
-        members = cluster.members
-    else:
-        members = await cluster.handshake()
-        host.store = cluster.build_store(members)
-        doc = membership.initial_doc(cluster, host.store)
-    cluster.membership = membership.Membership(cluster, doc)  # type: ignore[attr-defined]
-    host.workers["cluster"] = cluster
-    await nursery.start(cluster.run)
-    nursery.start_soon(cluster.membership.run)  # type: ignore[attr-defined]
-    log.info("cluster formed: %d hosts, %d drives, EC %d+%d, this host is %s at %s",
-             len(members), len(host.store.drives), host.store.scheme.k, host.store.scheme.m,
-             host.host_id, cluster.self_address)
-    return cluster

@@ -46,7 +46,7 @@ from titans3 import __version__
 from titans3.core import logring
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 REDACTED = "[redacted]"
 _PACKAGES = ("trio", "hypercorn", "quart", "pyeclib", "lmdb", "httpx", "cryptography",

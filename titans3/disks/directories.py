@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -36,8 +36,9 @@ from titans3.disks.errors import DiskRefused, NoSuchDisk
 from titans3.drive.local import LocalDrive
 from titans3.drive.protocol import DriveState
 
-if TYPE_CHECKING:
-    from titans3.daemon import Host
+# The daemon's Host (typed as titans3.cluster.host.HostServices above this
+# layer); disks/ sits below the cluster layer, so it names no type from there.
+Host = Any
 
 log = logging.getLogger(__name__)
 

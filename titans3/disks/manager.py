@@ -65,7 +65,7 @@ from titans3.core.errors import ConfigError
 from titans3.disks import fs, probe
 from titans3.disks.errors import DiskOperationFailed, DiskRefused
 from titans3.disks.ledger import DiskRecord, DiskState, Ledger
-from titans3.disks.operations import OperatorMixin
+from titans3.disks.operations import DiskOperator
 from titans3.disks.policy import (
     DeviceInfo,
     FailureWatch,
@@ -123,7 +123,7 @@ def _natural(path: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
 
 
-class DiskManager(OperatorMixin):
+class DiskManager:
     def __init__(
         self,
         state_dir: Path,
@@ -161,6 +161,23 @@ class DiskManager(OperatorMixin):
         self._devnums: dict[str, tuple[int, int]] = {}  # drive id -> block device it is mounted from
         self._bad: dict[tuple[str, int, int, int, str], str] = {}  # disks that failed to format
         self._events = self._scans = self._failures = self._replacements = 0
+        self.operator = DiskOperator(self)  # the operator's calls (disks/operations.py)
+
+    # The operator's calls (``titanctl disk ...`` through the admin API).
+    async def list_disks(self) -> list[dict[str, Any]]:
+        return await self.operator.list_disks()
+
+    async def claim(self, device: str, *, force: bool = False) -> dict[str, Any]:
+        return await self.operator.claim(device, force=force)
+
+    async def drain(self, target: str) -> dict[str, Any]:
+        return await self.operator.drain(target)
+
+    async def replace(self, old: str, new: str, *, force: bool = False) -> dict[str, Any]:
+        return await self.operator.replace(old, new, force=force)
+
+    async def forget(self, target: str) -> dict[str, Any]:
+        return await self.operator.forget(target)
 
     @classmethod
     def from_config(cls, cfg: Any, host_id: str) -> DiskManager:

@@ -29,7 +29,7 @@ device is explicit consent and is not limited by it.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -39,33 +39,64 @@ from titans3.disks.ledger import DiskRecord, DiskState
 from titans3.disks.policy import DeviceInfo, Verdict, classify
 
 if TYPE_CHECKING:
-    from titans3.disks.manager import DiskManager
+    from pathlib import Path
+
+    from titans3.disks.ledger import Ledger
+    from titans3.disks.roster import Roster
+    from titans3.drive.local import LocalDrive
 
 
-class OperatorMixin:
-    """The operator's calls; mixed into :class:`~titans3.disks.manager.DiskManager`."""
+class DiskMechanism(Protocol):
+    """What the operator's calls use of the disk manager (``disks/manager.py``):
+    its drives and ledger, and the steps its reconcile loop is made of."""
+
+    drives: list[LocalDrive]
+    ledger: Ledger
+    _lock: trio.Lock
+
+    def slot_name(self, index: int) -> str: ...
+    def mountpoint(self, drive_id: str) -> Path: ...
+    async def scan(self) -> list[DeviceInfo]: ...
+    def _roster(self) -> Roster | None: ...
+    def _active(self, index: int) -> bool: ...
+    async def _fail(self, index: int, reason: str, state: DiskState = ...) -> None: ...
+    async def _fill(self, index: int, devices: list[DeviceInfo] | None) -> Any: ...
+    async def _bring_up(self, dev: DeviceInfo, drive_id: str, fstype: str, *,
+                        spare: bool = False) -> LocalDrive: ...
+    async def _format(self, path: str, *, force: bool) -> tuple[DeviceInfo, str, str]: ...
+    def _record(self, dev: DeviceInfo, drive_id: str, fstype: str, state: DiskState,
+                slot: str) -> DiskRecord: ...
+    async def _format_and_open(self, dev: DeviceInfo, slot: str, *, force: bool) -> LocalDrive: ...
+    def _install(self, index: int, drive: LocalDrive) -> Any: ...
+
+
+class DiskOperator:
+    """The operator's calls, over the manager's mechanism (held, not inherited)."""
+
+    def __init__(self, disks: DiskMechanism) -> None:
+        self.disks = disks
 
     # ------------------------------------------------------------ list
-    async def list_disks(self: DiskManager) -> list[dict[str, Any]]:
+    async def list_disks(self) -> list[dict[str, Any]]:
         """One row per slot, spare, retired drive and in-scope device."""
-        devices = await self.scan()
+        devices = await self.disks.scan()
         by_id = {d.drive_id: d for d in devices if d.drive_id}
-        roster = self._roster()
+        roster = self.disks._roster()
         rows: list[dict[str, Any]] = []
         shown: set[str] = set()
-        for i, drive in enumerate(self.drives):
-            rec = self.ledger.get(drive.drive_id)
+        for i, drive in enumerate(self.disks.drives):
+            rec = self.disks.ledger.get(drive.drive_id)
             dev = by_id.get(drive.drive_id)
             st = await drive.stat()
             state = st.state.value
-            slot = self.slot_name(i)
+            slot = self.disks.slot_name(i)
             if rec is not None and rec.state is DiskState.DRAINED:
                 state = "drained"
             elif state == "online" and roster is not None and slot in roster.slots and roster.slots[slot].healing:
                 state = "healing"
             rows.append(_row(dev, rec, drive.drive_id, slot, state, st.capacity, st.used, st.errors))
             shown.add(drive.drive_id)
-        for rec in self.ledger.records.values():
+        for rec in self.disks.ledger.records.values():
             if rec.drive_id not in shown:
                 dev = by_id.get(rec.drive_id)
                 rows.append(_row(dev, rec, rec.drive_id, "", rec.state.value, dev.size if dev else None,
@@ -83,7 +114,7 @@ class OperatorMixin:
         return rows
 
     # ------------------------------------------------------------ helpers
-    async def _probe_one(self: DiskManager, device: str) -> DeviceInfo:
+    async def _probe_one(self, device: str) -> DeviceInfo:
         def run() -> DeviceInfo:
             info, props = probe.device_info(device)
             return probe.probe(info, props)
@@ -93,10 +124,10 @@ class OperatorMixin:
         except probe.ProbeError as e:
             raise NoSuchDisk(str(e)) from None
 
-    def _empty_slot(self: DiskManager) -> int | None:
-        return next((i for i in range(len(self.drives)) if not self._active(i)), None)
+    def _empty_slot(self) -> int | None:
+        return next((i for i in range(len(self.disks.drives)) if not self.disks._active(i)), None)
 
-    async def _drive_id_for(self: DiskManager, target: str) -> str:
+    async def _drive_id_for(self, target: str) -> str:
         """A drive id from an id, a unique id prefix (>= 4 digits) or a device path."""
         if target.startswith("/"):
             # The disk itself is the truth; the ledger's last-seen path is the
@@ -108,11 +139,11 @@ class OperatorMixin:
             if info is not None and info.drive_id:
                 return info.drive_id
             real = os.path.realpath(target)
-            for rec in self.ledger.records.values():
+            for rec in self.disks.ledger.records.values():
                 if rec.device in (target, real) and rec.state is DiskState.ACTIVE:
                     return rec.drive_id
             raise NoSuchDisk(f"{target} carries no drive of this host")
-        ids = {d.drive_id for d in self.drives} | set(self.ledger.records)
+        ids = {d.drive_id for d in self.disks.drives} | set(self.disks.ledger.records)
         if target in ids:
             return target
         matches = [i for i in ids if len(target) >= 4 and i.startswith(target)]
@@ -120,15 +151,15 @@ class OperatorMixin:
             return matches[0]
         raise NoSuchDisk(f"no drive {target!r}" + (" (ambiguous prefix)" if matches else ""))
 
-    def _slot_of(self: DiskManager, drive_id: str) -> int | None:
-        return next((i for i, d in enumerate(self.drives) if d.drive_id == drive_id), None)
+    def _slot_of(self, drive_id: str) -> int | None:
+        return next((i for i, d in enumerate(self.disks.drives) if d.drive_id == drive_id), None)
 
-    def _check_new(self: DiskManager, info: DeviceInfo, *, force: bool) -> DiskRecord | None:
+    def _check_new(self, info: DeviceInfo, *, force: bool) -> DiskRecord | None:
         """Refuse a device that must not be formatted; returns its spare record if it is one."""
         verdict, reason = classify(info)
         if verdict is Verdict.TITANS3:
             assert info.drive_id
-            rec = self.ledger.get(info.drive_id)
+            rec = self.disks.ledger.get(info.drive_id)
             if rec is not None and rec.state is DiskState.ACTIVE:
                 raise DiskRefused(f"{info.path} already serves slot {rec.slot} as drive {rec.drive_id}")
             if rec is not None and rec.state is DiskState.SPARE:
@@ -148,84 +179,84 @@ class OperatorMixin:
             )
         return None
 
-    async def _take(self: DiskManager, info: DeviceInfo, index: int | None, *, force: bool) -> dict[str, Any]:
+    async def _take(self, info: DeviceInfo, index: int | None, *, force: bool) -> dict[str, Any]:
         """Put a checked device into slot ``index`` (or make it a spare if None)."""
         spare = self._check_new(info, force=force)
-        if info.drive_id and spare is None and self.ledger.get(info.drive_id) is not None:
-            self.ledger.forget(info.drive_id)  # being wiped: its old identity is gone
+        if info.drive_id and spare is None and self.disks.ledger.get(info.drive_id) is not None:
+            self.disks.ledger.forget(info.drive_id)  # being wiped: its old identity is gone
         if spare is not None:
             if index is None:
                 raise DiskRefused(f"{info.path} is already spare drive {spare.drive_id}")
-            drive = await self._bring_up(info, spare.drive_id, spare.fs, spare=True)
-            self.ledger.set_state(spare.drive_id, DiskState.ACTIVE, slot=self.slot_name(index))
+            drive = await self.disks._bring_up(info, spare.drive_id, spare.fs, spare=True)
+            self.disks.ledger.set_state(spare.drive_id, DiskState.ACTIVE, slot=self.disks.slot_name(index))
         elif index is None:
-            new, drive_id, fstype = await self._format(info.path, force=force)
-            self.ledger.add(self._record(new, drive_id, fstype, DiskState.SPARE, ""))
+            new, drive_id, fstype = await self.disks._format(info.path, force=force)
+            self.disks.ledger.add(self.disks._record(new, drive_id, fstype, DiskState.SPARE, ""))
             return {"device": info.path, "drive_id": drive_id, "slot": "", "state": "spare",
                     "message": f"{info.path} is now spare drive {drive_id} (every slot is served)"}
         else:
-            drive = await self._format_and_open(info, self.slot_name(index), force=force)
-        ev = self._install(index, drive)
+            drive = await self.disks._format_and_open(info, self.disks.slot_name(index), force=force)
+        ev = self.disks._install(index, drive)
         return {"device": info.path, "drive_id": ev.drive_id, "slot": ev.slot,
                 "state": "healing" if ev.healing else "online", "replaced": ev.old_drive_id,
                 "message": f"{info.path} is drive {ev.drive_id} in slot {ev.slot}"
                 + (" (healing: refill pending)" if ev.healing else "")}
 
     # ------------------------------------------------------------ calls
-    async def claim(self: DiskManager, device: str, *, force: bool = False) -> dict[str, Any]:
-        async with self._lock:
+    async def claim(self, device: str, *, force: bool = False) -> dict[str, Any]:
+        async with self.disks._lock:
             info = await self._probe_one(device)
             return await self._take(info, self._empty_slot(), force=force)
 
-    async def drain(self: DiskManager, target: str) -> dict[str, Any]:
-        async with self._lock:
+    async def drain(self, target: str) -> dict[str, Any]:
+        async with self.disks._lock:
             drive_id = await self._drive_id_for(target)
             index = self._slot_of(drive_id)
             if index is None:
-                rec = self.ledger.get(drive_id)
+                rec = self.disks.ledger.get(drive_id)
                 state = rec.state.value if rec else "unknown"
                 raise DiskRefused(f"drive {drive_id} serves no slot (it is {state}); "
                                   "`titanctl disk forget` removes it")
-            if not self._active(index):
-                raise DiskRefused(f"drive {drive_id} in slot {self.slot_name(index)} is not serving")
-            await self._fail(index, "drained by the operator", DiskState.DRAINED)
-            out: dict[str, Any] = {"drive_id": drive_id, "slot": self.slot_name(index), "state": "drained",
+            if not self.disks._active(index):
+                raise DiskRefused(f"drive {drive_id} in slot {self.disks.slot_name(index)} is not serving")
+            await self.disks._fail(index, "drained by the operator", DiskState.DRAINED)
+            out: dict[str, Any] = {"drive_id": drive_id, "slot": self.disks.slot_name(index), "state": "drained",
                                    "message": f"drive {drive_id} is out of service and unmounted; "
                                    "its disk can be pulled"}
-            ev = await self._fill(index, None)
+            ev = await self.disks._fill(index, None)
             if ev is not None:
                 out["replacement"] = ev.drive_id
                 out["message"] += f"; drive {ev.drive_id} took slot {ev.slot}"
             return out
 
-    async def replace(self: DiskManager, old: str, new: str, *, force: bool = False) -> dict[str, Any]:
-        async with self._lock:
+    async def replace(self, old: str, new: str, *, force: bool = False) -> dict[str, Any]:
+        async with self.disks._lock:
             drive_id = await self._drive_id_for(old)
             index = self._slot_of(drive_id)
             if index is None:
                 raise DiskRefused(f"drive {drive_id} serves no slot; `titanctl disk claim` {new} instead")
             info = await self._probe_one(new)
             self._check_new(info, force=force)  # before anything changes
-            if self._active(index):
-                await self._fail(index, f"replaced by {new}", DiskState.DRAINED)
+            if self.disks._active(index):
+                await self.disks._fail(index, f"replaced by {new}", DiskState.DRAINED)
             return await self._take(info, index, force=force)
 
-    async def forget(self: DiskManager, target: str) -> dict[str, Any]:
-        async with self._lock:
+    async def forget(self, target: str) -> dict[str, Any]:
+        async with self.disks._lock:
             drive_id = await self._drive_id_for(target)
-            rec = self.ledger.get(drive_id)
+            rec = self.disks.ledger.get(drive_id)
             if rec is None:
                 raise NoSuchDisk(f"drive {drive_id} is not in this host's ledger")
             index = self._slot_of(drive_id)
-            if rec.state is DiskState.ACTIVE and index is not None and self._active(index):
+            if rec.state is DiskState.ACTIVE and index is not None and self.disks._active(index):
                 raise DiskRefused(f"drive {drive_id} serves slot {rec.slot}; `titanctl disk drain` it first")
-            self.ledger.forget(drive_id)
-            mp = self.mountpoint(drive_id)
+            self.disks.ledger.forget(drive_id)
+            mp = self.disks.mountpoint(drive_id)
             await trio.to_thread.run_sync(fs.unmount, mp)
             await trio.to_thread.run_sync(fs.remove_mountpoint, mp)
             return {"drive_id": drive_id, "state": "forgotten",
                     "message": f"drive {drive_id} is forgotten"
-                    + (f" (slot {self.slot_name(index)} waits for a replacement)" if index is not None else "")}
+                    + (f" (slot {self.disks.slot_name(index)} waits for a replacement)" if index is not None else "")}
 
 
 def _row(dev: DeviceInfo | None, rec: DiskRecord | None, drive_id: str, slot: str, state: str,

@@ -48,7 +48,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,7 +63,7 @@ from titans3.drive import direct, health, keys
 from titans3.drive import fragment as fmt
 from titans3.drive.chunks import ChunkStore
 from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, VERSIONS, Index, WriteContext
-from titans3.drive.inline import QUARANTINE_TABLE, InlineBlobsMixin
+from titans3.drive.inline import QUARANTINE_TABLE, InlineBlobs
 from titans3.drive.protocol import INLINE_MAX, DriveStat, DriveState, ListEntry  # noqa: F401 -- re-exported
 from titans3.drive.records import (
     VersionRecord,
@@ -73,7 +73,8 @@ from titans3.drive.records import (
     unpack_versions,
 )
 from titans3.drive.stats import DriveStatistics, statvfs_bytes
-from titans3.drive.tables import MetaTablesMixin
+from titans3.drive.tables import MetaTables
+from titans3.drive.versionlists import VersionLists
 from titans3.drive.writer import LocalFragmentWriter
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,13 @@ _BYTES_STORED = b"bytes_stored"
 _DATA_ID = re.compile(r"[0-9a-f]{4,64}")
 
 
-class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
-    """One disk (or a directory standing in for one)."""
+class LocalDrive:
+    """One disk (or a directory standing in for one).
+
+    Parts it holds: the fragment files (``ChunkStore``), the LMDB index
+    (``Index``), the inline blobs (``InlineBlobs``) and the small tables
+    (``MetaTables``); the drive itself does the health checks and runs their
+    blocking work (``_DriveIO``)."""
 
     def __init__(
         self,
@@ -121,13 +127,17 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
             batch_hooks=[self._persist_counters],
             tables=(VERSIONS, INLINE, DRIVE_TABLE, QUARANTINE_TABLE),
         )
-        self._staged_inline: dict[str, tuple[float, bytes]] = {}
+        self._inline = InlineBlobs(self._index, drive_id=lambda: self.drive_id,
+                                   on_quarantine=self._inline_quarantined)
+        io = _DriveIO(self)
+        self._tables = MetaTables(self._index, io, self._inline, self._promote, self._check_id)
+        self._lists = VersionLists(self._index, io)
         self._writers: set[LocalFragmentWriter] = set()
         self._inflight = 0
         self._lock = threading.Lock()  # counters touched from worker threads
         self._bytes_stored = self._bytes_persisted = 0
         self._reads = self._writes = self._bytes_read = self._bytes_written = 0
-        self._errors = self._inline_quarantined = 0
+        self._errors = 0
         self._slow_until = 0.0  # monotonic time until which _fast reads use threads
         self._probed_at = -PROBE_TTL  # monotonic time of the last identity probe that passed
 
@@ -339,17 +349,64 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
             commit_batches=ist.batches,
             avg_commit_batch=ist.avg_batch,
             bytes_stored=self._bytes_stored,
-            staged_inline=len(self._staged_inline),
+            staged_inline=len(self._inline),
             open_writers=len(self._writers),
         )
 
     @property
     def _quarantined_total(self) -> int:
-        return self._files.quarantined + self._inline_quarantined
+        return self._files.quarantined + self._inline.quarantined
 
     def _add_stored(self, delta: int) -> None:
         with self._lock:
             self._bytes_stored += delta
+
+    def _inline_quarantined(self, size: int) -> None:
+        self._add_stored(-size)
+        with self._lock:
+            self._errors += 1
+
+    # ================================================================ inline blobs, tables
+    async def put_inline(self, data_id: str, data: bytes) -> None:
+        self._check_id(data_id)
+        if len(data) > INLINE_MAX:
+            raise ValueError(f"inline fragment of {len(data)} bytes exceeds {INLINE_MAX}")
+        self._require_online()
+        self._inline.stage(data_id, data)
+        await trio.lowlevel.checkpoint()
+
+    def _take_inline(self, ids: Sequence[str]) -> dict[str, bytes]:
+        for data_id in ids:
+            self._check_id(data_id)
+        return self._inline.take(ids)
+
+    async def _ensure_table(self, name: str) -> None:
+        self._inflight += 1
+        try:
+            await self._index.ensure_table(name)
+        except (OSError, lmdb.Error) as e:
+            raise self._io_failed(e) from e
+        finally:
+            self._inflight -= 1
+
+    async def put_meta(
+        self, table: str, key: bytes, value: bytes | None, *, promote: Sequence[str] = ()
+    ) -> None:
+        await self._tables.put_meta(table, key, value, promote=promote)
+
+    async def swap_meta(
+        self, table: str, key: bytes, value: bytes | None, expect: bytes | None
+    ) -> bool:
+        return await self._tables.swap_meta(table, key, value, expect)
+
+    async def get_meta(self, table: str, key: bytes) -> bytes | None:
+        return await self._tables.get_meta(table, key)
+
+    async def list_meta(
+        self, table: str, *, prefix: bytes = b"", start_after: bytes | None = None, limit: int = 1000
+    ) -> list[tuple[bytes, bytes]]:
+        return await self._tables.list_meta(table, prefix=prefix, start_after=start_after,
+                                            limit=limit)
 
     def _persist_counters(self, ctx: WriteContext) -> None:
         """Batch hook: piggyback the bytes-stored count on every commit."""
@@ -396,7 +453,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         self._check_read_id(data_id)
         if offset < 0 or length < 0:
             raise ValueError("negative offset or length")
-        blob = await self._fast(self._inline_get, data_id)
+        blob = await self._fast(self._inline.get, data_id)
         if blob is not None:
             data = blob[offset : offset + length]
         else:
@@ -410,7 +467,7 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         return await self._run(self._size_sync, data_id)
 
     def _size_sync(self, data_id: str) -> int:
-        blob = self._inline_get(data_id)
+        blob = self._inline.get(data_id)
         if blob is not None:
             return len(blob)
         return self._file_op(data_id, self._files.size, data_id)
@@ -484,69 +541,29 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
 
         freed_files = await self._write(apply)
         for data_id in inline:
-            self._staged_inline.pop(data_id, None)
+            self._inline.drop(data_id)
         if freed_files:
             await self._run(self._unlink_files, freed_files)
         return older_null
 
     async def read_versions(self, bucket_id: bytes, key: bytes) -> list[VersionRecord]:
-        keys.encode_key(bucket_id, key)
-        db = self._index.db(VERSIONS)
-        raw = await self._fast(self._index.read_sync, keys.read_record, db, bucket_id, key)
-        return unpack_versions(raw) if raw else []
+        return await self._lists.read_versions(bucket_id, key)
 
     async def list_versions(
-        self,
-        bucket_id: bytes,
-        *,
-        prefix: bytes = b"",
-        start_after: bytes | None = None,
-        delimiter: bytes | None = None,
-        limit: int = 1000,
+        self, bucket_id: bytes, *, prefix: bytes = b"", start_after: bytes | None = None,
+        delimiter: bytes | None = None, limit: int = 1000,
     ) -> list[ListEntry]:
-        keys.check_bucket_id(bucket_id)
-        db = self._index.db(VERSIONS)
-
-        def walk(txn: lmdb.Transaction) -> list[ListEntry]:
-            with txn.cursor(db=db) as cur:
-                rows = keys.walk_listing(
-                    cur, bucket_id, prefix=prefix, start_after=start_after,
-                    delimiter=delimiter, limit=limit,
-                )
-            return [
-                ListEntry(k, None, True) if v is None else ListEntry(k, unpack_versions(v))
-                for k, v in rows
-            ]
-
-        return await self._read(walk)
+        return await self._lists.list_versions(bucket_id, prefix=prefix, start_after=start_after,
+                                               delimiter=delimiter, limit=limit)
 
     async def bucket_ids(self) -> list[bytes]:
-        """Every bucket id with version records on this drive, in order.
-
-        GC asks the drive itself rather than the bucket table: data must never
-        look unreferenced just because a bucket record is missing or stale here.
-        """
-        db = self._index.db(VERSIONS)
-
-        def scan(txn: lmdb.Transaction) -> list[bytes]:
-            out: list[bytes] = []
-            with txn.cursor(db=db) as cur:
-                found = cur.first()
-                while found:
-                    bid = bytes(cur.key()[: keys.BUCKET_ID_LEN])
-                    out.append(bid)
-                    nxt = int.from_bytes(bid, "big") + 1
-                    if nxt >> (8 * keys.BUCKET_ID_LEN):
-                        break
-                    found = cur.set_range(nxt.to_bytes(keys.BUCKET_ID_LEN, "big"))
-            return out
-
-        return await self._read(scan)
+        """Every bucket id with version records on this drive (GC asks the drive)."""
+        return await self._lists.bucket_ids()
 
     async def delete_data(self, data_ids: Sequence[str]) -> None:
         ids = [i for i in data_ids if _DATA_ID.fullmatch(i)]  # others name nothing here
         for data_id in ids:
-            self._staged_inline.pop(data_id, None)
+            self._inline.drop(data_id)
         if not ids:
             await trio.lowlevel.checkpoint()
             return
@@ -571,3 +588,25 @@ class LocalDrive(InlineBlobsMixin, MetaTablesMixin):
         writer owns (uncommitted leftovers); returns how many were removed."""
         busy = {w.data_id for w in self._writers}
         return await self._run(self._files.sweep_staging, max_age, busy)
+
+
+class _DriveIO:
+    """The drive's guarded execution as the parts it holds use it (``tables.DriveIO``)."""
+
+    def __init__(self, drive: LocalDrive) -> None:
+        self._drive = drive
+
+    def require_online(self) -> None:
+        self._drive._require_online()
+
+    async def ensure_table(self, name: str) -> None:
+        await self._drive._ensure_table(name)
+
+    async def fast(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._drive._fast(fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._drive._read(fn, *args)
+
+    def write(self, fn: Callable[[WriteContext], T]) -> Awaitable[T]:
+        return self._drive._write(fn)

@@ -8,11 +8,14 @@ answer HEAD and rebuild everything.  A record is a small msgpack map with a
 format version; unknown keys are preserved on round-trip so an older daemon
 never drops what a newer one wrote.
 
-A record is one of three kinds:
+A record is one of these kinds:
 
 * a **data version** -- has ``size``/``etag``/``ec`` and either one data id
   (``data``) or a part table (``parts``), each data id naming the fragment
   file (or inline blob) on this drive;
+* a **reference** (``extra["ref"]``) -- a data version whose bytes are
+  another version's (a rename, ``titans3/objects/rename.py``): it names that
+  *anchor* and owns no data id, so removing it frees nothing here;
 * a **delete marker** (``dm``) -- no data;
 * a **tombstone** (``tomb``) -- not stored: an operation that removes a
   version (or, with ``null``, every null version older than ``vid``); see
@@ -33,6 +36,13 @@ from typing import Any
 import msgpack
 
 FORMAT_VERSION = 1
+
+# Renames (titans3/objects/rename.py) keep their state in ``extra``, so records
+# written by a daemon that knows nothing of renames round-trip unchanged:
+REF = "ref"  # on a reference version: [anchor key, anchor vid, source mtime_ns]
+REFS = "refs"  # on an anchor: [[referring key, referring vid], ...]
+HIDDEN = "hid"  # on an anchor: invisible to reads of its own key
+MOVING = "mv"  # a rename in progress: [destination key, destination vid, started ns]
 
 
 @dataclass(slots=True)
@@ -71,7 +81,10 @@ class VersionRecord:
 
     # ---------------------------------------------------------------- derived
     def data_ids(self) -> list[str]:
-        """Every data id whose fragment this record owns on its drive."""
+        """Every data id whose fragment this record owns on its drive (a
+        reference owns none: its data belongs to the anchor it names)."""
+        if REF in self.extra:
+            return []
         if self.parts:
             return [p.data_id for p in self.parts]
         return [self.data] if self.data else []
@@ -162,12 +175,17 @@ def merge_commit(existing: list[VersionRecord], new: VersionRecord) -> tuple[lis
         ``vid`` -- sent after a new null version reached its write quorum, so
         the previous null version's data is freed only once its successor is
         safe (a failed or interrupted PUT never destroys the old version).
+        Versions that other keys' versions reference (``extra["refs"]``,
+        rename anchors) are spared: they go only by their own vid.
     """
     freed: list[str] = []
     out: list[VersionRecord] = []
     for r in existing:
         if new.tomb:
-            gone = (r.null and r.vid < new.vid) if new.null else r.vid == new.vid
+            # A null purge never takes a version other versions still read
+            # through (an anchor with references); freeing one names its vid.
+            gone = (r.null and r.vid < new.vid and not r.extra.get(REFS)) if new.null \
+                else r.vid == new.vid
             if gone:
                 freed.extend(r.data_ids())
                 continue
@@ -183,5 +201,6 @@ def merge_commit(existing: list[VersionRecord], new: VersionRecord) -> tuple[lis
 
 
 def has_older_null(records: list[VersionRecord], vid: str) -> bool:
-    """True if ``records`` hold a null version older than ``vid``."""
-    return any(r.null and not r.tomb and r.vid < vid for r in records)
+    """True if ``records`` hold a null version older than ``vid`` that a null
+    purge would remove."""
+    return any(r.null and not r.tomb and r.vid < vid and not r.extra.get(REFS) for r in records)

@@ -29,7 +29,7 @@ from titans3.fuse.paths import Namespace
 from titans3.fuse.store_backend import StoreBackend
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-:class:`DirLister` serves ``opendir``/``readdir``/``releasedir`` for a
-:class:`~titans3.fuse.fs.FileSystem`.  Each open directory is a
+:class:`DirLister` serves ``opendir``/``readdir``/``releasedir`` for the
+filesystem core that holds it (typed as :class:`~titans3.fuse.fsapi.FsServices`).  Each open directory is a
 :class:`~titans3.fuse.listing.DirHandle`; a readdir call lists one backend page
 after the cookie's key (:func:`~titans3.fuse.listing.next_items`), merges files
 created here and not yet committed (key order), describes every item (the
@@ -17,28 +17,18 @@ counts as a lookup.  A listing that ran from the start to the end leaves a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import trio
 
 from titans3.fuse import meta as M
+from titans3.fuse.fsapi import FsServices, Snapshot
 from titans3.fuse.inodes import Node
 from titans3.fuse.listing import DirHandle, Item, next_items
 from titans3.fuse.paths import join
 
-if TYPE_CHECKING:
-    from titans3.fuse.fs import FileSystem
-
-
-@dataclass(slots=True)
-class Snapshot:
-    names: dict[str, str]  # name -> kind
-    until: float
-
 
 class DirLister:
-    def __init__(self, fs: FileSystem) -> None:
+    def __init__(self, fs: FsServices) -> None:
         self.fs = fs
         self.dirs: dict[int, DirHandle] = {}
 

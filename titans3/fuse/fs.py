@@ -50,9 +50,10 @@ import trio
 
 from titans3.fuse import meta as M
 from titans3.fuse.backend import Backend, Entry, body_of, read_all
-from titans3.fuse.dirlist import DirLister, Snapshot
+from titans3.fuse.dirlist import DirLister
 from titans3.fuse.errors import FsError, NotFound, Unavailable
 from titans3.fuse.files import OpenFile, WriteBackArea
+from titans3.fuse.fsapi import Snapshot
 from titans3.fuse.inodes import InodeTable, Node
 from titans3.fuse.options import MountOptions
 from titans3.fuse.paths import Namespace, check_name, join, split

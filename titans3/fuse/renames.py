@@ -17,22 +17,19 @@ after the backend succeeded, so open handles follow the file.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from titans3.fuse import meta as M
 from titans3.fuse.errors import FsError
+from titans3.fuse.fsapi import FsServices
 from titans3.fuse.inodes import Node
 from titans3.fuse.paths import check_name, join
 from titans3.fuse.tree import rename_tree
-
-if TYPE_CHECKING:
-    from titans3.fuse.fs import FileSystem
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 
 
 class Renamer:
-    def __init__(self, fs: FileSystem) -> None:
+    def __init__(self, fs: FsServices) -> None:
         self.fs = fs
 
     async def rename(self, old_parent: int, old_raw: bytes, new_parent: int, new_raw: bytes,
@@ -57,6 +54,10 @@ class Renamer:
         self.fs.inodes.move(src, dst)
         self.fs._snap_add(dst, snode.kind)
 
+    def _rename_timeout(self, size: int) -> float:
+        # An atomic backend rename moves no bytes: a metadata call's deadline.
+        return self.fs.opts.transfer_timeout(0 if self.fs.backend.atomic_rename else size)
+
     async def _rename_file(self, snode: Node, src: str, dst: str, dnode: Node | None) -> None:
         if dnode is not None and dnode.kind == M.DIR:
             raise FsError(errno.EISDIR)
@@ -77,7 +78,7 @@ class Renamer:
                         await self.fs._call(f"DELETE {skey}", self.fs.backend.delete, skey)
                 else:
                     e = await self.fs._call(f"RENAME {skey}", self.fs.backend.rename, skey, dkey,
-                                         timeout=self.fs.opts.transfer_timeout(size))
+                                         timeout=self._rename_timeout(size))
                     of.base_key, of.base_etag = dkey, e.etag
         elif self.fs._meta_due.pop(snode.ino, None) is not None and snode.attrs is not None:
             # Batched metadata rides on the copy (rsync: times and modes, then rename).
@@ -87,7 +88,7 @@ class Renamer:
             await self.fs._call(f"DELETE {skey}", self.fs.backend.delete, skey)
         else:
             await self.fs._call(f"RENAME {skey}", self.fs.backend.rename, skey, dkey,
-                             timeout=self.fs.opts.transfer_timeout(size))
+                             timeout=self._rename_timeout(size))
         if dnode is not None and (dof := self.fs.files.get(dnode.ino)) is not None:
             dof.unlinked = True  # still open under the old name: its data is gone
 

@@ -14,16 +14,25 @@ failures -> ``Unavailable`` with the reason, or ``NoSpace`` when the drives
 that would hold the data report less free space than the write needs (a full
 drive surfaces as a failed fragment write, then a lost quorum).
 
-Rename is copy + delete through the store's public calls: correct (the
-destination is complete before the source goes) but neither atomic nor
-metadata-only; ``atomic_rename`` says so to the core and the docs.
+Rename is the object layer's ``rename_object``: a few metadata commits,
+whatever the size, and atomic for readers -- every read sees the file under
+the old or the new name (for an instant both), never neither, and a crash
+in the middle leaves it readable (docs/architecture.md, "Rename").  The
+destination keeps the source's ETag, metadata and mtime, so open handles
+and the kernel's page cache stay valid.  ``atomic_rename`` tells the core.
+A rename of the same source running on another host answers
+``OperationAborted`` until it is done; that is retried for a moment
+(``RENAME_BUSY_WAIT``), then reported as ``Unavailable``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from titans3.core.errors import (
     DriveError,
@@ -31,6 +40,7 @@ from titans3.core.errors import (
     NoSuchBucket,
     NoSuchKey,
     NoSuchUpload,
+    OperationAborted,
     PreconditionFailed,
     S3Error,
 )
@@ -38,12 +48,15 @@ from titans3.fuse.backend import Body, Capacity, Entry, Page
 from titans3.fuse.errors import Changed, NameTooLong, NoSpace, NotFound, Unavailable
 
 if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
-    from titans3.objects.types import ObjectInfo
+    from titans3.objects import ObjectAPI as ObjectStore  # the API the daemon hands over
+    from titans3.objects import ObjectInfo
 
 log = logging.getLogger(__name__)
 
 COPY_PART_MAX = 5 << 30
+# s a rename waits for another host's rename of the same source to finish
+# (normally milliseconds: a few metadata commits) before it reports EIO.
+RENAME_BUSY_WAIT = 5.0
 
 
 def _entry(info: ObjectInfo) -> Entry:
@@ -51,7 +64,7 @@ def _entry(info: ObjectInfo) -> Entry:
 
 
 class StoreBackend:
-    atomic_rename = False
+    atomic_rename = True
     listing_has_meta = True
 
     def __init__(self, store_of: Any, bucket: str) -> None:
@@ -207,10 +220,20 @@ class StoreBackend:
             raise
 
     async def rename(self, src: str, dst: str) -> Entry:
-        info = await self.head(src)
-        entry = await self.copy(src, dst, info.meta or {})
-        await self.delete(src)
-        return entry
+        deadline = time.monotonic() + RENAME_BUSY_WAIT
+        pause = 0.02
+        while True:
+            try:
+                res = await self.store.rename_object(self.bucket, src, dst)
+                return _entry(res.info)
+            except OperationAborted as e:
+                if time.monotonic() + pause > deadline:
+                    raise await self._fail(e, f"RENAME {src} -> {dst}: another host is "
+                                              "renaming it") from None
+            except (S3Error, DriveError) as e:
+                raise await self._fail(e, f"RENAME {src} -> {dst}") from None
+            await trio.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     async def statfs(self) -> Capacity:
         store = self.store

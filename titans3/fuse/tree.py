@@ -9,7 +9,8 @@ every key of their page, and the top marker ``a/`` last of all, so that
 until the very end ``a`` still exists and a rerun of the same rename finishes
 the job.  A crash in the middle leaves some keys under ``b/`` and the rest
 under ``a/`` -- nothing lost, nothing duplicated (each key's own rename
-completes the copy before it deletes the source).
+is atomic in the daemon's backend, and over S3 completes the copy before it
+deletes the source).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ async def rename_tree(backend: Backend, src: str, dst: str, *,
     async def move(key: str, size: int) -> None:
         async with limiter:
             await call(f"RENAME {key}", backend.rename, key, dst + key[len(src):],
-                       timeout=timeout(size))
+                       timeout=timeout(0 if backend.atomic_rename else size))
 
     while True:
         page = await call(f"LIST {src}", backend.list, src, delimiter="", start_after=after,

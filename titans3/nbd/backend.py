@@ -7,14 +7,14 @@ learn its version id), read one whole or by range (optionally an older
 version), delete one (or one version), list keys and versions under a prefix,
 and a version id newer than everything written so far (a snapshot's cut).
 :class:`ObjectBackend` is exactly that, so the volume code never sees S3
-types, and :class:`StoreBackend` is the one adapter, over the public methods of
-:class:`~titans3.objects.store.ObjectStore` (``titans3/objects/types.py``
-documents them).  When the object layer grows its own public API, only this
-module changes.
+types, and :class:`StoreBackend` is the one adapter, over the object layer's
+public API (:class:`titans3.objects.ObjectAPI`; its block-front operations
+``put_extent``/``get_extent``/``new_version_id``/``create_system_bucket``
+exist for this module).
 
 Volumes live in one *system bucket*, ``_titans3-volumes``: S3 cannot address
 it (its name is no valid S3 bucket name) and ListBuckets leaves it out
-(``objects/buckets.py``).  The bucket is versioned: snapshots are version cuts.
+(``objects/extents.py``).  The bucket is versioned: snapshots are version cuts.
 
 Small cluster-wide records (the volume catalogue, writer leases) are not
 objects: they are *system records*, one entry per drive in a named table of
@@ -31,16 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from titans3.core.errors import (
     BucketAlreadyOwnedByYou,
-    MethodNotAllowed,
     NoSuchBucket,
-    NoSuchKey,
-    NoSuchVersion,
     OperationAborted,
     S3Error,
     TitanError,
@@ -48,7 +45,7 @@ from titans3.core.errors import (
 
 if TYPE_CHECKING:
     from titans3.drive.protocol import Drive
-    from titans3.objects.store import ObjectStore
+    from titans3.objects import ObjectAPI
 
 log = logging.getLogger(__name__)
 
@@ -106,23 +103,23 @@ def _failed(e: Exception) -> BackendError:
     return BackendError(str(e) or type(e).__name__)
 
 
-async def _one(data: bytes | memoryview) -> AsyncIterator[bytes | memoryview]:
-    yield data
-
-
 class StoreBackend:
-    """:class:`ObjectBackend` over the daemon's object store.
+    """:class:`ObjectBackend` over the object layer's public API.
 
     ``store_of`` returns the store at call time: in a cluster the daemon
-    replaces the single-host store with the cluster's while it forms."""
+    replaces the single-host store with the cluster's while it forms.  The
+    system records need the drives themselves (``drives_of``, handed in by
+    the host wiring, as for the other system records)."""
 
-    def __init__(self, store_of: Callable[[], ObjectStore], bucket: str = VOLUME_BUCKET) -> None:
+    def __init__(self, store_of: Callable[[], ObjectAPI], drives_of: Callable[[], Sequence[Drive]],
+                 bucket: str = VOLUME_BUCKET) -> None:
         self._store_of = store_of
+        self._drives_of = drives_of
         self.bucket = bucket
         self._ready = False
 
     @property
-    def store(self) -> ObjectStore:
+    def store(self) -> ObjectAPI:
         return self._store_of()
 
     async def ensure_bucket(self) -> None:
@@ -135,7 +132,7 @@ class StoreBackend:
         except NoSuchBucket:
             # Another host may have made it a moment ago.
             with contextlib.suppress(BucketAlreadyOwnedByYou, OperationAborted):
-                await store.create_bucket(self.bucket, system=True)
+                await store.create_system_bucket(self.bucket)
         except S3Error as e:
             raise _failed(e) from e
         try:
@@ -147,25 +144,16 @@ class StoreBackend:
 
     async def put(self, key: str, data: bytes | memoryview, *, meta: Mapping[str, str] | None = None) -> str:
         try:
-            res = await self.store.put_object(self.bucket, key, _one(data), size=len(data),
-                                              meta=dict(meta or {}), md5=False)
+            return await self.store.put_extent(self.bucket, key, data, meta=meta)
         except S3Error as e:
             raise _failed(e) from e
-        return res.version_id
 
     async def get(self, key: str, *, version: str | None = None, first: int = 0,
                   last: int | None = None) -> bytes | None:
-        rng: tuple[int | None, int | None] | None = None if first == 0 and last is None else (first, last)
         try:
-            res = await self.store.get_object(self.bucket, key, version_id=version, byte_range=rng)
-            parts = [bytes(c) async for c in res.body]
-        except (NoSuchKey, NoSuchVersion, MethodNotAllowed):
-            return None
+            return await self.store.get_extent(self.bucket, key, version_id=version, first=first, last=last)
         except S3Error as e:
-            if e.code == "InvalidRange":  # past the end of a shorter (last) extent
-                return b""
             raise _failed(e) from e
-        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def delete(self, key: str, *, version: str | None = None) -> str | None:
         try:
@@ -205,7 +193,7 @@ class StoreBackend:
             raise _failed(e) from e
 
     def new_version_id(self) -> str:
-        return self.store.clock.new_id()
+        return self.store.new_version_id()
 
-    def drives(self) -> Sequence[Any]:
-        return list(self.store.drives)
+    def drives(self) -> Sequence[Drive]:
+        return list(self._drives_of())

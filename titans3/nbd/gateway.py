@@ -2,7 +2,8 @@
 
 :func:`run_gateway` is the one call the daemon makes.  It builds the
 :class:`~titans3.nbd.service.VolumeService` over the host's (current) object
-store, puts it on ``host.nbd`` for the admin API and the status page, and
+store, puts it on ``host.nbd`` for the status page (and its operations on
+``host.volumes`` for the admin API), and
 serves the configured listeners until cancelled; cancellation detaches every
 volume cleanly (flushed and folded) before it returns.
 
@@ -23,11 +24,12 @@ import trio
 
 from titans3.core import tls as core_tls
 from titans3.core.config import Config, parse_hostport
+from titans3.nbd.operations import VolumeOperations
 from titans3.nbd.server import NbdServer, tls_context
 from titans3.nbd.service import Settings, VolumeService
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +38,15 @@ def settings_of(cfg: Config) -> Settings:
     return Settings(memory=cfg.nbd_memory_mb << 20, cache=cfg.nbd_cache_mb << 20, lease=cfg.nbd_lease)
 
 
-async def run_gateway(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+async def run_gateway(host: HostServices, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     cfg = host.config
     # What "attached on ..." says: the host, and the addresses it answers on.
     label = f"{socket.gethostname()} {host.host_id} (peer {cfg.peer_listen}, nbd {cfg.nbd_listen or 'socket'})"
-    service = VolumeService(lambda: host.store, host_id=host.host_id, label=label, settings=settings_of(cfg))
+    service = VolumeService(lambda: host.store, drives_of=lambda: host.store.drives,
+                            clock_of=lambda: host.store.clock, host_id=host.host_id, label=label,
+                            settings=settings_of(cfg))
     host.nbd = service
+    host.volumes = VolumeOperations(service)
     context = tls_context(cfg.tls_cert, cfg.tls_key, cfg.tls_ca) if core_tls.enabled(cfg) else None
     server = NbdServer(service, tls=context)
     async with trio.open_nursery() as nursery:

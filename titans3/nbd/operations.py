@@ -25,11 +25,15 @@ Long steps log progress every few thousand objects.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, TypeVar
 
+from titans3.core.errors import ServiceUnavailable
+from titans3.nbd.backend import BackendError
 from titans3.nbd.catalog import (
     DEFAULT_EXTENT,
     NoSuchSnapshot,
@@ -45,6 +49,23 @@ from titans3.nbd.service import VolumeService
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2000
+
+_Op = TypeVar("_Op", bound=Callable[..., Awaitable[dict[str, Any]]])
+
+
+def _admin(fn: _Op) -> _Op:
+    """An operation the admin API calls: a cluster that cannot serve it now
+    (:class:`BackendError`) is ``ServiceUnavailable`` (503), which every front
+    renders; the typed volume refusals pass as they are."""
+
+    @functools.wraps(fn)
+    async def op(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return await fn(*args, **kwargs)
+        except BackendError as e:
+            raise ServiceUnavailable(f"The cluster cannot do this now: {e}") from e
+
+    return op  # type: ignore[return-value]
 
 
 def record_json(rec: VolumeRecord, *, allocated: int | None = None, attached: str = "") -> dict[str, Any]:
@@ -72,6 +93,7 @@ class VolumeOperations:
             return att.volume.view.own_allocated()
         return sum(v.size for v in await self.backend.keys(rec.prefix + "e/"))
 
+    @_admin
     async def create(self, name: str, size: int, *, extent_size: int = DEFAULT_EXTENT,
                      secret: str = "") -> dict[str, Any]:
         await self.service.ready()
@@ -79,10 +101,12 @@ class VolumeOperations:
         log.info("volume %s created: %d bytes, %d-byte extents", name, size, extent_size)
         return record_json(rec, allocated=0)
 
+    @_admin
     async def list(self) -> dict[str, Any]:
         rows = await self.service.rows()
         return {"volumes": [asdict(r) for r in rows]}
 
+    @_admin
     async def info(self, name: str) -> dict[str, Any]:
         rec = await self.catalog.get(name)
         holder = await self.service.leases.holder(name) or ""
@@ -94,6 +118,7 @@ class VolumeOperations:
         doc["clones"] = [r.name for r in await self.catalog.list() if r.parent_id == rec.id]
         return doc
 
+    @_admin
     async def resize(self, name: str, size: int) -> dict[str, Any]:
         rec = await self.catalog.get(name)
         check_size(size, rec.extent_size)
@@ -110,6 +135,7 @@ class VolumeOperations:
         log.info("volume %s resized to %d bytes (new connections see the new size)", name, size)
         return record_json(rec)
 
+    @_admin
     async def snapshot(self, name: str, snap: str) -> dict[str, Any]:
         check_name(snap, "snapshot")
         rec = await self.catalog.get(name)
@@ -120,11 +146,13 @@ class VolumeOperations:
         log.info("volume %s: snapshot %s taken", name, snap)
         return record_json(rec)
 
+    @_admin
     async def snapshots(self, name: str) -> dict[str, Any]:
         rec = await self.catalog.get(name)
         return {"volume": name, "snapshots": [{"name": s.name, "created_ns": s.created_ns}
                                               for s in rec.snapshots]}
 
+    @_admin
     async def delete_snapshot(self, name: str, snap: str) -> dict[str, Any]:
         rec = await self.catalog.get(name)
         s = rec.snapshot(snap)
@@ -146,6 +174,7 @@ class VolumeOperations:
         log.info("volume %s: snapshot %s deleted, %d extent versions freed", name, snap, pruned)
         return {"volume": name, "deleted": snap, "versions_freed": pruned}
 
+    @_admin
     async def clone(self, source: str, snap: str, new: str) -> dict[str, Any]:
         check_name(new)
         rec = await self.catalog.get(source)
@@ -155,6 +184,7 @@ class VolumeOperations:
         log.info("volume %s cloned from %s@%s", new, source, snap)
         return record_json(clone, allocated=0)
 
+    @_admin
     async def rollback(self, name: str, snap: str) -> dict[str, Any]:
         rec = await self.catalog.get(name)
         s = rec.snapshot(snap)
@@ -192,6 +222,7 @@ class VolumeOperations:
         log.info("volume %s rolled back to %s: %d extents restored", name, snap, changed)
         return {"volume": name, "snapshot": snap, "extents_restored": changed}
 
+    @_admin
     async def delete(self, name: str) -> dict[str, Any]:
         rec = await self.catalog.get(name)
         # Clones first: a dependency outlives any attachment, so it is the

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +47,12 @@ from titans3.nbd.catalog import (
     split_export,
 )
 from titans3.nbd.readonly import SnapshotExport
-from titans3.nbd.register import QuorumRegister
+from titans3.nbd.register import Clock, QuorumRegister
 from titans3.nbd.volume import Volume
 
 if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
+    from titans3.drive.protocol import Drive
+    from titans3.objects import ObjectAPI
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,16 @@ class Settings:
 
 
 class _Clock:
-    def __init__(self, store_of: Callable[[], ObjectStore]) -> None:
-        self._store_of = store_of
+    """The host's version clock, looked up at call time (the store may be replaced)."""
+
+    def __init__(self, clock_of: Callable[[], Clock]) -> None:
+        self._clock_of = clock_of
 
     def new_id(self) -> str:
-        return self._store_of().clock.new_id()
+        return self._clock_of().new_id()
 
     def observe(self, version_id: str) -> None:
-        self._store_of().clock.observe(version_id)
+        self._clock_of().observe(version_id)
 
 
 @dataclass
@@ -115,11 +118,14 @@ class ServiceStatistics:
 
 
 class VolumeService:
-    def __init__(self, store_of: Callable[[], ObjectStore], *, host_id: str, label: str,
+    def __init__(self, store_of: Callable[[], ObjectAPI], *, drives_of: Callable[[], Sequence[Drive]],
+                 clock_of: Callable[[], Clock], host_id: str, label: str,
                  settings: Settings | None = None) -> None:
+        """``store_of``, ``drives_of``, ``clock_of``: the host's object store, its
+        drives and its version clock, at call time (a cluster join replaces them)."""
         self.settings = settings or Settings()
-        self.backend = StoreBackend(store_of)
-        clock = _Clock(store_of)
+        self.backend = StoreBackend(store_of, drives_of)
+        clock = _Clock(clock_of)
         self.catalog = Catalog(QuorumRegister(self.backend.drives, TABLE, clock))
         self.leases = leasing.Leases(QuorumRegister(self.backend.drives, leasing.TABLE, clock),
                                      leasing.Holder(host_id, label), self.settings.lease)

@@ -1,7 +1,11 @@
-"""Bucket sub-configurations (CORS, tagging, ...) kept in the bucket record.
+"""Bucket operations, and sub-configurations (CORS, tagging, ...) kept in the bucket record.
 
 Theory of operation
 -------------------
+Buckets are records in a cluster-wide quorum register
+(``objects/buckets.py``); deleting one first checks that no key has a
+visible version.
+
 A bucket's configurations are small documents that change rarely and are read
 on many requests (CORS on every request carrying ``Origin``).  They live in the
 bucket record itself (``BucketRecord.config``: name -> opaque bytes), so they
@@ -18,22 +22,49 @@ chosen by the front (``"cors"``, ``"tagging"``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from titans3.core.errors import BucketNotEmpty
+from titans3.objects.buckets import is_system_bucket
+from titans3.objects.catalog import Catalog
+from titans3.objects.context import StoreContext
+from titans3.objects.types import BucketInfo
 
-if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
 
+class BucketOps:
+    """Create/head/list/delete buckets and their opaque configuration documents."""
 
-class BucketConfigMixin:
-    """Bucket configuration operations of :class:`~titans3.objects.store.ObjectStore`."""
+    def __init__(self, ctx: StoreContext, catalog: Catalog) -> None:
+        self.ctx = ctx
+        self.catalog = catalog
 
-    async def get_bucket_config(self: ObjectStore, bucket: str, name: str) -> bytes | None:
+    async def create_bucket(self, name: str) -> BucketInfo:
+        rec = await self.ctx.buckets.create(name)
+        return BucketInfo(rec.name, rec.created_ns, rec.versioning)
+
+    async def create_system_bucket(self, name: str) -> BucketInfo:
+        """A bucket of the daemon's own (``is_system_bucket``), which S3 can
+        neither address nor list."""
+        rec = await self.ctx.buckets.create(name, system=True)
+        return BucketInfo(rec.name, rec.created_ns, rec.versioning)
+
+    async def head_bucket(self, name: str) -> BucketInfo:
+        rec = await self.ctx.buckets.get(name)
+        return BucketInfo(rec.name, rec.created_ns, rec.versioning)
+
+    async def list_buckets(self) -> list[BucketInfo]:
+        return [BucketInfo(r.name, r.created_ns, r.versioning) for r in await self.ctx.buckets.list()
+                if not is_system_bucket(r.name)]
+
+    async def delete_bucket(self, name: str) -> None:
+        brec = await self.ctx.buckets.get(name)
+        if not await self.catalog.is_empty(brec):
+            raise BucketNotEmpty(BucketName=name)
+        await self.ctx.buckets.delete(name)
+
+    async def get_bucket_config(self, bucket: str, name: str) -> bytes | None:
         """The stored ``name`` configuration of ``bucket`` or None; ``NoSuchBucket``."""
-        rec = await self.buckets.get(bucket)
+        rec = await self.ctx.buckets.get(bucket)
         return rec.config.get(name)
 
-    async def put_bucket_config(
-        self: ObjectStore, bucket: str, name: str, value: bytes | None
-    ) -> None:
+    async def put_bucket_config(self, bucket: str, name: str, value: bytes | None) -> None:
         """Store (or with None remove) one configuration; ``NoSuchBucket``."""
-        await self.buckets.set_config(bucket, name, value)
+        await self.ctx.buckets.set_config(bucket, name, value)

@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from titans3.core.errors import DriveError
-from titans3.drive.records import VersionRecord
+from titans3.drive.records import REFS, VersionRecord
 from titans3.objects.repair import record_age
 from titans3.objects.resolve import resolve_versions, write_quorum
 
 if TYPE_CHECKING:
+    from titans3.objects.context import StoreContext
     from titans3.objects.repair import KeyState
-    from titans3.objects.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def plan(
     """Tombstones that remove garbage from a key (see module doc); pure."""
     if any(recs is None for recs in per_drive):
         return []
-    resolved = resolve_versions(per_drive, k=k, w=w)
+    resolved = resolve_versions(per_drive, k=k, w=w, anchors=True)  # rename anchors are kept
     visible = {r.record.vid for r in resolved}
     out: list[Removal] = []
     counts: dict[str, int] = {}
@@ -79,17 +79,18 @@ def plan(
         if newest_null.count >= vw:
             purge = VersionRecord(vid=rec.vid, tomb=True, null=True)
             for i, recs in enumerate(per_drive):
-                if any(r.null and not r.tomb and r.vid < rec.vid for r in recs or ()):
+                if any(r.null and not r.tomb and r.vid < rec.vid and not r.extra.get(REFS)
+                       for r in recs or ()):
                     out.append(Removal(i, purge, "shadowed-null"))
     return out
 
 
-async def collect_key(store: ObjectStore, ks: KeyState, *, window: float, now_ns: int) -> int:
+async def collect_key(ctx: StoreContext, ks: KeyState, *, window: float, now_ns: int) -> int:
     """Apply :func:`plan` to one key; returns the tombstones committed."""
-    per = [None if pos in store.healing else ks.per[j] for j, pos in enumerate(ks.positions)]
+    per = [None if pos in ctx.healing else ks.per[j] for j, pos in enumerate(ks.positions)]
     done = 0
     for rm in plan(per, k=ks.k, w=ks.w, now_ns=now_ns, window=window):
-        d = store.drives[ks.positions[rm.index]]
+        d = ctx.drives[ks.positions[rm.index]]
         try:
             await d.commit_version(ks.bucket_id, ks.key, rm.tomb)
             done += 1

@@ -2,17 +2,17 @@
 
 Theory of operation
 -------------------
-``_stage`` erasure-codes a body into staging on the placement's drives
+:meth:`Committer.stage` erasure-codes a body into staging on the placement's drives
 (substituting handoff drives for down primaries when asked); nothing is
-visible yet.  ``_commit`` asks every drive that staged a fragment to promote it
-and merge the version record in one durable step.  ``_commit_or_rollback``
+visible yet.  ``commit`` asks every drive that staged a fragment to promote it
+and merge the version record in one durable step.  ``commit_or_rollback``
 acknowledges only when the write quorum landed (or the handoff rule in
 :mod:`titans3.objects.handoff` is met) and otherwise removes the partial
 commits.  An acknowledged write that missed some of its drives (and left no
 hint for them) is reported to ``on_partial_write``, the repair queue, so the
 missed fragments come back without waiting for a scrub; if even the rollback cannot run, readers ignore a version held by
 fewer than W drives (:mod:`titans3.objects.resolve`).  Older null versions are
-purged only after their successor is safe (``_purge_older_nulls``).
+purged only after their successor is safe (``purge_older_nulls``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -29,20 +28,32 @@ from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import VersionRecord
 from titans3.erasure.codec import ECScheme
 from titans3.objects import handoff
+from titans3.objects.buckets import BucketRecord
+from titans3.objects.context import StoreContext
 from titans3.objects.resolve import write_quorum
 from titans3.objects.validate import check_content_md5
 from titans3.objects.writer import Written, write_stream
 
-if TYPE_CHECKING:
-    from titans3.objects.buckets import BucketRecord
-    from titans3.objects.store import ObjectStore
-
 log = logging.getLogger("titans3.objects.store")
 
 
-class CommitMixin:
-    async def _stage(
-        self: ObjectStore,
+class Committer:
+    """Staging, committing and rolling back writes on a key's drives.
+
+    ``later(fn, *args)`` runs after-acknowledgement work in the store's
+    background nursery (the purge of replaced null versions)."""
+
+    def __init__(self, ctx: StoreContext, later: Callable[..., None]) -> None:
+        self.ctx = ctx
+        self._later = later
+        self.partial_writes = 0
+        # Called with (bucket_id, key) after a write acknowledged on fewer than
+        # all of its drives (a drive died mid-stream, a host was away without a
+        # handoff drive): the missed fragments are repair's to restore.
+        self.on_partial_write: Callable[[bytes, bytes], None] | None = None
+
+    async def stage(
+        self,
         brec: BucketRecord,
         key: bytes,
         body: AsyncIterator[bytes],
@@ -57,43 +68,43 @@ class CommitMixin:
     ) -> tuple[list[int], ECScheme, Written]:
         """``override``: fragment index -> the drive that takes it instead of the
         placement's (a multipart upload's substitutes, objects/multipart.py)."""
-        sch = self.scheme_for(brec)
-        positions = self.placement(brec.bucket_id, key)
+        sch = self.ctx.scheme_for(brec)
+        positions = self.ctx.placement(brec.bucket_id, key)
         drives: list[Drive | None] = [
-            self.drives[p] if self.drives[p].state == DriveState.ONLINE else None for p in positions
+            self.ctx.drives[p] if self.ctx.drives[p].state == DriveState.ONLINE else None for p in positions
         ]
         for j, d in (override or {}).items():
             drives[j] = d if d.state == DriveState.ONLINE else None
         if hinted:  # hinted handoff for down primaries (objects/handoff.py)
-            drives = handoff.substitute(self, brec.bucket_id, key, positions, drives, sch.k, sch.m)
+            drives = handoff.substitute(self.ctx, brec.bucket_id, key, positions, drives, sch.k, sch.m)
         written = await write_stream(
-            body, drives, sch, self.codec(sch.k, sch.m),
+            body, drives, sch, self.ctx.codec(sch.k, sch.m),
             write_quorum=write_quorum(sch.k, sch.m),
-            inline_max=self.inline_max if inline_max is None else inline_max,
+            inline_max=self.ctx.inline_max if inline_max is None else inline_max,
             expected_size=size, on_data=on_data, md5=md5,
         )
-        handoff.register(self, written.data_id, drives)
+        handoff.register(self.ctx, written.data_id, drives)
         if content_md5 is not None:
             try:
                 check_content_md5(content_md5, written.md5)
             except S3Error:
-                await self._discard(positions, written)
+                await self.discard(positions, written)
                 raise
         return positions, sch, written
 
-    async def _discard(self: ObjectStore, positions: list[int], written: Written) -> None:
+    async def discard(self, positions: list[int], written: Written) -> None:
         """Drop staged data that will never be committed."""
         if written.inline is not None:
             return
         async def one(pos: int) -> None:
             with suppress(DriveError):
-                await self.drives[pos].delete_data([written.data_id])
+                await self.ctx.drives[pos].delete_data([written.data_id])
         async with trio.open_nursery() as nursery:
             for j in written.ok:
                 nursery.start_soon(one, positions[j])
 
-    async def _commit(
-        self: ObjectStore, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int],
+    async def commit(
+        self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int],
         make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
         inline: list[bytes] | None = None, data_id: str | None = None,
         older_nulls: list[int] | None = None, landed_out: list[int] | None = None,
@@ -105,8 +116,8 @@ class CommitMixin:
 
         async def one(j: int) -> None:
             rec = make(j)
-            hd = handoff.pending(self, rec, j)
-            d = hd if hd is not None else self.drives[positions[j]]
+            hd = handoff.pending(self.ctx, rec, j)
+            d = hd if hd is not None else self.ctx.drives[positions[j]]
             try:
                 if inline is not None and data_id is not None:
                     await d.put_inline(data_id, inline[j])
@@ -126,17 +137,17 @@ class CommitMixin:
                 nursery.start_soon(one, j)
         return len(landed)
 
-    async def _commit_or_rollback(
-        self: ObjectStore, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int], w: int,
+    async def commit_or_rollback(
+        self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int], w: int,
         make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
         inline: list[bytes] | None = None, data_id: str | None = None,
     ) -> list[int]:
         """Returns the positions that still hold older null versions."""
         older: list[int] = []
         landed: list[int] = []
-        n = await self._commit(brec, key, positions, ok, make, promote, inline, data_id, older,
+        n = await self.commit(brec, key, positions, ok, make, promote, inline, data_id, older,
                                landed)
-        if await handoff.settle(self, brec.bucket_id, key, make(0), positions, landed, n >= w):
+        if await handoff.settle(self.ctx, brec.bucket_id, key, make(0), positions, landed, n >= w):
             if n < len(positions):  # hints count as landed: their replay restores them
                 self.partial_writes += 1
                 if self.on_partial_write is not None:
@@ -144,11 +155,11 @@ class CommitMixin:
             return older
         vid = make(0).vid
         tomb = VersionRecord(vid=vid, tomb=True)
-        await self._commit(brec, key, positions, ok, lambda j: tomb, lambda j: [])
+        await self.commit(brec, key, positions, ok, lambda j: tomb, lambda j: [])
         raise QuorumError(f"only {n} of the {w} drives needed committed the write")
 
-    def _purge_older_nulls(
-        self: ObjectStore, brec: BucketRecord, key: bytes, positions: list[int], vid: str, where: Sequence[int]
+    def purge_older_nulls(
+        self, brec: BucketRecord, key: bytes, positions: list[int], vid: str, where: Sequence[int]
     ) -> None:
         """After a null version reached quorum: free the older ones, in the background."""
         if not where:
@@ -156,6 +167,27 @@ class CommitMixin:
         purge = VersionRecord(vid=vid, tomb=True, null=True)
 
         async def run() -> None:
-            await self._commit(brec, key, positions, where, lambda j: purge, lambda j: [])
+            await self.commit(brec, key, positions, where, lambda j: purge, lambda j: [])
 
         self._later(run)
+
+    async def recommit(
+        self, brec: BucketRecord, key: bytes, positions: list[int],
+        per: Sequence[Sequence[VersionRecord] | None], vid: str,
+        mutate: Callable[[VersionRecord], object],
+    ) -> int:
+        """Re-commit version ``vid`` on every drive holding it, changed by
+        ``mutate`` and stamped (``extra["mu"]``) so readers take the new copy
+        (objects/tagging.py); returns how many drives took it."""
+        stamp = self.ctx.clock.new_id()
+        updated: dict[int, VersionRecord] = {}
+        for j, recs in enumerate(per):
+            for rec in recs or ():
+                if rec.vid == vid and not rec.tomb:
+                    new = VersionRecord.from_dict(rec.to_dict())
+                    mutate(new)
+                    new.extra["mu"] = stamp
+                    updated[j] = new
+        return await self.commit(brec, key, positions, sorted(updated),
+                                  lambda j: updated[j], lambda j: [])
+

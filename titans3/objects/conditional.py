@@ -32,40 +32,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
 
 from titans3.core.errors import ConditionalRequestConflict, NoSuchKey, PreconditionFailed
-from titans3.objects.types import ObjectInfo
+from titans3.objects.types import ObjectInfo, WriteCondition
 
 if TYPE_CHECKING:
     from titans3.objects.buckets import BucketRecord
-    from titans3.objects.store import ObjectStore
-
-
-@dataclass(frozen=True, slots=True)
-class WriteCondition:
-    """What the key must hold for a write to land.
-
-    ``if_match``: ETags (without quotes) one of which the current object must
-    have (``"*"`` matches any existing object); ``if_none_match``: the key must
-    have no current object (a delete marker counts as none).
-    """
-
-    if_match: tuple[str, ...] | None = None
-    if_none_match: bool = False
-
-    def check(self, current: ObjectInfo | None, key: str = "") -> None:
-        """Raise ``PreconditionFailed`` / ``NoSuchKey`` unless the condition holds."""
-        if self.if_none_match and current is not None:
-            raise PreconditionFailed(Condition="If-None-Match")
-        if self.if_match is not None:
-            if current is None:
-                raise NoSuchKey(Key=key)
-            if "*" not in self.if_match and current.etag not in self.if_match:
-                raise PreconditionFailed(Condition="If-Match")
+    from titans3.objects.lookup import Lookup
 
 
 class KeyLocks:
@@ -94,32 +70,27 @@ class KeyLocks:
         return len(self._locks)
 
 
-class ConditionalMixin:
-    """Condition checks of :class:`~titans3.objects.store.ObjectStore`."""
+class Conditions:
+    """The two condition checks (see module doc) and the per-key locks."""
 
-    async def _latest_info(
-        self: ObjectStore, brec: BucketRecord, bucket: str, key: str, kb: bytes
-    ) -> ObjectInfo | None:
-        """The key's current object, or None (no versions, or a delete marker)."""
-        _, _, resolved = await self._resolve(brec, kb)
-        if not resolved or resolved[0].record.dm:
-            return None
-        return self._info(bucket, key, resolved[0])
+    def __init__(self, lookup: Lookup) -> None:
+        self.lookup = lookup
+        self.key_locks = KeyLocks()
 
-    async def _precheck(
-        self: ObjectStore, brec: BucketRecord, bucket: str, key: str, kb: bytes,
+    async def precheck(
+        self, brec: BucketRecord, bucket: str, key: str, kb: bytes,
         condition: WriteCondition | None,
     ) -> ObjectInfo | None:
         """Check 1 (see module doc); returns what it saw."""
         if condition is None:
             return None
-        current = await self._latest_info(brec, bucket, key, kb)
+        current = await self.lookup.latest_info(brec, bucket, key, kb)
         condition.check(current, key)
         return current
 
     @asynccontextmanager
-    async def _commit_guard(
-        self: ObjectStore, brec: BucketRecord, bucket: str, key: str, kb: bytes,
+    async def guard(
+        self, brec: BucketRecord, bucket: str, key: str, kb: bytes,
         condition: WriteCondition | None, seen: ObjectInfo | None,
         discard: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[None]:
@@ -128,7 +99,7 @@ class ConditionalMixin:
             yield
             return
         async with self.key_locks.hold((brec.bucket_id, kb)):
-            current = await self._latest_info(brec, bucket, key, kb)
+            current = await self.lookup.latest_info(brec, bucket, key, kb)
             try:
                 condition.check(current, key)
             except (PreconditionFailed, NoSuchKey):

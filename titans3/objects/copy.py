@@ -31,26 +31,19 @@ directives, and its own checksum hooks when the client names an algorithm.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from titans3.core.errors import InvalidArgument, InvalidRange, InvalidRequest, MethodNotAllowed
-from titans3.objects.conditional import WriteCondition
-from titans3.objects.types import GetResult, ObjectInfo, PartInfo, PutResult
+from titans3.objects.types import CopyResult, GetResult, ObjectInfo, WriteCondition
 
 if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
+    from titans3.objects.multipart import Multipart
+    from titans3.objects.reads import Reads
+    from titans3.objects.writes import Writes
 
 MAX_COPY_SIZE = 5 * 1024**3
-
-
-@dataclass(frozen=True, slots=True)
-class CopyResult:
-    source: ObjectInfo  # the source version that was copied
-    put: PutResult | None = None  # CopyObject
-    part: PartInfo | None = None  # UploadPartCopy
 
 
 async def _aclose(body: AsyncIterator[bytes]) -> None:
@@ -67,15 +60,20 @@ def _too_large() -> InvalidRequest:
     )
 
 
-class CopyMixin:
-    """Copy operations of :class:`~titans3.objects.store.ObjectStore`."""
+class Copier:
+    """CopyObject and UploadPartCopy: the reads part piped into the writes part."""
+
+    def __init__(self, reads: Reads, writes: Writes, multipart: Multipart) -> None:
+        self.reads = reads
+        self.writes = writes
+        self.multipart = multipart
 
     async def _open_source(
-        self: ObjectStore, bucket: str, key: str, version_id: str | None,
+        self, bucket: str, key: str, version_id: str | None,
         byte_range: tuple[int, int] | None, check_source: Callable[[ObjectInfo], None] | None,
     ) -> GetResult:
         try:
-            src = await self.get_object(bucket, key, version_id=version_id, byte_range=byte_range)
+            src = await self.reads.get_object(bucket, key, version_id=version_id, byte_range=byte_range)
         except MethodNotAllowed:
             raise InvalidRequest(
                 "The source of a copy request may not specifically refer to a delete marker "
@@ -90,7 +88,7 @@ class CopyMixin:
         return src
 
     async def copy_object(
-        self: ObjectStore,
+        self,
         src_bucket: str,
         src_key: str,
         dst_bucket: str,
@@ -111,7 +109,7 @@ class CopyMixin:
         try:
             if info.size > MAX_COPY_SIZE:
                 raise _too_large()
-            put = await self.put_object(
+            put = await self.writes.put_object(
                 dst_bucket, dst_key, src.body, size=info.size,
                 meta=dict(info.meta) if meta is None else meta,
                 tags=dict(info.tags) if tags is None else tags,
@@ -123,7 +121,7 @@ class CopyMixin:
         return CopyResult(info, put=put)
 
     async def upload_part_copy(
-        self: ObjectStore,
+        self,
         bucket: str,
         key: str,
         upload_id: str,
@@ -151,7 +149,7 @@ class CopyMixin:
             size = max(0, src.last - src.first + 1)
             if size > MAX_COPY_SIZE:
                 raise _too_large()
-            part = await self.upload_part(bucket, key, upload_id, part_number, src.body, size=size,
+            part = await self.multipart.upload_part(bucket, key, upload_id, part_number, src.body, size=size,
                                           compute_checksum=compute_checksum)  # fmt: skip
         finally:
             await _aclose(src.body)

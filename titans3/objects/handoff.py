@@ -42,7 +42,7 @@ between steps at worst repeats work.
 
 **Listings** see the drives' pages only, where a hinted write is on fewer
 than ``W`` primaries; a key that comes out of the merge with no visible
-version is resolved again with its hints (:func:`relist`), so a listing right
+version is resolved again with its hints (``Catalog.relist``, objects/catalog.py), so a listing right
 after a partition heals shows every acknowledged key before replay.
 
 Known gaps: GC's remnant rule does not consult hints (it only matters in the
@@ -57,110 +57,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import blake3
-import msgpack
 import trio
 
-from titans3.core.errors import DriveError, QuorumError
-from titans3.drive.protocol import Drive, DriveState, FragmentWriter
+from titans3.core.errors import DriveError
+from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import VersionRecord
-from titans3.objects.listing import Listed
-from titans3.objects.move import copy_fragment
+from titans3.objects.fragcopy import copy_fragment
+from titans3.objects.hinted import (  # noqa: F401 -- re-exported: the hint format's old home
+    HINTS,
+    Hint,
+    HintedDrive,
+    HintedRecord,
+    hint_key,
+    hinted_id,
+    key_hash,
+    pack_hint,
+    unpack_hint,
+)
 
 if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
+    from titans3.objects.context import StoreContext
 
 log = logging.getLogger(__name__)
 
-HINTS = "hints"
 _PENDING_MAX = 4096  # staged-but-not-committed handoff plans kept per store
-
-
-def key_hash(bucket_id: bytes, key: bytes) -> bytes:
-    return blake3.blake3(bucket_id + b"\0" + key).digest(16)
-
-
-def hint_key(bucket_id: bytes, key: bytes, vid: str, frag_index: int) -> bytes:
-    """The hints-table key: the name's hash first, so one prefix finds a name's hints."""
-    return key_hash(bucket_id, key) + vid.encode() + b"/%d" % frag_index
-
-
-def hinted_id(data_id: str, frag_index: int) -> str:
-    """Data id of a handed-off fragment (hex, distinct from every primary data id)."""
-    return f"{data_id}f{frag_index:02x}"
-
-
-def pack_hint(slot: str, bucket_id: bytes, key: bytes, rec: VersionRecord) -> bytes:
-    return msgpack.packb({"slot": slot, "b": bucket_id, "k": key, "rec": rec.to_dict()})
-
-
-@dataclass(frozen=True, slots=True)
-class Hint:
-    hkey: bytes
-    slot: str  # the intended primary
-    bucket_id: bytes
-    key: bytes
-    record: VersionRecord
-
-
-def unpack_hint(hkey: bytes, raw: bytes) -> Hint:
-    d = msgpack.unpackb(raw, raw=False)
-    return Hint(hkey, d["slot"], d["b"], d["k"], VersionRecord.from_dict(d["rec"]))
-
-
-@dataclass(slots=True)
-class HintedRecord(VersionRecord):
-    """A primary's record that is still held by a handoff drive (``via``, a position)."""
-
-    via: int = -1
-
-
-class HintedDrive:
-    """The handoff drive as seen by the writer and reader of one fragment index:
-    data ids are mapped to :func:`hinted_id`, everything else is the real drive."""
-
-    def __init__(self, inner: Drive, frag_index: int, slot: str) -> None:
-        self.inner = inner
-        self.frag_index = frag_index
-        self.slot = slot  # the primary this fragment is meant for
-        self.drive_id = inner.drive_id
-
-    @property
-    def state(self) -> DriveState:
-        return self.inner.state
-
-    async def create_fragment(self, data_id: str, frag_index: int) -> FragmentWriter:
-        return await self.inner.create_fragment(hinted_id(data_id, self.frag_index), frag_index)
-
-    async def put_inline(self, data_id: str, data: bytes) -> None:
-        await self.inner.put_inline(hinted_id(data_id, self.frag_index), data)
-
-    async def read_fragment(self, data_id: str, offset: int, length: int) -> bytes:
-        return await self.inner.read_fragment(hinted_id(data_id, self.frag_index), offset, length)
-
-    async def fragment_size(self, data_id: str) -> int:
-        return await self.inner.fragment_size(hinted_id(data_id, self.frag_index))
-
-    async def commit_hint(self, bucket_id: bytes, key: bytes, rec: VersionRecord) -> None:
-        """Durably store the hint (promoting the staged fragment); a tombstone
-        removes the hint and its data instead (rollback of a failed write)."""
-        hk = hint_key(bucket_id, key, rec.vid, self.frag_index)
-        if rec.tomb:
-            raw = await self.inner.get_meta(HINTS, hk)
-            await self.inner.put_meta(HINTS, hk, None)
-            if raw is not None:
-                ids = unpack_hint(hk, raw).record.data_ids()
-                await self.inner.delete_data([hinted_id(i, self.frag_index) for i in ids])
-            return
-        await self.inner.put_meta(
-            HINTS, hk, pack_hint(self.slot, bucket_id, key, rec),
-            promote=[hinted_id(i, self.frag_index) for i in rec.data_ids()],
-        )
 
 
 # ------------------------------------------------------------------ writing
 def substitute(
-    store: ObjectStore, bucket_id: bytes, key: bytes, positions: Sequence[int],
+    ctx: StoreContext, bucket_id: bytes, key: bytes, positions: Sequence[int],
     drives: list[Drive | None], k: int, m: int,
 ) -> list[Drive | None]:
     """Put a handoff drive where a primary is down, if the result can be durable."""
@@ -174,15 +99,15 @@ def substitute(
     load = {positions[j]: 1 for j, d in enumerate(drives) if d is not None}
     out = list(drives)
     for j in down:
-        for slot in store.ring.handoffs_for(bucket_id, key):
-            pos = store._by_id.get(slot)
-            if pos is None or pos == positions[j] or pos in used or pos in store.healing:
+        for slot in ctx.ring.handoffs_for(bucket_id, key):
+            pos = ctx._by_id.get(slot)
+            if pos is None or pos == positions[j] or pos in used or pos in ctx.healing:
                 continue
-            if store.drives[pos].state != DriveState.ONLINE:
+            if ctx.drives[pos].state != DriveState.ONLINE:
                 continue
             used.add(pos)
             load[pos] = load.get(pos, 0) + 1
-            out[j] = HintedDrive(store.drives[pos], j, store.slots[positions[j]])
+            out[j] = HintedDrive(ctx.drives[pos], j, ctx.slots[positions[j]])
             break
     counts = list(load.values())
     if len(counts) < k or sum(counts) - max(counts) < k:
@@ -190,38 +115,38 @@ def substitute(
     return out
 
 
-def register(store: ObjectStore, data_id: str, drives: Sequence[Drive | None]) -> None:
+def register(ctx: StoreContext, data_id: str, drives: Sequence[Drive | None]) -> None:
     plan = {j: d for j, d in enumerate(drives) if isinstance(d, HintedDrive)}
     if not plan:
         return
-    pending: dict[str, dict[int, HintedDrive]] = store.handoffs
+    pending: dict[str, dict[int, HintedDrive]] = ctx.handoffs
     pending[data_id] = plan
     while len(pending) > _PENDING_MAX:
         pending.pop(next(iter(pending)))
 
 
-def pending(store: ObjectStore, rec: VersionRecord, j: int) -> HintedDrive | None:
+def pending(ctx: StoreContext, rec: VersionRecord, j: int) -> HintedDrive | None:
     """The handoff drive fragment ``j`` of ``rec`` was staged on, if any: plans
     are keyed by data id (a PUT) or by version id (a multipart Complete)."""
-    plan = store.handoffs.get(rec.data or rec.vid)
+    plan = ctx.handoffs.get(rec.data or rec.vid)
     return plan.get(j) if plan else None
 
 
 async def settle(
-    store: ObjectStore, bucket_id: bytes, key: bytes, rec: VersionRecord,
+    ctx: StoreContext, bucket_id: bytes, key: bytes, rec: VersionRecord,
     positions: Sequence[int], landed: Sequence[int], quorum: bool,
 ) -> bool:
     """Whether a commit is acknowledged: ``quorum`` (W commits landed) for a
     write without handoff; for one with handoff also the durability rule
     (module doc).  Forgets the write's plan; a write that is not acknowledged
     loses the hints it left (the caller rolls back the primaries)."""
-    plan = store.handoffs.pop(rec.data or rec.vid, None)
+    plan = ctx.handoffs.pop(rec.data or rec.vid, None)
     if not plan:
         return quorum
     load: dict[int, int] = {}
     for j in landed:
         hd = plan.get(j)
-        where = id(hd.inner) if hd is not None else id(store.drives[positions[j]])
+        where = id(hd.inner) if hd is not None else id(ctx.drives[positions[j]])
         load[where] = load.get(where, 0) + 1
     counts = list(load.values()) or [0]
     k = rec.ec[0]
@@ -244,29 +169,29 @@ async def settle(
 
 # ------------------------------------------------------------------ reading
 async def merge_hints(
-    store: ObjectStore, bucket_id: bytes, key: bytes, positions: Sequence[int],
+    ctx: StoreContext, bucket_id: bytes, key: bytes, positions: Sequence[int],
     per: list[list[VersionRecord] | None],
 ) -> None:
     """Add hinted records to primaries that answered without them (in place)."""
     answered = [set(r.vid for r in recs if not r.tomb) for recs in per if recs is not None]
     if not answered or all(a == answered[0] for a in answered):
         return
-    want = {store.slots[p]: j for j, p in enumerate(positions)}
+    want = {ctx.slots[p]: j for j, p in enumerate(positions)}
     found: list[tuple[int, bytes, bytes]] = []
     prefix = key_hash(bucket_id, key)
 
     async def one(pos: int) -> None:
         try:
-            for hk, raw in await store.drives[pos].list_meta(HINTS, prefix=prefix, limit=1000):
+            for hk, raw in await ctx.drives[pos].list_meta(HINTS, prefix=prefix, limit=1000):
                 found.append((pos, hk, raw))
         except DriveError:
             pass
 
     async with trio.open_nursery() as nursery:
-        for slot in store.ring.handoffs_for(bucket_id, key):
-            pos = store._by_id.get(slot)
-            if pos is not None and pos not in store.healing and \
-                    store.drives[pos].state == DriveState.ONLINE:
+        for slot in ctx.ring.handoffs_for(bucket_id, key):
+            pos = ctx._by_id.get(slot)
+            if pos is not None and pos not in ctx.healing and \
+                    ctx.drives[pos].state == DriveState.ONLINE:
                 nursery.start_soon(one, pos)
     for pos, hk, raw in found:
         h = unpack_hint(hk, raw)
@@ -281,21 +206,10 @@ async def merge_hints(
         recs.append(HintedRecord(**fields, via=pos))
 
 
-async def relist(store: ObjectStore, brec: Any, entry: Listed) -> Listed:
-    """A listed key with no visible version, resolved again with its hints
-    (a primary that is back but not replayed yet hides an acknowledged write
-    from the drive pages alone).  Remnants of failed writes stay hidden."""
-    try:
-        _, _, resolved = await store._resolve(brec, entry.key)
-    except QuorumError:
-        return entry
-    return Listed(entry.key, False, resolved)
-
-
-def holder(store: ObjectStore, default: Drive, rec: VersionRecord) -> Any:
+def holder(ctx: StoreContext, default: Drive, rec: VersionRecord) -> Any:
     """Where to read ``rec``'s fragment: the handoff drive for a hinted record."""
     if isinstance(rec, HintedRecord) and rec.via >= 0:
-        return HintedDrive(store.drives[rec.via], rec.frag_index, "")
+        return HintedDrive(ctx.drives[rec.via], rec.frag_index, "")
     return default
 
 
@@ -309,10 +223,10 @@ class ReplayResult:
     held: int = 0  # hints left on the drive after the pass
 
 
-async def replay_drive(store: ObjectStore, position: int, *, limit: int = 1000) -> ReplayResult:
+async def replay_drive(ctx: StoreContext, position: int, *, limit: int = 1000) -> ReplayResult:
     """Move the hints held by the drive at ``position`` to their primaries."""
     out = ReplayResult()
-    src = store.drives[position]
+    src = ctx.drives[position]
     start: bytes | None = None
     while True:
         try:
@@ -322,21 +236,21 @@ async def replay_drive(store: ObjectStore, position: int, *, limit: int = 1000) 
             out.errors += 1
             return out
         for hk, raw in page:
-            if not await _replay_one(store, src, unpack_hint(hk, raw), out):
+            if not await _replay_one(ctx, src, unpack_hint(hk, raw), out):
                 out.held += 1
         if len(page) < limit:
             return out
         start = page[-1][0]
 
 
-async def _replay_one(store: ObjectStore, src: Drive, h: Hint, out: ReplayResult) -> bool:
+async def _replay_one(ctx: StoreContext, src: Drive, h: Hint, out: ReplayResult) -> bool:
     """True when the hint is gone (moved, or the primary already had it)."""
-    pos = store._by_id.get(h.slot)
+    pos = ctx._by_id.get(h.slot)
     if pos is None:
         out.pending += 1  # the slot left the ring: the rebalancer's business
         return False
-    dst = store.drives[pos]
-    if dst.state != DriveState.ONLINE or pos in store.healing:
+    dst = ctx.drives[pos]
+    if dst.state != DriveState.ONLINE or pos in ctx.healing:
         out.pending += 1
         return False
     rec = h.record

@@ -21,38 +21,38 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from titans3.objects.repair import OFFLINE, OK, ObjectRepair, examine, streams_of
-from titans3.objects.store import s3_version_id
+from titans3.objects.resolve import s3_version_id
 from titans3.objects.validate import check_key
 
 if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
+    from titans3.objects.context import StoreContext
 
 
 async def inspect_object(
-    store: ObjectStore, bucket: str, key: str, *, deep: bool = False,
+    ctx: StoreContext, bucket: str, key: str, *, deep: bool = False,
     repairer: ObjectRepair | None = None,
     on_damage: Callable[[bytes, bytes], None] | None = None,
 ) -> dict[str, Any]:
     """Raises ``NoSuchBucket``; an unknown key gives an empty ``versions`` list."""
-    brec = await store.buckets.get(bucket)
+    brec = await ctx.buckets.get(bucket)
     kb = check_key(key)
-    rep = repairer or ObjectRepair(store)
+    rep = repairer or ObjectRepair(ctx)
     ks = await rep.gather(brec.bucket_id, kb)
     placement = []
     for i, pos in enumerate(ks.positions):
-        d = store.drives[pos]
+        d = ctx.drives[pos]
         placement.append({
             "index": i, "position": pos, "drive_id": d.drive_id,
-            "slot": store.slots[pos], "host": getattr(d, "host", store.host),
+            "slot": ctx.slots[pos], "host": getattr(d, "host", ctx.host),
             "path": str(getattr(d, "root", "")), "state": d.state.value,
-            "healing": pos in store.healing,
+            "healing": pos in ctx.healing,
         })
     versions = []
     healthy = True
     damaged = False
     for n_ver, r in enumerate(ks.resolved):
         rec = r.record
-        frags = await examine(store, ks, r, deep=deep)
+        frags = await examine(ctx, ks, r, deep=deep)
         rows = []
         for f in frags:
             rows.append({

@@ -27,15 +27,19 @@ import msgpack
 
 from titans3.core.errors import DriveError, S3Error
 from titans3.drive.protocol import DriveState
-from titans3.drive.records import VersionRecord
+from titans3.drive.records import HIDDEN, MOVING, REF, REFS, VersionRecord
 from titans3.objects import collect, handoff, keywalk
 from titans3.objects.multipart import PART_KEY_BYTES, PARTS, UPLOADS
-from titans3.objects.repair import ObjectRepair, streams_of
+from titans3.objects.repair import KeyState, ObjectRepair, streams_of
 
 if TYPE_CHECKING:
     from titans3.objects.store import ObjectStore
 
 log = logging.getLogger(__name__)
+
+
+def _rename_state(rec: VersionRecord) -> bool:
+    return any(f in rec.extra for f in (MOVING, HIDDEN, REFS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,44 +51,45 @@ class PlacementCheck:
 
 class Maintenance(ObjectRepair):
     def __init__(self, store: ObjectStore, **kw: float | int) -> None:
-        super().__init__(store, **kw)  # type: ignore[arg-type]
+        super().__init__(store.context, **kw)  # type: ignore[arg-type]
+        self.store = store  # for the operations GC runs: aborting uploads, settling renames
 
     # ------------------------------------------------------------- topology
     @property
     def drives(self) -> list:  # type: ignore[type-arg]
-        return self.store.drives
+        return self.ctx.drives
 
     @property
     def healing(self) -> set[int]:
-        return self.store.healing
+        return self.ctx.healing
 
     def slot(self, position: int) -> str:
-        return self.store.slots[position]
+        return self.ctx.slots[position]
 
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:
-        return self.store.placement(bucket_id, key)
+        return self.ctx.placement(bucket_id, key)
 
     async def bucket_ids(self) -> list[bytes]:
         """Every live bucket's id, in id order (a stable order for cursors)."""
-        return sorted(b.bucket_id for b in await self.store.buckets.list())
+        return sorted(b.bucket_id for b in await self.ctx.buckets.list())
 
     def walk_keys(
         self, bucket_id: bytes, *, start_after: bytes | None = None, skip: Collection[int] = ()
     ) -> AsyncIterator[keywalk.KeyRecords]:
-        return keywalk.walk_keys(self.store.drives, bucket_id, start_after=start_after, skip=skip)
+        return keywalk.walk_keys(self.ctx.drives, bucket_id, start_after=start_after, skip=skip)
 
     # ------------------------------------------------------------- records
     def expected_streams(self, rec: VersionRecord) -> list[tuple[str, int, bool]]:
         """``(data id, fragment bytes, inline)`` this record's drive must hold."""
-        if rec.dm or rec.tomb:
+        if rec.dm or rec.tomb or REF in rec.extra:  # a rename's reference holds no data
             return []
         k, m, _ = rec.ec
-        codec = self.store.codec(k, m)
+        codec = self.ctx.codec(k, m)
         out = []
         for data_id, size in streams_of(rec):
             if not data_id:
                 continue  # names no data on any drive
-            n = codec.fragment_size(size) if rec.inline else self.store.layout(rec.ec, size).fragment_length()
+            n = codec.fragment_size(size) if rec.inline else self.ctx.layout(rec.ec, size).fragment_length()
             out.append((data_id, n, rec.inline))
         return out
 
@@ -96,7 +101,7 @@ class Maintenance(ObjectRepair):
             return PlacementCheck(False)
         missing = unreachable = 0
         for j, pos in enumerate(ks.positions):
-            if self.store.drives[pos].state != DriveState.ONLINE or ks.per[j] is None:
+            if self.ctx.drives[pos].state != DriveState.ONLINE or ks.per[j] is None:
                 unreachable += 1
                 continue
             for r in ks.resolved:
@@ -113,20 +118,39 @@ class Maintenance(ObjectRepair):
                       window: float, now_ns: int) -> bool:
         """Cheap pre-filter on a walked key's records: would :func:`collect.plan` act?"""
         per = [kr.per_drive.get(pos, []) if pos in kr.answered else None
-               for pos in self.store.placement(bucket_id, kr.key)]
+               for pos in self.ctx.placement(bucket_id, kr.key)]
+        if any(_rename_state(r) for recs in kr.per_drive.values() for r in recs):
+            return True  # a rename mark to settle or an anchor whose referrers to check
         return bool(collect.plan(per, k=k, w=w, now_ns=now_ns, window=window))
 
     async def collect_key(self, bucket_id: bytes, key: bytes, *, window: float, now_ns: int) -> int:
         ks = await self.gather(bucket_id, key)
-        return await collect.collect_key(self.store, ks, window=window, now_ns=now_ns)
+        done = await collect.collect_key(self.ctx, ks, window=window, now_ns=now_ns)
+        return done + await self._renames(ks)
+
+    async def _renames(self, ks: KeyState) -> int:
+        """Settle stale rename marks and check anchors' referrers (objects/rename.py)."""
+        renamer = self.store.renamer
+        brec = next((b for b in await self.ctx.buckets.list() if b.bucket_id == ks.bucket_id),
+                    None)
+        if brec is None:
+            return 0
+        done = 0
+        for r in ks.resolved:
+            mv = r.record.extra.get(MOVING)
+            if mv is not None and (time.time_ns() - int(mv[2])) / 1e9 >= renamer.window:
+                done += await renamer.settle(brec, ks.key, r.record.vid)
+            elif r.record.extra.get(HIDDEN) or r.record.extra.get(REFS):
+                done += await self.store.anchors.check_anchor(brec, ks.key, r, ks.positions, ks.per)
+        return done
 
     async def abort_stale_uploads(self, max_age: float) -> int:
         """Abort multipart uploads started more than ``max_age`` seconds ago."""
-        names = {b.bucket_id: b.name for b in await self.store.buckets.list()}
+        names = {b.bucket_id: b.name for b in await self.ctx.buckets.list()}
         cutoff = time.time_ns() - int(max_age * 1e9)
         seen: set[bytes] = set()
         aborted = 0
-        for d in self.store.drives:
+        for d in self.ctx.drives:
             if d.state != DriveState.ONLINE:
                 continue
             start: bytes | None = None
@@ -163,7 +187,7 @@ class Maintenance(ObjectRepair):
         is seen at least once.  Buckets come from the drive itself, not the
         bucket table, which may not know every bucket this drive holds.
         """
-        d = self.store.drives[position]
+        d = self.ctx.drives[position]
         list_buckets = getattr(d, "bucket_ids", None)
         if list_buckets is None:
             return None

@@ -29,20 +29,18 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import trio
-
 from titans3.core.errors import DriveError
 from titans3.drive.protocol import Drive
 from titans3.drive.records import VersionRecord
+from titans3.objects.fragcopy import copy_fragment
 from titans3.ring.builder import Ring
 from titans3.ring.evolve import moved_positions
 
 if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
+    from titans3.objects.context import StoreContext
 
 log = logging.getLogger(__name__)
 
-COPY_PIECE = 4 << 20
 
 
 @dataclass(slots=True)
@@ -52,40 +50,14 @@ class MoveOutcome:
     errors: list[str] = field(default_factory=list)
 
 
-async def copy_fragment(src: Drive, dst: Drive, rec: VersionRecord, data_id: str) -> int:
-    """Copy stream ``data_id`` of ``rec``'s fragment from ``src`` to a staging
-    writer (or inline blob) on ``dst``, ``COPY_PIECE`` at a time; the caller
-    commits.  Also hint replay's copy (objects/handoff.py)."""
-    if rec.inline:
-        data = await src.read_fragment(data_id, 0, 1 << 62)
-        await dst.put_inline(data_id, data)
-        return len(data)
-    size = await src.fragment_size(data_id)
-    w = await dst.create_fragment(data_id, rec.frag_index)
-    try:
-        off = 0
-        while off < size:
-            piece = await src.read_fragment(data_id, off, min(COPY_PIECE, size - off))
-            if not piece:
-                raise DriveError(src.drive_id, f"{data_id} ended at {off} of {size}")
-            await w.write(piece)
-            off += len(piece)
-        await w.finish()
-    except BaseException:
-        with trio.CancelScope(shield=True):
-            await w.abort()
-        raise
-    return size
-
-
-async def _rebuild(store: ObjectStore, bucket_id: bytes, key: bytes, rec: VersionRecord,
+async def _rebuild(ctx: StoreContext, bucket_id: bytes, key: bytes, rec: VersionRecord,
                    dst: Drive, old_positions: list[int]) -> int:
     """Rebuild fragment ``rec.frag_index`` on ``dst`` from the other holders."""
     from titans3.objects.repair import rebuild_stream
 
     sources: dict[int, Drive] = {}
-    for pos in set(store.placement(bucket_id, key)) | set(old_positions):
-        d = store.drives[pos]
+    for pos in set(ctx.placement(bucket_id, key)) | set(old_positions):
+        d = ctx.drives[pos]
         if d is dst:
             continue
         try:
@@ -95,11 +67,11 @@ async def _rebuild(store: ObjectStore, bucket_id: bytes, key: bytes, rec: Versio
         except DriveError:
             continue
     k, m, _ = rec.ec
-    codec = store.codec(k, m)
+    codec = ctx.codec(k, m)
     total = 0
     streams = [(rec.data or "", rec.size)] if not rec.parts else [(p.data_id, p.size) for p in rec.parts]
     for data_id, size in streams:
-        done, n = await rebuild_stream(codec, store.layout(rec.ec, size), data_id, sources,
+        done, n = await rebuild_stream(codec, ctx.layout(rec.ec, size), data_id, sources,
                                        {rec.frag_index: dst}, inline=rec.inline)
         if rec.frag_index not in done:
             raise DriveError(dst.drive_id, f"rebuilding {data_id} failed")
@@ -107,10 +79,10 @@ async def _rebuild(store: ObjectStore, bucket_id: bytes, key: bytes, rec: Versio
     return total
 
 
-async def move_key(store: ObjectStore, bucket_id: bytes, key: bytes, old: Ring, new: Ring) -> MoveOutcome:
+async def move_key(ctx: StoreContext, bucket_id: bytes, key: bytes, old: Ring, new: Ring) -> MoveOutcome:
     out = MoveOutcome()
     p = new.partition_of(bucket_id, key)
-    pos_of = {s: i for i, s in enumerate(store.slots)}
+    pos_of = {s: i for i, s in enumerate(ctx.slots)}
     old_ids = [old.members[i].drive_id for i in old.table[p]]
     new_ids = [new.members[i].drive_id for i in new.table[p]]
     old_positions = [pos_of[d] for d in old_ids if d in pos_of]
@@ -118,7 +90,7 @@ async def move_key(store: ObjectStore, bucket_id: bytes, key: bytes, old: Ring, 
         if old_ids[j] not in pos_of or new_ids[j] not in pos_of:
             out.errors.append(f"position {j}: a drive of the ring is unknown here")
             continue
-        src, dst = store.drives[pos_of[old_ids[j]]], store.drives[pos_of[new_ids[j]]]
+        src, dst = ctx.drives[pos_of[old_ids[j]]], ctx.drives[pos_of[new_ids[j]]]
         try:
             have = {r.vid for r in await dst.read_versions(bucket_id, key)}
         except DriveError as e:
@@ -135,7 +107,7 @@ async def move_key(store: ObjectStore, bucket_id: bytes, key: bytes, old: Ring, 
                 if pos == pos_of[old_ids[j]]:
                     continue
                 try:
-                    for r in await store.drives[pos].read_versions(bucket_id, key):
+                    for r in await ctx.drives[pos].read_versions(bucket_id, key):
                         if not r.tomb and all(r.vid != x.vid for x in src_recs):
                             src_recs.append(r)
                 except DriveError:
@@ -157,9 +129,9 @@ async def move_key(store: ObjectStore, bucket_id: bytes, key: bytes, old: Ring, 
                             nbytes += await copy_fragment(src, dst, rec, did)
                     except DriveError as e:
                         log.info("rebalance: copy from %s failed (%s); rebuilding", src.drive_id, e)
-                        nbytes = await _rebuild(store, bucket_id, key, rec, dst, old_positions)
+                        nbytes = await _rebuild(ctx, bucket_id, key, rec, dst, old_positions)
                 elif ids:
-                    nbytes = await _rebuild(store, bucket_id, key, rec, dst, old_positions)
+                    nbytes = await _rebuild(ctx, bucket_id, key, rec, dst, old_positions)
                 await dst.commit_version(bucket_id, key, rec, promote=ids)
             except DriveError as e:
                 out.errors.append(f"{key!r} {rec.vid} -> {dst.drive_id}: {e}")
@@ -167,7 +139,7 @@ async def move_key(store: ObjectStore, bucket_id: bytes, key: bytes, old: Ring, 
             out.fragments += 1 if ids else 0
             out.bytes += nbytes
             moved.append(rec)
-        if from_src and src.drive_id not in {store.drives[pos_of[d]].drive_id for d in new_ids
+        if from_src and src.drive_id not in {ctx.drives[pos_of[d]].drive_id for d in new_ids
                                               if d in pos_of}:
             for rec in moved:  # the new drive holds them durably: free the old copies
                 try:
@@ -183,20 +155,20 @@ def _as_index(rec: VersionRecord, j: int) -> VersionRecord:
     return replace(rec, frag_index=j)
 
 
-async def copy_buckets(store: ObjectStore, old: Ring, new: Ring) -> None:
+async def copy_buckets(ctx: StoreContext, old: Ring, new: Ring) -> None:
     """Every bucket record onto the drives ``new`` has and ``old`` had not."""
     from titans3.objects.buckets import TABLE
 
     fresh = {m.drive_id for m in new.members} - {m.drive_id for m in old.members}
     if not fresh:
         return
-    records = await store.buckets.list()
-    for i, s in enumerate(store.slots):
+    records = await ctx.buckets.list()
+    for i, s in enumerate(ctx.slots):
         if s not in fresh:
             continue
         for rec in records:
             try:
-                if await store.drives[i].get_meta(TABLE, rec.name.encode()) is None:
-                    await store.drives[i].put_meta(TABLE, rec.name.encode(), rec.pack())
+                if await ctx.drives[i].get_meta(TABLE, rec.name.encode()) is None:
+                    await ctx.drives[i].put_meta(TABLE, rec.name.encode(), rec.pack())
             except DriveError as e:
                 log.warning("rebalance: bucket %s onto %s: %s", rec.name, s, e)

@@ -55,15 +55,22 @@ from titans3.core.errors import (
 from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import Part, VersionRecord
 from titans3.objects import handoff
-from titans3.objects.conditional import WriteCondition
 from titans3.objects.resolve import write_quorum
 from titans3.objects.tagging import with_tags
-from titans3.objects.types import PartInfo, PutResult
+from titans3.objects.types import (
+    CompleteChecksums,
+    ComputeChecksum,
+    PartInfo,
+    PutResult,
+    WriteCondition,
+)
 from titans3.objects.validate import check_key
 
 if TYPE_CHECKING:
     from titans3.objects.buckets import BucketRecord
-    from titans3.objects.store import ObjectStore
+    from titans3.objects.commit import Committer
+    from titans3.objects.conditional import Conditions
+    from titans3.objects.context import StoreContext
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +88,6 @@ def _upload_key(bucket_id: bytes, upload_id: str) -> bytes:
 
 def _part_key(upload_id: str, number: int) -> bytes:
     return bytes.fromhex(upload_id) + struct.pack(">I", number)
-
-
-# (upload's checksum algorithm, its type) -> a running checksum to compute, or None
-ComputeChecksum = Callable[[str, str | None], Any]
-# (upload's checksum algorithm, its type, the chosen parts) -> the object's checksums
-CompleteChecksums = Callable[[str | None, str | None, Sequence[PartInfo]], Mapping[str, str]]
 
 
 def _check_part_checksum(expected: str | None, got: Mapping[str, str]) -> None:
@@ -123,35 +124,40 @@ def _durable(where: Sequence[int], k: int, w: int) -> bool:
     return sum(counts) >= w and len(load) >= k and sum(counts) - max(counts) >= k
 
 
-class MultipartMixin:
-    """Multipart operations of :class:`~titans3.objects.store.ObjectStore`."""
+class Multipart:
+    """Create, upload parts, complete, abort, list parts."""
+
+    def __init__(self, ctx: StoreContext, committer: Committer, conditions: Conditions) -> None:
+        self.ctx = ctx
+        self.committer = committer
+        self.conditions = conditions
 
     def _sites(
-        self: ObjectStore, positions: Sequence[int], sub: Mapping[int, str]
+        self, positions: Sequence[int], sub: Mapping[int, str]
     ) -> list[tuple[int, handoff.HintedDrive | None]]:
         """Per placement index: the store position that keeps it for this
         upload, and the HintedDrive when that is a substitute (else None)."""
         out: list[tuple[int, handoff.HintedDrive | None]] = []
         for j, pos in enumerate(positions):
             slot = sub.get(j)
-            spos = self._by_id.get(slot) if slot is not None else None
+            spos = self.ctx._by_id.get(slot) if slot is not None else None
             if spos is None:
                 out.append((pos, None))
             else:
-                out.append((spos, handoff.HintedDrive(self.drives[spos], j, self.slots[pos])))
+                out.append((spos, handoff.HintedDrive(self.ctx.drives[spos], j, self.ctx.slots[pos])))
         return out
 
-    async def _upload(self: ObjectStore, brec: BucketRecord, kb: bytes, upload_id: str) -> dict[str, Any]:
+    async def _upload(self, brec: BucketRecord, kb: bytes, upload_id: str) -> dict[str, Any]:
         if not _valid_upload_id(upload_id):
             raise NoSuchUpload(UploadId=upload_id)
-        positions = self.placement(brec.bucket_id, kb)
+        positions = self.ctx.placement(brec.bucket_id, kb)
         ukey = _upload_key(brec.bucket_id, upload_id)
         docs: dict[int, dict[str, Any]] = {}
         unseen: set[int] = set()
 
         async def one(j: int, pos: int, key: bytes) -> None:
             try:
-                raw = await self.drives[pos].get_meta(UPLOADS, key)
+                raw = await self.ctx.drives[pos].get_meta(UPLOADS, key)
                 if raw is not None:
                     doc = msgpack.unpackb(raw, raw=False)
                     if doc.get("key") == kb:
@@ -172,30 +178,30 @@ class MultipartMixin:
             async with trio.open_nursery() as nursery:
                 for j in sub:
                     nursery.start_soon(one, j, sites[j][0], _sub_key(ukey, j))
-        sch = self.scheme_for(brec)
+        sch = self.ctx.scheme_for(brec)
         if not docs or len(docs) + len(unseen) < write_quorum(sch.k, sch.m):
             raise NoSuchUpload(UploadId=upload_id)
         return next(iter(docs.values()))
 
     async def create_multipart(
-        self: ObjectStore, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
+        self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> str:
         """``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
         every part to carry that checksum; Complete hands them to its hook."""
-        brec = await self.buckets.get(bucket)
+        brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
-        sch = self.scheme_for(brec)
+        sch = self.ctx.scheme_for(brec)
         # Clock ids: unique, and ordered by initiation (ListMultipartUploads order).
-        upload_id = self.clock.new_id()
-        positions = self.placement(brec.bucket_id, kb)
+        upload_id = self.ctx.clock.new_id()
+        positions = self.ctx.placement(brec.bucket_id, kb)
         live: list[Drive | None] = [
-            self.drives[p] if self.drives[p].state == DriveState.ONLINE else None for p in positions
+            self.ctx.drives[p] if self.ctx.drives[p].state == DriveState.ONLINE else None for p in positions
         ]
-        chosen = handoff.substitute(self, brec.bucket_id, kb, positions, live, sch.k, sch.m)
-        pos_of = {id(d): i for i, d in enumerate(self.drives)}
-        sub = {j: self.slots[pos_of[id(hd.inner)]]
+        chosen = handoff.substitute(self.ctx, brec.bucket_id, kb, positions, live, sch.k, sch.m)
+        pos_of = {id(d): i for i, d in enumerate(self.ctx.drives)}
+        sub = {j: self.ctx.slots[pos_of[id(hd.inner)]]
                for j, hd in enumerate(chosen) if isinstance(hd, handoff.HintedDrive)}
         doc = msgpack.packb(
             {"key": kb, "t": time.time_ns(), "meta": dict(meta or {}),
@@ -215,7 +221,7 @@ class MultipartMixin:
         return upload_id
 
     async def _put_meta_all(
-        self: ObjectStore, brec: BucketRecord, kb: bytes, table: str, key: bytes, value: bytes | None,
+        self, brec: BucketRecord, kb: bytes, table: str, key: bytes, value: bytes | None,
         *, promote: Callable[[int], list[str]] | None = None, only: Sequence[int] | None = None,
         sub: Mapping[int, str] | None = None, landed_at: list[int] | None = None,
     ) -> int:
@@ -223,14 +229,14 @@ class MultipartMixin:
         substitute keeps (``sub``) goes there under :func:`_sub_key`, promoting
         the hinted ids.  Returns how many landed; ``landed_at`` gets their store
         positions (for :func:`_durable`)."""
-        positions = self.placement(brec.bucket_id, kb)
+        positions = self.ctx.placement(brec.bucket_id, kb)
         sites = self._sites(positions, sub or {})
         landed = 0
 
         async def one(j: int) -> None:
             nonlocal landed
             pos, hd = sites[j]
-            d = self.drives[pos]
+            d = self.ctx.drives[pos]
             ids = promote(j) if promote else []
             try:
                 if hd is not None:
@@ -246,17 +252,17 @@ class MultipartMixin:
 
         async with trio.open_nursery() as nursery:
             for j in only if only is not None else range(len(positions)):
-                if self.drives[sites[j][0]].state == DriveState.ONLINE:
+                if self.ctx.drives[sites[j][0]].state == DriveState.ONLINE:
                     nursery.start_soon(one, j)
         return landed
 
     async def _parts(
-        self: ObjectStore, brec: BucketRecord, kb: bytes, upload_id: str,
+        self, brec: BucketRecord, kb: bytes, upload_id: str,
         sub: Mapping[int, str] | None = None,
     ) -> tuple[dict[int, dict[str, Any]], dict[int, set[str]]]:
         """Part records seen on a quorum: number -> record, and per placement
         index the data ids its drive (or its substitute) holds."""
-        positions = self.placement(brec.bucket_id, kb)
+        positions = self.ctx.placement(brec.bucket_id, kb)
         sites = self._sites(positions, sub or {})
         per: list[list[dict[str, Any]] | None] = [None] * len(positions)
         prefix = bytes.fromhex(upload_id)
@@ -275,7 +281,7 @@ class MultipartMixin:
 
             try:
                 while True:
-                    page = await self.drives[pos].list_meta(
+                    page = await self.ctx.drives[pos].list_meta(
                         PARTS, prefix=prefix, start_after=start, limit=1000
                     )
                     rows.extend(msgpack.unpackb(v, raw=False) for k, v in page if mine(k))
@@ -289,7 +295,7 @@ class MultipartMixin:
         async with trio.open_nursery() as nursery:
             for j in range(len(positions)):
                 nursery.start_soon(one, j)
-        sch = self.scheme_for(brec)
+        sch = self.ctx.scheme_for(brec)
         w = write_quorum(sch.k, sch.m)
         unseen = sum(1 for p in per if p is None)
         counts: dict[str, int] = {}
@@ -312,7 +318,7 @@ class MultipartMixin:
         return best, held
 
     async def upload_part(
-        self: ObjectStore,
+        self,
         bucket: str,
         key: str,
         upload_id: str,
@@ -332,7 +338,7 @@ class MultipartMixin:
         if not 1 <= part_number <= MAX_PARTS:
             raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
                                   ArgumentName="partNumber", ArgumentValue=str(part_number))
-        brec = await self.buckets.get(bucket)
+        brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
         sub = _sub_of(upload)
@@ -346,19 +352,19 @@ class MultipartMixin:
                 if on_data is not None:
                     on_data(chunk)
         # Parts are never inline (see module docstring).
-        sites = self._sites(self.placement(brec.bucket_id, kb), sub)
+        sites = self._sites(self.ctx.placement(brec.bucket_id, kb), sub)
         override = {j: hd for j, (_, hd) in enumerate(sites) if hd is not None}
-        positions, sch, written = await self._stage(
+        positions, sch, written = await self.committer.stage(
             brec, kb, body, size, content_md5, feed, inline_max=-1, override=override
         )
-        self.handoffs.pop(written.data_id, None)  # parts commit here, not through _commit
+        self.ctx.handoffs.pop(written.data_id, None)  # parts commit here, not through _commit
         try:
             cks = dict(checksums()) if checksums is not None else {}
             if ours is not None and not cks:  # a request checksum of another kind stays a mismatch
                 cks[algo] = ours.b64digest()
             _check_part_checksum(algo, cks)
         except BaseException:
-            await self._discard(positions, written)
+            await self.committer.discard(positions, written)
             raise
         now = time.time_ns()
         etag = written.md5.hex()
@@ -380,20 +386,20 @@ class MultipartMixin:
         return PartInfo(part_number, written.size, etag, now, cks)
 
     async def _free(
-        self: ObjectStore, positions: Sequence[int], data_ids: Sequence[str],
+        self, positions: Sequence[int], data_ids: Sequence[str],
         sub: Mapping[int, str] | None = None,
     ) -> None:
         async def one(pos: int, ids: list[str]) -> None:
             with suppress(DriveError):
-                await self.drives[pos].delete_data(ids)
+                await self.ctx.drives[pos].delete_data(ids)
 
         async with trio.open_nursery() as nursery:
             for j, (pos, hd) in enumerate(self._sites(positions, sub or {})):
                 ids = [handoff.hinted_id(i, j) for i in data_ids] if hd is not None else list(data_ids)
                 nursery.start_soon(one, pos, ids)
 
-    async def list_parts(self: ObjectStore, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
-        brec = await self.buckets.get(bucket)
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
         best, _ = await self._parts(brec, kb, upload_id, _sub_of(upload))
@@ -403,16 +409,16 @@ class MultipartMixin:
         ]
 
     async def complete_multipart(
-        self: ObjectStore, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]],
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]],
         *, checksums: CompleteChecksums | None = None, condition: WriteCondition | None = None,
     ) -> PutResult:
         """``checksums(algorithm, type, parts)`` gets the upload's checksum algorithm
         and type (None when created without) and the chosen parts; it returns the
         object's ``{algo: b64}`` to store, or raises to refuse the Complete."""
-        brec = await self.buckets.get(bucket)
+        brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
-        seen = await self._precheck(brec, bucket, key, kb, condition)
+        seen = await self.conditions.precheck(brec, bucket, key, kb, condition)
         if not parts:
             raise InvalidArgument("You must specify at least one part")  # AWS: MalformedXML in front
         if len(parts) > MAX_PARTS:
@@ -444,16 +450,16 @@ class MultipartMixin:
         size = sum(p.size for p in chosen)
         k, m, seg = upload["ec"]
         versioned = brec.versioning == "Enabled"
-        positions = self.placement(brec.bucket_id, kb)
+        positions = self.ctx.placement(brec.bucket_id, kb)
         sites = self._sites(positions, sub)
         need = {p.data_id for p in chosen}
         ok = [j for j in range(len(positions)) if need <= held.get(j, set())
-              and self.drives[sites[j][0]].state == DriveState.ONLINE]
+              and self.ctx.drives[sites[j][0]].state == DriveState.ONLINE]
         extra = with_tags(None, upload.get("tags"))
 
         # A conditional Complete re-checks the key under its lock (objects/conditional.py).
-        async with self._commit_guard(brec, bucket, key, kb, condition, seen):
-            vid = self.clock.new_id()
+        async with self.conditions.guard(brec, bucket, key, kb, condition, seen):
+            vid = self.ctx.clock.new_id()
             now = time.time_ns()
 
             def make(j: int) -> VersionRecord:
@@ -465,20 +471,20 @@ class MultipartMixin:
 
             plan = {j: hd for j, (_, hd) in enumerate(sites) if hd is not None}
             if plan:  # indexes kept by substitutes commit as hints there (handoff.pending)
-                self.handoffs[vid] = plan
-            older = await self._commit_or_rollback(
+                self.ctx.handoffs[vid] = plan
+            older = await self.committer.commit_or_rollback(
                 brec, kb, positions, ok, write_quorum(k, m), make, lambda j: []
             )
         await self._finish_upload(brec, kb, upload_id, best, keep=need, sub=sub)
         if not versioned:
-            self._purge_older_nulls(brec, kb, positions, vid, older)
+            self.committer.purge_older_nulls(brec, kb, positions, vid, older)
         return PutResult(etag, vid if versioned else "null", size, cks, now)
 
     async def _finish_upload(
-        self: ObjectStore, brec: BucketRecord, kb: bytes, upload_id: str,
+        self, brec: BucketRecord, kb: bytes, upload_id: str,
         parts: Mapping[int, dict[str, Any]], *, keep: set[str], sub: Mapping[int, str] | None = None,
     ) -> None:
-        positions = self.placement(brec.bucket_id, kb)
+        positions = self.ctx.placement(brec.bucket_id, kb)
         for n in parts:
             await self._put_meta_all(brec, kb, PARTS, _part_key(upload_id, n), None, sub=sub)
         await self._put_meta_all(brec, kb, UPLOADS, _upload_key(brec.bucket_id, upload_id), None,
@@ -487,8 +493,8 @@ class MultipartMixin:
         if unused:
             await self._free(positions, unused, sub)
 
-    async def abort_multipart(self: ObjectStore, bucket: str, key: str, upload_id: str) -> None:
-        brec = await self.buckets.get(bucket)
+    async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
+        brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
         sub = _sub_of(upload)

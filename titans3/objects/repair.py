@@ -59,14 +59,14 @@ import trio
 
 from titans3.core.errors import DriveError, FragmentCorrupt, FragmentMissing
 from titans3.drive.protocol import Drive, DriveState, FragmentWriter
-from titans3.drive.records import VersionRecord
+from titans3.drive.records import REF, VersionRecord
 from titans3.erasure.codec import Codec
 from titans3.erasure.stripe import Layout
 from titans3.objects.resolve import Resolved, resolve_versions, write_quorum
 from titans3.objects.versionid import timestamp_ns
 
 if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
+    from titans3.objects.context import StoreContext
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +143,9 @@ class RepairOutcome:
 
 
 # ------------------------------------------------------------------ gathering
-async def gather(store: ObjectStore, bucket_id: bytes, key: bytes, *, k: int, w: int) -> KeyState:
+async def gather(ctx: StoreContext, bucket_id: bytes, key: bytes, *, k: int, w: int) -> KeyState:
     """Every placement drive's records of ``key``, and the visible versions."""
-    positions = store.placement(bucket_id, key)
+    positions = ctx.placement(bucket_id, key)
     per: list[list[VersionRecord] | None] = [None] * len(positions)
 
     async def one(j: int, d: Drive) -> None:
@@ -156,10 +156,10 @@ async def gather(store: ObjectStore, bucket_id: bytes, key: bytes, *, k: int, w:
 
     async with trio.open_nursery() as nursery:
         for j, pos in enumerate(positions):
-            if store.drives[pos].state == DriveState.ONLINE:
-                nursery.start_soon(one, j, store.drives[pos])
-    for_read = [None if pos in store.healing else per[j] for j, pos in enumerate(positions)]
-    resolved = resolve_versions(for_read, k=k, w=w)
+            if ctx.drives[pos].state == DriveState.ONLINE:
+                nursery.start_soon(one, j, ctx.drives[pos])
+    for_read = [None if pos in ctx.healing else per[j] for j, pos in enumerate(positions)]
+    resolved = resolve_versions(for_read, k=k, w=w, anchors=True)  # rename anchors need repair too
     visible = {r.record.vid for r in resolved}
     seen = {x.vid for recs in per for x in recs or () if not x.tomb}
     return KeyState(bucket_id, key, positions, per, resolved, sorted(seen - visible), k, w)
@@ -193,7 +193,7 @@ async def _check_stream(
 
 
 async def examine(
-    store: ObjectStore, ks: KeyState, r: Resolved, *, deep: bool = False,
+    ctx: StoreContext, ks: KeyState, r: Resolved, *, deep: bool = False,
     only: Collection[int] | None = None,
 ) -> list[FragmentState]:
     """The health of every fragment of version ``r`` (see module doc); ``deep``
@@ -204,14 +204,14 @@ async def examine(
 
     async def one(i: int) -> None:
         pos = ks.positions[i]
-        d = store.drives[pos]
+        d = ctx.drives[pos]
         recs = ks.per[i]
         deep_here = deep and (only is None or pos in only)
         if d.state != DriveState.ONLINE or recs is None:
             out[i] = FragmentState(i, pos, d.drive_id, OFFLINE, d.state.value)
             return
         mine = next((x for x in recs if x.vid == rec.vid and not x.tomb), None)
-        every = frozenset() if rec.dm else frozenset(s for s, _ in streams_of(rec))
+        every = frozenset() if rec.dm or REF in rec.extra else frozenset(s for s, _ in streams_of(rec))
         if mine is None:
             newest = max((x.vid for x in recs if not x.tomb), default=None)
             if newest is not None and newest < rec.vid:
@@ -228,13 +228,16 @@ async def examine(
             out[i] = FragmentState(i, pos, d.drive_id, STALE,
                                    f"record names fragment {mine.frag_index}", bad_streams=every)
             return
-        codec = store.codec(rec.ec[0], rec.ec[1])
+        if REF in rec.extra:  # a rename's reference: its data is the anchor's, repaired there
+            out[i] = FragmentState(i, pos, d.drive_id, OK, record_ok=True)
+            return
+        codec = ctx.codec(rec.ec[0], rec.ec[1])
         worst, detail, bad = OK, "", set()
         for data_id, size in streams_of(rec):
             if rec.inline:
                 expected = codec.fragment_size(size)
             else:
-                expected = store.layout(rec.ec, size).fragment_length()
+                expected = ctx.layout(rec.ec, size).fragment_length()
             h, why = await _check_stream(d, data_id, expected, deep=deep_here, inline=rec.inline)
             if h != OK:
                 bad.add(data_id)
@@ -379,11 +382,11 @@ async def rebuild_stream(
 
 # ------------------------------------------------------------------ the repairer
 class ObjectRepair:
-    """Repairs keys of one :class:`ObjectStore` (see module doc)."""
+    """Repairs keys over one store's drives (see module doc)."""
 
-    def __init__(self, store: ObjectStore, *, grace: float = REPAIR_GRACE,
+    def __init__(self, ctx: StoreContext, *, grace: float = REPAIR_GRACE,
                  batch_bytes: int = BATCH_BYTES) -> None:
-        self.store = store
+        self.ctx = ctx
         self.grace = grace
         self.batch_bytes = batch_bytes
         self._locks: dict[tuple[bytes, bytes], tuple[trio.Lock, int]] = {}
@@ -393,15 +396,15 @@ class ObjectRepair:
         """``(k, W)`` of the bucket's scheme (what the read rule uses for delete markers)."""
         km = self._schemes.get(bucket_id)
         if km is None:
-            for b in await self.store.buckets.list():
-                sch = self.store.scheme_for(b)
+            for b in await self.ctx.buckets.list():
+                sch = self.ctx.scheme_for(b)
                 self._schemes[b.bucket_id] = (sch.k, sch.m)
-            km = self._schemes.get(bucket_id, (self.store.scheme.k, self.store.scheme.m))
+            km = self._schemes.get(bucket_id, (self.ctx.scheme.k, self.ctx.scheme.m))
         return km[0], write_quorum(*km)
 
     async def gather(self, bucket_id: bytes, key: bytes) -> KeyState:
         k, w = await self.quorum_for(bucket_id)
-        return await gather(self.store, bucket_id, key, k=k, w=w)
+        return await gather(self.ctx, bucket_id, key, k=k, w=w)
 
     async def _lock(self, qk: tuple[bytes, bytes]) -> trio.Lock:
         lock, users = self._locks.get(qk, (trio.Lock(), 0))
@@ -444,7 +447,7 @@ class ObjectRepair:
             if record_age(r.record, now) < self.grace:
                 out.deferred = True
                 continue
-            frags = await examine(self.store, ks, r, deep=deep, only=only)
+            frags = await examine(self.ctx, ks, r, deep=deep, only=only)
             await self._repair_version(ks, r, frags, only, out)
         return out
 
@@ -461,13 +464,13 @@ class ObjectRepair:
         targets = [f for f in mine if f.health not in (OK, OFFLINE)]
         if not targets:
             return
-        drives = self.store.drives
-        if rec.dm:
+        drives = self.ctx.drives
+        if rec.dm or REF in rec.extra:  # a record, no data
             for f in targets:
                 await self._commit(ks, f, rec, [], out)
             return
         k, m, _ = rec.ec
-        codec = self.store.codec(k, m)
+        codec = self.ctx.codec(k, m)
         staged: dict[int, list[str]] = {f.index: [] for f in targets}
         broken: set[int] = set()
         for data_id, size in streams_of(rec):
@@ -487,7 +490,7 @@ class ObjectRepair:
                     out.errors.append(f"{data_id}: {len(sources)} healthy fragments, {k} needed")
                 broken.update(need)
                 continue
-            layout = self.store.layout(rec.ec, size)
+            layout = self.ctx.layout(rec.ec, size)
             try:
                 done, nbytes = await rebuild_stream(
                     codec, layout, data_id, sources, need, inline=rec.inline,
@@ -516,7 +519,7 @@ class ObjectRepair:
     async def _commit(
         self, ks: KeyState, f: FragmentState, rec: VersionRecord, ids: list[str], out: RepairOutcome
     ) -> None:
-        d = self.store.drives[f.position]
+        d = self.ctx.drives[f.position]
         try:
             await d.commit_version(ks.bucket_id, ks.key, replace(rec, frag_index=f.index), promote=ids)
         except DriveError as e:

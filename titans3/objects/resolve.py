@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from titans3.drive.records import VersionRecord
+from titans3.drive.records import HIDDEN, REFS, VersionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +43,29 @@ class Resolved:
     readable: bool  # delete marker, or data with >= k fragments seen
 
 
+def s3_version_id(rec: VersionRecord) -> str:
+    """The version id as S3 shows it: ``null`` for the null version."""
+    return "null" if rec.null else rec.vid
+
+
 def write_quorum(k: int, m: int) -> int:
     return k + 1 if m > 0 else k
 
 
 def resolve_versions(
-    per_drive: Sequence[Sequence[VersionRecord] | None], *, k: int, w: int
+    per_drive: Sequence[Sequence[VersionRecord] | None], *, k: int, w: int,
+    anchors: bool = False,
 ) -> list[Resolved]:
     """Visible versions, newest first.
 
     ``per_drive[i]`` is drive ``i``'s record list, or ``None`` if it did not
     answer.  ``k``/``w`` are the placement's read and write quorums; a version's
     own EC scheme (``record.ec``) overrides ``k``/``w`` for data versions.
+
+    Rename anchors (``titans3/objects/rename.py``) are invisible to reads;
+    ``anchors=True`` (repair, GC, inspection, which must keep their data)
+    includes them, and also every version other versions reference even
+    when a newer null version shadows it.
     """
     unseen = sum(1 for recs in per_drive if recs is None)
     by_vid: dict[str, list[tuple[int, VersionRecord]]] = {}
@@ -76,6 +87,17 @@ def resolve_versions(
         count = len({pos for pos, _ in holders})
         if count + unseen < vw:
             continue  # never acknowledged
+        hidden = bool(rec.extra.get(HIDDEN))
+        if hidden and not anchors:
+            # A rename anchor: read through its references.  It still shadows
+            # the null versions before it, as it did while it was visible.
+            null_seen = null_seen or rec.null
+            continue
+        if anchors and (hidden or rec.extra.get(REFS)):
+            null_seen = null_seen or rec.null
+            out.append(Resolved(rec, count, tuple(pos for pos, _ in holders),
+                                len({r.frag_index for _, r in holders}) >= vk))
+            continue
         if rec.null:
             if null_seen:
                 continue  # shadowed by a newer null version

@@ -1,75 +1,17 @@
-"""Values the object layer hands to the fronts (S3, FUSE, NBD, admin).
+"""Values the object layer hands to the fronts (S3, FUSE, NBD, admin, web).
 
-These are plain frozen records: the fronts render them, they never reach back
-into drives.  ``ObjectStore`` (``titans3.objects.store``) is the only producer.
-
-ObjectStore contract (all methods async; errors are ``titans3.core.errors``):
-
-* ``create_bucket(name)`` -> ``BucketInfo``; ``BucketAlreadyOwnedByYou``,
-  ``InvalidBucketName``.
-* ``head_bucket(name)`` -> ``BucketInfo``; ``NoSuchBucket``.
-* ``delete_bucket(name)``; ``NoSuchBucket``, ``BucketNotEmpty``.
-* ``list_buckets()`` -> ``list[BucketInfo]`` sorted by name.
-* ``put_object(bucket, key, body, *, size=None, meta={}, content_md5=None,
-  checksums=None)`` -> ``PutResult``.  ``body`` is an async iterator of bytes;
-  ``size`` (if known) is checked (``IncompleteBody``); ``content_md5`` is the
-  base64 Content-MD5 (``BadDigest``).  ``checksums`` is an optional callable
-  invoked after the body is consumed (returns ``{algo: b64}`` to store; may raise
-  to abort the PUT: nothing becomes visible).
-* ``get_object(bucket, key, *, version_id=None, byte_range=None)`` ->
-  ``GetResult`` whose ``body`` streams only the requested range.
-  ``byte_range`` is ``(first, last)`` with ``last`` possibly ``None`` (open
-  ended) or ``(None, n)`` for a suffix; ``InvalidRange`` when unsatisfiable.
-* ``head_object(bucket, key, *, version_id=None)`` -> ``ObjectInfo``;
-  ``NoSuchKey`` (``NoSuchVersion`` for a bad version id).
-* ``delete_object(bucket, key, *, version_id=None)`` -> ``DeleteResult``.
-* ``list_objects(bucket, *, prefix="", delimiter="", start_after="",
-  max_keys=1000)`` -> ``ListPage``.
-* ``create_multipart(bucket, key, *, meta={})`` -> upload id (str);
-  ``upload_part(bucket, key, upload_id, part_number, body, *, size=None,
-  content_md5=None, checksums=None)`` -> ``PartInfo``;
-  ``complete_multipart(bucket, key, upload_id, parts=[(number, etag)])`` ->
-  ``PutResult``; ``abort_multipart(bucket, key, upload_id)``;
-  ``list_parts(bucket, key, upload_id)`` -> ``list[PartInfo]``.
-* ``info()`` -> ``HostInfo`` (drives, EC scheme) for the admin API.
-
-Object-level S3 features (each in its own mixin module, see its docstring):
-
-* writes take ``tags=`` (object tags) and ``condition=`` (a
-  ``conditional.WriteCondition``: If-None-Match / If-Match, 412/404/409);
-  ``get_object(..., part_number=N)`` serves one part (``InvalidPartNumber``).
-* versioning (``versions.py``): ``put_bucket_versioning(bucket, status)``,
-  ``get_bucket_versioning(bucket)``, ``list_object_versions(bucket, *, prefix,
-  delimiter, key_marker, version_id_marker, max_keys)`` -> ``VersionsPage``;
-  reads of a delete marker raise ``NoSuchKey`` / ``MethodNotAllowed`` carrying
-  the marker headers in ``err.headers``.
-* copy (``copy.py``): ``copy_object(src_bucket, src_key, dst_bucket, dst_key,
-  *, src_version_id, meta, tags, check_source, condition)`` and
-  ``upload_part_copy(bucket, key, upload_id, n, src_bucket, src_key, *,
-  src_version_id, byte_range, check_source)`` -> ``CopyResult``.
-* tagging (``tagging.py``): ``get_object_tagging`` -> ``(version id, tags)``,
-  ``put_object_tagging(bucket, key, tags, *, version_id)`` and
-  ``delete_object_tagging`` -> version id.
-* ``list_multipart_uploads(bucket, *, prefix, delimiter, key_marker,
-  upload_id_marker, max_uploads)`` -> ``UploadsPage`` (``uploads.py``).
-
-Bucket configuration and multipart checksums:
-
-* ``get_bucket_config(bucket, name)`` -> ``bytes | None`` and
-  ``put_bucket_config(bucket, name, value | None)`` (``bucket_config.py``):
-  opaque per-bucket documents (the S3 front stores CORS and tagging there),
-  kept in the bucket record's quorum register; ``NoSuchBucket``.
-* ``create_multipart(..., checksum_algorithm=None, checksum_type=None)`` binds
-  the upload: every ``upload_part`` must then carry that algorithm's checksum
-  (``InvalidRequest`` otherwise); ``complete_multipart(..., checksums=hook)``
-  calls ``hook(algorithm, type, chosen parts as PartInfo)`` before committing
-  and stores the ``{algo: b64}`` it returns (raising refuses the Complete).
+Plain records: the fronts render them and never reach back into drives
+through them.  The operations that produce them, and what each promises, are
+:mod:`titans3.objects.api`; fronts import these names from there.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from titans3.core.errors import NoSuchKey, PreconditionFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +97,106 @@ class HostInfo:
     ec_k: int
     ec_m: int
     version: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCondition:
+    """What the key must hold for a write to land (``objects/conditional.py``).
+
+    ``if_match``: ETags (without quotes) one of which the current object must
+    have (``"*"`` matches any existing object); ``if_none_match``: the key must
+    have no current object (a delete marker counts as none).
+    """
+
+    if_match: tuple[str, ...] | None = None
+    if_none_match: bool = False
+
+    def check(self, current: ObjectInfo | None, key: str = "") -> None:
+        """Raise ``PreconditionFailed`` / ``NoSuchKey`` unless the condition holds."""
+        if self.if_none_match and current is not None:
+            raise PreconditionFailed(Condition="If-None-Match")
+        if self.if_match is not None:
+            if current is None:
+                raise NoSuchKey(Key=key)
+            if "*" not in self.if_match and current.etag not in self.if_match:
+                raise PreconditionFailed(Condition="If-Match")
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    source: ObjectInfo  # the source version that was copied
+    put: PutResult | None = None  # CopyObject
+    part: PartInfo | None = None  # UploadPartCopy
+
+
+@dataclass(frozen=True, slots=True)
+class VersionsPage:
+    versions: list[ObjectInfo]  # versions and delete markers, in listing order
+    prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_version_id_marker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadInfo:
+    key: str
+    upload_id: str
+    initiated_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploadsPage:
+    uploads: list[UploadInfo]
+    prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatFs:
+    """Cluster capacity as a filesystem reports it (``statfs``).
+
+    ``raw_*`` sum the drives (online ones for free/used); ``usable_*`` are
+    what objects can still take: raw bytes times ``k / (k + m)`` of the
+    default scheme.  ``objects`` is not counted (it would need a full
+    listing): fronts report it as unknown.
+    """
+
+    raw_capacity: int
+    raw_used: int
+    raw_free: int
+    usable_capacity: int
+    usable_free: int
+    drives: int
+    drives_online: int
+    ec_k: int
+    ec_m: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatistics:
+    """Counters of the object layer for the status page and metrics."""
+
+    host: str
+    ec_k: int
+    ec_m: int
+    ring_version: int
+    drives: int
+    healing: tuple[int, ...]  # positions of drives being refilled
+    degraded_reads: int
+    partial_writes: int
+
+
+# (upload's checksum algorithm, its type) -> a running checksum to compute, or None
+ComputeChecksum = Callable[[str, str | None], Any]
+# (upload's checksum algorithm, its type, the chosen parts) -> the object's checksums
+CompleteChecksums = Callable[[str | None, str | None, Sequence[PartInfo]], Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class RenameResult:
+    source: ObjectInfo  # the source version as it was before the rename
+    info: ObjectInfo  # the destination's current version after it
+    source_version_id: str | None = None  # the delete marker left at the source (versioned)

@@ -26,7 +26,6 @@ is the remedy).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -35,42 +34,30 @@ import trio
 from titans3.core.errors import DriveError, QuorumError
 from titans3.objects.multipart import UPLOAD_ID_BYTES, UPLOADS
 from titans3.objects.resolve import write_quorum
+from titans3.objects.types import UploadInfo, UploadsPage
 
 if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
+    from titans3.objects.context import StoreContext
 
 PAGE = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class UploadInfo:
-    key: str
-    upload_id: str
-    initiated_ns: int
+class Uploads:
+    """ListMultipartUploads (see module doc)."""
 
+    def __init__(self, ctx: StoreContext) -> None:
+        self.ctx = ctx
 
-@dataclass(frozen=True, slots=True)
-class UploadsPage:
-    uploads: list[UploadInfo]
-    prefixes: list[str]
-    is_truncated: bool
-    next_key_marker: str | None
-    next_upload_id_marker: str | None
-
-
-class UploadsMixin:
-    """ListMultipartUploads of :class:`~titans3.objects.store.ObjectStore`."""
-
-    async def _all_uploads(self: ObjectStore, bucket_id: bytes) -> list[tuple[bytes, str, int]]:
+    async def _all_uploads(self, bucket_id: bytes) -> list[tuple[bytes, str, int]]:
         """``(key, upload id, initiated)`` of every visible upload, sorted."""
-        answers: list[list[tuple[bytes, bytes]] | None] = [None] * len(self.drives)
+        answers: list[list[tuple[bytes, bytes]] | None] = [None] * len(self.ctx.drives)
 
         async def one(i: int) -> None:
             rows: list[tuple[bytes, bytes]] = []
             start: bytes | None = None
             try:
                 while True:
-                    page = await self.drives[i].list_meta(UPLOADS, prefix=bucket_id,
+                    page = await self.ctx.drives[i].list_meta(UPLOADS, prefix=bucket_id,
                                                           start_after=start, limit=PAGE)
                     rows.extend(page)
                     if len(page) < PAGE:
@@ -81,10 +68,10 @@ class UploadsMixin:
             answers[i] = rows
 
         async with trio.open_nursery() as nursery:
-            for i in range(len(self.drives)):
-                if i not in self.healing:
+            for i in range(len(self.ctx.drives)):
+                if i not in self.ctx.healing:
                     nursery.start_soon(one, i)
-        if sum(1 for a in answers if a is not None) < self._list_quorum():
+        if sum(1 for a in answers if a is not None) < self.ctx.list_quorum():
             raise QuorumError("too few drives answered the upload listing")
         # Per upload: the drives holding its own row, and the placement indexes
         # a substitute keeps for it (rows suffixed "/h<j>", objects/multipart.py).
@@ -103,8 +90,8 @@ class UploadsMixin:
         out: list[tuple[bytes, str, int]] = []
         for upload_id, (doc, holders, subbed) in seen.items():
             key: bytes = doc["key"]
-            k, m, _ = doc.get("ec", (self.scheme.k, self.scheme.m, 0))
-            placement = self.placement(bucket_id, key)
+            k, m, _ = doc.get("ec", (self.ctx.scheme.k, self.ctx.scheme.m, 0))
+            placement = self.ctx.placement(bucket_id, key)
             held = {j for j, p in enumerate(placement) if p in holders} | subbed
             unseen = sum(1 for j, p in enumerate(placement) if j not in held and answers[p] is None)
             if len(held) + unseen >= write_quorum(k, m):
@@ -113,7 +100,7 @@ class UploadsMixin:
         return out
 
     async def list_multipart_uploads(
-        self: ObjectStore,
+        self,
         bucket: str,
         *,
         prefix: str = "",
@@ -122,7 +109,7 @@ class UploadsMixin:
         upload_id_marker: str = "",
         max_uploads: int = 1000,
     ) -> UploadsPage:
-        brec = await self.buckets.get(bucket)
+        brec = await self.ctx.buckets.get(bucket)
         if max_uploads <= 0:
             return UploadsPage([], [], False, None, None)
         pfx, delim, marker = prefix.encode(), delimiter.encode(), key_marker.encode()

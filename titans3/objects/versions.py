@@ -15,7 +15,7 @@ per request:
 * unversioned: like suspended, except that DELETE leaves no marker.
 
 (The null-version mechanics -- a new null record beside the old one, the old
-one purged once the new one is safe -- are the store's: ``objects/store.py``.)
+one purged once the new one is safe -- are the writes part's: ``objects/writes.py``.)
 
 *Listing.*  Versions are listed from the same merged drive ranges as objects
 (``listing.merged_entries``): every key comes with all of its visible versions,
@@ -36,54 +36,20 @@ true`` and the marker's version id, and the 405 also ``Last-Modified`` and
 
 from __future__ import annotations
 
-import email.utils
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from titans3.core.errors import InvalidArgument, MethodNotAllowed, NoSuchKey, S3Error
+from titans3.core.errors import InvalidArgument
 from titans3.drive.records import VersionRecord
 from titans3.objects import listing
+from titans3.objects.lookup import Lookup, delete_marker_error, object_info  # noqa: F401 -- re-exported
 from titans3.objects.resolve import Resolved, write_quorum
-from titans3.objects.types import ObjectInfo
+from titans3.objects.types import ObjectInfo, VersionsPage
 from titans3.objects.versionid import is_version_id
 
 if TYPE_CHECKING:
-    from titans3.objects.store import ObjectStore
+    from titans3.objects.context import StoreContext
 
 STATES = ("Enabled", "Suspended")
-
-
-@dataclass(frozen=True, slots=True)
-class VersionsPage:
-    versions: list[ObjectInfo]  # versions and delete markers, in listing order
-    prefixes: list[str]
-    is_truncated: bool
-    next_key_marker: str | None
-    next_version_id_marker: str | None
-
-
-def delete_marker_error(rec: VersionRecord, key: str, version_id: str | None, method: str,
-                        *, always_405: bool = False) -> S3Error:
-    """The error for reaching delete marker ``rec`` (see module doc).
-
-    ``always_405``: operations that modify a version (PutObjectTagging) answer
-    405 even when the marker is merely the current version, as AWS does.
-    """
-    vid = "null" if rec.null else rec.vid
-    err: S3Error
-    if version_id is None and not always_405:
-        err = NoSuchKey(Key=key)
-    else:
-        err = MethodNotAllowed(Method=method, ResourceType="DeleteMarker")
-        err.headers.append(("Allow", "DELETE"))
-        if version_id is None:
-            return err  # AWS names the marker only when the request did
-        err.headers.append(
-            ("Last-Modified", email.utils.formatdate(rec.mtime_ns // 1_000_000_000, usegmt=True))
-        )
-    err.headers.append(("x-amz-delete-marker", "true"))
-    err.headers.append(("x-amz-version-id", vid))
-    return err
 
 
 def _s3_vid(rec: VersionRecord) -> str:
@@ -104,23 +70,27 @@ def _resume_index(resolved: list[Resolved], version_id_marker: str) -> int:
     return len(resolved)
 
 
-class VersionsMixin:
-    """Versioning operations of :class:`~titans3.objects.store.ObjectStore`."""
+class Versions:
+    """Bucket versioning state and ListObjectVersions."""
 
-    async def put_bucket_versioning(self: ObjectStore, bucket: str, status: str) -> None:
+    def __init__(self, ctx: StoreContext, lookup: Lookup) -> None:
+        self.ctx = ctx
+        self.lookup = lookup
+
+    async def put_bucket_versioning(self, bucket: str, status: str) -> None:
         """Set ``Enabled`` or ``Suspended``; ``NoSuchBucket``."""
         if status not in STATES:
             raise InvalidArgument(f"Invalid versioning status {status!r}")
-        brec = await self.buckets.get(bucket)
+        brec = await self.ctx.buckets.get(bucket)
         if brec.versioning != status:
-            await self.buckets.update(bucket, versioning=status)
+            await self.ctx.buckets.update(bucket, versioning=status)
 
-    async def get_bucket_versioning(self: ObjectStore, bucket: str) -> str:
+    async def get_bucket_versioning(self, bucket: str) -> str:
         """``""`` (never configured), ``Enabled`` or ``Suspended``."""
-        return (await self.buckets.get(bucket)).versioning
+        return (await self.ctx.buckets.get(bucket)).versioning
 
     async def list_object_versions(
-        self: ObjectStore,
+        self,
         bucket: str,
         *,
         prefix: str = "",
@@ -129,7 +99,7 @@ class VersionsMixin:
         version_id_marker: str = "",
         max_keys: int = 1000,
     ) -> VersionsPage:
-        brec = await self.buckets.get(bucket)
+        brec = await self.ctx.buckets.get(bucket)
         if version_id_marker:
             if not key_marker:
                 raise InvalidArgument(
@@ -142,7 +112,7 @@ class VersionsMixin:
                                       ArgumentValue=version_id_marker)
         if max_keys <= 0:
             return VersionsPage([], [], False, None, None)
-        sch = self.scheme_for(brec)
+        sch = self.ctx.scheme_for(brec)
         items: list[ObjectInfo] = []
         prefixes: list[str] = []
         last: tuple[str, str | None] | None = None  # (key or prefix, version id)
@@ -156,7 +126,7 @@ class VersionsMixin:
             for i in range(start, len(resolved)):
                 if full():
                     return True
-                info = self._info(bucket, name, resolved[i], is_latest=i == 0)
+                info = object_info(bucket, name, resolved[i], is_latest=i == 0)
                 items.append(info)
                 last = (name, info.version_id)
             return False
@@ -164,15 +134,15 @@ class VersionsMixin:
         # 1. The rest of the marker key's versions.
         rolled_up = bool(delimiter) and delimiter in key_marker[len(prefix):]
         if version_id_marker and key_marker.startswith(prefix) and not rolled_up:
-            _, _, resolved = await self._resolve(brec, key_marker.encode())
+            _, _, resolved = await self.lookup.resolve(brec, key_marker.encode())
             if add_versions(key_marker, resolved, _resume_index(resolved, version_id_marker)):
                 return self._versions_page(items, prefixes, last)
         # 2. The keys after it.
         async for e in listing.merged_entries(
-            self.drives, brec.bucket_id, lambda k: self.placement(brec.bucket_id, k),
+            self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(),
             delimiter=delimiter.encode() or None, start_after=key_marker.encode() or None,
-            page=min(1000, max_keys + 1), min_answers=self._list_quorum(), skip=self.healing,
+            page=min(1000, max_keys + 1), min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
         ):
             name = e.key.decode("utf-8", "surrogateescape")
             if e.is_prefix:

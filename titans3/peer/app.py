@@ -72,7 +72,7 @@ from titans3.drive.records import VersionRecord
 from titans3.peer.auth import AuthError, Verifier
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Any
 from titans3.cluster import bootstrap, supportbundle
 from titans3.core import setupcode
 from titans3.core.errors import InvalidArgument
-from titans3.objects.sysrecord import ADMIN_PASSWORD, SystemRecords
+from titans3.objects import ADMIN_PASSWORD, SystemRecords
 from titans3.s3.context import S3Context
 
 

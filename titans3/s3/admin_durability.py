@@ -26,7 +26,6 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from titans3.core.errors import InvalidArgument, NotImplementedS3
-from titans3.objects.inspect import inspect_object
 from titans3.s3.context import S3Context
 
 WORKERS = ("scrubber", "heal-queue", "repair", "refill", "gc", "handoff")
@@ -113,8 +112,8 @@ async def _inspect(ctx: S3Context) -> dict[str, Any]:
     if store is None:
         raise NotImplementedS3("Object inspection is not available on this endpoint.")
     on_damage = (lambda b, k: queue.push_nowait(b, k, "inspect")) if queue is not None else None
-    return await inspect_object(store, _arg(ctx, "bucket"), _arg(ctx, "key"),
-                                deep=_flag(ctx, "deep"), on_damage=on_damage)
+    return await store.inspect_object(_arg(ctx, "bucket"), _arg(ctx, "key"),
+                                      deep=_flag(ctx, "deep"), on_damage=on_damage)
 
 
 ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] = {

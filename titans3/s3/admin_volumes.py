@@ -15,20 +15,39 @@ POST     v1/volumes/clone                ``?name=N&snapshot=S&new=M``
 POST     v1/volumes/rollback             ``?name=N&snapshot=S`` (no client attached)
 =======  ==============================  ==========================================================
 
-The backend's ``nbd`` attribute is the daemon's
-:class:`~titans3.nbd.service.VolumeService`; refusals are the typed volume
-errors (``NoSuchVolume``, ``VolumeInUse``, ...) so ``titanctl`` prints one line.
+The host's ``volumes`` attribute is the NBD gateway's operations
+(:class:`titans3.nbd.operations.VolumeOperations`, set by the gateway; the
+S3 front does not import the NBD front, so :class:`VolumeAdmin` names what it
+calls).  Refusals are typed S3 errors (``NoSuchVolume``, ``VolumeInUse``,
+``ServiceUnavailable`` when the cluster cannot serve it now), so ``titanctl``
+prints one line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from titans3.core.errors import InvalidArgument, ServiceUnavailable
-from titans3.nbd.backend import BackendError
-from titans3.nbd.operations import VolumeOperations
 from titans3.s3.context import S3Context
+
+DEFAULT_EXTENT = 4 << 20
+
+
+class VolumeAdmin(Protocol):
+    """The volume operations this API calls; each returns a JSON-ready document."""
+
+    async def list(self) -> dict[str, Any]: ...
+    async def create(self, name: str, size: int, *, extent_size: int = DEFAULT_EXTENT,
+                     secret: str = "") -> dict[str, Any]: ...
+    async def info(self, name: str) -> dict[str, Any]: ...
+    async def resize(self, name: str, size: int) -> dict[str, Any]: ...
+    async def delete(self, name: str) -> dict[str, Any]: ...
+    async def snapshots(self, name: str) -> dict[str, Any]: ...
+    async def snapshot(self, name: str, snap: str) -> dict[str, Any]: ...
+    async def delete_snapshot(self, name: str, snap: str) -> dict[str, Any]: ...
+    async def clone(self, source: str, snap: str, new: str) -> dict[str, Any]: ...
+    async def rollback(self, name: str, snap: str) -> dict[str, Any]: ...
 
 
 def _arg(ctx: S3Context, name: str) -> str:
@@ -49,20 +68,17 @@ def _int(ctx: S3Context, name: str, default: int | None = None) -> int:
     return int(raw)
 
 
-def _ops(ctx: S3Context) -> VolumeOperations:
-    service = getattr(ctx.admin, "nbd", None)
-    if service is None:
+def _ops(ctx: S3Context) -> VolumeAdmin:
+    ops: VolumeAdmin | None = getattr(ctx.admin, "volumes", None)
+    if ops is None:
         raise ServiceUnavailable("The NBD gateway is not running on this host.")
-    return VolumeOperations(service)
+    return ops
 
 
-def _call(fn: Callable[[VolumeOperations, S3Context], Awaitable[dict[str, Any]]]
+def _call(fn: Callable[[VolumeAdmin, S3Context], Awaitable[dict[str, Any]]]
           ) -> Callable[[S3Context], Awaitable[dict[str, Any]]]:
     async def route(ctx: S3Context) -> dict[str, Any]:
-        try:
-            return await fn(_ops(ctx), ctx)
-        except BackendError as e:
-            raise ServiceUnavailable(f"The cluster cannot do this now: {e}") from e
+        return await fn(_ops(ctx), ctx)
 
     return route
 
@@ -70,7 +86,7 @@ def _call(fn: Callable[[VolumeOperations, S3Context], Awaitable[dict[str, Any]]]
 ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] = {
     ("GET", "v1/volumes"): _call(lambda o, c: o.list()),
     ("POST", "v1/volumes/create"): _call(lambda o, c: o.create(
-        _arg(c, "name"), _int(c, "size"), extent_size=_int(c, "extent_size", 4 << 20),
+        _arg(c, "name"), _int(c, "size"), extent_size=_int(c, "extent_size", DEFAULT_EXTENT),
         secret=c.query.get("secret", ""))),
     ("GET", "v1/volumes/info"): _call(lambda o, c: o.info(_arg(c, "name"))),
     ("POST", "v1/volumes/resize"): _call(lambda o, c: o.resize(_arg(c, "name"), _int(c, "size"))),

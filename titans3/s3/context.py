@@ -69,7 +69,7 @@ class S3Context:
     route: Route
     headers: Mapping[str, str]  # lower-case names; repeated headers joined with ","
     auth: AuthResult
-    store: Any  # the ObjectStore (contract: titans3.objects.types docstring)
+    store: Any  # the object layer (contract: titans3.objects.api.ObjectAPI)
     settings: S3Settings
     request_id: str
     scheme: str

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from titans3.core.errors import InvalidArgument, InvalidRequest, PreconditionFailed
-from titans3.objects.types import ObjectInfo
+from titans3.objects import ObjectInfo
 from titans3.s3 import multipart_checksums, routing, xml
 from titans3.s3 import object_options as opts
 from titans3.s3 import xml_objects as xo

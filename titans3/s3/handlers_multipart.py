@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from titans3.core.errors import InvalidArgument, NoSuchUpload
-from titans3.objects.types import PartInfo
+from titans3.objects import PartInfo
 from titans3.s3 import multipart_checksums, xml
 from titans3.s3 import object_options as opts
 from titans3.s3.body import MAX_PUT_SIZE

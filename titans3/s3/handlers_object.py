@@ -37,8 +37,7 @@ from titans3.core.errors import (
     NotImplementedS3,
     PreconditionFailed,
 )
-from titans3.objects.parts import part_span
-from titans3.objects.types import GetResult, ObjectInfo
+from titans3.objects import GetResult, ObjectInfo, part_span
 from titans3.s3 import object_options as opts
 from titans3.s3 import ranges
 from titans3.s3.body import MAX_PUT_SIZE

@@ -14,7 +14,7 @@ CopyObject) are handled by those operations.
 
 from __future__ import annotations
 
-from titans3.objects.tagging import validate_tags
+from titans3.objects import validate_tags
 from titans3.s3 import object_options as opts
 from titans3.s3 import xml_objects as xo
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply

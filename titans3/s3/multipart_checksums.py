@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from awscrt import checksums as _crt
 
 from titans3.core.errors import BadDigest, InvalidArgument, InvalidPart, InvalidRequest
-from titans3.objects.types import PartInfo
+from titans3.objects import PartInfo
 from titans3.s3.checksums import (
     DIGEST_SIZES,
     HEADER_PREFIX,

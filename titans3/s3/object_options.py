@@ -37,8 +37,7 @@ from titans3.core.errors import (
     InvalidRequest,
     NotImplementedS3,
 )
-from titans3.objects.conditional import WriteCondition
-from titans3.objects.tagging import validate_tags
+from titans3.objects import WriteCondition, validate_tags
 from titans3.s3.context import Reply, S3Context
 
 MAX_PART_NUMBER = 10_000

@@ -30,7 +30,7 @@ import json
 from collections.abc import Sequence
 
 from titans3.core.errors import MalformedXML
-from titans3.objects.tagging import MAX_TAG_KEY, MAX_TAG_VALUE, check_tags, valid_tag_text
+from titans3.objects import MAX_TAG_KEY, MAX_TAG_VALUE, check_tags, valid_tag_text
 from titans3.s3.xml import S3_NS, escape, parse_document
 
 BUCKET_TAG_LIMIT = 50

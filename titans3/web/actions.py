@@ -26,7 +26,7 @@ from titans3.core.errors import InvalidArgument
 from titans3.disks import directories
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
     from titans3.web.auth import Session
 
 

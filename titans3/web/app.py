@@ -47,14 +47,14 @@ from titans3.core import metrics
 from titans3.core.asgi import ClosingQuartTrio
 from titans3.core.config import parse_hostport
 from titans3.core.errors import S3Error
-from titans3.objects.sysrecord import SystemRecords
+from titans3.objects import SystemRecords
 from titans3.web import actions, auth, views
 from titans3.web.history import History
 from titans3.web.prom import StatusCollector
 from titans3.web.status import host_status
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ import trio
 from titans3.core.crypto import hash_password, verify_password
 from titans3.core.errors import QuorumError
 from titans3.core.setupcode import SetupCode  # noqa: F401 -- the page's setup code, re-exported
-from titans3.objects.sysrecord import ADMIN_PASSWORD, SystemRecords
+from titans3.objects import ADMIN_PASSWORD, SystemRecords
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from titans3 import __version__
 from titans3.core.observe import worker_summaries
 
 if TYPE_CHECKING:
-    from titans3.daemon import Host
+    from titans3.cluster.host import HostServices as Host
 
 
 def _asdict(s: Any) -> dict[str, Any]:

@@ -73,7 +73,7 @@ class Rebalancer:
         self,
         state_path: Path,
         membership: Callable[[], Any],  # () -> Membership | None
-        store: Callable[[], Any],  # () -> ObjectStore
+        store: Callable[[], Any],  # () -> the object layer's StoreContext (objects/context.py)
         move: Callable[..., Awaitable[Any]],  # (store, bucket_id, key, old, new) -> MoveOutcome
         walk: Callable[..., AsyncIterator[Any]],  # (drives, bucket_id, start_after=) -> KeyRecords
         copy_buckets: Callable[..., Awaitable[None]],  # (store, old_ring, new_ring)

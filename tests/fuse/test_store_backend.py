@@ -1,0 +1,189 @@
+"""The daemon's FUSE backend over a real object store on LocalDrives: rename is the
+object layer's metadata-only ``rename_object`` -- no fragment written or freed, the
+file keeps its ETag, metadata and mtime, open handles follow it, a directory moves
+key by key the same way, and a rename racing another host's waits for it."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from titans3.drive.local import LocalDrive
+from titans3.erasure.codec import ECScheme
+from titans3.fuse import meta as M
+from titans3.fuse import store_backend
+from titans3.fuse.backend import body_of, read_all
+from titans3.fuse.errors import FsError, NotFound, Unavailable
+from titans3.fuse.fs import FileSystem
+from titans3.fuse.inodes import ROOT_INODE
+from titans3.fuse.options import MountOptions
+from titans3.fuse.paths import Namespace
+from titans3.fuse.store_backend import StoreBackend
+from titans3.objects.store import ObjectStore
+from titans3.ring.builder import Member, build_ring
+
+MiB = 1 << 20
+
+
+def fragment_files(root: Path) -> set[Path]:
+    return {p for p in root.glob("drive-*/chunks/**/*") if p.is_file()}
+
+
+def with_store(tmp_path: Path, fn, *, hosts: int = 1) -> None:
+    """Run ``fn(backend, stores)`` over 6 LocalDrives (EC 4+2) in ``tmp_path``;
+    ``hosts`` > 1 puts more ObjectStores over the same drives, as other hosts of
+    one cluster see them (their own key locks, the same records)."""
+
+    async def main() -> None:
+        drives = [LocalDrive(tmp_path / f"drive-{i}") for i in range(6)]
+        for d in drives:
+            await d.open()
+        ring = build_ring([Member(d.drive_id, "h") for d in drives], 6, partition_power=4)
+        stores = [ObjectStore(drives, ring, ECScheme(4, 2, MiB)) for _ in range(hosts)]
+        try:
+            async with trio.open_nursery() as nursery:
+                for s in stores:
+                    await nursery.start(s.run)
+                await stores[0].create_bucket("mnt")
+                await fn(StoreBackend(stores[0], "mnt"), stores)
+                nursery.cancel_scope.cancel()
+        finally:
+            for d in drives:
+                await d.close()
+
+    trio.run(main)
+
+
+def test_a_rename_moves_no_data_and_keeps_etag_metadata_and_mtime(tmp_path):
+    data = os.urandom(5 * MiB + 17)
+
+    async def go(be: StoreBackend, stores) -> None:
+        assert be.atomic_rename
+        put = await be.put("dir/big.bin", body_of(data), len(data), {"x-mode": "644"})
+        before = await be.head("dir/big.bin")
+        frags = fragment_files(tmp_path)
+        assert frags, "a 5 MiB object is not inline"
+        moved = await be.rename("dir/big.bin", "other/moved.bin")
+        assert fragment_files(tmp_path) == frags  # metadata only: nothing copied, nothing freed
+        assert (moved.key, moved.size, moved.etag, moved.mtime_ns, moved.meta) == (
+            "other/moved.bin", len(data), put.etag, before.mtime_ns, {"x-mode": "644"})
+        assert await be.head("other/moved.bin") == moved
+        assert await read_all(be.read("other/moved.bin", 0, len(data) - 1)) == data
+        assert await read_all(be.read("other/moved.bin", MiB - 3, 2 * MiB + 4,
+                                      etag=put.etag)) == data[MiB - 3:2 * MiB + 5]
+        with pytest.raises(NotFound):
+            await be.head("dir/big.bin")
+        page = await be.list("", delimiter="")
+        assert [e.key for e in page.entries] == ["other/moved.bin"]
+        with pytest.raises(NotFound):
+            await be.rename("dir/big.bin", "again.bin")
+
+    with_store(tmp_path, go)
+
+
+def test_a_rename_replaces_the_destination_and_frees_its_data(tmp_path):
+    keep, old = os.urandom(3 * MiB), os.urandom(3 * MiB)
+
+    async def go(be: StoreBackend, stores) -> None:
+        await be.put("keep", body_of(keep), len(keep), {})
+        only_keep = fragment_files(tmp_path)
+        await be.put("dst", body_of(old), len(old), {})
+        await be.rename("keep", "dst")
+        assert await read_all(be.read("dst", 0, len(keep) - 1)) == keep
+        with trio.fail_after(10):
+            while fragment_files(tmp_path) != only_keep:  # the replaced version's purge
+                await trio.sleep(0.05)
+
+    with_store(tmp_path, go)
+
+
+def test_the_filesystem_renames_files_and_directories_through_the_store(tmp_path):
+    files = {f"src/sub/f{i}": os.urandom(MiB + i) for i in range(5)}
+
+    async def go(be: StoreBackend, stores) -> None:
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        fs = FileSystem(be, Namespace("mnt"), MountOptions(staging_dir=str(staging)))
+        async with trio.open_nursery() as nursery:
+            fs.nursery = nursery
+            for key, data in files.items():
+                await be.put(key, body_of(data), len(data), M.encode(M.Attrs(
+                    M.FILE, 0o100640, 0, 0, 1_000_000_000)))
+            frags = fragment_files(tmp_path)
+            src, _ = await fs.lookup(ROOT_INODE, b"src")
+            sub, _ = await fs.lookup(src.ino, b"sub")
+            f0, _ = await fs.lookup(sub.ino, b"f0")
+            fh, _ = await fs.open(f0.ino, os.O_RDONLY)
+            head = await fs.read(fh, 0, 100)
+            # A file, open for reading, renamed: the handle reads on under the new name.
+            await fs.rename(sub.ino, b"f0", src.ino, b"first", 0)
+            assert head + await fs.read(fh, 100, 2 * MiB) == files["src/sub/f0"]
+            await fs.release(fh)
+            # A directory: every key below it, each one metadata-only.
+            await fs.rename(ROOT_INODE, b"src", ROOT_INODE, b"dst", 0)
+            assert fragment_files(tmp_path) == frags
+            page = await be.list("", delimiter="")
+            assert sorted(e.key for e in page.entries) == sorted(
+                ["dst/first"] + [k.replace("src/", "dst/") for k in files if k != "src/sub/f0"])
+            moved = await be.head("dst/sub/f3")
+            assert M.decode("dst/sub/f3", moved.meta, size=moved.size, mtime_ns=moved.mtime_ns,
+                            etag=moved.etag, defaults=M.Defaults()).mode == 0o100640
+            with pytest.raises(FsError) as e:
+                await fs.lookup(ROOT_INODE, b"src")
+            assert e.value.errno == errno.ENOENT
+            for key, data in files.items():
+                new = "dst/first" if key == "src/sub/f0" else key.replace("src/", "dst/")
+                assert await read_all(be.read(new, 0, len(data) - 1)) == data
+            nursery.cancel_scope.cancel()
+
+    with_store(tmp_path, go)
+
+
+def test_a_rename_racing_another_hosts_rename_of_the_same_file_waits_for_it(
+        tmp_path, monkeypatch):
+    data = os.urandom(2 * MiB)
+
+    async def go(be: StoreBackend, stores) -> None:
+        other = stores[1]
+        await be.put("a", body_of(data), len(data), {})
+        held, go_on = trio.Event(), trio.Event()
+        commit_reference = other.renamer._commit_reference
+
+        async def slow(*args, **kw):  # the other host pauses after its mark
+            held.set()
+            await go_on.wait()
+            return await commit_reference(*args, **kw)
+
+        other.renamer._commit_reference = slow
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other.rename_object, "mnt", "a", "theirs")
+            await held.wait()
+
+            async def release_soon() -> None:
+                await trio.sleep(0.3)
+                go_on.set()
+
+            nursery.start_soon(release_soon)
+            with pytest.raises(NotFound):  # their rename won; ours finds no source
+                await be.rename("a", "ours")
+        assert await read_all(be.read("theirs", 0, len(data) - 1)) == data
+        with pytest.raises(NotFound):
+            await be.head("ours")
+
+        # A rename that stays in flight longer than the wait: EIO with the reason.
+        monkeypatch.setattr(store_backend, "RENAME_BUSY_WAIT", 0.3)
+        held, go_on = trio.Event(), trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other.rename_object, "mnt", "theirs", "b")
+            await held.wait()
+            with pytest.raises(Unavailable) as e:
+                await be.rename("theirs", "ours")
+            assert e.value.errno == errno.EIO and "another host" in e.value.reason
+            go_on.set()
+        assert await read_all(be.read("b", 0, len(data) - 1)) == data
+
+    with_store(tmp_path, go, hosts=2)

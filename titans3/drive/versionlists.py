@@ -1,0 +1,77 @@
+"""LocalDrive's version lists: reading one key's records and listing ranges of keys.
+
+The records live in the index's ``versions`` table under the key encoding of
+``drive/keys.py`` (exact binary order for keys up to 1,024 bytes).  Point
+reads run inline on the event loop (``DriveIO.fast``), range scans in a
+worker thread (``DriveIO.read``).
+"""
+
+from __future__ import annotations
+
+import lmdb
+
+from titans3.drive import keys
+from titans3.drive.index import VERSIONS, Index
+from titans3.drive.protocol import ListEntry
+from titans3.drive.records import VersionRecord, unpack_versions
+from titans3.drive.tables import DriveIO
+
+
+class VersionLists:
+    def __init__(self, index: Index, io: DriveIO) -> None:
+        self._index = index
+        self._io = io
+
+    async def read_versions(self, bucket_id: bytes, key: bytes) -> list[VersionRecord]:
+        keys.encode_key(bucket_id, key)
+        db = self._index.db(VERSIONS)
+        raw = await self._io.fast(self._index.read_sync, keys.read_record, db, bucket_id, key)
+        return unpack_versions(raw) if raw else []
+
+    async def list_versions(
+        self,
+        bucket_id: bytes,
+        *,
+        prefix: bytes = b"",
+        start_after: bytes | None = None,
+        delimiter: bytes | None = None,
+        limit: int = 1000,
+    ) -> list[ListEntry]:
+        keys.check_bucket_id(bucket_id)
+        db = self._index.db(VERSIONS)
+
+        def walk(txn: lmdb.Transaction) -> list[ListEntry]:
+            with txn.cursor(db=db) as cur:
+                rows = keys.walk_listing(
+                    cur, bucket_id, prefix=prefix, start_after=start_after,
+                    delimiter=delimiter, limit=limit,
+                )
+            return [
+                ListEntry(k, None, True) if v is None else ListEntry(k, unpack_versions(v))
+                for k, v in rows
+            ]
+
+        return await self._io.read(walk)
+
+    async def bucket_ids(self) -> list[bytes]:
+        """Every bucket id with version records on this drive, in order.
+
+        GC asks the drive itself rather than the bucket table: data must never
+        look unreferenced just because a bucket record is missing or stale here.
+        """
+        db = self._index.db(VERSIONS)
+
+        def scan(txn: lmdb.Transaction) -> list[bytes]:
+            out: list[bytes] = []
+            with txn.cursor(db=db) as cur:
+                found = cur.first()
+                while found:
+                    bid = bytes(cur.key()[: keys.BUCKET_ID_LEN])
+                    out.append(bid)
+                    nxt = int.from_bytes(bid, "big") + 1
+                    if nxt >> (8 * keys.BUCKET_ID_LEN):
+                        break
+                    found = cur.set_range(nxt.to_bytes(keys.BUCKET_ID_LEN, "big"))
+            return out
+
+        return await self._io.read(scan)
