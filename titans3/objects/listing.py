@@ -27,7 +27,7 @@ import trio
 from titans3.core.errors import DriveError, QuorumError
 from titans3.drive.protocol import Drive, ListEntry
 from titans3.drive.records import VersionRecord
-from titans3.objects.resolve import Resolved, resolve_versions
+from titans3.objects.resolve import Resolved, resolve_versions, under_quorum
 
 PAST = b"\xff"
 
@@ -37,6 +37,10 @@ class Listed:
     key: bytes
     is_prefix: bool
     versions: list[Resolved]  # empty for a prefix
+    # Some version on the pages has fewer holders than its write quorum (a
+    # remnant, or hinted and not replayed yet): resolve the key again with its
+    # hints before trusting ``versions`` (objects/catalog.py, ``relist``).
+    unsure: bool = False
 
 
 def after(entry_key: bytes, is_prefix: bool) -> bytes:
@@ -120,7 +124,8 @@ async def merged_entries(
                     per_drive.append(None)
                 else:
                     per_drive.append(holders.get(pos, []))
-            yield Listed(name, False, resolve_versions(per_drive, k=k, w=w))
+            yield Listed(name, False, resolve_versions(per_drive, k=k, w=w),
+                         under_quorum(per_drive, k=k, w=w))
         if cutoff is None:
             return
         for i in range(len(drives)):
