@@ -276,3 +276,27 @@ async def test_snapshots_are_readable_from_any_host_while_the_volume_is_attached
         await vol.write(0, b"t" * 8192)
         async with b.open_export("v@s") as snap, b.open_export("v@s") as snap2:
             assert await read_all(snap, 8192) == b"s" * 8192 == await read_all(snap2, 8192)
+
+
+@run
+async def test_a_detach_the_cluster_cannot_take_now_keeps_the_data_and_the_lease_until_it_can(w: World) -> None:
+    svc = await w.service()
+    await VolumeOperations(svc).create("v", SIZE, extent_size=EXTENT)
+    data = random.Random(7).randbytes(8 * BLOCK)
+    async with svc.open_export("v") as vol:
+        await vol.write(0, data)  # acknowledged, not flushed: in memory only
+    # Two of six drives gone: writes (W = 5) fail, the system records (a majority) still work.
+    for d in w.store.drives[:2]:
+        d.offline = True
+    await trio.sleep(2 * 3.0)  # two lease terms of failing detach attempts
+    assert "v" in svc.attached, "the volume was dropped with written data it could not fold"
+    assert await svc.leases.holder("v") == "h1", "the lease was not renewed while the detach waited"
+    for d in w.store.drives[:2]:
+        d.offline = False
+    with trio.fail_after(15):
+        while "v" in svc.attached:
+            await trio.sleep(0.1)
+    assert await svc.leases.holder("v") is None  # released by the clean detach
+    other = await w.service("h2")
+    async with other.open_export("v") as vol2:
+        assert await read_all(vol2, 8 * BLOCK) == data

@@ -247,36 +247,63 @@ class VolumeService:
             async with trio.open_nursery() as nursery:
                 await nursery.start(att.volume.run)
                 task_status.started()
+                detaching = False
+
+                async def detach() -> None:
+                    nonlocal detaching
+                    if not await self._detach(name):
+                        detaching = False  # it could not fold now: try again after the next linger
+                        att.idle_since = time.monotonic()
+
+                period = min(self.settings.lease / 4, max(0.2, self.settings.linger / 2))
                 while True:
-                    await trio.sleep(min(self.settings.lease / 4, max(0.2, self.settings.linger / 2)))
+                    await trio.sleep(period)
+                    # Renewals go on while a detach folds the volume: folding a large
+                    # map can take longer than a lease term.
                     try:
                         if not await self.leases.renew(att.lease):
                             att.volume.fenced = "the writer lease was taken over by another host"
                             log.error("volume %s: lease lost; writes are refused", name)
+                        period = min(self.settings.lease / 4, max(0.2, self.settings.linger / 2))
                     except BackendError as e:
-                        log.warning("volume %s: lease renewal failed: %s", name, e)
-                    if att.users == 0 and time.monotonic() - att.idle_since >= self.settings.linger:
-                        nursery.start_soon(self._detach, name)
-                        await trio.sleep_forever()
+                        log.warning("volume %s: lease renewal failed (retrying): %s", name, e)
+                        period = min(period, 0.5)
+                    if (not detaching and att.users == 0
+                            and time.monotonic() - att.idle_since >= self.settings.linger):
+                        detaching = True
+                        nursery.start_soon(detach)
 
-    async def _detach(self, name: str) -> None:
+    async def _detach(self, name: str) -> bool:
+        """Detach ``name`` if it is unused: folded, log emptied, lease released.
+
+        False when it stays attached: a client came back, or the cluster could
+        not take the fold now (written data stays in memory and in the log,
+        and the lease is kept, until a later try succeeds).  A volume fenced
+        for good (its lease went to another host) is dropped: it may not
+        write, and the other host replays the log."""
         att = self.attached.get(name)
         if att is None:
-            return
+            return True
         lock = self._attaching.setdefault(name, trio.Lock())
         async with lock:
             if self.attached.get(name) is not att or att.users:
-                return
+                return False
             try:
                 await att.volume.close()
                 if att.volume.fenced is None:
                     await self.leases.release(att.lease)
             except BackendError as e:
-                log.warning("volume %s: clean detach failed (the log keeps every flushed write): %s", name, e)
-            finally:
-                del self.attached[name]
-                att.scope.cancel()
-                log.info("volume %s detached", name)
+                if att.volume.fenced is None:
+                    log.warning("volume %s: detach postponed, the cluster cannot take the fold now: %s", name, e)
+                    return False
+                log.warning("volume %s: dropped without a clean detach (the log keeps every flushed write): %s",
+                            name, e)
+            except Exception:  # a bug must not take the gateway (and the daemon) down
+                log.exception("volume %s: detach failed; dropped (the log keeps every flushed write)", name)
+            del self.attached[name]
+            att.scope.cancel()
+            log.info("volume %s detached", name)
+            return True
 
     @contextlib.asynccontextmanager
     async def writable(self, name: str, *, exclusive: bool = False) -> AsyncIterator[Volume]:

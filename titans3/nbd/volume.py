@@ -410,9 +410,12 @@ class Volume:
             async with limiter:
                 await self.materialize(ext)
 
-        async with trio.open_nursery() as nursery:
-            for ext in extents:
-                nursery.start_soon(one, ext)
+        try:
+            async with trio.open_nursery() as nursery:
+                for ext in extents:
+                    nursery.start_soon(one, ext)
+        except BaseExceptionGroup as group:
+            raise backend_error_of(group) from None
 
     async def fold(self, *, until_empty: bool = False) -> None:
         """Materialize every extent the map touches (idle, snapshots; until the
@@ -546,6 +549,19 @@ class Volume:
             self.record.name, self.size, self.view.own_allocated(), s["reads"], s["writes"], s["flushes"],
             s["read_bytes"], s["written_bytes"], self.map.data_bytes, self.map.pending_count,
             len(self.segments), s["extents"], self.record.checkpoint, self.fenced is not None)
+
+
+def backend_error_of(group: BaseExceptionGroup) -> BaseException:
+    """What a nursery of extent writes raises: its first :class:`BackendError`
+    when every failure is one (callers handle that type: EIO, a retry, a
+    detach that waits), else the group itself (a bug, or a cancellation)."""
+    backend, rest = group.split(BackendError)
+    if rest is not None or backend is None:
+        return group
+    leaf: BaseException = backend
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 def allocation(size: int, extent_size: int, offset: int, length: int,
