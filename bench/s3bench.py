@@ -417,17 +417,19 @@ def prepare(t: Target, p: Payloads, client_cls) -> None:
         client.close()
 
 
-def start_titans3(tmp: Path, access: str, secret: str) -> tuple[Server, str]:
+def start_titans3(
+    tmp: Path, access: str, secret: str, *, binary: Path = BIN / "titans3", name: str = "titans3"
+) -> tuple[Server, str]:
     port, peer_port, web_port = free_port(), free_port(), free_port()
     env = dict(os.environ, TITANS3_ROOT_ACCESS_KEY=access, TITANS3_ROOT_SECRET_KEY=secret)
     argv = [
-        str(BIN / "titans3"), "serve",
-        "--data", str(tmp / "titans3"), "--drives", "6",
+        str(binary), "serve",
+        "--data", str(tmp / name), "--drives", "6",
         "--listen", f"127.0.0.1:{port}",
         "--peer-listen", f"127.0.0.1:{peer_port}",
         "--web-listen", f"127.0.0.1:{web_port}",
     ]  # fmt: skip
-    return Server("titans3", argv, env, tmp / "titans3.log"), f"http://127.0.0.1:{port}"
+    return Server(name, argv, env, tmp / f"{name}.log"), f"http://127.0.0.1:{port}"
 
 
 def start_cluster(
@@ -475,6 +477,11 @@ def markdown(report: dict) -> str:
     cols = ["titans3", "peer"]
     head = "| row | TitanS3 | peer (rclone serve s3) | ratio TitanS3/peer |"
     sep = "|---|---:|---:|---:|"
+    baseline = next((t for t in report["targets"] if t["name"] == "baseline"), None)
+    if baseline is not None:  # another build of TitanS3, measured in the same run
+        cols.append("baseline")
+        head += f" {baseline['label']} | ratio TitanS3/baseline |"
+        sep += "---:|---:|"
     cluster = next((t for t in report["targets"] if t["name"] == "cluster"), None)
     if cluster is not None:  # the cluster columns go after the single-host ones
         cols.append("cluster")
@@ -490,10 +497,37 @@ def markdown(report: dict) -> str:
             cells.append(cell + (f" ({errs} err)" if errs else ""))
         ratio = f"{vals[0] / vals[1]:.2f}" if vals[0] and vals[1] else "—"
         line = f"| {row['row']} | {cells[0]} | {cells[1]} | {ratio} |"
+        at = 2
+        if baseline is not None:
+            bratio = f"{vals[0] / vals[at]:.2f}" if vals[0] and vals[at] else "—"
+            line += f" {cells[at]} | {bratio} |"
+            at += 1
         if cluster is not None:
-            cratio = f"{vals[2] / vals[0]:.2f}" if vals[0] and vals[2] else "—"
-            line += f" {cells[2]} | {cratio} |"
+            cratio = f"{vals[at] / vals[0]:.2f}" if vals[0] and vals[at] else "—"
+            line += f" {cells[at]} | {cratio} |"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def cpu_table(report: dict) -> str:
+    """Server CPU per unit of work: robust to a busy machine, where ops/s is not."""
+    names = [t["name"] for t in report["targets"]]
+    labels = {t["name"]: t["label"] for t in report["targets"]}
+    lines = ["| row (server CPU) | " + " | ".join(labels[n] for n in names) + " |",
+             "|---|" + "---:|" * len(names)]
+    for row in report["rows"]:
+        per_op = row["unit"] == "ops/s"
+        cells = []
+        for n in names:
+            r = row["results"].get(n, {})
+            value, cpu = r.get("value"), r.get("server_cpu_pct")
+            if not value or cpu is None:
+                cells.append("—")
+            elif per_op:
+                cells.append(f"{10 * cpu / value:.2f} ms/op")  # (cpu% / 100) / (ops/s) * 1000
+            else:
+                cells.append(f"{10 * cpu / value:.1f} s/GB")  # (cpu% / 100) / (MB/s) * 1000
+        lines.append(f"| {row['row']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -519,6 +553,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
     ap.add_argument("--tmpdir", help="where temporary data directories go (default $TMPDIR)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="also run this titans3 executable (another checkout's .venv/bin/titans3) "
+                         "as a 'baseline' column: before/after in one run")
     ap.add_argument("--cluster", type=int, default=0, metavar="N",
                     help="also benchmark an N-host cluster on 127.0.0.1..N (e.g. 4)")
     ap.add_argument("--cluster-drives", type=int, default=2, metavar="D", help="drives per host")
@@ -595,6 +632,13 @@ def main(argv: list[str] | None = None) -> int:
                 started["peer"] = server
                 t = Target("peer", "peer (rclone)", url, access, secret, "s3bench")
             targets.append(t)
+        if opts.baseline:
+            access, secret = new_credentials()
+            server, url = start_titans3(tmp, access, secret, binary=Path(opts.baseline),
+                                        name="baseline")  # fmt: skip
+            servers.append(server)
+            started["baseline"] = server
+            targets.append(Target("baseline", "baseline build", url, access, secret, "s3bench"))
         pgids = {name: [srv.proc.pid] for name, srv in started.items()}
         if opts.cluster:
             access, secret = new_credentials()
@@ -665,6 +709,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.cpu_count()} CPUs shared by client and servers.\n"
         )
         print(markdown(report))
+        print()
+        print(cpu_table(report))
     return 0
 
 

@@ -16,10 +16,12 @@ listen="${TITANS3_LISTEN:-0.0.0.0:9000}"
 port="${listen##*:}"
 host="${listen%:*}"; [ -z "$host" ] || [ "$host" = "0.0.0.0" ] && host=127.0.0.1
 
-# Print the root credentials (created, sealed, on first use).
-.venv/bin/titans3 credentials --data "$TITANS3_DATA"
+# Print the root credentials (created, sealed, on first use) as ready-to-paste
+# export lines: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, and
+# TITANS3_ENDPOINT for titanctl when the port is not the default.
+TITANS3_LISTEN="$listen" .venv/bin/titans3 credentials --data "$TITANS3_DATA"
 echo "S3 endpoint: http://$host:$port   (status page: http://${TITANS3_WEB_LISTEN:-127.0.0.1:9001})"
-echo "try: AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... aws --endpoint-url http://$host:$port s3 mb s3://demo"
+echo "then try:    aws s3 mb s3://demo   and   .venv/bin/titanctl info"
 
 if curl -s -o /dev/null -m 2 -D - "http://$host:$port/" 2>/dev/null | grep -qi '^server: TitanS3'; then
   echo "TitanS3 is already running on $host:$port"

@@ -36,7 +36,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from titans3 import __version__
-from titans3.core import journal, tls
+from titans3.core import http11, journal, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
@@ -202,13 +202,13 @@ async def _health_loop(drives: list[LocalDrive]) -> None:
 
 
 def print_credentials(creds: Credentials, cfg: Config, out: Callable[[str], None]) -> None:
-    host, port = parse_hostport(cfg.listen, "listen")
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    from titans3.core.shell_exports import endpoint, export_lines
+
     out("TitanS3 root credentials (generated once; the secret is stored sealed in "
-        f"{cfg.state_path}/root-credentials.json):")
-    out(f"AWS_ACCESS_KEY_ID={creds.root_access_key}")
-    out(f"AWS_SECRET_ACCESS_KEY={creds.root_secret_key}")
-    out(f"S3 endpoint: {tls.scheme(cfg)}://{shown}:{port}")
+        f"{cfg.state_path}/root-credentials.json); paste these lines into your shell:")
+    for line in export_lines(creds, cfg):
+        out(line)
+    out(f"S3 endpoint: {endpoint(cfg)}")
 
 
 def _joined(cfg: Config) -> bool:
@@ -347,6 +347,7 @@ def main(cfg: Config) -> int:
     if cfg.malloc_tuning:
         tune_malloc()
     patch_hypercorn_recv(cfg.http_recv_bytes)
+    http11.install()
     wire_errors.install()
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     # Under systemd, records go to journald as structured fields (core/journal.py).

@@ -88,7 +88,8 @@ def test_calls_are_signed_with_the_right_method_path_and_query():
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if request.url.path.endswith("/object/inspect"):
-            return httpx.Response(200, json={"bucket": "b", "key": "a key/ü", "versions": []})
+            return httpx.Response(200, json={"bucket": "b", "key": "a key/ü",
+                                             "versions": [{"version_id": "null"}]})
         return httpx.Response(200, json={"rate_limit": 64 << 20, "started": True})
 
     client = _client(handler)
@@ -135,3 +136,16 @@ def test_server_error_is_one_line_and_exit_1(capsys, monkeypatch):
     rc = main(["object", "inspect", "nope", "k"], env={})
     err = capsys.readouterr().err
     assert rc == 1 and err == "titanctl: NoSuchBucket: The specified bucket does not exist\n"
+
+
+def test_inspecting_a_key_that_does_not_exist_says_so_and_exits_1(capsys, monkeypatch):
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"bucket": "b", "key": "gone", "versions": [],
+                                         "invisible_versions": [], "healthy": False})
+
+    monkeypatch.setattr("titans3.cli.titanctl._client", lambda args, env: _client(handler))
+    for extra in ([], ["--json"]):
+        rc = main(["object", "inspect", "b", "gone", *extra], env={})
+        captured = capsys.readouterr()
+        assert rc == 1 and captured.err == "titanctl: no such key: b/gone\n"
+        assert "DEGRADED" not in captured.out

@@ -98,7 +98,8 @@ def test_two_hosts_creating_one_bucket_at_once_make_one_bucket(hosts: list[Host]
         for t in threads:
             t.join(60)
         outcomes.append((got[0], got[1]))
-        assert list(got.values()).count("created") <= 1, got
+        # us-east-1: the loser of the race may get AWS's legacy 200 for an own bucket
+        # (one bucket either way, checked below), a 409, or OperationAborted.
         assert set(got.values()) <= {"created", "BucketAlreadyOwnedByYou", "OperationAborted"}, got
         if "created" in got.values():  # one bucket: an object put through one host is in it
             with closing(s3_client(hosts[0])) as a, closing(s3_client(hosts[1])) as b:

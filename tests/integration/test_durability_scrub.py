@@ -104,7 +104,12 @@ def test_scrub_finds_every_flipped_byte_and_repair_restores_full_redundancy(
     wait_for("the scrub pass", lambda: (s := status(node)["workers"]["scrubber"])
              ["passes_completed"] > passes and s["state"] == "idle")
     scrub = status(node)["workers"]["scrubber"]
-    assert scrub["corrupt"] == 100, scrub
+    # Each object has two damaged fragments on two drives scrubbed at once: the first
+    # drive to reach the object queues it, and the repair's own reads may find (and
+    # rebuild) the second before its drive's scrubber gets there.  So the scrubber
+    # counts at least one per object; that every damaged file was found is the
+    # quarantine check below, and that each was rebuilt the repair count.
+    assert 50 <= scrub["corrupt"] <= 100, scrub
     assert scrub["objects_checked"] == COUNT
     assert flipped <= quarantined(node), "every damaged file must be in quarantine/"
     assert len(quarantined(node)) == 100
@@ -145,8 +150,17 @@ def test_reads_stay_exact_while_a_throttled_scrub_meets_fresh_damage(
         running = wait_for("the scrub to run", lambda: status(node)["workers"]["scrubber"]
                            if status(node)["workers"]["scrubber"]["state"] == "running" else None)
         assert running["rate_limit"] == 24 * MiB
-        wait_for("the throttled pass", lambda: (s := status(node)["workers"]["scrubber"])
-                 ["passes_completed"] > passes and s["state"] == "idle", timeout=180)
+        rates: list[float] = [running["rate"]]
+
+        def pass_done() -> bool:
+            s = status(node)["workers"]["scrubber"]
+            if s["state"] == "running":
+                rates.append(s["rate"])
+            return s["passes_completed"] > passes and s["state"] == "idle"
+
+        wait_for("the throttled pass", pass_done, timeout=180)
+        # The reported rate is measured, and never above the limit (it once showed 2x).
+        assert max(rates) <= 24 * MiB, [r / MiB for r in rates]
     finally:
         stop.set()
         for t in threads:

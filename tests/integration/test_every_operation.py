@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import re
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 
 import pytest
 
 from titans3.s3 import routing
 
-from .cluster import HOST, Daemon, s3_client
+from .cluster import HOST, REPO, Daemon, s3_client
 from .rawhttp import sign
 
 BUCKET = "every-op"
@@ -105,10 +107,19 @@ def _send(d: Daemon, conn: http.client.HTTPConnection, method: str, path: str, q
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
 
 
-def test_every_operation_answers_without_500_and_in_s3_shape(d: Daemon) -> None:
+@dataclass
+class Walk:
+    answered: dict[str, tuple[int, str | None]]  # op -> (status, error code)
+    problems: list[str]
+    log: str
+
+
+@pytest.fixture(scope="module")
+def walk(d: Daemon) -> Walk:
+    """Every routed operation sent once to the daemon (module doc)."""
     mark = d.log_mark()
     problems: list[str] = []
-    answered: dict[str, int] = {}
+    answered: dict[str, tuple[int, str | None]] = {}
     conn = http.client.HTTPConnection(HOST, d.s3_port, timeout=30)
     try:
         for op, method, path, query, headers in REQUESTS:
@@ -120,7 +131,7 @@ def test_every_operation_answers_without_500_and_in_s3_shape(d: Daemon) -> None:
                 conn.close()
                 conn = http.client.HTTPConnection(HOST, d.s3_port, timeout=30)
                 status, hdrs, body = _send(d, conn, method, path, query, headers)
-            answered[op] = status
+            code = None
             where = f"{op} ({method} {path}?{query})"
             if status == 500 or status >= 500 and status not in (501, 503):
                 problems.append(f"{where}: {status} {body[:200]!r}")
@@ -131,18 +142,66 @@ def test_every_operation_answers_without_500_and_in_s3_shape(d: Daemon) -> None:
                     root = ET.fromstring(body)
                 except ET.ParseError:
                     problems.append(f"{where}: {status} without an XML body: {body[:200]!r}")
+                    answered[op] = (status, None)
                     continue
                 fields = {child.tag: child.text for child in root}
+                code = fields.get("Code")
                 missing = {"Code", "Message", "Resource", "RequestId"} - set(fields)
                 if root.tag != "Error" or missing:
                     problems.append(f"{where}: error body lacks {sorted(missing)}: {body[:300]!r}")
                 elif fields["RequestId"] != hdrs.get("x-amz-request-id"):
                     problems.append(f"{where}: RequestId differs from x-amz-request-id")
-                if status == 501 and fields.get("Code") != "NotImplemented":
-                    problems.append(f"{where}: 501 with code {fields.get('Code')}")
+                if status == 501 and code != "NotImplemented":
+                    problems.append(f"{where}: 501 with code {code}")
+            answered[op] = (status, code)
     finally:
         conn.close()
-    assert not problems, "\n".join(problems)
-    assert set(answered) == ALL_OPS
     time.sleep(0.3)
-    assert "Traceback" not in d.log_since(mark)
+    return Walk(answered, problems, d.log_since(mark))
+
+
+def test_every_operation_answers_without_500_and_in_s3_shape(walk: Walk) -> None:
+    assert not walk.problems, "\n".join(walk.problems)
+    assert set(walk.answered) == ALL_OPS
+    assert "Traceback" not in walk.log
+
+
+# ------------------------------------------------- docs/s3-compatibility.md
+COMPAT = REPO / "docs" / "s3-compatibility.md"
+_OP_NAME = re.compile(r"^[A-Z][A-Za-z0-9]+$")
+
+
+def documented_statuses() -> dict[str, str]:
+    """Operation -> status ("supported", "partial", "not supported", ...) from the
+    tables under "## Operations": first column ``OpA / OpB (note)``, second the status."""
+    text = COMPAT.read_text()
+    section = text.split("\n## Operations", 1)[1].split("\n## ", 1)[0]
+    statuses: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or cells[0] in ("Operation", "") or set(cells[0]) <= {"-"}:
+            continue
+        for name in cells[0].split(" / "):
+            name = name.split(" (", 1)[0].strip()
+            assert _OP_NAME.match(name), f"not one operation name per ' / ' in {line!r}"
+            assert name not in statuses, f"{name} is documented twice"
+            statuses[name] = cells[1].lower()
+    return statuses
+
+
+def test_the_compatibility_page_names_every_operation_once() -> None:
+    documented = documented_statuses()
+    assert set(documented) == ALL_OPS, (
+        f"undocumented: {sorted(ALL_OPS - set(documented))}; "
+        f"unknown: {sorted(set(documented) - ALL_OPS)}")
+
+
+def test_the_documented_501_list_is_what_the_server_answers(walk: Walk) -> None:
+    """Data-driven: a row added or changed on the page (or a handler added in the
+    code) is checked the next time this runs -- nothing here lists operations."""
+    documented = documented_statuses()
+    answers_501 = {op for op, (status, code) in walk.answered.items()
+                   if status == 501 and code == "NotImplemented"}  # fmt: skip
+    documented_501 = {op for op, status in documented.items() if status == "not supported"}
+    assert sorted(answers_501 - documented_501) == [], "501 but documented as implemented"
+    assert sorted(documented_501 - answers_501) == [], "documented as 501 but implemented"

@@ -101,3 +101,27 @@ def test_quickstart_aws_cli_round_trip(quickstart: Daemon, tmp_path: Path) -> No
     gone = aws("s3", "cp", "s3://quickstart/big.bin", str(tmp_path / "gone.bin"), check=False)
     assert gone.returncode != 0
     assert "404" in gone.stderr or "Not Found" in gone.stderr or "NoSuchKey" in gone.stderr
+
+
+def test_start_sh_prints_export_lines_that_work_when_pasted(quickstart: Daemon, tmp_path: Path) -> None:
+    """What start.sh prints is pasted into a fresh shell as is: then the AWS CLI
+    and titanctl work with no other flags (this port is not the default, so
+    TITANS3_ENDPOINT must be among the lines)."""
+    import re
+    import subprocess
+
+    from .cluster import REPO, clean_env
+
+    exports = re.findall(r"^export .*$", quickstart.log_text(), re.MULTILINE)
+    names = {line.split()[1].split("=")[0] for line in exports}
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "TITANS3_ENDPOINT"} <= names
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env({"HOME": str(home), "AWS_CONFIG_FILE": str(home / "none"),
+                     "AWS_SHARED_CREDENTIALS_FILE": str(home / "none")})  # fmt: skip
+    script = "\n".join([*exports, "set -e", f"{REPO}/.venv/bin/aws s3 mb s3://pasted",
+                        f"{REPO}/.venv/bin/aws s3 ls", f"{REPO}/.venv/bin/titanctl info"])  # fmt: skip
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "make_bucket: pasted" in proc.stdout and "erasure:  4+2" in proc.stdout

@@ -69,3 +69,19 @@ def test_info_against_nothing_listening_is_exit_2() -> None:
     r = titanctl("info", endpoint=endpoint)
     assert r.returncode == 2
     assert r.stderr == f"titanctl: cannot reach {endpoint}: connection refused\n"
+
+
+def test_object_inspect_of_a_missing_key_says_so_and_exits_1(module_daemon: Daemon) -> None:
+    from .cluster import s3_client
+
+    client = s3_client(module_daemon)
+    client.create_bucket(Bucket="inspect-missing")
+    client.put_object(Bucket="inspect-missing", Key="here", Body=b"x")
+    client.close()
+    here = titanctl("object", "inspect", "inspect-missing", "here", endpoint=module_daemon.endpoint)
+    assert here.returncode == 0 and "health:   healthy" in here.stdout
+    gone = titanctl("object", "inspect", "inspect-missing", "not-here",
+                    endpoint=module_daemon.endpoint)
+    assert gone.returncode == 1
+    assert gone.stderr.strip() == "titanctl: no such key: inspect-missing/not-here"
+    assert "DEGRADED" not in gone.stdout

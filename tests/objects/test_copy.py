@@ -8,7 +8,7 @@ import os
 import pytest
 
 from titans3.core.errors import (
-    InvalidArgument,
+    InvalidRange,
     InvalidRequest,
     NoSuchBucket,
     NoSuchKey,
@@ -147,9 +147,9 @@ async def test_upload_part_copy_range_outside_the_source_is_invalid(store, drive
     await put(store, "src", b"0123456789")
     up = await store.create_multipart("bkt", "dst")
     for bad in [(5, 10), (10, 12), (20, 30)]:
-        with pytest.raises(InvalidArgument) as e:
+        with pytest.raises(InvalidRange) as e:
             await store.upload_part_copy("bkt", "dst", up, 1, "bkt", "src", byte_range=bad)
-        assert "size: 10" in e.value.message
+        assert e.value.status == 416 and "size 10" in e.value.message
     assert await store.list_parts("bkt", "dst", up) == []
     whole = await store.upload_part_copy("bkt", "dst", up, 1, "bkt", "src")
     assert whole.part.size == 10

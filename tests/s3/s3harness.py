@@ -1,16 +1,21 @@
-"""Harness for the S3 app tests: an in-process client over Quart's test client.
+"""Harness for the S3 app tests: an in-process ASGI client that behaves like hypercorn.
 
 Requests are signed by botocore's own S3SigV4Auth (an implementation we did not
 write), or captured byte for byte from a real botocore client (conftest's
 ``botocore_client``) and replayed, so what is tested is what boto3 and the AWS
-CLI send.  Responses are read at the ASGI level (status, raw headers, body) --
-not through Quart's Response wrapper, which recomputes Content-Length.
+CLI send.  Responses are read at the ASGI level (status, raw headers, body).
+
+:class:`AsgiExchange` drives the app the way hypercorn does: the request body
+goes through a queue of ``QUEUE_MESSAGES`` messages (hypercorn's
+``max_app_queue_size``), so a sender blocks when the app does not read, and
+``http.disconnect`` is delivered from inside the app's final ``send``.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 from botocore.auth import S3SigV4Auth
@@ -78,28 +83,78 @@ def make_app(store: MemStore | None = None, **kw):
     return create_s3_app(store=store, credentials=Creds(), **kw), store
 
 
-async def send_raw(app, method: str, path: str, query: str, headers: dict[str, str], chunks) -> Resp:
-    client = app.test_client()
-    conn = client.request(
-        path,
-        method=method,
-        headers=headers,
-        scope_base={"raw_path": path.encode("ascii"), "query_string": query.encode("ascii")},
-    )
-    body = bytearray()
-    async with conn:
+QUEUE_MESSAGES = 10  # hypercorn's default max_app_queue_size
+
+
+@dataclass
+class AsgiExchange:
+    """One request to an ASGI app, fed and read like hypercorn would."""
+
+    app: Any
+    scope: dict[str, Any]
+    status: int | None = None
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
+    finished: trio.Event = field(default_factory=trio.Event)
+    received_messages: int = 0  # how many messages the app has taken from the queue
+
+    def __post_init__(self) -> None:
+        self._to_app, self._queue = trio.open_memory_channel[dict](QUEUE_MESSAGES)
+
+    async def receive(self) -> dict:
+        message = await self._queue.receive()
+        self.received_messages += 1
+        return message
+
+    async def send(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.raw_headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                                for k, v in message["headers"]]  # fmt: skip
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+            if not message.get("more_body", False):
+                self.finished.set()
+                await self._to_app.send({"type": "http.disconnect"})  # as hypercorn does
+
+    async def send_body(self, chunks: list[bytes]) -> None:
         for chunk in chunks:
-            await conn.send(chunk)
-        await conn.send_complete()
-        # Read the response while the app runs: the test connection's queue holds
-        # only 10 body messages, and a streamed answer has more.
-        while True:
-            try:
-                body += await conn.receive()
-            except trio.EndOfChannel:
-                break
-    raw = [(k, v) for k, v in conn.headers.items()]
-    return Resp(conn.status_code, {k.lower(): v for k, v in raw}, raw, bytes(body))
+            if self.finished.is_set():
+                return  # answered early: a real client would stop sending too
+            await self._to_app.send({"type": "http.request", "body": chunk, "more_body": True})
+        if not self.finished.is_set():
+            await self._to_app.send({"type": "http.request", "body": b"", "more_body": False})
+
+    async def run(self, chunks: list[bytes]) -> Resp:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.app, self.scope, self.receive, self.send)
+
+            async def feed() -> None:
+                with trio.CancelScope() as scope:
+                    self._feeding = scope
+                    await self.send_body(chunks)
+
+            nursery.start_soon(feed)
+            await self.finished.wait()
+            self._feeding.cancel()  # an app that answered without reading everything
+        return Resp(self.status or 0, {k.lower(): v for k, v in self.raw_headers},
+                    self.raw_headers, bytes(self.body))  # fmt: skip
+
+
+def asgi_scope(method: str, path: str, query: str, headers: dict[str, str]) -> dict[str, Any]:
+    from urllib.parse import unquote
+
+    return {
+        "type": "http", "http_version": "1.1", "method": method, "scheme": "http",
+        "path": unquote(path), "raw_path": path.encode("ascii"),
+        "query_string": query.encode("ascii"), "root_path": "",
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 9000), "extensions": {},
+    }  # fmt: skip
+
+
+async def send_raw(app, method: str, path: str, query: str, headers: dict[str, str], chunks) -> Resp:
+    return await AsgiExchange(app, asgi_scope(method, path, query, headers)).run(list(chunks))
 
 
 async def call(

@@ -131,10 +131,12 @@ def test_trailer_declares_a_checksum_that_comes_later():
          "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."),
         ({"x-amz-checksum-crc32": "AAAAAA==", "x-amz-trailer": "x-amz-checksum-crc32"},
          errors.InvalidRequest, "Expecting a single x-amz-checksum- header"),
-        ({"x-amz-checksum-crc32": "AAAA"}, errors.InvalidRequest,
-         "Value for x-amz-checksum-crc32 header is invalid."),
-        ({"x-amz-checksum-sha256": "AAAAAA=="}, errors.InvalidRequest,
-         "Value for x-amz-checksum-sha256 header is invalid."),
+        ({"x-amz-checksum-crc32": "AAAA"}, errors.BadDigest,
+         "The CRC32 you specified did not match the calculated checksum."),
+        ({"x-amz-checksum-sha256": "AAAAAA=="}, errors.BadDigest,
+         "The SHA256 you specified did not match the calculated checksum."),
+        ({"x-amz-checksum-crc64nvme": "not base64!"}, errors.BadDigest,
+         "The CRC64NVME you specified did not match the calculated checksum."),
         ({"x-amz-checksum-foo": "AAAAAA=="}, errors.InvalidRequest,
          "The algorithm type you specified in x-amz-checksum- header is invalid."),
         ({"x-amz-checksum-sha512": "AAAAAA=="}, errors.NotImplementedS3, "not supported"),
@@ -186,9 +188,9 @@ def test_checksum_mismatch_is_bad_digest_with_aws_wording():
     assert caught.value.message == "The CRC32C you specified did not match the calculated checksum."
 
 
-def test_malformed_trailer_value_is_invalid_request():
+def test_malformed_trailer_value_is_bad_digest():
     cset = ChecksumSet(["CRC32"])
-    with pytest.raises(errors.InvalidRequest, match="x-amz-checksum-crc32 trailing header"):
+    with pytest.raises(errors.BadDigest, match="CRC32 you specified did not match"):
         cset.verify({"x-amz-checksum-crc32": "nope"})
 
 

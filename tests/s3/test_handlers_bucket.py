@@ -12,12 +12,29 @@ from .s3harness import (
 )
 
 
+def test_recreating_an_own_bucket_outside_us_east_1_is_409():
+    async def main():
+        app, _ = make_app(region="eu-central-1")
+        body = (b"<CreateBucketConfiguration><LocationConstraint>eu-central-1"
+                b"</LocationConstraint></CreateBucketConfiguration>")  # fmt: skip
+        first = await call(app, "PUT", "/alpha", body=body, region="eu-central-1")
+        again = await call(app, "PUT", "/alpha", body=body, region="eu-central-1")
+        return first, again
+
+    first, again = run(main)
+    assert first.status == 200
+    assert (again.status, again.code) == (409, "BucketAlreadyOwnedByYou")
+
+
 def test_bucket_lifecycle_and_its_conflicts():
     async def main():
         app, _ = make_app()
         assert (await put_bucket(app, "alpha")).headers["location"] == "/alpha"
-        again = await put_bucket(app, "alpha")
-        assert (again.status, again.code) == (409, "BucketAlreadyOwnedByYou")
+        await call(app, "PUT", "/alpha/kept", body=b"still here")
+        again = await put_bucket(app, "alpha")  # us-east-1's legacy answer: 200, nothing touched
+        assert again.status == 200 and again.headers["location"] == "/alpha"
+        assert (await call(app, "GET", "/alpha/kept")).body == b"still here"
+        await call(app, "DELETE", "/alpha/kept")
         assert (await put_bucket(app, "Bad_Name")).code == "InvalidBucketName"
         await put_bucket(app, "beta")
         listing = (await call(app, "GET", "/")).xml()

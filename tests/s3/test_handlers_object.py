@@ -10,6 +10,7 @@ import io
 import zlib
 from urllib.parse import quote
 
+import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
@@ -338,22 +339,34 @@ def test_get_streams_with_explicit_content_length():
     assert not [v for k, v in r.raw_headers if k.lower() == "transfer-encoding"]
 
 
-def test_utf8_metadata_round_trips_as_the_same_bytes():
-    # The test client sends header values as UTF-8 bytes; the server sees them as latin-1.
-    filename = "attachment; filename=\"r\u00e9sum\u00e9.pdf\""
+@pytest.mark.parametrize(
+    ("sent", "text", "returned"),
+    [
+        # botocore sends UTF-8: the text is kept and comes back as ISO-8859-1,
+        # which is how botocore decodes it -- the value it set.
+        ("Hello World\u00e9".encode(), "Hello World\u00e9", b"Hello World\xe9"),
+        (b"Hello World\xe9", "Hello World\u00e9", b"Hello World\xe9"),  # not UTF-8: as is
+        ("\u65e5\u672c".encode(), "\u65e5\u672c", "\u65e5\u672c".encode()),  # beyond latin-1
+        (b"=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?=", "=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?=",
+         b"=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?="),  # RFC 2047: untouched
+    ],
+)
+def test_metadata_text_round_trips(sent: bytes, text: str, returned: bytes):
+    # The harness sends and reads header values as latin-1: one character per byte.
+    value = sent.decode("latin-1")
 
     async def main():
         app, store = make_app()
         await put_bucket(app)
-        await call(app, "PUT", "/bkt/k", body=b"1", headers={"Content-Disposition": filename,
-                                                           "x-amz-meta-name": filename})  # fmt: skip
+        await call(app, "PUT", "/bkt/k", body=b"1", headers={"Content-Disposition": value,
+                                                           "x-amz-meta-name": value})  # fmt: skip
         return await call(app, "GET", "/bkt/k"), store
 
     r, store = run(main)
-    assert store.buckets["bkt"].objects["k"].meta["content-disposition"] == filename
-    # The test client decodes response headers as UTF-8.
-    assert r.headers["content-disposition"] == filename
-    assert r.headers["x-amz-meta-name"] == filename
+    assert store.buckets["bkt"].objects["k"].meta["content-disposition"] == text
+    assert store.buckets["bkt"].objects["k"].meta["x-amz-meta-name"] == text
+    assert r.headers["content-disposition"].encode("latin-1") == returned
+    assert r.headers["x-amz-meta-name"].encode("latin-1") == returned
 
 
 def test_response_overrides_cannot_inject_headers():
@@ -424,3 +437,19 @@ def test_empty_objects_put_get_and_head():
     assert (get.status, get.body, get.headers["content-length"]) == (200, b"", "0")
     assert (head.status, head.headers["content-length"]) == (200, "0")
     assert (ranged.status, ranged.code) == (416, "InvalidRange")
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("deflate, gzip", "deflate, gzip"),
+        ("aws-chunked, deflate, gzip", "deflate, gzip"),
+        ("deflate, gzip,aws-chunked", "deflate, gzip"),
+        ("AWS-Chunked", None),
+        ("gzip", "gzip"),
+    ],
+)
+def test_content_encoding_keeps_the_clients_spelling_without_aws_chunked(sent, stored):
+    from titans3.s3.handlers_object import extract_meta
+
+    assert extract_meta({"content-encoding": sent}).get("content-encoding") == stored

@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 
 from titans3.core.errors import (
-    BadRequest,
     InvalidArgument,
     InvalidBucketName,
     InvalidRequest,
     InvalidTag,
-    NotImplementedS3,
+    NoSuchKey,
     PreconditionFailed,
 )
 from titans3.objects.types import ObjectInfo
@@ -32,7 +31,7 @@ def test_tagging_header_is_url_query_form():
     [
         ("a=1&a=2", InvalidArgument),
         ("a=%ff", InvalidArgument),
-        ("&".join(f"k{i}=v" for i in range(11)), BadRequest),
+        ("&".join(f"k{i}=v" for i in range(11)), InvalidTag),
         ("aws%3Ax=1", InvalidTag),
         ("k=" + "v" * 257, InvalidTag),
     ],
@@ -51,9 +50,37 @@ def test_write_condition_parsing():
     assert c.if_match == ("abc", "def") and not c.if_none_match
 
 
-def test_if_none_match_with_an_etag_is_not_implemented():
-    with pytest.raises(NotImplementedS3):
-        opts.write_condition({"if-none-match": '"abc"'})
+def test_if_none_match_and_if_match_take_both_forms():
+    c = opts.write_condition({"if-none-match": '"abc", "def"'})
+    assert not c.if_none_match and c.if_none_match_etags == ("abc", "def")
+    c = opts.write_condition({"if-match": "*"})
+    assert c.if_match == ("*",)
+
+
+@pytest.mark.parametrize(
+    ("headers", "current_etag", "error"),
+    [
+        ({"if-none-match": '"abc"'}, "abc", PreconditionFailed),
+        ({"if-none-match": '"abc"'}, "other", None),
+        ({"if-none-match": '"abc"'}, None, None),
+        ({"if-none-match": "*"}, "abc", PreconditionFailed),
+        ({"if-none-match": "*"}, None, None),
+        ({"if-match": "*"}, "abc", None),
+        ({"if-match": "*"}, None, NoSuchKey),
+        ({"if-match": '"abc"'}, "abc", None),
+        ({"if-match": '"abc"'}, "other", PreconditionFailed),
+    ],
+)
+def test_write_conditions_hold_or_fail_like_s3(headers, current_etag, error):
+    from titans3.objects.types import ObjectInfo
+
+    current = None if current_etag is None else ObjectInfo("b", "k", "null", 1, current_etag, 0)
+    condition = opts.write_condition(headers)
+    if error is None:
+        condition.check(current, "k")
+    else:
+        with pytest.raises(error):
+            condition.check(current, "k")
 
 
 # ------------------------------------------------------------ part numbers

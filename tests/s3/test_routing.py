@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from titans3.core.errors import (
-    InvalidArgument,
     InvalidBucketName,
+    InvalidURI,
     KeyTooLongError,
     MethodNotAllowed,
 )
@@ -75,9 +75,14 @@ def test_unicode_keys_decode_from_utf8():
     assert route("GET", "/bkt/%C3%BC%E2%82%AC").key == "\u00fc\u20ac"
 
 
-def test_undecodable_path_is_invalid_argument():
-    with pytest.raises(InvalidArgument):
-        route("GET", "/bkt/%FF%FE")
+@pytest.mark.parametrize("path", ["/bkt/%FF%FE", "/bkt/%AE%8A-", "/bkt/%C2%AE%C2%8A-", "/%FFbkt"])
+def test_a_path_aws_cannot_parse_is_invalid_uri(path):
+    """Not UTF-8, or C1 controls (ceph s3-tests' test_object_read_unreadable key
+    ``'\xae\x8a-'``): 400 InvalidURI "Couldn't parse the specified URI." as AWS."""
+    with pytest.raises(InvalidURI) as err:
+        route("GET", path)
+    assert err.value.status == 400
+    assert err.value.message == "Couldn't parse the specified URI."
 
 
 def test_query_values_are_decoded_and_plus_is_space():

@@ -57,7 +57,7 @@ def test_fifty_bucket_tags_allowed_fifty_one_refused() -> None:
     with pytest.raises(BadRequest) as err:
         tagging.parse_tagging(doc(*fifty, ("k50", "v")))
     assert err.value.message == "Bucket tags cannot be greater than 50"
-    with pytest.raises(BadRequest) as err:
+    with pytest.raises(InvalidTag) as err:  # AWS: InvalidTag for an object's eleventh tag
         tagging.parse_tagging(doc(*fifty[:11]), limit=tagging.OBJECT_TAG_LIMIT, what="Object")
     assert err.value.message == "Object tags cannot be greater than 10"
 

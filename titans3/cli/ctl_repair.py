@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from titans3.cli.client import (  # noqa: F401 -- call_json: its old home
+    EXIT_ERROR,
     EXIT_USAGE,
     AdminClient,
     CtlError,
@@ -247,6 +248,11 @@ def run(args: argparse.Namespace, client: AdminClient, *,
         if args.deep:
             query["deep"] = "1"
         doc = call_json(client, "GET", "object/inspect", query)
+        if not doc.get("versions"):  # nothing to inspect: say so and fail, never "DEGRADED"
+            left = doc.get("invisible_versions") or []
+            raise CtlError(f"no such key: {args.bucket}/{args.key}" + (
+                f" (drives still hold {len(left)} invisible version(s) for GC)" if left else ""),
+                EXIT_ERROR)  # fmt: skip
         return json.dumps(doc, indent=2, sort_keys=True) if as_json else format_inspect(doc)
     if cmd == "object" and action == "rename":
         query = {"bucket": args.bucket, "src": args.key, "dst": args.new_key}

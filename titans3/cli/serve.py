@@ -96,12 +96,13 @@ def show_setup_code(cfg: Config, create: bool) -> int:
 
 def show_credentials(cfg: Config) -> int:
     from titans3.core.credentials import load_root_credentials
+    from titans3.core.shell_exports import export_lines
 
     creds = load_root_credentials(cfg.state_path, cfg.root_access_key, cfg.root_secret_key)
     where = "from TITANS3_ROOT_*" if cfg.root_access_key else f"sealed in {cfg.state_path}"
-    print(f"TitanS3 root credentials ({where}):")
-    print(f"AWS_ACCESS_KEY_ID={creds.root_access_key}")
-    print(f"AWS_SECRET_ACCESS_KEY={creds.root_secret_key}")
+    print(f"TitanS3 root credentials ({where}); paste these lines into your shell:")
+    for line in export_lines(creds, cfg):
+        print(line)
     return 0
 
 

@@ -120,7 +120,8 @@ def _add_common(p: argparse.ArgumentParser, *, top: bool) -> None:
         help=f"S3 endpoint of a node (env TITANS3_ENDPOINT, default {DEFAULT_ENDPOINT})",
     )
     p.add_argument(
-        "--access-key", default=d(None), help="root access key (env TITANS3_ROOT_ACCESS_KEY)"
+        "--access-key", default=d(None),
+        help="root access key (env TITANS3_ROOT_ACCESS_KEY, else AWS_ACCESS_KEY_ID)"
     )
     p.add_argument(
         "--secret-key",
@@ -157,12 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _client(args: argparse.Namespace, env: dict[str, str]) -> AdminClient:
     endpoint = check_endpoint(args.endpoint or env.get("TITANS3_ENDPOINT") or DEFAULT_ENDPOINT)
-    access = args.access_key or env.get("TITANS3_ROOT_ACCESS_KEY", "")
-    secret = args.secret_key or env.get("TITANS3_ROOT_SECRET_KEY", "")
+    # The AWS_* pair is what `titans3 credentials` prints for pasting (core/shell_exports.py).
+    access = args.access_key or env.get("TITANS3_ROOT_ACCESS_KEY") or env.get("AWS_ACCESS_KEY_ID", "")
+    secret = args.secret_key or env.get("TITANS3_ROOT_SECRET_KEY") or env.get(
+        "AWS_SECRET_ACCESS_KEY", "")
     if not access or not secret:
         raise CtlError(
             "no credentials: set TITANS3_ROOT_ACCESS_KEY and TITANS3_ROOT_SECRET_KEY "
-            "(or pass --access-key and --secret-key)",
+            "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass --access-key and --secret-key)",
             EXIT_USAGE,
         )
     if not env.get("TITANS3_CTL_TIMEOUT"):

@@ -79,6 +79,7 @@ InvalidRequest = _s3("InvalidRequest", 400, "Invalid Request")
 InvalidArgument = _s3("InvalidArgument", 400, "Invalid Argument")
 InvalidBucketName = _s3("InvalidBucketName", 400, "The specified bucket is not valid.")
 KeyTooLongError = _s3("KeyTooLongError", 400, "Your key is too long")
+InvalidURI = _s3("InvalidURI", 400, "Couldn't parse the specified URI.")
 MalformedXML = _s3(
     "MalformedXML",
     400,
@@ -143,7 +144,7 @@ PreconditionFailed = _s3(
     "PreconditionFailed", 412, "At least one of the pre-conditions you specified did not hold"
 )
 InvalidRange = _s3("InvalidRange", 416, "The requested range is not satisfiable")
-InvalidPartNumber = _s3("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
+InvalidPartNumber = _s3("InvalidPartNumber", 400, "The requested partnumber is not satisfiable")
 ConditionalRequestConflict = _s3(
     "ConditionalRequestConflict",
     409,

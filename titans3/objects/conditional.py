@@ -1,10 +1,11 @@
-"""Conditional writes: ``If-None-Match: *`` and ``If-Match`` on PUT and Complete.
+"""Conditional writes: ``If-None-Match`` and ``If-Match`` on PUT and Complete.
 
 Theory of operation
 -------------------
 A conditional write names the state the key must be in *when the write lands*:
-absent (``If-None-Match: *``) or holding an object with one of the given ETags
-(``If-Match``).  AWS evaluates the condition at completion, answers 412
+absent (``If-None-Match: *``), not holding one of the given ETags
+(``If-None-Match: "etag"``), holding any object (``If-Match: *``) or one with
+one of the given ETags (``If-Match: "etag"``).  AWS evaluates the condition at completion, answers 412
 ``PreconditionFailed`` when it does not hold, 404 ``NoSuchKey`` for If-Match on
 a key with no object, and 409 ``ConditionalRequestConflict`` when a delete
 removed the object while the write was in flight.

@@ -20,7 +20,7 @@ meanwhile.  Rules that are AWS's and not the front's:
   marker headers, as for GET);
 * a source larger than 5 GiB (or a part range larger than 5 GiB): 400
   ``InvalidRequest`` -- larger objects are copied part by part;
-* a part range must lie inside the source: ``InvalidArgument`` otherwise
+* a part range must lie inside the source: 416 ``InvalidRange`` otherwise
   (a GET would clamp it; a copy does not).
 
 By default the destination gets the source's metadata, tags and checksums
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from titans3.core.errors import InvalidArgument, InvalidRange, InvalidRequest, MethodNotAllowed
+from titans3.core.errors import InvalidRange, InvalidRequest, MethodNotAllowed
 from titans3.objects.types import CopyResult, GetResult, ObjectInfo, WriteCondition
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ class Copier:
         return CopyResult(info, part=part)
 
 
-def _bad_range(size: str) -> InvalidArgument:
-    return InvalidArgument(f"Range specified is not valid for source object of size: {size}",
-                           ArgumentName="x-amz-copy-source-range")
+def _bad_range(size: str) -> InvalidRange:
+    """A source range past the source's end: 416 ``InvalidRange``, as AWS answers."""
+    return InvalidRange(f"The requested range is not satisfiable for a source object of size {size}",
+                        RangeRequested="x-amz-copy-source-range")

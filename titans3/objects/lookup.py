@@ -35,7 +35,7 @@ from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
 from titans3.objects.resolve import Resolved, resolve_versions, s3_version_id, write_quorum
 from titans3.objects.tags import tags_of
-from titans3.objects.types import ObjectInfo
+from titans3.objects.types import ObjectInfo, PartInfo
 from titans3.objects.versionid import is_version_id
 
 PerDrive = list[list[VersionRecord] | None]
@@ -82,6 +82,8 @@ def object_info(bucket: str, key: str, r: Resolved, is_latest: bool = True) -> O
         parts_count=len(rec.parts),
         tags=tags_of(rec),
         part_sizes=tuple(p.size for p in rec.parts),
+        parts=tuple(PartInfo(p.number, p.size, p.etag, rec.mtime_ns, dict(p.checksums))
+                    for p in rec.parts),
     )
 
 

@@ -27,6 +27,13 @@ hint-replay worker moves to the primary when it is back -- exactly as for a
 single PUT.  Acknowledgement follows handoff's durability rule (losing any one
 drive still leaves ``k`` fragments).  A primary that returns mid-upload is not
 used by that upload: its position stays with the substitute until Complete.
+
+**A repeated Complete is answered, not refused.**  Clients retry Complete
+after a lost response, by which time the upload record is gone.  The version
+a Complete commits carries its upload id (``extra["upload"]``); a Complete of
+an upload that no longer exists answers 200 with that version's ETag when the
+key still has a version made by this upload from exactly the listed parts
+(AWS does the same), and ``NoSuchUpload`` otherwise.
 """
 
 from __future__ import annotations
@@ -71,10 +78,12 @@ if TYPE_CHECKING:
     from titans3.objects.commit import Committer
     from titans3.objects.conditional import Conditions
     from titans3.objects.context import StoreContext
+    from titans3.objects.lookup import Lookup
 
 log = logging.getLogger(__name__)
 
 UPLOADS = "mpu"
+COMPLETED_FROM = "upload"  # VersionRecord.extra key: the upload a Complete made it from
 PARTS = "mpp"
 UPLOAD_ID_BYTES = 16  # an upload id is a clock id: 32 hex digits
 PART_KEY_BYTES = UPLOAD_ID_BYTES + 4  # upload id, part number (see _part_key)
@@ -127,10 +136,13 @@ def _durable(where: Sequence[int], k: int, w: int) -> bool:
 class Multipart:
     """Create, upload parts, complete, abort, list parts."""
 
-    def __init__(self, ctx: StoreContext, committer: Committer, conditions: Conditions) -> None:
+    def __init__(
+        self, ctx: StoreContext, committer: Committer, conditions: Conditions, lookup: Lookup
+    ) -> None:
         self.ctx = ctx
         self.committer = committer
         self.conditions = conditions
+        self.lookup = lookup  # a repeated Complete finds the version the first one made
 
     def _sites(
         self, positions: Sequence[int], sub: Mapping[int, str]
@@ -417,7 +429,13 @@ class Multipart:
         object's ``{algo: b64}`` to store, or raises to refuse the Complete."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
-        upload = await self._upload(brec, kb, upload_id)
+        try:
+            upload = await self._upload(brec, kb, upload_id)
+        except NoSuchUpload:
+            done = await self._completed(brec, kb, upload_id, parts)
+            if done is None:
+                raise
+            return done
         seen = await self.conditions.precheck(brec, bucket, key, kb, condition)
         if not parts:
             raise InvalidArgument("You must specify at least one part")  # AWS: MalformedXML in front
@@ -456,6 +474,7 @@ class Multipart:
         ok = [j for j in range(len(positions)) if need <= held.get(j, set())
               and self.ctx.drives[sites[j][0]].state == DriveState.ONLINE]
         extra = with_tags(None, upload.get("tags"))
+        extra[COMPLETED_FROM] = upload_id
 
         # A conditional Complete re-checks the key under its lock (objects/conditional.py).
         async with self.conditions.guard(brec, bucket, key, kb, condition, seen):
@@ -479,6 +498,25 @@ class Multipart:
         if not versioned:
             self.committer.purge_older_nulls(brec, kb, positions, vid, older)
         return PutResult(etag, vid if versioned else "null", size, cks, now)
+
+    async def _completed(
+        self, brec: BucketRecord, kb: bytes, upload_id: str,
+        parts: Sequence[tuple[int, str]],
+    ) -> PutResult | None:
+        """What an earlier Complete of ``upload_id`` with these ``parts`` made, if
+        the key still has that version (module doc: a repeated Complete)."""
+        try:
+            md5s = b"".join(bytes.fromhex(etag.strip().strip('"')) for _, etag in parts)
+        except ValueError:
+            return None
+        want = f"{hashlib.md5(md5s).hexdigest()}-{len(parts)}"
+        _, _, resolved = await self.lookup.resolve(brec, kb)
+        for r in resolved:
+            rec = r.record
+            if not rec.dm and rec.extra.get(COMPLETED_FROM) == upload_id and rec.etag == want:
+                vid = "null" if rec.null else rec.vid
+                return PutResult(rec.etag, vid, rec.size, dict(rec.checksums), rec.mtime_ns)
+        return None
 
     async def _finish_upload(
         self, brec: BucketRecord, kb: bytes, upload_id: str,

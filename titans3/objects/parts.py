@@ -3,7 +3,7 @@
 A multipart object's part ``N`` is the byte range its part table gives; an
 object uploaded in one piece is its own part 1 (what AWS serves, so download
 managers that always ask for part 1 work on every object).  A part number past
-the last part is ``InvalidPartNumber`` (416).
+the last part is ``400 InvalidPartNumber`` (not a 416: no byte range was asked for).
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ class Reads:
         info = object_info(bucket, key, r, latest)
         if part_number is not None:
             span = part_span(rec.size, [p.size for p in rec.parts], part_number)
-            byte_range = span if rec.size else None
+            byte_range = span if rec.size and rec.parts else None  # one piece: the whole object
         if byte_range is None:
             first, last, partial = 0, rec.size - 1, False
         else:

@@ -142,7 +142,7 @@ class ObjectStore:
         self.catalog = Catalog(ctx, self.lookup)
         self.bucket_ops = BucketOps(ctx, self.catalog)
         self.versions = Versions(ctx, self.lookup)
-        self.multipart = Multipart(ctx, self.committer, self.conditions)
+        self.multipart = Multipart(ctx, self.committer, self.conditions, self.lookup)
         self.uploads = Uploads(ctx)
         self.copier = Copier(self.reads, self.writes, self.multipart)
         self.tagging = Tagging(ctx, self.lookup, self.committer)

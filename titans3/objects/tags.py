@@ -2,7 +2,7 @@
 
 Tags are part of the version record (``extra["tags"]``), so they replicate,
 repair and resolve with it; updating them is :mod:`titans3.objects.tagging`.
-Limits are AWS's: at most 10 tags (400 ``BadRequest``), keys of 1-128 and
+Limits are AWS's: at most 10 tags on an object (400 ``InvalidTag``; 50 on a bucket, ``BadRequest``), keys of 1-128 and
 values of 0-256 Unicode characters from letters, digits, white space and
 ``_ . : / = + - @`` (``InvalidTag``), no ``aws:`` prefix, no duplicate keys.
 """
@@ -52,8 +52,9 @@ def check_tags(pairs: Iterable[tuple[str, str]], *, limit: int, what: str) -> di
         if key.lower().startswith("aws:"):
             raise InvalidTag("Your TagKey cannot be prefixed with aws:", TagKey=key)
         tags[key] = value
-    if len(pairs) > limit:
-        raise BadRequest(f"{what} tags cannot be greater than {limit}")
+    if len(pairs) > limit:  # AWS: InvalidTag on an object, BadRequest on a bucket
+        too_many = InvalidTag if what == "Object" else BadRequest
+        raise too_many(f"{what} tags cannot be greater than {limit}")
     return tags
 
 

@@ -36,6 +36,7 @@ class ObjectInfo:
     parts_count: int = 0
     tags: dict[str, str] = field(default_factory=dict)  # object tags (S3 tagging)
     part_sizes: tuple[int, ...] = ()  # sizes of a multipart object's parts, in order
+    parts: tuple[PartInfo, ...] = ()  # a multipart object's parts (number, size, etag, checksums)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +106,19 @@ class WriteCondition:
 
     ``if_match``: ETags (without quotes) one of which the current object must
     have (``"*"`` matches any existing object); ``if_none_match``: the key must
-    have no current object (a delete marker counts as none).
+    have no current object (a delete marker counts as none);
+    ``if_none_match_etags``: the current object, if any, must have none of these.
     """
 
     if_match: tuple[str, ...] | None = None
     if_none_match: bool = False
+    if_none_match_etags: tuple[str, ...] = ()
 
     def check(self, current: ObjectInfo | None, key: str = "") -> None:
         """Raise ``PreconditionFailed`` / ``NoSuchKey`` unless the condition holds."""
-        if self.if_none_match and current is not None:
+        if current is not None and (
+            self.if_none_match or current.etag in self.if_none_match_etags
+        ):
             raise PreconditionFailed(Condition="If-None-Match")
         if self.if_match is not None:
             if current is None:

@@ -1,12 +1,12 @@
-"""The S3 endpoint as a quart-trio application.
+"""The S3 endpoint: an ASGI application with S3 dispatch and nothing else.
 
 Theory of operation
 -------------------
 One entry point for every request.  S3 routes on the method and the query
 string (``?uploads``, ``?list-type=2``), and its keys contain what web routers
-rewrite (``//``, trailing ``/``, ``%2F``), so the app bypasses the framework's
-URL routing altogether: :meth:`S3App.dispatch_request` hands every request to
-:meth:`S3App.dispatch`, which
+rewrite (``//``, trailing ``/``, ``%2F``), so there is no URL router and no
+web framework: :meth:`S3App.__call__` is the ASGI application hypercorn runs,
+:meth:`S3App.dispatch` the pipeline, which
 
 1. reads the request exactly as it came off the wire from the ASGI scope
    (``raw_path``, ``query_string``, raw headers) -- SigV4 signs those bytes;
@@ -15,7 +15,7 @@ URL routing altogether: :meth:`S3App.dispatch_request` hands every request to
 4. calls the handler registered under that name (``handlers_*.HANDLERS``; a
    name without a handler is 501 NotImplemented) or the admin API;
 5. turns the handler's framework-free ``Reply`` -- or the ``S3Error`` it
-   raised -- into the HTTP response.
+   raised -- into the finished answer.
 
 Step 5 is the single place for the invariants: every response carries
 ``x-amz-request-id``, ``x-amz-id-2`` and ``Server: TitanS3``; an ``S3Error``
@@ -25,18 +25,16 @@ ERROR log line with the traceback (and the request id) for the operator; HEAD
 answers keep the Content-Length of the resource and send no body; streamed
 bodies always have an explicit Content-Length.
 
-Streaming and memory.  Bodies are never read whole (except bounded XML
-bodies).  Quart's request body buffer has no backpressure of its own -- its
-receiver appends whatever the server delivers -- so the app installs
-:class:`titans3.core.asgi.StreamingQuartTrio`, whose receiver waits while more than
-``BODY_HIGH_WATER`` bytes are unread.  The server's bounded app queue then
-stops reading the socket, TCP flow control pushes back on the client, and a
-multi-GiB upload holds about a megabyte.  Downloads stream the store's
-iterator with the response as the only consumer.  Quart's 16 MiB body limit
-and 60 s body/response timeouts are disabled: both break an object store.
+The wire side -- receiving the body lazily (backpressure, and the
+``Expect: 100-continue`` answer), sending the reply, reading a stream's first
+chunk before the status line, stopping a stream when the client leaves -- is
+``titans3.s3.asgi``.  Quart is kept where it earns its keep (the status page,
+the peer API); on this path a profile showed it costing more than the S3 work.
 
 Deployment notes for whoever runs this app under hypercorn: set
-``include_server_header = False`` (hypercorn would add a second ``Server``).
+``include_server_header = False`` (hypercorn would add a second ``Server``)
+and install ``titans3.core.http11`` (AWS's ``100-continue`` answers and
+reason phrases; ``titans3.daemon`` does).
 """
 
 from __future__ import annotations
@@ -45,20 +43,14 @@ import base64
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
-import trio
-from quart.globals import request_ctx
-from werkzeug.datastructures import Headers
-
 from titans3.core import metrics
-from titans3.core.asgi import BODY_HIGH_WATER, StreamingQuartTrio
 from titans3.core.errors import InternalError, NotImplementedS3, S3Error
 from titans3.s3 import admin as admin_api
-from titans3.s3 import auth as s3auth
 from titans3.s3 import (
+    asgi,
     handlers_bucket,
     handlers_bucket_config,
     handlers_multipart,
@@ -67,6 +59,7 @@ from titans3.s3 import (
     routing,
     xml,
 )
+from titans3.s3 import auth as s3auth
 from titans3.s3.auth import Credentials
 from titans3.s3.context import XML_CONTENT_TYPE, Handler, Reply, S3Context, S3Settings
 
@@ -89,8 +82,21 @@ def owner_for(root_access_key: str) -> xml.Owner:
     return xml.Owner(digest, "titans3")
 
 
-class S3App(StreamingQuartTrio):
-    """QuartTrio with S3 dispatch in place of URL routing (see module doc)."""
+class Request:
+    """One request as dispatch sees it: the ASGI scope, the lazily received body
+    and the ids every answer to it carries."""
+
+    __slots__ = ("body", "host_id", "request_id", "scope")
+
+    def __init__(self, scope: dict[str, Any], body: asgi.LazyBody) -> None:
+        self.scope = scope
+        self.body = body
+        self.request_id = secrets.token_hex(8).upper()
+        self.host_id = base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+
+
+class S3App:
+    """The S3 endpoint as an ASGI application (see module doc)."""
 
     def __init__(
         self,
@@ -100,28 +106,35 @@ class S3App(StreamingQuartTrio):
         settings: S3Settings,
         admin: Any = None,
     ) -> None:
-        super().__init__("titans3.s3")
         self.store = store
         self.credentials = credentials
         self.settings = settings
         self.admin = admin
         self.handlers: dict[str, Handler] = dict(HANDLERS)
-        self.config["MAX_CONTENT_LENGTH"] = None
-        self.config["BODY_TIMEOUT"] = None
-        self.config["RESPONSE_TIMEOUT"] = None
 
-    def create_url_adapter(self, request: Any) -> None:  # type: ignore[override]
-        return None  # no werkzeug routing: S3 dispatch below is the only route
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await asgi.lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # no websockets on an S3 endpoint: hypercorn closes the connection
+        request = Request(scope, asgi.LazyBody(receive, scope["headers"]))
+        method: str = scope["method"].upper()
+        reply = await self.dispatch(request)
 
-    async def dispatch_request(self, request_context: Any = None) -> Any:
-        return await self.dispatch((request_context or request_ctx).request)
+        def late_error(exc: Exception) -> Reply:  # a stream that failed before its first byte
+            resource = unquote(scope.get("path", "/"))
+            err = self._error_reply(exc, method, resource, request.request_id, request.host_id)
+            return self._response(err, method, request.request_id, request.host_id)
+
+        await asgi.send_reply(send, request.body, reply, method, request.request_id, late_error)
 
     # ------------------------------------------------------------ dispatch
-    async def dispatch(self, request: Any) -> Any:
+    async def dispatch(self, request: Request) -> Reply:
         scope = request.scope
         method: str = scope["method"].upper()
-        request_id = secrets.token_hex(8).upper()
-        host_id = base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+        request_id = request.request_id
+        host_id = request.host_id
         raw_path, raw_query = s3auth.raw_target(
             scope.get("raw_path") or scope["path"].encode("utf-8"), scope.get("query_string", b"")
         )
@@ -136,6 +149,10 @@ class S3App(StreamingQuartTrio):
                 resource = route.resource
                 reply = await handlers_bucket_config.preflight_reply(self.store, route, headers)
                 return self._response(reply, method, request_id, host_id)
+            if _is_form_upload(method, raw_path, raw_query, headers, self.settings.domain):
+                # A browser form upload carries its credentials in the form, not in
+                # the headers: judged by its operation, not refused as anonymous.
+                raise NotImplementedS3("PostObject (browser form upload) is not implemented.")
             auth_result = s3auth.authenticate(
                 method, raw_path, raw_query, headers,
                 credentials=self.credentials, region=self.settings.region,
@@ -193,34 +210,26 @@ class S3App(StreamingQuartTrio):
             reply.length = None  # errors on HEAD: status only, no body, no length
         return reply
 
-    def _response(self, reply: Reply, method: str, request_id: str, host_id: str) -> Any:
-        headers = Headers()
-        for name, value in reply.headers:
-            headers.add(name, value)
-        headers["x-amz-request-id"] = request_id
-        headers["x-amz-id-2"] = host_id
-        headers["Server"] = SERVER
-        body = reply.body
-        length = reply.length
-        content: Any
-        if isinstance(body, bytes):
-            if length is None and method != "HEAD":
-                length = len(body)
-            content = b"" if method == "HEAD" else body  # bytes -> Quart's in-memory body
-        elif method == "HEAD":
-            raise RuntimeError("a HEAD reply must not carry a stream")
-        else:
-            content = _guarded(body, method, request_id)
-        has_type = "Content-Type" in headers
-        response = self.response_class(content, reply.status, headers)
-        # Quart derives Content-Length from in-memory bodies (0 for HEAD) and adds a
-        # default Content-Type: set both from the Reply instead.
-        response.headers.pop("Content-Length", None)
-        if length is not None and reply.status not in (204, 304):
-            response.headers["Content-Length"] = str(length)
-        if not has_type:
-            response.headers.pop("Content-Type", None)
-        return response
+    def _response(self, reply: Reply, method: str, request_id: str, host_id: str) -> Reply:
+        """``reply`` with the headers every answer carries (module doc, step 5)."""
+        reply.headers.append(("x-amz-request-id", request_id))
+        reply.headers.append(("x-amz-id-2", host_id))
+        reply.headers.append(("Server", SERVER))
+        return reply
+
+
+def _is_form_upload(
+    method: str, raw_path: str, raw_query: str, headers: dict[str, str], domain: str | None
+) -> bool:
+    """A ``multipart/form-data`` POST that is PostObject (any other form POST is
+    authenticated like every request)."""
+    if method != "POST" or not headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return False
+    try:
+        route = routing.classify(method, raw_path, routing.parse_query(raw_query), headers, domain)
+    except S3Error:
+        return False
+    return route.op == "PostObject"
 
 
 def _quiet_bucket(
@@ -254,26 +263,6 @@ def _leaves(group: BaseExceptionGroup) -> Any:
             yield exc
 
 
-async def _guarded(body: AsyncIterator[bytes], method: str, request_id: str) -> AsyncIterator[bytes]:
-    """Stream ``body``; a failure after the headers went out can only cut the
-    connection short (the client sees fewer bytes than Content-Length), so it
-    is logged here once, with the request id, and re-raised to abort."""
-    try:
-        async for chunk in body:
-            yield chunk
-    except S3Error as err:
-        log.error("%s response stream aborted (request %s): %s", method, request_id, err)
-        raise
-    except Exception:
-        log.error("%s response stream failed (request %s)", method, request_id, exc_info=True)
-        raise
-    finally:
-        aclose = getattr(body, "aclose", None)
-        if aclose is not None:
-            with trio.CancelScope(shield=True):
-                await aclose()
-
-
 def create_s3_app(
     *,
     store: Any,
@@ -293,4 +282,4 @@ def create_s3_app(
     return S3App(store=store, credentials=credentials, settings=settings, admin=admin)
 
 
-__all__ = ["BODY_HIGH_WATER", "S3App", "create_s3_app", "owner_for"]
+__all__ = ["S3App", "create_s3_app", "owner_for"]

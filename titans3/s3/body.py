@@ -13,7 +13,11 @@ bytes that ``ObjectStore.put_object`` / ``upload_part`` consume.  On the way it
   algorithms (``titans3.s3.checksums.ChecksumSet``) and, for a signed payload
   (``x-amz-content-sha256: <hex>``), to SHA-256;
 * counts bytes against the announced size (``Content-Length`` or
-  ``x-amz-decoded-content-length``) and the operation's maximum.
+  ``x-amz-decoded-content-length``) and the operation's maximum.  A body sent
+  with ``Transfer-Encoding: chunked`` (``curl -T -``, streaming clients) has
+  no announced size; the HTTP layer removes that framing, and the size is
+  what arrived.  Neither a length nor chunked framing is ``411
+  MissingContentLength``.
 
 Invariant: **nothing is verified until the end, and the end is reached before
 the store sees the last byte.**  As soon as the announced size has been
@@ -25,7 +29,7 @@ failure raises from ``__anext__`` instead, so a store that stops reading after
 ``{algo: base64}`` after that, or raises the verification error again.
 
 Memory: one received block at a time (the ASGI adapter bounds how far the
-network runs ahead, see ``titans3.s3.app``).  Hashing a large block runs in a
+network runs ahead, see ``titans3.s3.asgi``).  Hashing a large block runs in a
 worker thread (hashlib and the CRCs release the GIL); small blocks are hashed
 inline because a thread hop costs more than the hash.
 """
@@ -76,6 +80,12 @@ def parse_content_length(headers: Mapping[str, str]) -> int | None:
     return None if value is None else int(value)
 
 
+def is_chunked(headers: Mapping[str, str]) -> bool:
+    """``Transfer-Encoding: chunked``: the HTTP layer de-chunks, the length is learnt at the end."""
+    codings = headers.get("transfer-encoding", "")
+    return codings.rsplit(",", 1)[-1].strip().lower() == "chunked"
+
+
 class RequestBody:
     """Async iterator over the verified payload of one request (see module doc)."""
 
@@ -104,11 +114,11 @@ class RequestBody:
             )
         else:
             size = wire_length
-            if size is None and require_length:
+            if size is None and require_length and not is_chunked(headers):
                 raise MissingContentLength()
+        self._too_large = EntityTooLarge if require_length else MaxMessageLengthExceeded
         if size is not None and size > max_size:
-            too_large = EntityTooLarge if require_length else MaxMessageLengthExceeded
-            raise too_large(ProposedSize=str(size), MaxSizeAllowed=str(max_size))
+            raise self._too_large(ProposedSize=str(size), MaxSizeAllowed=str(max_size))
         self.size = size
         self._decoded = 0
         self._done = False
@@ -178,8 +188,7 @@ class RequestBody:
             payload = self._process_sync(data)
         self._decoded += len(payload)
         if self._decoded > self._max_size:
-            too_large = EntityTooLarge if self.size is not None else MaxMessageLengthExceeded
-            raise too_large(MaxSizeAllowed=str(self._max_size))
+            raise self._too_large(MaxSizeAllowed=str(self._max_size))
         return payload
 
     def _process_sync(self, data: bytes) -> bytes:

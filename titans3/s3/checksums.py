@@ -11,15 +11,17 @@ all of them here:
 
 1. ``requested_checksums(headers)`` validates the request's checksum headers the
    way S3 does (at most one ``x-amz-checksum-*`` value, header or trailer; the SDK
-   algorithm must agree; a header value must be base64 of the right width) and
+   algorithm must agree) and
    says which algorithms to compute: ``{algo: value}`` for a header value,
    ``{algo: None}`` when the value comes later in a trailer.
 2. A :class:`ChecksumSet` is fed every payload byte once (``update``), computing
    all requested algorithms side by side so the body is read a single time.
 3. ``ChecksumSet.verify(expected)`` compares with the values from the headers and
    trailers and returns ``{algo: base64}`` to store with the version.  A mismatch
-   is ``400 BadDigest`` with AWS's wording; a malformed *trailer* value is
-   ``400 InvalidRequest`` (header values were already rejected in step 1).
+   is ``400 BadDigest`` with AWS's wording -- also for a value that is not
+   base64 of the algorithm's width (a truncated digest, as ceph's s3-tests
+   send): it cannot match, and AWS answers ``BadDigest`` for it.  A header value
+   is refused before the body is read, a trailer value after.
 
 Digests are big-endian for the CRCs (what botocore and awscrt send) and base64
 encoded.  CRC32 uses ``zlib`` (about 4 GB/s here, faster than awscrt's), CRC32C
@@ -219,8 +221,8 @@ def requested_checksums(headers: Mapping[str, str]) -> dict[str, str | None]:
 
     result: dict[str, str | None] = {}
     for algo, value in values.items():
-        if decode_value(algo, value) is None:
-            raise InvalidRequest(f"Value for {header_for(algo)} header is invalid.")
+        if decode_value(algo, value) is None:  # cannot match anything: a wrong digest
+            raise BadDigest(f"The {algo} you specified did not match the calculated checksum.")
         result[algo] = value
     for algo in trailer_algos:
         result[algo] = None
@@ -285,10 +287,7 @@ class ChecksumSet:
             if value is None:
                 continue
             raw = decode_value(algo, value)
-            if raw is None:
-                # Header values were validated up front, so this one came in a trailer.
-                raise InvalidRequest(f"Value for {header_for(algo)} trailing header is invalid.")
-            if not hmac.compare_digest(raw, self._checksums[algo].digest()):
+            if raw is None or not hmac.compare_digest(raw, self._checksums[algo].digest()):
                 raise BadDigest(f"The {algo} you specified did not match the calculated checksum.")
         return self.digests()
 

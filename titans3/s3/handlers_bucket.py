@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from titans3.core.errors import InvalidArgument, NotImplementedS3
+from titans3.core.errors import BucketAlreadyOwnedByYou, InvalidArgument, NotImplementedS3
 from titans3.s3 import xml
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
 from titans3.s3.location import check_location_constraint
@@ -69,7 +69,13 @@ async def create_bucket(ctx: S3Context) -> Reply:
         raise NotImplementedS3("Object lock is not implemented.")
     body = await ctx.read_xml_body()
     check_location_constraint(xml.parse_create_bucket_configuration(body), ctx.settings.region)
-    await ctx.store.create_bucket(ctx.bucket)
+    try:
+        await ctx.store.create_bucket(ctx.bucket)
+    except BucketAlreadyOwnedByYou:
+        # AWS's legacy us-east-1 answer, which s3cmd and Terraform rely on: 200,
+        # and the bucket and its contents are left alone.  Other regions: 409.
+        if ctx.settings.region != "us-east-1":
+            raise
     # AWS: "/bucket" for path style, the bucket's own URL for virtual-hosted style.
     location = f"{ctx.base_url()}/" if ctx.route.virtual_host else f"/{ctx.bucket}"
     return Reply(200, [("Location", location)])

@@ -164,7 +164,7 @@ async def copy_object(ctx: S3Context) -> Reply:
     put = result.put
     reply = xml_reply(xml.copy_object_result(etag=put.etag, mtime_ns=put.mtime_ns,
                                              checksums=put.checksums))  # fmt: skip
-    await opts.add_version_header(reply, ctx, put.version_id)
+    opts.add_written_version_header(reply, put.version_id)
     await _source_version_header(reply, ctx, src_bucket, result.source)
     return reply
 

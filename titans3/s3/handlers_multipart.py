@@ -113,7 +113,7 @@ async def complete_multipart_upload(ctx: S3Context) -> Reply:
             ),
         )  # fmt: skip
     )
-    await opts.add_version_header(reply, ctx, result.version_id)
+    opts.add_written_version_header(reply, result.version_id)
     return reply
 
 

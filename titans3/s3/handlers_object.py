@@ -6,7 +6,18 @@ What an object carries besides its bytes travels in one ``meta`` dict that the
 store keeps verbatim and hands back: the standard representation headers
 (Content-Type, -Encoding, -Language, -Disposition, Cache-Control, Expires) and
 every ``x-amz-meta-*`` header, names lower-case.  ``aws-chunked`` is a transfer
-detail, never part of a stored Content-Encoding.
+detail, never part of a stored Content-Encoding; the rest of that header is
+kept as the client spelled it (``deflate, gzip`` stays ``deflate, gzip``).
+
+Values are stored as text.  Header bytes that are valid UTF-8 (what SDKs
+send: botocore encodes a value as UTF-8) are read as UTF-8, other bytes as
+ISO-8859-1; ``titans3.s3.asgi`` sends text back as ISO-8859-1 whenever every
+character fits -- which is how HTTP clients (http.client, botocore) decode
+header bytes -- and as UTF-8 otherwise.  So the value a client set is the
+value it reads back (``Hello World\xe9`` stays that, never ``Hello WorldÃ©``),
+a raw ISO-8859-1 byte comes back as the same byte, and RFC 2047
+``=?UTF-8?B?...?=`` values, being ASCII, are untouched: Ceph RGW's answers.
+(AWS re-encodes non-ASCII values as RFC 2047; docs/s3-compatibility.md says so.)
 
 Request features that change what S3 promises (SSE, object lock, non-private
 ACLs ...) are refused with 501 NotImplemented
@@ -28,12 +39,14 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 
 from titans3.core.errors import (
     InvalidArgument,
     InvalidDigest,
     MetadataTooLarge,
+    NoSuchKey,
     NotImplementedS3,
     PreconditionFailed,
 )
@@ -107,17 +120,15 @@ def content_md5(headers: Mapping[str, str]) -> str | None:
     return value.strip()
 
 
-def _strip_aws_chunked(value: str) -> str:
-    codings = [c.strip() for c in value.split(",")]
-    return ",".join(c for c in codings if c and c.lower() != "aws-chunked")
+def strip_aws_chunked(value: str) -> str:
+    """``Content-Encoding`` without the ``aws-chunked`` token, otherwise as spelled."""
+    codings = value.split(",")
+    kept = [c for c in codings if c.strip() and c.strip().lower() != "aws-chunked"]
+    return ",".join(kept).strip() if len(kept) != len(codings) else value
 
 
-def _text(value: str) -> str:
-    """Header values arrive as latin-1 (wire bytes); UTF-8 bytes become real text.
-
-    Stored as text, a value like a UTF-8 ``Content-Disposition`` filename is
-    readable by every front and goes back out as the same bytes.
-    """
+def header_text(value: str) -> str:
+    """A header value (latin-1 text, one character per wire byte) as the text it encodes."""
     if value.isascii():
         return value
     try:
@@ -133,16 +144,16 @@ def extract_meta(headers: Mapping[str, str]) -> dict[str, str]:
         value = headers.get(name)
         if value is None:
             continue
-        value = _text(value)
+        value = header_text(value)
         if name == "content-encoding":
-            value = _strip_aws_chunked(value)
+            value = strip_aws_chunked(value)
             if not value:
                 continue
         meta[name] = value
     user_size = 0
     for name, value in headers.items():
         if name.startswith(USER_META_PREFIX) and len(name) > len(USER_META_PREFIX):
-            value = meta[name] = _text(value)
+            value = meta[name] = header_text(value)
             user_size += len(name[len(USER_META_PREFIX) :].encode()) + len(value.encode())
     if user_size > MAX_USER_META:
         raise MetadataTooLarge(Size=str(user_size), MaxSizeAllowed=str(MAX_USER_META))
@@ -245,6 +256,19 @@ def _not_modified(info: ObjectInfo) -> Reply:
     return reply
 
 
+@contextmanager
+def _marking_absence() -> Iterator[None]:
+    """A 404 of GET/HEAD says whether a delete marker caused it: the store's error
+    carries ``x-amz-delete-marker: true`` for one; a key that is simply gone gets
+    ``false`` (Ceph RGW's answer, which tools check)."""
+    try:
+        yield
+    except NoSuchKey as err:
+        if not any(name.lower() == "x-amz-delete-marker" for name, _ in err.headers):
+            err.headers.append(("x-amz-delete-marker", "false"))
+        raise
+
+
 async def _aclose(body: AsyncIterator[bytes]) -> None:
     aclose = getattr(body, "aclose", None)
     if aclose is not None:
@@ -264,7 +288,7 @@ async def put_object(ctx: S3Context) -> Reply:
         checksums=body.verify, tags=tags, condition=condition,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
-    await opts.add_version_header(reply, ctx, result.version_id)
+    opts.add_written_version_header(reply, result.version_id)
     checksum_headers(reply, result.checksums, with_type=True)
     return reply
 
@@ -276,10 +300,11 @@ def _version_id(ctx: S3Context) -> str | None:
 async def get_object(ctx: S3Context) -> Reply:
     part_number = opts.part_number_param(ctx.query, ctx.headers)
     byte_range = ranges.parse_range(ctx.headers.get("range"))
-    result = await ctx.store.get_object(
-        ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range,
-        part_number=part_number,
-    )  # fmt: skip
+    with _marking_absence():
+        result = await ctx.store.get_object(
+            ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range,
+            part_number=part_number,
+        )  # fmt: skip
     info = result.info
     try:
         modified = evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) != 304
@@ -318,7 +343,8 @@ async def _version_details(
 
 async def head_object(ctx: S3Context) -> Reply:
     part_number = opts.part_number_param(ctx.query, ctx.headers)
-    info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx))
+    with _marking_absence():
+        info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx))
     if evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) == 304:
         reply = _not_modified(info)
         await _version_details(reply, ctx, info, None)
@@ -326,8 +352,8 @@ async def head_object(ctx: S3Context) -> Reply:
     span = ranges.resolve_range(ranges.parse_range(ctx.headers.get("range")), info.size)
     if part_number is not None:
         span = part_span(info.size, info.part_sizes, part_number)
-        if info.size == 0:
-            span = None  # an empty object's part 1 is the whole (empty) object
+        if info.size == 0 or not info.part_sizes:
+            span = None  # part 1 of an object uploaded in one piece is the whole object
     if span is None:
         reply = Reply(200, length=info.size)
     else:

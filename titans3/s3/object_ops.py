@@ -1,10 +1,12 @@
 """The handler table of the object-level operations beyond GET/PUT/DELETE:
-versioning, copy, batch delete, object tagging and upload listing (one import
+versioning, copy, batch delete, object tagging, upload listing and
+GetObjectAttributes (one import
 for ``titans3.s3.app``)."""
 
 from __future__ import annotations
 
 from titans3.s3 import (
+    handlers_attributes,
     handlers_copy,
     handlers_delete,
     handlers_tagging,
@@ -19,4 +21,5 @@ HANDLERS: dict[str, Handler] = {
     **handlers_delete.HANDLERS,
     **handlers_tagging.HANDLERS,
     **handlers_uploads.HANDLERS,
+    **handlers_attributes.HANDLERS,
 }

@@ -11,8 +11,8 @@ answers the same input with the same AWS error:
 * ``x-amz-tagging``: URL query form (``k1=v1&k2``), UTF-8 then percent-encoded;
   undecodable or duplicate names are ``InvalidArgument`` with AWS's message;
   the limits are the object layer's (``titans3.objects.tagging``).
-* ``If-None-Match`` / ``If-Match`` on writes: only ``*`` is accepted for
-  If-None-Match (anything else is 501, as AWS answers); If-Match takes ETags.
+* ``If-None-Match`` / ``If-Match`` on writes: both take ``*`` or ETags
+  (``titans3.objects.conditional``): 412 when they do not hold.
 * ``partNumber`` on GET/HEAD: 1..10,000 (``InvalidArgument``); it cannot be
   combined with ``Range`` (``InvalidRequest``).
 * XML bodies (versioning, tagging, batch delete): a ``Content-MD5`` is checked.
@@ -20,6 +20,8 @@ answers the same input with the same AWS error:
 Version ids in responses: the null version is shown as ``null`` only in a
 bucket whose versioning was ever configured (Enabled or Suspended); a
 never-versioned bucket sends no ``x-amz-version-id`` at all -- what AWS does.
+A write (PutObject, CopyObject, CompleteMultipartUpload) that made the null
+version -- a bucket with versioning Suspended -- sends none either.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from titans3.core.errors import (
     InvalidArgument,
     InvalidDigest,
     InvalidRequest,
-    NotImplementedS3,
 )
 from titans3.objects import WriteCondition, validate_tags
 from titans3.s3.context import Reply, S3Context
@@ -98,14 +99,11 @@ def write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
     if_match = headers.get("if-match")
     if if_none is None and if_match is None:
         return None
-    if if_none is not None and if_none.strip() != "*":
-        raise NotImplementedS3(
-            "A header you provided implies functionality that is not implemented",
-            Header="If-None-Match",
-        )
+    none_tags = _etags(if_none) if if_none is not None else ()
     return WriteCondition(
         if_match=_etags(if_match) if if_match is not None else None,
-        if_none_match=if_none is not None,
+        if_none_match="*" in none_tags,
+        if_none_match_etags=tuple(t for t in none_tags if t != "*"),
     )
 
 
@@ -132,3 +130,8 @@ async def shown_version(ctx: S3Context, version_id: str | None, bucket: str | No
 async def add_version_header(reply: Reply, ctx: S3Context, version_id: str | None,
                              bucket: str | None = None) -> None:
     reply.header("x-amz-version-id", await shown_version(ctx, version_id, bucket))
+
+
+def add_written_version_header(reply: Reply, version_id: str | None) -> None:
+    """``x-amz-version-id`` of a write: the new version's id; none for a null version."""
+    reply.header("x-amz-version-id", None if version_id == "null" else version_id)

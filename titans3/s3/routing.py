@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from titans3.core.errors import (
     InvalidArgument,
     InvalidBucketName,
+    InvalidURI,
     KeyTooLongError,
     MethodNotAllowed,
 )
@@ -226,11 +227,20 @@ def validate_key(key: str) -> None:
 
 
 # ------------------------------------------------------------------- parsing
+_C1_CONTROLS = re.compile("[\u0080-\u009f]")
+
+
 def _decode(raw: str) -> str:
+    """A path segment as text; ``InvalidURI`` (400) when AWS cannot parse it either:
+    bytes that are not UTF-8, or C1 control characters (U+0080-U+009F, what
+    latin-1 text mis-sent as UTF-8 turns into; AWS answers 400 for those too)."""
     try:
-        return unquote_to_bytes(raw).decode("utf-8")
+        text = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidArgument("Couldn't parse the specified URI.") from exc
+        raise InvalidURI(URI=raw) from exc
+    if _C1_CONTROLS.search(text):
+        raise InvalidURI(URI=raw)
+    return text
 
 
 def parse_query(raw_query: str) -> dict[str, str]:
@@ -275,7 +285,7 @@ def classify(
 
     ``raw_path`` is the percent-encoded path (no query); ``headers`` have
     lower-case names.  Raises ``InvalidBucketName``, ``KeyTooLongError``,
-    ``InvalidArgument`` (undecodable path) or ``MethodNotAllowed``.
+    ``InvalidURI`` (undecodable path) or ``MethodNotAllowed``.
     """
     method = method.upper()
     if not raw_path.startswith("/"):

@@ -376,8 +376,9 @@ def _request_time(headers: Mapping[str, str]) -> tuple[str, _dt.datetime, str]:
 def _parse_amz_date(value: str) -> _dt.datetime | None:
     if not _AMZ_DATE.fullmatch(value):
         return None
-    try:
-        return _dt.datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=_dt.UTC)
+    try:  # the regex fixed the layout: slicing is ~10x cheaper than strptime
+        return _dt.datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]),
+                            int(value[11:13]), int(value[13:15]), tzinfo=_dt.UTC)  # fmt: skip
     except ValueError:
         return None
 

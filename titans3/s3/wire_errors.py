@@ -8,8 +8,8 @@ any ASGI app runs, and hypercorn answers with an empty 400.  S3 clients expect
 an XML error body there too, so :func:`install` replaces hypercorn's error
 responder with one that sends ``<Error><Code>BadRequest</Code>...`` (AWS's
 code for a request it cannot parse as HTTP) with the usual request-id headers.
-It is the only place TitanS3 touches hypercorn internals besides the receive
-size; a test pins the behaviour, so a hypercorn upgrade that moves the hook
+It touches hypercorn internals, as ``titans3.core.http11`` and the receive
+size do; a test pins the behaviour, so a hypercorn upgrade that moves the hook
 fails loudly instead of silently.
 """
 
@@ -21,6 +21,7 @@ from itertools import chain
 import h11
 from hypercorn.protocol import h11 as hyper_h11
 
+from titans3.core.http11 import reason
 from titans3.s3 import xml
 
 _MESSAGES = {
@@ -50,6 +51,7 @@ def install() -> None:
             h11.Response(
                 status_code=status_code,
                 headers=list(chain(headers, self.config.response_headers("h11"))),
+                reason=reason(status_code),
             )
         )
         await self._send_h11_event(h11.Data(data=body))

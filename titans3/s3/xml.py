@@ -231,7 +231,9 @@ def list_bucket_result(page: ListingPage) -> bytes:
     enc = url_encode if page.encoding_type == "url" else (lambda s: s)
     doc = _Doc("ListBucketResult")
     doc.leaf("Name", page.bucket)
-    doc.leaf("Prefix", enc(page.prefix))
+    # ListObjects v1 leaves the top-level Prefix unencoded (AWS; botocore decodes
+    # every other field it asked to be encoded, but not this one).
+    doc.leaf("Prefix", enc(page.prefix) if page.v2 else page.prefix)
     if page.v2:
         if page.start_after:
             doc.leaf("StartAfter", enc(page.start_after))

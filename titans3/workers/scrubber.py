@@ -36,7 +36,7 @@ import msgpack
 import trio
 
 from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
-from titans3.workers.throttle import RateMeter, TokenBucket, throttle
+from titans3.workers.throttle import PacedMeter, RateMeter, TokenBucket, throttle
 
 if TYPE_CHECKING:
     from titans3.workers.healqueue import HealQueue
@@ -141,7 +141,8 @@ class Scrubber:
         self.interval = interval
         self.checkpoint_every = checkpoint_every
         self.bucket = TokenBucket(rate)
-        self.meter = RateMeter()
+        self.meter = RateMeter()  # unthrottled passes: whatever the drives give
+        self.paced = PacedMeter(self.bucket)  # throttled passes: never above the limit
         self.cursors: dict[int, DriveCursor] = {}
         self._resumed: dict[int, int] = {}
         self._states: dict[int, str] = dict.fromkeys(self.positions, "idle")
@@ -254,6 +255,7 @@ class Scrubber:
                     old = self.cursors[p]
                     self.cursors[p] = DriveCursor(True, old.pass_no + 1, started=time.time())
         self.meter.reset()
+        self.bucket.restart(trio.current_time())
         try:
             while True:
                 async with trio.open_nursery() as outer:
@@ -368,16 +370,20 @@ class Scrubber:
         """Read a whole stream (the drive verifies every block); returns its length."""
         if inline:
             await throttle(self.bucket, max(1, length))
+            epoch = self.bucket.epoch
             buf = await d.read_fragment(data_id, 0, 1 << 62)
             cur.bytes += len(buf)
+            self.paced.admitted(epoch, len(buf))
             return len(buf)
         off = 0
         while off < length:
             n = min(self._chunk(), length - off)
             await throttle(self.bucket, n)
+            epoch = self.bucket.epoch
             buf = await d.read_fragment(data_id, off, n)
             off += len(buf)
             cur.bytes += len(buf)
+            self.paced.admitted(epoch, len(buf))
             if len(buf) < n:
                 break
         return off
@@ -407,10 +413,14 @@ class Scrubber:
         started = [c.started for c in cs if c.started]
         finished = [c.finished for c in cs if c.finished is not None]
         running = self._running or any(c.running for c in cs)
+        now = trio.current_time()
+        throttled = self.bucket.rate > 0
+        rate = self.paced.rate(now) if throttled else self.meter.rate
+        eta = self.paced.eta(total - scanned, now) if throttled else self.meter.eta(total - scanned)
         return ScrubberStatistics(
             state="running" if running else "idle",
             rate_limit=int(self.bucket.rate),
-            rate=round(self.meter.rate, 1) if running else 0.0,
+            rate=round(rate, 1) if running else 0.0,
             passes_completed=self.passes_completed,
             pass_started=min(started) if started else None,
             last_pass_finished=max(finished) if finished and not running else None,
@@ -425,8 +435,7 @@ class Scrubber:
             queued_for_repair=sum(c.queued for c in cs),
             errors=self.errors,
             queue_depth=len(self.queue.core),
-            eta_s=(round(e, 1) if (e := self.meter.eta(total - scanned)) is not None else None)
-            if running else None,
+            eta_s=round(eta, 1) if running and eta is not None else None,
             drives=tuple(drives),
         )
 

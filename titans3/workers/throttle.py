@@ -4,14 +4,20 @@ Theory of operation
 -------------------
 Background work (scrubbing) must leave the disks to the clients: it spends
 bytes from a :class:`TokenBucket` refilled at ``rate`` bytes per second, with
-a burst of at most one second's worth (or one read, whichever is larger, so a
-read larger than the burst still goes through -- it just waits longer).  The
-bucket is a pure value: :meth:`TokenBucket.reserve` takes a clock reading and
-returns how long to wait; it never sleeps.  Reserving *before* the read and
-going into debt keeps the average exact without a retry loop.  ``rate == 0``
-means unthrottled.  Changing the rate at run time takes effect for the next
-reservation (debt accrued at the old rate is kept, so lowering the rate never
-lets a burst through).
+credit for idle time capped at one second's worth (a read larger than that
+still goes through -- it just waits longer).  The bucket is a pure value:
+:meth:`TokenBucket.reserve` takes a clock reading and returns how long to
+wait; it never sleeps.  Reserving *before* the read and going into debt keeps
+the average exact without a retry loop.  ``rate == 0`` means unthrottled.
+
+**The limit holds from the first byte.**  A bucket starts each *epoch* --
+its creation, :meth:`TokenBucket.restart` (a scrub pass begins) or a rate
+change -- with no credit, keeping only debt.  Tokens then come only from the
+refill, so the bytes admitted since ``since`` never exceed
+``rate * (now - since)``, and a rate measured over reads admitted in the
+current epoch (:meth:`TokenBucket.epoch`) cannot exceed the limit either.
+(A bucket that started full let a pass read one second's worth at disk speed,
+and the first measurement showed about twice the limit.)
 
 :class:`RateMeter` is an exponentially weighted moving average of a counter,
 for the ``rate`` and ``eta`` fields of ``statistics()``: also pure, fed with
@@ -30,8 +36,10 @@ class TokenBucket:
 
     def __init__(self, rate: float, *, now: float = 0.0) -> None:
         self._rate = float(rate)
-        self._tokens = self._burst()
+        self._tokens = 0.0
         self._stamp = now
+        self.epoch = 0  # bumped whenever the accounting restarts (module doc)
+        self.since = now
 
     @property
     def rate(self) -> float:
@@ -40,7 +48,15 @@ class TokenBucket:
     def set_rate(self, rate: float, now: float) -> None:
         self._refill(now)
         self._rate = float(rate)
-        self._tokens = min(self._tokens, self._burst())
+        self.restart(now)
+
+    def restart(self, now: float) -> None:
+        """Begin a new epoch at ``now``: drop credit (debt is kept)."""
+        self._refill(now)
+        self._tokens = min(self._tokens, 0.0)
+        self._stamp = now
+        self.epoch += 1
+        self.since = now
 
     def _burst(self) -> float:
         return max(self._rate, 0.0)  # one second's worth
@@ -69,6 +85,40 @@ async def throttle(bucket: TokenBucket, n: int) -> None:
         await trio.sleep(delay)
     else:
         await trio.lowlevel.checkpoint()
+
+
+class PacedMeter:
+    """Bytes per second of the reads a bucket admitted in its current epoch.
+
+    ``admitted(epoch, n)`` counts ``n`` bytes read under a reservation taken
+    in bucket epoch ``epoch``; reads from an older epoch (in flight across a
+    rate change or a restart) do not count.  For a throttled bucket the rate
+    is therefore never above the limit (module doc).
+    """
+
+    def __init__(self, bucket: TokenBucket) -> None:
+        self._bucket = bucket
+        self._epoch = bucket.epoch
+        self._bytes = 0
+
+    def admitted(self, epoch: int, n: int) -> None:
+        if epoch != self._bucket.epoch:
+            return
+        if self._epoch != epoch:
+            self._epoch, self._bytes = epoch, 0
+        self._bytes += n
+
+    def rate(self, now: float) -> float:
+        elapsed = now - self._bucket.since
+        if self._epoch != self._bucket.epoch or elapsed < 0.5:
+            return 0.0
+        return self._bytes / elapsed
+
+    def eta(self, remaining: float, now: float) -> float | None:
+        if remaining <= 0:
+            return 0.0
+        rate = self.rate(now)
+        return remaining / rate if rate > 0 else None
 
 
 class RateMeter:

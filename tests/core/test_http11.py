@@ -1,0 +1,153 @@
+"""titans3.core.http11 under a real hypercorn, over real sockets: when ``100 Continue``
+is sent, ``Connection: close`` on unread bodies, reason phrases, the install seam."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import hypercorn.protocol as hyper_protocol
+import pytest
+import trio
+from hypercorn.config import Config
+from hypercorn.protocol import h11 as hyper_h11
+from hypercorn.trio import serve
+
+from titans3.core import http11
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        await send({"type": message["type"] + ".complete"})
+        if message["type"] == "lifespan.shutdown":
+            return
+
+
+async def _refuse(scope: dict, receive: Any, send: Any) -> None:
+    """Answers 403 without reading the body (an authentication failure)."""
+    if scope["type"] != "http":
+        return await _lifespan(receive, send)
+    await send({"type": "http.response.start", "status": 403,
+                "headers": [(b"content-length", b"6")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b"denied"})
+
+
+async def _echo_length(scope: dict, receive: Any, send: Any) -> None:
+    """Reads the whole body, answers with its length."""
+    if scope["type"] != "http":
+        return await _lifespan(receive, send)
+    n = 0
+    while True:
+        message = await receive()
+        n += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = str(n).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def _exchange(app: Callable[..., Any], client: Callable[[int], Any]) -> Any:
+    """Run ``app`` under hypercorn with S3H11Protocol and ``client(port)`` in a thread."""
+    port = _port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+
+    async def main() -> Any:
+        http11.install()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve(app, config, task_status=task_status))
+            try:
+                return await trio.to_thread.run_sync(client, port)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    return trio.run(main)
+
+
+def _read_response(s: socket.socket) -> bytes:
+    """One response with a Content-Length body, read exactly."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        raw += s.recv(4096)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))  # fmt: skip
+    while len(body) < length:
+        body += s.recv(4096)
+    return head + b"\r\n\r\n" + body
+
+
+def _read_all(s: socket.socket) -> bytes:
+    raw = b""
+    while chunk := s.recv(65536):
+        raw += chunk
+    return raw
+
+
+def test_a_refused_request_gets_its_final_answer_instead_of_100_and_is_closed():
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n"
+                      b"Expect: 100-continue\r\n\r\n")  # fmt: skip
+            return _read_all(s)  # the body is never sent: the server must answer and close
+
+    raw = _exchange(_refuse, client)
+    assert raw.startswith(b"HTTP/1.1 403 Forbidden\r\n"), raw
+    assert b"\r\nconnection: close\r\n" in raw.lower()
+    assert raw.endswith(b"denied")
+
+
+def test_the_100_comes_when_the_application_reads_the_body():
+    def client(port: int) -> tuple[bytes, bytes]:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+                      b"Expect: 100-continue\r\nConnection: close\r\n\r\n")  # fmt: skip
+            interim = s.recv(4096)
+            s.sendall(b"hello")
+            return interim, _read_all(s)
+
+    interim, final = _exchange(_echo_length, client)
+    assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
+    assert final.startswith(b"HTTP/1.1 200 OK\r\n") and final.endswith(b"\r\n\r\n5")
+
+
+def test_keep_alive_survives_requests_without_expect():
+    def client(port: int) -> list[bytes]:
+        out = []
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            for _ in range(3):
+                s.sendall(b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab")
+                out.append(_read_response(s))
+        return out
+
+    answers = _exchange(_echo_length, client)
+    assert all(a.startswith(b"HTTP/1.1 200 OK\r\n") and a.endswith(b"2") for a in answers)
+    assert not any(b"connection: close" in a.lower() for a in answers)
+
+
+@pytest.mark.parametrize(("status", "phrase"), [(200, b"OK"), (404, b"Not Found"),
+                                               (501, b"Not Implemented"), (799, b"")])
+def test_reason_phrases(status: int, phrase: bytes):
+    assert http11.reason(status) == phrase
+
+
+def test_install_refuses_when_hypercorns_seam_moved(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(hyper_protocol, "H11Protocol", object)
+    with pytest.raises(RuntimeError, match="needs updating"):
+        http11.install()
+    monkeypatch.setattr(hyper_protocol, "H11Protocol", hyper_h11.H11Protocol)
+    http11.install()
+    http11.install()  # twice is fine
+    assert hyper_protocol.H11Protocol is http11.S3H11Protocol
