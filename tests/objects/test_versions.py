@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from titans3.core.errors import (
+    BucketNotEmpty,
     InvalidArgument,
     MethodNotAllowed,
     NoSuchBucket,
@@ -305,3 +306,14 @@ async def test_listings_show_a_hinted_version_that_hides_an_older_one_before_rep
         ("j", hinted_only.version_id, True), ("k", new.version_id, True), ("k", old.version_id, False)]
     listed = await store.list_objects("bkt")
     assert [(o.key, o.size) for o in listed.objects] == [("j", 10), ("k", 15000)]
+
+
+@run
+async def test_a_bucket_holding_only_a_hinted_object_is_not_empty(store, drives):
+    for d in drives[:2]:
+        d.offline = True
+    await store.put_object("bkt", "only", body(b"x" * 100))
+    for d in drives[:2]:
+        d.offline = False
+    with pytest.raises(BucketNotEmpty):
+        await store.delete_bucket("bkt")

@@ -136,4 +136,6 @@ class Catalog:
         ):
             if entry.versions:
                 return False
+            if entry.unsure and (await self.relist(brec, entry)).versions:  # acknowledged through a hint
+                return False
         return True
