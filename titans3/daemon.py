@@ -40,13 +40,15 @@ from titans3.core import http11, journal, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
-from titans3.core.crypto import write_atomic
+from titans3.core.crypto import cluster_sealing_keys, load_or_create_master_key, write_atomic
 from titans3.core.errors import ConfigError, DriveError
 from titans3.core.sdnotify import Notifier
 from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
 from titans3.erasure.codec import ECScheme
+from titans3.objects.kms import BuiltinKMS
 from titans3.objects.store import ObjectStore
+from titans3.objects.sysrecord import SystemRecords
 from titans3.objects.versionid import HybridClock
 from titans3.ring.builder import Member, build_ring
 from titans3.runtime import run_workers
@@ -103,6 +105,16 @@ class Host:
     nbd: Any = None  # titans3.nbd.service.VolumeService once the NBD gateway runs
     volumes: Any = None  # titans3.nbd.operations.VolumeOperations (the admin API calls it)
     peer_service: Any = None  # the peer listener's state (set by create_peer_app)
+    kms: Any = None  # the key manager (objects/kms.py); every store the host builds gets it
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The cluster layer replaces the store when a cluster forms or changes:
+        # the new one must encrypt and decrypt with the same key manager.
+        object.__setattr__(self, name, value)
+        if name == "store" and getattr(self, "kms", None) is not None:
+            value.kms = self.kms
+        elif name == "kms" and getattr(self, "store", None) is not None:
+            self.store.kms = value
 
     async def info(self) -> Any:
         """``HostInfo`` for the admin API, whose backend is the host (it needs the workers too)."""
@@ -185,6 +197,11 @@ async def build_host(cfg: Config) -> Host:
     )
     store.healing = healing
     host = Host(cfg, creds, drives, store, time.time_ns(), roster=roster, host_id=hid, disks=disks)
+    master = load_or_create_master_key(cfg.state_path)
+    host.kms = BuiltinKMS(
+        SystemRecords(lambda: host.store.drives, lambda: host.store.clock),
+        lambda: cluster_sealing_keys(host.config.cluster_secret, master), region=cfg.region,
+    )
     if disks is not None:
         disks.attach(host)  # hot replacements go into host.drives / host.store
     return host
@@ -271,7 +288,7 @@ async def run(cfg: Config) -> int:
                     await start_mounts(host, nursery)
                 s3_app = create_s3_app(
                     store=host.store, credentials=host.credentials, region=cfg.region,
-                    domain=cfg.domain or None, admin=host,
+                    domain=cfg.domain or None, admin=host, lifecycle_day=cfg.lifecycle_day,
                 )
                 web_app = create_web_app(host)
                 for app, bind, name in (

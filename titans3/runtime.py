@@ -29,6 +29,7 @@ import trio
 from titans3.workers.gc import GarbageCollector
 from titans3.workers.handoff import HandoffReplayer
 from titans3.workers.healqueue import HealQueue
+from titans3.workers.lifecycle import LifecycleWorker, rendezvous_owner
 from titans3.workers.rebalance import Rebalancer
 from titans3.workers.refill import RefillManager
 from titans3.workers.repairer import RepairWorker
@@ -40,7 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEAL_QUEUE_FILE = "heal-queue.msgpack"
-WORKER_NAMES = ("scrubber", "heal-queue", "repair", "refill", "gc", "handoff", "rebalance")
+WORKER_NAMES = ("scrubber", "heal-queue", "repair", "refill", "gc", "handoff", "rebalance",
+                "lifecycle")
+LIFECYCLE_FILE = "lifecycle.json"
 
 
 def local_positions(host: Host) -> list[int]:
@@ -94,6 +97,10 @@ async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
                          "refill": refill, "gc": gc, "handoff": replayer})
     rebalance = _rebalancer(host)  # ring changes (workers/rebalance.py)
     host.workers["rebalance"] = rebalance
+    lifecycle = LifecycleWorker(lambda: host.store, state=cfg.state_path / LIFECYCLE_FILE,
+                                day_seconds=cfg.lifecycle_day, interval=cfg.lifecycle_interval,
+                                rate=cfg.lifecycle_rate, owns=lambda bucket: owns_bucket(host, bucket))
+    host.workers["lifecycle"] = lifecycle
     async with trio.open_nursery() as nursery:
         nursery.start_soon(queue.run_persister)
         await nursery.start(repair.run)
@@ -102,7 +109,19 @@ async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
         await nursery.start(gc.run)
         await nursery.start(replayer.run)
         await nursery.start(rebalance.run)
+        await nursery.start(lifecycle.run)
         task_status.started()
+
+
+def owns_bucket(host: Host, bucket: str) -> bool:
+    """Whether this host applies ``bucket``'s lifecycle rules now: the live host
+    with the highest rendezvous hash owns it (workers/lifecycle.py)."""
+    cluster = host.workers.get("cluster")
+    me = getattr(cluster, "self_address", None)
+    if cluster is None or me is None:
+        return True
+    live = [me] + [p.address for p in cluster.others if p.online]
+    return rendezvous_owner(bucket, live) == me
 
 
 def _rebalancer(host: Host) -> Rebalancer:

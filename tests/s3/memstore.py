@@ -115,7 +115,7 @@ class MemStore:
         return data, md5.hexdigest(), stored
 
     # ------------------------------------------------------------- buckets
-    async def create_bucket(self, name: str) -> BucketInfo:
+    async def create_bucket(self, name: str, *, object_lock: bool = False) -> BucketInfo:
         self._check()
         if name in self.buckets:
             raise BucketAlreadyOwnedByYou(BucketName=name)
@@ -146,7 +146,8 @@ class MemStore:
 
     # ------------------------------------------------------------- objects
     async def put_object(self, bucket, key, body, *, size=None, meta=None, content_md5=None,
-                         checksums=None, tags=None, condition=None) -> PutResult:  # fmt: skip
+                         checksums=None, tags=None, condition=None, encryption=None,
+                         lock=None) -> PutResult:  # fmt: skip
         b = self._bucket(bucket)
         data, etag, stored = await self._consume(body, size, content_md5, checksums)
         b.objects[key] = _Object(data, etag, time.time_ns(), dict(meta or {}), stored)
@@ -162,11 +163,11 @@ class MemStore:
         except KeyError:
             raise NoSuchKey(Key=key) from None
 
-    async def head_object(self, bucket, key, *, version_id=None) -> ObjectInfo:
+    async def head_object(self, bucket, key, *, version_id=None, customer_key=None) -> ObjectInfo:
         return self._info(bucket, key, self._object(bucket, key))
 
     async def get_object(self, bucket, key, *, version_id=None, byte_range=None,
-                         part_number=None) -> GetResult:  # fmt: skip
+                         part_number=None, customer_key=None) -> GetResult:  # fmt: skip
         obj = self._object(bucket, key)
         span = resolve_range(byte_range, len(obj.data))
         first, last = span if span is not None else (0, len(obj.data) - 1)
@@ -178,7 +179,7 @@ class MemStore:
 
         return GetResult(self._info(bucket, key, obj), stream(), first, last, span is not None)
 
-    async def delete_object(self, bucket, key, *, version_id=None) -> DeleteResult:
+    async def delete_object(self, bucket, key, *, version_id=None, bypass_governance=False) -> DeleteResult:
         self._bucket(bucket).objects.pop(key, None)
         return DeleteResult(None, False)
 
@@ -216,7 +217,7 @@ class MemStore:
         return upload
 
     async def create_multipart(self, bucket, key, *, meta=None, tags=None, checksum_algorithm=None,
-                               checksum_type=None) -> str:  # fmt: skip
+                               checksum_type=None, encryption=None, lock=None) -> str:  # fmt: skip
         upload_id = f"upload-{next(self._ids)}"
         upload = _Upload(key, dict(meta or {}))
         upload.checksum = (checksum_algorithm, checksum_type)
@@ -224,7 +225,8 @@ class MemStore:
         return upload_id
 
     async def upload_part(self, bucket, key, upload_id, part_number, body, *, size=None,
-                          content_md5=None, checksums=None, compute_checksum=None) -> PartInfo:  # fmt: skip
+                          content_md5=None, checksums=None, compute_checksum=None,
+                          customer_key=None) -> PartInfo:  # fmt: skip
         upload = self._upload(bucket, key, upload_id)
         data, etag, stored = await self._consume(body, size, content_md5, checksums)
         expected = upload.checksum[0]

@@ -32,6 +32,7 @@ from titans3.cli import (
     ctl_appliance,
     ctl_cluster,
     ctl_cluster_init,
+    ctl_dataprot,
     ctl_disk,
     ctl_mounts,
     ctl_repair,
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_disk.add_commands(sub, _add_common)
     ctl_volume.add_commands(sub, _add_common)
     ctl_mounts.add_commands(sub, _add_common)
+    ctl_dataprot.add_commands(sub, _add_common)  # kms, lifecycle
     # `cluster` groups the cluster commands; each module adds its actions to
     # `cluster_actions` (init: ctl_cluster_init; join/remove/status: ctl_cluster).
     cluster = sub.add_parser("cluster", help="cluster certificates and membership")
@@ -203,6 +205,8 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
                 out = ctl_disk.run(args, client)
             elif args.command == "volume":
                 out = ctl_volume.run(args, client)
+            elif args.command in ctl_dataprot.COMMANDS:
+                out = ctl_dataprot.run(args, client)
             elif args.command == "mounts":
                 out = ctl_mounts.run(args, client)
             elif args.command == "cluster":

@@ -64,6 +64,10 @@ class Config:
     gc_interval: float = 3600.0  # seconds between GC passes
     commit_window: float = 3600.0  # seconds before uncommitted / unreferenced data is garbage
     mpu_max_age: float = 0.0  # abort multipart uploads older than this (seconds); 0 = never
+    # Lifecycle rules (titans3/workers/lifecycle.py).
+    lifecycle_interval: float = 3600.0  # seconds between lifecycle passes
+    lifecycle_day: float = 86400.0  # seconds in a lifecycle "day" (shorter for tests, as RGW's lc debug interval)
+    lifecycle_rate: float = 200.0  # deletions/aborts per second a pass may make; 0 = unthrottled
     # Cluster changes (titans3/cluster/membership.py, titans3/workers/rebalance.py).
     rebalance_rate: int = 0  # bytes/s the rebalancer may move; 0 = unthrottled
     failover_after: float = 30.0  # s a ring change's coordinator may be down before another takes over
@@ -164,7 +168,8 @@ def _validate(cfg: Config) -> None:
         zero_ok = key.endswith("_rate")
         if getattr(cfg, key) < (0 if zero_ok else 1):
             raise ConfigError(f"{key}: must be {'>= 0' if zero_ok else '>= 1'}")
-    for key in ("scrub_interval", "gc_interval", "commit_window", "failover_after"):
+    for key in ("scrub_interval", "gc_interval", "commit_window", "failover_after",
+                "lifecycle_interval", "lifecycle_day"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be a positive number of seconds")
     if cfg.repair_grace < 0 or cfg.mpu_max_age < 0:

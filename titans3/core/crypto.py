@@ -21,7 +21,9 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from titans3.core.errors import ConfigError
 
@@ -72,6 +74,22 @@ def unseal(master_key: bytes, sealed: str, purpose: str) -> bytes:
         return AESGCM(master_key).decrypt(raw[4:16], raw[16:], purpose.encode())
     except InvalidTag:
         raise ConfigError("sealed secret: does not open with this host's master key") from None
+
+
+def cluster_sealing_keys(cluster_secret: str, master_key: bytes) -> list[bytes]:
+    """The keys that seal cluster-wide secrets (KMS key material, objects/kms.py),
+    current first.
+
+    Every host of a cluster shares the cluster secret, so the key derived from
+    it is the same everywhere; a host without one (running alone) uses a key
+    derived from its own master key, which stays second in the list once the
+    host has a cluster secret, so what it sealed alone can be re-sealed
+    (docs/data-protection.md)."""
+    host_key = HKDF(hashes.SHA256(), 32, None, b"titans3 host sealing key").derive(master_key)
+    if cluster_secret:
+        return [HKDF(hashes.SHA256(), 32, None, b"titans3 cluster sealing key").derive(
+            cluster_secret.encode()), host_key]
+    return [host_key]
 
 
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended costs

@@ -113,10 +113,12 @@ from titans3.objects.types import (
     CopyResult,
     DeleteResult,
     DriveInfo,
+    Encryption,
     GetResult,
     HostInfo,
     ListPage,
     ObjectInfo,
+    ObjectLock,
     PartInfo,
     PutResult,
     RenameResult,
@@ -136,9 +138,11 @@ class ObjectAPI(Protocol):
     errors, consistency and streaming rules every operation follows)."""
 
     # ------------------------------------------------------------ buckets
-    async def create_bucket(self, name: str) -> BucketInfo:
+    async def create_bucket(self, name: str, *, object_lock: bool = False) -> BucketInfo:
         """``BucketAlreadyOwnedByYou``, ``InvalidBucketName``, ``OperationAborted``
-        (a concurrent create on another host: retry)."""
+        (a concurrent create on another host: retry).  ``object_lock``: a
+        versioned bucket with object lock enabled (its versioning can never
+        be suspended: ``InvalidBucketState``)."""
         ...
 
     async def head_bucket(self, name: str) -> BucketInfo:
@@ -160,6 +164,7 @@ class ObjectAPI(Protocol):
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None, condition: WriteCondition | None = None,
+        encryption: Encryption | None = None, lock: ObjectLock | None = None,
     ) -> PutResult:
         """Store a new version (the null version unless versioning is Enabled).
 
@@ -168,12 +173,17 @@ class ObjectAPI(Protocol):
         every byte (the front's checksums); ``checksums()`` runs after the
         body and returns ``{algo: b64}`` to store, or raises to abort with
         nothing visible; ``tags``: validated object tags; ``condition``:
-        If-Match / If-None-Match at commit."""
+        If-Match / If-None-Match at commit; ``encryption``: SSE-S3 / SSE-KMS /
+        SSE-C (None: the bucket's default encryption, if any) -- refusals are
+        ``KMS.NotFoundException``, ``AccessDenied`` (disabled key); ``lock``:
+        retention / legal hold of the new version (None: the bucket's default
+        retention; ``InvalidRequest`` in a bucket without object lock)."""
         ...
 
     async def get_object(
         self, bucket: str, key: str, *, version_id: str | None = None,
         byte_range: ByteRange | None = None, part_number: int | None = None,
+        customer_key: bytes | None = None,
     ) -> GetResult:
         """The version's info and a body streaming ``[first, last]``.
 
@@ -181,11 +191,16 @@ class ObjectAPI(Protocol):
         when unsatisfiable); ``part_number`` serves one part
         (``InvalidPartNumber``).  ``NoSuchKey`` / ``NoSuchVersion``; a delete
         marker is ``NoSuchKey`` (current) or ``MethodNotAllowed`` (by id),
-        with the marker headers in ``err.headers``."""
+        with the marker headers in ``err.headers``.  An SSE-C version needs
+        ``customer_key`` (``InvalidRequest`` without, ``AccessDenied`` when
+        wrong); a KMS version whose key is disabled: ``AccessDenied``.  A
+        package that fails authentication ends the body with ``InternalError``
+        -- never wrong bytes."""
         ...
 
-    async def head_object(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
-        """As ``get_object`` without the body."""
+    async def head_object(self, bucket: str, key: str, *, version_id: str | None = None,
+                          customer_key: bytes | None = None) -> ObjectInfo:
+        """As ``get_object`` without the body (SSE-C keys are checked)."""
         ...
 
     async def head_objects(
@@ -197,9 +212,12 @@ class ObjectAPI(Protocol):
         raises (``QuorumError``) for the whole call."""
         ...
 
-    async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None) -> DeleteResult:
+    async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None,
+                            bypass_governance: bool = False) -> DeleteResult:
         """Delete the current object (a delete marker in a versioned bucket) or
-        one version.  Deleting what does not exist succeeds (S3)."""
+        one version.  Deleting what does not exist succeeds (S3).  A version
+        under a legal hold or unexpired retention: ``AccessDenied`` (GOVERNANCE
+        gives way to ``bypass_governance``, COMPLIANCE to nobody)."""
         ...
 
     async def copy_object(
@@ -210,8 +228,11 @@ class ObjectAPI(Protocol):
         condition: WriteCondition | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
+        src_customer_key: bytes | None = None, encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
     ) -> CopyResult:
-        """Copy one version by streaming it into a new write (data re-encoded).
+        """Copy one version by streaming it into a new write (data re-encoded,
+        re-encrypted as ``encryption`` says; ``src_customer_key`` opens an SSE-C source).
         ``meta``/``tags`` None keep the source's; ``check_source`` may raise to
         refuse (copy-source conditions); sources over 5 GiB: ``InvalidRequest``."""
         ...
@@ -276,9 +297,11 @@ class ObjectAPI(Protocol):
     async def create_multipart(
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
     ) -> str:
-        """A new upload id (ordered by initiation)."""
+        """A new upload id (ordered by initiation); every part is encrypted as
+        ``encryption`` (None: the bucket's default)."""
         ...
 
     async def upload_part(
@@ -286,10 +309,10 @@ class ObjectAPI(Protocol):
         body: AsyncIterator[bytes], *, size: int | None = None, content_md5: str | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
-        compute_checksum: ComputeChecksum | None = None,
+        compute_checksum: ComputeChecksum | None = None, customer_key: bytes | None = None,
     ) -> PartInfo:
         """Store one part (1..10,000), replacing an earlier one of that number;
-        ``NoSuchUpload``."""
+        ``NoSuchUpload``.  An SSE-C upload needs its ``customer_key`` on every part."""
         ...
 
     async def upload_part_copy(
@@ -298,6 +321,7 @@ class ObjectAPI(Protocol):
         byte_range: tuple[int, int] | None = None,
         check_source: Callable[[ObjectInfo], None] | None = None,
         compute_checksum: ComputeChecksum | None = None,
+        src_customer_key: bytes | None = None, customer_key: bytes | None = None,
     ) -> CopyResult:
         """A part copied from (a byte range of) another object."""
         ...
@@ -342,6 +366,31 @@ class ObjectAPI(Protocol):
         self, bucket: str, key: str, *, version_id: str | None = None
     ) -> str:
         """Remove the version's tags; its version id."""
+        ...
+
+    # ------------------------------------------------------------ object lock
+    async def get_object_lock(self, bucket: str, key: str, *, version_id: str | None = None
+                              ) -> ObjectLock:
+        """The version's retention and legal hold; ``InvalidRequest`` in a bucket
+        without object lock."""
+        ...
+
+    async def put_object_retention(
+        self, bucket: str, key: str, mode: str | None, until_ns: int | None, *,
+        version_id: str | None = None, bypass_governance: bool = False,
+    ) -> None:
+        """Set (``mode`` None: remove) retention; weakening COMPLIANCE, or
+        GOVERNANCE without ``bypass_governance``: ``AccessDenied``."""
+        ...
+
+    async def put_object_legal_hold(self, bucket: str, key: str, on: bool, *,
+                                    version_id: str | None = None) -> None:
+        ...
+
+    async def put_object_lock_config(self, bucket: str, doc: Mapping[str, Any]) -> None:
+        """``{"enabled": True, "mode"?, "days"?, "years"?}``: enable object lock
+        (versioning must be Enabled: ``InvalidBucketState``) with a default
+        retention.  Read it back with ``get_bucket_config(bucket, "object-lock")``."""
         ...
 
     # ------------------------------------------------------------ bucket configuration
@@ -409,8 +458,8 @@ class ObjectAPI(Protocol):
 
 __all__ = [
     "ADMIN_PASSWORD", "SystemRecords", "MAX_TAGS", "MAX_TAG_KEY", "MAX_TAG_VALUE", "BucketInfo", "ByteRange", "CompleteChecksums",
-    "ComputeChecksum", "CopyResult", "DeleteResult", "DriveInfo", "GetResult", "HostInfo",
-    "ListPage", "ObjectAPI", "ObjectInfo", "PartInfo", "PutResult", "RenameResult", "StatFs", "StoreStatistics",
+    "ComputeChecksum", "CopyResult", "DeleteResult", "DriveInfo", "Encryption", "GetResult", "HostInfo",
+    "ListPage", "ObjectAPI", "ObjectInfo", "ObjectLock", "PartInfo", "PutResult", "RenameResult", "StatFs", "StoreStatistics",
     "UploadInfo", "UploadsPage", "VersionsPage", "WriteCondition", "check_tags", "part_span",
     "valid_tag_text", "validate_tags",
 ]

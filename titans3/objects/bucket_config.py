@@ -22,10 +22,13 @@ chosen by the front (``"cors"``, ``"tagging"``).
 
 from __future__ import annotations
 
+import json
+
 from titans3.core.errors import BucketNotEmpty
 from titans3.objects.buckets import is_system_bucket
 from titans3.objects.catalog import Catalog
 from titans3.objects.context import StoreContext
+from titans3.objects.lockrules import LOCK_CONFIG
 from titans3.objects.types import BucketInfo
 
 
@@ -36,8 +39,14 @@ class BucketOps:
         self.ctx = ctx
         self.catalog = catalog
 
-    async def create_bucket(self, name: str) -> BucketInfo:
-        rec = await self.ctx.buckets.create(name)
+    async def create_bucket(self, name: str, *, object_lock: bool = False) -> BucketInfo:
+        """``object_lock``: versioned from birth with object lock enabled, in the
+        one record write that creates the bucket (objects/lockrules.py)."""
+        if object_lock:
+            rec = await self.ctx.buckets.create(
+                name, versioning="Enabled", config={LOCK_CONFIG: json.dumps({"enabled": True}).encode()})
+        else:
+            rec = await self.ctx.buckets.create(name)
         return BucketInfo(rec.name, rec.created_ns, rec.versioning)
 
     async def create_system_bucket(self, name: str) -> BucketInfo:

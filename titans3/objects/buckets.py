@@ -258,7 +258,8 @@ class BucketTable:
                     await self._load()
         return sorted((r for r in self._cache.values() if not r.deleted), key=lambda r: r.name)
 
-    async def create(self, name: str, *, ec: tuple[int, int] | None = None, system: bool = False) -> BucketRecord:
+    async def create(self, name: str, *, ec: tuple[int, int] | None = None, versioning: str = "",
+                     config: Mapping[str, bytes] | None = None, system: bool = False) -> BucketRecord:
         if not system:
             validate_bucket_name(name)
         elif not is_system_bucket(name):
@@ -269,7 +270,8 @@ class BucketTable:
             cur = self._cache.get(name)
             if cur is not None and not cur.deleted:
                 raise BucketAlreadyOwnedByYou(BucketName=name)
-            rec = BucketRecord(name, secrets.token_bytes(8), time.time_ns(), self._clock.new_id(), ec=ec)
+            rec = BucketRecord(name, secrets.token_bytes(8), time.time_ns(), self._clock.new_id(), ec=ec,
+                               versioning=versioning, config=dict(config or {}))
             if self._cache_enabled:  # one host: the table lock is the whole story
                 await self._write(rec)
             else:

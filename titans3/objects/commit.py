@@ -23,6 +23,7 @@ from contextlib import suppress
 
 import trio
 
+from titans3.core import sse
 from titans3.core.errors import DriveError, QuorumError, S3Error
 from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import VersionRecord
@@ -31,6 +32,7 @@ from titans3.objects import handoff
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
 from titans3.objects.resolve import write_quorum
+from titans3.objects.sse import EncryptState, encrypt_body
 from titans3.objects.validate import check_content_md5
 from titans3.objects.writer import Written, write_stream
 
@@ -64,10 +66,13 @@ class Committer:
         inline_max: int | None = None,
         hinted: bool = False,
         override: Mapping[int, Drive] | None = None,
+        stream_key: bytes | None = None,
         md5: bool = True,
     ) -> tuple[list[int], ECScheme, Written]:
         """``override``: fragment index -> the drive that takes it instead of the
-        placement's (a multipart upload's substitutes, objects/multipart.py)."""
+        placement's (a multipart upload's substitutes, objects/multipart.py).
+        ``stream_key``: encrypt the body first (``objects/sse.py``); the result's
+        ``size`` and ``md5`` are then the plaintext's."""
         sch = self.ctx.scheme_for(brec)
         positions = self.ctx.placement(brec.bucket_id, key)
         drives: list[Drive | None] = [
@@ -77,12 +82,22 @@ class Committer:
             drives[j] = d if d.state == DriveState.ONLINE else None
         if hinted:  # hinted handoff for down primaries (objects/handoff.py)
             drives = handoff.substitute(self.ctx, brec.bucket_id, key, positions, drives, sch.k, sch.m)
+        state: EncryptState | None = None
+        if stream_key is not None:
+            state = EncryptState()
+            body = encrypt_body(body, stream_key, on_data, state)
+            on_data = None
+            size = None if size is None else sse.stored_size(size)
         written = await write_stream(
             body, drives, sch, self.ctx.codec(sch.k, sch.m),
             write_quorum=write_quorum(sch.k, sch.m),
             inline_max=self.ctx.inline_max if inline_max is None else inline_max,
-            expected_size=size, on_data=on_data, md5=md5,
+            expected_size=size, on_data=on_data, hash_md5=state is None and md5,
         )
+        if state is not None:
+            written.size, written.md5 = state.size, state.md5
+        if not md5:  # no ETag for callers that never show one (objects/extents.py)
+            written.md5 = b""
         handoff.register(self.ctx, written.data_id, drives)
         if content_md5 is not None:
             try:

@@ -25,11 +25,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from titans3.core.kms import KeyManager
 from titans3.drive.protocol import Drive
 from titans3.erasure.codec import Codec, ECScheme
 from titans3.erasure.stripe import Layout, layout_for
 from titans3.objects.buckets import BucketRecord, BucketTable
 from titans3.objects.resolve import write_quorum
+from titans3.objects.sse import Keys
 from titans3.objects.versionid import HybridClock
 from titans3.ring.builder import Ring
 
@@ -66,6 +68,9 @@ class StoreContext:
         self._codecs: dict[tuple[int, int], Codec] = {}
         # Hinted-handoff plans of PUTs between staging and commit (objects/handoff.py).
         self.handoffs: dict[str, dict[int, HintedDrive]] = {}
+        # The key manager for server-side encryption (objects/kms.py), set by the host.
+        self.kms: KeyManager | None = None
+        self.keys = Keys(lambda: self.kms)
 
     # ------------------------------------------------------------ topology
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:

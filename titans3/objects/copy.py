@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from titans3.core.errors import InvalidRange, InvalidRequest, MethodNotAllowed
-from titans3.objects.types import CopyResult, GetResult, ObjectInfo, WriteCondition
+from titans3.objects.types import (
+    CopyResult,
+    Encryption,
+    GetResult,
+    ObjectInfo,
+    ObjectLock,
+    WriteCondition,
+)
 
 if TYPE_CHECKING:
     from titans3.objects.multipart import Multipart
@@ -71,9 +78,11 @@ class Copier:
     async def _open_source(
         self, bucket: str, key: str, version_id: str | None,
         byte_range: tuple[int, int] | None, check_source: Callable[[ObjectInfo], None] | None,
+        customer_key: bytes | None = None,
     ) -> GetResult:
         try:
-            src = await self.reads.get_object(bucket, key, version_id=version_id, byte_range=byte_range)
+            src = await self.reads.get_object(bucket, key, version_id=version_id, byte_range=byte_range,
+                                              customer_key=customer_key)
         except MethodNotAllowed:
             raise InvalidRequest(
                 "The source of a copy request may not specifically refer to a delete marker "
@@ -101,10 +110,16 @@ class Copier:
         condition: WriteCondition | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
+        src_customer_key: bytes | None = None,
+        encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
     ) -> CopyResult:
         """Copy one version.  ``meta``/``tags`` None: the source's (COPY directive).
-        ``on_data``/``checksums``: compute other checksums than the source's."""
-        src = await self._open_source(src_bucket, src_key, src_version_id, None, check_source)
+        ``on_data``/``checksums``: compute other checksums than the source's.
+        ``src_customer_key``: the source's SSE-C key; ``encryption``: the
+        destination's (None: its bucket's default -- never the source's)."""
+        src = await self._open_source(src_bucket, src_key, src_version_id, None, check_source,
+                                      src_customer_key)
         info = src.info
         try:
             if info.size > MAX_COPY_SIZE:
@@ -114,7 +129,7 @@ class Copier:
                 meta=dict(info.meta) if meta is None else meta,
                 tags=dict(info.tags) if tags is None else tags,
                 checksums=checksums or (lambda: dict(info.checksums)), condition=condition,
-                on_data=on_data,
+                on_data=on_data, encryption=encryption, lock=lock,
             )  # fmt: skip
         finally:
             await _aclose(src.body)
@@ -133,13 +148,15 @@ class Copier:
         byte_range: tuple[int, int] | None = None,
         check_source: Callable[[ObjectInfo], None] | None = None,
         compute_checksum: Callable[[str, str | None], Any] | None = None,
+        src_customer_key: bytes | None = None,
+        customer_key: bytes | None = None,
     ) -> CopyResult:
         """Copy a source version (or ``byte_range`` of it, inclusive) into a part.
         ``compute_checksum``: see ``upload_part`` (an upload created with a
         checksum algorithm needs the copied part's checksum)."""
         try:
             src = await self._open_source(src_bucket, src_key, src_version_id, byte_range,
-                                          check_source)
+                                          check_source, src_customer_key)
         except InvalidRange as e:
             raise _bad_range(e.extra.get("ActualObjectSize", "?")) from None
         info = src.info
@@ -150,7 +167,8 @@ class Copier:
             if size > MAX_COPY_SIZE:
                 raise _too_large()
             part = await self.multipart.upload_part(bucket, key, upload_id, part_number, src.body, size=size,
-                                          compute_checksum=compute_checksum)  # fmt: skip
+                                          compute_checksum=compute_checksum,
+                                          customer_key=customer_key)  # fmt: skip
         finally:
             await _aclose(src.body)
         return CopyResult(info, part=part)

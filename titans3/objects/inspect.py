@@ -20,8 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from titans3.objects.lockrules import LEGAL_HOLD, RETENTION
 from titans3.objects.repair import OFFLINE, OK, ObjectRepair, examine, streams_of
 from titans3.objects.resolve import s3_version_id
+from titans3.objects.sse import SSE
 from titans3.objects.validate import check_key
 
 if TYPE_CHECKING:
@@ -75,6 +77,9 @@ async def inspect_object(
             "fragments": rows,
             "healthy_fragments": sum(1 for f in frags if f.health == OK),
             "fragments_total": len(frags),
+            # Encryption mode (never a key) and object lock, for the operator.
+            "encryption": {"S3": "SSE-S3", "KMS": "SSE-KMS", "C": "SSE-C"}.get((rec.extra.get(SSE) or {}).get("m", "")),
+            "retention": rec.extra.get(RETENTION), "legal_hold": bool(rec.extra.get(LEGAL_HOLD)),
         })
     if damaged and on_damage is not None:
         on_damage(brec.bucket_id, kb)

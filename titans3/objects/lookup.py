@@ -33,7 +33,9 @@ from titans3.drive.records import REF, VersionRecord
 from titans3.objects import handoff
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
+from titans3.objects.lockrules import LEGAL_HOLD, RETENTION, lock_of
 from titans3.objects.resolve import Resolved, resolve_versions, s3_version_id, write_quorum
+from titans3.objects.sse import SSE, describe
 from titans3.objects.tags import tags_of
 from titans3.objects.types import ObjectInfo, PartInfo
 from titans3.objects.versionid import is_version_id
@@ -84,6 +86,8 @@ def object_info(bucket: str, key: str, r: Resolved, is_latest: bool = True) -> O
         part_sizes=tuple(p.size for p in rec.parts),
         parts=tuple(PartInfo(p.number, p.size, p.etag, rec.mtime_ns, dict(p.checksums))
                     for p in rec.parts),
+        **describe(rec.extra.get(SSE)),
+        lock=lock_of(rec) if RETENTION in rec.extra or LEGAL_HOLD in rec.extra else None,
     )
 
 

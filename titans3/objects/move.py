@@ -53,7 +53,7 @@ class MoveOutcome:
 async def _rebuild(ctx: StoreContext, bucket_id: bytes, key: bytes, rec: VersionRecord,
                    dst: Drive, old_positions: list[int]) -> int:
     """Rebuild fragment ``rec.frag_index`` on ``dst`` from the other holders."""
-    from titans3.objects.repair import rebuild_stream
+    from titans3.objects.repair import rebuild_stream, streams_of
 
     sources: dict[int, Drive] = {}
     for pos in set(ctx.placement(bucket_id, key)) | set(old_positions):
@@ -69,8 +69,7 @@ async def _rebuild(ctx: StoreContext, bucket_id: bytes, key: bytes, rec: Version
     k, m, _ = rec.ec
     codec = ctx.codec(k, m)
     total = 0
-    streams = [(rec.data or "", rec.size)] if not rec.parts else [(p.data_id, p.size) for p in rec.parts]
-    for data_id, size in streams:
+    for data_id, size in streams_of(rec):
         done, n = await rebuild_stream(codec, ctx.layout(rec.ec, size), data_id, sources,
                                        {rec.frag_index: dst}, inline=rec.inline)
         if rec.frag_index not in done:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import trio
 
+from titans3.core import sse
 from titans3.core.errors import (
     DriveError,
     EntityTooSmall,
@@ -62,11 +63,15 @@ from titans3.core.errors import (
 from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import Part, VersionRecord
 from titans3.objects import handoff
+from titans3.objects.lockrules import initial_lock
 from titans3.objects.resolve import write_quorum
+from titans3.objects.sse import SSE, Sealed, bucket_default, encryption_info
 from titans3.objects.tagging import with_tags
 from titans3.objects.types import (
     CompleteChecksums,
     ComputeChecksum,
+    Encryption,
+    ObjectLock,
     PartInfo,
     PutResult,
     WriteCondition,
@@ -198,12 +203,18 @@ class Multipart:
     async def create_multipart(
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
     ) -> str:
         """``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
-        every part to carry that checksum; Complete hands them to its hook."""
+        every part to carry that checksum; Complete hands them to its hook.
+        ``encryption``: SSE for every part (None: the bucket's default); the
+        upload keeps the *wrapped* data key, each part its own salt."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
+        initial_lock(brec.config, lock, time.time_ns())  # refuse a bad lock now, not at Complete
+        enc = encryption or bucket_default(brec.config)
+        sealed = await self.ctx.keys.seal_new(brec.bucket_id, kb, enc) if enc else None
         sch = self.ctx.scheme_for(brec)
         # Clock ids: unique, and ordered by initiation (ListMultipartUploads order).
         upload_id = self.ctx.clock.new_id()
@@ -219,7 +230,9 @@ class Multipart:
             {"key": kb, "t": time.time_ns(), "meta": dict(meta or {}),
              "ec": [sch.k, sch.m, sch.segment_size],
              "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}),
-             "sub": {str(j): slot for j, slot in sub.items()}},
+             "sub": {str(j): slot for j, slot in sub.items()},
+             **({"sse": sealed.doc} if sealed else {}),
+             **({"lock": [lock.mode, lock.until_ns, lock.legal_hold]} if lock else {})},
             use_bin_type=True,
         )
         where: list[int] = []
@@ -342,6 +355,7 @@ class Multipart:
         checksums: Callable[[], Mapping[str, str]] | None = None,
         on_data: Callable[[memoryview], None] | None = None,
         compute_checksum: ComputeChecksum | None = None,
+        customer_key: bytes | None = None,
     ) -> PartInfo:
         """``compute_checksum(algorithm, type)`` may return a running checksum
         (``update``/``b64digest``) for the upload's algorithm; the store feeds it
@@ -353,6 +367,12 @@ class Multipart:
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
+        opened = None
+        if upload.get("sse"):
+            opened = await self.ctx.keys.open(brec.bucket_id, kb, upload["sse"], customer_key)
+        elif customer_key is not None:
+            raise InvalidRequest("The encryption parameters are not applicable to this upload.")
+        salt = sse.new_salt().hex()
         sub = _sub_of(upload)
         old, _ = await self._parts(brec, kb, upload_id, sub)
         algo = upload.get("ca")
@@ -367,7 +387,8 @@ class Multipart:
         sites = self._sites(self.ctx.placement(brec.bucket_id, kb), sub)
         override = {j: hd for j, (_, hd) in enumerate(sites) if hd is not None}
         positions, sch, written = await self.committer.stage(
-            brec, kb, body, size, content_md5, feed, inline_max=-1, override=override
+            brec, kb, body, size, content_md5, feed, inline_max=-1, override=override,
+            stream_key=opened.stream_key(salt) if opened else None,
         )
         self.ctx.handoffs.pop(written.data_id, None)  # parts commit here, not through _commit
         try:
@@ -379,10 +400,10 @@ class Multipart:
             await self.committer.discard(positions, written)
             raise
         now = time.time_ns()
-        etag = written.md5.hex()
+        etag = Sealed(dict(opened.doc), b"").etag(written.md5, salt) if opened else written.md5.hex()
         doc = msgpack.packb(
             {"n": part_number, "size": written.size, "etag": etag, "data": written.data_id,
-             "t": now, "cks": cks},
+             "t": now, "cks": cks, **({"salt": salt} if opened else {})},
             use_bin_type=True,
         )
         where: list[int] = []
@@ -395,7 +416,8 @@ class Multipart:
         prev = old.get(part_number)
         if prev is not None and prev["data"] != written.data_id:
             await self._free(positions, [prev["data"]], sub)
-        return PartInfo(part_number, written.size, etag, now, cks)
+        return PartInfo(part_number, written.size, etag, now, cks,
+                        info=encryption_info(bucket, key, upload.get("sse")))
 
     async def _free(
         self, positions: Sequence[int], data_ids: Sequence[str],
@@ -474,6 +496,11 @@ class Multipart:
         ok = [j for j in range(len(positions)) if need <= held.get(j, set())
               and self.ctx.drives[sites[j][0]].state == DriveState.ONLINE]
         extra = with_tags(None, upload.get("tags"))
+        if upload.get("sse"):
+            extra[SSE] = {**upload["sse"], "ps": [best[n]["salt"] for n, _ in parts]}
+        lk = upload.get("lock")
+        extra.update(initial_lock(brec.config, ObjectLock(lk[0], lk[1], bool(lk[2])) if lk else None,
+                                  time.time_ns()))
         extra[COMPLETED_FROM] = upload_id
 
         # A conditional Complete re-checks the key under its lock (objects/conditional.py).
@@ -497,7 +524,8 @@ class Multipart:
         await self._finish_upload(brec, kb, upload_id, best, keep=need, sub=sub)
         if not versioned:
             self.committer.purge_older_nulls(brec, kb, positions, vid, older)
-        return PutResult(etag, vid if versioned else "null", size, cks, now)
+        return PutResult(etag, vid if versioned else "null", size, cks, now,
+                         info=encryption_info(bucket, key, upload.get("sse")))
 
     async def _completed(
         self, brec: BucketRecord, kb: bytes, upload_id: str,
@@ -515,7 +543,8 @@ class Multipart:
             rec = r.record
             if not rec.dm and rec.extra.get(COMPLETED_FROM) == upload_id and rec.etag == want:
                 vid = "null" if rec.null else rec.vid
-                return PutResult(rec.etag, vid, rec.size, dict(rec.checksums), rec.mtime_ns)
+                return PutResult(rec.etag, vid, rec.size, dict(rec.checksums), rec.mtime_ns,
+                                 info=encryption_info("", "", rec.extra.get(SSE)))
         return None
 
     async def _finish_upload(

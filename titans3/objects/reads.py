@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 import trio
 
 from titans3.core.errors import DriveError, InvalidRange, QuorumError
+from titans3.core.sse import Decryptor, stored_size
 from titans3.drive.protocol import Drive
 from titans3.drive.records import MOVING, REF, VersionRecord
 from titans3.erasure.stripe import resolve_range
@@ -31,6 +32,7 @@ from titans3.objects.context import StoreContext
 from titans3.objects.lookup import Lookup, delete_marker_error, object_info, pick
 from titans3.objects.parts import part_span
 from titans3.objects.reader import ReadStats, read_stream
+from titans3.objects.sse import SSE, Opened, decryptor, feed, finish
 from titans3.objects.types import GetResult, ObjectInfo
 from titans3.objects.validate import check_key
 
@@ -50,13 +52,18 @@ class Reads:
         # rename window (the store settles it in the background, objects/rename.py).
         self.on_marked: Callable[[BucketRecord, bytes, str], None] | None = None
 
-    async def head_object(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectInfo:
+    async def head_object(self, bucket: str, key: str, *, version_id: str | None = None,
+                          customer_key: bytes | None = None) -> ObjectInfo:
+        """``customer_key``: the SSE-C key, checked as GET checks it (objects/sse.py)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         _, _, resolved = await self.lookup.resolve(brec, kb)
         r, latest = pick(resolved, version_id)
         if r.record.dm:
             raise delete_marker_error(r.record, key, version_id, "HEAD")
+        doc = r.record.extra.get(SSE)
+        if (doc and doc["m"] == "C") or (customer_key is not None and REF not in r.record.extra):
+            await self.ctx.keys.check(brec.bucket_id, kb, r.record, customer_key)
         self._settle_later(brec, kb, r.record)
         return object_info(bucket, key, r, latest)
 
@@ -76,8 +83,10 @@ class Reads:
         version_id: str | None = None,
         byte_range: tuple[int | None, int | None] | None = None,
         part_number: int | None = None,
+        customer_key: bytes | None = None,
     ) -> GetResult:
-        """``part_number``: serve that part (``objects/parts.py``) instead of a range."""
+        """``part_number``: serve that part (``objects/parts.py``) instead of a range;
+        ``customer_key``: the SSE-C key of an SSE-C version (objects/sse.py)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         positions, per, resolved = await self.lookup.resolve(brec, kb)
@@ -109,12 +118,13 @@ class Reads:
                 if x.vid == rec.vid and not x.tomb:
                     holders.setdefault(x.frag_index,
                                        handoff.holder(self.ctx, self.ctx.drives[positions[j]], x))
-        body = self._read_version(rec, holders, first, last, brec.bucket_id, data_key)
+        opened = await self.ctx.keys.check(brec.bucket_id, data_key, rec, customer_key)
+        body = self._read_version(rec, holders, first, last, brec.bucket_id, data_key, opened)
         return GetResult(info=info, body=body, first=first, last=last, partial=partial)
 
     async def _read_version(
         self, rec: VersionRecord, holders: dict[int, Drive], first: int, last: int,
-        bucket_id: bytes = b"", key: bytes = b"",
+        bucket_id: bytes = b"", key: bytes = b"", opened: Opened | None = None,
     ) -> AsyncIterator[bytes]:
         k, m, _ = rec.ec
         codec = self.ctx.codec(k, m)
@@ -137,16 +147,32 @@ class Reads:
                         nursery.start_soon(one, idx)
             if len(frags) < k:
                 raise QuorumError("too few inline fragments readable")
-            data = codec.decode(frags) if rec.size else b""
+            if opened is not None:  # the inline bytes are the whole sealed stream
+                stored = bytes(codec.decode(frags))[: stored_size(rec.size)]
+                dec = Decryptor(opened.stream_key(rec.extra[SSE]["s"]), rec.size)
+                data = await feed(dec, stored)
+                finish(dec)
+            else:
+                data = codec.decode(frags) if rec.size else b""
             yield data[first : last + 1]
         else:
             streams = [(rec.data or "", rec.size)] if not rec.parts else [
                 (p.data_id, p.size) for p in rec.parts
             ]
+            salts = _salts(rec)
             base = 0
-            for data_id, size in streams:
+            for n, (data_id, size) in enumerate(streams):
                 lo, hi = max(first, base), min(last, base + size - 1)
-                if lo <= hi:
+                if lo <= hi and opened is not None:
+                    dec, a, b = decryptor(opened, salts[n], size, lo - base, hi - base)
+                    layout = self.ctx.layout(rec.ec, stored_size(size))
+                    async for chunk in read_stream(holders, data_id, layout, codec, a, b,
+                                                   stats=stats):
+                        out = await feed(dec, chunk)
+                        if out:
+                            yield out
+                    finish(dec)
+                elif lo <= hi:
                     layout = self.ctx.layout(rec.ec, size)
                     async for chunk in read_stream(holders, data_id, layout, codec, lo - base,
                                                    hi - base, stats=stats):
@@ -160,6 +186,13 @@ class Reads:
                 self.on_degraded(bucket_id, key, rec.vid, stats.bad_drives or set())
 
     # ----------------------------------------------------------- deletes
+
+
+def _salts(rec: VersionRecord) -> list[str]:
+    doc = rec.extra.get(SSE)
+    if doc is None:
+        return []
+    return list(doc["ps"]) if rec.parts else [doc["s"]]
 
 
 def _range_text(r: tuple[int | None, int | None]) -> str:

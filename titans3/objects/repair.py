@@ -63,6 +63,7 @@ from titans3.drive.records import REF, VersionRecord
 from titans3.erasure.codec import Codec
 from titans3.erasure.stripe import Layout
 from titans3.objects.resolve import Resolved, resolve_versions, write_quorum
+from titans3.objects.sse import stored_size_of
 from titans3.objects.versionid import timestamp_ns
 
 if TYPE_CHECKING:
@@ -86,10 +87,11 @@ class TooFewFragments(DriveError):
 
 
 def streams_of(rec: VersionRecord) -> list[tuple[str, int]]:
-    """``(data id, object bytes)`` of every data stream of a data version."""
+    """``(data id, stored bytes)`` of every data stream of a data version (an
+    encrypted stream stores more than its plaintext size, objects/sse.py)."""
     if rec.parts:
-        return [(p.data_id, p.size) for p in rec.parts]
-    return [(rec.data or "", rec.size)]
+        return [(p.data_id, stored_size_of(rec, p.size)) for p in rec.parts]
+    return [(rec.data or "", stored_size_of(rec, rec.size))]
 
 
 def record_age(rec: VersionRecord, now_ns: int) -> float:

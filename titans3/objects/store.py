@@ -39,6 +39,7 @@ delegating to exactly one of them (``_delegate``):
 ``multipart``   multipart uploads (``multipart.py``); ``uploads``: their listing
 ``copier``      CopyObject, UploadPartCopy (``copy.py``)
 ``tagging``     object tags of existing versions (``tagging.py``)
+``locks``       object lock: retention, legal holds (``locks.py``, ``lockrules.py``)
 ``renamer``     rename_object (``rename.py``)
 ==============  ==============================================================
 
@@ -71,6 +72,7 @@ from titans3.objects.context import StoreContext
 from titans3.objects.copy import Copier
 from titans3.objects.extents import Extents
 from titans3.objects.inspect import inspect_object
+from titans3.objects.locks import Locks
 from titans3.objects.lookup import Lookup
 from titans3.objects.multipart import Multipart
 from titans3.objects.reads import Reads
@@ -147,6 +149,7 @@ class ObjectStore:
         self.copier = Copier(self.reads, self.writes, self.multipart)
         self.tagging = Tagging(ctx, self.lookup, self.committer)
         self.extents = Extents(ctx, self.reads, self.writes, self.bucket_ops)
+        self.locks = Locks(ctx, self.lookup, self.committer)
         self.renamer = Renamer(ctx, self.lookup, self.committer, self.anchors, self.writes,
                                self.conditions.key_locks)
         self.reads.on_marked = lambda brec, key, vid: self._later(self.renamer.settle, brec, key,
@@ -204,6 +207,11 @@ class ObjectStore:
     put_object_tagging = _delegate("tagging", Tagging.put_object_tagging)
     delete_object_tagging = _delegate("tagging", Tagging.delete_object_tagging)
 
+    get_object_lock = _delegate("locks", Locks.get_object_lock)
+    put_object_retention = _delegate("locks", Locks.put_object_retention)
+    put_object_legal_hold = _delegate("locks", Locks.put_object_legal_hold)
+    put_object_lock_config = _delegate("locks", Locks.put_object_lock_config)
+
     # ----------------------------------------------------------- capacity and health
     async def info(self) -> HostInfo:
         ctx = self.context
@@ -255,6 +263,7 @@ class ObjectStore:
     ring = _shared("ring")
     old_ring = _shared("old_ring")
     scheme = _shared("scheme")
+    kms = _shared("kms")
     clock = _shared("clock")
     inline_max = _shared("inline_max")
     host = _shared("host")

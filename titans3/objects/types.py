@@ -37,6 +37,40 @@ class ObjectInfo:
     tags: dict[str, str] = field(default_factory=dict)  # object tags (S3 tagging)
     part_sizes: tuple[int, ...] = ()  # sizes of a multipart object's parts, in order
     parts: tuple[PartInfo, ...] = ()  # a multipart object's parts (number, size, etag, checksums)
+    # Server-side encryption (objects/sse.py): "AES256" / "aws:kms" / "" (none or SSE-C)
+    sse: str = ""
+    sse_customer_md5: str = ""  # SSE-C: base64 MD5 of the customer's key
+    kms_key_id: str = ""  # SSE-KMS: the key's ARN
+    bucket_key: bool = False
+    kms_context: dict[str, str] = field(default_factory=dict)  # SSE-KMS encryption context
+    lock: ObjectLock | None = None  # object lock of the version (None: none set)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLock:
+    """A version's object lock (``objects/objectlock.py``): retention mode
+    (``GOVERNANCE`` / ``COMPLIANCE`` / None), its end (ns since the epoch)
+    and the legal hold."""
+
+    mode: str | None = None
+    until_ns: int | None = None
+    legal_hold: bool = False
+    legal_hold_set: bool = False  # a legal hold was ever put on the version (ON or OFF)
+
+
+@dataclass(frozen=True, slots=True)
+class Encryption:
+    """How a write is to be encrypted (``objects/sse.py``).
+
+    ``mode``: ``"AES256"`` (SSE-S3), ``"aws:kms"`` (SSE-KMS, ``kms_key_id``
+    None: the default key) or ``"SSE-C"`` (``customer_key``: the client's
+    32 bytes, held for this request only and never shown by ``repr``)."""
+
+    mode: str
+    customer_key: bytes | None = field(default=None, repr=False)
+    kms_key_id: str | None = None
+    context: Mapping[str, str] | None = None
+    bucket_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +80,7 @@ class PutResult:
     size: int
     checksums: dict[str, str] = field(default_factory=dict)
     mtime_ns: int = 0  # Last-Modified of the new version
+    info: ObjectInfo | None = None  # encryption of the new version, for the response headers
 
 
 @dataclass(slots=True)
@@ -78,6 +113,7 @@ class PartInfo:
     etag: str
     mtime_ns: int
     checksums: dict[str, str] = field(default_factory=dict)
+    info: ObjectInfo | None = None  # UploadPart: the upload's encryption, for the response headers
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 from titans3.core.errors import InvalidArgument, QuorumError
 from titans3.drive.records import VersionRecord
 from titans3.objects import listing
+from titans3.objects.lockrules import InvalidBucketState, lock_config
 from titans3.objects.lookup import Lookup, delete_marker_error, object_info  # noqa: F401 -- re-exported
 from titans3.objects.resolve import Resolved, write_quorum
 from titans3.objects.types import ObjectInfo, VersionsPage
@@ -82,6 +83,10 @@ class Versions:
         if status not in STATES:
             raise InvalidArgument(f"Invalid versioning status {status!r}")
         brec = await self.ctx.buckets.get(bucket)
+        cfg = lock_config(brec.config)
+        if status != "Enabled" and cfg and cfg.get("enabled"):
+            raise InvalidBucketState("An Object Lock configuration is present on this bucket, "
+                                     "so the versioning state cannot be changed.")
         if brec.versioning != status:
             await self.ctx.buckets.update(bucket, versioning=status)
 

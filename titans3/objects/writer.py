@@ -37,14 +37,6 @@ from titans3.erasure.codec import Codec, ECScheme
 log = logging.getLogger(__name__)
 
 
-class _NoDigest:
-    def update(self, data: object) -> None:
-        pass
-
-    def digest(self) -> bytes:
-        return b""
-
-
 def new_data_id() -> str:
     return secrets.token_hex(16)
 
@@ -69,20 +61,19 @@ async def write_stream(
     inline_max: int,
     expected_size: int | None = None,
     on_data: Callable[[memoryview], None] | None = None,
-    md5: bool = True,
+    hash_md5: bool = True,
 ) -> Written:
     """Consume ``body`` and stage its fragments on ``drives`` (position = fragment).
 
     ``on_data`` sees every body byte (checksums beyond MD5).  Raises
     ``QuorumError`` when fewer than ``write_quorum`` drives can take the data,
     ``IncompleteBody`` when ``expected_size`` does not match.  On any error all
-    staged fragments are removed.
+    staged fragments are removed.  ``hash_md5`` False: the caller hashes
+    (an encrypted stream's ETag is of the plaintext, ``objects/sse.py``).
     """
     seg_size = scheme.segment_size
     data_id = new_data_id()
-    hashing = md5
-    # Callers with no use for an ETag (block volumes) skip MD5: it is the PUT's costliest step.
-    md5 = hashlib.md5() if hashing else _NoDigest()  # type: ignore[assignment]
+    md5 = hashlib.md5()
     seg = bytearray(seg_size)
     fill = 0
     total = 0
@@ -131,7 +122,7 @@ async def write_stream(
                 await w.abort()
 
         async with trio.open_nursery() as nursery:
-            if hashing:
+            if hash_md5:
                 nursery.start_soon(hash_it)
             for i, w in enumerate(writers):
                 if w is not None and alive[i]:
@@ -197,7 +188,8 @@ async def write_stream(
         if writers is None and inline_max >= 0 and (
             total == 0 or codec.fragment_size(total) <= inline_max
         ):
-            md5.update(tail)
+            if hash_md5:
+                md5.update(tail)
             frags = [bytes(f) for f in codec.encode(tail)] if total else [b""] * len(drives)
             ok = [i for i, a in enumerate(alive) if a]
             return Written(data_id, total, md5.digest(), ok, inline=frags)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 
+from titans3.core import sse
 from titans3.core.errors import NoSuchKey, NoSuchVersion, QuorumError
 from titans3.drive.protocol import DriveState
 from titans3.drive.records import HIDDEN, REF, REFS, VersionRecord
@@ -26,10 +27,12 @@ from titans3.objects.buckets import BucketRecord
 from titans3.objects.commit import Committer
 from titans3.objects.conditional import Conditions
 from titans3.objects.context import StoreContext
+from titans3.objects.lockrules import check_delete, initial_lock
 from titans3.objects.lookup import Lookup, pick
 from titans3.objects.resolve import write_quorum
+from titans3.objects.sse import SSE, bucket_default, encryption_info
 from titans3.objects.tags import with_tags
-from titans3.objects.types import DeleteResult, PutResult, WriteCondition
+from titans3.objects.types import DeleteResult, Encryption, ObjectLock, PutResult, WriteCondition
 from titans3.objects.validate import check_key
 
 
@@ -59,11 +62,16 @@ class Writes:
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None,
         condition: WriteCondition | None = None,
+        encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
     ) -> PutResult:
         """``tags``: the new version's object tags (validated by the caller);
-        ``condition``: a conditional write (``objects/conditional.py``)."""
+        ``condition``: a conditional write (``objects/conditional.py``);
+        ``encryption``: SSE (None: the bucket's default, if any; objects/sse.py);
+        ``lock``: retention / legal hold (else the bucket's default, objects/lockrules.py)."""
         return await self.put(bucket, key, body, size=size, meta=meta, content_md5=content_md5,
-                              checksums=checksums, on_data=on_data, tags=tags, condition=condition)
+                              checksums=checksums, on_data=on_data, tags=tags, condition=condition,
+                              encryption=encryption, lock=lock)
 
     async def put(
         self,
@@ -78,23 +86,33 @@ class Writes:
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None,
         condition: WriteCondition | None = None,
+        encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
         md5: bool = True,
     ) -> PutResult:
         """:meth:`put_object`; ``md5=False``: no MD5 ETag (``""``), for callers
         that never show one (``objects/extents.py``)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
+        locked = initial_lock(brec.config, lock, time.time_ns())
         seen = await self.conditions.precheck(brec, bucket, key, kb, condition)
-        positions, sch, written = await self.committer.stage(brec, kb, body, size, content_md5, on_data,
-                                                             hinted=True, md5=md5)
+        enc = encryption or bucket_default(brec.config)
+        sealed = await self.ctx.keys.seal_new(brec.bucket_id, kb, enc) if enc else None
+        salt = sse.new_salt().hex()
+        positions, sch, written = await self.committer.stage(
+            brec, kb, body, size, content_md5, on_data, hinted=True, md5=md5,
+            stream_key=sse.stream_key(sealed.data_key, bytes.fromhex(salt)) if sealed else None)
         try:
             cks = dict(checksums()) if checksums is not None else {}
         except BaseException:
             await self.committer.discard(positions, written)
             raise
         versioned = brec.versioning == "Enabled"
-        etag = etag_of(written.md5)
+        etag = sealed.etag(written.md5, salt) if sealed else etag_of(written.md5)
         extra = with_tags(None, tags)
+        if sealed:
+            extra[SSE] = {**sealed.doc, "s": salt}
+        extra.update(locked)
 
         async with self.conditions.guard(brec, bucket, key, kb, condition, seen,
                                       lambda: self.committer.discard(positions, written)):
@@ -115,11 +133,15 @@ class Writes:
             )
         if not versioned:
             self.committer.purge_older_nulls(brec, kb, positions, vid, older)
-        return PutResult(etag, vid if versioned else "null", written.size, cks, now)
+        return PutResult(etag, vid if versioned else "null", written.size, cks, now,
+                         info=encryption_info(bucket, key, extra.get(SSE)))
 
     # ----------------------------------------------------------- reads
 
-    async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None) -> DeleteResult:
+    async def delete_object(self, bucket: str, key: str, *, version_id: str | None = None,
+                            bypass_governance: bool = False) -> DeleteResult:
+        """``bypass_governance``: the caller may and did ask to bypass GOVERNANCE
+        retention (a locked version is refused otherwise, objects/lockrules.py)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         sch = self.ctx.scheme_for(brec)
@@ -134,6 +156,7 @@ class Writes:
                 r, _ = pick(resolved, version_id)
             except (NoSuchVersion, NoSuchKey):
                 return DeleteResult(version_id, False)  # AWS: deleting a missing version is a no-op
+            check_delete(r.record, bypass=bypass_governance)
             if r.record.extra.get(REFS):  # renamed copies still read it: keep it as an anchor
                 _, per, _ = await self.lookup.resolve(brec, kb)
                 if await self.committer.recommit(brec, kb, positions, per, r.record.vid,

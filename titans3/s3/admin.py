@@ -26,6 +26,8 @@ from titans3.s3 import (
     admin_cluster,
     admin_disks,
     admin_durability,
+    admin_kms,
+    admin_lifecycle,
     admin_mounts,
     admin_objects,
     admin_volumes,
@@ -51,6 +53,8 @@ ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] 
     **admin_appliance.ROUTES,  # cluster create / token / join-token, support bundle
     **admin_mounts.ROUTES,  # FUSE mounts (titans3/fuse/)
     **admin_objects.ROUTES,  # object rename
+    **admin_kms.ROUTES,  # built-in KMS keys (titanctl kms)
+    **admin_lifecycle.ROUTES,  # lifecycle worker (titanctl lifecycle)
 }
 
 

@@ -53,6 +53,7 @@ from titans3.s3 import (
     asgi,
     handlers_bucket,
     handlers_bucket_config,
+    handlers_dataprot,
     handlers_multipart,
     handlers_object,
     object_ops,
@@ -72,6 +73,7 @@ HANDLERS: dict[str, Handler] = {
     **handlers_object.HANDLERS,
     **handlers_multipart.HANDLERS,
     **handlers_bucket_config.HANDLERS,
+    **handlers_dataprot.HANDLERS,
     **object_ops.HANDLERS,
 }
 
@@ -270,6 +272,7 @@ def create_s3_app(
     region: str = "us-east-1",
     domain: str | None = None,
     admin: Any = None,
+    lifecycle_day: float = 86400.0,
 ) -> S3App:
     """The S3 endpoint for ``store``.
 
@@ -278,7 +281,8 @@ def create_s3_app(
     (``bucket.<domain>``).  ``admin``: object with ``async info() -> HostInfo``
     serving ``/titans3/admin/v1/info`` to the root key; None disables the admin API.
     """
-    settings = S3Settings(region=region, owner=owner_for(credentials.root_access_key), domain=domain)
+    settings = S3Settings(region=region, owner=owner_for(credentials.root_access_key), domain=domain,
+                          lifecycle_day=lifecycle_day)
     return S3App(store=store, credentials=credentials, settings=settings, admin=admin)
 
 

@@ -61,6 +61,7 @@ class S3Settings:
     region: str
     owner: Owner
     domain: str | None = None
+    lifecycle_day: float = 86400.0  # seconds in a lifecycle "day" (x-amz-expiration, core/lifecycle.py)
 
 
 @dataclass(slots=True)

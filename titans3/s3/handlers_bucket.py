@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from titans3.core.errors import BucketAlreadyOwnedByYou, InvalidArgument, NotImplementedS3
+from titans3.core.errors import BucketAlreadyOwnedByYou, InvalidArgument
 from titans3.s3 import xml
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
 from titans3.s3.location import check_location_constraint
@@ -65,12 +65,14 @@ async def list_buckets(ctx: S3Context) -> Reply:
 
 async def create_bucket(ctx: S3Context) -> Reply:
     # (The name was validated by routing.)
-    if ctx.headers.get("x-amz-bucket-object-lock-enabled", "").lower() == "true":
-        raise NotImplementedS3("Object lock is not implemented.")
+    lock = ctx.headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower()
+    if lock not in ("", "true", "false"):
+        raise InvalidArgument("x-amz-bucket-object-lock-enabled must be true or false",
+                              ArgumentName="x-amz-bucket-object-lock-enabled")
     body = await ctx.read_xml_body()
     check_location_constraint(xml.parse_create_bucket_configuration(body), ctx.settings.region)
     try:
-        await ctx.store.create_bucket(ctx.bucket)
+        await ctx.store.create_bucket(ctx.bucket, object_lock=lock == "true")
     except BucketAlreadyOwnedByYou:
         # AWS's legacy us-east-1 answer, which s3cmd and Terraform rely on: 200,
         # and the bucket and its contents are left alone.  Other regions: 409.

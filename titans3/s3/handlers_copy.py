@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from titans3.core.errors import InvalidArgument, InvalidRequest, PreconditionFailed
 from titans3.objects import ObjectInfo
-from titans3.s3 import multipart_checksums, routing, xml
+from titans3.s3 import multipart_checksums, object_lock, routing, sse_headers, xml
 from titans3.s3 import object_options as opts
 from titans3.s3 import xml_objects as xo
 from titans3.s3.checksums import ChecksumSet
@@ -148,6 +148,8 @@ async def copy_object(ctx: S3Context) -> Reply:
         and src_version is None
         and not replace_meta
         and "x-amz-storage-class" not in ctx.headers
+        and sse_headers.SSE not in ctx.headers
+        and sse_headers.SSE_C_ALGO not in ctx.headers
     ):
         raise InvalidRequest(SELF_COPY_MESSAGE)
     meta = extract_meta(ctx.headers) if replace_meta else None
@@ -160,11 +162,15 @@ async def copy_object(ctx: S3Context) -> Reply:
         condition=opts.write_condition(ctx.headers),
         on_data=computed.update if computed else None,
         checksums=computed.digests if computed else None,
+        src_customer_key=sse_headers.customer_key(ctx.headers, prefix=sse_headers.COPY_PREFIX),
+        encryption=sse_headers.write_encryption(ctx.headers),
+        lock=object_lock.write_lock(ctx.headers),
     )  # fmt: skip
     put = result.put
     reply = xml_reply(xml.copy_object_result(etag=put.etag, mtime_ns=put.mtime_ns,
                                              checksums=put.checksums))  # fmt: skip
     opts.add_written_version_header(reply, put.version_id)
+    sse_headers.response_headers(reply, put.info)
     await _source_version_header(reply, ctx, src_bucket, result.source)
     return reply
 
@@ -177,15 +183,19 @@ async def upload_part_copy(ctx: S3Context) -> Reply:
     upload_id = ctx.query.get("uploadId", "")
     src_bucket, src_key, src_version = parse_copy_source(ctx.headers["x-amz-copy-source"])
     byte_range = parse_copy_range(ctx.headers.get("x-amz-copy-source-range"))
+    ck = sse_headers.customer_key(ctx.headers)
     result = await ctx.store.upload_part_copy(
         ctx.bucket, ctx.key, upload_id, int(raw), src_bucket, src_key,
         src_version_id=src_version, byte_range=byte_range,
         check_source=source_check(ctx.headers),
         compute_checksum=multipart_checksums.compute_for_part_copy,
+        src_customer_key=sse_headers.customer_key(ctx.headers, prefix=sse_headers.COPY_PREFIX),
+        customer_key=ck,
     )  # fmt: skip
     part = result.part
     reply = xml_reply(xo.copy_part_result(etag=part.etag, mtime_ns=part.mtime_ns,
                                           checksums=part.checksums))  # fmt: skip
+    sse_headers.echo_customer_key(reply, ck)
     await _source_version_header(reply, ctx, src_bucket, result.source)
     return reply
 

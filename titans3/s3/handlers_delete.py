@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import trio
 
 from titans3.core.errors import InvalidRequest, S3Error
+from titans3.s3 import object_lock
 from titans3.s3 import object_options as opts
 from titans3.s3 import xml_objects as xo
 from titans3.s3.checksums import HEADER_PREFIX
@@ -76,7 +77,8 @@ async def _delete_one(
     try:
         if version_id is not None and not version_id:
             raise InvalidRequest("Version id cannot be the empty string")
-        result = await ctx.store.delete_object(ctx.bucket, key, version_id=version_id)
+        result = await ctx.store.delete_object(ctx.bucket, key, version_id=version_id,
+                                               bypass_governance=object_lock.may_bypass(ctx.headers))
     except S3Error as err:
         if err.status >= 500:
             log.warning("DeleteObjects: %r (version %s) failed: %s", key, version_id, err)

@@ -14,12 +14,13 @@ PutObject.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from urllib.parse import quote
 
 from titans3.core.errors import InvalidArgument, NoSuchUpload
 from titans3.objects import PartInfo
-from titans3.s3 import multipart_checksums, xml
+from titans3.s3 import encryption_config, multipart_checksums, object_lock, sse_headers, xml
 from titans3.s3 import object_options as opts
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
@@ -55,11 +56,21 @@ async def create_multipart_upload(ctx: S3Context) -> Reply:
     reject_unsupported_write(ctx.headers)
     meta = extract_meta(ctx.headers)
     algo, kind = multipart_checksums.upload_checksum(ctx.headers)
+    encryption = sse_headers.write_encryption(ctx.headers)
+    lock = object_lock.write_lock(ctx.headers)
     upload_id = await ctx.store.create_multipart(
         ctx.bucket, ctx.key, meta=meta, checksum_algorithm=algo, checksum_type=kind,
-        tags=opts.tagging_header(ctx.headers),
+        tags=opts.tagging_header(ctx.headers), encryption=encryption, lock=lock,
     )
     reply = xml_reply(xml.initiate_multipart_upload_result(ctx.bucket, ctx.key, upload_id))
+    if encryption is not None and encryption.mode == "SSE-C":
+        sse_headers.echo_customer_key(reply, encryption.customer_key)
+    elif encryption is not None:
+        reply.header(sse_headers.SSE, encryption.mode)
+    else:  # the bucket's default encryption applies (the store reads the same document)
+        raw = await ctx.store.get_bucket_config(ctx.bucket, encryption_config.NAME)
+        if raw is not None:
+            reply.header(sse_headers.SSE, json.loads(raw)["alg"])
     reply.header("x-amz-checksum-algorithm", algo)
     reply.header("x-amz-checksum-type", kind)
     return reply
@@ -72,12 +83,15 @@ async def upload_part(ctx: S3Context) -> Reply:
                               ArgumentName="partNumber", ArgumentValue=raw)  # fmt: skip
     upload_id = _upload_id(ctx)
     md5 = content_md5(ctx.headers)
+    ck = sse_headers.customer_key(ctx.headers)
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     part = await ctx.store.upload_part(
         ctx.bucket, ctx.key, upload_id, int(raw), body, size=body.size, content_md5=md5,
         checksums=body.verify, compute_checksum=multipart_checksums.compute_for_upload_part,
+        customer_key=ck,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(part.etag))
+    sse_headers.response_headers(reply, part.info)
     checksum_headers(reply, part.checksums)
     return reply
 
@@ -114,6 +128,7 @@ async def complete_multipart_upload(ctx: S3Context) -> Reply:
         )  # fmt: skip
     )
     opts.add_written_version_header(reply, result.version_id)
+    sse_headers.response_headers(reply, result.info)
     return reply
 
 

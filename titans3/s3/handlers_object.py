@@ -19,8 +19,9 @@ a raw ISO-8859-1 byte comes back as the same byte, and RFC 2047
 ``=?UTF-8?B?...?=`` values, being ASCII, are untouched: Ceph RGW's answers.
 (AWS re-encodes non-ASCII values as RFC 2047; docs/s3-compatibility.md says so.)
 
-Request features that change what S3 promises (SSE, object lock, non-private
-ACLs ...) are refused with 501 NotImplemented
+Server-side encryption headers are parsed and rendered by
+``titans3.s3.sse_headers``.  Request features that change what S3 promises
+(non-private ACLs ...) are refused with 501 NotImplemented
 until implemented -- silently ignoring them would store something other than
 what the client asked for.  The list lives in ``UNSUPPORTED_WRITE_HEADERS``.
 
@@ -39,20 +40,22 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 
 from titans3.core.errors import (
     InvalidArgument,
     InvalidDigest,
+    InvalidRequest,
     MetadataTooLarge,
     NoSuchKey,
     NotImplementedS3,
     PreconditionFailed,
 )
-from titans3.objects import GetResult, ObjectInfo, part_span
+from titans3.objects import GetResult, ObjectInfo, ObjectLock, part_span
+from titans3.s3 import lifecycle_config, object_lock, ranges, sse_headers
 from titans3.s3 import object_options as opts
-from titans3.s3 import ranges
 from titans3.s3.body import MAX_PUT_SIZE
 from titans3.s3.checksums import header_for
 from titans3.s3.context import Handler, Reply, S3Context
@@ -71,12 +74,6 @@ MAX_USER_META = 2048  # bytes of UTF-8 names (without prefix) and values, as AWS
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 UNSUPPORTED_WRITE_HEADERS = (
-    "x-amz-server-side-encryption",
-    "x-amz-server-side-encryption-customer-algorithm",
-    "x-amz-server-side-encryption-aws-kms-key-id",
-    "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date",
-    "x-amz-object-lock-legal-hold",
     "x-amz-website-redirect-location",
     "x-amz-grant-read",
     "x-amz-grant-read-acp",
@@ -276,18 +273,40 @@ async def _aclose(body: AsyncIterator[bytes]) -> None:
 
 
 # ------------------------------------------------------------------ handlers
+async def require_integrity_for_lock(ctx: S3Context, lock: ObjectLock | None) -> None:
+    """AWS: an upload that gets a retention period must carry Content-MD5 or a checksum."""
+    if lock is None or not lock.mode:
+        raw = await ctx.store.get_bucket_config(ctx.bucket, object_lock.NAME)
+        if raw is None or not json.loads(raw).get("mode"):
+            return
+    if "content-md5" in ctx.headers or "x-amz-trailer" in ctx.headers or "x-amz-sdk-checksum-algorithm" \
+            in ctx.headers or any(h.startswith("x-amz-checksum-") and h not in (
+                "x-amz-checksum-mode", "x-amz-checksum-type", "x-amz-checksum-algorithm")
+                for h in ctx.headers):
+        return
+    raise InvalidRequest("Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object "
+                         "requests with Object Lock parameters")
+
+
 async def put_object(ctx: S3Context) -> Reply:
     reject_unsupported_write(ctx.headers)
     meta = extract_meta(ctx.headers)
     md5 = content_md5(ctx.headers)
     tags = opts.tagging_header(ctx.headers)
     condition = opts.write_condition(ctx.headers)
+    encryption = sse_headers.write_encryption(ctx.headers)
+    lock = object_lock.write_lock(ctx.headers)
+    await require_integrity_for_lock(ctx, lock)
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     result = await ctx.store.put_object(
         ctx.bucket, ctx.key, body, size=body.size, meta=meta, content_md5=md5,
-        checksums=body.verify, tags=tags, condition=condition,
+        checksums=body.verify, tags=tags, condition=condition, encryption=encryption, lock=lock,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
+    sse_headers.response_headers(reply, result.info)
+    await lifecycle_config.expiration_header(reply, ctx, ObjectInfo(
+        ctx.bucket, ctx.key, result.version_id, result.size, result.etag, result.mtime_ns,
+        tags=dict(tags or {})))
     opts.add_written_version_header(reply, result.version_id)
     checksum_headers(reply, result.checksums, with_type=True)
     return reply
@@ -303,7 +322,7 @@ async def get_object(ctx: S3Context) -> Reply:
     with _marking_absence():
         result = await ctx.store.get_object(
             ctx.bucket, ctx.key, version_id=_version_id(ctx), byte_range=byte_range,
-            part_number=part_number,
+            part_number=part_number, customer_key=sse_headers.read_key(ctx.headers),
         )  # fmt: skip
     info = result.info
     try:
@@ -323,6 +342,8 @@ def _get_reply(ctx: S3Context, result: GetResult) -> Reply:
     length = max(0, result.last - result.first + 1)
     reply = Reply(206 if result.partial else 200, body=result.body, length=length)
     object_headers(reply, info, ctx.query)
+    sse_headers.response_headers(reply, info)
+    object_lock.response_headers(reply, info)
     if result.partial:
         reply.header("Content-Range", ranges.content_range(result.first, result.last, info.size))
     if wants_checksums(ctx, result.first, result.last, info.size):
@@ -333,8 +354,10 @@ def _get_reply(ctx: S3Context, result: GetResult) -> Reply:
 async def _version_details(
     reply: Reply, ctx: S3Context, info: ObjectInfo, part_number: int | None
 ) -> None:
-    """Headers about the version GET/HEAD served: its id, tag count, part count."""
+    """Headers about the version GET/HEAD served: its id, tag count, part count, expiry."""
     await opts.add_version_header(reply, ctx, info.version_id)
+    if reply.status in (200, 206):
+        await lifecycle_config.expiration_header(reply, ctx, info)
     if info.tags:
         reply.header("x-amz-tagging-count", str(len(info.tags)))
     if part_number is not None and info.parts_count:
@@ -344,7 +367,8 @@ async def _version_details(
 async def head_object(ctx: S3Context) -> Reply:
     part_number = opts.part_number_param(ctx.query, ctx.headers)
     with _marking_absence():
-        info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx))
+        info = await ctx.store.head_object(ctx.bucket, ctx.key, version_id=_version_id(ctx),
+                                           customer_key=sse_headers.read_key(ctx.headers))
     if evaluate_preconditions(ctx.headers, info.etag, info.mtime_ns) == 304:
         reply = _not_modified(info)
         await _version_details(reply, ctx, info, None)
@@ -360,6 +384,8 @@ async def head_object(ctx: S3Context) -> Reply:
         reply = Reply(206, length=span[1] - span[0] + 1)
         reply.header("Content-Range", ranges.content_range(span[0], span[1], info.size))
     object_headers(reply, info, ctx.query)
+    sse_headers.response_headers(reply, info)
+    object_lock.response_headers(reply, info)
     await _version_details(reply, ctx, info, part_number)
     first, last = span if span is not None else (0, info.size - 1)
     if wants_checksums(ctx, first, last, info.size):
@@ -369,7 +395,8 @@ async def head_object(ctx: S3Context) -> Reply:
 
 async def delete_object(ctx: S3Context) -> Reply:
     version_id = _version_id(ctx)
-    result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id)
+    result = await ctx.store.delete_object(ctx.bucket, ctx.key, version_id=version_id,
+                                           bypass_governance=object_lock.may_bypass(ctx.headers))
     reply = Reply(204)
     # The store names a version only in a bucket with versioning configured (a
     # null marker in a suspended one) or when the request named one: show it.
