@@ -129,8 +129,14 @@ def test_mount_behaves_like_a_local_directory(node, tmp_path):
         stateful_step_count=25, deadline=None, derandomize=False,
         suppress_health_check=list(HealthCheck))
     try:
-        machine.TestCase().runTest()
-        # The oracle really ran: many steps, both successes and errors compared.
+        # The oracle really ran: many steps, both successes and errors compared.  How
+        # many steps succeed depends on hypothesis's draw (it also seeds from constants
+        # in the code under test), so a thin draw gets up to two more rounds of
+        # examples rather than a failure of the count.
+        for _ in range(3):
+            machine.TestCase().runTest()
+            if int(_node.get("ok", 0)) >= examples * 3 and int(_node.get("err", 0)) >= examples:
+                break
         assert int(_node.get("ok", 0)) >= examples * 3, _node
         assert int(_node.get("err", 0)) >= examples, _node
     finally:

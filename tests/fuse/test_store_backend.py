@@ -81,6 +81,10 @@ def test_a_rename_moves_no_data_and_keeps_etag_metadata_and_mtime(tmp_path):
         assert [e.key for e in page.entries] == ["other/moved.bin"]
         with pytest.raises(NotFound):
             await be.rename("dir/big.bin", "again.bin")
+        cap, st = await be.statfs(), await stores[0].statfs()  # the API's statfs, k/(k+m) of it
+        assert cap.total == st.usable_capacity == st.raw_capacity * 4 // 6
+        # Free space is the shared filesystem's, which other processes change between the calls.
+        assert 0 < cap.free <= cap.total and abs(cap.free - st.usable_free) < cap.total // 20
 
     with_store(tmp_path, go)
 
@@ -135,6 +139,13 @@ def test_the_filesystem_renames_files_and_directories_through_the_store(tmp_path
             with pytest.raises(FsError) as e:
                 await fs.lookup(ROOT_INODE, b"src")
             assert e.value.errno == errno.ENOENT
+            # The keys renamed away stay as hidden anchors under src/: no directory.
+            assert (await be.list("", delimiter="/")).prefixes == ["dst/"]
+            fh = fs.opendir(ROOT_INODE)
+            names: list[str] = []
+            await fs.readdir(fh, 0, lambda name, node, attrs, c: names.append(name) or True)
+            fs.releasedir(fh)
+            assert names == ["dst"]
             for key, data in files.items():
                 new = "dst/first" if key == "src/sub/f0" else key.replace("src/", "dst/")
                 assert await read_all(be.read(new, 0, len(data) - 1)) == data

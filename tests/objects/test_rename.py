@@ -316,3 +316,20 @@ async def test_deleting_a_key_while_it_is_being_renamed_wins_either_way(store, d
         await svc.collect_key(brec.bucket_id, b"a", window=0, now_ns=0)
         renamer.window = 60.0
         assert records(drives, b"a") == []  # nothing left behind
+
+
+@run
+async def test_has_objects_sees_through_keys_renamed_away_and_delete_markers(store, drives):
+    await store.put_object("bkt", "old/x", body(os.urandom(SEG)))
+    await store.put_object("bkt", "old/y/", body(b""))
+    assert await store.has_objects("bkt", "old/")
+    await store.rename_object("bkt", "old/x", "new/x")
+    assert await store.has_objects("bkt", "old/")  # old/y/ is still there
+    await store.rename_object("bkt", "old/y/", "new/y/")
+    assert not await store.has_objects("bkt", "old/")  # hidden anchors only
+    assert await store.has_objects("bkt", "new/") and await store.has_objects("bkt", "new/y/")
+    assert not await store.has_objects("bkt", "nothing/")
+    await store.put_bucket_versioning("bkt", "Enabled")
+    await store.put_object("bkt", "gone/z", body(b"z"))
+    await store.delete_object("bkt", "gone/z")  # a delete marker on top
+    assert not await store.has_objects("bkt", "gone/")

@@ -30,7 +30,8 @@ class FakeMembership:
         self.coordinating = False
 
 
-def make(tmp: Path, ms: FakeMembership, moved: list[bytes], block_after: int | None = None) -> Rebalancer:
+def make(tmp: Path, ms: FakeMembership, moved: list[bytes], block_after: int | None = None,
+         blocked: list[bytes] | None = None) -> Rebalancer:
     async def buckets_list() -> list[SimpleNamespace]:
         return [SimpleNamespace(bucket_id=BID)]
 
@@ -45,6 +46,8 @@ def make(tmp: Path, ms: FakeMembership, moved: list[bytes], block_after: int | N
 
     async def move(store, bid, key, old, new):  # type: ignore[no-untyped-def]
         if block_after is not None and len(moved) >= block_after:
+            if blocked is not None:
+                blocked.append(key)  # the worker finished every key before this one
             await trio.sleep_forever()
         moved.append(key)
         return SimpleNamespace(fragments=1, bytes=100, errors=[])
@@ -79,10 +82,11 @@ def test_only_keys_of_changed_partitions_move_and_the_epoch_is_reported(tmp_path
 
 def test_a_restarted_rebalancer_resumes_after_the_last_key_it_finished(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(rebalance, "SAVE_EVERY", 0.0)
-    ms, first = FakeMembership(), []
-    r1 = make(tmp_path, ms, first, block_after=5)
-    trio.run(_run_until, r1, lambda: len(first) == 5 and r1.statistics().state == "moving")
-    assert first == CHANGED[:5]
+    ms, first, blocked = FakeMembership(), [], []
+    r1 = make(tmp_path, ms, first, block_after=5, blocked=blocked)
+    # Stopped while the 6th key moves: the 5th key's move has returned and its cursor is saved.
+    trio.run(_run_until, r1, lambda: blocked and r1.statistics().state == "moving")
+    assert first == CHANGED[:5] and blocked == [CHANGED[5]]
     assert r1.statistics().eta_seconds is not None
     second: list[bytes] = []
     r2 = make(tmp_path, ms, second)  # "after a restart": a new worker, the same state dir

@@ -1,17 +1,19 @@
 """Asking the cluster for the change lease (the trio side of :mod:`changelock`).
 
-:class:`LeaseHolder` is mixed into :class:`titans3.cluster.membership.Membership`:
-``changing()`` holds a majority lease on the current document version while a
-change is built and published (refused with 409 otherwise), ``grant()`` is the
-peer route's side.  The rules themselves are pure, in
-:class:`titans3.cluster.changelock.ChangeLock`.
+:class:`Leases` is a part :class:`titans3.cluster.membership.Membership`
+holds: ``changing()`` holds a majority lease on the current document version
+while a change is built and published (refused with 409 otherwise),
+``grant()`` is the peer route's side.  It owns the leases this host granted
+(``change_lock``) and reads the document through :class:`Document` -- the
+membership it is handed, typed without importing it.  The rules themselves are
+pure, in :class:`titans3.cluster.changelock.ChangeLock`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -31,22 +33,38 @@ class ClusterChangeRefused(S3Error):
     default_message = "The cluster cannot make this change now."
 
 
-class LeaseHolder:
-    """What :class:`~titans3.cluster.membership.Membership` provides to the lease code."""
+class Document(Protocol):
+    """What the lease code reads of the membership it serves."""
 
-    cluster: Cluster
-    doc: dict[str, Any]
-    change_lock: ChangeLock
-    _changing: trio.Lock
+    doc: dict[str, Any]  # the cluster document this host has
 
-    if TYPE_CHECKING:  # provided by Membership
-        @property
-        def version(self) -> int: ...
+    @property
+    def version(self) -> int: ...
 
-        @property
-        def me(self) -> str: ...
+    @property
+    def me(self) -> str: ...
 
-        async def adopt(self, doc: dict[str, Any]) -> bool: ...
+    async def adopt(self, doc: dict[str, Any]) -> bool:
+        """Take a newer document (one a refusing peer sent back)."""
+        ...
+
+
+class Leases:
+    """The change lease: asking peers for it, and granting it to them."""
+
+    def __init__(self, cluster: Cluster, members: Document) -> None:
+        self.cluster = cluster
+        self.members = members
+        self.change_lock = ChangeLock()  # leases this host granted (cluster/changelock.py)
+        self._changing = trio.Lock()  # one change built here at a time
+
+    @property
+    def version(self) -> int:
+        return self.members.version
+
+    @property
+    def me(self) -> str:
+        return self.members.me
 
     def grant(self, raw: bytes) -> dict[str, Any]:
         """The peer route: another host asks for (or releases) a lease."""
@@ -59,7 +77,7 @@ class LeaseHolder:
         out = {"granted": ans.granted, "reason": ans.reason, "version": ans.version,
                "holder": ans.holder}
         if not ans.granted and self.version > base:
-            out["doc"] = self.doc  # the asker is behind: here is what it missed
+            out["doc"] = self.members.doc  # the asker is behind: here is what it missed
         return out
 
     async def _ask_all(self, op: str, base: int, voters: Sequence[str]) -> list[tuple[str, Any]]:
@@ -108,7 +126,7 @@ class LeaseHolder:
 
     async def _acquire(self, base: int) -> list[str]:
         """Lease ``base`` from a majority of its members; the hosts that granted."""
-        voters = sorted({h["address"] for h in self.doc["hosts"]})
+        voters = sorted({h["address"] for h in self.members.doc["hosts"]})
         need = majority(len(voters))
         mine = self.change_lock.grant(self.me, base, base, trio.current_time())
         if not mine.granted:
@@ -133,7 +151,7 @@ class LeaseHolder:
             await self._release(base, granted)
         if newer is not None:  # our own lease is gone, so the newer document is admitted
             with contextlib.suppress(ValueError):
-                await self.adopt(newer)
+                await self.members.adopt(newer)
             raise ClusterChangeRefused(
                 f"this host was behind (version {base}); it now has version {self.version} "
                 "-- check `titanctl cluster status` and retry")

@@ -69,8 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from titans3.cluster.changelock import ChangeLock
-from titans3.cluster.leases import ClusterChangeRefused, LeaseHolder
+from titans3.cluster.leases import ClusterChangeRefused, Leases
 from titans3.core.crypto import write_atomic
 from titans3.core.errors import ConfigError, DriveError
 from titans3.drive.protocol import Drive
@@ -221,7 +220,7 @@ async def resume(cluster: Cluster, doc: dict[str, Any]) -> ObjectStore:
 
 
 # ------------------------------------------------------------------ the manager
-class Membership(LeaseHolder):
+class Membership:
     """This host's view of the document; join/remove when it coordinates."""
 
     def __init__(self, cluster: Cluster, doc: dict[str, Any]) -> None:
@@ -235,8 +234,7 @@ class Membership(LeaseHolder):
         # until then some host still reads only the old placement, whose copies
         # the rebalancer frees.  A saved document was published before it was saved.
         self.published = int(doc["version"])
-        self.change_lock = ChangeLock()  # leases this host granted (cluster/changelock.py)
-        self._changing = trio.Lock()  # one change built here at a time
+        self.leases = Leases(cluster, self)  # the change lease (cluster/leases.py)
         # The version this process built or re-confirmed: a coordinator's
         # rebalancer runs only then (a restarted one may have been replaced).
         self.confirmed = -1
@@ -266,9 +264,9 @@ class Membership(LeaseHolder):
             if int(doc["version"]) <= self.version:
                 return False
             base = doc.get("base")
-            if base is not None and not self.change_lock.admits(doc.get("made_by"), int(base),
+            if base is not None and not self.leases.change_lock.admits(doc.get("made_by"), int(base),
                                                                 trio.current_time()):
-                lease = self.change_lock.lease
+                lease = self.leases.change_lock.lease
                 raise ValueError(f"version {base} is leased to {lease.holder if lease else '?'}, "
                                  f"not to {doc.get('made_by')}")
             ring_from_doc(doc["ring"])  # validate before anything changes
@@ -282,7 +280,7 @@ class Membership(LeaseHolder):
 
     async def publish(self, doc: dict[str, Any], also: Sequence[str] = ()) -> list[str]:
         """Adopt ``doc`` here and push it to every host; the addresses that failed.
-        Call it only under :meth:`changing` (the lease)."""
+        Call it only under ``leases.changing()`` (the lease)."""
         await self.adopt(doc)
         self.confirmed = int(doc["version"])
         targets = sorted({h["address"] for h in doc["hosts"]} | set(also)
@@ -342,7 +340,7 @@ class Membership(LeaseHolder):
         if coordinator == self.me:
             if self.confirmed != self.version:  # restarted mid-change: still ours?
                 version = self.version
-                await self.confirm()
+                await self.leases.confirm()
                 self.confirmed = version
                 log.info("ring change %d: re-confirmed as its coordinator", version)
             return
@@ -363,7 +361,7 @@ class Membership(LeaseHolder):
         )
         if not candidates or candidates[0] != self.me:
             return
-        async with self.changing():
+        async with self.leases.changing():
             ring = ring_from_doc(self.doc["ring"])
             ring = replace(ring, version=ring.version + 1)
             log.warning("ring change %d: coordinator %s unreachable for %.0f s; %s takes over",
@@ -407,7 +405,7 @@ class Membership(LeaseHolder):
         if not info.get("drives"):
             raise ClusterChangeRefused(f"{address} has no drives")
         self.cluster.peers[address] = probe
-        async with self.changing():
+        async with self.leases.changing():
             self._check_idle()
             if any(h["address"] == address for h in self.doc["hosts"]):
                 raise ClusterChangeRefused(f"{address} is already a member")
@@ -419,7 +417,7 @@ class Membership(LeaseHolder):
 
     async def remove(self, ref: str) -> dict[str, Any]:
         self._check_idle()
-        async with self.changing():
+        async with self.leases.changing():
             self._check_idle()
             entries = hosts_of(self.doc)
             gone = [e for e in entries if ref in (e.address, e.host_id)]
@@ -438,7 +436,7 @@ class Membership(LeaseHolder):
         if version != self.version or not self.doc.get("old_ring"):
             return
         try:
-            async with self.changing():
+            async with self.leases.changing():
                 if version != self.version:
                     return
                 await self._next_epoch()
@@ -478,7 +476,7 @@ def lease_request(host: Host, raw: bytes) -> dict[str, Any]:
     ms = membership_of(host)
     if ms is None:
         raise ValueError("this host is not a cluster member")
-    return ms.grant(raw)
+    return ms.leases.grant(raw)
 
 
 async def receive(host: Host, raw: bytes) -> dict[str, Any]:

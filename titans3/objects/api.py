@@ -54,6 +54,7 @@ buckets                   ``create_bucket``, ``head_bucket``, ``list_buckets``,
                           ``delete_bucket``
 objects                   ``put_object``, ``get_object`` (range, part),
                           ``head_object``, ``head_objects`` (many keys),
+                          ``has_objects`` (a prefix with a current object),
                           ``delete_object``, ``copy_object``,
                           ``rename_object`` (metadata only, for FUSE)
 listing                   ``list_objects`` (a page), ``walk_objects`` (all pages)
@@ -201,6 +202,13 @@ class ObjectAPI(Protocol):
     async def head_object(self, bucket: str, key: str, *, version_id: str | None = None,
                           customer_key: bytes | None = None) -> ObjectInfo:
         """As ``get_object`` without the body (SSE-C keys are checked)."""
+        ...
+
+    async def has_objects(self, bucket: str, prefix: str) -> bool:
+        """Whether some key below ``prefix`` has a current object.  A listing's
+        common prefixes are what the drives group, current or not (keys renamed
+        away, delete markers): a front that shows them as directories checks
+        each with this (FUSE readdir).  Usually one round: the first key below."""
         ...
 
     async def head_objects(

@@ -26,6 +26,8 @@ from titans3.objects.resolve import write_quorum
 from titans3.objects.types import ListPage, ObjectInfo
 from titans3.objects.validate import check_key
 
+PROBE_PAGE = 16  # keys per drive and round while looking for a current object below a prefix
+
 
 class Catalog:
     def __init__(self, ctx: StoreContext, lookup: Lookup) -> None:
@@ -86,6 +88,28 @@ class Catalog:
                 continue
             name = e.key.decode("utf-8", "surrogateescape")
             yield name if e.is_prefix else object_info(bucket, name, e.versions[0])
+
+    async def has_objects(self, bucket: str, prefix: str) -> bool:
+        """Some key below ``prefix`` has a current object (api.py).
+
+        A common prefix in a listing comes from the drives, which group every
+        key they hold, current or not: a directory renamed away leaves its keys
+        as hidden rename anchors, a deleted one in a versioned bucket delete
+        markers.  This resolves the keys below the prefix, a few per drive and
+        round, until one is current -- usually the first."""
+        brec = await self.ctx.buckets.get(bucket)
+        sch = self.ctx.scheme_for(brec)
+        async for e in listing.merged_entries(
+            self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
+            k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(), delimiter=None,
+            start_after=None, page=PROBE_PAGE, min_answers=self.ctx.list_quorum(),
+            skip=self.ctx.healing,
+        ):
+            if not e.versions:
+                e = await self.relist(brec, e)
+            if e.versions and not e.versions[0].record.dm:
+                return True
+        return False
 
     async def head_objects(
         self, bucket: str, keys: Sequence[str], *, concurrency: int = 16

@@ -30,7 +30,7 @@ from titans3.drive.protocol import DriveState
 from titans3.drive.records import HIDDEN, MOVING, REF, REFS, VersionRecord
 from titans3.objects import collect, handoff, keywalk
 from titans3.objects.multipart import PART_KEY_BYTES, PARTS, UPLOADS
-from titans3.objects.repair import KeyState, ObjectRepair, streams_of
+from titans3.objects.repair import KeyState, ObjectRepair, RepairOutcome, streams_of
 
 if TYPE_CHECKING:
     from titans3.objects.store import ObjectStore
@@ -49,10 +49,25 @@ class PlacementCheck:
     unreachable: int = 0  # placement drives that could not be asked
 
 
-class Maintenance(ObjectRepair):
+class Maintenance:
     def __init__(self, store: ObjectStore, **kw: float | int) -> None:
-        super().__init__(store.context, **kw)  # type: ignore[arg-type]
+        self.ctx = store.context
+        self.repairer = ObjectRepair(self.ctx, **kw)  # type: ignore[arg-type]
         self.store = store  # for the operations GC runs: aborting uploads, settling renames
+
+    # ------------------------------------------------------------- repair
+    async def repair(self, bucket_id: bytes, key: bytes, *,
+                     only: Collection[int] | None = None, deep: bool = False) -> RepairOutcome:
+        """Bring every version of the key to full strength (``objects/repair.py``);
+        ``only``: rebuild just these placement positions (a refill)."""
+        return await self.repairer.repair(bucket_id, key, only=only, deep=deep)
+
+    async def quorum_for(self, bucket_id: bytes) -> tuple[int, int]:
+        """``(k, W)`` of the bucket's scheme."""
+        return await self.repairer.quorum_for(bucket_id)
+
+    async def gather(self, bucket_id: bytes, key: bytes) -> KeyState:
+        return await self.repairer.gather(bucket_id, key)
 
     # ------------------------------------------------------------- topology
     @property

@@ -191,6 +191,7 @@ class ObjectStore:
     list_objects = _delegate("catalog", Catalog.list_objects)
     walk_objects = _delegate("catalog", Catalog.walk_objects)
     head_objects = _delegate("catalog", Catalog.head_objects)
+    has_objects = _delegate("catalog", Catalog.has_objects)
 
     put_bucket_versioning = _delegate("versions", Versions.put_bucket_versioning)
     get_bucket_versioning = _delegate("versions", Versions.get_bucket_versioning)
