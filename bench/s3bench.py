@@ -65,6 +65,10 @@ BIN = REPO / ".venv" / "bin"
 MiB = 1 << 20
 GET_SMALL_KEYS = 64  # objects the small-GET rows cycle through
 GET_LARGE_KEYS = 2
+LIST_KEYS = 10_000  # the LIST row pages through a bucket prefix of this many keys
+LIST_PAGE = 1_000
+MIXED_SIZE = 256 * KiB
+MIXED_GET_KEYS = 32
 
 
 def log(msg: str) -> None:
@@ -200,12 +204,14 @@ class Payloads:
     small_sha: str
     large: bytes
     large_sha: str
+    medium: bytes = b""
+    medium_sha: str = ""
 
 
 @dataclass
 class Phase:
     row: str  # table row label
-    op: str  # small_put small_get large_put large_get
+    op: str  # one of ROWS
     concurrency: int
     unit: str  # "ops/s" or "MB/s"
 
@@ -224,7 +230,7 @@ class Result:
     def value(self, unit: str) -> float | None:
         if self.ops == 0 or self.seconds <= 0:
             return None
-        return self.ops / self.seconds if unit == "ops/s" else self.bytes / self.seconds / 1e6
+        return self.bytes / self.seconds / 1e6 if unit == "MB/s" else self.ops / self.seconds
 
     def summary(self, unit: str) -> dict:
         lat = sorted(self.latencies)
@@ -244,6 +250,10 @@ class Result:
             "mean_ms": round(statistics.fmean(lat) * 1000, 3) if lat else None,
             "client_cpu_pct": self._pct_of_core(self.client_cpu),
             "server_cpu_pct": self._pct_of_core(self.server_cpu),
+            "server_cpu_ms_per_op": (
+                round(1000 * self.server_cpu / self.ops, 3)
+                if self.server_cpu is not None and self.ops else None
+            ),
             "first_error": self.first_error or None,
         }
 
@@ -266,6 +276,25 @@ def make_op(phase: Phase, t: Target, p: Payloads) -> Callable[[object, int, int,
         def op(c, tid, i, sink):
             data, n = c.get(b, f"get4k/{(tid * 7 + i) % GET_SMALL_KEYS}")
             if data != p.small:
+                raise S3Failure(f"GET returned {n} wrong bytes")
+            return n
+    elif phase.op == "list":
+
+        def op(c, tid, i, sink):
+            page = (tid * 3 + i) % (LIST_KEYS // LIST_PAGE)
+            after = f"list/{page * LIST_PAGE - 1:08d}" if page else ""
+            n = c.list_page(b, "list/", after, LIST_PAGE)
+            if n != LIST_PAGE:
+                raise S3Failure(f"LIST page {page} held {n} keys, expected {LIST_PAGE}")
+            return 0
+    elif phase.op == "mixed":
+
+        def op(c, tid, i, sink):
+            if (i * 7 + tid) % 10 < 3:  # 30 % PUTs, overwriting a bounded set of keys
+                c.put(b, f"mix/put/{tid}/{i % 8}", p.medium, p.medium_sha)
+                return len(p.medium)
+            data, n = c.get(b, f"mix/get/{(tid * 5 + i) % MIXED_GET_KEYS}")
+            if data != p.medium:
                 raise S3Failure(f"GET returned {n} wrong bytes")
             return n
     elif phase.op == "large_put":
@@ -373,17 +402,27 @@ def run_phase(
     return result
 
 
-def phases(concurrencies: list[int], small: int, large: int) -> list[Phase]:
+ROWS = ("small_put", "small_get", "list", "mixed", "large_put", "large_get")
+
+
+def phases(
+    concurrencies: list[int], small: int, large: int, rows: tuple[str, ...] = ROWS
+) -> list[Phase]:
     s, lg = human(small), human(large)
     out = []
     for op, size_label, verb, unit in (
         ("small_put", s, "PUT", "ops/s"),
         ("small_get", s, "GET", "ops/s"),
+        ("list", f"LIST {LIST_PAGE:,}-key pages of {LIST_KEYS:,} keys", "", "pages/s"),
+        ("mixed", human(MIXED_SIZE), "70/30 GET/PUT", "ops/s"),
         ("large_put", lg, "PUT", "MB/s"),
         ("large_get", lg, "GET", "MB/s"),
     ):
+        if op not in rows:
+            continue
         for c in concurrencies:
-            out.append(Phase(f"{size_label} {verb} {unit}, c={c}", op, c, unit))
+            label = f"{size_label} {verb} {unit}, c={c}".replace("  ", " ")
+            out.append(Phase(label, op, c, unit))
     return out
 
 
@@ -392,7 +431,7 @@ def human(n: int) -> str:
 
 
 # ------------------------------------------------------------------------ main
-def prepare(t: Target, p: Payloads, client_cls) -> None:
+def prepare(t: Target, p: Payloads, client_cls, rows: tuple[str, ...] = ROWS) -> None:
     """Create the bucket and the objects the GET rows read (not timed)."""
     client = client_cls(t.endpoint, t.access_key, t.secret_key)
     try:
@@ -408,6 +447,13 @@ def prepare(t: Target, p: Payloads, client_cls) -> None:
                 time.sleep(0.5)
         for i in range(GET_SMALL_KEYS):
             client.put(t.bucket, f"get4k/{i}", p.small, p.small_sha)
+        if "mixed" in rows:
+            for i in range(MIXED_GET_KEYS):
+                client.put(t.bucket, f"mix/get/{i}", p.medium, p.medium_sha)
+        if "list" in rows:
+            fill_listing(t, client_cls)
+        if "large_get" not in rows:
+            return
         for i in range(GET_LARGE_KEYS):
             client.put(t.bucket, f"get64m/{i}", p.large, p.large_sha)
         data, _ = client.get(t.bucket, "get64m/0")
@@ -415,6 +461,31 @@ def prepare(t: Target, p: Payloads, client_cls) -> None:
             raise RuntimeError(f"{t.label}: large object read back differs")
     finally:
         client.close()
+
+
+def fill_listing(t: Target, client_cls, threads: int = 16) -> None:
+    """LIST_KEYS one-byte objects under list/ (not timed; 16 writers)."""
+    t0 = time.monotonic()
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        c = client_cls(t.endpoint, t.access_key, t.secret_key)
+        try:
+            for i in range(w, LIST_KEYS, threads):
+                c.put(t.bucket, f"list/{i:08d}", b"x", hashlib.sha256(b"x").hexdigest())
+        except BaseException as e:  # noqa: BLE001 -- re-raised below
+            errors.append(e)
+        finally:
+            c.close()
+
+    ths = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(threads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    if errors:
+        raise RuntimeError(f"{t.label}: filling the listing failed: {errors[0]}")
+    log(f"[{t.name}] {LIST_KEYS:,} keys for the LIST row in {time.monotonic() - t0:.1f} s")
 
 
 def start_titans3(
@@ -493,7 +564,8 @@ def markdown(report: dict) -> str:
         cells = []
         for n, v in zip(cols, vals, strict=True):
             errs = row["results"].get(n, {}).get("errors", 0)
-            cell = "—" if n not in names else "failed" if v is None else f"{v:,.0f}"
+            cell = ("—" if n not in names else "failed" if v is None
+                    else f"{v:,.0f}" if v >= 20 else f"{v:,.1f}")  # LIST: a few pages/s
             cells.append(cell + (f" ({errs} err)" if errs else ""))
         ratio = f"{vals[0] / vals[1]:.2f}" if vals[0] and vals[1] else "—"
         line = f"| {row['row']} | {cells[0]} | {cells[1]} | {ratio} |"
@@ -516,7 +588,7 @@ def cpu_table(report: dict) -> str:
     lines = ["| row (server CPU) | " + " | ".join(labels[n] for n in names) + " |",
              "|---|" + "---:|" * len(names)]
     for row in report["rows"]:
-        per_op = row["unit"] == "ops/s"
+        per_op = row["unit"] != "MB/s"  # ops/s or pages/s
         cells = []
         for n in names:
             r = row["results"].get(n, {})
@@ -524,7 +596,8 @@ def cpu_table(report: dict) -> str:
             if not value or cpu is None:
                 cells.append("—")
             elif per_op:
-                cells.append(f"{10 * cpu / value:.2f} ms/op")  # (cpu% / 100) / (ops/s) * 1000
+                unit = "ms/page" if row["unit"] == "pages/s" else "ms/op"
+                cells.append(f"{10 * cpu / value:.2f} {unit}")  # (cpu% / 100) / (ops/s) * 1000
             else:
                 cells.append(f"{10 * cpu / value:.1f} s/GB")  # (cpu% / 100) / (MB/s) * 1000
         lines.append(f"| {row['row']} | " + " | ".join(cells) + " |")
@@ -538,6 +611,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="short run (~1 minute): 2 s per row")
     ap.add_argument("--duration", type=float, help="seconds per row and server (default 7)")
     ap.add_argument("--concurrency", default="1,8", help="comma-separated thread counts")
+    ap.add_argument("--rows", default=",".join(ROWS),
+                    help=f"comma-separated rows to run (of {','.join(ROWS)})")  # fmt: skip
     ap.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="S3 client")
     ap.add_argument("--small-size", type=int, default=4 * KiB)
     ap.add_argument("--large-size", type=int, default=64 * MiB)
@@ -564,6 +639,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opts = ap.parse_args(argv)  # fmt: skip
     if opts.duration is None:
         opts.duration = 2.0 if opts.quick else 7.0
+    opts.rows = tuple(r.strip() for r in opts.rows.split(",") if r.strip())
+    if unknown := set(opts.rows) - set(ROWS):
+        ap.error(f"--rows: unknown {', '.join(sorted(unknown))}")
     if opts.cluster and not 2 <= opts.cluster <= 16:
         ap.error("--cluster: 2..16 hosts")
     if opts.only_peer and opts.only_titans3:
@@ -592,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
         small_sha=hashlib.sha256(rnd[: opts.small_size]).hexdigest(),
         large=rnd,
         large_sha=hashlib.sha256(rnd).hexdigest(),
+        medium=(med := rnd[:MIXED_SIZE] if len(rnd) >= MIXED_SIZE else os.urandom(MIXED_SIZE)),
+        medium_sha=hashlib.sha256(med).hexdigest(),
     )
     run_id = secrets.token_hex(3)
     servers: list[Server] = []
@@ -655,14 +735,14 @@ def main(argv: list[str] | None = None) -> int:
         for t in targets:
             wait_ready(t.endpoint, started.get(t.name), timeout=90)
             log(f"[{t.name}] ready at {t.endpoint}; preparing bucket {t.bucket}")
-            prepare(t, payloads, client_cls)
+            prepare(t, payloads, client_cls, opts.rows)
 
         rows = []
-        for phase in phases(concurrencies, opts.small_size, opts.large_size):
+        for phase in phases(concurrencies, opts.small_size, opts.large_size, opts.rows):
             row = {"row": phase.row, "op": phase.op, "concurrency": phase.concurrency,
                    "unit": phase.unit, "results": {}}  # fmt: skip
             for t in targets:
-                max_ops = small_max if phase.op.startswith("small") else large_max
+                max_ops = large_max if phase.op.startswith("large") else small_max
                 pgid = pgids.get(t.name)
                 r = run_phase(phase, t, payloads, client_cls, opts.duration, max_ops, pgid)
                 s = r.summary(phase.unit)
@@ -671,7 +751,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(
                     f"[{t.name}] {phase.row:26} {value:>16}  ops {r.ops:6}  "
                     f"p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
-                    f"cpu% client {s['client_cpu_pct']} server {s['server_cpu_pct']}"
+                    f"cpu% client {s['client_cpu_pct']} server {s['server_cpu_pct']} "
+                    f"({s['server_cpu_ms_per_op']} ms/op)"
                     + (f"  errors {r.errors}: {r.first_error}" if r.errors else "")
                 )
             rows.append(row)

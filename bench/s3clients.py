@@ -1,6 +1,6 @@
 """S3 clients for bench/s3bench.py: a lean raw SigV4 client and a boto3 adapter.
 
-Both expose the same four calls (create_bucket, put, get, close) so every row of
+Both expose the same calls (create_bucket, put, get, list_page, close) so every row of
 the benchmark runs through exactly the same code with either client.
 """
 
@@ -48,12 +48,14 @@ class RawClient:
             self._key_date, self._key = date, k
         return self._key
 
-    def _headers(self, method: str, path: str, payload_sha256: str) -> dict[str, str]:
+    def _headers(
+        self, method: str, path: str, payload_sha256: str, query: str = ""
+    ) -> dict[str, str]:
         amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         scope = f"{amz_date[:8]}/{REGION}/s3/aws4_request"
         signed = "host;x-amz-content-sha256;x-amz-date"
         canonical = (
-            f"{method}\n{urllib.parse.quote(path, safe='/~')}\n\n"
+            f"{method}\n{urllib.parse.quote(path, safe='/~')}\n{query}\n"
             f"host:{self.host_header}\nx-amz-content-sha256:{payload_sha256}\n"
             f"x-amz-date:{amz_date}\n\n{signed}\n{payload_sha256}"
         )
@@ -92,15 +94,21 @@ class RawClient:
         body: bytes = b"",
         sha: str = EMPTY_SHA256,
         sink: memoryview | None = None,
+        params: dict[str, str] | None = None,
     ) -> tuple[int, bytes, int]:
         """Send one request; returns (status, body or b"" when sunk, body length)."""
+        query = "&".join(
+            f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+            for k, v in sorted((params or {}).items())
+        )  # SigV4's canonical query string, also sent as is
         for attempt in (0, 1):
             # A keep-alive connection the server closed while idle fails on first
             # use; retry once on a fresh one (every request here is idempotent).
             try:
                 conn = self._connection()
-                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                for name, value in self._headers(method, path, sha).items():
+                target = f"{path}?{query}" if query else path
+                conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+                for name, value in self._headers(method, path, sha, query).items():
                     conn.putheader(name, value)
                 conn.putheader("Content-Length", str(len(body)))
                 if len(body) <= 64 * KiB:
@@ -137,6 +145,16 @@ class RawClient:
         if status != 200:
             raise S3Failure(f"GET {key}: {status} {data[:300]!r}")
         return data, n
+
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> int:
+        """One ListObjectsV2 page; returns how many keys it held."""
+        params = {"list-type": "2", "max-keys": str(max_keys), "prefix": prefix}
+        if start_after:
+            params["start-after"] = start_after
+        status, data, _ = self._request("GET", f"/{bucket}", params=params)
+        if status != 200:
+            raise S3Failure(f"LIST {prefix}: {status} {data[:300]!r}")
+        return data.count(b"<Key>")
 
 
 class Boto3Client:
@@ -182,6 +200,11 @@ class Boto3Client:
         for chunk in stream.iter_chunks(len(sink)):
             n += len(chunk)
         return b"", n
+
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> int:
+        kw = {"StartAfter": start_after} if start_after else {}
+        page = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=max_keys, **kw)
+        return len(page.get("Contents", []))
 
 
 CLIENTS = {"raw": RawClient, "boto3": Boto3Client}

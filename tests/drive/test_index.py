@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -150,21 +151,67 @@ def test_after_commit_actions_run_once_durable(tmp_path: Path) -> None:
     ix.close_sync()
 
 
+def _blocking(release: threading.Event, started: threading.Event):  # noqa: ANN202
+    """A request that keeps the committer thread busy until ``release`` is set."""
+
+    def fn(ctx: WriteContext) -> None:
+        started.set()
+        release.wait(10)
+        ctx.txn.put(b"blocker", b"1", db=ctx.db(VERSIONS))
+
+    return fn
+
+
+async def _wait_for(flag: threading.Event) -> None:
+    while not flag.is_set():
+        await trio.sleep(0.001)
+
+
 def test_a_cancelled_waiter_is_not_committed(tmp_path: Path) -> None:
     ix = make(tmp_path)
+    release, started = threading.Event(), threading.Event()
 
     async def main() -> None:
-        # Hold the commit lock so the request stays queued, then cancel it.
-        async with ix._lock, trio.open_nursery() as n:
-            n.start_soon(ix.write, put(b"cancelled", b"1"))
-            await trio.testing.wait_all_tasks_blocked()
-            assert len(ix._pending) == 1
-            n.cancel_scope.cancel()
-        assert ix._pending == []
+        async with trio.open_nursery() as outer:
+            outer.start_soon(ix.write, _blocking(release, started))
+            await _wait_for(started)  # the thread is busy: the next request stays queued
+            async with trio.open_nursery() as n:
+                n.start_soon(ix.write, put(b"cancelled", b"1"))
+                await trio.testing.wait_all_tasks_blocked()
+                assert len(ix._pending) == 1
+                n.cancel_scope.cancel()
+            assert ix._pending == []
+            release.set()
         await ix.write(put(b"later", b"1"))
 
     trio.run(main)
     assert get(ix, b"cancelled") is None and get(ix, b"later") == b"1"
+    assert get(ix, b"blocker") == b"1"
+    ix.close_sync()
+
+
+def test_requests_queued_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    ix = make(tmp_path)
+    release, started = threading.Event(), threading.Event()
+    results: dict[int, bytes] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await ix.write(put(b"q%02d" % i, b"v"))
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            n.start_soon(ix.write, _blocking(release, started))
+            await _wait_for(started)
+            for i in range(10):
+                n.start_soon(one, i)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(ix._pending) == 10
+            release.set()
+
+    trio.run(main)
+    st = ix.statistics()
+    assert st.batches == 2 and st.max_batch == 10 and st.commits == 11
+    assert sorted(results) == list(range(10))
     ix.close_sync()
 
 
@@ -204,38 +251,46 @@ def test_closed_index_refuses_work(tmp_path: Path) -> None:
     trio.run(main)
 
 
-def test_cancelling_the_leader_does_not_drop_the_batch_it_carries(tmp_path: Path) -> None:
+def test_a_caller_cancelled_after_its_request_was_taken_does_not_drop_the_batch(
+    tmp_path: Path,
+) -> None:
     ix = make(tmp_path)
-    tokens = [object() for _ in range(4)]
+    release, started = threading.Event(), threading.Event()
     result: dict[str, bytes] = {}
 
     async def follower() -> None:
         result["f"] = await ix.write(put(b"follower", b"1"))
 
     async def main() -> None:
-        for t in tokens:  # no worker thread available: the leader will wait
-            await ix._limiter.acquire_on_behalf_of(t)
-        leader_scope = trio.CancelScope()
+        scope = trio.CancelScope()
 
-        async def leader() -> None:
-            with leader_scope:
-                await ix.write(put(b"leader", b"1"))
+        async def cancelled() -> None:
+            with scope:
+                await ix.write(_blocking(release, started))
 
         async with trio.open_nursery() as n:
-            async with ix._lock:  # queue both requests first
-                n.start_soon(leader)
-                await trio.testing.wait_all_tasks_blocked()
-                n.start_soon(follower)
-                await trio.testing.wait_all_tasks_blocked()
-            await trio.testing.wait_all_tasks_blocked()  # leader took both
-            assert ix._pending == []
-            leader_scope.cancel()
+            n.start_soon(cancelled)
+            await _wait_for(started)  # taken: the batch is being committed
+            scope.cancel()
             await trio.testing.wait_all_tasks_blocked()
-            for t in tokens:
-                ix._limiter.release_on_behalf_of(t)
+            n.start_soon(follower)
+            await trio.testing.wait_all_tasks_blocked()
+            release.set()
 
     trio.run(main)
     assert result == {"f": b"follower"}
-    assert get(ix, b"follower") == b"1" and get(ix, b"leader") == b"1"
-    assert ix.statistics().batches == 1
+    assert get(ix, b"blocker") == b"1" and get(ix, b"follower") == b"1"
+    ix.close_sync()
+
+
+def test_close_stops_the_committer_thread_and_reopen_restarts_it(tmp_path: Path) -> None:
+    ix = make(tmp_path)
+    trio.run(ix.write, put(b"a", b"1"))
+    assert ix._thread is not None and ix._thread.is_alive()
+    thread = ix._thread
+    ix.close_sync()
+    assert not thread.is_alive() and ix._thread is None
+    ix.open_sync()
+    trio.run(ix.write, put(b"b", b"2"))
+    assert get(ix, b"a") == b"1" and get(ix, b"b") == b"2"
     ix.close_sync()

@@ -611,3 +611,47 @@ def test_bad_arguments_are_rejected_before_io(tmp_path: Path) -> None:
 
 def test_module_exports(tmp_path: Path) -> None:
     assert local.INLINE_MAX == 128 * 1024
+
+
+# ---------------------------------------------------------------- inline lookups
+def _slow_lookup(seconds: float, fault_file: Path | None = None) -> Callable[[], int]:
+    """A lookup that takes ``seconds`` and, with ``fault_file``, one major page
+    fault (the file's pages were dropped from the page cache, as a read from a
+    stalling disk has to wait for the device)."""
+    import mmap
+    import time as _time
+
+    def fn() -> int:
+        _time.sleep(seconds)
+        if fault_file is None:
+            return 0
+        with open(fault_file, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+            return m[0]
+
+    return fn
+
+
+def test_a_preempted_lookup_keeps_running_inline(tmp_path: Path) -> None:
+    async def body(d: LocalDrive) -> None:
+        assert await d._fast(_slow_lookup(local.FAST_BUDGET * 2)) == 0
+        assert d._slow_until == 0.0  # slow without touching the disk: not the drive's fault
+
+    run(body, tmp_path / "d")
+
+
+def test_a_lookup_stalled_on_the_disk_demotes_the_drive_to_threads(tmp_path: Path) -> None:
+    page = tmp_path / "page"
+    page.write_bytes(b"\x07" * 4096)
+    fd = os.open(page, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # next touch is a major fault
+    finally:
+        os.close(fd)
+
+    async def body(d: LocalDrive) -> None:
+        local._FAULTS._at = -1.0  # a fresh baseline at this lookup, whatever ran before
+        assert await d._fast(_slow_lookup(local.FAST_BUDGET * 2, page)) == 7
+        assert d._slow_until > 0.0
+
+    run(body, tmp_path / "d")

@@ -1,4 +1,8 @@
-from titans3.drive.records import VersionRecord
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from titans3.drive.records import VersionRecord, pack_versions, unpack_versions
+from titans3.objects import resolve
 from titans3.objects.resolve import resolve_versions, write_quorum
 
 EC = (4, 2, 1 << 20)
@@ -62,3 +66,69 @@ def test_only_newest_null_version_is_visible():
 def test_versions_sorted_newest_first():
     per = [[data("c", i), data("a", i), data("b", i)] for i in range(6)]
     assert [r.record.vid for r in resolve_versions(per, k=4, w=5)] == ["c", "b", "a"]
+
+
+# The single-version fast path must decide exactly what the general rule does.
+_records = st.builds(
+    VersionRecord,
+    vid=st.sampled_from(["a", "b"]),
+    dm=st.booleans(),
+    tomb=st.sampled_from([False, False, True]),
+    null=st.booleans(),
+    ec=st.sampled_from([EC, (1, 0, 1 << 20), (2, 1, 1 << 20)]),
+    frag_index=st.integers(0, 5),
+    extra=st.sampled_from([{}, {}, {"mu": "x"}, {"hid": True}, {"tg": {"k": "v"}}]),
+)
+_per_drive = st.lists(st.one_of(st.none(), st.lists(_records, max_size=2)), min_size=1,
+                      max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(per=_per_drive, k=st.integers(1, 4), anchors=st.booleans())
+def test_the_fast_path_agrees_with_the_general_rule(per, k, anchors):
+    w = write_quorum(k, 2)
+    assert resolve_versions(per, k=k, w=w, anchors=anchors) == \
+        resolve._resolve_general(per, k, w, anchors)
+
+
+@settings(max_examples=400, deadline=None)
+@given(per=_per_drive, k=st.integers(1, 4))
+def test_the_packed_fast_path_agrees_with_the_general_rule(per, k):
+    w = write_quorum(k, 2)
+    packed = [None if recs is None else (pack_versions(recs) if recs else []) for recs in per]
+    fast = resolve.resolve_packed(packed, k, w)
+    decoded = [None if recs is None else unpack_versions(pack_versions(recs)) for recs in per]
+    if fast is not None:
+        assert fast == resolve._resolve_general(decoded, k, w, False)
+
+
+@st.composite
+def _copies(draw):
+    """Per drive: one version's copy with its own fragment index (the common
+    case), sometimes nothing, no answer, or some other record."""
+    base = draw(_records)
+    out = []
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["copy", "copy", "copy", "none", "empty", "other"]))
+        if kind == "copy":
+            rec = unpack_versions(pack_versions([base]))[0]
+            rec.frag_index = draw(st.integers(0, 200))  # beyond 127: not a fixint
+            out.append([rec])
+        elif kind == "none":
+            out.append(None)
+        elif kind == "empty":
+            out.append([])
+        else:
+            out.append([draw(_records)])
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(per=_copies(), k=st.integers(1, 4))
+def test_the_packed_fast_path_agrees_on_copies_of_one_version(per, k):
+    w = write_quorum(k, 2)
+    packed = [None if recs is None else (pack_versions(recs) if recs else []) for recs in per]
+    fast = resolve.resolve_packed(packed, k, w)
+    decoded = [None if recs is None else unpack_versions(pack_versions(recs)) for recs in per]
+    if fast is not None:
+        assert fast == resolve._resolve_general(decoded, k, w, False)

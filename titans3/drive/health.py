@@ -91,11 +91,15 @@ def identity_key(root: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def probe(root: Path, key: tuple[int, int]) -> None:
-    """Cheap check that ``root`` is still the drive we opened; raises OSError."""
-    st = os.stat(root / IDENTITY_FILE)
+def probe(root: Path | str, key: tuple[int, int], identity: str | None = None) -> None:
+    """Cheap check that ``root`` is still the drive we opened; raises OSError.
+
+    ``identity``: ``root/IDENTITY_FILE`` as a string, precomputed by callers
+    that probe on every commit (path objects cost more than the two stats)."""
+    ident = identity if identity is not None else os.path.join(root, IDENTITY_FILE)
+    st = os.stat(ident)
     if (st.st_dev, st.st_ino) != key:
-        raise OSError(errno.ESTALE, "drive identity file was replaced", str(root / IDENTITY_FILE))
+        raise OSError(errno.ESTALE, "drive identity file was replaced", ident)
     if os.stat(root).st_mode & 0o777 == 0:
         raise PermissionError(errno.EACCES, "drive root has mode 000 (fenced)", str(root))
 

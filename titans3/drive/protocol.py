@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from titans3.drive.records import VersionRecord
+from titans3.drive.records import VersionRecord, unpack_versions
 
 INLINE_MAX = 128 * 1024  # bytes: the largest fragment put_inline takes (kept in the index)
 
@@ -59,13 +59,40 @@ class DriveStat:
     fragments_quarantined: int
 
 
-@dataclass(frozen=True, slots=True)
 class ListEntry:
-    """One step of a drive listing: a key with its versions, or a common prefix."""
+    """One step of a drive listing: a key with its versions, or a common prefix.
 
-    key: bytes
-    versions: list[VersionRecord] | None  # None for a common prefix
-    is_prefix: bool = False
+    A drive that keeps records packed (``LocalDrive``) may hand over
+    ``packed`` (the stored form, ``records.pack_versions``) instead of decoded
+    ``versions``: they are decoded on first access.  A listing page resolves
+    most keys from the packed forms with one full decode per key instead of
+    one per drive (``objects/resolve.py``, ``resolve_packed``)."""
+
+    __slots__ = ("key", "is_prefix", "packed", "_versions")
+
+    def __init__(self, key: bytes, versions: list[VersionRecord] | None,
+                 is_prefix: bool = False, *, packed: bytes | None = None) -> None:
+        self.key = key
+        self.is_prefix = is_prefix
+        self.packed = packed
+        self._versions = versions
+
+    @property
+    def versions(self) -> list[VersionRecord] | None:  # None for a common prefix
+        if self._versions is None and self.packed is not None:
+            self._versions = unpack_versions(self.packed)
+        return self._versions
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ListEntry):
+            return NotImplemented
+        return (self.key, self.is_prefix, self.versions) == \
+            (other.key, other.is_prefix, other.versions)
+
+    __hash__ = None  # type: ignore[assignment]  # holds lists: never hashable
+
+    def __repr__(self) -> str:
+        return f"ListEntry({self.key!r}, {self.versions!r}, {self.is_prefix!r})"
 
 
 class FragmentWriter(Protocol):

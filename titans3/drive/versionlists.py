@@ -8,6 +8,8 @@ worker thread (``DriveIO.read``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lmdb
 
 from titans3.drive import keys
@@ -28,6 +30,14 @@ class VersionLists:
         raw = await self._io.fast(self._index.read_sync, keys.read_record, db, bucket_id, key)
         return unpack_versions(raw) if raw else []
 
+    def read_versions_sync(
+        self, bucket_id: bytes, key: bytes, fast: Callable[..., bytes | None]
+    ) -> list[VersionRecord]:
+        """``read_versions`` through a synchronous guarded runner (LocalDrive._fast_sync)."""
+        keys.encode_key(bucket_id, key)
+        raw = fast(self._index.read_sync, keys.read_record, self._index.db(VERSIONS), bucket_id, key)
+        return unpack_versions(raw) if raw else []
+
     async def list_versions(
         self,
         bucket_id: bytes,
@@ -40,18 +50,23 @@ class VersionLists:
         keys.check_bucket_id(bucket_id)
         db = self._index.db(VERSIONS)
 
-        def walk(txn: lmdb.Transaction) -> list[ListEntry]:
+        def walk(txn: lmdb.Transaction) -> list[tuple[bytes, bytes | None]]:
             with txn.cursor(db=db) as cur:
-                rows = keys.walk_listing(
+                return keys.walk_listing(
                     cur, bucket_id, prefix=prefix, start_after=start_after,
                     delimiter=delimiter, limit=limit,
                 )
-            return [
-                ListEntry(k, None, True) if v is None else ListEntry(k, unpack_versions(v))
-                for k, v in rows
-            ]
 
-        return await self._io.read(walk)
+        # The cursor walk (which may fault pages in from the disk) runs in a
+        # worker thread; records are decoded on the loop, when used, and a
+        # listing mostly decodes one drive's copy per key (ListEntry.packed).
+        # Decoding in the six drives' threads made six GIL-bound threads per
+        # page fight the loop for the GIL: LIST got slower with concurrency.
+        rows = await self._io.read(walk)
+        return [
+            ListEntry(k, None, True) if v is None else ListEntry(k, None, packed=v)
+            for k, v in rows
+        ]
 
     async def bucket_ids(self) -> list[bytes]:
         """Every bucket id with version records on this drive, in order.

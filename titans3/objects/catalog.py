@@ -51,7 +51,7 @@ class Catalog:
         if max_keys <= 0:
             return ListPage([], [], False, None)
         async for item in self._walk(brec, bucket, prefix, delimiter, start_after,
-                                     page=min(1000, max_keys + 1)):
+                                     page=min(1000, max_keys) + 1):  # +1: truncation known in one round
             if len(objects) + len(prefixes) == max_keys:
                 truncated = True
                 break

@@ -56,6 +56,8 @@ class StoreContext:
         # Ring members are slots; by default a drive's slot is its drive id.
         self.slots = list(slots) if slots is not None else [d.drive_id for d in self.drives]
         self._by_id = {s: i for i, s in enumerate(self.slots)}
+        self._placed: dict[int, list[int]] = {}  # partition -> positions (placement())
+        self._placed_ring: Ring | None = None
         self.healing: set[int] = set()
         self.ring = ring
         self.old_ring: Ring | None = None
@@ -74,8 +76,20 @@ class StoreContext:
 
     # ------------------------------------------------------------ topology
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:
-        """Positions in ``drives`` of the key's fragments, by fragment index."""
-        return [self._by_id[d] for d in self.ring.drives_for(bucket_id, key)]
+        """Positions in ``drives`` of the key's fragments, by fragment index.
+
+        Cached per partition of the current ring (rings are immutable: a ring
+        change assigns a new one, which drops the cache); a listing page asks
+        this for every key, and mapping drive ids to positions was ~10 % of it."""
+        ring = self.ring
+        if ring is not self._placed_ring:
+            self._placed, self._placed_ring = {}, ring
+        part = ring.partition_of(bucket_id, key)
+        row = self._placed.get(part)
+        if row is None:
+            row = self._placed[part] = [self._by_id[m.drive_id] for m in
+                                        (ring.members[i] for i in ring.table[part])]
+        return list(row)
 
     def old_extra(self, bucket_id: bytes, key: bytes, positions: list[int]) -> list[int]:
         """During a ring change: the old placement's drives the new one replaced."""
@@ -88,6 +102,7 @@ class StoreContext:
         """Append drives of hosts that joined (positions of the others stay)."""
         for d, s in zip(drives, slots, strict=True):
             if s not in self._by_id:
+                self._placed_ring = None  # a ring naming this slot may be cached already
                 self._by_id[s] = len(self.drives)
                 self.drives.append(d)
                 self.slots.append(s)

@@ -26,8 +26,8 @@ import trio
 
 from titans3.core.errors import DriveError, QuorumError
 from titans3.drive.protocol import Drive, ListEntry
-from titans3.drive.records import VersionRecord
-from titans3.objects.resolve import Resolved, resolve_versions, under_quorum
+from titans3.drive.records import VersionRecord, unpack_versions
+from titans3.objects.resolve import Resolved, resolve_packed, resolve_versions, under_quorum
 
 PAST = b"\xff"
 
@@ -103,29 +103,43 @@ async def merged_entries(
                 cutoff is None or not pg or after(pg[-1].key, pg[-1].is_prefix) <= cutoff
             ):
                 done[i] = True
-        merged: dict[bytes, dict[int, list[VersionRecord]]] = {}
+        # per key, per drive: the packed version list (LocalDrive) or the records
+        merged: dict[bytes, dict[int, bytes | list[VersionRecord]]] = {}
         prefixes: set[bytes] = set()
         for i, pg in enumerate(pages):
             for e in pg or ():
-                if cutoff is not None and after(e.key, e.is_prefix) > cutoff:
-                    break
+                key = e.key
                 if e.is_prefix:
-                    prefixes.add(e.key)
+                    if cutoff is not None and key + PAST > cutoff:
+                        break
+                    prefixes.add(key)
+                    continue
+                if cutoff is not None and key > cutoff:
+                    break
+                v = e.packed if e.packed is not None else (e.versions or [])
+                held = merged.get(key)
+                if held is None:
+                    merged[key] = {i: v}
                 else:
-                    merged.setdefault(e.key, {})[i] = e.versions or []
-        for name in sorted(set(merged) | prefixes):
+                    held[i] = v
+        # One placement lookup per key; positions that failed read as None.
+        names = sorted(merged.keys() | prefixes) if prefixes else sorted(merged)
+        for name in names:
             if name in prefixes:
                 yield Listed(name, True, [])
                 continue
             holders = merged[name]
-            per_drive: list[list[VersionRecord] | None] = []
-            for pos in placement_of(name):
-                if failed[pos]:
-                    per_drive.append(None)
-                else:
-                    per_drive.append(holders.get(pos, []))
-            yield Listed(name, False, resolve_versions(per_drive, k=k, w=w),
-                         under_quorum(per_drive, k=k, w=w))
+            per_drive: list[bytes | list[VersionRecord] | None] = [
+                None if failed[pos] else holders.get(pos, []) for pos in placement_of(name)
+            ]
+            resolved = resolve_packed(per_drive, k, w)
+            if resolved is None:
+                unpacked = [unpack_versions(x) if isinstance(x, bytes) else x for x in per_drive]
+                resolved = resolve_versions(unpacked, k=k, w=w)
+                unsure = under_quorum(unpacked, k=k, w=w)
+            else:  # one version on every page: hidden only if it is on too few of them
+                unsure = not resolved and any(isinstance(x, bytes) for x in per_drive)
+            yield Listed(name, False, resolved, unsure)
         if cutoff is None:
             return
         for i in range(len(drives)):

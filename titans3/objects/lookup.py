@@ -122,10 +122,27 @@ class Lookup:
             except DriveError:
                 per[j] = None
 
-        async with trio.open_nursery() as nursery:
-            for j, pos in enumerate(positions):
-                if pos not in ctx.healing:
-                    nursery.start_soon(one, j, ctx.drives[pos])
+        waits: list[tuple[int, Drive]] = []
+        for j, pos in enumerate(positions):
+            if pos in ctx.healing:
+                continue
+            d = ctx.drives[pos]
+            nowait = getattr(d, "read_versions_nowait", None)  # LocalDrive's fast path
+            if nowait is not None:
+                try:
+                    recs = nowait(bucket_id, key)
+                except DriveError:
+                    continue  # per[j] stays None: no answer
+                if recs is not None:
+                    per[j] = recs
+                    continue
+            waits.append((j, d))
+        if waits:
+            async with trio.open_nursery() as nursery:
+                for j, d in waits:
+                    nursery.start_soon(one, j, d)
+        else:
+            await trio.lowlevel.checkpoint()
         await handoff.merge_hints(ctx, bucket_id, key, positions, per)
         extra = ctx.old_extra(bucket_id, key, positions)
         if extra:  # ring change: fragments not yet moved are still on the old drives

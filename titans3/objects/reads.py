@@ -139,12 +139,28 @@ class Reads:
                     try:
                         frags[idx] = await holders[idx].read_fragment(rec.data or "", 0, 1 << 62)
                     except DriveError as e:
-                        stats.degraded = True
-                        log.warning("inline fragment %d unreadable: %s", idx, e)
+                        _bad(stats, holders[idx], idx, e)
 
-                async with trio.open_nursery() as nursery:
-                    for idx in batch:
-                        nursery.start_soon(one, idx)
+                waits = []
+                for idx in batch:
+                    nowait = getattr(holders[idx], "read_inline_nowait", None)
+                    blob = None
+                    if nowait is not None:
+                        try:
+                            blob = nowait(rec.data or "", 0, 1 << 62)
+                        except DriveError as e:
+                            _bad(stats, holders[idx], idx, e)
+                            continue
+                    if blob is not None:
+                        frags[idx] = blob
+                    else:
+                        waits.append(idx)
+                if waits:
+                    async with trio.open_nursery() as nursery:
+                        for idx in waits:
+                            nursery.start_soon(one, idx)
+                else:
+                    await trio.lowlevel.checkpoint()
             if len(frags) < k:
                 raise QuorumError("too few inline fragments readable")
             if opened is not None:  # the inline bytes are the whole sealed stream
@@ -186,6 +202,14 @@ class Reads:
                 self.on_degraded(bucket_id, key, rec.vid, stats.bad_drives or set())
 
     # ----------------------------------------------------------- deletes
+
+
+def _bad(stats: ReadStats, drive: Drive, idx: int, e: DriveError) -> None:
+    """An unreadable inline fragment: the read is degraded, the drive named
+    for heal-on-read (as read_stream does for fragment files)."""
+    stats.degraded = True
+    stats.bad_drives = (stats.bad_drives or set()) | {drive.drive_id}
+    log.warning("inline fragment %d unreadable: %s", idx, e)
 
 
 def _salts(rec: VersionRecord) -> list[str]:

@@ -147,7 +147,7 @@ class Versions:
             self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(),
             delimiter=delimiter.encode() or None, start_after=key_marker.encode() or None,
-            page=min(1000, max_keys + 1), min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
+            page=min(1000, max_keys) + 1, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
         ):
             name = e.key.decode("utf-8", "surrogateescape")
             if e.is_prefix:

@@ -74,7 +74,11 @@ async def write_stream(
     seg_size = scheme.segment_size
     data_id = new_data_id()
     md5 = hashlib.md5()
-    seg = bytearray(seg_size)
+    # A body known to be smaller than a segment gets a buffer of its size: two
+    # zeroed 1 MiB segments cost ~170 us, more than the rest of a 4 KiB PUT's
+    # data path.  The spare (double buffering) only exists once a full segment
+    # has been cut.
+    seg = bytearray(seg_size if expected_size is None else min(seg_size, expected_size))
     fill = 0
     total = 0
     writers: list[FragmentWriter | None] | None = None
@@ -134,7 +138,7 @@ async def write_stream(
     # received: the socket is read while the drives write (double buffering).
     # At most one flush is in flight, so MD5 sees the segments in order and a
     # buffer is refilled only after the flush that used it finished.
-    spare = bytearray(seg_size)
+    spare: bytearray | None = None
     in_flight: trio.Event | None = None
     flush_error: list[BaseException] = []
 
@@ -167,7 +171,9 @@ async def write_stream(
                 if expected_size is not None and total > expected_size:
                     raise IncompleteBody("The request body is longer than its declared size.")
                 while len(mv):
-                    take = min(len(mv), seg_size - fill)
+                    # a short ``seg`` never overflows: a body longer than its
+                    # declared size was refused above
+                    take = min(len(mv), len(seg) - fill)
                     seg[fill : fill + take] = mv[:take]
                     fill += take
                     mv = mv[take:]
@@ -177,6 +183,8 @@ async def write_stream(
                         await settle()
                         in_flight = trio.Event()
                         nursery.start_soon(flush_in_background, memoryview(seg), in_flight)
+                        if spare is None:
+                            spare = bytearray(seg_size)
                         seg, spare = spare, seg
                         fill = 0
                 if flush_error:  # fail fast: stop reading a body no quorum will take

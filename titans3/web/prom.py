@@ -47,6 +47,11 @@ class StatusCollector:
         shared = GaugeMetricFamily("titans3_drive_filesystem_shared",
                                    "drives of this host on the same filesystem", labels=["drive"])
         err = GaugeMetricFamily("titans3_drive_errors", "I/O and checksum errors", labels=["drive"])
+        commits = CounterMetricFamily("titans3_drive_commits", "write requests applied to the "
+                                      "drive's index", labels=["drive"])
+        batches = CounterMetricFamily("titans3_drive_commit_batches", "durable index commits "
+                                      "(group commit: commits / batches requests per flush)",
+                                      labels=["drive"])
         for d in self.s["drives"]:
             label = [d["drive_id"]]
             up.add_metric(label, 1.0 if d["state"] in ("online", "healing") else 0.0)
@@ -55,7 +60,11 @@ class StatusCollector:
             stored.add_metric(label, d["stored"])
             shared.add_metric(label, d["fs_shared"])
             err.add_metric(label, d["errors"])
-        yield from (up, cap, used, stored, shared, err)
+            io = d.get("io") or {}
+            if "commits" in io:
+                commits.add_metric(label, io["commits"])
+                batches.add_metric(label, io["commit_batches"])
+        yield from (up, cap, used, stored, shared, err, commits, batches)
 
     def _workers(self):  # type: ignore[no-untyped-def]
         state = GaugeMetricFamily("titans3_worker_busy", "1 if the worker is not idle",
