@@ -163,3 +163,103 @@ def test_titans3_mount_says_why_it_cannot_mount(daemon, tmp_path):
                            str(tmp_path / "m")], capture_output=True, text=True, env=env, timeout=60)
     assert none.returncode == 2 and "no credentials" in none.stderr
     assert not mounted(tmp_path / "m")
+
+
+def _tmpfs(path: Path, mib: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(path)],
+                   check=True, capture_output=True, timeout=30)
+
+
+def _untmpfs(path: Path) -> None:
+    if mounted(path):
+        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True, timeout=30)
+
+
+WRITE_BIG = textwrap.dedent("""
+    import errno, hashlib, os, sys
+    path, mib = sys.argv[1], int(sys.argv[2])
+    block = os.urandom(1 << 20)
+    h = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        for _ in range(mib):
+            os.write(fd, block)
+            h.update(block)
+        os.fsync(fd)
+        os.close(fd)
+        print("ok", h.hexdigest())
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, e.errno))
+""")
+
+
+def _write_big(path: Path, mib: int) -> tuple[str, float]:
+    """Write ``mib`` MiB and fsync in a child (a hang fails the test instead of
+    stalling it); returns the errno name (or "ok SHA256") and the seconds it took."""
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", WRITE_BIG, str(path), str(mib)],
+                         capture_output=True, text=True, timeout=180)
+    return out.stdout.strip(), time.monotonic() - t0
+
+
+def test_a_full_cluster_gives_enospc_not_a_hang_and_the_mount_stays_usable(tmp_path):
+    require_fuse()
+    data = tmp_path / "data"
+    drives = [data / f"drive-{i}" for i in range(6)]
+    d = MountDaemon(data, tmp_path / "titans3.log", mount_spec="full",
+                    mountpoint=tmp_path / "mnt", name="titans3-full")
+    remote = None
+    try:
+        for p in drives:  # 6 x 24 MiB, EC 4+2: about 96 MiB for data
+            _tmpfs(p, 24)
+        d.start()
+        mnt = d.mountpoint
+        (mnt / "small").write_bytes(b"s" * 4096)
+        st = os.statvfs(mnt)
+        assert st.f_blocks * st.f_frsize < 100 << 20, "statfs does not show the cluster's capacity"
+        got, took = _write_big(mnt / "big", 160)
+        assert got == "ENOSPC", f"a full cluster answered {got}, not ENOSPC"
+        assert took < 120, f"ENOSPC took {took:.0f}s"
+        assert "bytes free" in d.log_text()  # the reason is logged
+        # Nothing torn is visible and the mount still serves what it holds.
+        s3 = s3_client(d)
+        with pytest.raises(s3.exceptions.ClientError):
+            s3.head_object(Bucket="full", Key="big")
+        assert (mnt / "small").read_bytes() == b"s" * 4096
+        assert "small" in os.listdir(mnt)
+        # Over S3 (titans3 mount): the same full cluster is a clean errno too.
+        remote = RemoteMount(d.endpoint, "full", tmp_path / "rmnt", tmp_path / "mount.log",
+                             extra=("--timeout", "5", "--retry-window", "5"))
+        remote.start()
+        got, took = _write_big(remote.mountpoint / "big-remote", 160)
+        assert got in ("ENOSPC", "EIO"), f"the remote mount answered {got}"
+        assert took < 150, f"{got} took {took:.0f}s"
+        assert (remote.mountpoint / "small").read_bytes() == b"s" * 4096
+        s3.close()
+    finally:
+        if remote is not None:
+            remote.stop()
+        d.stop()
+        for p in drives:
+            _untmpfs(p)
+
+
+def test_a_full_staging_disk_writes_back_early_instead_of_failing(daemon, tmp_path):
+    require_fuse()
+    staging = tmp_path / "staging"
+    m = RemoteMount(daemon.endpoint, BUCKET, tmp_path / "mnt", tmp_path / "mount.log",
+                    staging=staging)
+    try:
+        _tmpfs(staging, 8)
+        m.start()
+        got, _ = _write_big(m.mountpoint / "f", 24)  # 3x the staging disk
+        assert got.startswith("ok "), got
+        assert "staging disk" in m.log_text()
+        s3 = s3_client(daemon)
+        body = s3.get_object(Bucket=BUCKET, Key="f")["Body"].read()
+        s3.close()
+        assert len(body) == 24 << 20 and hashlib.sha256(body).hexdigest() == got.split()[1]
+    finally:
+        m.stop()
+        _untmpfs(staging)

@@ -36,15 +36,18 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from titans3 import __version__
-from titans3.core import http11, journal, tls
+from titans3.core import connlimit, http11, journal, listeners, storageclass, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
 from titans3.core.crypto import cluster_sealing_keys, load_or_create_master_key, write_atomic
 from titans3.core.errors import ConfigError, DriveError
 from titans3.core.sdnotify import Notifier
+from titans3.disks import directories
+from titans3.disks.policy import FailureWatch
 from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
+from titans3.drive.protocol import DriveState
 from titans3.erasure.codec import ECScheme
 from titans3.objects.kms import BuiltinKMS
 from titans3.objects.store import ObjectStore
@@ -121,14 +124,19 @@ class Host:
         return await self.store.info()
 
 
-def hyper_config(bind: str, *, grace: float, name: str, tls_settings: dict[str, Any] | None = None) -> HyperConfig:
+def hyper_config(bind: str, *, grace: float, name: str, tls_settings: dict[str, Any] | None = None,
+                 sock: socket.socket | None = None, cfg: Config | None = None) -> HyperConfig:
+    """``sock``: a socket :func:`bind_listeners` bound; ``cfg``: its limits (timeouts, connections)."""
     host, port = parse_hostport(bind, name)
     hc = HyperConfig()
     for key, value in (tls_settings or {}).items():  # certfile/keyfile/ca_certs/verify_mode (core/tls.py)
         setattr(hc, key, value)
-    hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    hc.bind = [listeners.hypercorn_bind(sock) if sock is not None
+               else f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     hc.graceful_timeout = grace
-    hc.keep_alive_timeout = 75.0
+    hc.keep_alive_timeout = cfg.idle_timeout if cfg else 75.0  # also bounds a request head
+    if cfg is not None:
+        hc.titans3_gate = connlimit.ConnectionGate(cfg.max_connections, name)  # type: ignore[attr-defined]
     hc.accesslog = None
     hc.errorlog = logging.getLogger(f"titans3.http.{name}")
     hc.h11_max_incomplete_size = 64 * 1024
@@ -136,6 +144,29 @@ def hyper_config(bind: str, *, grace: float, name: str, tls_settings: dict[str, 
     hc.backlog = 1024
     hc.include_server_header = False  # the S3 app sends "Server: TitanS3"
     return hc
+
+
+LISTENERS = {"peer": "the peer API", "s3": "the S3 API", "web": "the status page"}
+
+
+def bind_listeners(cfg: Config) -> dict[str, socket.socket]:
+    """Every listener's socket, bound now: a taken port is one ConfigError line."""
+    socks: dict[str, socket.socket] = {}
+    try:
+        for name, addr in (("peer", cfg.peer_listen), ("s3", cfg.listen), ("web", cfg.web_listen)):
+            socks[name] = listeners.bind(addr, LISTENERS[name], send_timeout=cfg.send_timeout)
+    except ConfigError:
+        for s in socks.values():
+            s.close()
+        raise
+    return socks
+
+
+def guarded(app: Any, cfg: Config) -> Any:
+    """The ASGI chain's outermost layer: a stalled request body gets 400 RequestTimeout."""
+    from titans3.core.stall import StallGuard
+
+    return StallGuard(app, cfg.body_timeout, cfg.body_min_rate)
 
 
 def scheme_for(cfg: Config) -> ECScheme:
@@ -151,8 +182,11 @@ async def open_drives(cfg: Config) -> list[LocalDrive]:
     """Open every configured drive.  One that cannot open stays in the list,
     offline, so it is visible to the operator and re-probed by the health loop."""
     drives: list[LocalDrive] = []
+    if cfg.fault_injection:
+        log.warning("fault injection is on: drives obey <drive>/titans3-faults.json (tests only)")
     for path in cfg.drive_paths():
-        d = LocalDrive(path, create=True, threads=cfg.drive_threads)
+        d = LocalDrive(path, create=True, threads=cfg.drive_threads,
+                       fault_injection=cfg.fault_injection)
         try:
             await d.open()
         except DriveError as e:
@@ -196,6 +230,7 @@ async def build_host(cfg: Config) -> Host:
         host=socket.gethostname(), version=__version__, slots=slots,
     )
     store.healing = healing
+    store.storage_classes = storageclass.for_placement(cfg.storage_classes, scheme.n)
     host = Host(cfg, creds, drives, store, time.time_ns(), roster=roster, host_id=hid, disks=disks)
     master = load_or_create_master_key(cfg.state_path)
     host.kms = BuiltinKMS(
@@ -207,13 +242,33 @@ async def build_host(cfg: Config) -> Host:
     return host
 
 
-async def _health_loop(drives: list[LocalDrive]) -> None:
-    """Re-probe drives so one that comes back (or goes away) is noticed."""
+async def _health_loop(host: Host) -> None:
+    """Re-probe drives so one that comes back (or goes away) is noticed.
+
+    In directory mode this is also where a failing drive is given up on (the
+    disk manager watches its own): too many I/O errors in a window -- an EIO
+    marks a drive offline and the next probe, which only checks identity and
+    writability, brings it back, so without a count a drive with bad sectors
+    would flap forever.  Offline time alone never fails a directory drive: a
+    directory that went away (unmounted, renamed) comes back when returned."""
+    cfg = host.config
+    watches: dict[str, FailureWatch] = {}
     while True:
         await trio.sleep(HEALTH_INTERVAL)
-        for d in drives:
+        for i, d in enumerate(list(host.drives)):
             try:
                 await d.check()
+                if host.disks is not None or d.state is DriveState.FAILED or not d.drive_id:
+                    continue
+                watch = watches.setdefault(d.drive_id, FailureWatch(
+                    error_limit=cfg.drive_error_limit, window=cfg.drive_error_window,
+                    offline_limit=float("inf")))
+                st = d.statistics()
+                # EIO and kin only: a directory renamed away or fenced is not a failing disk.
+                reason = watch.observe(time.monotonic(), online=d.state is DriveState.ONLINE,
+                                       io_errors=st.medium_errors)
+                if reason is not None:
+                    await directories.fail(host, i, reason)
             except Exception as e:  # noqa: BLE001 -- a probe must never kill the host
                 log.warning("health check of %s failed: %s", d.drive_id, e)
 
@@ -253,8 +308,9 @@ async def run(cfg: Config) -> int:
     inflight = Inflight()
     rc = 0
     try:
+        socks = bind_listeners(cfg)  # after the drives are locked, before anything serves
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_health_loop, host.drives)
+            nursery.start_soon(_health_loop, host)
             if access is not None:
                 nursery.start_soon(access.run)
             nursery.start_soon(_signals, shutdown, nursery.cancel_scope, notifier)
@@ -263,8 +319,10 @@ async def run(cfg: Config) -> int:
                 # The peer listener comes first: in a cluster, the handshake
                 # needs every host's peer API (this one's included) answering.
                 hc = hyper_config(cfg.peer_listen, grace=cfg.shutdown_grace, name="peer",
-                                  tls_settings=tls.server_settings(cfg, peer=True))
-                await servers.start(_serve, inflight.wrap(observed["peer"](peer_app)), hc, shutdown.wait)
+                                  tls_settings=tls.server_settings(cfg, peer=True),
+                                  sock=socks["peer"], cfg=cfg)
+                await servers.start(_serve, guarded(inflight.wrap(observed["peer"](peer_app)), cfg),
+                                    hc, shutdown.wait)
                 if cfg.peers or _joined(cfg):
                     from titans3.cluster.formation import form
 
@@ -296,9 +354,10 @@ async def run(cfg: Config) -> int:
                     (web_app, cfg.web_listen, "web"),
                 ):
                     hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name,
-                                      tls_settings=tls.server_settings(cfg, peer=False))
-                    await servers.start(_serve, inflight.wrap(observed.get(name, _same)(app)), hc,
-                                        shutdown.wait)
+                                      tls_settings=tls.server_settings(cfg, peer=False),
+                                      sock=socks[name], cfg=cfg)
+                    await servers.start(_serve, guarded(inflight.wrap(observed.get(name, _same)(app)), cfg),
+                                        hc, shutdown.wait)
                 log.info("TitanS3 %s ready: S3 on %s, peer on %s, status page on %s; %d drives, EC %d+%d",
                          __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
                          len(host.drives), host.store.scheme.k, host.store.scheme.m)
@@ -364,6 +423,8 @@ def main(cfg: Config) -> int:
     if cfg.malloc_tuning:
         tune_malloc()
     patch_hypercorn_recv(cfg.http_recv_bytes)
+    connlimit.install()  # per-listener connection bound (core/connlimit.py)
+    listeners.raise_fd_limit()  # connections must not starve the drives of descriptors
     http11.install()
     wire_errors.install()
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -37,3 +37,17 @@ def test_bad_listen_address_is_rejected():
 def test_ec_must_fit_the_drives():
     with pytest.raises(ConfigError, match="ec"):
         load(environ={}, flags={"drives": 4, "ec": "4+2"})
+
+
+def test_storage_classes_parse_and_must_fit_the_placement():
+    cfg = load(environ={"TITANS3_STORAGE_CLASSES": "STANDARD_IA=2+2, GLACIER_IR=3+3"}, flags={})
+    from titans3.core import storageclass
+
+    assert storageclass.parse(cfg.storage_classes) == {"STANDARD_IA": (2, 2), "GLACIER_IR": (3, 3)}
+    for bad, why in [("STANDARD_IA=4+4", "needs 8 drives"), ("STANDARD=2+2", "STANDARD"),
+                     ("FAST=2+2", "storage class"), ("STANDARD_IA=2+0", "m >= 1"),
+                     ("STANDARD_IA=2+2,STANDARD_IA=3+3", "twice"), ("STANDARD_IA=x", "K\\+M")]:
+        with pytest.raises(ConfigError, match=why):
+            load(environ={"TITANS3_STORAGE_CLASSES": bad}, flags={})
+    with pytest.raises(ConfigError, match="needs 6 drives"):  # the placement is ec's width
+        load(environ={"TITANS3_STORAGE_CLASSES": "STANDARD_IA=3+3"}, flags={"ec": "3+2"})

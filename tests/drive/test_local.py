@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
@@ -9,11 +10,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import pytest
 import trio
 
 from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
-from titans3.drive import direct, local
+from titans3.drive import direct, health, local
 from titans3.drive import fragment as fmt
 from titans3.drive import index as index_mod
 from titans3.drive.local import INLINE_MAX, LocalDrive
@@ -611,6 +613,33 @@ def test_bad_arguments_are_rejected_before_io(tmp_path: Path) -> None:
 
 def test_module_exports(tmp_path: Path) -> None:
     assert local.INLINE_MAX == 128 * 1024
+
+
+# --------------------------------------------------------------- full disks
+@pytest.mark.parametrize(("exc", "full", "offline"), [
+    (OSError(errno.ENOSPC, "No space left on device"), True, False),
+    (OSError(errno.EDQUOT, "Disk quota exceeded"), True, False),
+    (lmdb.DiskError("mdb_txn_commit", 28), True, False),  # py-lmdb's ENOSPC, not an I/O error
+    (lmdb.MapFullError("mdb_put", -30792), True, False),
+    (OSError(errno.EIO, "Input/output error"), False, True),
+    (lmdb.Error("mdb_txn_commit", errno.EIO), False, True),
+    (lmdb.CorruptedError("mdb_get", -30796), False, True),
+    (OSError(errno.EMFILE, "Too many open files"), False, False),
+])
+def test_a_full_drive_is_told_apart_from_a_failing_one(exc, full, offline) -> None:
+    assert health.full_error(exc) is full
+    assert health.offline_error(exc) is offline
+
+
+@pytest.mark.parametrize(("exc", "medium"), [
+    (OSError(errno.EIO, "Input/output error"), True),
+    (lmdb.CorruptedError("mdb_get", -30796), True),
+    (FileNotFoundError(errno.ENOENT, "drive directory renamed away"), False),
+    (PermissionError(errno.EACCES, "fenced"), False),
+    (OSError(errno.ENOSPC, "No space left on device"), False),
+])
+def test_only_the_disk_failing_counts_toward_failing_a_drive(exc, medium) -> None:
+    assert health.medium_error(exc) is medium
 
 
 # ---------------------------------------------------------------- inline lookups

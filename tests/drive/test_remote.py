@@ -521,3 +521,22 @@ def test_swap_meta_is_a_compare_and_set_on_the_peers_drive(tmp_path: Path) -> No
         assert await s.local.swap_meta("fresh-table", b"k", b"v", None)  # creates the table
 
     run(body, tmp_path / "d")
+
+
+def test_a_session_whose_client_died_is_dropped_on_the_next_request_of_any_kind(tmp_path: Path) -> None:
+    """Found by the crash torture: a coordinator SIGKILLed mid-PUT left its open
+    writer (fd + staging file) on the peer until another upload opened -- in an
+    idle cluster, for ever, and always beyond GC's commit window."""
+
+    async def body(s: Served) -> None:
+        s.svc.session_ttl = 0.5
+        data_id = new_id()
+        w = await s.remote.create_fragment(data_id, 0)
+        await w.write(b"x" * 5000)  # ... and the client dies: no finish, no abort
+        staged = tmp_path / "d" / "staging" / data_id
+        assert staged.exists() and s.local.statistics().open_writers == 1
+        await trio.sleep(1.1)
+        await s.client.heartbeat()  # any request, not an upload
+        assert not staged.exists() and s.local.statistics().open_writers == 0
+
+    run(body, tmp_path / "d")

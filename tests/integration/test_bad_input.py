@@ -145,3 +145,24 @@ def test_garbage_x_amz_date_is_403(d: Daemon) -> None:
     r = raw_request(d, "GET", path, headers=hdrs, signed=False)
     assert r.status in (400, 403), f"got {r.status}: {r.body[:300]!r}"
     assert r.error_code() is not None, r.body[:300]
+
+
+def test_numbers_longer_than_python_converts_get_s3_answers_not_500(d: Daemon) -> None:
+    """Found by tests/fuzz: int() refuses > 4,300 digits, and every isdigit()-then-int()
+    parser turned such a header or parameter into a 500."""
+    huge, zeros_one = "9" * 5000, "0" * 5000 + "1"
+    raw_request(d, "PUT", f"/{BUCKET}/digits", body=b"0123456789")
+    r = raw_request(d, "GET", f"/{BUCKET}/digits", headers={"Range": f"bytes=2-{huge}"})
+    assert r.status == 206 and r.body == b"23456789", r
+    r = raw_request(d, "GET", f"/{BUCKET}/digits", headers={"Range": f"bytes={huge}-"})
+    assert_s3_error(r, 416, "InvalidRange")
+    r = raw_request(d, "GET", f"/{BUCKET}/digits", headers={"Range": f"bytes={zeros_one}-"})
+    assert r.status == 206 and r.body == b"123456789", r
+    r = raw_request(d, "GET", f"/{BUCKET}?list-type=2&max-keys={zeros_one}")
+    assert r.status == 200 and b"<MaxKeys>1</MaxKeys>" in r.body, r
+    r = raw_request(d, "GET", f"/{BUCKET}/digits?partNumber={huge}")
+    assert_s3_error(r, 400, "InvalidArgument")
+    r = raw_request(d, "GET", f"/{BUCKET}?versions&max-keys={huge}")
+    assert_s3_error(r, 400, "InvalidArgument")
+    r = raw_request(d, "GET", f"/{BUCKET}?uploads&max-uploads={huge}")
+    assert_s3_error(r, 400, "InvalidArgument")

@@ -132,3 +132,25 @@ def test_the_packed_fast_path_agrees_on_copies_of_one_version(per, k):
     decoded = [None if recs is None else unpack_versions(pack_versions(recs)) for recs in per]
     if fast is not None:
         assert fast == resolve._resolve_general(decoded, k, w, False)
+
+
+def test_a_version_in_two_encodings_reads_one_never_a_mix():
+    """A re-encode cut short (objects/transition.py): the old 4+2 encoding on
+    some drives, the new 2+2 one (another data id, newer stamp) on others."""
+    from titans3.drive.records import TRANSITIONED
+
+    def new(fi: int) -> VersionRecord:
+        return VersionRecord(vid="a", ec=(2, 2, 1 << 20), frag_index=fi, data="new", size=10,
+                             extra={TRANSITIONED: "s1"})
+
+    for landed, expect in [(1, "da"), (2, "new"), (4, "new")]:
+        per = [[new(i)] if i < landed else [data("a", i)] for i in range(6)]
+        (r,) = resolve_versions(per, k=4, w=5)
+        assert r.record.data == expect and r.readable
+        assert r.count == 6  # acknowledgement counts every holder
+        assert {per[p][0].data for p in r.holders} == {expect}  # one encoding's holders only
+    # Without extra fields on either side the fast path must not merge them either.
+    per = [[VersionRecord(vid="a", ec=(2, 2, 1 << 20), frag_index=i, data="new", size=10)]
+           if i < 2 else [data("a", i)] for i in range(6)]
+    (r,) = resolve_versions(per, k=4, w=5)
+    assert len({per[p][0].data for p in r.holders}) == 1

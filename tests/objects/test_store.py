@@ -341,3 +341,59 @@ async def test_blank_replacement_drives_do_not_hide_acknowledged_objects(store, 
     assert await read_all(store, "bkt", "k") == data
     assert await read_all(store, "bkt", "small") == b"tiny"
     assert [o.key for o in (await store.list_objects("bkt")).objects] == ["k", "small"]
+
+
+@run
+async def test_abort_after_a_complete_cut_short_keeps_the_objects_data(store, drives):
+    """Found by the crash torture: SIGKILL between Complete's version commit and the
+    removal of its part records left the upload listed; an Abort (the client's, or
+    GC's stale-upload sweep) then freed part data the committed object reads."""
+    from titans3.objects import multipart
+
+    multipart.MIN_PART_SIZE = SEG  # keep the test small (as the test above)
+    parts = [os.urandom(SEG + 10), os.urandom(SEG * 2)]
+    uid = await store.create_multipart("bkt", "cut", meta={})
+    etags = [(n, (await store.upload_part("bkt", "cut", uid, n, body(p))).etag)
+             for n, p in enumerate(parts, 1)]
+
+    class Crash(Exception):
+        pass
+
+    real = store.multipart._put_meta_all
+    calls = 0
+
+    async def dies_after_one(*args, **kw):
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise Crash  # the daemon is gone: part 2's record and the upload stay
+        return await real(*args, **kw)
+
+    store.multipart._put_meta_all = dies_after_one
+    with pytest.raises(Crash):
+        await store.complete_multipart("bkt", "cut", uid, etags)
+    store.multipart._put_meta_all = real
+    assert await read_all(store, "bkt", "cut") == b"".join(parts)
+    await store.abort_multipart("bkt", "cut", uid)
+    assert await read_all(store, "bkt", "cut") == b"".join(parts)
+
+
+def test_the_bucket_table_survives_every_disk_being_replaced_one_by_one():
+    """Found by the crash torture: refills copy objects, not the bucket table, so after
+    every disk of a host had been swapped for a blank one, a restart found no bucket."""
+
+    async def main():
+        store, drives = make_store()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            await store.create_bucket("kept")
+            for i in range(len(drives)):
+                drives[i] = MemDrive(f"new{i}")
+                store.replace_drive(i, drives[i])
+                assert (await store.buckets.get("kept")).name == "kept"  # reads repair the table
+            nursery.cancel_scope.cancel()
+        ring = build_ring([Member(f"d{i}", "h") for i in range(len(drives))], 6, partition_power=4)
+        restarted = ObjectStore(drives, ring, ECScheme(4, 2, SEG))  # nothing cached
+        assert (await restarted.buckets.get("kept")).name == "kept"
+
+    trio.run(main)

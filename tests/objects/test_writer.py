@@ -8,7 +8,7 @@ import os
 import pytest
 import trio
 
-from titans3.core.errors import QuorumError
+from titans3.core.errors import DriveFull, DriveOffline, QuorumError, StorageFull
 from titans3.erasure.codec import Codec, ECScheme
 from titans3.objects.writer import write_stream
 
@@ -73,5 +73,38 @@ def test_a_quorum_lost_in_a_background_flush_is_a_plain_quorum_error_and_cleans_
         with pytest.raises(QuorumError):
             await write_stream(body(), drives, SCHEME, Codec(SCHEME), write_quorum=5, inline_max=0)
         assert all(not d.staging and not d.data for d in drives[2:])
+
+    trio.run(main)
+
+
+class FullDrive(MemDrive):
+    """Refuses new fragments for space, as LocalDrive does on ENOSPC."""
+
+    async def create_fragment(self, data_id: str, frag_index: int) -> _Writer:
+        raise DriveFull(self.drive_id, "no space: [Errno 28] No space left on device")
+
+
+class GoneDrive(MemDrive):
+    async def create_fragment(self, data_id: str, frag_index: int) -> _Writer:
+        raise DriveOffline(self.drive_id, "I/O failure")
+
+
+@pytest.mark.parametrize(("bad", "expected"), [
+    ([FullDrive, FullDrive], StorageFull),  # full drives made the difference: 507
+    ([FullDrive, GoneDrive], StorageFull),  # 4 take it + 1 full would reach W = 5
+    ([GoneDrive, GoneDrive], QuorumError),  # drives are missing: 503
+])
+def test_a_stream_short_of_quorum_says_whether_the_drives_are_full(bad, expected) -> None:
+    data = os.urandom(2 * SEG)
+
+    async def main() -> None:
+        drives = [cls(f"bad{i}") for i, cls in enumerate(bad)] + [MemDrive(f"d{i}") for i in range(4)]
+
+        async def body():
+            yield data
+
+        with pytest.raises(expected):
+            await write_stream(body(), drives, SCHEME, Codec(SCHEME), write_quorum=5, inline_max=0)
+        assert expected is not StorageFull or expected.status == 507
 
     trio.run(main)

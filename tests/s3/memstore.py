@@ -74,6 +74,7 @@ class MemStore:
     def __init__(self, *, min_part_size: int = 5 * 1024 * 1024, read_chunk: int = 64 * 1024) -> None:
         self.buckets: dict[str, _Bucket] = {}
         self.min_part_size = min_part_size
+        self.storage_classes: dict[str, tuple[int, int]] = {}
         self.read_chunk = read_chunk
         self.consumed = 0
         self.chunk_delay: Callable[[int], Awaitable[None]] | None = None
@@ -147,7 +148,7 @@ class MemStore:
     # ------------------------------------------------------------- objects
     async def put_object(self, bucket, key, body, *, size=None, meta=None, content_md5=None,
                          checksums=None, tags=None, condition=None, encryption=None,
-                         lock=None) -> PutResult:  # fmt: skip
+                         lock=None, storage_class=None) -> PutResult:  # fmt: skip
         b = self._bucket(bucket)
         data, etag, stored = await self._consume(body, size, content_md5, checksums)
         b.objects[key] = _Object(data, etag, time.time_ns(), dict(meta or {}), stored)
@@ -217,7 +218,8 @@ class MemStore:
         return upload
 
     async def create_multipart(self, bucket, key, *, meta=None, tags=None, checksum_algorithm=None,
-                               checksum_type=None, encryption=None, lock=None) -> str:  # fmt: skip
+                               checksum_type=None, encryption=None, lock=None,
+                               storage_class=None) -> str:  # fmt: skip
         upload_id = f"upload-{next(self._ids)}"
         upload = _Upload(key, dict(meta or {}))
         upload.checksum = (checksum_algorithm, checksum_type)

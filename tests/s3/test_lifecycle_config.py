@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from titans3.core import lifecycle as lc
-from titans3.core.errors import InvalidArgument, InvalidRequest, MalformedXML, NotImplementedS3
+from titans3.core.errors import (
+    InvalidArgument,
+    InvalidRequest,
+    InvalidStorageClass,
+    MalformedXML,
+)
 from titans3.s3 import lifecycle_config
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
@@ -53,8 +58,11 @@ def test_parses_every_action_and_filter_and_renders_back() -> None:
      InvalidRequest),
     (rule("<Filter/><Expiration><Days>1</Days></Expiration>", status="On"), MalformedXML),
     (rule("<Filter/><Prefix>x</Prefix><Expiration><Days>1</Days></Expiration>"), MalformedXML),
-    (rule("<Filter/><Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>"),
-     NotImplementedS3),
+    (rule("<Filter/><Transition><Days>1</Days><StorageClass>NOPE</StorageClass></Transition>"),
+     InvalidRequest),
+    (rule("<Filter/><Transition><Days>1</Days><StorageClass>STANDARD</StorageClass></Transition>"),
+     InvalidRequest),
+    (rule("<Filter/><Transition><StorageClass>GLACIER</StorageClass></Transition>"), MalformedXML),
     (rule("<Filter/><NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays>"
           "<NewerNoncurrentVersions>101</NewerNoncurrentVersions></NoncurrentVersionExpiration>"),
      InvalidArgument),
@@ -76,3 +84,21 @@ def test_rule_ids_are_unique_and_generated_when_absent() -> None:
     assert r.id
     with pytest.raises(MalformedXML):
         lifecycle_config.parse(doc())
+
+
+def test_transitions_parse_repeat_render_back_and_must_be_mapped() -> None:
+    body = doc(rule("<Filter/><Transition><Days>0</Days><StorageClass>STANDARD_IA</StorageClass>"
+                    "</Transition><Transition><Date>2030-01-01T00:00:00Z</Date><StorageClass>"
+                    "GLACIER_IR</StorageClass></Transition><NoncurrentVersionTransition>"
+                    "<NoncurrentDays>3</NoncurrentDays><StorageClass>STANDARD_IA</StorageClass>"
+                    "</NoncurrentVersionTransition>"))
+    rules = lifecycle_config.parse(body, mapped={"STANDARD_IA", "GLACIER_IR"})
+    r = rules[0]
+    assert r.transitions[0] == [0, None, "STANDARD_IA"] and r.transitions[1][2] == "GLACIER_IR"
+    assert r.noncurrent_transitions == [[3, "STANDARD_IA"]]
+    again = lifecycle_config.parse(lifecycle_config.render(lc.dump(rules)))
+    assert again[0].transitions == r.transitions
+    assert again[0].noncurrent_transitions == r.noncurrent_transitions
+    assert lc.transitions_of(lc.load(lc.dump(rules))[0], 0, 1.0)[0] == (0, "STANDARD_IA")
+    with pytest.raises(InvalidStorageClass):
+        lifecycle_config.parse(body, mapped={"STANDARD_IA"})

@@ -78,6 +78,7 @@ def format_lifecycle(doc: Mapping[str, Any]) -> str:
         f"  scanned: {s.get('buckets_scanned', 0)} buckets, {s.get('objects_scanned', 0)} versions",
         f"  expired: {s.get('expired', 0)} current, {s.get('noncurrent_expired', 0)} noncurrent, "
         f"{s.get('markers_removed', 0)} delete markers; uploads aborted: {s.get('uploads_aborted', 0)}",
+        f"  transitioned to another storage class: {s.get('transitioned', 0)}",
         f"  kept by object lock: {s.get('locked_kept', 0)}; errors: {s.get('errors', 0)}",
         f"  last pass finished: {_when(s.get('last_pass_ns'))}; day = {s.get('day_seconds', 86400)} s",
     ]

@@ -163,6 +163,8 @@ def format_inspect(doc: Mapping[str, Any]) -> str:
     for v in versions:
         ec = v.get("ec")
         scheme = f"EC {ec['k']}+{ec['m']}, segment {human_bytes(ec['segment_size'])}" if ec else "-"
+        if ec and v.get("storage_class"):
+            scheme += f", {v['storage_class']}"
         kind = "delete marker" if v.get("delete_marker") else (
             f"{human_bytes(_n(v.get('size')) or 0)}, {scheme}"
             + (", inline" if v.get("inline") else "")

@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from titans3.cluster.leases import ClusterChangeRefused, Leases
+from titans3.core import storageclass
 from titans3.core.crypto import write_atomic
 from titans3.core.errors import ConfigError, DriveError
 from titans3.drive.protocol import Drive
@@ -214,6 +215,8 @@ async def resume(cluster: Cluster, doc: dict[str, Any]) -> ObjectStore:
         slots=[d.drive_id for d in host.drives],
     )
     store.healing = set(host.store.healing)
+    store.storage_classes = storageclass.for_placement(cluster.cfg.storage_classes,
+                                                       store.ring.n)
     wire_store(cluster, store, doc)
     store.buckets = BucketTable(store.drives, store.clock, cache=False)
     return store

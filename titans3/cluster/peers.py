@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from titans3 import __version__
-from titans3.core import tls
+from titans3.core import storageclass, tls
 from titans3.core.config import Config
 from titans3.core.crypto import write_atomic
 from titans3.core.errors import ConfigError, DriveError
@@ -253,6 +253,7 @@ class Cluster:
             host=socket.gethostname(), version=__version__, slots=slots,
         )
         store.healing = set(host.store.healing)  # local positions: unchanged
+        store.storage_classes = storageclass.for_placement(self.cfg.storage_classes, scheme.n)
         store.buckets = BucketTable(store.drives, clock, cache=False)
         return store
 

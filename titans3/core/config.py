@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from titans3.core import storageclass
 from titans3.core.errors import ConfigError
 
 
@@ -35,6 +36,8 @@ class Config:
     region: str = "us-east-1"
     domain: str = ""  # S3 domain for virtual-hosted-style requests
     ec: str = ""  # "K+M"; default chosen by drive count (DESIGN §3)
+    # Storage classes other than STANDARD, each an EC scheme (core/storageclass.py).
+    storage_classes: str = ""  # "STANDARD_IA=2+2,GLACIER_IR=3+3"
     segment_size: int = 1 << 20
     inline_max: int = 128 << 10  # fragments up to this size live in LMDB
     drive_threads: int = 4
@@ -42,6 +45,12 @@ class Config:
     root_access_key: str = field(default="", repr=False)
     root_secret_key: str = field(default="", repr=False)
     shutdown_grace: float = 30.0  # seconds in-flight requests get on SIGTERM
+    # Hostile and broken clients (core/listeners.py, core/connlimit.py, core/stall.py).
+    idle_timeout: float = 75.0  # s a connection may sit between requests or sending a request head
+    body_timeout: float = 60.0  # s a request body may stall before 400 RequestTimeout
+    body_min_rate: int = 1024  # bytes/s a request body must average once body_timeout is spent
+    send_timeout: float = 120.0  # s sent data may stay unacknowledged (TCP_USER_TIMEOUT)
+    max_connections: int = 4096  # open connections per listener; idle ones are shed first
     # Cluster (issue 4): every host gets the same peer list (itself included)
     # and secret; without peers the host runs alone exactly as before.
     peers: str = ""  # "HOST:PORT,HOST:PORT,..." peer API addresses
@@ -64,6 +73,11 @@ class Config:
     gc_interval: float = 3600.0  # seconds between GC passes
     commit_window: float = 3600.0  # seconds before uncommitted / unreferenced data is garbage
     mpu_max_age: float = 0.0  # abort multipart uploads older than this (seconds); 0 = never
+    # Tests only: drives read injected delays/EIO from <drive>/titans3-faults.json
+    # (titans3/drive/faults.py).  Never on in production.
+    fault_injection: bool = False
+    drive_error_limit: int = 8  # I/O errors within drive_error_window that fail a drive
+    drive_error_window: float = 600.0  # seconds
     # Lifecycle rules (titans3/workers/lifecycle.py).
     lifecycle_interval: float = 3600.0  # seconds between lifecycle passes
     lifecycle_day: float = 86400.0  # seconds in a lifecycle "day" (shorter for tests, as RGW's lc debug interval)
@@ -164,11 +178,13 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 
 
 def _validate(cfg: Config) -> None:
-    for key in ("scrub_rate", "rebalance_rate", "heal_queue_max", "repair_concurrency"):
+    for key in ("scrub_rate", "rebalance_rate", "heal_queue_max", "repair_concurrency",
+                "max_connections", "drive_error_limit"):
         zero_ok = key.endswith("_rate")
         if getattr(cfg, key) < (0 if zero_ok else 1):
             raise ConfigError(f"{key}: must be {'>= 0' if zero_ok else '>= 1'}")
     for key in ("scrub_interval", "gc_interval", "commit_window", "failover_after",
+                "idle_timeout", "body_timeout", "send_timeout", "drive_error_window",
                 "lifecycle_interval", "lifecycle_day"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be a positive number of seconds")
@@ -194,6 +210,14 @@ def _validate(cfg: Config) -> None:
         # (the daemon checks it then).
         if k < 1 or m < 0 or (k + m > cfg.drives and not cfg.peers and not cfg.disks):
             raise ConfigError(f"ec: {cfg.ec} needs {k + m} drives, have {cfg.drives}")
+    try:
+        classes = storageclass.parse(cfg.storage_classes)
+        k_def, m_def = cfg.ec_scheme() or (0, 0)
+        width = k_def + m_def if cfg.ec else cfg.drives
+        if not cfg.peers and not cfg.disks:  # else the daemon checks it against the ring
+            storageclass.check_fits(classes, width)
+    except storageclass.StorageClassError as e:
+        raise ConfigError(f"storage_classes: {e}") from None
     if cfg.disks.strip() not in ("", "auto"):
         for dev in cfg.disks.split(","):
             if dev.strip() and not dev.strip().startswith("/"):

@@ -76,6 +76,8 @@ IncompleteBody = _s3(
 BadDigest = _s3("BadDigest", 400, "The Content-MD5 you specified did not match what we received.")
 InvalidDigest = _s3("InvalidDigest", 400, "The Content-MD5 you specified is not valid.")
 InvalidRequest = _s3("InvalidRequest", 400, "Invalid Request")
+InvalidStorageClass = _s3("InvalidStorageClass", 400,
+                          "The storage class you specified is not valid")
 InvalidArgument = _s3("InvalidArgument", 400, "Invalid Argument")
 InvalidBucketName = _s3("InvalidBucketName", 400, "The specified bucket is not valid.")
 KeyTooLongError = _s3("KeyTooLongError", 400, "Your key is too long")
@@ -162,6 +164,12 @@ ServiceUnavailable = _s3(
     "ServiceUnavailable", 503, "Please reduce your request rate."
 )
 SlowDown = _s3("SlowDown", 503, "Please reduce your request rate.")
+# AWS has no full-disk answer; MinIO's is what S3 clients and tools know (507, not retried).
+StorageFull = _s3(
+    "XMinioStorageFull", 507,
+    "Storage backend has reached its minimum free drive threshold. Please delete a few "
+    "objects to proceed.",
+)
 # Bucket configuration (CORS, tagging, location).
 BadRequest = _s3("BadRequest", 400, "Bad Request")
 AccessForbidden = _s3("AccessForbidden", 403, "Access Forbidden")
@@ -199,6 +207,10 @@ class DriveError(TitanError):
 class DriveOffline(DriveError):
     def __init__(self, drive_id: str, message: str = "offline") -> None:
         super().__init__(drive_id, message, offline=True)
+
+
+class DriveFull(DriveError):
+    """The drive (its filesystem or its LMDB map) has no room; it still serves reads."""
 
 
 class FragmentMissing(DriveError):

@@ -16,6 +16,10 @@ equivalent of Ceph RGW's ``rgw_lc_debug_interval`` for tests) a day is that
 many seconds and nothing is rounded.  ``Date`` expirations fall at that
 instant (AWS requires midnight UTC).
 
+Transitions (``Transition``, ``NoncurrentVersionTransition``) are due by
+the same rule and move a version to another storage class -- another
+erasure scheme of this cluster (``objects/transition.py``).
+
 Filters: prefix, tags (all must match), object size bounds (strict
 ``>``/``<`` as AWS), combined with ``And``.  Disabled rules never fire.
 """
@@ -46,6 +50,11 @@ class Rule:
     noncurrent_days: int | None = None
     newer_noncurrent: int | None = None  # keep this many newest noncurrent versions
     abort_days: int | None = None  # AbortIncompleteMultipartUpload DaysAfterInitiation
+    # Transition (to another storage class = EC scheme, objects/transition.py)
+    # each [days or None, date ns or None, storage class]
+    transitions: list[list[Any]] = field(default_factory=list)
+    # each [noncurrent days, storage class]
+    noncurrent_transitions: list[list[Any]] = field(default_factory=list)
 
     def matches(self, key: str, tags: Mapping[str, str] | None = None, size: int | None = None) -> bool:
         if not self.enabled or not key.startswith(self.prefix):
@@ -84,6 +93,20 @@ def expiration_of(rule: Rule, mtime_ns: int, day_seconds: float = DAY) -> int | 
     if rule.expiration_days is not None:
         return due_ns(mtime_ns, rule.expiration_days, day_seconds)
     return rule.expiration_date_ns
+
+
+def transitions_of(rule: Rule, mtime_ns: int, day_seconds: float = DAY) -> list[tuple[int, str]]:
+    """``(due ns, class)`` of each Transition of ``rule`` for a current version
+    created at ``mtime_ns``."""
+    return [(due_ns(mtime_ns, days, day_seconds) if days is not None else date_ns, cls)
+            for days, date_ns, cls in rule.transitions]
+
+
+def noncurrent_transitions_of(rule: Rule, since_ns: int,
+                              day_seconds: float = DAY) -> list[tuple[int, str]]:
+    """``(due ns, class)`` of each NoncurrentVersionTransition, counted from
+    when the version became noncurrent."""
+    return [(due_ns(since_ns, days, day_seconds), cls) for days, cls in rule.noncurrent_transitions]
 
 
 def expiration(rules: Iterable[Rule], key: str, tags: Mapping[str, str] | None, size: int,

@@ -11,6 +11,9 @@ same in both modes:
 * **drain** takes a serving drive out: marked FAILED (the store stops using
   it at once), closed once its in-flight calls are done.  The directory is
   left as it is; the slot runs on parity until it is replaced.
+* **fail** is the health loop's verdict (``drive_error_limit`` I/O errors
+  within ``drive_error_window``; checksum mismatches are the scrubber's
+  business and do not count): the drive is taken out as by drain.
 * **replace** puts a *blank* directory into a slot whose drive is not serving
   (failed, offline -- its directory vanished -- or drained).  Blank means the
   path does not exist or is an empty directory: a directory that still holds
@@ -72,13 +75,24 @@ def _position(host: Host, drive: Any) -> int:
 async def _release(drive: LocalDrive) -> None:
     drive.mark_failed()
     with trio.move_on_after(CLOSE_WAIT):
-        while getattr(drive, "_inflight", 0):
+        while getattr(drive, "_inflight", 0) or getattr(drive, "_abandoned", 0):
             await trio.sleep(0.05)
     try:
         await drive.close()
     except Exception as e:  # noqa: BLE001 -- a dead directory may fail its close too
         log.warning("closing drive %s: %s", drive.drive_id, e)
     drive.mark_failed()  # close() leaves OFFLINE; the verdict stands
+
+
+async def fail(host: Host, index: int, reason: str) -> None:
+    """The health loop's verdict on slot ``index`` (too many I/O errors): out of
+    service like a drained drive, its directory left as it is for the operator
+    to look at; the slot runs on parity until it is replaced."""
+    drive = host.drives[index]
+    await _release(drive)
+    log.error("slot drive-%d: drive %s failed (%s); replace its directory %s with an empty one "
+              "and run `titanctl disk replace drive-%d %s` to refill it", index, drive.drive_id,
+              reason, drive.root, index, drive.root)
 
 
 async def drain(host: Host, target: str) -> dict[str, Any]:

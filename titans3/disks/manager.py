@@ -78,6 +78,7 @@ from titans3.disks.policy import (
 from titans3.disks.roster import Roster
 from titans3.disks.watch import watch_block_events
 from titans3.drive.local import LocalDrive
+from titans3.drive.lock import DriveInUse
 from titans3.drive.protocol import DriveState
 
 log = logging.getLogger(__name__)
@@ -330,6 +331,8 @@ class DiskManager:
         drive = LocalDrive(mp, drive_id=drive_id, create=spare, threads=self.threads)
         try:
             await drive.open()
+        except DriveInUse:
+            raise  # another daemon has it mounted and open: never unmount its disk
         except Exception as e:  # noqa: BLE001 -- any failure to open means "not usable"
             await trio.to_thread.run_sync(fs.unmount, mp)
             raise DiskOperationFailed(f"drive {drive_id} on {dev.path} does not open: {e}") from None
@@ -378,6 +381,8 @@ class DiskManager:
         drive = LocalDrive(mp, drive_id=drive_id, create=True, threads=self.threads)
         try:
             await drive.open()
+        except DriveInUse:
+            raise
         except Exception as e:  # noqa: BLE001
             await trio.to_thread.run_sync(fs.unmount, mp)
             raise DiskOperationFailed(f"the new drive on {info.path} does not open: {e}") from None
@@ -393,7 +398,7 @@ class DiskManager:
         """Close a failed drive once its in-flight calls are done, then unmount it."""
         with trio.move_on_after(CLOSE_WAIT):
             # LocalDrive counts its thread-run calls; closing LMDB under one is unsafe.
-            while getattr(drive, "_inflight", 0):
+            while getattr(drive, "_inflight", 0) or getattr(drive, "_abandoned", 0):
                 await trio.sleep(0.05)
         try:
             await drive.close()

@@ -18,12 +18,18 @@ root with mode 000 as fenced by the operator.  Two stats cost ~2 us.
 proves the root is writable.
 
 :func:`offline_error` decides which failures mean "the drive is gone" (any
-I/O error, LMDB disk/corruption errors) and which are ordinary errors on a
-healthy drive (ENOSPC: a full disk still serves reads).
+I/O error, LMDB corruption or EIO) and which are ordinary errors on a
+healthy drive (EMFILE/ENFILE/ENOMEM: the process, not the disk, ran out of
+something).  :func:`full_error` picks out the full drive -- ENOSPC/EDQUOT
+from the filesystem, and LMDB's ``DiskError`` (py-lmdb's name for ENOSPC,
+*not* an I/O error) and ``MapFullError``: a full disk still serves reads, so
+it must never be taken offline, and the client is told "storage full" (507)
+rather than "drives offline" (503).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -38,7 +44,13 @@ from titans3.drive.direct import fsync_dir
 IDENTITY_FILE = "titans3-drive.json"
 DRIVE_FORMAT_VERSION = 1
 
-_OFFLINE_LMDB = (lmdb.DiskError, lmdb.PanicError, lmdb.CorruptedError, lmdb.InvalidError)
+# Errors that say nothing about the disk: it is full (reads still work), or
+# the *process* ran out of descriptors or memory (a flood of client
+# connections must not take every drive offline with it).
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+_NOT_THE_DRIVE = _FULL | {errno.EMFILE, errno.ENFILE, errno.ENOMEM}
+_OFFLINE_LMDB = (lmdb.PanicError, lmdb.CorruptedError, lmdb.InvalidError)
+_FULL_LMDB = (lmdb.DiskError, lmdb.MapFullError)
 
 
 class IdentityError(ValueError):
@@ -114,14 +126,51 @@ def probe_full(root: Path, drive_id: str) -> None:
     if os.stat(root).st_mode & 0o777 == 0:
         raise PermissionError(errno.EACCES, "drive root has mode 000 (fenced)", str(root))
     p = root / ".probe"
-    p.write_bytes(b"ok")
-    p.unlink()
+    try:
+        p.write_bytes(b"ok")
+    except OSError as e:
+        if not full_error(e):
+            raise  # a full disk is still a working disk: it serves reads
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def full_error(e: BaseException) -> bool:
+    """True if ``e`` says the drive has no room (it stays ONLINE for reads)."""
+    if isinstance(e, OSError):
+        return e.errno in _FULL
+    return isinstance(e, _FULL_LMDB)
+
+
+_MEDIUM = frozenset({errno.EIO, errno.ENXIO, errno.ENODEV, errno.EREMOTEIO, errno.EBADMSG})
+
+
+def medium_error(e: BaseException) -> bool:
+    """True if ``e`` is the disk failing an operation (EIO and kin, LMDB corruption),
+    not the drive being away (a vanished or fenced directory): what a failure
+    threshold counts."""
+    if isinstance(e, OSError):
+        return e.errno in _MEDIUM
+    if isinstance(e, lmdb.Error):
+        return isinstance(e, _OFFLINE_LMDB) or _lmdb_errno(e) == errno.EIO
+    return False
 
 
 def offline_error(e: BaseException) -> bool:
     """True if ``e`` means the drive itself is unusable (mark it OFFLINE)."""
     if isinstance(e, OSError):
-        return e.errno not in (errno.ENOSPC, errno.EDQUOT)
+        return e.errno not in _NOT_THE_DRIVE
     if isinstance(e, lmdb.Error):
-        return isinstance(e, _OFFLINE_LMDB)
+        return isinstance(e, _OFFLINE_LMDB) or _lmdb_errno(e) == errno.EIO
     return False
+
+
+def _lmdb_errno(e: lmdb.Error) -> int | None:
+    """The errno behind a generic ``lmdb.Error`` (py-lmdb has no class for EIO)."""
+    code = getattr(e, "code", None)
+    if isinstance(code, int):
+        return code
+    if any(isinstance(a, int) and a == errno.EIO for a in e.args):
+        return errno.EIO
+    return errno.EIO if "Input/output error" in str(e) else None

@@ -59,10 +59,18 @@ import trio
 import xxhash
 
 from titans3.core import metrics
-from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
+from titans3.core.errors import (
+    DriveError,
+    DriveFull,
+    DriveOffline,
+    FragmentCorrupt,
+    FragmentMissing,
+)
 from titans3.drive import direct, health, keys
 from titans3.drive import fragment as fmt
+from titans3.drive import lock as drive_lock
 from titans3.drive.chunks import ChunkStore
+from titans3.drive.faults import FaultInjector
 from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, VERSIONS, Index, WriteContext
 from titans3.drive.inline import QUARANTINE_TABLE, InlineBlobs
 from titans3.drive.protocol import INLINE_MAX, DriveStat, DriveState, ListEntry  # noqa: F401 -- re-exported
@@ -83,6 +91,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 FAST_BUDGET = 0.02  # s: an inline metadata read slower than this demotes the drive
 SLOW_PENALTY = 30  # s
+FULL_MEMORY = 60.0  # s a drive that refused a write for space is shown "full" (unless freed)
+FREED_MARGIN = 8 << 20  # bytes freed since that refusal that make it writable again
+CLOSE_WAIT = 30.0  # s close() waits for abandoned read threads
 PROBE_TTL = 0.1  # s: an inline read trusts an identity probe this recent (writes always probe)
 
 DRIVE_TABLE = "drive"  # drive-private counters
@@ -108,6 +119,7 @@ class LocalDrive:
         threads: int = 4,
         map_size: int = DEFAULT_MAP_SIZE,
         header_cache: int = 65536,
+        fault_injection: bool = False,
     ) -> None:
         self.root = Path(root)
         self.drive_id = drive_id or ""
@@ -137,12 +149,20 @@ class LocalDrive:
         self._lists = VersionLists(self._index, io)
         self._writers: set[LocalFragmentWriter] = set()
         self._inflight = 0
+        self._abandoned = 0  # abandoned read threads still running (see _run)
         self._lock = threading.Lock()  # counters touched from worker threads
         self._bytes_stored = self._bytes_persisted = 0
         self._reads = self._writes = self._bytes_read = self._bytes_written = 0
         self._errors = 0
+        self._full_errors = 0  # writes refused for lack of space (ENOSPC, LMDB map full)
+        self._medium_errors = 0  # EIO and kin: the disk failed a read or write (health.py)
+        self._full_at = -FULL_MEMORY  # monotonic time of the last one
+        self._free_at_full = 0  # bytes available right after it
         self._slow_until = 0.0  # monotonic time until which _fast reads use threads
         self._probed_at = -PROBE_TTL  # monotonic time of the last identity probe that passed
+        self._drive_lock: drive_lock.DriveLock | None = None  # held from open to close
+        # Tests only (faults.py): delays and EIO from <root>/titans3-faults.json.
+        self._faults = FaultInjector(self.root) if fault_injection else None
 
     # ================================================================ lifecycle
     @property
@@ -153,8 +173,13 @@ class LocalDrive:
         """Format ``root`` (if ``create`` and it is blank) or adopt the drive there."""
         try:
             await trio.to_thread.run_sync(self._open_sync, limiter=self._limiter)
-        except (OSError, lmdb.Error, health.IdentityError) as e:
-            raise DriveOffline(self._want_id or str(self.root), f"cannot open: {e}") from e
+        except drive_lock.DriveInUse:
+            raise  # another daemon's drive: refuse to start (never "offline")
+        except BaseException as e:
+            self._release_lock()
+            if isinstance(e, (OSError, lmdb.Error, health.IdentityError)):
+                raise DriveOffline(self._want_id or str(self.root), f"cannot open: {e}") from e
+            raise
         self._opened = True
         self._state = DriveState.ONLINE
 
@@ -166,6 +191,7 @@ class LocalDrive:
         await self.close()
 
     def _open_sync(self) -> None:
+        self._lock_root()
         ident = health.DriveIdentity.load(self.root)
         if ident is not None:
             if self._want_id and ident.drive_id != self._want_id:
@@ -185,6 +211,19 @@ class LocalDrive:
         self._bytes_stored = self._bytes_persisted = self._index.read_sync(self._load_counter)
         self._identity_key = health.identity_key(self.root)
 
+    def _lock_root(self) -> None:
+        """Hold the drive's exclusive lock (lock.py) before touching anything in it."""
+        if self._create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.is_dir() and not drive_lock.still_held(self._drive_lock, self.root):
+            self._release_lock()
+            self._drive_lock = drive_lock.acquire(self.root)
+
+    def _release_lock(self) -> None:
+        if self._drive_lock is not None:
+            self._drive_lock.release()
+            self._drive_lock = None
+
     def _load_counter(self, txn: lmdb.Transaction) -> int:
         raw = txn.get(_BYTES_STORED, db=self._index.db(DRIVE_TABLE))
         return int(raw) if raw else 0
@@ -197,8 +236,12 @@ class LocalDrive:
                 await self._write(lambda ctx: None)  # lets the counter hook run
         self._closed = True
         self._state = DriveState.OFFLINE
+        with trio.move_on_after(CLOSE_WAIT):  # an abandoned read may still use the files
+            while self._abandoned:
+                await trio.sleep(0.05)
         await trio.to_thread.run_sync(self._index.close_sync)
         self._files.close()
+        self._release_lock()
 
     def mark_failed(self) -> None:
         """The disk manager's verdict: FAILED is final (check() keeps it)."""
@@ -218,7 +261,7 @@ class LocalDrive:
                 log.warning("drive %s: health check failed: %s", self.drive_id, e)
             self._state = DriveState.OFFLINE
             return self._state
-        if self._state is DriveState.OFFLINE and self._inflight == 0:
+        if self._state is DriveState.OFFLINE and self._inflight == 0 and self._abandoned == 0:
             try:
                 await trio.to_thread.run_sync(self._reopen_sync, limiter=self._limiter)
             except (OSError, lmdb.Error) as e:
@@ -229,6 +272,7 @@ class LocalDrive:
         return self._state
 
     def _reopen_sync(self) -> None:
+        self._lock_root()  # a replaced directory needs the lock taken again
         self._index.close_sync()
         self._files.reset()
         self._files.make_dirs()
@@ -245,8 +289,18 @@ class LocalDrive:
         self._probed_at = time.monotonic()
 
     def _io_failed(self, e: BaseException) -> DriveError:
+        if health.full_error(e):
+            # Not an error of the disk: counted apart, so a full drive is not "failing".
+            with self._lock:
+                self._full_errors += 1
+                self._full_at = time.monotonic()
+            with contextlib.suppress(OSError):
+                self._free_at_full = statvfs_bytes(self.root)[1]
+            return DriveFull(self.drive_id, f"no space: {e}")
         with self._lock:
             self._errors += 1
+            if health.medium_error(e):
+                self._medium_errors += 1
         if not health.offline_error(e):
             return DriveError(self.drive_id, f"{type(e).__name__}: {e}")
         if self._state is DriveState.ONLINE:
@@ -254,25 +308,57 @@ class LocalDrive:
             self._state = DriveState.OFFLINE
         return DriveOffline(self.drive_id, f"I/O failure: {e}")
 
-    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...], probe: bool = True) -> T:
+    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...], probe: bool = True,
+                 kind: str = "") -> T:
         try:
             if probe:
                 self._probe()
+            if kind and self._faults is not None:
+                self._faults.apply(kind)
             return fn(*args)
         except DriveError:
             raise
         except (OSError, lmdb.Error) as e:
             raise self._io_failed(e) from e
 
-    async def _run(self, fn: Callable[..., T], *args: Any, probe: bool = True) -> T:
+    async def _run(self, fn: Callable[..., T], *args: Any, probe: bool = True,
+                   kind: str = "", abandon: bool = False) -> T:
         """Blocking ``fn(*args)`` in a worker thread, health-checked (``probe``:
-        the identity check first, skipped for appends to a file already open)."""
+        the identity check first, skipped for appends to a file already open;
+        ``kind``: "read"/"write" for data-plane calls, where injected faults apply).
+
+        ``abandon``: a cancelled caller does not wait for the thread (reads
+        only: they change nothing a caller relies on).  A disk that hangs in a
+        read would otherwise hold every request that hedged around it until the
+        syscall returns.  The thread still holds its limiter token, and counts
+        in ``_abandoned`` (close waits for it), until it finishes."""
         self._require_online()
         self._inflight += 1
         t0 = time.perf_counter()
         try:
-            return await trio.to_thread.run_sync(self._guarded, fn, args, probe,
-                                                 limiter=self._limiter)
+            if not abandon:
+                return await trio.to_thread.run_sync(self._guarded, fn, args, probe, kind,
+                                                     limiter=self._limiter)
+            state = {"done": False, "left": False}
+
+            def work() -> T:
+                try:
+                    return self._guarded(fn, args, probe, kind)
+                finally:
+                    with self._lock:
+                        state["done"] = True
+                        if state["left"]:
+                            self._abandoned -= 1
+
+            try:
+                return await trio.to_thread.run_sync(work, limiter=self._limiter,
+                                                     abandon_on_cancel=True)
+            except trio.Cancelled:
+                with self._lock:
+                    if not state["done"]:
+                        state["left"] = True
+                        self._abandoned += 1
+                raise
         finally:
             self._inflight -= 1
             metrics.observe_drive(self.drive_id, "io", time.perf_counter() - t0)
@@ -342,6 +428,8 @@ class LocalDrive:
 
     async def _write(self, fn: Callable[[WriteContext], T]) -> T:
         """``fn(ctx)`` in a grouped, durable write transaction."""
+        if self._faults is not None:
+            await self._run(lambda: None, kind="write")
         self._require_online()
         self._inflight += 1
         t0 = time.perf_counter()
@@ -371,7 +459,18 @@ class LocalDrive:
             free=free,
             errors=self._errors,
             fragments_quarantined=self._quarantined_total,
+            full=self._is_full(free),
         )
+
+    def _is_full(self, free: int) -> bool:
+        """A write was refused for space within FULL_MEMORY and no room was made since.
+
+        "Room" is FREED_MARGIN more available bytes than at the refusal: one
+        freed segment is not enough to call the drive writable again.
+        """
+        if time.monotonic() - self._full_at >= FULL_MEMORY:
+            return False
+        return free < self._free_at_full + FREED_MARGIN
 
     def statistics(self) -> DriveStatistics:
         ist = self._index.statistics()
@@ -382,6 +481,8 @@ class LocalDrive:
             bytes_read=self._bytes_read,
             bytes_written=self._bytes_written,
             errors=self._errors,
+            full_errors=self._full_errors,
+            medium_errors=self._medium_errors,
             quarantined=self._quarantined_total,
             commits=ist.commits,
             commit_batches=ist.batches,
@@ -466,11 +567,12 @@ class LocalDrive:
         self._check_id(data_id)
         dw = await self._run(
             direct.DirectWriter, self._files.staging_path(data_id), data_id, frag_index,
-            self._files.write_pool,
+            self._files.write_pool, kind="write",
         )
         # No identity probe per append (~7 % of a PUT's server samples): a dead
         # disk fails the pwrite/fdatasync itself, and the promoting commit probes.
-        w = LocalFragmentWriter(dw, run=partial(self._run, probe=False), on_close=self._writer_closed)
+        w = LocalFragmentWriter(dw, run=partial(self._run, probe=False, kind="write"),
+                               on_close=self._writer_closed)
         self._writers.add(w)
         return w
 
@@ -495,7 +597,8 @@ class LocalDrive:
         if blob is not None:
             data = blob[offset : offset + length]
         else:
-            data = await self._run(self._file_op, data_id, self._files.read, data_id, offset, length)
+            data = await self._run(self._file_op, data_id, self._files.read, data_id, offset, length,
+                                   kind="read", abandon=True)
         self._reads += 1
         self._bytes_read += len(data)
         return data

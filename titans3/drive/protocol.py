@@ -57,6 +57,7 @@ class DriveStat:
     free: int  # bytes
     errors: int  # I/O + checksum errors since start
     fragments_quarantined: int
+    full: bool = False  # refused a write for space lately, and nothing was freed since
 
 
 class ListEntry:

@@ -42,6 +42,8 @@ FORMAT_VERSION = 1
 REF = "ref"  # on a reference version: [anchor key, anchor vid, source mtime_ns]
 REFS = "refs"  # on an anchor: [[referring key, referring vid], ...]
 HIDDEN = "hid"  # on an anchor: invisible to reads of its own key
+STORAGE_CLASS = "sc"  # a version's storage class when not STANDARD (objects/transition.py)
+TRANSITIONED = "tr"  # stamp of the encoding's last re-encode: the newest encoding wins
 MOVING = "mv"  # a rename in progress: [destination key, destination vid, started ns]
 
 

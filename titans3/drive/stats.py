@@ -17,6 +17,8 @@ class DriveStatistics:
     bytes_read: int
     bytes_written: int  # logical fragment bytes finished
     errors: int  # I/O failures + corrupt fragments
+    full_errors: int  # writes refused for space (not counted in errors: the disk is fine)
+    medium_errors: int  # of errors: EIO and kin (not a vanished directory or a fenced root)
     quarantined: int  # files + inline blobs moved to quarantine
     commits: int  # commit requests applied
     commit_batches: int  # durable LMDB transactions

@@ -19,7 +19,13 @@ from typing import Any
 
 import msgpack
 
-from titans3.core.errors import DriveError, DriveOffline, FragmentCorrupt, FragmentMissing
+from titans3.core.errors import (
+    DriveError,
+    DriveFull,
+    DriveOffline,
+    FragmentCorrupt,
+    FragmentMissing,
+)
 from titans3.drive.protocol import DriveStat, DriveState, ListEntry
 from titans3.drive.records import VersionRecord
 
@@ -30,6 +36,7 @@ _ERRORS: list[tuple[str, int, type[Exception]]] = [
     ("DriveOffline", 503, DriveOffline),
     ("FragmentMissing", 404, FragmentMissing),
     ("FragmentCorrupt", 422, FragmentCorrupt),
+    ("DriveFull", 507, DriveFull),
     ("DriveError", 500, DriveError),
     ("ValueError", 400, ValueError),
 ]
@@ -63,6 +70,7 @@ def stat_out(st: DriveStat) -> dict[str, Any]:
     return {
         "drive_id": st.drive_id, "path": st.path, "state": st.state.value, "capacity": st.capacity,
         "used": st.used, "free": st.free, "errors": st.errors, "quarantined": st.fragments_quarantined,
+        "full": st.full,
     }
 
 
@@ -71,6 +79,7 @@ def stat_in(d: dict[str, Any], *, path: str | None = None) -> DriveStat:
         drive_id=d["drive_id"], path=path if path is not None else d["path"],
         state=DriveState(d["state"]), capacity=d["capacity"], used=d["used"], free=d["free"],
         errors=d["errors"], fragments_quarantined=d["quarantined"],
+        full=bool(d.get("full", False)),  # absent from peers before 0.1.x: not full
     )
 
 
@@ -109,6 +118,8 @@ def raise_doc(status: int, doc: Any, drive_id: str) -> None:
         raise FragmentMissing(drive_id, message)
     if name == "FragmentCorrupt":
         raise FragmentCorrupt(drive_id, message)
+    if name == "DriveFull":
+        raise DriveFull(drive_id, f"remote: {message}")
     if name == "ValueError":
         raise ValueError(message)
     raise DriveError(drive_id, f"remote: {message}")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import trio
 
 from titans3.fuse import meta as M
+from titans3.fuse.backend import Entry
 from titans3.fuse.fsapi import FsServices, Snapshot
 from titans3.fuse.inodes import Node
 from titans3.fuse.listing import DirHandle, Item, next_items
@@ -54,6 +55,8 @@ class DirLister:
         if start == 0:
             dh.from_start, dh.seen_files, dh.names = True, set(), {}
             dh.pending, dh.pending_after = [], None
+        if start != 0 and dh.exhausted and not dh.pending and after == dh.end_after:
+            return  # the kernel asking past the end of a listing it has all of
         while True:
             if dh.pending and dh.pending_after == after:
                 described, more = dh.pending, not dh.exhausted
@@ -83,6 +86,7 @@ class DirLister:
                         dh.names = None
             dh.pending, dh.pending_after = [], None
             if not more:
+                dh.end_after = after
                 if dh.from_start and dh.names is not None:
                     self.fs._snapshots[dh.path] = Snapshot(dh.names,
                                                         self.fs._now() + self.fs.opts.entry_timeout)
@@ -103,6 +107,22 @@ class DirLister:
             if rest > after and (upto is None or rest <= upto) and rest not in have:
                 extra.append(Item(rest, None))
         return sorted(items + extra, key=lambda i: i.rest) if extra else items
+
+    async def _dir_probe(self, prefix: str) -> tuple[Entry | None, bool]:
+        """The marker of directory ``prefix`` (with metadata) if there is one,
+        and whether any visible key is below it.  A directory without a marker
+        exists only through its keys, and a server may report a common prefix
+        whose keys are all gone: TitanS3 keeps a renamed object's source as a
+        hidden anchor that its delimiter listing still rolls up.  One listing
+        answers both where listings carry metadata (the marker sorts first)."""
+        page = await self.fs._call(f"LIST {prefix}", self.fs.backend.list, prefix, delimiter="",
+                                   limit=1)
+        first = page.entries[0] if page.entries else None
+        if first is None or first.key != prefix:
+            return None, first is not None
+        if first.meta is not None:
+            return first, True
+        return await self.fs._head_or_none(prefix), True
 
     async def _describe(self, dh: DirHandle, items: list[Item]
                         ) -> list[tuple[M.Attrs, dict[str, str] | None] | None]:
@@ -133,7 +153,9 @@ class DirLister:
                         if not dh.from_start and await self.fs._head_or_none(
                                 dh.prefix + item.name) is not None:
                             return  # hidden by a file (this handle did not see it listed)
-                        m = await self.fs._head_or_none(dh.prefix + item.rest)
+                        m, below = await self._dir_probe(dh.prefix + item.rest)
+                        if m is None and not below:
+                            return  # a stale common prefix: nothing is below it
                         out[i] = ((self.fs._attrs_of(m.key, m), m.meta) if m is not None else
                                   (M.implicit_dir(self.fs.opts.defaults, self.fs.started_ns), None))
                     else:

@@ -48,6 +48,7 @@ import trio
 
 from titans3.fuse import plan
 from titans3.fuse.backend import Backend, Body, Entry
+from titans3.fuse.cleancache import CleanCopies
 from titans3.fuse.errors import Changed, FsError
 from titans3.fuse.extents import BASE, DIRTY, Layout
 from titans3.fuse.meta import Attrs, merge
@@ -62,13 +63,15 @@ MAX_BLOCKS = 16  # per open file: 32 MiB with 2 MiB blocks
 
 
 class WriteBackArea:
-    """Where dirty data is staged, and how much of it there may be."""
+    """Where dirty data is staged, and how much of it there may be; the room
+    dirty data leaves free holds clean copies of committed versions."""
 
     def __init__(self, directory: str, limit: int) -> None:
         self.directory = directory
         self.limit = limit
         self.used = 0
         self.files: set[OpenFile] = set()
+        self.clean = CleanCopies()
         os.makedirs(directory, exist_ok=True)
 
     def new_file(self) -> int:
@@ -78,6 +81,12 @@ class WriteBackArea:
 
     def charge(self, delta: int) -> None:
         self.used = max(0, self.used + delta)
+        if delta > 0:
+            self.clean.shrink(self.limit - self.used)
+
+    def keep_clean(self, etag: str, size: int, fd: int) -> bool:
+        """Keep staging file ``fd`` as the clean copy of a committed version."""
+        return self.clean.add(etag, size, fd, self.limit - self.used)
 
     def over(self, extra: int = 0) -> bool:
         return self.used + extra > self.limit
@@ -168,6 +177,12 @@ class OpenFile:
         raise AssertionError("unreachable")
 
     async def _read_base(self, a: int, b: int, ra: ReadAhead, nursery: trio.Nursery) -> bytes:
+        copy = self.area.clean.acquire(self.base_etag, self.layout.base_size)
+        if copy is not None:
+            try:
+                return await _pread(copy.fd, b - a, a)
+            finally:
+                self.area.clean.release(copy)
         p = ra.plan(a, b - a, self.layout.base_size)
         if p.direct is not None:
             return await self._fetch(a, b)
@@ -233,16 +248,60 @@ class OpenFile:
         async with self.lock:
             if self.area.over(len(data)):
                 await self._relieve(len(data))
-            fd = self._staging()
-            if len(data) > 256 << 10:
-                await trio.to_thread.run_sync(os.pwrite, fd, data, offset)
-            else:
-                os.pwrite(fd, data, offset)
+            try:
+                await self._stage(offset, data)
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise self._staging_failed(e) from None
+                await self._stage_on_full_disk(offset, data)
             self.layout.write(offset, len(data))
             self.changed = True
             self.attrs = replace(self.attrs, mtime_ns=time.time_ns())
             self._recharge()
             return len(data)
+
+    async def _stage_on_full_disk(self, offset: int, data: bytes) -> None:
+        """The staging disk filled before the area's bound: give up the clean
+        copies, then write this file back (its staged bytes are freed), and try
+        again after each step."""
+        log.info("staging disk %s full: dropping clean copies%s", self.area.directory,
+                 f", committing {self.key_of()} early" if self.layout.dirty_bytes() else "")
+        self.area.clean.shrink(0)
+        try:
+            await self._stage(offset, data)
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.layout.dirty_bytes():
+                raise self._staging_failed(e) from None
+        await self._commit_locked()
+        self.area.clean.shrink(0)  # not even this file's own copy: the disk is full
+        try:
+            await self._stage(offset, data)
+        except OSError as e:
+            raise self._staging_failed(e) from None
+
+    def _staging_failed(self, e: OSError) -> FsError:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        err = FsError(errno.ENOSPC if full else errno.EIO,
+                      f"write-back staging in {self.area.directory}: "
+                      f"{os.strerror(e.errno or errno.EIO)}")
+        self._on_error(err)
+        return err
+
+    async def _stage(self, offset: int, data: bytes) -> None:
+        """Put ``data`` in the staging file; all of it or OSError (a short
+        write means the disk is full: the next pwrite says so)."""
+        fd = self._staging()
+        done = 0
+        while done < len(data):
+            chunk = data[done:] if done else data
+            if len(chunk) > 256 << 10:
+                n = await trio.to_thread.run_sync(os.pwrite, fd, chunk, offset + done)
+            else:
+                n = os.pwrite(fd, chunk, offset + done)
+            if n == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            done += n
 
     async def _relieve(self, need: int) -> None:
         """The area is full: commit this file, then others that are not busy."""
@@ -309,10 +368,14 @@ class OpenFile:
         except FsError as e:
             self._on_error(e)
             raise
+        whole = self._fd is not None and all(src != BASE for _, _, src in
+                                              self.layout.pieces(0, size))
         self.layout.committed()
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
         self._recharge()
+        if whole and self._fd is not None and self.area.keep_clean(entry.etag, size, self._fd):
+            self._fd = None  # now the version's clean copy; the next write stages anew
+        elif self._fd is not None:
+            os.ftruncate(self._fd, 0)
         self._blocks.clear()
         self.base_key, self.base_etag = key, entry.etag
         self.changed = False
@@ -321,7 +384,7 @@ class OpenFile:
 
     def _body(self, start: int, end: int) -> Body:
         pieces = list(self.layout.pieces(start, end))
-        fd, key, etag = self._fd, self.base_key, self.base_etag
+        fd, key, etag, base_size = self._fd, self.base_key, self.base_etag, self.layout.base_size
 
         async def gen() -> AsyncIterator[bytes]:
             for a, b, src in pieces:
@@ -331,8 +394,16 @@ class OpenFile:
                         yield await _pread(fd, min(CHUNK, b - pos), pos)
                 elif src == BASE:
                     assert key is not None
-                    async for chunk in self.backend.read(key, a, b - 1, etag=etag):
-                        yield chunk
+                    copy = self.area.clean.acquire(etag, base_size)
+                    if copy is None:
+                        async for chunk in self.backend.read(key, a, b - 1, etag=etag):
+                            yield chunk
+                        continue
+                    try:  # the old version's bytes are here: no GET
+                        for pos in range(a, b, CHUNK):
+                            yield await _pread(copy.fd, min(CHUNK, b - pos), pos)
+                    finally:
+                        self.area.clean.release(copy)
                 else:
                     for pos in range(a, b, CHUNK):
                         yield _ZEROS[:min(CHUNK, b - pos)]

@@ -28,6 +28,11 @@ deleting the marker would not remove them -- and deletes the marker.  Renaming
 a directory renames every key below it, markers last (docs/fuse.md: what a
 crash in the middle leaves).
 
+**The parts it holds.**  readdir (:mod:`~titans3.fuse.dirlist`), rename
+(:mod:`~titans3.fuse.renames`) and attribute changes -- chmod, chown, utimens,
+truncate, xattrs and their batching (:mod:`~titans3.fuse.attrwriter`) -- each
+live in their own module, typed against :class:`~titans3.fuse.fsapi.FsServices`.
+
 **Failure.**  Every backend call runs under a deadline (``op_timeout``, or a
 transfer deadline scaled by size); a call that fails or does not answer
 raises EIO (the reason is logged once per failure and kept for the status
@@ -49,6 +54,7 @@ from typing import Any, TypeVar
 import trio
 
 from titans3.fuse import meta as M
+from titans3.fuse.attrwriter import AttrWriter
 from titans3.fuse.backend import Backend, Entry, body_of, read_all
 from titans3.fuse.dirlist import DirLister
 from titans3.fuse.errors import FsError, NotFound, Unavailable
@@ -62,12 +68,6 @@ from titans3.fuse.renames import Renamer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Metadata changes right after this mount committed a file (tar and rsync set
-# times and modes on the path after close) are written together, this much later.
-META_DELAY = 0.05
-META_RECENT = 1.0
-
 
 @dataclass(slots=True)
 class Handle:
@@ -90,12 +90,11 @@ class FileSystem:
         self.handles: dict[int, Handle] = {}
         self.lister = DirLister(self)
         self.renamer = Renamer(self)
+        self.meta = AttrWriter(self)
         self._next_fh = 1
         self._snapshots: dict[str, Snapshot] = {}
         self._absent: dict[str, float] = {}  # path -> until: recent negative lookups
-        self._meta_due: dict[int, float] = {}  # ino -> when its batched metadata is written
-        self._meta_wake = trio.Event()
-        self._meta_task = False
+        self._meta_due = self.meta.due  # ino -> when its batched metadata is written
         self.nursery: trio.Nursery | None = None  # background prefetches
         self.last_error = ""
         self.last_error_ns = 0
@@ -271,126 +270,25 @@ class FileSystem:
         self._learn(node.path, *got)
         return self.attrs(node)
 
-    # ------------------------------------------------------------ metadata
+    # ------------------------------------------------------------ metadata (attrwriter.py)
     async def setattr(self, ino: int, *, size: int | None = None, mode: int | None = None,
                       uid: int | None = None, gid: int | None = None,
                       mtime_ns: int | None = None) -> M.Attrs:
-        node = self.inodes.get(ino)
-        cur = await self.getattr(ino)
-        new = replace(cur,
-                      mode=(cur.mode & ~0o7777) | (mode & 0o7777) if mode is not None else cur.mode,
-                      uid=cur.uid if uid is None else uid, gid=cur.gid if gid is None else gid,
-                      mtime_ns=cur.mtime_ns if mtime_ns is None else mtime_ns)
-        if size is not None and node.kind != M.FILE:
-            raise FsError(errno.EISDIR if node.kind == M.DIR else errno.EINVAL)
-        of = self.files.get(ino)
-        if size is not None and of is None:
-            of = await self._open_file(node)
-            try:
-                async with of.lock:
-                    of.truncate_locked(size)
-                    if mtime_ns is None:
-                        new = replace(new, mtime_ns=time.time_ns())
-                    of.set_attrs(new)
-                    await of._commit_locked()
-            finally:
-                self._drop_file(node, of)
-            return self._committed(node, of)
-        if of is not None:
-            async with of.lock:
-                if size is not None:
-                    of.truncate_locked(size)
-                    if mtime_ns is None:
-                        new = replace(new, mtime_ns=of.attrs.mtime_ns)
-                of.set_attrs(replace(new, size=of.size))
-            return of.current_attrs()
-        if new == cur:
-            return cur
-        await self._update_attrs(node, new)
-        return self.attrs(node)
-
-    async def _update_attrs(self, node: Node, new: M.Attrs) -> None:
-        now = self._now()
-        if node.kind == M.FILE and now - node.committed_at < META_RECENT and self.nursery:
-            node.attrs = new
-            self._meta_due.setdefault(node.ino, now + META_DELAY)
-            if not self._meta_task:
-                self._meta_task = True
-                self.nursery.start_soon(self._meta_flusher)
-            self._meta_wake.set()
-            return
-        await self._store_attrs(node, new)
-
-    async def _meta_flusher(self) -> None:
-        while True:
-            if not self._meta_due:
-                self._meta_wake = trio.Event()
-                await self._meta_wake.wait()
-                continue
-            await trio.sleep_until(min(self._meta_due.values()))
-            now = self._now()
-            for ino in [i for i, t in self._meta_due.items() if t <= now]:
-                with contextlib.suppress(FsError):
-                    await self.flush_meta(ino)
+        return await self.meta.setattr(ino, size=size, mode=mode, uid=uid, gid=gid,
+                                       mtime_ns=mtime_ns)
 
     async def flush_meta(self, ino: int) -> None:
         """Write the batched metadata of ``ino`` now (if any)."""
-        if self._meta_due.pop(ino, None) is None:
-            return
-        node = self.inodes.get(ino)
-        if node.path is not None and node.attrs is not None:
-            await self._store_attrs(node, node.attrs)
+        await self.meta.flush(ino)
 
-    async def _store_attrs(self, node: Node, new: M.Attrs) -> None:
-        """Write metadata of a file, symlink or directory that has no open state."""
-        assert node.path is not None
-        if node.kind == M.DIR:
-            if node.path == "":
-                raise FsError(errno.EPERM, "the mount's root has no object to hold attributes")
-            key = self.ns.dir_prefix(node.path)
-            e = await self._call(f"PUT {key}", self.backend.put, key, body_of(b""), 0,
-                                 M.merge(node.meta, new))
-        else:
-            key = self.ns.key(node.path)
-            e = await self._call(f"COPY {key}", self.backend.copy, key, key,
-                                 M.merge(node.meta, new),
-                                 timeout=self.opts.transfer_timeout(new.size))
-        node.attrs = replace(new, etag=e.etag)
-        node.fresh_until = self._now() + self.opts.attr_timeout
-
-    # ------------------------------------------------------------ xattrs
     async def getxattr(self, ino: int, name: bytes) -> bytes:
-        if not name.startswith(b"user."):
-            raise FsError(errno.ENODATA)
-        value = (await self.getattr(ino)).xattrs.get(name)
-        if value is None:
-            raise FsError(errno.ENODATA)
-        return value
+        return await self.meta.getxattr(ino, name)
 
     async def listxattr(self, ino: int) -> list[bytes]:
-        return sorted((await self.getattr(ino)).xattrs)
+        return await self.meta.listxattr(ino)
 
     async def setxattr(self, ino: int, name: bytes, value: bytes | None) -> None:
-        if not name.startswith(b"user."):
-            raise FsError(errno.ENOTSUP, "only user.* extended attributes are stored")
-        cur = await self.getattr(ino)
-        xattrs = dict(cur.xattrs)
-        if value is None:
-            if name not in xattrs:
-                raise FsError(errno.ENODATA)
-            del xattrs[name]
-        else:
-            xattrs[name] = value
-        if len(M.encode_xattrs(xattrs)) > M.MAX_XATTR_BYTES:
-            raise FsError(errno.ENOSPC, "extended attributes exceed the object metadata limit")
-        new = replace(cur, xattrs=xattrs)
-        node = self.inodes.get(ino)
-        of = self.files.get(ino)
-        if of is not None:
-            async with of.lock:
-                of.set_attrs(new)
-            return
-        await self._update_attrs(node, new)
+        await self.meta.setxattr(ino, name, value)
 
     # ------------------------------------------------------------ directories
     def opendir(self, ino: int) -> int:
@@ -660,3 +558,4 @@ class FileSystem:
                     self._committed(node, of)
                 except FsError as e:
                     log.error("%s: could not be committed at unmount: %s", of.key_of(), e.reason)
+        self.area.clean.close()

@@ -1,11 +1,12 @@
 """What the filesystem core offers the parts it holds: a protocol, not ``fs.py``.
 
-:class:`~titans3.fuse.fs.FileSystem` holds a :class:`~titans3.fuse.dirlist.DirLister`
-and a :class:`~titans3.fuse.renames.Renamer` and hands each itself.  They are
+:class:`~titans3.fuse.fs.FileSystem` holds a :class:`~titans3.fuse.dirlist.DirLister`,
+a :class:`~titans3.fuse.renames.Renamer` and an
+:class:`~titans3.fuse.attrwriter.AttrWriter` and hands each itself.  They are
 typed with :class:`FsServices` -- the state and helpers they may use -- so they
 import this module and not ``fs.py``, which imports them: no import cycle
 (``tests/test_imports.py``), and a reader sees exactly which of the core's
-internals readdir and rename touch.  ``FileSystem`` satisfies it structurally.
+internals readdir, rename and setattr touch.  ``FileSystem`` satisfies it structurally.
 
 :class:`Snapshot` lives here because both sides use it: readdir leaves one,
 lookups consult it.
@@ -16,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+
+import trio
 
 from titans3.fuse import meta as M
 from titans3.fuse.backend import Backend, Entry
@@ -44,6 +47,7 @@ class FsServices(Protocol):
     files: dict[int, OpenFile]  # ino -> the open file with local state
     _snapshots: dict[str, Snapshot]  # directory path -> its last complete listing
     _meta_due: dict[int, float]  # ino -> when its batched metadata is written
+    nursery: trio.Nursery | None  # background work (batched metadata, prefetches)
 
     def _now(self) -> float: ...
 
@@ -73,3 +77,11 @@ class FsServices(Protocol):
     def _snap_remove(self, path: str) -> None: ...
 
     async def flush_meta(self, ino: int) -> None: ...
+
+    async def getattr(self, ino: int) -> M.Attrs: ...
+
+    async def _open_file(self, node: Node) -> OpenFile: ...
+
+    def _drop_file(self, node: Node, of: OpenFile) -> None: ...
+
+    def _committed(self, node: Node, of: OpenFile) -> M.Attrs: ...

@@ -58,6 +58,7 @@ class DirHandle:
     pending_after: str | None = None  # the resume point ``pending`` follows
     more_after: str | None = None  # where the backend listing continues after pending
     exhausted: bool = False
+    end_after: str | None = None  # the resume point after the last item, once listed
     seen_files: set[str] = field(default_factory=set)
     from_start: bool = False
     names: dict[str, str] | None = field(default_factory=dict)

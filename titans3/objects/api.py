@@ -138,6 +138,9 @@ class ObjectAPI(Protocol):
     """What a front may ask of the object layer (see the module doc for the
     errors, consistency and streaming rules every operation follows)."""
 
+    # Storage classes other than STANDARD the operator mapped -> (k, m) (core/storageclass.py).
+    storage_classes: dict[str, tuple[int, int]]
+
     # ------------------------------------------------------------ buckets
     async def create_bucket(self, name: str, *, object_lock: bool = False) -> BucketInfo:
         """``BucketAlreadyOwnedByYou``, ``InvalidBucketName``, ``OperationAborted``
@@ -166,6 +169,7 @@ class ObjectAPI(Protocol):
         on_data: Callable[[memoryview], None] | None = None,
         tags: Mapping[str, str] | None = None, condition: WriteCondition | None = None,
         encryption: Encryption | None = None, lock: ObjectLock | None = None,
+        storage_class: str | None = None,
     ) -> PutResult:
         """Store a new version (the null version unless versioning is Enabled).
 
@@ -178,7 +182,9 @@ class ObjectAPI(Protocol):
         SSE-C (None: the bucket's default encryption, if any) -- refusals are
         ``KMS.NotFoundException``, ``AccessDenied`` (disabled key); ``lock``:
         retention / legal hold of the new version (None: the bucket's default
-        retention; ``InvalidRequest`` in a bucket without object lock)."""
+        retention; ``InvalidRequest`` in a bucket without object lock);
+        ``storage_class``: write with that class's EC scheme (``InvalidStorageClass``
+        unless mapped; None / ``STANDARD``: the bucket's)."""
         ...
 
     async def get_object(
@@ -237,9 +243,10 @@ class ObjectAPI(Protocol):
         on_data: Callable[[memoryview], None] | None = None,
         checksums: Callable[[], Mapping[str, str]] | None = None,
         src_customer_key: bytes | None = None, encryption: Encryption | None = None,
-        lock: ObjectLock | None = None,
+        lock: ObjectLock | None = None, storage_class: str | None = None,
     ) -> CopyResult:
         """Copy one version by streaming it into a new write (data re-encoded,
+        in ``storage_class``'s scheme -- None: STANDARD, as AWS --
         re-encrypted as ``encryption`` says; ``src_customer_key`` opens an SSE-C source).
         ``meta``/``tags`` None keep the source's; ``check_source`` may raise to
         refuse (copy-source conditions); sources over 5 GiB: ``InvalidRequest``."""
@@ -306,7 +313,7 @@ class ObjectAPI(Protocol):
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
         tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
-        lock: ObjectLock | None = None,
+        lock: ObjectLock | None = None, storage_class: str | None = None,
     ) -> str:
         """A new upload id (ordered by initiation); every part is encrypted as
         ``encryption`` (None: the bucket's default)."""
@@ -374,6 +381,15 @@ class ObjectAPI(Protocol):
         self, bucket: str, key: str, *, version_id: str | None = None
     ) -> str:
         """Remove the version's tags; its version id."""
+        ...
+
+    async def transition_object(self, bucket: str, key: str, storage_class: str, *,
+                                version_id: str | None = None) -> bool:
+        """Re-encode the version into ``storage_class``'s EC scheme, keeping its
+        version id, ETag and SSE state (ciphertext is moved, never decrypted);
+        True if anything changed.  ``InvalidStorageClass`` for a class the
+        operator did not map; ``InvalidRequest`` for a delete marker or a renamed
+        object.  Crash-safe: readers see the old or the new encoding."""
         ...
 
     # ------------------------------------------------------------ object lock

@@ -148,24 +148,33 @@ class BucketTable:
         return len(self._drives) // 2 + 1
 
     def replace_drive(self, pos: int, drive: Drive) -> None:
-        """A replaced disk (ObjectStore.replace_drive)."""
+        """A replaced disk (ObjectStore.replace_drive): the next read reloads the
+        table, which writes every record to the blank drive (see :meth:`_load`)."""
         self._drives[pos] = drive
+        self._loaded = False
 
     async def _load(self) -> None:
-        """Read every drive's table once and keep the newest record per name."""
-        answers: list[list[tuple[bytes, bytes]]] = []
+        """Read every drive's table once and keep the newest record per name.
+
+        Drives that answered without the newest record (a blank replacement
+        disk, a drive that was away) get it written back -- compare-and-set
+        against what they answered, so a concurrent newer write is never
+        overwritten.  Without this, replacing every disk of a host one by one
+        (each refilled with objects) lost the bucket table: found by the crash
+        torture after eight blank-drive replacements and a restart."""
+        answers: list[tuple[Drive, dict[bytes, bytes]]] = []
 
         async def one(d: Drive) -> None:
             try:
-                rows: list[tuple[bytes, bytes]] = []
+                rows: dict[bytes, bytes] = {}
                 start: bytes | None = None
                 while True:
                     page = await d.list_meta(TABLE, start_after=start, limit=1000)
-                    rows.extend(page)
+                    rows.update(page)
                     if len(page) < 1000:
                         break
                     start = page[-1][0]
-                answers.append(rows)
+                answers.append((d, rows))
             except DriveError:
                 pass
 
@@ -174,16 +183,34 @@ class BucketTable:
                 nursery.start_soon(one, d)
         if len(answers) < self.majority:
             raise QuorumError("too few drives answered to read the bucket table")
-        table = self._cache if self._cache_enabled else {}
-        for rows in answers:
-            for _, raw in rows:
+        table: dict[str, BucketRecord] = {}
+        for _, rows in answers:
+            for raw in rows.values():
                 rec = BucketRecord.unpack(raw)
                 cur = table.get(rec.name)
                 if cur is None or rec.vid > cur.vid:
                     table[rec.name] = rec
                 self._clock.observe(rec.vid)
-        self._cache = table
+        await self._repair(answers, table)
+        if self._cache_enabled:
+            self._cache.update(table)
+        else:
+            self._cache = table
         self._loaded = self._cache_enabled  # uncached: the next call reads again
+
+    async def _repair(self, answers: list[tuple[Drive, dict[bytes, bytes]]],
+                      table: dict[str, BucketRecord]) -> None:
+        async def fix(d: Drive, key: bytes, packed: bytes, seen: bytes | None) -> None:
+            with contextlib.suppress(DriveError):
+                await d.swap_meta(TABLE, key, packed, seen)
+
+        async with trio.open_nursery() as nursery:
+            for d, rows in answers:
+                for name, rec in table.items():
+                    key = name.encode()
+                    seen = rows.get(key)
+                    if seen is None or BucketRecord.unpack(seen).vid < rec.vid:
+                        nursery.start_soon(fix, d, key, rec.pack(), seen)
 
     async def _read_one(self, name: str) -> BucketRecord | None:
         """The newest record for ``name`` among the first majority of drives to answer."""

@@ -24,7 +24,7 @@ from contextlib import suppress
 import trio
 
 from titans3.core import sse
-from titans3.core.errors import DriveError, QuorumError, S3Error
+from titans3.core.errors import DriveError, DriveFull, QuorumError, S3Error, StorageFull
 from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import VersionRecord
 from titans3.erasure.codec import ECScheme
@@ -67,14 +67,17 @@ class Committer:
         hinted: bool = False,
         override: Mapping[int, Drive] | None = None,
         stream_key: bytes | None = None,
+        scheme: ECScheme | None = None,
         md5: bool = True,
     ) -> tuple[list[int], ECScheme, Written]:
         """``override``: fragment index -> the drive that takes it instead of the
         placement's (a multipart upload's substitutes, objects/multipart.py).
         ``stream_key``: encrypt the body first (``objects/sse.py``); the result's
-        ``size`` and ``md5`` are then the plaintext's."""
-        sch = self.ctx.scheme_for(brec)
-        positions = self.ctx.placement(brec.bucket_id, key)
+        ``size`` and ``md5`` are then the plaintext's.  ``scheme``: another
+        than the bucket's (a storage class); it takes the placement's first
+        ``k + m`` drives."""
+        sch = scheme or self.ctx.scheme_for(brec)
+        positions = self.ctx.placement(brec.bucket_id, key)[: sch.n]
         drives: list[Drive | None] = [
             self.ctx.drives[p] if self.ctx.drives[p].state == DriveState.ONLINE else None for p in positions
         ]
@@ -123,10 +126,12 @@ class Committer:
         make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
         inline: list[bytes] | None = None, data_id: str | None = None,
         older_nulls: list[int] | None = None, landed_out: list[int] | None = None,
+        full_out: list[int] | None = None,
     ) -> int:
         """Commit per-drive records on ``ok`` positions; returns how many landed.
         Positions still holding older null versions are added to ``older_nulls``,
-        the positions that landed to ``landed_out``."""
+        the positions that landed to ``landed_out``, those refused for space to
+        ``full_out``."""
         landed: list[int] = [] if landed_out is None else landed_out
 
         async def one(j: int) -> None:
@@ -146,6 +151,8 @@ class Committer:
                     older_nulls.append(j)
             except DriveError as e:
                 log.warning("commit on %s failed: %s", d.drive_id, e)
+                if isinstance(e, DriveFull) and full_out is not None:
+                    full_out.append(j)
 
         async with trio.open_nursery() as nursery:
             for j in ok:
@@ -160,8 +167,9 @@ class Committer:
         """Returns the positions that still hold older null versions."""
         older: list[int] = []
         landed: list[int] = []
+        full: list[int] = []
         n = await self.commit(brec, key, positions, ok, make, promote, inline, data_id, older,
-                               landed)
+                              landed, full)
         if await handoff.settle(self.ctx, brec.bucket_id, key, make(0), positions, landed, n >= w):
             if n < len(positions):  # hints count as landed: their replay restores them
                 self.partial_writes += 1
@@ -171,6 +179,8 @@ class Committer:
         vid = make(0).vid
         tomb = VersionRecord(vid=vid, tomb=True)
         await self.commit(brec, key, positions, ok, lambda j: tomb, lambda j: [])
+        if n + len(full) >= w:  # the drives are there, they have no room
+            raise StorageFull()
         raise QuorumError(f"only {n} of the {w} drives needed committed the write")
 
     def purge_older_nulls(

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from titans3.core import storageclass
+from titans3.core.errors import InvalidStorageClass
 from titans3.core.kms import KeyManager
 from titans3.drive.protocol import Drive
 from titans3.erasure.codec import Codec, ECScheme
@@ -73,6 +75,8 @@ class StoreContext:
         # The key manager for server-side encryption (objects/kms.py), set by the host.
         self.kms: KeyManager | None = None
         self.keys = Keys(lambda: self.kms)
+        # Storage classes other than STANDARD -> (k, m) (core/storageclass.py), set by the host.
+        self.storage_classes: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------ topology
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:
@@ -124,11 +128,24 @@ class StoreContext:
             return ECScheme(brec.ec[0], brec.ec[1], self.scheme.segment_size)
         return self.scheme
 
+    def scheme_of_class(self, brec: BucketRecord, storage_class: str | None) -> ECScheme:
+        """The scheme a write of ``storage_class`` uses (None / STANDARD: the bucket's);
+        an unmapped class is AWS's ``InvalidStorageClass``."""
+        if storage_class is None or storage_class == storageclass.STANDARD:
+            return self.scheme_for(brec)
+        km = self.storage_classes.get(storage_class)
+        if km is None:
+            raise InvalidStorageClass(StorageClassRequested=storage_class)
+        return ECScheme(km[0], km[1], self.scheme.segment_size)
+
     def layout(self, rec_ec: tuple[int, int, int], size: int) -> Layout:
         k, m, seg = rec_ec
         codec = self.codec(k, m)
         return layout_for(size, ECScheme(k, m, seg), codec.fragment_size)
 
     def list_quorum(self) -> int:
-        """Drives that must answer a listing so every committed write is seen."""
-        return len(self.drives) - write_quorum(self.scheme.k, self.scheme.m) + 1
+        """Drives that must answer a listing so every committed write is seen:
+        enough to meet every write's quorum, the smallest of any storage class's."""
+        w = min([write_quorum(self.scheme.k, self.scheme.m),
+                 *(write_quorum(k, m) for k, m in self.storage_classes.values())])
+        return len(self.drives) - w + 1

@@ -113,8 +113,9 @@ class Copier:
         src_customer_key: bytes | None = None,
         encryption: Encryption | None = None,
         lock: ObjectLock | None = None,
+        storage_class: str | None = None,
     ) -> CopyResult:
-        """Copy one version.  ``meta``/``tags`` None: the source's (COPY directive).
+        """Copy one version (``storage_class``: the destination's, None: STANDARD).  ``meta``/``tags`` None: the source's (COPY directive).
         ``on_data``/``checksums``: compute other checksums than the source's.
         ``src_customer_key``: the source's SSE-C key; ``encryption``: the
         destination's (None: its bucket's default -- never the source's)."""
@@ -129,7 +130,7 @@ class Copier:
                 meta=dict(info.meta) if meta is None else meta,
                 tags=dict(info.tags) if tags is None else tags,
                 checksums=checksums or (lambda: dict(info.checksums)), condition=condition,
-                on_data=on_data, encryption=encryption, lock=lock,
+                on_data=on_data, encryption=encryption, lock=lock, storage_class=storage_class,
             )  # fmt: skip
         finally:
             await _aclose(src.body)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from titans3.drive.records import STORAGE_CLASS
 from titans3.objects.lockrules import LEGAL_HOLD, RETENTION
 from titans3.objects.repair import OFFLINE, OK, ObjectRepair, examine, streams_of
 from titans3.objects.resolve import s3_version_id
@@ -72,6 +73,7 @@ async def inspect_object(
             "delete_marker": rec.dm, "size": rec.size, "etag": rec.etag,
             "mtime_ns": rec.mtime_ns, "holders": r.count, "readable": r.readable,
             "ec": None if rec.dm else {"k": k, "m": m, "segment_size": seg},
+            "storage_class": None if rec.dm else rec.extra.get(STORAGE_CLASS, "STANDARD"),
             "inline": rec.inline, "parts": len(rec.parts),
             "streams": [] if rec.dm else [{"data_id": s, "size": z} for s, z in streams_of(rec)],
             "fragments": rows,

@@ -29,7 +29,7 @@ from titans3.core.errors import (
     S3Error,
 )
 from titans3.drive.protocol import Drive
-from titans3.drive.records import REF, VersionRecord
+from titans3.drive.records import REF, STORAGE_CLASS, VersionRecord
 from titans3.objects import handoff
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
@@ -88,6 +88,7 @@ def object_info(bucket: str, key: str, r: Resolved, is_latest: bool = True) -> O
                     for p in rec.parts),
         **describe(rec.extra.get(SSE)),
         lock=lock_of(rec) if RETENTION in rec.extra or LEGAL_HOLD in rec.extra else None,
+        storage_class=rec.extra.get(STORAGE_CLASS, "STANDARD"),
     )
 
 

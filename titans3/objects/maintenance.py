@@ -193,6 +193,40 @@ class Maintenance:
                 start = page[-1][0]
         return aborted
 
+    async def collect_upload_remnants(self, window: float) -> int:
+        """Drop upload records below write quorum older than ``window`` seconds
+        (:meth:`Multipart.drop_upload_remnant`); returns how many.  Uploads kept
+        by handoff substitutes (``sub``) are left to their own rules."""
+        buckets = {b.bucket_id: b for b in await self.ctx.buckets.list()}
+        cutoff = time.time_ns() - int(window * 1e9)
+        seen: set[bytes] = set()
+        removed = 0
+        for d in self.ctx.drives:
+            if d.state != DriveState.ONLINE:
+                continue
+            start: bytes | None = None
+            while True:
+                try:
+                    page = await d.list_meta(UPLOADS, start_after=start, limit=1000)
+                except DriveError:
+                    break
+                for k, raw in page:
+                    if k in seen or len(k) != 24:  # bucket id + upload id; longer: a substitute's row
+                        continue
+                    seen.add(k)
+                    doc = msgpack.unpackb(raw, raw=False)
+                    brec = buckets.get(k[:8])
+                    if brec is None or doc.get("t", 0) > cutoff or doc.get("sub"):
+                        continue
+                    try:
+                        removed += await self.store.multipart.drop_upload_remnant(brec, doc["key"], k[8:].hex())
+                    except DriveError as e:
+                        log.warning("gc: upload remnant %s: %s", k[8:].hex(), e)
+                if len(page) < 1000:
+                    break
+                start = page[-1][0]
+        return removed
+
     async def referenced_data(self, position: int) -> set[str] | None:
         """Every data id the drive's records and multipart part records name
         (None: the drive cannot list its buckets, so nothing may be judged orphan).

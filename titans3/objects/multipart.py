@@ -148,6 +148,9 @@ class Multipart:
         self.committer = committer
         self.conditions = conditions
         self.lookup = lookup  # a repeated Complete finds the version the first one made
+        # (bucket, key, version id, storage class) after a Complete of an upload
+        # created with a storage class: the store re-encodes it (objects/transition.py).
+        self.on_complete_class: Callable[[str, str, str, str], None] | None = None
 
     def _sites(
         self, positions: Sequence[int], sub: Mapping[int, str]
@@ -204,9 +207,12 @@ class Multipart:
         self, bucket: str, key: str, *, meta: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None, checksum_type: str | None = None,
         tags: Mapping[str, str] | None = None, encryption: Encryption | None = None,
-        lock: ObjectLock | None = None,
+        lock: ObjectLock | None = None, storage_class: str | None = None,
     ) -> str:
-        """``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
+        """``storage_class``: a mapped class (else ``InvalidStorageClass``); the
+        parts are written in the bucket's scheme and the completed object is
+        re-encoded into the class's in the background (``on_complete_class``).
+        ``checksum_algorithm``/``checksum_type`` (validated by the caller) bind
         every part to carry that checksum; Complete hands them to its hook.
         ``encryption``: SSE for every part (None: the bucket's default); the
         upload keeps the *wrapped* data key, each part its own salt."""
@@ -215,6 +221,7 @@ class Multipart:
         initial_lock(brec.config, lock, time.time_ns())  # refuse a bad lock now, not at Complete
         enc = encryption or bucket_default(brec.config)
         sealed = await self.ctx.keys.seal_new(brec.bucket_id, kb, enc) if enc else None
+        self.ctx.scheme_of_class(brec, storage_class)  # refuse an unmapped class now
         sch = self.ctx.scheme_for(brec)
         # Clock ids: unique, and ordered by initiation (ListMultipartUploads order).
         upload_id = self.ctx.clock.new_id()
@@ -232,6 +239,7 @@ class Multipart:
              "ca": checksum_algorithm, "ct": checksum_type, "tags": dict(tags or {}),
              "sub": {str(j): slot for j, slot in sub.items()},
              **({"sse": sealed.doc} if sealed else {}),
+             **({"sc": storage_class} if storage_class not in (None, "STANDARD") else {}),
              **({"lock": [lock.mode, lock.until_ns, lock.legal_hold]} if lock else {})},
             use_bin_type=True,
         )
@@ -524,6 +532,8 @@ class Multipart:
         await self._finish_upload(brec, kb, upload_id, best, keep=need, sub=sub)
         if not versioned:
             self.committer.purge_older_nulls(brec, kb, positions, vid, older)
+        if upload.get("sc") and self.on_complete_class is not None:
+            self.on_complete_class(bucket, key, vid if versioned else "null", upload["sc"])
         return PutResult(etag, vid if versioned else "null", size, cks, now,
                          info=encryption_info(bucket, key, upload.get("sse")))
 
@@ -560,10 +570,81 @@ class Multipart:
         if unused:
             await self._free(positions, unused, sub)
 
+    async def drop_upload_remnant(self, brec: BucketRecord, kb: bytes,
+                                  upload_id: str) -> int:
+        """Remove an upload that is a *remnant*: its record is on fewer than ``W``
+        placement drives although every one of them answered -- a drive that
+        missed the Abort or Complete, or a Create that never reached quorum.  No
+        listing shows it and no call can reach it, but its part records still
+        name their data, so without this the data would never be an orphan.
+        Only the rows go (part records, then the upload record, on the drives
+        holding them); the data they named is then unreferenced and the orphan
+        sweep takes it after the commit window -- unless a version record names
+        it (the upload was completed), which the orphan sweep respects.
+        Returns 1 if the remnant was removed, else 0 (not a remnant, or a drive
+        could not be asked: "not held" cannot be told from "not asked")."""
+        positions = self.ctx.placement(brec.bucket_id, kb)
+        ukey = _upload_key(brec.bucket_id, upload_id)
+        held: list[int] = []
+        for pos in positions:
+            d = self.ctx.drives[pos]
+            if d.state != DriveState.ONLINE:
+                return 0
+            try:
+                raw = await d.get_meta(UPLOADS, ukey)
+            except DriveError:
+                return 0
+            if raw is not None and msgpack.unpackb(raw, raw=False).get("key") == kb:
+                held.append(pos)
+        sch = self.ctx.scheme_for(brec)
+        if not held or len(held) >= write_quorum(sch.k, sch.m):
+            return 0
+        prefix = bytes.fromhex(upload_id)
+        plain = len(_part_key(upload_id, 1))
+        for pos in held:
+            d = self.ctx.drives[pos]
+            rows: list[bytes] = []
+            start: bytes | None = None
+            while True:
+                page = await d.list_meta(PARTS, prefix=prefix, start_after=start, limit=1000)
+                rows.extend(k for k, _ in page if len(k) == plain)
+                if len(page) < 1000:
+                    break
+                start = page[-1][0]
+            for k in rows:
+                await d.put_meta(PARTS, k, None)
+            await d.put_meta(UPLOADS, ukey, None)
+        log.info("upload %s of %r: remnant on %d of %d drives removed", upload_id, kb,
+                 len(held), len(positions))
+        return 1
+
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
         sub = _sub_of(upload)
         best, _ = await self._parts(brec, kb, upload_id, sub)
-        await self._finish_upload(brec, kb, upload_id, best, keep=set(), sub=sub)
+        # A Complete cut short (the daemon died between committing the version
+        # and removing the part records) leaves the upload listed; its parts'
+        # data then belongs to the object and must not be freed.
+        keep = await self._referenced_by_versions(brec, kb)
+        await self._finish_upload(brec, kb, upload_id, best, keep=keep, sub=sub)
+
+    async def _referenced_by_versions(self, brec: BucketRecord, kb: bytes) -> set[str]:
+        """Data ids any version record of the key names, on any placement drive
+        that answers (a committed version is on ``W`` of them)."""
+        found: set[str] = set()
+
+        async def one(d: Drive) -> None:
+            with suppress(DriveError):
+                for rec in await d.read_versions(brec.bucket_id, kb):
+                    found.update(p.data_id for p in rec.parts or ())
+                    if rec.data:
+                        found.add(rec.data)
+
+        async with trio.open_nursery() as nursery:
+            for pos in self.ctx.placement(brec.bucket_id, kb):
+                d = self.ctx.drives[pos]
+                if d.state == DriveState.ONLINE:
+                    nursery.start_soon(one, d)
+        return found

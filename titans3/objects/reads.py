@@ -32,6 +32,7 @@ from titans3.objects.context import StoreContext
 from titans3.objects.lookup import Lookup, delete_marker_error, object_info, pick
 from titans3.objects.parts import part_span
 from titans3.objects.reader import ReadStats, read_stream
+from titans3.objects.resolve import same_encoding
 from titans3.objects.sse import SSE, Opened, decryptor, feed, finish
 from titans3.objects.types import GetResult, ObjectInfo
 from titans3.objects.validate import check_key
@@ -115,7 +116,7 @@ class Reads:
             rec, holders, data_key = await self.anchors.anchor_holders(brec, kb, rec)
         for j, recs in enumerate(per if data_key is kb else ()):
             for x in recs or ():
-                if x.vid == rec.vid and not x.tomb:
+                if x.vid == rec.vid and not x.tomb and same_encoding(x, rec):
                     holders.setdefault(x.frag_index,
                                        handoff.holder(self.ctx, self.ctx.drives[positions[j]], x))
         opened = await self.ctx.keys.check(brec.bucket_id, data_key, rec, customer_key)

@@ -62,7 +62,7 @@ from titans3.drive.protocol import Drive, DriveState, FragmentWriter
 from titans3.drive.records import REF, VersionRecord
 from titans3.erasure.codec import Codec
 from titans3.erasure.stripe import Layout
-from titans3.objects.resolve import Resolved, resolve_versions, write_quorum
+from titans3.objects.resolve import Resolved, resolve_versions, same_encoding, write_quorum
 from titans3.objects.sse import stored_size_of
 from titans3.objects.versionid import timestamp_ns
 
@@ -229,6 +229,11 @@ async def examine(
         if mine.frag_index != i:
             out[i] = FragmentState(i, pos, d.drive_id, STALE,
                                    f"record names fragment {mine.frag_index}", bad_streams=every)
+            return
+        if not same_encoding(mine, rec):  # left in its old encoding by a re-encode (resolve.py)
+            out[i] = FragmentState(i, pos, d.drive_id, STALE,
+                                   f"holds encoding {mine.ec[0]}+{mine.ec[1]} of another re-encode",
+                                   bad_streams=every)
             return
         if REF in rec.extra:  # a rename's reference: its data is the anchor's, repaired there
             out[i] = FragmentState(i, pos, d.drive_id, OK, record_ok=True)

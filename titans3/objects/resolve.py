@@ -22,6 +22,15 @@ A version's mutable fields (its tags) are re-committed in place with a change
 stamp (``extra["mu"]``); the holder with the newest stamp is the representative
 record, so an update that reached ``W`` drives is what every read quorum sees.
 
+A version re-encoded into another storage class (``objects/transition.py``)
+is, while the re-encode is under way or after a crash in it, held by some
+drives in its old encoding and by others in its new one (another scheme,
+another data id).  The encodings never mix: each is a group of holders with
+the same data ids, and the version reads from the newest readable group
+(newest by ``extra["tr"]``, the re-encode's stamp) -- old or new, never
+neither, never fragments of one decoded with the other.  Acknowledgement
+counts every holder of the version, whatever its encoding.
+
 Only the newest surviving null version is visible (older nulls are purged
 after their successor reached quorum; until then they are shadowed).
 Last writer wins by version id, which sorts in time order.
@@ -35,7 +44,7 @@ from typing import Any
 
 import msgpack
 
-from titans3.drive.records import HIDDEN, KNOWN_FIELDS, REFS, VersionRecord
+from titans3.drive.records import HIDDEN, KNOWN_FIELDS, REFS, TRANSITIONED, VersionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +97,8 @@ def _resolve_general(
     out: list[Resolved] = []
     null_seen = False
     for vid in sorted(by_vid, reverse=True):
-        holders = by_vid[vid]
+        every = by_vid[vid]
+        holders = encoding_of(every)
         # Fields of a version can change after it was written (object tags): the
         # copy with the newest change stamp speaks for it (see objects/tagging.py).
         rec = max(holders, key=lambda h: h[1].extra.get("mu", ""))[1]
@@ -96,7 +106,7 @@ def _resolve_general(
         if not rec.dm:
             ek, em, _ = rec.ec
             vk, vw = ek, write_quorum(ek, em)
-        count = len({pos for pos, _ in holders})
+        count = len({pos for pos, _ in every})
         if count + unseen < vw:
             continue  # never acknowledged
         hidden = bool(rec.extra.get(HIDDEN))
@@ -117,6 +127,32 @@ def _resolve_general(
         readable = rec.dm or len({r.frag_index for _, r in holders}) >= vk
         out.append(Resolved(rec, count, tuple(pos for pos, _ in holders), readable))
     return out
+
+
+def same_encoding(a: VersionRecord, b: VersionRecord) -> bool:
+    """Fragments of ``a`` and ``b`` belong to one encoding of the version."""
+    return a.ec == b.ec and a.data_ids() == b.data_ids()
+
+
+def encoding_of(holders: list[tuple[int, VersionRecord]]) -> list[tuple[int, VersionRecord]]:
+    """The holders of the encoding a version reads from: the newest (by the
+    re-encode stamp) with enough distinct fragments, else the newest."""
+    groups: list[list[tuple[int, VersionRecord]]] = []
+    for h in holders:
+        for g in groups:
+            if same_encoding(g[0][1], h[1]):
+                g.append(h)
+                break
+        else:
+            groups.append([h])
+    if len(groups) == 1:
+        return holders
+    groups.sort(key=lambda g: max(r.extra.get(TRANSITIONED, "") for _, r in g), reverse=True)
+    for g in groups:
+        rec = g[0][1]
+        if rec.dm or len({r.frag_index for _, r in g}) >= rec.ec[0]:
+            return g
+    return groups[0]
 
 
 def _one_plain_version(
@@ -145,7 +181,8 @@ def _one_plain_version(
             if r.tomb or (x and ("mu" in x or HIDDEN in x or REFS in x)):
                 return None
             first = r
-        elif r.vid != first.vid or r.tomb or r.extra != first.extra:
+        elif r.vid != first.vid or r.tomb or r.extra != first.extra or r.ec != first.ec \
+                or r.data != first.data:
             return None
         holders.append(pos)
         frags.add(r.frag_index)
@@ -216,8 +253,9 @@ def resolve_packed(
             if "fi" in d and i >= 0 and raw.find(_FI_KEY, i + 1) < 0 and \
                     i + 3 < len(raw) and raw[i + 3] == d["fi"] and d["fi"] < 0x80:
                 at, head, tail = i + 3, raw[: i + 3], raw[i + 4 :]
-        elif d["vid"] != first["vid"]:
-            return None
+        elif d["vid"] != first["vid"] or d.get("data") != first.get("data") \
+                or d.get("ec") != first.get("ec"):
+            return None  # another version, or another encoding of it (objects/transition.py)
         holders.append(pos)
         frags.add(d.get("fi", 0))
     if first is None:

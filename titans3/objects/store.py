@@ -57,7 +57,7 @@ from typing import Any
 
 import trio
 
-from titans3.core.errors import DriveError
+from titans3.core.errors import DriveError, S3Error
 from titans3.drive.protocol import Drive, DriveStat, DriveState
 from titans3.drive.records import Part
 from titans3.erasure.codec import Codec, ECScheme
@@ -79,6 +79,7 @@ from titans3.objects.reads import Reads
 from titans3.objects.rename import Renamer
 from titans3.objects.resolve import s3_version_id
 from titans3.objects.tagging import Tagging
+from titans3.objects.transition import Transitions
 from titans3.objects.types import DriveInfo, HostInfo, StatFs, StoreStatistics
 from titans3.objects.uploads import Uploads
 from titans3.objects.validate import check_content_md5
@@ -152,6 +153,9 @@ class ObjectStore:
         self.locks = Locks(ctx, self.lookup, self.committer)
         self.renamer = Renamer(ctx, self.lookup, self.committer, self.anchors, self.writes,
                                self.conditions.key_locks)
+        self.transitions = Transitions(ctx, self.lookup, self.committer,
+                                       self.conditions.key_locks)
+        self.multipart.on_complete_class = self._reencode_later
         self.reads.on_marked = lambda brec, key, vid: self._later(self.renamer.settle, brec, key,
                                                                   vid)
 
@@ -162,6 +166,16 @@ class ObjectStore:
             self._background = nursery
             task_status.started()
             await trio.sleep_forever()
+
+    def _reencode_later(self, bucket: str, key: str, version_id: str, storage_class: str) -> None:
+        async def run() -> None:
+            try:
+                await self.transitions.transition_object(bucket, key, storage_class,
+                                                         version_id=version_id)
+            except S3Error as e:  # deleted meanwhile, quorum lost: it stays readable, in STANDARD
+                log.warning("re-encoding %s/%s into %s failed: %s", bucket, key, storage_class, e)
+
+        self._later(run)
 
     def _later(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._background is not None:
@@ -187,6 +201,7 @@ class ObjectStore:
     copy_object = _delegate("copier", Copier.copy_object)
     upload_part_copy = _delegate("copier", Copier.upload_part_copy)
     rename_object = _delegate("renamer", Renamer.rename_object)
+    transition_object = _delegate("transitions", Transitions.transition_object)
 
     list_objects = _delegate("catalog", Catalog.list_objects)
     walk_objects = _delegate("catalog", Catalog.walk_objects)
@@ -219,7 +234,11 @@ class ObjectStore:
         drives: list[DriveInfo] = []
         for i, d in enumerate(ctx.drives):
             st = await d.stat()
-            state = "healing" if i in ctx.healing and st.state == DriveState.ONLINE else st.state.value
+            state = st.state.value
+            if st.state == DriveState.ONLINE and st.full:
+                state = "full"  # serving reads; writes go elsewhere or get 507
+            elif st.state == DriveState.ONLINE and i in ctx.healing:
+                state = "healing"
             drives.append(DriveInfo(st.drive_id, st.path, state, st.capacity, st.used,
                                     st.free, st.errors))
         return HostInfo(ctx.host, drives, ctx.scheme.k, ctx.scheme.m, ctx.version)
@@ -271,6 +290,7 @@ class ObjectStore:
     version = _shared("version")
     buckets: BucketTable = _shared("buckets")  # type: ignore[assignment]
     handoffs = _shared("handoffs")
+    storage_classes = _shared("storage_classes")
 
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:
         return self.context.placement(bucket_id, key)

@@ -44,6 +44,7 @@ class ObjectInfo:
     bucket_key: bool = False
     kms_context: dict[str, str] = field(default_factory=dict)  # SSE-KMS encryption context
     lock: ObjectLock | None = None  # object lock of the version (None: none set)
+    storage_class: str = "STANDARD"  # its class (core/storageclass.py), its EC scheme
 
 
 @dataclass(frozen=True, slots=True)

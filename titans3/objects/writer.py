@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from titans3.core.errors import DriveError, IncompleteBody, QuorumError
+from titans3.core.errors import DriveError, DriveFull, IncompleteBody, QuorumError, StorageFull
 from titans3.drive.protocol import Drive, FragmentWriter
 from titans3.erasure.codec import Codec, ECScheme
 
@@ -83,9 +83,21 @@ async def write_stream(
     total = 0
     writers: list[FragmentWriter | None] | None = None
     alive = [d is not None for d in drives]
+    full = [False] * len(drives)  # dropped because the drive had no room
 
     def live_count() -> int:
         return sum(alive)
+
+    def lost(i: int, e: DriveError) -> None:
+        alive[i] = False
+        full[i] = isinstance(e, DriveFull)
+
+    def short() -> Exception:
+        """The error for a stream that fell below its quorum: 507 when full drives made
+        the difference (they are there, they have no room), else 503."""
+        if live_count() + sum(full) >= write_quorum:
+            return StorageFull()
+        return QuorumError()
 
     if live_count() < write_quorum:
         raise QuorumError()
@@ -98,7 +110,7 @@ async def write_stream(
                 out[i] = await d.create_fragment(data_id, i)
             except DriveError as e:
                 log.warning("stage %s on %s failed: %s", data_id, d.drive_id, e)
-                alive[i] = False
+                lost(i, e)
 
         async with trio.open_nursery() as nursery:
             for i, d in enumerate(drives):
@@ -106,7 +118,7 @@ async def write_stream(
                     nursery.start_soon(one, i, d)
         if live_count() < write_quorum:
             await _abort(out)
-            raise QuorumError()
+            raise short()
         return out
 
     async def flush_segment(view: memoryview) -> None:
@@ -121,7 +133,7 @@ async def write_stream(
                 await w.write(fragments[i])
             except DriveError as e:
                 log.warning("fragment %d of %s lost: %s", i, data_id, e)
-                alive[i] = False
+                lost(i, e)
                 writers[i] = None
                 await w.abort()
 
@@ -132,7 +144,7 @@ async def write_stream(
                 if w is not None and alive[i]:
                     nursery.start_soon(put, i, w)
         if live_count() < write_quorum:
-            raise QuorumError()
+            raise short()
 
     # One segment's flush runs in the background while the next one is being
     # received: the socket is read while the drives write (double buffering).
@@ -211,7 +223,7 @@ async def write_stream(
                 await w.finish()
             except DriveError as e:
                 log.warning("finish fragment %d of %s failed: %s", i, data_id, e)
-                alive[i] = False
+                lost(i, e)
                 writers[i] = None  # type: ignore[index]
                 await w.abort()
 
@@ -220,7 +232,7 @@ async def write_stream(
                 if w is not None and alive[i]:
                     nursery.start_soon(finish, i, w)
         if live_count() < write_quorum:
-            raise QuorumError()
+            raise short()
         ok = [i for i, a in enumerate(alive) if a and writers[i] is not None]
         return Written(data_id, total, md5.digest(), ok)
     except BaseException as e:

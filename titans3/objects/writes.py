@@ -20,8 +20,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 from titans3.core import sse
 from titans3.core.errors import NoSuchKey, NoSuchVersion, QuorumError
+from titans3.core.storageclass import STANDARD
 from titans3.drive.protocol import DriveState
-from titans3.drive.records import HIDDEN, REF, REFS, VersionRecord
+from titans3.drive.records import HIDDEN, REF, REFS, STORAGE_CLASS, VersionRecord
 from titans3.objects.anchors import Anchors, anchor_of
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.commit import Committer
@@ -64,14 +65,17 @@ class Writes:
         condition: WriteCondition | None = None,
         encryption: Encryption | None = None,
         lock: ObjectLock | None = None,
+        storage_class: str | None = None,
     ) -> PutResult:
         """``tags``: the new version's object tags (validated by the caller);
         ``condition``: a conditional write (``objects/conditional.py``);
         ``encryption``: SSE (None: the bucket's default, if any; objects/sse.py);
-        ``lock``: retention / legal hold (else the bucket's default, objects/lockrules.py)."""
+        ``lock``: retention / legal hold (else the bucket's default, objects/lockrules.py);
+        ``storage_class``: write with that class's scheme (``InvalidStorageClass``
+        unless the operator mapped it, core/storageclass.py)."""
         return await self.put(bucket, key, body, size=size, meta=meta, content_md5=content_md5,
                               checksums=checksums, on_data=on_data, tags=tags, condition=condition,
-                              encryption=encryption, lock=lock)
+                              encryption=encryption, lock=lock, storage_class=storage_class)
 
     async def put(
         self,
@@ -88,12 +92,14 @@ class Writes:
         condition: WriteCondition | None = None,
         encryption: Encryption | None = None,
         lock: ObjectLock | None = None,
+        storage_class: str | None = None,
         md5: bool = True,
     ) -> PutResult:
         """:meth:`put_object`; ``md5=False``: no MD5 ETag (``""``), for callers
         that never show one (``objects/extents.py``)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
+        sch_of_class = self.ctx.scheme_of_class(brec, storage_class)
         locked = initial_lock(brec.config, lock, time.time_ns())
         seen = await self.conditions.precheck(brec, bucket, key, kb, condition)
         enc = encryption or bucket_default(brec.config)
@@ -101,7 +107,8 @@ class Writes:
         salt = sse.new_salt().hex()
         positions, sch, written = await self.committer.stage(
             brec, kb, body, size, content_md5, on_data, hinted=True, md5=md5,
-            stream_key=sse.stream_key(sealed.data_key, bytes.fromhex(salt)) if sealed else None)
+            stream_key=sse.stream_key(sealed.data_key, bytes.fromhex(salt)) if sealed else None,
+            scheme=sch_of_class)
         try:
             cks = dict(checksums()) if checksums is not None else {}
         except BaseException:
@@ -113,6 +120,8 @@ class Writes:
         if sealed:
             extra[SSE] = {**sealed.doc, "s": salt}
         extra.update(locked)
+        if storage_class not in (None, STANDARD):
+            extra[STORAGE_CLASS] = storage_class
 
         async with self.conditions.guard(brec, bucket, key, kb, condition, seen,
                                       lambda: self.committer.discard(positions, written)):

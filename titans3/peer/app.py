@@ -40,8 +40,10 @@ Fragment uploads are a *session* of bounded chunk requests, each signed with
 its own body digest (see auth.py for why not one long streamed request).  The
 session holds the LocalDrive's writer; each chunk names the offset it starts
 at, so a duplicated or reordered chunk is refused (409) instead of corrupting
-the fragment.  A session idle for ``SESSION_TTL`` (its client died) is aborted
-by the next ``open``; anything it left in staging is the drive's staging GC's.
+the fragment.  A session idle for ``SESSION_TTL`` or the commit window,
+whichever is shorter (its client died), is aborted -- checked on every
+request, at most once a second; anything it left in staging is the drive's
+staging GC's.
 
 Fragment reads stream back: the first piece is read *before* the status line
 is sent, so a missing or corrupt fragment still gets its typed error status;
@@ -104,6 +106,7 @@ class PeerService:
         secret: str | bytes | None,
         describe: Callable[[], dict[str, Any]],
         window: float = 60.0,
+        session_ttl: float = SESSION_TTL,
     ) -> None:
         # The host's own list, not a copy: the disk manager swaps a replaced
         # drive into it in place, and peers must see the replacement at once.
@@ -120,14 +123,25 @@ class PeerService:
         self.on_join_redeem: Callable[[bytes], Awaitable[dict[str, Any]]] | None = None
         self.on_join_request: Callable[[bytes, str], Awaitable[dict[str, Any]]] | None = None
         self._window = window
+        self.session_ttl = session_ttl
+        self._swept = 0.0
 
     def set_secret(self, secret: str) -> None:
         """A host that got its cluster secret at run time (cluster/bootstrap.py)."""
         self.verifier = Verifier(secret, window=self._window)
 
     def sweep(self, now: float) -> list[_Session]:
-        stale = [k for k, s in self.sessions.items() if now - s.used > SESSION_TTL]
+        stale = [k for k, s in self.sessions.items() if now - s.used > self.session_ttl]
         return [self.sessions.pop(k) for k in stale]
+
+    def sweep_due(self, now: float) -> list[_Session]:
+        """:meth:`sweep`, at most once a second: run on every request, so a session
+        whose client died is dropped even when no new upload comes (heartbeats
+        keep arriving), and its open staging file does not outlive GC's window."""
+        if now - self._swept < 1.0:
+            return []
+        self._swept = now
+        return self.sweep(now)
 
 
 def _msg(value: Any, status: int = 200) -> Response:
@@ -275,6 +289,10 @@ def build_peer_app(svc: PeerService) -> QuartTrio:
             return _refuse()
         g.body = body
         g.sender = verified.sender
+        for s in svc.sweep_due(time.monotonic()):
+            if not s.finished:
+                async with s.lock:
+                    await s.writer.abort()
         return None
 
     def drive(i: int) -> Drive:
@@ -480,7 +498,10 @@ def describe_host(host: Host) -> dict[str, Any]:
 
 def create_peer_app(host: Host) -> QuartTrio:
     svc = PeerService(
-        host.drives, secret=host.config.cluster_secret or None, describe=lambda: describe_host(host)
+        host.drives, secret=host.config.cluster_secret or None, describe=lambda: describe_host(host),
+        # An upload session idle longer than the commit window is garbage by
+        # GC's own definition: its staging file must not outlive that window.
+        session_ttl=min(SESSION_TTL, host.config.commit_window),
     )
     from titans3.cluster import membership
 

@@ -51,6 +51,7 @@ from titans3.core.errors import (
 )
 from titans3.s3 import checksums
 from titans3.s3.chunked import ChunkedDecoder, declared_trailers, decoded_content_length
+from titans3.s3.numbers import decimal
 from titans3.s3.sigv4 import AuthResult, PayloadMode
 
 MAX_PUT_SIZE = 5 * 1024**3  # AWS: 5 GiB for PutObject and for one part
@@ -77,7 +78,7 @@ def _check_digits(headers: Mapping[str, str], name: str) -> str | None:
 def parse_content_length(headers: Mapping[str, str]) -> int | None:
     """``Content-Length`` as an int; None when absent; InvalidArgument (400) when malformed."""
     value = _check_digits(headers, "content-length")
-    return None if value is None else int(value)
+    return None if value is None else decimal(value)
 
 
 def is_chunked(headers: Mapping[str, str]) -> bool:

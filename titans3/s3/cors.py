@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from titans3.core.errors import AccessForbidden, BadRequest, InvalidRequest, MalformedXML
+from titans3.s3.numbers import decimal
 from titans3.s3.xml import S3_NS, escape, parse_document
 
 MAX_RULES = 100
@@ -124,9 +125,9 @@ def _structured(fields: Mapping[str, list[str]]) -> CORSRule:
     max_age: int | None = None
     if "MaxAgeSeconds" in fields:
         raw = fields["MaxAgeSeconds"][0]
-        if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_AGE:
+        if not (raw.isascii() and raw.isdigit()) or decimal(raw) > MAX_AGE:
             raise MalformedXML()
-        max_age = int(raw)
+        max_age = decimal(raw)
     rule_id = fields["ID"][0] if "ID" in fields else None
     if rule_id is not None and len(rule_id) > MAX_ID:
         raise MalformedXML()

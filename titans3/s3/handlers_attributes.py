@@ -8,7 +8,7 @@ with the attributes the client names in ``x-amz-object-attributes`` (any of
 another name is ``InvalidArgument``, none at all ``InvalidRequest``) and only
 those, in AWS's ``GetObjectAttributesResponse`` shape:
 
-* ``ETag`` without quotes; ``ObjectSize`` in bytes; ``StorageClass`` always
+* ``ETag`` without quotes; ``ObjectSize`` in bytes; ``StorageClass`` the version's
   ``STANDARD`` (there are no other classes);
 * ``Checksum``: the stored checksum with its ``ChecksumType``.  A COMPOSITE
   multipart checksum is given without its ``-N`` part-count suffix, as AWS
@@ -96,7 +96,7 @@ def render(info: ObjectInfo, attributes: list[str], *, max_parts: int, marker: i
                 doc.close("Part")
             doc.close("ObjectParts")
         elif attr == "StorageClass":
-            doc.leaf("StorageClass", "STANDARD")
+            doc.leaf("StorageClass", info.storage_class)
         elif attr == "ObjectSize":
             doc.leaf("ObjectSize", info.size)
     return doc.finish("GetObjectAttributesResponse")

@@ -23,6 +23,7 @@ from titans3.core.errors import BucketAlreadyOwnedByYou, InvalidArgument
 from titans3.s3 import xml
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
 from titans3.s3.location import check_location_constraint
+from titans3.s3.numbers import decimal
 
 MAX_KEYS = 1000
 
@@ -37,12 +38,12 @@ async def list_buckets(ctx: S3Context) -> Reply:
     raw_max = q.get("max-buckets")
     limit: int | None = None
     if raw_max is not None:
-        if not (raw_max.isascii() and raw_max.isdigit()) or not 1 <= int(raw_max) <= MAX_BUCKETS:
+        if not (raw_max.isascii() and raw_max.isdigit()) or not 1 <= decimal(raw_max) <= MAX_BUCKETS:
             raise InvalidArgument(
                 f"Argument max-buckets must be an integer between 1 and {MAX_BUCKETS}",
                 ArgumentName="max-buckets", ArgumentValue=raw_max,
             )  # fmt: skip
-        limit = int(raw_max)
+        limit = decimal(raw_max)
     token = q.get("continuation-token")
     after = decode_token(token) if token else ""
     prefix = q.get("prefix", "")
@@ -106,7 +107,7 @@ def _max_keys(ctx: S3Context) -> int:
     if not (raw.isdigit() and raw.isascii()):
         raise InvalidArgument("Provided max-keys not an integer or within integer range",
                               ArgumentName="max-keys", ArgumentValue=raw)  # fmt: skip
-    return min(int(raw), MAX_KEYS)
+    return min(decimal(raw), MAX_KEYS)
 
 
 def _encoding_type(ctx: S3Context) -> str | None:
@@ -141,7 +142,7 @@ async def _list(
     page = await ctx.store.list_objects(
         ctx.bucket, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
     )
-    objects = [xml.ObjectEntry(o.key, o.mtime_ns, o.etag, o.size) for o in page.objects]
+    objects = [xml.ObjectEntry(o.key, o.mtime_ns, o.etag, o.size, o.storage_class) for o in page.objects]
     return objects, list(page.prefixes), page.is_truncated, page.next_start_after
 
 

@@ -44,7 +44,13 @@ from titans3.s3 import object_options as opts
 from titans3.s3 import xml_objects as xo
 from titans3.s3.checksums import ChecksumSet
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
-from titans3.s3.handlers_object import _parse_http_date, extract_meta, reject_unsupported_write
+from titans3.s3.handlers_object import (
+    _parse_http_date,
+    extract_meta,
+    reject_unsupported_write,
+    storage_class_header,
+)
+from titans3.s3.numbers import decimal
 
 _SOURCE_MESSAGE = "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
 _RANGE = re.compile(r"bytes=([0-9]+)-([0-9]+)")
@@ -127,10 +133,10 @@ def parse_copy_range(value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     m = _RANGE.fullmatch(value.strip())
-    if m is None or int(m.group(1)) > int(m.group(2)):
+    if m is None or decimal(m.group(1)) > decimal(m.group(2)):
         raise InvalidArgument(_RANGE_MESSAGE, ArgumentName="x-amz-copy-source-range",
                               ArgumentValue=value)  # fmt: skip
-    return int(m.group(1)), int(m.group(2))
+    return decimal(m.group(1)), decimal(m.group(2))
 
 
 async def _source_version_header(reply: Reply, ctx: S3Context, bucket: str, info: ObjectInfo) -> None:
@@ -165,6 +171,7 @@ async def copy_object(ctx: S3Context) -> Reply:
         src_customer_key=sse_headers.customer_key(ctx.headers, prefix=sse_headers.COPY_PREFIX),
         encryption=sse_headers.write_encryption(ctx.headers),
         lock=object_lock.write_lock(ctx.headers),
+        storage_class=storage_class_header(ctx.headers),
     )  # fmt: skip
     put = result.put
     reply = xml_reply(xml.copy_object_result(etag=put.etag, mtime_ns=put.mtime_ns,
@@ -177,7 +184,7 @@ async def copy_object(ctx: S3Context) -> Reply:
 
 async def upload_part_copy(ctx: S3Context) -> Reply:
     raw = ctx.query.get("partNumber", "")
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= opts.MAX_PART_NUMBER:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= decimal(raw) <= opts.MAX_PART_NUMBER:
         raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
                               ArgumentName="partNumber", ArgumentValue=raw)  # fmt: skip
     upload_id = ctx.query.get("uploadId", "")
@@ -185,7 +192,7 @@ async def upload_part_copy(ctx: S3Context) -> Reply:
     byte_range = parse_copy_range(ctx.headers.get("x-amz-copy-source-range"))
     ck = sse_headers.customer_key(ctx.headers)
     result = await ctx.store.upload_part_copy(
-        ctx.bucket, ctx.key, upload_id, int(raw), src_bucket, src_key,
+        ctx.bucket, ctx.key, upload_id, decimal(raw), src_bucket, src_key,
         src_version_id=src_version, byte_range=byte_range,
         check_source=source_check(ctx.headers),
         compute_checksum=multipart_checksums.compute_for_part_copy,

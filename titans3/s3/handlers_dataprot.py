@@ -90,7 +90,8 @@ async def get_object_legal_hold(ctx: S3Context) -> Reply:
 # ---------------------------------------------------------------- lifecycle
 async def put_bucket_lifecycle_configuration(ctx: S3Context) -> Reply:
     await ctx.store.head_bucket(ctx.bucket)
-    rules = lifecycle_config.parse(await read_checked_xml(ctx, lifecycle_config.MAX_BODY))
+    rules = lifecycle_config.parse(await read_checked_xml(ctx, lifecycle_config.MAX_BODY),
+                                   mapped=set(ctx.store.storage_classes))
     await ctx.store.put_bucket_config(ctx.bucket, lifecycle_config.NAME, lc.dump(rules))
     return Reply(200)
 

@@ -29,7 +29,9 @@ from titans3.s3.handlers_object import (
     content_md5,
     extract_meta,
     reject_unsupported_write,
+    storage_class_header,
 )
+from titans3.s3.numbers import decimal
 from titans3.s3.xml import quote_etag
 
 MAX_PART_NUMBER = 10_000
@@ -47,9 +49,9 @@ def _int_param(ctx: S3Context, name: str, default: int, low: int, high: int, mes
     raw = ctx.query.get(name)
     if not raw:
         return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= decimal(raw) <= high:
         raise InvalidArgument(message, ArgumentName=name, ArgumentValue=raw)
-    return int(raw)
+    return decimal(raw)
 
 
 async def create_multipart_upload(ctx: S3Context) -> Reply:
@@ -61,6 +63,7 @@ async def create_multipart_upload(ctx: S3Context) -> Reply:
     upload_id = await ctx.store.create_multipart(
         ctx.bucket, ctx.key, meta=meta, checksum_algorithm=algo, checksum_type=kind,
         tags=opts.tagging_header(ctx.headers), encryption=encryption, lock=lock,
+        storage_class=storage_class_header(ctx.headers),
     )
     reply = xml_reply(xml.initiate_multipart_upload_result(ctx.bucket, ctx.key, upload_id))
     if encryption is not None and encryption.mode == "SSE-C":
@@ -78,7 +81,7 @@ async def create_multipart_upload(ctx: S3Context) -> Reply:
 
 async def upload_part(ctx: S3Context) -> Reply:
     raw = ctx.query.get("partNumber", "")
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PART_NUMBER:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= decimal(raw) <= MAX_PART_NUMBER:
         raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
                               ArgumentName="partNumber", ArgumentValue=raw)  # fmt: skip
     upload_id = _upload_id(ctx)
@@ -86,7 +89,7 @@ async def upload_part(ctx: S3Context) -> Reply:
     ck = sse_headers.customer_key(ctx.headers)
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     part = await ctx.store.upload_part(
-        ctx.bucket, ctx.key, upload_id, int(raw), body, size=body.size, content_md5=md5,
+        ctx.bucket, ctx.key, upload_id, decimal(raw), body, size=body.size, content_md5=md5,
         checksums=body.verify, compute_checksum=multipart_checksums.compute_for_upload_part,
         customer_key=ck,
     )  # fmt: skip

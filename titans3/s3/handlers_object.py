@@ -44,10 +44,12 @@ import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 
+from titans3.core import storageclass
 from titans3.core.errors import (
     InvalidArgument,
     InvalidDigest,
     InvalidRequest,
+    InvalidStorageClass,
     MetadataTooLarge,
     NoSuchKey,
     NotImplementedS3,
@@ -189,6 +191,8 @@ def object_headers(reply: Reply, info: ObjectInfo, query: Mapping[str, str]) -> 
     reply.header("ETag", quote_etag(info.etag))
     reply.header("Last-Modified", http_date(info.mtime_ns))
     reply.header("Accept-Ranges", "bytes")
+    if info.storage_class != "STANDARD":  # AWS omits it for STANDARD
+        reply.header("x-amz-storage-class", info.storage_class)
     overridden = {_RESPONSE_OVERRIDES[q]: v for q, v in query.items() if q in _RESPONSE_OVERRIDES}
     for name, value in overridden.items():
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):  # no header injection
@@ -296,11 +300,13 @@ async def put_object(ctx: S3Context) -> Reply:
     condition = opts.write_condition(ctx.headers)
     encryption = sse_headers.write_encryption(ctx.headers)
     lock = object_lock.write_lock(ctx.headers)
+    storage_class = storage_class_header(ctx.headers)
     await require_integrity_for_lock(ctx, lock)
     body = ctx.open_body(max_size=MAX_PUT_SIZE)
     result = await ctx.store.put_object(
         ctx.bucket, ctx.key, body, size=body.size, meta=meta, content_md5=md5,
         checksums=body.verify, tags=tags, condition=condition, encryption=encryption, lock=lock,
+        storage_class=storage_class,
     )  # fmt: skip
     reply = Reply(200).header("ETag", quote_etag(result.etag))
     sse_headers.response_headers(reply, result.info)
@@ -310,6 +316,18 @@ async def put_object(ctx: S3Context) -> Reply:
     opts.add_written_version_header(reply, result.version_id)
     checksum_headers(reply, result.checksums, with_type=True)
     return reply
+
+
+def storage_class_header(headers: Mapping[str, str]) -> str | None:
+    """``x-amz-storage-class`` of a write: None for STANDARD (the bucket's scheme);
+    a name S3 does not know is ``InvalidStorageClass`` (an unmapped one the store's)."""
+    raw = headers.get("x-amz-storage-class")
+    if raw is None:
+        return None
+    name = raw.strip()
+    if name not in storageclass.AWS_CLASSES:
+        raise InvalidStorageClass(StorageClassRequested=name)
+    return None if name == storageclass.STANDARD else name
 
 
 def _version_id(ctx: S3Context) -> str | None:

@@ -12,6 +12,7 @@ from titans3.core.errors import InvalidArgument
 from titans3.s3 import xml_objects as xo
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
 from titans3.s3.handlers_versions import encoding_type_param
+from titans3.s3.numbers import decimal
 
 MAX_UPLOADS = 1000
 
@@ -19,10 +20,10 @@ MAX_UPLOADS = 1000
 async def list_multipart_uploads(ctx: S3Context) -> Reply:
     q = ctx.query
     raw = q.get("max-uploads") or ""
-    if raw and (not (raw.isascii() and raw.isdigit()) or int(raw) > 2**31 - 1):
+    if raw and (not (raw.isascii() and raw.isdigit()) or decimal(raw) > 2**31 - 1):
         raise InvalidArgument("Argument max-uploads must be an integer between 0 and 2147483647",
                               ArgumentName="max-uploads", ArgumentValue=raw)  # fmt: skip
-    max_uploads = min(int(raw), MAX_UPLOADS) if raw else MAX_UPLOADS
+    max_uploads = min(decimal(raw), MAX_UPLOADS) if raw else MAX_UPLOADS
     encoding = encoding_type_param(ctx)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker = q.get("key-marker", "")

@@ -16,6 +16,7 @@ from titans3.core.errors import InvalidArgument, NotImplementedS3
 from titans3.s3 import object_options as opts
 from titans3.s3 import xml_objects as xo
 from titans3.s3.context import Handler, Reply, S3Context, xml_reply
+from titans3.s3.numbers import decimal
 
 MAX_KEYS = 1000
 
@@ -24,10 +25,10 @@ def max_keys_param(ctx: S3Context, name: str = "max-keys") -> int:
     raw = ctx.query.get(name)
     if raw is None or raw == "":
         return MAX_KEYS
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > 2**31 - 1:
+    if not (raw.isascii() and raw.isdigit()) or decimal(raw) > 2**31 - 1:
         raise InvalidArgument(f"Provided {name} not an integer or within integer range",
                               ArgumentName=name, ArgumentValue=raw)  # fmt: skip
-    return min(int(raw), MAX_KEYS)
+    return min(decimal(raw), MAX_KEYS)
 
 
 def encoding_type_param(ctx: S3Context) -> str | None:
@@ -72,6 +73,7 @@ async def list_object_versions(ctx: S3Context) -> Reply:
             key=v.key, version_id=v.version_id, is_latest=v.is_latest, mtime_ns=v.mtime_ns,
             delete_marker=v.delete_marker, etag=v.etag, size=v.size,
             checksum_algorithms=tuple(sorted(a.upper() for a in v.checksums)),
+            storage_class=v.storage_class,
         )
         for v in page.versions
     ]

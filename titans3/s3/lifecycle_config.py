@@ -17,9 +17,12 @@ AWS refuses, with its codes:
   tag filter), ``NoncurrentVersionExpiration`` (``NoncurrentDays`` > 0,
   ``NewerNoncurrentVersions`` 1..100), ``AbortIncompleteMultipartUpload``
   (``DaysAfterInitiation`` > 0; not with tag or size filters);
-* ``Transition`` / ``NoncurrentVersionTransition`` are answered 501
-  NotImplemented: storage-class transitions are not implemented, and
-  accepting them silently would promise what does not happen.
+* ``Transition`` (one of ``Days`` >= 0 or ``Date``, and a ``StorageClass``)
+  and ``NoncurrentVersionTransition`` (``NoncurrentDays`` >= 0 and a
+  ``StorageClass``): the class must be one the operator mapped to an
+  erasure scheme (``storage_classes``; else ``InvalidStorageClass``) and not
+  ``STANDARD``.  AWS's 30-day minimum for the IA classes is not enforced:
+  here a class is only a scheme, and there is no minimum-duration charge.
 
 Shape errors are ``MalformedXML``; values out of range ``InvalidArgument``;
 ``InvalidRequest`` for combinations AWS forbids.
@@ -30,14 +33,16 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import xml.etree.ElementTree as ET
+from collections.abc import Collection
 from typing import Any
 
 from titans3.core import lifecycle as lc
+from titans3.core import storageclass
 from titans3.core.errors import (
     InvalidArgument,
     InvalidRequest,
+    InvalidStorageClass,
     MalformedXML,
-    NotImplementedS3,
     S3Error,
 )
 from titans3.core.lifecycle import NS, Rule, load
@@ -130,12 +135,24 @@ def _date(raw: str) -> int:
     return int(when.timestamp()) * NS
 
 
-def _rule(el: ET.Element) -> Rule:
+def _class(el: ET.Element | None, mapped: Collection[str] | None) -> str:
+    name = text(el) or ""
+    if name not in storageclass.AWS_CLASSES or name == storageclass.STANDARD:
+        raise InvalidRequest("The storage class you specified is not valid",
+                             ArgumentName="StorageClass", ArgumentValue=name) if name else MalformedXML()
+    if mapped is not None and name not in mapped:
+        raise InvalidStorageClass(StorageClassRequested=name)
+    return name
+
+
+def _rule(el: ET.Element, mapped: Collection[str] | None = None) -> Rule:
+    # Transitions repeat (one per storage class step); every other element is single.
+    moves = [kid for kid in el if kid.tag in ("Transition", "NoncurrentVersionTransition")]
+    for kid in moves:
+        el.remove(kid)
     f = children(el, {"ID", "Status", "Filter", "Prefix", "Expiration",
                       "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload",
                       "Transition", "NoncurrentVersionTransition"})
-    if "Transition" in f or "NoncurrentVersionTransition" in f:
-        raise NotImplementedS3("Lifecycle transitions to other storage classes are not implemented.")
     rid = text(f.get("ID")) or secrets.token_urlsafe(12)
     if len(rid) > 255:
         raise InvalidArgument("ID length should not exceed allowed limit of 255", ArgumentName="ID")
@@ -183,12 +200,32 @@ def _rule(el: ET.Element) -> Rule:
             raise InvalidRequest("AbortIncompleteMultipartUpload cannot be specified with Tags.")
         out["abort_days"] = _int(a["DaysAfterInitiation"], "DaysAfterInitiation")
         actions += 1
+    for kid in moves:
+        if kid.tag == "Transition":
+            t = children(kid, {"Days", "Date", "StorageClass"})
+            if ("Days" in t) == ("Date" in t) or "StorageClass" not in t:
+                raise MalformedXML()
+            days = _int(t["Days"], "Days", 0) if "Days" in t else None
+            date = _date(text(t["Date"]) or "") if "Date" in t else None
+            out.setdefault("transitions", []).append([days, date, _class(t["StorageClass"], mapped)])
+        else:
+            t = children(kid, {"NoncurrentDays", "StorageClass", "NewerNoncurrentVersions"})
+            if "NoncurrentDays" not in t or "StorageClass" not in t:
+                raise MalformedXML()
+            out.setdefault("noncurrent_transitions", []).append(
+                [_int(t["NoncurrentDays"], "NoncurrentDays", 0), _class(t["StorageClass"], mapped)])
+        actions += 1
+    for name in ("transitions", "noncurrent_transitions"):
+        classes = [t[-1] for t in out.get(name, [])]
+        if len(set(classes)) != len(classes):
+            raise InvalidRequest("'StorageClass' must be different for each transition of a rule")
     if not actions:
         raise InvalidRequest("At least one action needs to be specified in a rule")
     return Rule(**out)
 
 
-def parse(data: bytes) -> list[Rule]:
+def parse(data: bytes, mapped: Collection[str] | None = None) -> list[Rule]:
+    """``mapped``: the storage classes transitions may name (None: any valid one)."""
     root = parse_document(data)
     if root.tag != "LifecycleConfiguration":
         raise MalformedXML()
@@ -196,7 +233,7 @@ def parse(data: bytes) -> list[Rule]:
     for el in root:
         if el.tag != "Rule":
             raise MalformedXML()
-        rules.append(_rule(el))
+        rules.append(_rule(el, mapped))
     if not rules or len(rules) > MAX_RULES:
         raise MalformedXML()
     ids = [r.id for r in rules]
@@ -238,6 +275,14 @@ def render(raw: bytes) -> bytes:
                      if r.newer_noncurrent else "")
             out.append(f"<NoncurrentVersionExpiration><NoncurrentDays>{r.noncurrent_days}"
                        f"</NoncurrentDays>{newer}</NoncurrentVersionExpiration>")
+        for days, date_ns, cls in r.transitions:
+            when = (f"<Days>{days}</Days>" if days is not None else
+                    "<Date>" + dt.datetime.fromtimestamp((date_ns or 0) / NS, dt.UTC)
+                    .strftime('%Y-%m-%dT%H:%M:%S.000Z') + "</Date>")
+            out.append(f"<Transition>{when}<StorageClass>{cls}</StorageClass></Transition>")
+        for days, cls in r.noncurrent_transitions:
+            out.append(f"<NoncurrentVersionTransition><NoncurrentDays>{days}</NoncurrentDays>"
+                       f"<StorageClass>{cls}</StorageClass></NoncurrentVersionTransition>")
         if r.abort_days is not None:
             out.append(f"<AbortIncompleteMultipartUpload><DaysAfterInitiation>{r.abort_days}"
                        "</DaysAfterInitiation></AbortIncompleteMultipartUpload>")

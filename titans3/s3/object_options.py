@@ -40,6 +40,7 @@ from titans3.core.errors import (
 )
 from titans3.objects import WriteCondition, validate_tags
 from titans3.s3.context import Reply, S3Context
+from titans3.s3.numbers import decimal
 
 MAX_PART_NUMBER = 10_000
 _TAGGING_MESSAGE = (
@@ -111,12 +112,12 @@ def part_number_param(query: Mapping[str, str], headers: Mapping[str, str]) -> i
     raw = query.get("partNumber")
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PART_NUMBER:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= decimal(raw) <= MAX_PART_NUMBER:
         raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
                               ArgumentName="partNumber", ArgumentValue=raw)  # fmt: skip
     if "range" in headers:
         raise InvalidRequest("Cannot specify both Range header and partNumber query parameter")
-    return int(raw)
+    return decimal(raw)
 
 
 async def shown_version(ctx: S3Context, version_id: str | None, bucket: str | None = None) -> str | None:

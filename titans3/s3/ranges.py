@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 
 from titans3.core.errors import InvalidRange
+from titans3.s3.numbers import decimal
 
 _SPEC = re.compile(r"bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)", re.IGNORECASE)
 
@@ -42,11 +43,11 @@ def parse_range(header: str | None) -> ByteRange | None:
     if not first_s and not last_s:
         return None
     if not first_s:
-        return (None, int(last_s))
-    first = int(first_s)
+        return (None, decimal(last_s))
+    first = decimal(first_s)
     if not last_s:
         return (first, None)
-    last = int(last_s)
+    last = decimal(last_s)
     if first > last:
         return None
     return (first, last)

@@ -54,7 +54,7 @@ class StatusCollector:
                                       labels=["drive"])
         for d in self.s["drives"]:
             label = [d["drive_id"]]
-            up.add_metric(label, 1.0 if d["state"] in ("online", "healing") else 0.0)
+            up.add_metric(label, 1.0 if d["state"] in ("online", "healing", "full") else 0.0)
             cap.add_metric(label, d["capacity"])
             used.add_metric(label, d["used"])
             stored.add_metric(label, d["stored"])

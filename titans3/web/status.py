@@ -74,10 +74,11 @@ async def drive_rows(host: Host) -> list[dict[str, Any]]:
         index_bytes = _on_disk(root / "index.lmdb" / "data.mdb")
         state = st.state.value
         healing = pos in store.healing and state == "online"
+        shown = "full" if state == "online" and st.full else "healing" if healing else state
         rows.append({
             "index": index, "position": pos,
             "slot": store.slots[pos] if pos < len(store.slots) else f"drive-{index}",
-            "drive_id": st.drive_id, "path": st.path, "state": "healing" if healing else state,
+            "drive_id": st.drive_id, "path": st.path, "state": shown,
             "online": state == "online",
             "capacity": st.capacity, "used": st.used, "free": st.free, "errors": st.errors,
             "quarantined": st.fragments_quarantined,

@@ -7,6 +7,9 @@ and removes, oldest-safe first:
 
 1. **staging leftovers** -- fragment files of PUTs that never committed,
    older than the commit window (``sweep_staging`` on each local drive);
+1b. **upload remnants** -- upload records below write quorum while every
+   placement drive answers (a drive missed the Abort or Complete), older than
+   the commit window: their part rows go, so step 2 can take the data;
 2. **orphan chunk files** -- committed files no record on their drive names
    (a crash between promote and the freeing of replaced data, a repair whose
    commit failed), older than the commit window.  The file list is taken
@@ -55,6 +58,7 @@ class GCStatistics:
     orphan_bytes_removed: int
     versions_removed: int  # tombstones committed (remnants, shadowed nulls)
     uploads_aborted: int
+    upload_remnants_removed: int  # upload records below quorum (a drive missed Abort/Complete)
     objects_checked: int  # keys walked in the last pass
     errors: int
     last_pass_started: float | None
@@ -98,6 +102,7 @@ class GarbageCollector:
         self.first_delay = first_delay
         self.passes = self.staging = self.orphans = self.orphan_bytes = 0
         self.versions = self.uploads = self.keys = self.errors = 0
+        self.upload_remnants = 0
         self.started: float | None = None
         self.finished: float | None = None
         self._next: float | None = None
@@ -131,6 +136,7 @@ class GarbageCollector:
         try:
             for p in self.positions:
                 await self._sweep(p)
+            await self._upload_remnants()  # before the orphan scan: it frees their data
             for p in self.positions:
                 await self._orphans(p)
             await self._versions()
@@ -157,6 +163,13 @@ class GarbageCollector:
         except DriveError as e:
             self.errors += 1
             log.warning("gc: sweeping staging on %s failed: %s", d.drive_id, e)
+
+    async def _upload_remnants(self) -> None:
+        try:
+            self.upload_remnants += await self.svc.collect_upload_remnants(self.window)
+        except Exception as e:  # noqa: BLE001 -- no bucket quorum now: next pass
+            self.errors += 1
+            log.warning("gc: collecting upload remnants failed: %s", e)
 
     async def _orphans(self, p: int) -> None:
         d = self.svc.drives[p]
@@ -209,6 +222,7 @@ class GarbageCollector:
             passes_completed=self.passes, staging_removed=self.staging,
             orphan_chunks_removed=self.orphans, orphan_bytes_removed=self.orphan_bytes,
             versions_removed=self.versions, uploads_aborted=self.uploads,
+            upload_remnants_removed=self.upload_remnants,
             objects_checked=self.keys, errors=self.errors,
             last_pass_started=self.started, last_pass_finished=self.finished,
             next_pass_due=None if self._running else self._next,

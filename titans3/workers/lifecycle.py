@@ -14,7 +14,12 @@ from ListObjectVersions) applies the rules of :mod:`titans3.core.lifecycle`:
    ``NewerNoncurrentVersions`` newest ones, is deleted by version id;
 3. **ExpiredObjectDeleteMarker**: a delete marker left with no other
    version is removed;
-4. **AbortIncompleteMultipartUpload**: uploads initiated more than
+4. **Transition** / **NoncurrentVersionTransition**: a version due (by the
+   same dates) and not yet in the rule's storage class is re-encoded into
+   that class's erasure scheme (``ObjectAPI.transition_object``,
+   ``objects/transition.py``) -- same version id, ETag and bytes; an
+   interrupted re-encode is finished by the next pass;
+5. **AbortIncompleteMultipartUpload**: uploads initiated more than
    ``DaysAfterInitiation`` ago under the rule's prefix are aborted.
 
 Every deletion goes through the object layer's ordinary delete, which
@@ -74,6 +79,7 @@ class LifecycleStatistics:
     last_error: str
     last_pass_ns: int
     day_seconds: float
+    transitioned: int = 0
 
 
 class LifecycleWorker:
@@ -97,6 +103,7 @@ class LifecycleWorker:
         self.buckets_scanned = self.objects_scanned = 0
         self.expired = self.noncurrent_expired = self.markers_removed = 0
         self.uploads_aborted = self.locked_kept = self.errors = 0
+        self.transitioned = 0
         self.last_error = ""
         self.last_pass_ns = 0
         self._resume: dict[str, Any] = self._load()
@@ -110,7 +117,7 @@ class LifecycleWorker:
             self._state, progress, self.passes, self._bucket, self.buckets_scanned,
             self.objects_scanned, self.expired, self.noncurrent_expired, self.markers_removed,
             self.uploads_aborted, self.locked_kept, self.errors, self.last_error,
-            self.last_pass_ns, self.day)
+            self.last_pass_ns, self.day, self.transitioned)
 
     def start_pass(self) -> None:
         self._wake.set()
@@ -236,6 +243,11 @@ class LifecycleWorker:
                     if await self._delete(store, bucket, key, None):
                         self.expired += 1
                     return  # the expired version only now became noncurrent
+            target = _due_class(
+                (t for r in rules if r.matches(key, current.tags, current.size)
+                 for t in lc.transitions_of(r, current.mtime_ns, self.day)), now)
+            if target is not None:
+                await self._transition(store, bucket, key, None, target, current)
         if versioning == "":
             return
         left = list(versions)
@@ -256,10 +268,33 @@ class LifecycleWorker:
                         await self._delete(store, bucket, key, v.version_id):
                     self.noncurrent_expired += 1
                     left.remove(v)
+        for i in range(start, len(versions)):
+            v = versions[i]
+            if v not in left or v.delete_marker:
+                continue
+            since = versions[i - 1].mtime_ns if i else v.mtime_ns
+            target = _due_class(
+                (t for r in rules if r.matches(key, v.tags, v.size)
+                 for t in lc.noncurrent_transitions_of(r, since, self.day)), now)
+            if target is not None:
+                await self._transition(store, bucket, key, v.version_id, target, v)
         if current is not None and current.delete_marker and len(left) == 1 and any(
                 r.expired_delete_marker and r.matches(key) for r in rules) and \
                 await self._delete(store, bucket, key, current.version_id):
             self.markers_removed += 1
+
+    async def _transition(self, store: Any, bucket: str, key: str, version_id: str | None,
+                          target: str, info: Any) -> None:
+        """Re-encode one version into ``target`` unless it is there (the store
+        also finishes an interrupted re-encode it finds; a no-op otherwise)."""
+        await self._throttle()
+        try:
+            if await store.transition_object(bucket, key, target, version_id=version_id):
+                self.transitioned += 1
+        except S3Error as e:
+            self.errors += 1
+            self.last_error = f"{bucket}/{key}: transition to {target}: {e.code}"
+            log.warning("lifecycle transition of %s/%s to %s failed: %s", bucket, key, target, e)
 
     async def _uploads(self, store: Any, bucket: str, rules: Sequence[lc.Rule]) -> None:
         aborting = [r for r in rules if r.enabled and r.abort_days is not None]
@@ -285,6 +320,12 @@ class LifecycleWorker:
             if not page.is_truncated:
                 return
             key_marker, upload_marker = page.next_key_marker or "", page.next_upload_id_marker or ""
+
+
+def _due_class(candidates: Any, now: int) -> str | None:
+    """The class of the latest-due transition already due (None: none is)."""
+    due = [(at, cls) for at, cls in candidates if at is not None and cls and at <= now]
+    return max(due)[1] if due else None
 
 
 def rendezvous_owner(bucket: str, hosts: Sequence[str]) -> str:
