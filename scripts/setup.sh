@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   python3-venv python3-dev build-essential pkg-config libfuse3-dev  # build pyfuse3
   fuse3 libnbd-bin nbdkit qemu-utils                                 # FUSE / NBD clients
+  nbdfuse fio python3-libnbd                                         # NBD tests: loop+ext4, fio nbd engine, libnbd
   xfsprogs e2fsprogs util-linux iproute2 udev                        # disks, namespaces
   nftables                                                           # partition test: loopback rules
   fdisk                                                              # sfdisk: disk tests craft partition tables

@@ -105,6 +105,8 @@ class Host:
     workers: dict[str, Any] = field(default_factory=dict)
     host_id: str = ""
     disks: Any = None  # titans3.disks.manager.DiskManager with --disks
+    nbd: Any = None  # titans3.nbd.service.VolumeService once the NBD gateway runs
+    volumes: Any = None  # titans3.nbd.operations.VolumeOperations (the admin API calls it)
     peer_service: Any = None  # the peer listener's state (set by create_peer_app)
     iam: Any = None  # titans3.accounts.directory.Directory: users and keys
     audit: Any = None  # titans3.accounts.audit.AuditLog
@@ -340,6 +342,9 @@ async def run(cfg: Config) -> int:
                 from titans3.accounts.start import start_access
 
                 await start_access(host, nursery)  # users, keys and the audit log, on the cluster
+                from titans3.nbd.gateway import run_gateway
+
+                await servers.start(run_gateway, host)  # NBD: cancelled with the other listeners
                 if cfg.mounts:  # FUSE mounts over this store (titans3/fuse/daemon_mounts.py)
                     from titans3.fuse.daemon_mounts import start_mounts
 

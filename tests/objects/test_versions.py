@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from titans3.core.errors import (
+    BucketNotEmpty,
     InvalidArgument,
     MethodNotAllowed,
     NoSuchBucket,
@@ -285,3 +286,34 @@ async def test_concurrent_writers_and_deleters_leave_a_consistent_history(store,
             await store.get_object("bkt", "k")
     else:
         assert await read_all(store, "bkt", "k") == written[newest]
+
+
+@run
+async def test_listings_show_a_hinted_version_that_hides_an_older_one_before_replay(store, drives):
+    # Two drives down: the new version is acknowledged through hinted handoff and is
+    # on fewer than W primaries' pages until the hints are replayed.  Both listings
+    # must still show it as the current one, not the older version that every page has.
+    await store.put_bucket_versioning("bkt", "Enabled")
+    old = await store.put_object("bkt", "k", body(b"old" * 3000))
+    for d in drives[:2]:
+        d.offline = True
+    new = await store.put_object("bkt", "k", body(b"new" * 5000))
+    hinted_only = await store.put_object("bkt", "j", body(b"j" * 10))
+    for d in drives[:2]:
+        d.offline = False
+    page = await store.list_object_versions("bkt")
+    assert [(v.key, v.version_id, v.is_latest) for v in page.versions] == [
+        ("j", hinted_only.version_id, True), ("k", new.version_id, True), ("k", old.version_id, False)]
+    listed = await store.list_objects("bkt")
+    assert [(o.key, o.size) for o in listed.objects] == [("j", 10), ("k", 15000)]
+
+
+@run
+async def test_a_bucket_holding_only_a_hinted_object_is_not_empty(store, drives):
+    for d in drives[:2]:
+        d.offline = True
+    await store.put_object("bkt", "only", body(b"x" * 100))
+    for d in drives[:2]:
+        d.offline = False
+    with pytest.raises(BucketNotEmpty):
+        await store.delete_bucket("bkt")

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--disk-allow", metavar="GLOB", action=_JoinAction,
                    help="only disks whose device path, /dev/disk/by-* link or loop backing file "
                         "matches GLOB (repeatable; comma-separated)")
+    s.add_argument("--nbd-listen", metavar="HOST:PORT",
+                   help="NBD gateway (default 127.0.0.1:10809; '' turns it off; another address needs TLS)")
+    s.add_argument("--nbd-socket", metavar="PATH",
+                   help="NBD unix socket (default STATE_DIR/nbd.sock; '' turns it off)")
     s.add_argument("--mount", metavar="BUCKET[/PREFIX]:DIR", action=_JoinAction, dest="mounts",
                    help="serve a FUSE mount of the bucket on DIR from this daemon (titans3/fuse/)")
     from titans3.cli import mount as mount_cli

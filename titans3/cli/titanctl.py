@@ -37,6 +37,7 @@ from titans3.cli import (
     ctl_iam,
     ctl_mounts,
     ctl_repair,
+    ctl_volume,
 )
 from titans3.cli.client import (  # noqa: F401 -- re-exported: titanctl's public names
     DEFAULT_ENDPOINT,
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(info, top=False)
     ctl_repair.add_commands(sub, _add_common)
     ctl_disk.add_commands(sub, _add_common)
+    ctl_volume.add_commands(sub, _add_common)
     ctl_mounts.add_commands(sub, _add_common)
     ctl_dataprot.add_commands(sub, _add_common)  # kms, lifecycle
     # `cluster` groups the cluster commands; each module adds its actions to
@@ -205,6 +207,8 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
                 out = ctl_iam.run(args, client)
             elif args.command in ctl_disk.COMMANDS:
                 out = ctl_disk.run(args, client)
+            elif args.command == "volume":
+                out = ctl_volume.run(args, client)
             elif args.command in ctl_dataprot.COMMANDS:
                 out = ctl_dataprot.run(args, client)
             elif args.command == "mounts":

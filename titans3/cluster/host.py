@@ -34,6 +34,8 @@ class HostServices(Protocol):
     workers: dict[str, Any]  # by name: the durability workers, "cluster"
     host_id: str
     disks: Any  # titans3.disks.manager.DiskManager with --disks, else None
+    nbd: Any  # titans3.nbd.service.VolumeService while the NBD gateway runs (status page)
+    volumes: Any  # titans3.nbd.operations.VolumeOperations, the same (admin API)
 
     async def info(self) -> HostInfo:
         """``HostInfo`` for the admin API."""

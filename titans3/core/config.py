@@ -89,6 +89,13 @@ class Config:
     # default); "auto" = claim every qualifying disk; or "/dev/x,/dev/y".
     disks: str = ""
     disk_allow: str = ""  # comma-separated globs: device path, by-* link or loop backing file
+    # NBD gateway (titans3/nbd/, docs/nbd.md).  Plain NBD only on 127.0.0.1 and
+    # the unix socket; another address needs TLS.  "" turns a listener off.
+    nbd_listen: str = "127.0.0.1:10809"
+    nbd_socket: str = "auto"  # "auto": <state_dir>/nbd.sock
+    nbd_memory_mb: int = 256  # per attached volume: written data held before it is folded into extents
+    nbd_cache_mb: int = 512  # extent read cache, shared by the host's volumes
+    nbd_lease: float = 15.0  # seconds a writer lease lasts; a crashed host's volumes free up after it
     # Status page and observability (titans3/web/, core/metrics.py, core/tracing.py).
     setup_code_file: str = "/var/lib/titans3/setup-code"  # one-time first-boot code (appliance)
     web_lockout: float = 300.0  # s logins are refused after 20 wrong passwords in a row
@@ -110,6 +117,12 @@ class Config:
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir) if self.state_dir else Path(self.data) / ".titans3"
+
+    @property
+    def nbd_socket_path(self) -> Path | None:
+        if not self.nbd_socket:
+            return None
+        return self.state_path / "nbd.sock" if self.nbd_socket == "auto" else Path(self.nbd_socket)
 
     @property
     def access_log_path(self) -> str:
@@ -183,6 +196,13 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("repair_grace/mpu_max_age: must be >= 0 seconds")
     for key in ("listen", "peer_listen", "web_listen"):
         parse_hostport(getattr(cfg, key), key)
+    if cfg.nbd_listen:
+        nbd_host, _ = parse_hostport(cfg.nbd_listen, "nbd_listen")
+        if nbd_host not in ("127.0.0.1", "::1", "localhost") and not cfg.tls_cert:
+            raise ConfigError(f"nbd_listen: plain NBD only on 127.0.0.1; {cfg.nbd_listen} needs TLS "
+                              "(tls_cert, tls_key, tls_ca: see titanctl cluster init)")
+    if cfg.nbd_memory_mb < 16 or cfg.nbd_cache_mb < 0 or cfg.nbd_lease < 3:
+        raise ConfigError("nbd_memory_mb must be >= 16, nbd_cache_mb >= 0, nbd_lease >= 3 seconds")
     if not 1 <= cfg.drives <= 256:
         raise ConfigError(f"drives: must be 1..256, got {cfg.drives}")
     if cfg.ec:

@@ -69,14 +69,19 @@ tags                      ``get_object_tagging``, ``put_object_tagging``,
 bucket configuration      ``get_bucket_config``, ``put_bucket_config``
 capacity and health       ``statfs``, ``info``, ``statistics``,
                           ``inspect_object``
+block fronts              ``create_system_bucket``, ``put_extent``,
+                          ``get_extent``, ``new_version_id``
 ========================  ==================================================
 
 For the NBD gateway a volume is a set of fixed-size extent objects (DESIGN
-§9): an extent read is ``get_object(..., byte_range=)`` (``NoSuchKey`` reads
-as zeros), a write is ``put_object(..., size=extent)`` of the whole extent
-(the gateway merges a partial write), TRIM is ``delete_object``, and
-``head_objects`` tells which extents of a range exist in one round.  A
-FLUSH needs nothing extra: every acknowledged ``put_object`` is durable at
+§9) in a *system bucket* (``create_system_bucket``: S3 can neither name nor
+list it).  The block operations take and return buffers, not streams: an
+extent write is ``put_extent`` of the whole extent (the gateway merges
+partial writes in memory first; no MD5 ETag), a read is ``get_extent`` of a
+range (a missing extent is ``None``: zeroes), TRIM is ``delete_object``,
+and ``new_version_id`` is the cut a snapshot records.  Snapshots and clones
+read older versions (``version_id=``; ``list_object_versions``).  A FLUSH
+needs nothing extra: every acknowledged ``put_extent`` is durable at
 quorum.
 
 Pure helpers the fronts share (validation rules that are AWS's, not a
@@ -467,6 +472,37 @@ class ObjectAPI(Protocol):
         """The operator's view of one key: every visible version with the
         health of each fragment (JSON-ready).  ``deep`` reads every block and
         calls ``on_damage(bucket_id, key)`` when it found damage."""
+        ...
+
+    # ------------------------------------------------------------ block fronts (objects/extents.py)
+    async def create_system_bucket(self, name: str) -> BucketInfo:
+        """A bucket of the daemon's own, for data that is not S3's (NBD volumes):
+        its name starts with ``_titans3-``, so S3 can neither address it nor see
+        it in ListBuckets.  ``InvalidBucketName`` for any other name;
+        ``BucketAlreadyOwnedByYou`` if it exists; ``OperationAborted`` as
+        ``create_bucket``."""
+        ...
+
+    async def put_extent(self, bucket: str, key: str, data: bytes | memoryview, *,
+                         meta: Mapping[str, str] | None = None) -> str:
+        """Store the buffer ``data`` whole as the newest version of ``key`` and
+        return its version id.  Durable at the write quorum when it returns,
+        as ``put_object``; no MD5 ETag is computed (the version's ETag is
+        ``""``).  Errors as ``put_object``."""
+        ...
+
+    async def get_extent(self, bucket: str, key: str, *, version_id: str | None = None, first: int = 0,
+                         last: int | None = None) -> bytes | None:
+        """Bytes ``[first, last]`` (inclusive; ``last=None``: to the end) of the
+        current version of ``key`` or of ``version_id``, in one buffer.
+        ``None`` -- not an error -- when there is no such key or version or it
+        is a delete marker (a block front reads that as zeroes); ``b""`` when
+        ``first`` is past the end.  ``QuorumError`` when too few drives answer."""
+        ...
+
+    def new_version_id(self) -> str:
+        """A version id newer than every version this host wrote or saw: a cut
+        in version order (a volume snapshot), no I/O."""
         ...
 
 

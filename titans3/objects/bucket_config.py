@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping
 
 from titans3.core.errors import BucketNotEmpty
-from titans3.objects.buckets import BucketRecord
+from titans3.objects.buckets import BucketRecord, is_system_bucket
 from titans3.objects.catalog import Catalog
 from titans3.objects.context import StoreContext
 from titans3.objects.lockrules import LOCK_CONFIG
@@ -58,12 +58,19 @@ class BucketOps:
         rec = await self.ctx.buckets.create(name, versioning=versioning, config=initial)
         return BucketInfo(rec.name, rec.created_ns, rec.versioning, _owner(rec))
 
+    async def create_system_bucket(self, name: str) -> BucketInfo:
+        """A bucket of the daemon's own (``is_system_bucket``), which S3 can
+        neither address nor list."""
+        rec = await self.ctx.buckets.create(name, system=True)
+        return BucketInfo(rec.name, rec.created_ns, rec.versioning)
+
     async def head_bucket(self, name: str) -> BucketInfo:
         rec = await self.ctx.buckets.get(name)
         return BucketInfo(rec.name, rec.created_ns, rec.versioning)
 
     async def list_buckets(self) -> list[BucketInfo]:
-        return [BucketInfo(r.name, r.created_ns, r.versioning, _owner(r)) for r in await self.ctx.buckets.list()]
+        return [BucketInfo(r.name, r.created_ns, r.versioning, _owner(r))
+                for r in await self.ctx.buckets.list() if not is_system_bucket(r.name)]
 
     async def delete_bucket(self, name: str) -> None:
         brec = await self.ctx.buckets.get(name)

@@ -61,6 +61,14 @@ TABLE = "buckets"
 RECENT_TTL = 1.0  # s: how long a cluster host reuses an existing bucket's record
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# System buckets (the NBD gateway's volumes) start with a character no S3 bucket
+# name may hold, so the S3 front (which validates every name) cannot address
+# them, and ListBuckets leaves them out.
+SYSTEM_PREFIX = "_titans3-"
+
+
+def is_system_bucket(name: str) -> bool:
+    return name.startswith(SYSTEM_PREFIX)
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
@@ -279,11 +287,15 @@ class BucketTable:
 
     async def create(
         self, name: str, *, ec: tuple[int, int] | None = None, versioning: str = "",
-        config: Mapping[str, bytes] | None = None,
+        config: Mapping[str, bytes] | None = None, system: bool = False,
     ) -> BucketRecord:
         """``config``: the sub-configurations the bucket starts with (owner, ACL,
-        object lock, ...); ``versioning``: its initial state (object lock: Enabled)."""
-        validate_bucket_name(name)
+        object lock, ...); ``versioning``: its initial state (object lock: Enabled);
+        ``system``: a bucket of the daemon's own (S3 can neither name nor list it)."""
+        if not system:
+            validate_bucket_name(name)
+        elif not is_system_bucket(name):
+            raise InvalidBucketName(BucketName=name)
         async with self._lock:
             if not self._loaded:
                 await self._load()

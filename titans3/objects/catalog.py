@@ -4,8 +4,10 @@ The drives' sorted pages are merged and resolved by
 :func:`~titans3.objects.listing.merged_entries` (the same rule as a HEAD);
 this part turns entries into what the API returns.  A key that comes out of
 the merge with no visible version is resolved again with its hints
-(:meth:`Catalog.relist`): right after a partition heals, a write acknowledged
-through a handoff drive is on fewer than ``W`` primaries' pages.
+(:meth:`Catalog.relist`), and so is one where some version is on fewer than
+its write quorum of pages (``Listed.unsure``): right after a partition heals,
+or while drives are down, a write acknowledged through a handoff drive is on
+fewer than ``W`` primaries' pages -- and may be newer than what they show.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class Catalog:
             delimiter=delimiter.encode() or None, start_after=start_after.encode() or None,
             page=page, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
         ):
-            if not e.is_prefix and not e.versions:  # a remnant, or hinted and not replayed yet
+            if not e.is_prefix and (not e.versions or e.unsure):  # a remnant, or hinted, not replayed yet
                 e = await self.relist(brec, e)
             if not e.is_prefix and (not e.versions or e.versions[0].record.dm):
                 continue
@@ -157,5 +159,7 @@ class Catalog:
             start_after=None, page=100, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
         ):
             if entry.versions:
+                return False
+            if entry.unsure and (await self.relist(brec, entry)).versions:  # acknowledged through a hint
                 return False
         return True

@@ -68,6 +68,7 @@ class Committer:
         override: Mapping[int, Drive] | None = None,
         stream_key: bytes | None = None,
         scheme: ECScheme | None = None,
+        md5: bool = True,
     ) -> tuple[list[int], ECScheme, Written]:
         """``override``: fragment index -> the drive that takes it instead of the
         placement's (a multipart upload's substitutes, objects/multipart.py).
@@ -94,10 +95,12 @@ class Committer:
             body, drives, sch, self.ctx.codec(sch.k, sch.m),
             write_quorum=write_quorum(sch.k, sch.m),
             inline_max=self.ctx.inline_max if inline_max is None else inline_max,
-            expected_size=size, on_data=on_data, hash_md5=state is None,
+            expected_size=size, on_data=on_data, hash_md5=state is None and md5,
         )
         if state is not None:
             written.size, written.md5 = state.size, state.md5
+        if not md5:  # no ETag for callers that never show one (objects/extents.py)
+            written.md5 = b""
         handoff.register(self.ctx, written.data_id, drives)
         if content_md5 is not None:
             try:

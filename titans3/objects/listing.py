@@ -27,7 +27,7 @@ import trio
 from titans3.core.errors import DriveError, QuorumError
 from titans3.drive.protocol import Drive, ListEntry
 from titans3.drive.records import VersionRecord, unpack_versions
-from titans3.objects.resolve import Resolved, resolve_packed, resolve_versions
+from titans3.objects.resolve import Resolved, resolve_packed, resolve_versions, under_quorum
 
 PAST = b"\xff"
 
@@ -37,6 +37,10 @@ class Listed:
     key: bytes
     is_prefix: bool
     versions: list[Resolved]  # empty for a prefix
+    # Some version on the pages has fewer holders than its write quorum (a
+    # remnant, or hinted and not replayed yet): resolve the key again with its
+    # hints before trusting ``versions`` (objects/catalog.py, ``relist``).
+    unsure: bool = False
 
 
 def after(entry_key: bytes, is_prefix: bool) -> bytes:
@@ -130,11 +134,12 @@ async def merged_entries(
             ]
             resolved = resolve_packed(per_drive, k, w)
             if resolved is None:
-                resolved = resolve_versions(
-                    [unpack_versions(x) if isinstance(x, bytes) else x for x in per_drive],
-                    k=k, w=w,
-                )
-            yield Listed(name, False, resolved)
+                unpacked = [unpack_versions(x) if isinstance(x, bytes) else x for x in per_drive]
+                resolved = resolve_versions(unpacked, k=k, w=w)
+                unsure = under_quorum(unpacked, k=k, w=w)
+            else:  # one version on every page: hidden only if it is on too few of them
+                unsure = not resolved and any(isinstance(x, bytes) for x in per_drive)
+            yield Listed(name, False, resolved, unsure)
         if cutoff is None:
             return
         for i in range(len(drives)):

@@ -270,5 +270,26 @@ def resolve_packed(
     return [Resolved(rec, len(holders), tuple(holders), rec.dm or len(frags) >= vk)]
 
 
+def under_quorum(per_drive: Sequence[Sequence[VersionRecord] | None], *, k: int, w: int) -> bool:
+    """Whether some version on these pages has fewer holders than its write
+    quorum -- so :func:`resolve_versions` hid it.  That is a failed write's
+    remnant, or a write acknowledged through hinted handoff whose hints are
+    not replayed yet: only a lookup that merges the hints tells which."""
+    unseen = sum(1 for recs in per_drive if recs is None)
+    holders: dict[str, set[int]] = {}
+    first: dict[str, VersionRecord] = {}
+    for pos, recs in enumerate(per_drive):
+        for r in recs or ():
+            if not r.tomb:
+                holders.setdefault(r.vid, set()).add(pos)
+                first.setdefault(r.vid, r)
+    for vid, where in holders.items():
+        rec = first[vid]
+        vw = w if rec.dm else write_quorum(rec.ec[0], rec.ec[1])
+        if len(where) + unseen < vw:
+            return True
+    return False
+
+
 def latest(resolved: Sequence[Resolved]) -> Resolved | None:
     return resolved[0] if resolved else None

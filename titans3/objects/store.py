@@ -70,6 +70,7 @@ from titans3.objects.commit import Committer
 from titans3.objects.conditional import Conditions, KeyLocks
 from titans3.objects.context import StoreContext
 from titans3.objects.copy import Copier
+from titans3.objects.extents import Extents
 from titans3.objects.inspect import inspect_object
 from titans3.objects.locks import Locks
 from titans3.objects.lookup import Lookup
@@ -148,6 +149,7 @@ class ObjectStore:
         self.uploads = Uploads(ctx)
         self.copier = Copier(self.reads, self.writes, self.multipart)
         self.tagging = Tagging(ctx, self.lookup, self.committer)
+        self.extents = Extents(ctx, self.reads, self.writes, self.bucket_ops)
         self.locks = Locks(ctx, self.lookup, self.committer)
         self.renamer = Renamer(ctx, self.lookup, self.committer, self.anchors, self.writes,
                                self.conditions.key_locks)
@@ -187,6 +189,11 @@ class ObjectStore:
     get_bucket_config = _delegate("bucket_ops", BucketOps.get_bucket_config)
     put_bucket_config = _delegate("bucket_ops", BucketOps.put_bucket_config)
     bucket_settings = _delegate("bucket_ops", BucketOps.bucket_settings)
+
+    create_system_bucket = _delegate("extents", Extents.create_system_bucket)
+    put_extent = _delegate("extents", Extents.put_extent)
+    get_extent = _delegate("extents", Extents.get_extent)
+    new_version_id = _delegate("extents", Extents.new_version_id)
 
     put_object = _delegate("writes", Writes.put_object)
     delete_object = _delegate("writes", Writes.delete_object)

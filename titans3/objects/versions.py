@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from titans3.core.errors import InvalidArgument
+from titans3.core.errors import InvalidArgument, QuorumError
 from titans3.drive.records import VersionRecord
 from titans3.objects import listing
 from titans3.objects.lockrules import InvalidBucketState, lock_config
@@ -155,7 +155,14 @@ class Versions:
                     return self._versions_page(items, prefixes, last)
                 prefixes.append(name)
                 last = (name, None)
-            elif e.versions and add_versions(name, e.versions, 0):
+                continue
+            if e.unsure:  # hinted and not replayed yet, or a remnant: the hints decide
+                try:
+                    _, _, resolved = await self.lookup.resolve(brec, e.key)
+                    e = listing.Listed(e.key, False, resolved)
+                except QuorumError:
+                    pass
+            if e.versions and add_versions(name, e.versions, 0):
                 return self._versions_page(items, prefixes, last)
         return VersionsPage(items, prefixes, False, None, None)
 

@@ -75,6 +75,31 @@ class Writes:
         ``lock``: retention / legal hold (else the bucket's default, objects/lockrules.py);
         ``storage_class``: write with that class's scheme (``InvalidStorageClass``
         unless the operator mapped it, core/storageclass.py)."""
+        return await self.put(bucket, key, body, size=size, meta=meta, content_md5=content_md5,
+                              checksums=checksums, on_data=on_data, tags=tags, acl=acl,
+                              condition=condition, encryption=encryption, lock=lock, storage_class=storage_class)
+
+    async def put(
+        self,
+        bucket: str,
+        key: str,
+        body: AsyncIterator[bytes],
+        *,
+        size: int | None = None,
+        meta: Mapping[str, str] | None = None,
+        content_md5: str | None = None,
+        checksums: Callable[[], Mapping[str, str]] | None = None,
+        on_data: Callable[[memoryview], None] | None = None,
+        tags: Mapping[str, str] | None = None,
+        acl: bytes | None = None,
+        condition: WriteCondition | None = None,
+        encryption: Encryption | None = None,
+        lock: ObjectLock | None = None,
+        storage_class: str | None = None,
+        md5: bool = True,
+    ) -> PutResult:
+        """:meth:`put_object`; ``md5=False``: no MD5 ETag (``""``), for callers
+        that never show one (``objects/extents.py``)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         sch_of_class = self.ctx.scheme_of_class(brec, storage_class)
@@ -84,7 +109,7 @@ class Writes:
         sealed = await self.ctx.keys.seal_new(brec.bucket_id, kb, enc) if enc else None
         salt = sse.new_salt().hex()
         positions, sch, written = await self.committer.stage(
-            brec, kb, body, size, content_md5, on_data, hinted=True,
+            brec, kb, body, size, content_md5, on_data, hinted=True, md5=md5,
             stream_key=sse.stream_key(sealed.data_key, bytes.fromhex(salt)) if sealed else None,
             scheme=sch_of_class)
         try:

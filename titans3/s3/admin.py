@@ -31,6 +31,7 @@ from titans3.s3 import (
     admin_lifecycle,
     admin_mounts,
     admin_objects,
+    admin_volumes,
 )
 from titans3.s3.context import Reply, S3Context
 
@@ -49,6 +50,7 @@ ROUTES: dict[tuple[str, str], Callable[[S3Context], Awaitable[dict[str, Any]]]] 
     **admin_durability.ROUTES,  # scrub, repair status, object inspect, gc
     **admin_disks.ROUTES,  # disk list / claim / drain / replace / forget
     **admin_cluster.ROUTES,  # cluster status / join / remove
+    **admin_volumes.ROUTES,  # NBD volumes, snapshots, clones
     **admin_appliance.ROUTES,  # cluster create / token / join-token, support bundle
     **admin_mounts.ROUTES,  # FUSE mounts (titans3/fuse/)
     **admin_iam.ROUTES,  # users, keys, account, audit log

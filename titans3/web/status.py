@@ -136,6 +136,7 @@ async def host_status(host: Host) -> dict[str, Any]:
                   "partial_writes": store.partial_writes},
         "summaries": own,
         "cluster": cluster_status(host, own),
+        "volumes": _asdict(host.nbd.statistics()) if getattr(host, "nbd", None) is not None else None,
     }
 
 
