@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   python3-venv python3-dev build-essential pkg-config libfuse3-dev  # build pyfuse3
   fuse3 libnbd-bin nbdkit qemu-utils                                 # FUSE / NBD clients
-  nbdfuse fio python3-libnbd                                         # NBD tests: loop+ext4, fio nbd engine, libnbd
+  fio python3-libnbd                                                 # NBD tests: fio nbd engine, libnbd (nbdfuse is in libnbd-bin)
   xfsprogs e2fsprogs util-linux iproute2 udev                        # disks, namespaces
   nftables                                                           # partition test: loopback rules
   fdisk                                                              # sfdisk: disk tests craft partition tables
@@ -29,7 +29,13 @@ if [ "${#need[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Wait for another apt/dpkg run (a parallel setup, unattended-upgrades) instead of failing.
   apt_opts=(-o DPkg::Lock::Timeout=600)
-  $SUDO apt-get "${apt_opts[@]}" update -qq
+  # DPkg::Lock::Timeout covers dpkg's lock, not the package lists': retry update while another run holds it.
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    $SUDO apt-get "${apt_opts[@]}" update -qq && break
+    [ "$try" -lt 10 ] || exit 1
+    echo "setup: apt-get update failed (another apt run?), retrying in 15 s" >&2
+    sleep 15
+  done
   $SUDO apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
