@@ -45,11 +45,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import resource
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,10 +57,8 @@ import lmdb
 import trio
 import xxhash
 
-from titans3.core import metrics
 from titans3.core.errors import (
     DriveError,
-    DriveFull,
     DriveOffline,
     FragmentCorrupt,
     FragmentMissing,
@@ -71,6 +68,7 @@ from titans3.drive import fragment as fmt
 from titans3.drive import lock as drive_lock
 from titans3.drive.chunks import ChunkStore
 from titans3.drive.faults import FaultInjector
+from titans3.drive.guard import _FAULTS, FAST_BUDGET, PROBE_TTL, DriveGuard  # noqa: F401 -- re-exported
 from titans3.drive.index import DEFAULT_MAP_SIZE, INLINE, VERSIONS, Index, WriteContext
 from titans3.drive.inline import QUARANTINE_TABLE, InlineBlobs
 from titans3.drive.protocol import INLINE_MAX, DriveStat, DriveState, ListEntry  # noqa: F401 -- re-exported
@@ -89,12 +87,7 @@ from titans3.drive.writer import LocalFragmentWriter
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-FAST_BUDGET = 0.02  # s: an inline metadata read slower than this demotes the drive
-SLOW_PENALTY = 30  # s
-FULL_MEMORY = 60.0  # s a drive that refused a write for space is shown "full" (unless freed)
-FREED_MARGIN = 8 << 20  # bytes freed since that refusal that make it writable again
 CLOSE_WAIT = 30.0  # s close() waits for abandoned read threads
-PROBE_TTL = 0.1  # s: an inline read trusts an identity probe this recent (writes always probe)
 
 DRIVE_TABLE = "drive"  # drive-private counters
 _BYTES_STORED = b"bytes_stored"
@@ -106,8 +99,8 @@ class LocalDrive:
 
     Parts it holds: the fragment files (``ChunkStore``), the LMDB index
     (``Index``), the inline blobs (``InlineBlobs``) and the small tables
-    (``MetaTables``); the drive itself does the health checks and runs their
-    blocking work (``_DriveIO``)."""
+    (``MetaTables``), and the guard (``DriveGuard``) that health-checks and
+    runs all their blocking work."""
 
     def __init__(
         self,
@@ -127,42 +120,31 @@ class LocalDrive:
         self._want_id = drive_id
         self._create = create
         self._limiter = trio.CapacityLimiter(threads)
-        self._state = DriveState.OFFLINE
         self._opened = self._closed = False
-        self._identity_key = (0, 0)
-        self._root_str = str(self.root)
-        self._identity_path = str(self.root / health.IDENTITY_FILE)
         self._files = ChunkStore(self.root, threads=threads, header_cache=header_cache)
         self._files.on_quarantine = lambda size: self._add_stored(-size)
         self._index = Index(
             self.root / "index.lmdb",
             limiter=self._limiter,
             map_size=map_size,
-            before_batch=self._probe,
+            before_batch=lambda: self._guard.probe(),
             batch_hooks=[self._persist_counters],
             tables=(VERSIONS, INLINE, DRIVE_TABLE, QUARANTINE_TABLE),
         )
+        # Tests only (faults.py): delays and EIO from <root>/titans3-faults.json.
+        faults = FaultInjector(self.root) if fault_injection else None
+        self._guard = DriveGuard(self.root, index=self._index, limiter=self._limiter,
+                                 drive_id=lambda: self.drive_id, faults=faults)
         self._inline = InlineBlobs(self._index, drive_id=lambda: self.drive_id,
                                    on_quarantine=self._inline_quarantined)
-        io = _DriveIO(self)
-        self._tables = MetaTables(self._index, io, self._inline, self._promote, self._check_id)
-        self._lists = VersionLists(self._index, io)
+        self._tables = MetaTables(self._index, self._guard, self._inline, self._promote,
+                                  self._check_id)
+        self._lists = VersionLists(self._index, self._guard)
         self._writers: set[LocalFragmentWriter] = set()
-        self._inflight = 0
-        self._abandoned = 0  # abandoned read threads still running (see _run)
-        self._lock = threading.Lock()  # counters touched from worker threads
+        self._lock = threading.Lock()  # bytes_stored is adjusted from worker threads
         self._bytes_stored = self._bytes_persisted = 0
         self._reads = self._writes = self._bytes_read = self._bytes_written = 0
-        self._errors = 0
-        self._full_errors = 0  # writes refused for lack of space (ENOSPC, LMDB map full)
-        self._medium_errors = 0  # EIO and kin: the disk failed a read or write (health.py)
-        self._full_at = -FULL_MEMORY  # monotonic time of the last one
-        self._free_at_full = 0  # bytes available right after it
-        self._slow_until = 0.0  # monotonic time until which _fast reads use threads
-        self._probed_at = -PROBE_TTL  # monotonic time of the last identity probe that passed
         self._drive_lock: drive_lock.DriveLock | None = None  # held from open to close
-        # Tests only (faults.py): delays and EIO from <root>/titans3-faults.json.
-        self._faults = FaultInjector(self.root) if fault_injection else None
 
     # ================================================================ lifecycle
     @property
@@ -209,7 +191,7 @@ class LocalDrive:
         self._files.make_dirs()
         self._index.open_sync()
         self._bytes_stored = self._bytes_persisted = self._index.read_sync(self._load_counter)
-        self._identity_key = health.identity_key(self.root)
+        self._guard.identity_key = health.identity_key(self.root)
 
     def _lock_root(self) -> None:
         """Hold the drive's exclusive lock (lock.py) before touching anything in it."""
@@ -233,11 +215,11 @@ class LocalDrive:
             return
         if self._state is DriveState.ONLINE and self._bytes_stored != self._bytes_persisted:
             with contextlib.suppress(DriveError):
-                await self._write(lambda ctx: None)  # lets the counter hook run
+                await self._guard.write(lambda ctx: None)  # lets the counter hook run
         self._closed = True
         self._state = DriveState.OFFLINE
         with trio.move_on_after(CLOSE_WAIT):  # an abandoned read may still use the files
-            while self._abandoned:
+            while self._guard.abandoned:
                 await trio.sleep(0.05)
         await trio.to_thread.run_sync(self._index.close_sync)
         self._files.close()
@@ -261,7 +243,7 @@ class LocalDrive:
                 log.warning("drive %s: health check failed: %s", self.drive_id, e)
             self._state = DriveState.OFFLINE
             return self._state
-        if self._state is DriveState.OFFLINE and self._inflight == 0 and self._abandoned == 0:
+        if self._state is DriveState.OFFLINE and self._guard.inflight == 0 and self._guard.abandoned == 0:
             try:
                 await trio.to_thread.run_sync(self._reopen_sync, limiter=self._limiter)
             except (OSError, lmdb.Error) as e:
@@ -277,132 +259,29 @@ class LocalDrive:
         self._files.reset()
         self._files.make_dirs()
         self._index.open_sync()
-        self._identity_key = health.identity_key(self.root)
+        self._guard.identity_key = health.identity_key(self.root)
 
     # ================================================================ guard
-    def _require_online(self) -> None:
-        if self._state is not DriveState.ONLINE:
-            raise DriveOffline(self.drive_id or str(self.root), self._state.value)
+    # The guard (guard.py) holds the state and the slow-read demotion; these
+    # keep them reachable where they always were.
+    @property
+    def _state(self) -> DriveState:
+        return self._guard.state
 
-    def _probe(self) -> None:
-        health.probe(self._root_str, self._identity_key, self._identity_path)
-        self._probed_at = time.monotonic()
+    @_state.setter
+    def _state(self, value: DriveState) -> None:
+        self._guard.state = value
 
-    def _io_failed(self, e: BaseException) -> DriveError:
-        if health.full_error(e):
-            # Not an error of the disk: counted apart, so a full drive is not "failing".
-            with self._lock:
-                self._full_errors += 1
-                self._full_at = time.monotonic()
-            with contextlib.suppress(OSError):
-                self._free_at_full = statvfs_bytes(self.root)[1]
-            return DriveFull(self.drive_id, f"no space: {e}")
-        with self._lock:
-            self._errors += 1
-            if health.medium_error(e):
-                self._medium_errors += 1
-        if not health.offline_error(e):
-            return DriveError(self.drive_id, f"{type(e).__name__}: {e}")
-        if self._state is DriveState.ONLINE:
-            log.error("drive %s: I/O failure, marking offline: %s", self.drive_id, e)
-            self._state = DriveState.OFFLINE
-        return DriveOffline(self.drive_id, f"I/O failure: {e}")
+    @property
+    def _slow_until(self) -> float:
+        return self._guard.slow_until
 
-    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...], probe: bool = True,
-                 kind: str = "") -> T:
-        try:
-            if probe:
-                self._probe()
-            if kind and self._faults is not None:
-                self._faults.apply(kind)
-            return fn(*args)
-        except DriveError:
-            raise
-        except (OSError, lmdb.Error) as e:
-            raise self._io_failed(e) from e
-
-    async def _run(self, fn: Callable[..., T], *args: Any, probe: bool = True,
-                   kind: str = "", abandon: bool = False) -> T:
-        """Blocking ``fn(*args)`` in a worker thread, health-checked (``probe``:
-        the identity check first, skipped for appends to a file already open;
-        ``kind``: "read"/"write" for data-plane calls, where injected faults apply).
-
-        ``abandon``: a cancelled caller does not wait for the thread (reads
-        only: they change nothing a caller relies on).  A disk that hangs in a
-        read would otherwise hold every request that hedged around it until the
-        syscall returns.  The thread still holds its limiter token, and counts
-        in ``_abandoned`` (close waits for it), until it finishes."""
-        self._require_online()
-        self._inflight += 1
-        t0 = time.perf_counter()
-        try:
-            if not abandon:
-                return await trio.to_thread.run_sync(self._guarded, fn, args, probe, kind,
-                                                     limiter=self._limiter)
-            state = {"done": False, "left": False}
-
-            def work() -> T:
-                try:
-                    return self._guarded(fn, args, probe, kind)
-                finally:
-                    with self._lock:
-                        state["done"] = True
-                        if state["left"]:
-                            self._abandoned -= 1
-
-            try:
-                return await trio.to_thread.run_sync(work, limiter=self._limiter,
-                                                     abandon_on_cancel=True)
-            except trio.Cancelled:
-                with self._lock:
-                    if not state["done"]:
-                        state["left"] = True
-                        self._abandoned += 1
-                raise
-        finally:
-            self._inflight -= 1
-            metrics.observe_drive(self.drive_id, "io", time.perf_counter() - t0)
-
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(txn, *args)`` in an LMDB read transaction, in a worker thread."""
-        return await self._run(self._index.read_sync, fn, *args)
+    @_slow_until.setter
+    def _slow_until(self, value: float) -> None:
+        self._guard.slow_until = value
 
     async def _fast(self, fn: Callable[..., T], *args: Any) -> T:
-        """A point lookup (record, table entry, inline blob) run on the event loop.
-
-        An LMDB get is ~1 µs, a thread hop ~100 µs plus GIL hand-offs, and small
-        GETs do ten of them.  The risk of running inline is a disk that stalls
-        inside a page fault and stalls the loop with it: an inline read slower
-        than FAST_BUDGET *that took a major page fault* demotes this drive to
-        worker threads for SLOW_PENALTY seconds, so a failing disk can cost the
-        loop at most one stall per period.  Wall time alone is no evidence: on
-        a busy machine the kernel preempts the loop mid-lookup for tens of ms,
-        and demoting on that (as this once did) made every small GET pay ten
-        thread hops exactly when the CPU was scarcest -- the GET path got
-        slower with concurrency.  A disk stall under an mmap read is always a
-        major fault (the page had to come from the device).
-        """
-        if self._slow_until > time.monotonic():
-            return await self._run(fn, *args)
-        result = self._fast_sync(fn, *args)
-        await trio.lowlevel.checkpoint()
-        return result
-
-    def _fast_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        """The body of :meth:`_fast`, on the calling (loop) thread, no checkpoint."""
-        self._require_online()
-        t0 = time.perf_counter()
-        _FAULTS.refresh(t0)
-        try:
-            # Two stats per lookup were ~9 % of a small GET; a drive that is
-            # fenced or replaced is still noticed within PROBE_TTL.
-            return self._guarded(fn, args, time.monotonic() - self._probed_at >= PROBE_TTL)
-        finally:
-            took = time.perf_counter() - t0
-            if took > FAST_BUDGET and _FAULTS.rose():
-                self._slow_until = time.monotonic() + SLOW_PENALTY
-                log.warning("drive %s: metadata read took %.0f ms; using worker threads for %ds",
-                            self.drive_id, took * 1e3, SLOW_PENALTY)
+        return await self._guard.fast(fn, *args)
 
     # Optional fast paths of the Drive protocol (objects/lookup.py, objects/reads.py
     # use them when a drive has them): the answer right now on the loop, or
@@ -410,15 +289,15 @@ class LocalDrive:
     # a file).  A small GET asks ten drives; ten tasks spawned to await ten
     # lookups that never wait were ~15 % of its object-layer CPU.
     def read_versions_nowait(self, bucket_id: bytes, key: bytes) -> list[VersionRecord] | None:
-        if self._slow_until > time.monotonic():
+        if self._guard.slow_until > time.monotonic():
             return None
-        return self._lists.read_versions_sync(bucket_id, key, self._fast_sync)
+        return self._lists.read_versions_sync(bucket_id, key, self._guard.fast_sync)
 
     def read_inline_nowait(self, data_id: str, offset: int, length: int) -> bytes | None:
-        if self._slow_until > time.monotonic() or offset < 0 or length < 0 or \
+        if self._guard.slow_until > time.monotonic() or offset < 0 or length < 0 or \
                 not _DATA_ID.fullmatch(data_id):
             return None
-        blob = self._fast_sync(self._inline.get, data_id)
+        blob = self._guard.fast_sync(self._inline.get, data_id)
         if blob is None:
             return None
         data = blob[offset : offset + length]
@@ -426,30 +305,13 @@ class LocalDrive:
         self._bytes_read += len(data)
         return data
 
-    async def _write(self, fn: Callable[[WriteContext], T]) -> T:
-        """``fn(ctx)`` in a grouped, durable write transaction."""
-        if self._faults is not None:
-            await self._run(lambda: None, kind="write")
-        self._require_online()
-        self._inflight += 1
-        t0 = time.perf_counter()
-        try:
-            return await self._index.write(fn)
-        except DriveError:
-            raise
-        except (OSError, lmdb.Error) as e:
-            raise self._io_failed(e) from e
-        finally:
-            self._inflight -= 1
-            metrics.observe_drive(self.drive_id, "commit", time.perf_counter() - t0)
-
     # ================================================================ state
     async def stat(self) -> DriveStat:
         """Capacity from statvfs; an offline drive reports zeros, not an error."""
         capacity = free = 0
         if self._state is DriveState.ONLINE:
             with contextlib.suppress(DriveError):
-                capacity, free = await self._run(statvfs_bytes, self.root)
+                capacity, free = await self._guard.run(statvfs_bytes, self.root)
         return DriveStat(
             drive_id=self.drive_id,
             path=str(self.root),
@@ -457,20 +319,10 @@ class LocalDrive:
             capacity=capacity,
             used=capacity - free,
             free=free,
-            errors=self._errors,
+            errors=self._guard.errors,
             fragments_quarantined=self._quarantined_total,
-            full=self._is_full(free),
+            full=self._guard.is_full(free),
         )
-
-    def _is_full(self, free: int) -> bool:
-        """A write was refused for space within FULL_MEMORY and no room was made since.
-
-        "Room" is FREED_MARGIN more available bytes than at the refusal: one
-        freed segment is not enough to call the drive writable again.
-        """
-        if time.monotonic() - self._full_at >= FULL_MEMORY:
-            return False
-        return free < self._free_at_full + FREED_MARGIN
 
     def statistics(self) -> DriveStatistics:
         ist = self._index.statistics()
@@ -480,9 +332,9 @@ class LocalDrive:
             writes=self._writes,
             bytes_read=self._bytes_read,
             bytes_written=self._bytes_written,
-            errors=self._errors,
-            full_errors=self._full_errors,
-            medium_errors=self._medium_errors,
+            errors=self._guard.errors,
+            full_errors=self._guard.full_errors,
+            medium_errors=self._guard.medium_errors,
             quarantined=self._quarantined_total,
             commits=ist.commits,
             commit_batches=ist.batches,
@@ -502,15 +354,14 @@ class LocalDrive:
 
     def _inline_quarantined(self, size: int) -> None:
         self._add_stored(-size)
-        with self._lock:
-            self._errors += 1
+        self._guard.count_error()
 
     # ================================================================ inline blobs, tables
     async def put_inline(self, data_id: str, data: bytes) -> None:
         self._check_id(data_id)
         if len(data) > INLINE_MAX:
             raise ValueError(f"inline fragment of {len(data)} bytes exceeds {INLINE_MAX}")
-        self._require_online()
+        self._guard.require_online()
         self._inline.stage(data_id, data)
         await trio.lowlevel.checkpoint()
 
@@ -518,15 +369,6 @@ class LocalDrive:
         for data_id in ids:
             self._check_id(data_id)
         return self._inline.take(ids)
-
-    async def _ensure_table(self, name: str) -> None:
-        self._inflight += 1
-        try:
-            await self._index.ensure_table(name)
-        except (OSError, lmdb.Error) as e:
-            raise self._io_failed(e) from e
-        finally:
-            self._inflight -= 1
 
     async def put_meta(
         self, table: str, key: bytes, value: bytes | None, *, promote: Sequence[str] = ()
@@ -565,13 +407,13 @@ class LocalDrive:
 
     async def create_fragment(self, data_id: str, frag_index: int) -> LocalFragmentWriter:
         self._check_id(data_id)
-        dw = await self._run(
+        dw = await self._guard.run(
             direct.DirectWriter, self._files.staging_path(data_id), data_id, frag_index,
             self._files.write_pool, kind="write",
         )
         # No identity probe per append (~7 % of a PUT's server samples): a dead
         # disk fails the pwrite/fdatasync itself, and the promoting commit probes.
-        w = LocalFragmentWriter(dw, run=partial(self._run, probe=False, kind="write"),
+        w = LocalFragmentWriter(dw, run=partial(self._guard.run, probe=False, kind="write"),
                                on_close=self._writer_closed)
         self._writers.add(w)
         return w
@@ -593,11 +435,11 @@ class LocalDrive:
         self._check_read_id(data_id)
         if offset < 0 or length < 0:
             raise ValueError("negative offset or length")
-        blob = await self._fast(self._inline.get, data_id)
+        blob = await self._guard.fast(self._inline.get, data_id)
         if blob is not None:
             data = blob[offset : offset + length]
         else:
-            data = await self._run(self._file_op, data_id, self._files.read, data_id, offset, length,
+            data = await self._guard.run(self._file_op, data_id, self._files.read, data_id, offset, length,
                                    kind="read", abandon=True)
         self._reads += 1
         self._bytes_read += len(data)
@@ -605,7 +447,7 @@ class LocalDrive:
 
     async def fragment_size(self, data_id: str) -> int:
         self._check_read_id(data_id)
-        return await self._run(self._size_sync, data_id)
+        return await self._guard.run(self._size_sync, data_id)
 
     def _size_sync(self, data_id: str) -> int:
         blob = self._inline.get(data_id)
@@ -618,11 +460,10 @@ class LocalDrive:
         try:
             return fn(*args)
         except FileNotFoundError:
-            self._probe()  # a vanished root is OFFLINE, not a missing fragment
+            self._guard.probe()  # a vanished root is OFFLINE, not a missing fragment
             raise FragmentMissing(self.drive_id, f"no fragment {data_id}") from None
         except fmt.FragmentFormatError as e:  # the file is in quarantine/ now
-            with self._lock:
-                self._errors += 1
+            self._guard.count_error()
             raise FragmentCorrupt(self.drive_id, f"fragment {data_id}: {e}") from e
 
     # ================================================================ commits
@@ -680,11 +521,11 @@ class LocalDrive:
             keys.update_record(ctx.txn, ctx.db(VERSIONS), bucket_id, key, merge)
             return self._free_in_txn(ctx, freed)
 
-        freed_files = await self._write(apply)
+        freed_files = await self._guard.write(apply)
         for data_id in inline:
             self._inline.drop(data_id)
         if freed_files:
-            await self._run(self._unlink_files, freed_files)
+            await self._guard.run(self._unlink_files, freed_files)
         return older_null
 
     async def read_versions(self, bucket_id: bytes, key: bytes) -> list[VersionRecord]:
@@ -708,15 +549,15 @@ class LocalDrive:
         if not ids:
             await trio.lowlevel.checkpoint()
             return
-        not_files = await self._run(self._unlink_files, ids)
+        not_files = await self._guard.run(self._unlink_files, ids)
         if not not_files:
             return
         db = self._index.db(INLINE)
-        inline = await self._read(
+        inline = await self._guard.read(
             lambda txn: [i for i in not_files if txn.get(i.encode(), db=db) is not None]
         )
         if inline:
-            await self._write(lambda ctx: self._free_in_txn(ctx, inline))
+            await self._guard.write(lambda ctx: self._free_in_txn(ctx, inline))
 
     def _unlink_files(self, ids: Sequence[str]) -> list[str]:
         """Remove fragment files (committed or staged); return ids with no file."""
@@ -728,56 +569,4 @@ class LocalDrive:
         """Remove staging files older than ``max_age`` seconds that no open
         writer owns (uncommitted leftovers); returns how many were removed."""
         busy = {w.data_id for w in self._writers}
-        return await self._run(self._files.sweep_staging, max_age, busy)
-
-
-class _FaultWatch:
-    """Did the event-loop thread take a major page fault lately?
-
-    ``getrusage`` costs ~0.7 µs, and two per lookup were 6 % of a small GET's
-    object-layer CPU, so the baseline is refreshed at most every 50 ms: a slow
-    lookup is blamed on the disk when the thread's major-fault count rose
-    since then.  A fault from other loop work in that window costs one
-    demotion period at worst.  Only the loop thread calls this."""
-
-    INTERVAL = 0.05
-
-    def __init__(self) -> None:
-        self._at = -1.0
-        self._faults = 0
-
-    @staticmethod
-    def _now() -> int:
-        return resource.getrusage(resource.RUSAGE_THREAD).ru_majflt
-
-    def refresh(self, t: float) -> None:
-        if t - self._at >= self.INTERVAL:
-            self._at, self._faults = t, self._now()
-
-    def rose(self) -> bool:
-        return self._now() > self._faults
-
-
-_FAULTS = _FaultWatch()
-
-
-class _DriveIO:
-    """The drive's guarded execution as the parts it holds use it (``tables.DriveIO``)."""
-
-    def __init__(self, drive: LocalDrive) -> None:
-        self._drive = drive
-
-    def require_online(self) -> None:
-        self._drive._require_online()
-
-    async def ensure_table(self, name: str) -> None:
-        await self._drive._ensure_table(name)
-
-    async def fast(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._drive._fast(fn, *args)
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._drive._read(fn, *args)
-
-    def write(self, fn: Callable[[WriteContext], T]) -> Awaitable[T]:
-        return self._drive._write(fn)
+        return await self._guard.run(self._files.sweep_staging, max_age, busy)
