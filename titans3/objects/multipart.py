@@ -34,11 +34,14 @@ a Complete commits carries its upload id (``extra["upload"]``); a Complete of
 an upload that no longer exists answers 200 with that version's ETag when the
 key still has a version made by this upload from exactly the listed parts
 (AWS does the same), and ``NoSuchUpload`` otherwise.
+
+This module does the I/O; the rules it applies (which part list a Complete
+accepts, which part records count, when a write is durable) are pure, in
+:mod:`titans3.objects.partrules`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 import time
@@ -50,20 +53,22 @@ import msgpack
 import trio
 
 from titans3.core import sse
-from titans3.core.errors import (
-    DriveError,
-    EntityTooSmall,
-    InvalidArgument,
-    InvalidPart,
-    InvalidPartOrder,
-    InvalidRequest,
-    NoSuchUpload,
-    QuorumError,
-)
+from titans3.core.errors import DriveError, InvalidRequest, NoSuchUpload, QuorumError
 from titans3.drive.protocol import Drive, DriveState
-from titans3.drive.records import Part, VersionRecord
+from titans3.drive.records import VersionRecord
 from titans3.objects import handoff
 from titans3.objects.lockrules import initial_lock
+from titans3.objects.partrules import MAX_PARTS as MAX_PARTS  # its old home: keep the name
+from titans3.objects.partrules import (
+    check_complete_list,
+    check_part_checksum,
+    check_part_number,
+    choose_parts,
+    composite_etag,
+    durable,
+    quorum_parts,
+    valid_upload_id,
+)
 from titans3.objects.resolve import write_quorum
 from titans3.objects.sse import SSE, Sealed, bucket_default, encryption_info
 from titans3.objects.tagging import with_tags
@@ -93,8 +98,7 @@ COMPLETED_FROM = "upload"  # VersionRecord.extra key: the upload a Complete made
 PARTS = "mpp"
 UPLOAD_ID_BYTES = 16  # an upload id is a clock id: 32 hex digits
 PART_KEY_BYTES = UPLOAD_ID_BYTES + 4  # upload id, part number (see _part_key)
-MIN_PART_SIZE = 5 << 20
-MAX_PARTS = 10_000
+MIN_PART_SIZE = 5 << 20  # read at each Complete (tests lower it); see objects/partrules.py
 
 
 def _upload_key(bucket_id: bytes, upload_id: str) -> bytes:
@@ -105,20 +109,6 @@ def _part_key(upload_id: str, number: int) -> bytes:
     return bytes.fromhex(upload_id) + struct.pack(">I", number)
 
 
-def _check_part_checksum(expected: str | None, got: Mapping[str, str]) -> None:
-    """A part of an upload created with a checksum algorithm must carry that checksum."""
-    if expected is not None and expected not in got:
-        actual = next(iter(got), None)
-        raise InvalidRequest(
-            "Checksum Type mismatch occurred, expected checksum Type: "
-            f"{expected.lower()}, actual checksum Type: {actual.lower() if actual else 'null'}"
-        )
-
-
-def _valid_upload_id(upload_id: str) -> bool:
-    return len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)
-
-
 def _sub_key(key: bytes, j: int) -> bytes:
     """The key under which a substitute drive keeps position ``j``'s row."""
     return key + b"/h%d" % j
@@ -126,17 +116,6 @@ def _sub_key(key: bytes, j: int) -> bytes:
 
 def _sub_of(upload: Mapping[str, Any]) -> dict[int, str]:
     return {int(j): str(slot) for j, slot in (upload.get("sub") or {}).items()}
-
-
-def _durable(where: Sequence[int], k: int, w: int) -> bool:
-    """Handoff's rule over the drives (by position in the store) that took a
-    fragment or a record: ``w`` of them, on ``k`` distinct drives, and losing
-    any one drive still leaves ``k``."""
-    load: dict[int, int] = {}
-    for pos in where:
-        load[pos] = load.get(pos, 0) + 1
-    counts = list(load.values()) or [0]
-    return sum(counts) >= w and len(load) >= k and sum(counts) - max(counts) >= k
 
 
 class Multipart:
@@ -169,7 +148,7 @@ class Multipart:
         return out
 
     async def _upload(self, brec: BucketRecord, kb: bytes, upload_id: str) -> dict[str, Any]:
-        if not _valid_upload_id(upload_id):
+        if not valid_upload_id(upload_id):
             raise NoSuchUpload(UploadId=upload_id)
         positions = self.ctx.placement(brec.bucket_id, kb)
         ukey = _upload_key(brec.bucket_id, upload_id)
@@ -251,7 +230,7 @@ class Multipart:
         where: list[int] = []
         ukey = _upload_key(brec.bucket_id, upload_id)
         await self._put_meta_all(brec, kb, UPLOADS, ukey, doc, sub=sub, landed_at=where)
-        if not _durable(where, sch.k, write_quorum(sch.k, sch.m)):
+        if not durable(where, sch.k, write_quorum(sch.k, sch.m)):
             # Take back what landed: a refused upload must not linger as a remnant.
             with trio.CancelScope(shield=True):
                 await self._put_meta_all(brec, kb, UPLOADS, ukey, None, sub=sub)
@@ -266,7 +245,7 @@ class Multipart:
         """Write one row on every placement index (or ``only`` those); an index a
         substitute keeps (``sub``) goes there under :func:`_sub_key`, promoting
         the hinted ids.  Returns how many landed; ``landed_at`` gets their store
-        positions (for :func:`_durable`)."""
+        positions (for :func:`~titans3.objects.partrules.durable`)."""
         positions = self.ctx.placement(brec.bucket_id, kb)
         sites = self._sites(positions, sub or {})
         landed = 0
@@ -334,26 +313,7 @@ class Multipart:
             for j in range(len(positions)):
                 nursery.start_soon(one, j)
         sch = self.ctx.scheme_for(brec)
-        w = write_quorum(sch.k, sch.m)
-        unseen = sum(1 for p in per if p is None)
-        counts: dict[str, int] = {}
-        recs: dict[str, dict[str, Any]] = {}
-        held: dict[int, set[str]] = {}
-        for j, rows in enumerate(per):
-            held[j] = set()
-            for r in rows or ():
-                counts[r["data"]] = counts.get(r["data"], 0) + 1
-                recs[r["data"]] = r
-                held[j].add(r["data"])
-        best: dict[int, dict[str, Any]] = {}
-        for data_id, r in recs.items():
-            c = counts[data_id]
-            if c < sch.k or c + unseen < w:
-                continue
-            cur = best.get(r["n"])
-            if cur is None or r["t"] > cur["t"]:
-                best[r["n"]] = r
-        return best, held
+        return quorum_parts(per, sch.k, write_quorum(sch.k, sch.m))
 
     async def upload_part(
         self,
@@ -374,9 +334,7 @@ class Multipart:
         (``update``/``b64digest``) for the upload's algorithm; the store feeds it
         the part and stores its value when the request brought none (AWS computes
         the part checksum of a copied part, and of a FULL_OBJECT upload's part)."""
-        if not 1 <= part_number <= MAX_PARTS:
-            raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
-                                  ArgumentName="partNumber", ArgumentValue=str(part_number))
+        check_part_number(part_number)
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
@@ -408,7 +366,7 @@ class Multipart:
             cks = dict(checksums()) if checksums is not None else {}
             if ours is not None and not cks:  # a request checksum of another kind stays a mismatch
                 cks[algo] = ours.b64digest()
-            _check_part_checksum(algo, cks)
+            check_part_checksum(algo, cks)
         except BaseException:
             await self.committer.discard(positions, written)
             raise
@@ -424,7 +382,7 @@ class Multipart:
             brec, kb, PARTS, _part_key(upload_id, part_number), doc,
             promote=lambda j: [written.data_id], only=written.ok, sub=sub, landed_at=where,
         )
-        if not _durable(where, sch.k, write_quorum(sch.k, sch.m)):
+        if not durable(where, sch.k, write_quorum(sch.k, sch.m)):
             raise QuorumError(f"only {landed} drives committed the part")
         prev = old.get(part_number)
         if prev is not None and prev["data"] != written.data_id:
@@ -472,34 +430,16 @@ class Multipart:
                 raise
             return done
         seen = await self.conditions.precheck(brec, bucket, key, kb, condition)
-        if not parts:
-            raise InvalidArgument("You must specify at least one part")  # AWS: MalformedXML in front
-        if len(parts) > MAX_PARTS:
-            raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive")
-        numbers = [n for n, _ in parts]
-        if any(not 1 <= n <= MAX_PARTS for n in numbers):
-            raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
-                                  ArgumentName="partNumber")
-        if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
-            raise InvalidPartOrder(UploadId=upload_id)
+        check_complete_list(upload_id, parts)
         sub = _sub_of(upload)
         best, held = await self._parts(brec, kb, upload_id, sub)
-        chosen: list[Part] = []
-        for i, (n, etag) in enumerate(parts):
-            r = best.get(n)
-            if r is None or r["etag"] != etag.strip().strip('"').lower():
-                raise InvalidPart(UploadId=upload_id, PartNumber=str(n), ETag=etag)
-            if i < len(parts) - 1 and r["size"] < MIN_PART_SIZE:
-                raise EntityTooSmall(UploadId=upload_id, PartNumber=str(n),
-                                     ProposedSize=str(r["size"]), MinSizeAllowed=str(MIN_PART_SIZE))
-            chosen.append(Part(n, r["size"], r["etag"], r["data"], dict(r.get("cks", {}))))
+        chosen = choose_parts(upload_id, parts, best, MIN_PART_SIZE)
         cks: dict[str, str] = {}
         if checksums is not None:
             cks = dict(checksums(upload.get("ca"), upload.get("ct"), [
                 PartInfo(p.number, p.size, p.etag, 0, dict(p.checksums)) for p in chosen
             ]))  # fmt: skip
-        md5s = b"".join(bytes.fromhex(p.etag) for p in chosen)
-        etag = f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"
+        etag = composite_etag([p.etag for p in chosen])
         size = sum(p.size for p in chosen)
         k, m, seg = upload["ec"]
         versioned = brec.versioning == "Enabled"
@@ -551,10 +491,9 @@ class Multipart:
         """What an earlier Complete of ``upload_id`` with these ``parts`` made, if
         the key still has that version (module doc: a repeated Complete)."""
         try:
-            md5s = b"".join(bytes.fromhex(etag.strip().strip('"')) for _, etag in parts)
+            want = composite_etag([etag.strip().strip('"') for _, etag in parts])
         except ValueError:
             return None
-        want = f"{hashlib.md5(md5s).hexdigest()}-{len(parts)}"
         _, _, resolved = await self.lookup.resolve(brec, kb)
         for r in resolved:
             rec = r.record
