@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from titans3.nbd.catalog import Snapshot, VolumeRecord
 from titans3.nbd.extents import ExtentView
-from titans3.nbd.volume import allocation, merge_pieces, slice_extent
+from titans3.nbd.pieces import allocation, merge_pieces, slice_extent
 
 
 @dataclass

@@ -42,7 +42,7 @@ from titans3.nbd.backend import BackendError, ObjectBackend
 from titans3.nbd.blockmap import BLOCK, BlockMap
 from titans3.nbd.catalog import Catalog, Snapshot, VolumeExists, VolumeRecord
 from titans3.nbd.extents import ExtentView, ExtentWriter
-from titans3.nbd.wire import State
+from titans3.nbd.pieces import allocation, merge_pieces, slice_extent, zeros
 
 log = logging.getLogger(__name__)
 
@@ -380,9 +380,9 @@ class Volume:
             if image.zeroed and not image.blocks:
                 await self.writer.zero(ext)
             elif image.full and len(image.blocks) * BLOCK == length:
-                zero = _zeros(BLOCK)
+                zero = zeros(BLOCK)
                 data = b"".join(image.blocks[i] or zero for i in range(length // BLOCK))
-                if data == _zeros(length):
+                if data == zeros(length):
                     await self.writer.zero(ext)
                 else:
                     await self.writer.write(ext, data)
@@ -394,7 +394,7 @@ class Volume:
                         buf[: min(len(base), length)] = base[:length]
                 for i, data in image.blocks.items():
                     buf[i * BLOCK : (i + 1) * BLOCK] = data if data is not None else bytes(BLOCK)
-                if buf == _zeros(length):  # all zeroes: no object at all
+                if buf == zeros(length):  # all zeroes: no object at all
                     await self.writer.zero(ext)
                 else:
                     await self.writer.write(ext, bytes(buf))
@@ -562,56 +562,3 @@ def backend_error_of(group: BaseExceptionGroup) -> BaseException:
     while isinstance(leaf, BaseExceptionGroup):
         leaf = leaf.exceptions[0]
     return leaf
-
-
-def allocation(size: int, extent_size: int, offset: int, length: int,
-               hole: Callable[[int], bool]) -> list[tuple[int, int]]:
-    """``base:allocation`` descriptors from ``offset``, a whole extent at a time
-    (so at least ``length``): HOLE|ZERO where ``hole(extent)``, else 0."""
-    out: list[tuple[int, int]] = []
-    pos = offset
-    while pos < offset + length:
-        ext = pos // extent_size
-        hi = min(size, (ext + 1) * extent_size)
-        flags = int(State.HOLE | State.ZERO) if hole(ext) else 0
-        if out and out[-1][1] == flags and out[-1][0] + (hi - pos) < 1 << 31:
-            out[-1] = (out[-1][0] + hi - pos, flags)
-        else:
-            out.append((hi - pos, flags))
-        pos = hi
-    return out
-
-
-_ZEROS: dict[int, bytes] = {}
-
-
-def _zeros(n: int) -> bytes:
-    z = _ZEROS.get(n)
-    if z is None:
-        z = _ZEROS[n] = bytes(n)
-    return z
-
-
-def slice_extent(base: bytes | None, lo: int, hi: int) -> list[bytes | memoryview | int]:
-    """Bytes [lo, hi) of an extent's content (zeroes past its end)."""
-    if base is None or lo >= len(base):
-        return [hi - lo]
-    if hi <= len(base):
-        return [memoryview(base)[lo:hi]]
-    return [memoryview(base)[lo:], hi - len(base)]
-
-
-def merge_pieces(pieces: list[bytes | memoryview | int]) -> list[bytes | memoryview | int]:
-    """Empty pieces dropped, adjacent zero runs merged."""
-    out: list[bytes | memoryview | int] = []
-    for p in pieces:
-        if isinstance(p, int):
-            if p == 0:
-                continue
-            if out and isinstance(out[-1], int):
-                out[-1] += p
-                continue
-        out.append(p)
-    return out
-
-
