@@ -33,7 +33,7 @@ class VersionLists:
     def read_versions_sync(
         self, bucket_id: bytes, key: bytes, fast: Callable[..., bytes | None]
     ) -> list[VersionRecord]:
-        """``read_versions`` through a synchronous guarded runner (LocalDrive._fast_sync)."""
+        """``read_versions`` through a synchronous guarded runner (DriveGuard.fast_sync)."""
         keys.encode_key(bucket_id, key)
         raw = fast(self._index.read_sync, keys.read_record, self._index.db(VERSIONS), bucket_id, key)
         return unpack_versions(raw) if raw else []
