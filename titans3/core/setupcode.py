@@ -62,6 +62,13 @@ class SetupCode:
             return
         try:
             os.unlink(self.path)
+            # The removal must survive a power cut: the code would otherwise be back
+            # (and valid) after the next boot, though the admin password is set.
+            fd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             pass
         except OSError as e:  # read-only: a set password makes the code useless anyway
