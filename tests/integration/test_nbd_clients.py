@@ -126,10 +126,11 @@ def test_garbage_on_the_socket_is_refused_and_the_gateway_keeps_serving(nbd: Nbd
     assert json.loads(run(["nbdinfo", "--json", nbd.uri("after")]).stdout)["exports"][0]["export-size"] == 8 * MiB
 
 
-def test_fio_random_writes_verify_through_its_nbd_engine(nbd: NbdDaemon) -> None:
+def test_fio_random_writes_verify_through_its_nbd_engine(nbd: NbdDaemon, tmp_path: Path) -> None:
     nbd.create_volume("fio", "32M")
     res = run(["fio", "--name=v", "--ioengine=nbd", f"--uri={nbd.uri('fio')}", "--rw=randwrite", "--bs=4k",
                "--iodepth=16", "--size=32M", "--verify=crc32c", "--verify_fatal=1", "--fsync=64",
-               "--do_verify=1", "--output-format=json"], timeout=300)
+               "--do_verify=1", "--output-format=json"], timeout=300,
+              cwd=tmp_path)  # fio leaves its verify state file in the working directory
     job = json.loads(res.stdout[res.stdout.index("{"):])["jobs"][0]
     assert job["error"] == 0 and job["write"]["total_ios"] == 8192
