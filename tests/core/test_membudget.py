@@ -123,3 +123,15 @@ async def _a_cancelled_waiter_leaves_the_queue_and_passes_its_turn_on() -> None:
         assert got == ["small"]
         budget.release(first)
     assert budget.stats().in_use == 0 and budget.stats().waiting == 0
+
+
+def test_a_hold_cancelled_before_it_starts_takes_nothing() -> None:
+    async def main() -> None:
+        budget = MemoryBudget(10)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            async with budget.hold(5):
+                raise AssertionError("entered a cancelled hold")
+        assert budget.stats().in_use == 0
+
+    trio.run(main)

@@ -137,8 +137,10 @@ class MemoryBudget:
         """Wait until ``nbytes`` (clamped) is granted; returns the amount to release."""
         ticket = next(self._tickets)
         charged = self._ledger.clamp(nbytes)
+        await trio.lowlevel.checkpoint_if_cancelled()
         if self._ledger.request(ticket, nbytes):
-            await trio.lowlevel.checkpoint()
+            # a grant taken must be returned: no cancellation point past this one
+            await trio.lowlevel.cancel_shielded_checkpoint()
             return charged
         event = self._events[ticket] = trio.Event()
         try:
