@@ -26,11 +26,10 @@ from typing import TYPE_CHECKING
 import msgpack
 
 from titans3.core.errors import DriveError, S3Error
-from titans3.drive.keys import BUCKET_ID_LEN
-from titans3.drive.protocol import Drive, DriveState
+from titans3.drive.protocol import DriveState
 from titans3.drive.records import HIDDEN, MOVING, REF, REFS, VersionRecord
-from titans3.objects import collect, handoff, keywalk
-from titans3.objects.multipart import PART_KEY_BYTES, PARTS, UPLOAD_ID_BYTES, UPLOADS
+from titans3.objects import collect, handoff, keywalk, upload_remnants
+from titans3.objects.multipart import PART_KEY_BYTES, PARTS, UPLOADS
 from titans3.objects.repair import KeyState, ObjectRepair, RepairOutcome, streams_of
 
 if TYPE_CHECKING:
@@ -196,7 +195,7 @@ class Maintenance:
 
     async def collect_upload_remnants(self, window: float) -> int:
         """Drop upload records below write quorum older than ``window`` seconds
-        (:meth:`Multipart.drop_upload_remnant`); returns how many.  Uploads kept
+        (:func:`~titans3.objects.upload_remnants.drop_upload_remnant`); returns how many.  Uploads kept
         by handoff substitutes (``sub``) are left to their own rules."""
         buckets = {b.bucket_id: b for b in await self.ctx.buckets.list()}
         cutoff = time.time_ns() - int(window * 1e9)
@@ -220,7 +219,8 @@ class Maintenance:
                     if brec is None or doc.get("t", 0) > cutoff or doc.get("sub"):
                         continue
                     try:
-                        removed += await self.store.multipart.drop_upload_remnant(brec, doc["key"], k[8:].hex())
+                        removed += await upload_remnants.drop_upload_remnant(
+                            self.ctx, brec, doc["key"], k[8:].hex())
                     except DriveError as e:
                         log.warning("gc: upload remnant %s: %s", k[8:].hex(), e)
                 if len(page) < 1000:
@@ -229,49 +229,9 @@ class Maintenance:
         return removed
 
     async def collect_part_remnants(self, window: float, positions: Collection[int]) -> int:
-        """Drop part records older than ``window`` seconds, on the drives at
-        ``positions``, whose upload no drive of the store holds any more;
-        returns how many.
-
-        An upload ends by removing its part records and then its upload
-        records; a drive away at that moment keeps its rows, which the upload
-        remnant rule removes -- but only where the drive holds the upload record
-        too.  A part record on a drive that never got the upload record (it was
-        away at Create, back for the part) outlives every upload row, and it
-        names its data, so GC would keep that data for ever.  Safe: an upload no
-        drive holds cannot be completed, and data a Complete put in a version is
-        that version's (the orphan sweep honours version records).  The part
-        rows are read *before* the upload rows, and only rows older than the
-        window count, so an upload created meanwhile cannot be missed.  Every
-        drive must answer: "not held" cannot be told from "not asked"."""
-        drives = list(self.ctx.drives)
-        if any(d.state != DriveState.ONLINE for d in drives):
-            return 0
-        cutoff = time.time_ns() - int(window * 1e9)
-        try:
-            old: list[tuple[int, bytes, bytes]] = []  # position, part key, upload id
-            for p in positions:
-                for k, raw in await _rows(drives[p], PARTS):
-                    doc = msgpack.unpackb(raw, raw=False)
-                    if isinstance(doc, dict) and doc.get("t", 0) <= cutoff:
-                        old.append((p, k, k[:UPLOAD_ID_BYTES]))
-            if not old:
-                return 0
-            live: set[bytes] = set()  # bucket id | upload id [| /h<j> of a substitute]
-            for d in drives:
-                live.update(k[BUCKET_ID_LEN:BUCKET_ID_LEN + UPLOAD_ID_BYTES]
-                            for k, _ in await _rows(d, UPLOADS))
-        except DriveError as e:
-            log.info("gc: part remnants not judged: %s", e)
-            return 0
-        removed = 0
-        for p, k, upload_id in old:
-            if upload_id not in live:
-                await drives[p].put_meta(PARTS, k, None)
-                removed += 1
-        if removed:
-            log.info("gc: removed %d part records of uploads no drive holds", removed)
-        return removed
+        """Part records of uploads no drive holds, on the drives at ``positions``
+        (:func:`~titans3.objects.upload_remnants.drop_part_remnants`)."""
+        return await upload_remnants.drop_part_remnants(self.ctx, window, positions)
 
     async def referenced_data(self, position: int) -> set[str] | None:
         """Every data id the drive's records and multipart part records name
@@ -323,14 +283,3 @@ class Maintenance:
                 after = entries[-1].key
         return refs
 
-
-async def _rows(d: Drive, table: str) -> list[tuple[bytes, bytes]]:
-    """Every row of one of ``d``'s meta tables (DriveError if it cannot list)."""
-    out: list[tuple[bytes, bytes]] = []
-    start: bytes | None = None
-    while True:
-        page = await d.list_meta(table, start_after=start, limit=1000)
-        out.extend(page)
-        if len(page) < 1000:
-            return out
-        start = page[-1][0]

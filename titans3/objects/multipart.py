@@ -534,54 +534,6 @@ class Multipart:
         if unused:
             await self._free(positions, unused, sub)
 
-    async def drop_upload_remnant(self, brec: BucketRecord, kb: bytes,
-                                  upload_id: str) -> int:
-        """Remove an upload that is a *remnant*: its record is on fewer than ``W``
-        placement drives although every one of them answered -- a drive that
-        missed the Abort or Complete, or a Create that never reached quorum.  No
-        listing shows it and no call can reach it, but its part records still
-        name their data, so without this the data would never be an orphan.
-        Only the rows go (part records, then the upload record, on the drives
-        holding them); the data they named is then unreferenced and the orphan
-        sweep takes it after the commit window -- unless a version record names
-        it (the upload was completed), which the orphan sweep respects.
-        Returns 1 if the remnant was removed, else 0 (not a remnant, or a drive
-        could not be asked: "not held" cannot be told from "not asked")."""
-        positions = self.ctx.placement(brec.bucket_id, kb)
-        ukey = _upload_key(brec.bucket_id, upload_id)
-        held: list[int] = []
-        for pos in positions:
-            d = self.ctx.drives[pos]
-            if d.state != DriveState.ONLINE:
-                return 0
-            try:
-                raw = await d.get_meta(UPLOADS, ukey)
-            except DriveError:
-                return 0
-            if raw is not None and msgpack.unpackb(raw, raw=False).get("key") == kb:
-                held.append(pos)
-        sch = self.ctx.scheme_for(brec)
-        if not held or len(held) >= write_quorum(sch.k, sch.m):
-            return 0
-        prefix = bytes.fromhex(upload_id)
-        plain = len(_part_key(upload_id, 1))
-        for pos in held:
-            d = self.ctx.drives[pos]
-            rows: list[bytes] = []
-            start: bytes | None = None
-            while True:
-                page = await d.list_meta(PARTS, prefix=prefix, start_after=start, limit=1000)
-                rows.extend(k for k, _ in page if len(k) == plain)
-                if len(page) < 1000:
-                    break
-                start = page[-1][0]
-            for k in rows:
-                await d.put_meta(PARTS, k, None)
-            await d.put_meta(UPLOADS, ukey, None)
-        log.info("upload %s of %r: remnant on %d of %d drives removed", upload_id, kb,
-                 len(held), len(positions))
-        return 1
-
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
