@@ -226,3 +226,13 @@ def test_a_run_write_leaves_the_map_as_block_by_block_writes_would(ops):
             if cut and m.cut is None:
                 m.begin_cut(lsn)
         assert _state(bulk) == _state(single)
+
+
+def test_an_extent_image_lists_its_blocks_in_block_order_whatever_order_they_were_written():
+    """Materializing a full extent joins ``image.blocks.values()`` as they are."""
+    m = BlockMap(SIZE, BPE * BLOCK)
+    for i in reversed(range(BPE)):
+        m.put(BPE + i, 10 - i, None if i == 1 else block_value(i + 1))
+    image = m.snapshot_extent(1, 100)
+    assert image.full and list(image.blocks) == list(range(BPE))
+    assert list(image.blocks.values()) == [block_value(1), None, block_value(3), block_value(4)]

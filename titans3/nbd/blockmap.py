@@ -58,7 +58,7 @@ class ExtentImage:
     extent: int
     lsn: int
     zeroed: bool  # the old object's content does not count (a zeroing precedes the blocks)
-    blocks: dict[int, bytes | memoryview | None]  # block index within the extent -> data (None: zeroes)
+    blocks: dict[int, bytes | memoryview | None]  # block index within the extent -> data (None: zeroes), in order
     full: bool  # every block of the extent is in ``blocks``: the old content is not needed
 
 
@@ -134,7 +134,8 @@ class BlockMap:
             # Nothing to supersede (a sequential writer's new blocks): the same
             # entries, made in bulk -- this loop was a fifth of the gateway's
             # CPU on sequential writes.
-            blocks.update(zip(run, [Entry(lsn, data[o : o + BLOCK]) for o in range(0, n * BLOCK, BLOCK)]))
+            blocks.update(zip(run, [Entry(lsn, data[o : o + BLOCK]) for o in range(0, n * BLOCK, BLOCK)],
+                              strict=True))
             pending.update(dict.fromkeys(run))
             for e in range(first // bpe, (first + n - 1) // bpe + 1) if n else ():
                 per_extent[e] = per_extent.get(e, 0) + min(first + n, (e + 1) * bpe) - max(first, e * bpe)
