@@ -16,8 +16,8 @@ under one key of one table on *every* drive (``Drive.put_meta`` family).
   slower drives (a drive's commits are grouped behind its data writes) are
   cancelled then: each either landed (the record the majority holds) or not
   (the drive keeps the older one, which a read outvotes and the next swap
-  replaces), so a winner never waits for the slowest drives -- a writer
-  lease's renewal did, and under heavy writes ran out (EIO).  A loser waits
+  replaces), so a winner never waits for the slowest drives (a writer
+  lease's renewal must finish within the lease's slack).  A loser waits
   for every answer (its undo must come after its swap).  A loser puts back what it replaced and reports failure; the
   caller reads again and decides again (:meth:`QuorumRegister.update`).
 * deleting writes a *tombstone* (``deleted: True``), never removes the entry,
