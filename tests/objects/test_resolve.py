@@ -154,3 +154,83 @@ def test_a_version_in_two_encodings_reads_one_never_a_mix():
            if i < 2 else [data("a", i)] for i in range(6)]
     (r,) = resolve_versions(per, k=4, w=5)
     assert len({per[p][0].data for p in r.holders}) == 1
+
+
+# ---------------------------------------------------- who answered must not matter
+# Issue #17: a PUT cut short after k (4) of its 6 commits read as absent while
+# every drive answered (4 < W), and as the new object once a drive that lacked
+# it did not answer (4 + 1 >= W) -- the crash torture saw "only absent is
+# possible" a round after the checker had seen the key absent.
+
+
+def _get(per, k: int = 4, w: int = 5):
+    """What a GET answers: the served vid, None (absent / delete marker) or "503"."""
+    out = resolve_versions(per, k=k, w=w, doubtful=True)
+    if not out:
+        return None
+    r = out[0]
+    if not r.certain:
+        return "503"
+    if r.record.dm:
+        return None
+    return r.record.vid if r.readable else "503"
+
+
+def _over_a(held: set[int], newer, unseen: set[int]):
+    """Version "a" on all six drives, ``newer(i)`` ("b") on ``held``; ``unseen`` do not answer."""
+    return [None if i in unseen else ([newer(i)] if i in held else []) + [data("a", i)]
+            for i in range(6)]
+
+
+def test_a_put_cut_short_on_k_drives_reads_the_same_whoever_answers():
+    held = {0, 1, 2, 3}
+    assert _get(_over_a(held, lambda i: data("b", i), set())) == "b"
+    assert _get(_over_a(held, lambda i: data("b", i), {4})) == "b"  # a drive lacking it is away
+    assert _get(_over_a(held, lambda i: data("b", i), {0})) == "503"  # one holding it is away
+    assert _get(_over_a(held, lambda i: data("b", i), {4, 5})) == "b"
+
+
+def test_a_put_cut_short_below_k_drives_never_shows_and_never_serves_stale_unsure():
+    held = {0, 1, 2}
+    assert _get(_over_a(held, lambda i: data("b", i), set())) == "a"
+    assert _get(_over_a(held, lambda i: data("b", i), {0})) == "a"  # 2 + 1 < k: ignored
+    # 3 + 1 >= k: the absent drive decides -- neither "a" (stale if it holds "b")
+    # nor "b" (unreadable, and absent for a reader that asked that drive).
+    assert _get(_over_a(held, lambda i: data("b", i), {5})) == "503"
+
+
+def test_a_delete_marker_cut_short_on_k_drives_hides_the_object_whoever_answers():
+    held = {0, 1, 2, 3}
+    assert _get(_over_a(held, lambda i: dm("b"), set())) is None
+    assert _get(_over_a(held, lambda i: dm("b"), {5})) is None
+    assert _get(_over_a(held, lambda i: dm("b"), {1})) == "503"
+
+
+def test_listings_keep_the_old_rule_between_k_and_w_but_show_a_version_on_k_drives():
+    held = {0, 1, 2, 3}
+    per = _over_a(held, lambda i: data("b", i), set())
+    assert [r.record.vid for r in resolve_versions(per, k=4, w=5)] == ["b", "a"]
+    single = on(6, lambda i: data("b", i), held=held)
+    fast = resolve.resolve_packed([pack_versions(x) if x else [] for x in single], 4, 5)
+    assert fast is not None and fast[0].record.vid == "b" and fast[0].certain and fast[0].readable
+    # 3 of 6 with one drive away: not served, not listed (it cannot have been acknowledged).
+    per = _over_a({0, 1, 2}, lambda i: data("b", i), {5})
+    assert [r.record.vid for r in resolve_versions(per, k=4, w=5)] == ["a"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(held=st.sets(st.integers(0, 5)), marker=st.booleans())
+def test_what_a_read_serves_does_not_depend_on_which_drives_answered(held, marker):
+    """Over every choice of up to m = 2 drives not answering, a GET serves one
+    answer (or 503) -- and never the older version when the newer one may have
+    been acknowledged (W = 5 holders)."""
+    newer = (lambda i: dm("b")) if marker else (lambda i: data("b", i))
+    answers = set()
+    for a in range(-1, 6):
+        for b in range(a, 6):
+            unseen = {x for x in (a, b) if x >= 0}
+            answers.add(_get(_over_a(held, newer, unseen)))
+    answers.discard("503")
+    assert len(answers) <= 1, answers
+    if len(held) >= 5:
+        assert answers <= {None if marker else "b"}

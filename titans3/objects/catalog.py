@@ -21,7 +21,7 @@ from titans3.objects import listing
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
 from titans3.objects.listing import Listed
-from titans3.objects.lookup import Lookup, object_info
+from titans3.objects.lookup import DOUBTFUL, Lookup, object_info
 from titans3.objects.resolve import write_quorum
 from titans3.objects.types import ListPage, ObjectInfo
 from titans3.objects.validate import check_key
@@ -123,7 +123,9 @@ class Catalog:
         async def one(i: int, key: str, done: trio.CancelScope) -> None:
             async with limiter:
                 try:
-                    _, _, resolved = await self.lookup.resolve(brec, check_key(key))
+                    _, _, resolved = await self.lookup.resolve(brec, check_key(key), doubtful=True)
+                    if resolved and not resolved[0].certain:
+                        raise QuorumError(DOUBTFUL)
                 except S3Error as e:
                     errors.append(e)
                     done.cancel()
