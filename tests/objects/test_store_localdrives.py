@@ -5,6 +5,7 @@ the awaited calls, also with a demoted, an offline and a corrupt drive."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import trio
@@ -159,5 +160,52 @@ def test_a_put_cut_short_before_k_commits_is_never_served(tmp_path: Path) -> Non
         assert {s for s in seen if s != "503"} == {old}
         assert new not in seen
         assert [o.size for o in (await store.list_objects(B)).objects] == [len(old)]
+
+    _run(tmp_path, test)
+
+
+def test_a_delete_while_a_holder_of_a_cut_short_put_is_away_removes_it(tmp_path: Path) -> None:
+    body = os.urandom(70_000)
+
+    async def test(store: ObjectStore, drives: list[LocalDrive]) -> None:
+        positions = await _cut_short(store, drives, "k", body, holders=4)
+        assert await _answer(store, "k") == body
+        drives[positions[0]]._state = DriveState.OFFLINE  # holds it: the others cannot tell
+        await store.delete_object(B, "k")  # acknowledged
+        drives[positions[0]]._state = DriveState.ONLINE
+        assert await _with_each_drive_away(store, drives, "k", positions) == [None] * 7
+        assert (await store.list_objects(B)).objects == []
+
+    _run(tmp_path, test)
+
+
+def test_deleting_a_cut_short_version_by_id_while_a_holder_is_away_removes_it(
+        tmp_path: Path) -> None:
+    old, new = os.urandom(70_000), os.urandom(70_000)
+
+    async def test(store: ObjectStore, drives: list[LocalDrive]) -> None:
+        await store.put_bucket_versioning(B, "Enabled")
+        await store.put_object(B, "k", _body(old), size=len(old))
+        positions = await _cut_short(store, drives, "k", new, holders=4)
+        vid = (await store.head_object(B, "k")).version_id
+        drives[positions[0]]._state = DriveState.OFFLINE
+        await store.delete_object(B, "k", version_id=vid)  # acknowledged
+        drives[positions[0]]._state = DriveState.ONLINE
+        assert set(await _with_each_drive_away(store, drives, "k", positions)) == {old}
+
+    _run(tmp_path, test)
+
+
+def test_a_delete_through_a_host_whose_clock_is_behind_still_removes_the_object(
+        tmp_path: Path) -> None:
+    body = os.urandom(70_000)
+
+    async def test(store: ObjectStore, drives: list[LocalDrive]) -> None:
+        await store.put_object(B, "k", _body(body), size=len(body))
+        clock = store.context.clock  # now the clock of a host running an hour behind
+        clock._wall_ms = lambda: time.time_ns() // 1_000_000 - 3_600_000
+        clock._last_ms = clock._logical = 0
+        await store.delete_object(B, "k")
+        assert await _answer(store, "k") is None
 
     _run(tmp_path, test)
