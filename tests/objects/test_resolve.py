@@ -84,11 +84,11 @@ _per_drive = st.lists(st.one_of(st.none(), st.lists(_records, max_size=2)), min_
 
 
 @settings(max_examples=400, deadline=None)
-@given(per=_per_drive, k=st.integers(1, 4), anchors=st.booleans())
-def test_the_fast_path_agrees_with_the_general_rule(per, k, anchors):
+@given(per=_per_drive, k=st.integers(1, 4), anchors=st.booleans(), doubtful=st.booleans())
+def test_the_fast_path_agrees_with_the_general_rule(per, k, anchors, doubtful):
     w = write_quorum(k, 2)
-    assert resolve_versions(per, k=k, w=w, anchors=anchors) == \
-        resolve._resolve_general(per, k, w, anchors)
+    assert resolve_versions(per, k=k, w=w, anchors=anchors, doubtful=doubtful) == \
+        resolve._resolve_general(per, k, w, anchors, doubtful)
 
 
 @settings(max_examples=400, deadline=None)

@@ -7,9 +7,9 @@ reached quorum; versions on delete), but a crash can leave work undone, and a
 drive that was away misses it.  What is left is of two kinds, both invisible
 to readers already (:mod:`titans3.objects.resolve`):
 
-* **remnants** -- a version held by fewer than ``W`` placement drives although
-  *every* placement drive answered: a failed or interrupted write, or the
-  leftovers of a delete that a drive missed.  It can never have been
+* **remnants** -- a version held by fewer than ``k`` placement drives although
+  *every* placement drive answered (so no read shows it): a failed or
+  interrupted write, or the leftovers of a delete that a drive missed.  It can never have been
   acknowledged (or it was deleted), so its records and data go -- but only
   once it is older than the commit window, because a PUT that is committing
   right now looks exactly like this for a moment.
