@@ -80,7 +80,7 @@ class Catalog:
             self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(),
             delimiter=delimiter.encode() or None, start_after=start_after.encode() or None,
-            page=page, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
+            page=page, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing, m=sch.m,
         ):
             if not e.is_prefix and (not e.versions or e.unsure):  # a remnant, or hinted, not replayed yet
                 e = await self.relist(brec, e)
@@ -103,7 +103,7 @@ class Catalog:
             self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(), delimiter=None,
             start_after=None, page=PROBE_PAGE, min_answers=self.ctx.list_quorum(),
-            skip=self.ctx.healing,
+            skip=self.ctx.healing, m=sch.m,
         ):
             if not e.versions:
                 e = await self.relist(brec, e)
@@ -159,6 +159,7 @@ class Catalog:
             self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=b"", delimiter=None,
             start_after=None, page=100, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
+            m=sch.m,
         ):
             if entry.versions:
                 return False

@@ -174,7 +174,7 @@ class Lookup:
         if sum(1 for p in per if p is not None) < sch.k:
             raise QuorumError()
         resolved = resolve_versions(per, k=sch.k, w=write_quorum(sch.k, sch.m), anchors=anchors,
-                                    doubtful=doubtful)
+                                    doubtful=doubtful, m=sch.m)
         return positions, per, resolved
 
     async def latest_info(self, brec: BucketRecord, bucket: str, key: str, kb: bytes

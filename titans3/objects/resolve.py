@@ -89,9 +89,17 @@ def write_quorum(k: int, m: int) -> int:
     return k + 1 if m > 0 else k
 
 
+def visible_quorum(k: int, m: int) -> int:
+    """Holders that make a version visible: ``k`` -- or ``m`` when there is
+    more parity than data (a 3-way mirror, 1+2), because a DELETE that reached
+    ``W`` drives leaves up to ``n - W = m - 1`` stale copies, which must stay
+    invisible.  Never above ``W``: an acknowledged write is always visible."""
+    return min(write_quorum(k, m), max(k, m))
+
+
 def resolve_versions(
     per_drive: Sequence[Sequence[VersionRecord] | None], *, k: int, w: int,
-    anchors: bool = False, doubtful: bool = False,
+    anchors: bool = False, doubtful: bool = False, m: int | None = None,
 ) -> list[Resolved]:
     """Visible versions, newest first.
 
@@ -106,28 +114,44 @@ def resolve_versions(
 
     ``doubtful``: also return the versions the drives that did not answer
     decide (``certain=False``, see the module doc); GET and HEAD answer 503
-    for them.
+    for them.  ``m``: the placement's parity (what a delete marker's
+    visibility takes, :func:`visible_quorum`); unknown, ``k`` is taken.
     """
-    simple = _one_plain_version(per_drive, k, w, doubtful)
+    mt = _marker_quorum(k, w, m)
+    simple = _one_plain_version(per_drive, k, w, doubtful, mt)
     if simple is not None:
         return simple
-    return _resolve_general(per_drive, k, w, anchors, doubtful)
+    return _resolve_general(per_drive, k, w, anchors, doubtful, mt)
 
 
-def shown(count: int, unseen: int, vk: int, vw: int, doubtful: bool) -> bool | None:
+def _marker_quorum(k: int, w: int, m: int | None) -> int:
+    return k if m is None else visible_quorum(k, m)
+
+
+def _quorums(rec: VersionRecord, k: int, w: int, mt: int) -> tuple[int, int, int]:
+    """(fragments to read, holders to be visible, holders to be acknowledged)."""
+    if rec.dm:
+        return k, mt, w
+    ek, em, _ = rec.ec
+    return ek, visible_quorum(ek, em), write_quorum(ek, em)
+
+
+def shown(count: int, unseen: int, vt: int, vw: int, doubtful: bool) -> bool | None:
     """Whether a version held by ``count`` of the drives seen is returned:
-    True (certain), False (doubtful, returned as uncertain) or None (ignored)."""
-    if count >= vk:
+    True (certain), False (doubtful, returned as uncertain) or None (ignored).
+    ``vt``/``vw``: the holders that make it visible / acknowledged."""
+    if count >= vt:
         return True
-    if count + unseen >= (vk if doubtful else vw):
+    if count + unseen >= (vt if doubtful else vw):
         return False
     return None
 
 
 def _resolve_general(
     per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int, anchors: bool,
-    doubtful: bool = False,
+    doubtful: bool = False, mt: int | None = None,
 ) -> list[Resolved]:
+    mt = k if mt is None else mt
     unseen = sum(1 for recs in per_drive if recs is None)
     by_vid: dict[str, list[tuple[int, VersionRecord]]] = {}
     for pos, recs in enumerate(per_drive):
@@ -142,12 +166,9 @@ def _resolve_general(
         # Fields of a version can change after it was written (object tags): the
         # copy with the newest change stamp speaks for it (see objects/tagging.py).
         rec = max(holders, key=lambda h: h[1].extra.get("mu", ""))[1]
-        vk, vw = k, w
-        if not rec.dm:
-            ek, em, _ = rec.ec
-            vk, vw = ek, write_quorum(ek, em)
+        vk, vt, vw = _quorums(rec, k, w, mt)
         count = len({pos for pos, _ in every})
-        certain = shown(count, unseen, vk, vw, doubtful)
+        certain = shown(count, unseen, vt, vw, doubtful)
         if certain is None:
             continue  # held by fewer than k drives, whoever answers
         hidden = bool(rec.extra.get(HIDDEN))
@@ -198,7 +219,8 @@ def encoding_of(holders: list[tuple[int, VersionRecord]]) -> list[tuple[int, Ver
 
 
 def _one_plain_version(
-    per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int, doubtful: bool = False
+    per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int, doubtful: bool = False,
+    mt: int | None = None,
 ) -> list[Resolved] | None:
     """The common case, decided without the general machinery: every drive
     that answered holds nothing or the same single version, with no change
@@ -230,11 +252,8 @@ def _one_plain_version(
         frags.add(r.frag_index)
     if first is None:
         return []
-    vk, vw = k, w
-    if not first.dm:
-        ek, em, _ = first.ec
-        vk, vw = ek, write_quorum(ek, em)
-    certain = shown(len(holders), unseen, vk, vw, doubtful)
+    vk, vt, vw = _quorums(first, k, w, k if mt is None else mt)
+    certain = shown(len(holders), unseen, vt, vw, doubtful)
     if certain is None:
         return []  # held by fewer than k drives, whoever answers
     return [Resolved(first, len(holders), tuple(holders),
@@ -245,7 +264,8 @@ _FI_KEY = b"\xa2fi"  # msgpack: the 2-byte string "fi"
 
 
 def resolve_packed(
-    per_drive: Sequence[bytes | None | Sequence[VersionRecord]], k: int, w: int
+    per_drive: Sequence[bytes | None | Sequence[VersionRecord]], k: int, w: int,
+    m: int | None = None,
 ) -> list[Resolved] | None:
     """``resolve_versions`` for the common case, from the drives' packed forms.
 
@@ -305,11 +325,8 @@ def resolve_packed(
     if first is None:
         return []
     rec = VersionRecord.from_dict(first)
-    vk, vw = k, w
-    if not rec.dm:
-        ek, em, _ = rec.ec
-        vk, vw = ek, write_quorum(ek, em)
-    certain = shown(len(holders), unseen, vk, vw, False)
+    vk, vt, vw = _quorums(rec, k, w, _marker_quorum(k, w, m))
+    certain = shown(len(holders), unseen, vt, vw, False)
     if certain is None:
         return []  # held by fewer than k drives, whoever answers
     return [Resolved(rec, len(holders), tuple(holders), certain and (rec.dm or len(frags) >= vk),
