@@ -9,8 +9,9 @@ answer (``unseen``).  A version's read quorum ``k`` is its own scheme's for
 data, the placement's for a delete marker.
 
 **The answer must not depend on which drives answered.**  A version is
-*visible* exactly when at least ``k`` drives hold it -- a fact about the
-drives, whoever is asked.  (``W`` decides acknowledgement, not visibility: a
+*visible* exactly when at least ``V`` drives hold it -- a fact about the
+drives, whoever is asked.  ``V`` is :func:`visible_quorum`: ``k``, or ``m``
+where parity outnumbers data (3-way mirrors); "k" below means ``V``.  (``W`` decides acknowledgement, not visibility: a
 PUT killed mid-commit on ``k`` of its drives is there, readable, and repair
 completes it.)  For every version id, with ``count`` the drives seen holding
 it:
