@@ -11,7 +11,8 @@ acknowledges only when the write quorum landed (or the handoff rule in
 commits.  An acknowledged write that missed some of its drives (and left no
 hint for them) is reported to ``on_partial_write``, the repair queue, so the
 missed fragments come back without waiting for a scrub; if even the rollback cannot run, readers ignore a version held by
-fewer than W drives (:mod:`titans3.objects.resolve`).  Older null versions are
+fewer than k drives and show one held by k or more, whoever answers
+(:mod:`titans3.objects.resolve`; a read queues it for repair).  Older null versions are
 purged only after their successor is safe (``purge_older_nulls``).
 """
 
