@@ -217,6 +217,7 @@ async def resume(cluster: Cluster, doc: dict[str, Any]) -> ObjectStore:
     store.healing = set(host.store.healing)
     store.storage_classes = storageclass.for_placement(cluster.cfg.storage_classes,
                                                        store.ring.n)
+    store.committer.cutoff = host.store.committer.cutoff
     wire_store(cluster, store, doc)
     store.buckets = BucketTable(store.drives, store.clock, cache=False)
     return store
