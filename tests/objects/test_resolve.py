@@ -154,3 +154,20 @@ def test_a_version_in_two_encodings_reads_one_never_a_mix():
            if i < 2 else [data("a", i)] for i in range(6)]
     (r,) = resolve_versions(per, k=4, w=5)
     assert len({per[p][0].data for p in r.holders}) == 1
+
+
+def test_a_failed_drives_partial_answer_counts_its_records_yet_leaves_its_slot_unseen():
+    # "a" landed on 5 of 6 (W) and drive 5 failed since; its spare holds "b" only.
+    per = [[data("a", i)] for i in range(4)] + [[data("b", 4)], resolve.Partial([data("b", 5)])]
+    out = resolve_versions(per, k=4, w=5)
+    assert [r.record.vid for r in out] == ["a"]  # 4 seen + the failed slot unseen: may be acked
+    assert out[0].count == 4 and out[0].readable
+    # The same answer as a plain list would have hidden an acknowledged version.
+    plain = per[:5] + [[data("b", 5)]]
+    assert resolve_versions(plain, k=4, w=5) == []
+
+
+def test_a_spare_held_fragment_makes_a_version_readable_again():
+    per = [[data("a", i)] for i in range(3)] + [None, None, resolve.Partial([data("a", 5)])]
+    out = resolve_versions(per, k=4, w=5)
+    assert [(r.record.vid, r.count, r.readable) for r in out] == [("a", 4, True)]

@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -426,6 +427,16 @@ class ObjectRepair:
             del self._locks[qk]
         else:
             self._locks[qk] = (lock, users - 1)
+
+    @asynccontextmanager
+    async def locked(self, bucket_id: bytes, key: bytes) -> AsyncIterator[None]:
+        """Hold the key's repair lock (a spare rebuild, objects/spares.py)."""
+        qk = (bucket_id, key)
+        lock = await self._lock(qk)
+        try:
+            yield
+        finally:
+            self._unlock(qk, lock)
 
     async def repair(
         self, bucket_id: bytes, key: bytes, *, only: Collection[int] | None = None,

@@ -11,6 +11,8 @@ answer (``unseen``).  For every version id:
   of a failed or interrupted write (or of a delete that reached the others);
   **ignore it**.  This is what makes a PUT killed mid-commit leave the previous
   version, and what keeps a drive that missed a delete from resurrecting data.
+  (A :class:`Partial` answer -- a failed drive's records held by spares --
+  counts its records *and* still counts as unseen.)
 * otherwise it may have been acknowledged and must not be skipped:
   - a delete marker needs no data: it counts;
   - a data version is *readable* with ``count >= k`` fragments;
@@ -47,6 +49,12 @@ import msgpack
 from titans3.drive.records import HIDDEN, KNOWN_FIELDS, REFS, TRANSITIONED, VersionRecord
 
 
+class Partial(list):  # type: ignore[type-arg]
+    """A drive's answer that may lack versions it should hold: the records of a
+    FAILED drive's slot held by its spare drives (objects/spares.py).  Its
+    records count as holders, yet the slot still counts as unseen."""
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     record: VersionRecord  # a representative record (frag_index is one drive's)
@@ -79,16 +87,17 @@ def resolve_versions(
     includes them, and also every version other versions reference even
     when a newer null version shadows it.
     """
-    simple = _one_plain_version(per_drive, k, w)
-    if simple is not None:
-        return simple
+    if not any(isinstance(recs, Partial) for recs in per_drive):
+        simple = _one_plain_version(per_drive, k, w)
+        if simple is not None:
+            return simple
     return _resolve_general(per_drive, k, w, anchors)
 
 
 def _resolve_general(
     per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int, anchors: bool
 ) -> list[Resolved]:
-    unseen = sum(1 for recs in per_drive if recs is None)
+    unseen = sum(1 for recs in per_drive if recs is None or isinstance(recs, Partial))
     by_vid: dict[str, list[tuple[int, VersionRecord]]] = {}
     for pos, recs in enumerate(per_drive):
         for r in recs or ():
