@@ -7,7 +7,10 @@ X's fragment of every object on a spare, with progress in ``titanctl repair
 status`` and on the status page.  Then two more drives fail, chosen so that
 some objects lose three of their six primaries -- one more than m: only the
 spare copies make those readable, and every object must read back.  New
-writes made while X is failed read back too.
+writes made while X is failed read back too.  Finally the three slots get
+blank disks: the refills use the spare copies where three primaries are
+gone, nothing is lost, and the spare copies are dropped once the primaries
+hold everything again (placements move back to the ring).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import shutil
 from collections.abc import Callable
 from contextlib import closing
 from typing import Any
@@ -22,7 +26,7 @@ from typing import Any
 import httpx
 
 from .cluster import Daemon, MiB, s3_client
-from .durability import WORKER_ENV, admin, inspect, wait_for
+from .durability import WORKER_ENV, admin, all_healthy, inspect, wait_for
 from .test_titanctl import titanctl
 
 BUCKET = "spares"
@@ -109,3 +113,19 @@ def test_a_failed_drive_is_rebuilt_on_spares_so_m_more_failures_lose_nothing(
         assert read_all(s3, digests) == [], f"unreadable with {X}, {y}, {z} failed"
         print(f"drives {X}, {y}, {z} failed: {len(digests)} objects read back, "
               f"{len(beyond_m)} of them with three of six primaries gone")
+
+        # New disks: the refills read the spare copies where the primaries are short
+        # (three of six gone), and once they are done the spare copies go away.
+        for i in (X, y, z):
+            shutil.move(str(d.drive_dir(i)), str(d.drive_dir(i).with_name(f"drive-{i}.failed")))
+            r = titanctl("disk", "replace", f"drive-{i}", str(d.drive_dir(i)), endpoint=d.endpoint)
+            assert r.returncode == 0, r.stderr
+        wait_for("the refills", lambda: not admin(d, "GET", "repair/status").get("healing"),
+                 timeout=240, every=1.0)
+        refill = admin(d, "GET", "repair/status")["workers"]["refill"]
+        assert refill["lost"] == 0, refill
+        assert all_healthy(d, BUCKET, sorted(digests)) == []
+        wait_for("the spare copies moved back",
+                 lambda: admin(d, "GET", "repair/status")["workers"]["handoff"]["hints_held"] == 0,
+                 timeout=60)
+        assert read_all(s3, digests) == []

@@ -53,6 +53,7 @@ class Maintenance:
     def __init__(self, store: ObjectStore, **kw: float | int) -> None:
         self.ctx = store.context
         self.repairer = ObjectRepair(self.ctx, **kw)  # type: ignore[arg-type]
+        self.repairer.spare_sources = lambda ks, rec: spares.sources_for(self.ctx, ks, rec)
         self.store = store  # for the operations GC runs: aborting uploads, settling renames
 
     # ------------------------------------------------------------- repair

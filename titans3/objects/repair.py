@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -399,6 +399,9 @@ class ObjectRepair:
         self.batch_bytes = batch_bytes
         self._locks: dict[tuple[bytes, bytes], tuple[trio.Lock, int]] = {}
         self._schemes: dict[bytes, tuple[int, int]] = {}
+        # Fragments of a version held by spare drives for failed or healing
+        # slots (objects/spares.py): asked only when the primaries are short.
+        self.spare_sources: Callable[[KeyState, VersionRecord], Awaitable[dict[int, Drive]]] | None = None
 
     async def quorum_for(self, bucket_id: bytes) -> tuple[int, int]:
         """``(k, W)`` of the bucket's scheme (what the read rule uses for delete markers)."""
@@ -499,6 +502,9 @@ class ObjectRepair:
                 f.index: drives[f.position] for f in frags
                 if f.record_ok and f.health != OFFLINE and data_id not in f.bad_streams
             }
+            if len(sources) < k and self.spare_sources is not None:
+                spare = await self.spare_sources(ks, rec)
+                sources.update({i: dv for i, dv in spare.items() if i not in sources and i not in need})
             if len(sources) < k:
                 unreachable = sum(1 for f in frags if f.health == OFFLINE)
                 if len(sources) + unreachable >= k:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from titans3.core.errors import DriveError
-from titans3.drive.protocol import DriveState
+from titans3.drive.protocol import Drive, DriveState
 from titans3.drive.records import REF, VersionRecord
 from titans3.objects.hinted import (
     HINTS,
@@ -67,7 +67,7 @@ from titans3.objects.repair import (
     record_age,
     streams_of,
 )
-from titans3.objects.resolve import Partial, Resolved
+from titans3.objects.resolve import Partial, Resolved, same_encoding
 
 if TYPE_CHECKING:
     from titans3.objects.context import StoreContext
@@ -134,6 +134,28 @@ async def fill_failed(ctx: StoreContext, bucket_id: bytes, key: bytes, positions
         for (vid, _), rec in sorted(held.items(), key=lambda kv: kv[0]):
             by_vid.setdefault(vid, rec)
         per[j] = Partial(sorted(by_vid.values(), key=lambda r: r.vid, reverse=True))
+
+
+async def sources_for(ctx: StoreContext, ks: KeyState, rec: VersionRecord) -> dict[int, Drive]:
+    """Fragments of ``rec`` that spare drives hold for slots that are failed, away
+    or healing: more sources for a repair or refill whose primaries are short."""
+    want = {ctx.slots[p]: j for j, p in enumerate(ks.positions)
+            if p in ctx.healing or ctx.drives[p].state != DriveState.ONLINE}
+    out: dict[int, Drive] = {}
+    if not want:
+        return out
+    for pos in spare_drives(ctx, ks.bucket_id, ks.key, ks.positions):
+        if pos in ctx.healing or ctx.drives[pos].state != DriveState.ONLINE:
+            continue
+        try:
+            hints = await _hints_for(ctx, pos, ks.bucket_id, ks.key)
+        except DriveError:
+            continue
+        for slot, h in hints:
+            j = want.get(slot)
+            if j is not None and h.frag_index == j and h.vid == rec.vid and same_encoding(h, rec):
+                out.setdefault(j, HintedDrive(ctx.drives[pos], j, slot))  # type: ignore[arg-type]
+    return out
 
 
 async def rebuild_key(ctx: StoreContext, repair: ObjectRepair, bucket_id: bytes, key: bytes,
