@@ -255,6 +255,7 @@ class Cluster:
             host=socket.gethostname(), version=__version__, slots=slots,
         )
         store.healing = set(host.store.healing)  # local positions: unchanged
+        store.admission = host.store.admission  # one budget per host (objects/admission.py)
         store.storage_classes = storageclass.for_placement(self.cfg.storage_classes, scheme.n)
         store.committer.cutoff = Cutoff(self.cfg.write_cutoff)
         store.buckets = BucketTable(store.drives, clock, cache=False)
