@@ -107,6 +107,7 @@ def web_url(d: Daemon, addr: str = "127.0.0.1") -> str:
 def test_a_host_page_shows_its_drives_and_every_worker(daemon: Daemon, tmp_path: Path) -> None:
     page = Tables(render(web_url(daemon), tmp_path / "profile"))
     assert "EC 4+2" in page.text["summary"] and "6/6 drives online" in page.text["summary"]
+    assert "write memory 0 B of 256.0 MiB" in page.text["summary"], page.text["summary"]
     drives = page.body("drives")
     assert len(drives) == 6 and all(r[2] == "online" for r in drives), drives
     workers = page.body("workers")
@@ -124,6 +125,9 @@ def test_metrics_parse_and_carry_the_workers(daemon: Daemon) -> None:
     busy = {s.labels["worker"] for s in families["titans3_worker_busy"].samples}
     assert busy >= WORKERS
     assert "titans3_partial_writes" in families  # the counter (exposed as ..._total)
+    cap = families["titans3_write_memory_capacity_bytes"].samples[0].value
+    assert cap == 256 * 2**20  # the default write_memory_mb
+    assert families["titans3_write_streams_waiting"].samples[0].value == 0
 
 
 @pytest.fixture(scope="module")

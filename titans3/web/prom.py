@@ -26,6 +26,25 @@ class StatusCollector:
             "titans3_partial_writes", "writes acknowledged on fewer than all of their drives")
         part.add_metric([], self.s["store"]["partial_writes"])
         yield part
+        mem = self.s["store"].get("write_memory")
+        if mem is not None:  # objects/admission.py
+            for name, help_, value in (
+                ("titans3_write_memory_capacity_bytes", "write memory budget (0 = unlimited)",
+                 mem["capacity"]),
+                ("titans3_write_memory_in_use_bytes", "write buffer bytes granted to streams now",
+                 mem["in_use"]),
+                ("titans3_write_memory_peak_bytes", "most write buffer bytes granted at once",
+                 mem["peak"]),
+                ("titans3_write_streams_waiting", "write streams waiting for the budget now",
+                 mem["waiting"]),
+            ):
+                g = GaugeMetricFamily(name, help_)
+                g.add_metric([], value)
+                yield g
+            waited = CounterMetricFamily("titans3_write_streams_waited",
+                                         "write streams that had to wait for the budget")
+            waited.add_metric([], mem["waited"])
+            yield waited
         yield from self._workers()
         if self.web is not None:
             fails = GaugeMetricFamily("titans3_web_login_failures_in_a_row",

@@ -134,7 +134,10 @@ async def host_status(host: Host) -> dict[str, Any]:
         "workers": workers,
         "store": {"degraded_reads": store.degraded_reads,
                   "partial_writes": store.partial_writes,
-                  "write_stragglers": store.committer.stragglers},
+                  "write_stragglers": store.committer.stragglers,
+                  # the host's write memory budget (objects/admission.py): streams
+                  # waiting for admission are what a saturated node shows first
+                  "write_memory": _asdict(store.admission.budget.stats())},
         "summaries": own,
         "cluster": cluster_status(host, own),
         "volumes": _asdict(host.nbd.statistics()) if getattr(host, "nbd", None) is not None else None,
