@@ -126,6 +126,29 @@ def test_garbage_on_the_socket_is_refused_and_the_gateway_keeps_serving(nbd: Nbd
     assert json.loads(run(["nbdinfo", "--json", nbd.uri("after")]).stdout)["exports"][0]["export-size"] == 8 * MiB
 
 
+def test_a_client_resetting_its_connection_while_replies_go_out_ends_only_that_connection(nbd: NbdDaemon) -> None:
+    """A raw client (no libnbd: it cannot reset on purpose) asks for 128 MiB of
+    reads, takes the first bytes of the replies, and closes with a TCP RST
+    while the gateway is still sending; the daemon serves the next client."""
+    nbd.create_volume("reset", "64M")
+    for _ in range(3):
+        with socket.create_connection((cluster.HOST, nbd.nbd_port), timeout=30) as s:
+            assert s.recv(18)[:8] == b"NBDMAGIC"
+            s.sendall(struct.pack(">I", 3))  # FIXED_NEWSTYLE | NO_ZEROES
+            s.sendall(b"IHAVEOPT" + struct.pack(">II", 1, 5) + b"reset")  # NBD_OPT_EXPORT_NAME
+            got = b""
+            while len(got) < 10:  # export size (8) + transmission flags (2)
+                got += s.recv(10 - len(got))
+            assert struct.unpack(">Q", got[:8])[0] == 64 * MiB
+            s.sendall(b"".join(struct.pack(">IHHQQI", 0x25609513, 0, 0, i, (i % 16) * 4 * MiB, 4 * MiB)
+                               for i in range(32)))  # READs: simple replies, zeroes on the wire
+            while len(got) < 1 * MiB:
+                got += s.recv(1 << 16)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    assert nbd.proc is not None and nbd.proc.poll() is None, "the daemon died"
+    assert json.loads(run(["nbdinfo", "--json", nbd.uri("reset")]).stdout)["exports"][0]["export-size"] == 64 * MiB
+
+
 def test_fio_random_writes_verify_through_its_nbd_engine(nbd: NbdDaemon, tmp_path: Path) -> None:
     nbd.create_volume("fio", "32M")
     res = run(["fio", "--name=v", "--ioengine=nbd", f"--uri={nbd.uri('fio')}", "--rw=randwrite", "--bs=4k",

@@ -50,6 +50,15 @@ class Sim:
         self.map.put(block, lsn, data)
         self.history.setdefault(block, []).append((lsn, data))
 
+    def write_run(self, first: int, n: int, tag: int) -> None:
+        """One aligned multi-block write (``put_run``, as the volume does)."""
+        n = min(n, BPE * EXTENTS - first)
+        lsn = self.next_lsn()
+        values = [block_value(tag * 100 + i) for i in range(n)]
+        self.map.put_run(first, lsn, memoryview(b"".join(values)))
+        for i, v in enumerate(values):
+            self.history.setdefault(first + i, []).append((lsn, v))
+
     def zero_extent(self, ext: int) -> None:
         lsn = self.next_lsn()
         self.map.zero_extent(ext, lsn)
@@ -142,8 +151,10 @@ def test_replay_gives_every_block_its_last_flushed_value_or_newer(seed):
     sim = Sim(rng)
     for _ in range(rng.randrange(5, 80)):
         op = rng.random()
-        if op < 0.45:
+        if op < 0.35:
             sim.write(rng.randrange(BPE * EXTENTS), rng.randrange(3))
+        elif op < 0.45:
+            sim.write_run(rng.randrange(BPE * EXTENTS), rng.randrange(1, 2 * BPE + 1), rng.randrange(1, 3))
         elif op < 0.5:
             sim.zero_extent(rng.randrange(EXTENTS))
         elif op < 0.6:
@@ -189,3 +200,39 @@ def test_a_flushed_write_overwritten_but_not_flushed_holds_the_checkpoint():
     snap = m.snapshot_pending()
     m.logged(*snap, 2)
     assert m.checkpoint() == 1
+
+
+def _state(m: BlockMap) -> tuple:
+    return ({b: (e.lsn, None if e.data is None else bytes(e.data), e.logged) for b, e in m.blocks.items()},
+            list(m.pending), m.per_extent, m.data_bytes, m.shadow, {b: e.lsn for b, e in m.precut.items()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, BPE * EXTENTS - 1), st.integers(1, 2 * BPE), st.booleans(),
+                          st.booleans()), max_size=12))
+def test_a_run_write_leaves_the_map_as_block_by_block_writes_would(ops):
+    """``put_run`` (its bulk path for new blocks, its loop over old ones) ==
+    ``put`` of each block: entries, pending order, counts, shadows, a cut's keep."""
+    bulk, single = BlockMap(SIZE, BPE * BLOCK), BlockMap(SIZE, BPE * BLOCK)
+    for lsn, (first, n, flush, cut) in enumerate(ops, 1):
+        n = min(n, BPE * EXTENTS - first)
+        data = b"".join(block_value(lsn * 100 + i) for i in range(n))
+        bulk.put_run(first, lsn, memoryview(data))
+        for i in range(n):
+            single.put(first + i, lsn, data[i * BLOCK : (i + 1) * BLOCK])
+        for m in (bulk, single):
+            if flush:
+                m.logged(*m.snapshot_pending(), lsn)
+            if cut and m.cut is None:
+                m.begin_cut(lsn)
+        assert _state(bulk) == _state(single)
+
+
+def test_an_extent_image_lists_its_blocks_in_block_order_whatever_order_they_were_written():
+    """Materializing a full extent joins ``image.blocks.values()`` as they are."""
+    m = BlockMap(SIZE, BPE * BLOCK)
+    for i in reversed(range(BPE)):
+        m.put(BPE + i, 10 - i, None if i == 1 else block_value(i + 1))
+    image = m.snapshot_extent(1, 100)
+    assert image.full and list(image.blocks) == list(range(BPE))
+    assert list(image.blocks.values()) == [block_value(1), None, block_value(3), block_value(4)]

@@ -6,6 +6,7 @@ import os
 
 import trio
 
+from titans3.core.errors import QuorumError
 from titans3.erasure.codec import ECScheme
 from titans3.objects.move import copy_buckets, move_key
 from titans3.objects.store import ObjectStore
@@ -69,12 +70,23 @@ async def _reads_fall_back_to_the_old_ring_until_the_move(store, drives, old, ne
     assert two  # two hosts swapped: some partitions move m = 2 fragments in this epoch
     for k, v in KEYS.items():
         assert await read_all(store, k) == v
-    store.old_ring = None  # without the fallback those keys have k holders, below W: invisible
+    # With one more drive of the new placement away, a key that moves two
+    # fragments has only k - 1 holders there: the old ring's drives make it
+    # readable, without them the read cannot tell (503, never a wrong answer).
     for k in two:
+        pos = store.context.placement(bid, k.encode())
+        away = next(p for p in pos if drives[p].versions.get((bid, k.encode())))
+        drives[away].offline = True
+        store.old_ring = old
+        assert await read_all(store, k) == KEYS[k]
+        store.old_ring = None
         try:
             await read_all(store, k)
-        except Exception:  # noqa: BLE001 -- NoSuchKey
+        except QuorumError:
             continue
+        finally:
+            drives[away].offline = False
+            store.old_ring = old
         raise AssertionError(f"{k} read without the old ring")
 
 

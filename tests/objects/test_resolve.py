@@ -1,9 +1,11 @@
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from titans3.drive.records import VersionRecord, pack_versions, unpack_versions
 from titans3.objects import resolve
-from titans3.objects.resolve import resolve_versions, write_quorum
+from titans3.objects.resolve import resolve_versions, visible_quorum, write_quorum
 
 EC = (4, 2, 1 << 20)
 
@@ -84,11 +86,11 @@ _per_drive = st.lists(st.one_of(st.none(), st.lists(_records, max_size=2)), min_
 
 
 @settings(max_examples=400, deadline=None)
-@given(per=_per_drive, k=st.integers(1, 4), anchors=st.booleans())
-def test_the_fast_path_agrees_with_the_general_rule(per, k, anchors):
+@given(per=_per_drive, k=st.integers(1, 4), anchors=st.booleans(), doubtful=st.booleans())
+def test_the_fast_path_agrees_with_the_general_rule(per, k, anchors, doubtful):
     w = write_quorum(k, 2)
-    assert resolve_versions(per, k=k, w=w, anchors=anchors) == \
-        resolve._resolve_general(per, k, w, anchors)
+    assert resolve_versions(per, k=k, w=w, anchors=anchors, doubtful=doubtful) == \
+        resolve._resolve_general(per, k, w, anchors, doubtful)
 
 
 @settings(max_examples=400, deadline=None)
@@ -154,3 +156,132 @@ def test_a_version_in_two_encodings_reads_one_never_a_mix():
            if i < 2 else [data("a", i)] for i in range(6)]
     (r,) = resolve_versions(per, k=4, w=5)
     assert len({per[p][0].data for p in r.holders}) == 1
+
+
+# ---------------------------------------------------- who answered must not matter
+# Issue #17: a PUT cut short after k (4) of its 6 commits read as absent while
+# every drive answered (4 < W), and as the new object once a drive that lacked
+# it did not answer (4 + 1 >= W) -- the crash torture saw "only absent is
+# possible" a round after the checker had seen the key absent.
+
+
+def _get(per, k: int = 4, w: int = 5):
+    """What a GET answers: the served vid, None (absent / delete marker) or "503"."""
+    out = resolve_versions(per, k=k, w=w, doubtful=True)
+    if not out:
+        return None
+    r = out[0]
+    if not r.certain:
+        return "503"
+    if r.record.dm:
+        return None
+    return r.record.vid if r.readable else "503"
+
+
+def _over_a(held: set[int], newer, unseen: set[int]):
+    """Version "a" on all six drives, ``newer(i)`` ("b") on ``held``; ``unseen`` do not answer."""
+    return [None if i in unseen else ([newer(i)] if i in held else []) + [data("a", i)]
+            for i in range(6)]
+
+
+def test_a_put_cut_short_on_k_drives_reads_the_same_whoever_answers():
+    held = {0, 1, 2, 3}
+    assert _get(_over_a(held, lambda i: data("b", i), set())) == "b"
+    assert _get(_over_a(held, lambda i: data("b", i), {4})) == "b"  # a drive lacking it is away
+    assert _get(_over_a(held, lambda i: data("b", i), {0})) == "503"  # one holding it is away
+    assert _get(_over_a(held, lambda i: data("b", i), {4, 5})) == "b"
+
+
+def test_a_put_cut_short_below_k_drives_never_shows_and_never_serves_stale_unsure():
+    held = {0, 1, 2}
+    assert _get(_over_a(held, lambda i: data("b", i), set())) == "a"
+    assert _get(_over_a(held, lambda i: data("b", i), {0})) == "a"  # 2 + 1 < k: ignored
+    # 3 + 1 >= k: the absent drive decides -- neither "a" (stale if it holds "b")
+    # nor "b" (unreadable, and absent for a reader that asked that drive).
+    assert _get(_over_a(held, lambda i: data("b", i), {5})) == "503"
+
+
+def test_a_delete_marker_cut_short_on_k_drives_hides_the_object_whoever_answers():
+    held = {0, 1, 2, 3}
+    assert _get(_over_a(held, lambda i: dm("b"), set())) is None
+    assert _get(_over_a(held, lambda i: dm("b"), {5})) is None
+    assert _get(_over_a(held, lambda i: dm("b"), {1})) == "503"
+
+
+def test_listings_keep_the_old_rule_between_k_and_w_but_show_a_version_on_k_drives():
+    held = {0, 1, 2, 3}
+    per = _over_a(held, lambda i: data("b", i), set())
+    assert [r.record.vid for r in resolve_versions(per, k=4, w=5)] == ["b", "a"]
+    single = on(6, lambda i: data("b", i), held=held)
+    fast = resolve.resolve_packed([pack_versions(x) if x else [] for x in single], 4, 5)
+    assert fast is not None and fast[0].record.vid == "b" and fast[0].certain and fast[0].readable
+    # 3 of 6 with one drive away: not served, not listed (it cannot have been acknowledged).
+    per = _over_a({0, 1, 2}, lambda i: data("b", i), {5})
+    assert [r.record.vid for r in resolve_versions(per, k=4, w=5)] == ["a"]
+
+
+_SCHEMES = [(4, 2), (1, 2), (2, 2), (1, 1), (2, 1), (3, 3), (8, 4)]
+
+
+def _answers(k: int, m: int, held: set[int], marker: bool, older: bool = True) -> set:
+    """Every GET answer over every choice of drives not answering -- up to
+    ``m``, and fewer than the holders that make a version visible (more could
+    hide every holder of one: schemes with m >= k, mirrors of 2-3 drives, have
+    no quorum intersection at k answers, under any rule) -- for version "b"
+    (data or a marker) on ``held``, over "a" on every drive."""
+    n, w = k + m, write_quorum(k, m)
+    ec = (k, m, 1 << 20)
+    silent = min(m, visible_quorum(k, m) - 1)
+
+    def b(i: int) -> VersionRecord:
+        return VersionRecord(vid="b", dm=True) if marker else \
+            VersionRecord(vid="b", ec=ec, frag_index=i, data="db", size=10)
+
+    out = set()
+    for unseen in itertools.chain.from_iterable(
+            itertools.combinations(range(n), u) for u in range(silent + 1)):
+        per = [None if i in unseen else ([b(i)] if i in held else []) +
+               ([VersionRecord(vid="a", ec=ec, frag_index=i, data="da", size=10)] if older else [])
+               for i in range(n)]
+        res = resolve_versions(per, k=k, w=w, doubtful=True, m=m)
+        if not res:
+            out.add(None)
+        elif not res[0].certain or not res[0].readable:
+            out.add("503")
+        else:
+            out.add(None if res[0].record.dm else res[0].record.vid)
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(scheme=st.sampled_from(_SCHEMES), held=st.sets(st.integers(0, 11)), marker=st.booleans())
+def test_what_a_read_serves_does_not_depend_on_which_drives_answered(scheme, held, marker):
+    """Over every choice of up to m drives not answering, a GET serves one
+    answer (or 503) -- and never the older version when the newer one may have
+    been acknowledged (W holders)."""
+    k, m = scheme
+    held = {i for i in held if i < k + m}
+    answers = _answers(k, m, held, marker) - {"503"}
+    assert len(answers) <= 1, answers
+    if len(held) >= write_quorum(k, m):
+        assert answers <= {None if marker else "b"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(scheme=st.sampled_from(_SCHEMES), held=st.sets(st.integers(0, 11)), marker=st.booleans())
+def test_copies_a_delete_left_on_the_drives_that_missed_it_never_show(scheme, held, marker):
+    """A DELETE reaches W drives: the n - W that missed it keep their copy."""
+    k, m = scheme
+    held = {i for i in held if i < k + m}
+    if len(held) > k + m - write_quorum(k, m):
+        held = set(sorted(held)[: k + m - write_quorum(k, m)])
+    assert _answers(k, m, held, marker, older=False) <= {None, "503"}
+
+
+def test_a_three_way_mirror_keeps_a_deleted_version_deleted():
+    # 1+2: W = 2, so a DELETE that reached two drives leaves one copy; k = 1
+    # alone would show it -- visibility takes m = 2 holders there.
+    per = [[VersionRecord(vid="a", ec=(1, 2, 1 << 20), frag_index=0, data="d", size=1)], [], []]
+    assert resolve_versions(per, k=1, w=2, m=2) == []
+    per[0].append(VersionRecord(vid="b", dm=True))
+    assert resolve_versions([per[0], [], []], k=1, w=2, m=2) == []

@@ -5,13 +5,16 @@ the awaited calls, also with a demoted, an offline and a corrupt drive."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import trio
 
+from titans3.core.errors import NoSuchKey, QuorumError
 from titans3.drive.index import INLINE
 from titans3.drive.local import LocalDrive
 from titans3.drive.protocol import DriveState
+from titans3.drive.records import VersionRecord
 from titans3.erasure.codec import ECScheme
 from titans3.objects.store import ObjectStore
 from titans3.ring.builder import Member, build_ring
@@ -89,5 +92,120 @@ def test_demoted_offline_and_corrupt_drives_still_read_right(tmp_path: Path) -> 
         assert await _read(store, "k") == small
         assert degraded and d.drive_id in degraded[-1]
         assert d.statistics().quarantined == 1
+
+    _run(tmp_path, test)
+
+
+async def _answer(store: ObjectStore, key: str) -> bytes | str | None:
+    """What a client sees: the bytes, None (404) or "503"."""
+    try:
+        return await _read(store, key)
+    except NoSuchKey:
+        return None
+    except QuorumError:
+        return "503"
+
+
+async def _cut_short(store: ObjectStore, drives: list[LocalDrive], key: str, body: bytes,
+                     holders: int) -> list[int]:
+    """Leave ``key``'s new version on its first ``holders`` placement drives only:
+    what a PUT whose gateway was SIGKILLed mid-commit leaves (issue #17)."""
+    await store.put_object(B, key, _body(body), size=len(body))
+    brec = await store.context.buckets.get(B)
+    positions = store.context.placement(brec.bucket_id, key.encode())
+    rec = max(await drives[positions[0]].read_versions(brec.bucket_id, key.encode()),
+              key=lambda r: r.vid)
+    for p in positions[holders:]:
+        await drives[p].commit_version(brec.bucket_id, key.encode(),
+                                       VersionRecord(vid=rec.vid, tomb=True))
+    return positions
+
+
+async def _with_each_drive_away(store: ObjectStore, drives: list[LocalDrive], key: str,
+                                positions: list[int]) -> list[bytes | str | None]:
+    seen = [await _answer(store, key)]
+    for p in positions:
+        drives[p]._state = DriveState.OFFLINE
+        seen.append(await _answer(store, key))
+        drives[p]._state = DriveState.ONLINE
+    return seen
+
+
+def test_a_put_cut_short_after_k_commits_reads_the_same_whichever_drive_is_away(
+        tmp_path: Path) -> None:
+    body = os.urandom(70_000)
+
+    async def test(store: ObjectStore, drives: list[LocalDrive]) -> None:
+        positions = await _cut_short(store, drives, "w50/k00", body, holders=4)
+        seen = await _with_each_drive_away(store, drives, "w50/k00", positions)
+        # Before the fix: absent with every drive answering, the body with a
+        # drive that lacks it away -- a client saw the key absent, then present.
+        assert seen[0] == body
+        assert {s for s in seen if s != "503"} == {body}, [type(s) for s in seen]
+        assert seen.count("503") == 4  # a drive holding it away: the others cannot tell
+        assert [o.key for o in (await store.list_objects(B)).objects] == ["w50/k00"]
+
+    _run(tmp_path, test)
+
+
+def test_a_put_cut_short_before_k_commits_is_never_served(tmp_path: Path) -> None:
+    old, new = os.urandom(70_000), os.urandom(70_000)
+
+    async def test(store: ObjectStore, drives: list[LocalDrive]) -> None:
+        await store.put_bucket_versioning(B, "Enabled")  # the old version stays beside the new
+        await store.put_object(B, "k", _body(old), size=len(old))
+        positions = await _cut_short(store, drives, "k", new, holders=3)
+        seen = await _with_each_drive_away(store, drives, "k", positions)
+        assert seen[0] == old
+        assert {s for s in seen if s != "503"} == {old}
+        assert new not in seen
+        assert [o.size for o in (await store.list_objects(B)).objects] == [len(old)]
+
+    _run(tmp_path, test)
+
+
+def test_a_delete_while_a_holder_of_a_cut_short_put_is_away_removes_it(tmp_path: Path) -> None:
+    body = os.urandom(70_000)
+
+    async def test(store: ObjectStore, drives: list[LocalDrive]) -> None:
+        positions = await _cut_short(store, drives, "k", body, holders=4)
+        assert await _answer(store, "k") == body
+        drives[positions[0]]._state = DriveState.OFFLINE  # holds it: the others cannot tell
+        await store.delete_object(B, "k")  # acknowledged
+        drives[positions[0]]._state = DriveState.ONLINE
+        assert await _with_each_drive_away(store, drives, "k", positions) == [None] * 7
+        assert (await store.list_objects(B)).objects == []
+
+    _run(tmp_path, test)
+
+
+def test_deleting_a_cut_short_version_by_id_while_a_holder_is_away_removes_it(
+        tmp_path: Path) -> None:
+    old, new = os.urandom(70_000), os.urandom(70_000)
+
+    async def test(store: ObjectStore, drives: list[LocalDrive]) -> None:
+        await store.put_bucket_versioning(B, "Enabled")
+        await store.put_object(B, "k", _body(old), size=len(old))
+        positions = await _cut_short(store, drives, "k", new, holders=4)
+        vid = (await store.head_object(B, "k")).version_id
+        drives[positions[0]]._state = DriveState.OFFLINE
+        await store.delete_object(B, "k", version_id=vid)  # acknowledged
+        drives[positions[0]]._state = DriveState.ONLINE
+        assert set(await _with_each_drive_away(store, drives, "k", positions)) == {old}
+
+    _run(tmp_path, test)
+
+
+def test_a_delete_through_a_host_whose_clock_is_behind_still_removes_the_object(
+        tmp_path: Path) -> None:
+    body = os.urandom(70_000)
+
+    async def test(store: ObjectStore, drives: list[LocalDrive]) -> None:
+        await store.put_object(B, "k", _body(body), size=len(body))
+        clock = store.context.clock  # now the clock of a host running an hour behind
+        clock._wall_ms = lambda: time.time_ns() // 1_000_000 - 3_600_000
+        clock._last_ms = clock._logical = 0
+        await store.delete_object(B, "k")
+        assert await _answer(store, "k") is None
 
     _run(tmp_path, test)

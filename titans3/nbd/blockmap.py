@@ -58,7 +58,7 @@ class ExtentImage:
     extent: int
     lsn: int
     zeroed: bool  # the old object's content does not count (a zeroing precedes the blocks)
-    blocks: dict[int, bytes | memoryview | None]  # block index within the extent -> data (None: zeroes)
+    blocks: dict[int, bytes | memoryview | None]  # block index within the extent -> data (None: zeroes), in order
     full: bool  # every block of the extent is in ``blocks``: the old content is not needed
 
 
@@ -128,7 +128,20 @@ class BlockMap:
         ``lsn`` (pending): :meth:`put` for a whole aligned write, in one loop.
         The pieces are views of ``data``, which must not change."""
         blocks, pending, per_extent, bpe = self.blocks, self.pending, self.per_extent, self.bpe
-        for i in range(len(data) // BLOCK):
+        n = len(data) // BLOCK
+        run = range(first, first + n)
+        if blocks.keys().isdisjoint(run):
+            # Nothing to supersede (a sequential writer's new blocks): the same
+            # entries, made in bulk -- this loop was a fifth of the gateway's
+            # CPU on sequential writes.
+            blocks.update(zip(run, [Entry(lsn, data[o : o + BLOCK]) for o in range(0, n * BLOCK, BLOCK)],
+                              strict=True))
+            pending.update(dict.fromkeys(run))
+            for e in range(first // bpe, (first + n - 1) // bpe + 1) if n else ():
+                per_extent[e] = per_extent.get(e, 0) + min(first + n, (e + 1) * bpe) - max(first, e * bpe)
+            self.data_bytes += n * BLOCK
+            return
+        for i in range(n):
             b = first + i
             old = blocks.get(b)
             if old is None:

@@ -216,7 +216,8 @@ class ServerConnection:
         return False
 
     def _take(self, n: int) -> bytes:
-        out = bytes(self._buf[:n])
+        with memoryview(self._buf) as view:  # one copy, not two (a slice of a bytearray is one)
+            out = bytes(view[:n])
         del self._buf[:n]
         return out
 

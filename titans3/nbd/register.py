@@ -12,7 +12,13 @@ under one key of one table on *every* drive (``Drive.put_meta`` family).
   replace *what it held then* with the new record (``Drive.swap_meta``, one
   durable LMDB transaction).  Two writers racing from the same read cannot
   both win on one drive, so at most one of them gets a majority: that one
-  succeeds.  A loser puts back what it replaced and reports failure; the
+  succeeds -- as soon as it has the majority.  The swaps still queued on
+  slower drives (a drive's commits are grouped behind its data writes) are
+  cancelled then: each either landed (the record the majority holds) or not
+  (the drive keeps the older one, which a read outvotes and the next swap
+  replaces), so a winner never waits for the slowest drives (a writer
+  lease's renewal must finish within the lease's slack).  A loser waits
+  for every answer (its undo must come after its swap).  A loser puts back what it replaced and reports failure; the
   caller reads again and decides again (:meth:`QuorumRegister.update`).
 * deleting writes a *tombstone* (``deleted: True``), never removes the entry,
   so a drive that missed the delete cannot bring the record back.
@@ -152,17 +158,22 @@ class QuorumRegister:
         won: list[int] = []
         unsure: list[int] = []
 
-        async def one(i: int, d: Any) -> None:
-            if i not in seen.raw:
-                return
+        need = self._majority(len(drives))
+
+        async def one(i: int, d: Any, scope: trio.CancelScope) -> None:
             try:
                 if await d.swap_meta(self.table, key.encode(), packed, seen.raw[i]):
                     won.append(i)
+                    if len(won) >= need:
+                        scope.cancel()  # it won: stragglers must not hold the caller up
             except DriveError:
                 unsure.append(i)
 
-        await self._all(drives, one)
-        if len(won) >= self._majority(len(drives)):
+        async with trio.open_nursery() as nursery:
+            for i, d in enumerate(drives):
+                if i in seen.raw:
+                    nursery.start_soon(one, i, d, nursery.cancel_scope)
+        if len(won) >= need:
             return new
 
         async def undo(i: int, d: Any) -> None:

@@ -54,6 +54,7 @@ RECV = 1 << 20
 MAX_PAYLOAD = 32 << 20
 MAX_INFLIGHT = 128
 JOIN_BELOW = 256 << 10  # replies smaller than this go out as one buffer
+ENDED = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)  # the client went away
 
 WRITABLE = (TransmissionFlag.SEND_FLUSH | TransmissionFlag.SEND_FUA | TransmissionFlag.SEND_TRIM
             | TransmissionFlag.SEND_WRITE_ZEROES | TransmissionFlag.SEND_FAST_ZERO
@@ -206,8 +207,17 @@ class NbdServer:
             await self._connection(session)
         except ProtocolError as e:
             log.info("NBD client on %s broke the protocol, disconnecting: %s", where, e)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError) as e:
+        except ENDED as e:
             log.debug("NBD connection on %s ended: %s", where, e)
+        except BaseExceptionGroup as group:
+            # The same, from inside the transmission's nurseries (a client that
+            # resets while replies go out): it ends this connection, never the
+            # daemon.  Anything else (a bug, a cancellation) goes on up.
+            gone, rest = group.split((*ENDED, ProtocolError))
+            if gone is not None:
+                log.debug("NBD connection on %s ended: %s", where, gone.exceptions[0])
+            if rest is not None:
+                raise rest from None
         finally:
             self.connections -= 1
             with contextlib.suppress(Exception):

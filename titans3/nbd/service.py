@@ -256,8 +256,12 @@ class VolumeService:
                         att.idle_since = time.monotonic()
 
                 period = min(self.settings.lease / 4, max(0.2, self.settings.linger / 2))
+                last = trio.current_time()
                 while True:
-                    await trio.sleep(period)
+                    # Every period from the last renewal's start, not its end: a slow
+                    # renewal must not push the next one back by its own duration.
+                    await trio.sleep_until(last + period)
+                    last = trio.current_time()
                     # Renewals go on while a detach folds the volume: folding a large
                     # map can take longer than a lease term.
                     try:

@@ -380,8 +380,12 @@ class Volume:
             if image.zeroed and not image.blocks:
                 await self.writer.zero(ext)
             elif image.full and len(image.blocks) * BLOCK == length:
-                zero = zeros(BLOCK)
-                data = b"".join(image.blocks[i] or zero for i in range(length // BLOCK))
+                # A full image lists its blocks in order (snapshot_extent): join them as they are.
+                parts = list(image.blocks.values())
+                if None in parts:
+                    zero = zeros(BLOCK)
+                    parts = [p if p is not None else zero for p in parts]
+                data = b"".join(parts)
                 if data == zeros(length):
                     await self.writer.zero(ext)
                 else:

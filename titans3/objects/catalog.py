@@ -21,7 +21,7 @@ from titans3.objects import listing
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
 from titans3.objects.listing import Listed
-from titans3.objects.lookup import Lookup, object_info
+from titans3.objects.lookup import DOUBTFUL, Lookup, object_info
 from titans3.objects.resolve import write_quorum
 from titans3.objects.types import ListPage, ObjectInfo
 from titans3.objects.validate import check_key
@@ -80,7 +80,7 @@ class Catalog:
             self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(),
             delimiter=delimiter.encode() or None, start_after=start_after.encode() or None,
-            page=page, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
+            page=page, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing, m=sch.m,
         ):
             if not e.is_prefix and (not e.versions or e.unsure):  # a remnant, or hinted, not replayed yet
                 e = await self.relist(brec, e)
@@ -103,7 +103,7 @@ class Catalog:
             self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(), delimiter=None,
             start_after=None, page=PROBE_PAGE, min_answers=self.ctx.list_quorum(),
-            skip=self.ctx.healing,
+            skip=self.ctx.healing, m=sch.m,
         ):
             if not e.versions:
                 e = await self.relist(brec, e)
@@ -123,7 +123,9 @@ class Catalog:
         async def one(i: int, key: str, done: trio.CancelScope) -> None:
             async with limiter:
                 try:
-                    _, _, resolved = await self.lookup.resolve(brec, check_key(key))
+                    _, _, resolved = await self.lookup.resolve(brec, check_key(key), doubtful=True)
+                    if resolved and not resolved[0].certain:
+                        raise QuorumError(DOUBTFUL)
                 except S3Error as e:
                     errors.append(e)
                     done.cancel()
@@ -157,6 +159,7 @@ class Catalog:
             self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=b"", delimiter=None,
             start_after=None, page=100, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
+            m=sch.m,
         ):
             if entry.versions:
                 return False

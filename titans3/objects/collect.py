@@ -7,9 +7,9 @@ reached quorum; versions on delete), but a crash can leave work undone, and a
 drive that was away misses it.  What is left is of two kinds, both invisible
 to readers already (:mod:`titans3.objects.resolve`):
 
-* **remnants** -- a version held by fewer than ``W`` placement drives although
-  *every* placement drive answered: a failed or interrupted write, or the
-  leftovers of a delete that a drive missed.  It can never have been
+* **remnants** -- a version held by fewer than ``k`` placement drives although
+  *every* placement drive answered (so no read shows it): a failed or
+  interrupted write, or the leftovers of a delete that a drive missed.  It can never have been
   acknowledged (or it was deleted), so its records and data go -- but only
   once it is older than the commit window, because a PUT that is committing
   right now looks exactly like this for a moment.
@@ -52,12 +52,12 @@ class Removal:
 
 def plan(
     per_drive: Sequence[Sequence[VersionRecord] | None], *, k: int, w: int, now_ns: int,
-    window: float,
+    window: float, m: int | None = None,
 ) -> list[Removal]:
     """Tombstones that remove garbage from a key (see module doc); pure."""
     if any(recs is None for recs in per_drive):
         return []
-    resolved = resolve_versions(per_drive, k=k, w=w, anchors=True)  # rename anchors are kept
+    resolved = resolve_versions(per_drive, k=k, w=w, anchors=True, m=m)  # rename anchors are kept
     visible = {r.record.vid for r in resolved}
     out: list[Removal] = []
     counts: dict[str, int] = {}
@@ -89,7 +89,7 @@ async def collect_key(ctx: StoreContext, ks: KeyState, *, window: float, now_ns:
     """Apply :func:`plan` to one key; returns the tombstones committed."""
     per = [None if pos in ctx.healing else ks.per[j] for j, pos in enumerate(ks.positions)]
     done = 0
-    for rm in plan(per, k=ks.k, w=ks.w, now_ns=now_ns, window=window):
+    for rm in plan(per, k=ks.k, w=ks.w, now_ns=now_ns, window=window, m=ks.m):
         d = ctx.drives[ks.positions[rm.index]]
         try:
             await d.commit_version(ks.bucket_id, ks.key, rm.tomb)

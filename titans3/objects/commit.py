@@ -11,7 +11,8 @@ acknowledges only when the write quorum landed (or the handoff rule in
 commits.  An acknowledged write that missed some of its drives (and left no
 hint for them) is reported to ``on_partial_write``, the repair queue, so the
 missed fragments come back without waiting for a scrub; if even the rollback cannot run, readers ignore a version held by
-fewer than W drives (:mod:`titans3.objects.resolve`).  Older null versions are
+fewer than k drives and show one held by k or more, whoever answers
+(:mod:`titans3.objects.resolve`; a read queues it for repair).  Older null versions are
 purged only after their successor is safe (``purge_older_nulls``).
 """
 
@@ -91,12 +92,13 @@ class Committer:
             body = encrypt_body(body, stream_key, on_data, state)
             on_data = None
             size = None if size is None else sse.stored_size(size)
-        written = await write_stream(
-            body, drives, sch, self.ctx.codec(sch.k, sch.m),
-            write_quorum=write_quorum(sch.k, sch.m),
-            inline_max=self.ctx.inline_max if inline_max is None else inline_max,
-            expected_size=size, on_data=on_data, hash_md5=state is None and md5,
-        )
+        imax = self.ctx.inline_max if inline_max is None else inline_max
+        async with self.ctx.admission.hold(sch, size, inline_max=imax):  # objects/admission.py
+            written = await write_stream(
+                body, drives, sch, self.ctx.codec(sch.k, sch.m),
+                write_quorum=write_quorum(sch.k, sch.m), inline_max=imax,
+                expected_size=size, on_data=on_data, hash_md5=state is None and md5,
+            )
         if state is not None:
             written.size, written.md5 = state.size, state.md5
         if not md5:  # no ETag for callers that never show one (objects/extents.py)

@@ -60,12 +60,14 @@ async def merged_entries(
     page: int = 1000,
     min_answers: int = 1,
     skip: Collection[int] = (),
+    m: int | None = None,
 ) -> AsyncIterator[Listed]:
     """Yield merged, resolved entries in order (keys with no visible version
     are still yielded, with an empty ``versions``, so callers can count work).
 
     ``placement_of(key)`` gives the positions in ``drives`` that hold ``key``.
-    Drives in ``skip`` are not asked and count as not answering.
+    Drives in ``skip`` are not asked and count as not answering.  ``m``: the
+    placement's parity (a delete marker's visibility, objects/resolve.py).
     """
     cursor = start_after
     if delimiter and cursor and cursor.startswith(prefix) and cursor.endswith(delimiter):
@@ -132,10 +134,10 @@ async def merged_entries(
             per_drive: list[bytes | list[VersionRecord] | None] = [
                 None if failed[pos] else holders.get(pos, []) for pos in placement_of(name)
             ]
-            resolved = resolve_packed(per_drive, k, w)
+            resolved = resolve_packed(per_drive, k, w, m)
             if resolved is None:
                 unpacked = [unpack_versions(x) if isinstance(x, bytes) else x for x in per_drive]
-                resolved = resolve_versions(unpacked, k=k, w=w)
+                resolved = resolve_versions(unpacked, k=k, w=w, m=m)
                 unsure = under_quorum(unpacked, k=k, w=w)
             else:  # one version on every page: hidden only if it is on too few of them
                 unsure = not resolved and any(isinstance(x, bytes) for x in per_drive)

@@ -41,6 +41,8 @@ from titans3.objects.types import ObjectInfo, PartInfo
 from titans3.objects.versionid import is_version_id
 
 PerDrive = list[list[VersionRecord] | None]
+# The 503 for a version the drives that did not answer decide (objects/resolve.py).
+DOUBTFUL = "the drives that did not answer decide whether this version exists"
 
 
 def delete_marker_error(rec: VersionRecord, key: str, version_id: str | None, method: str,
@@ -162,20 +164,25 @@ class Lookup:
         return positions, per
 
     async def resolve(
-        self, brec: BucketRecord, key: bytes, *, anchors: bool = False
+        self, brec: BucketRecord, key: bytes, *, anchors: bool = False, doubtful: bool = False,
     ) -> tuple[list[int], PerDrive, list[Resolved]]:
-        """The key's visible versions, newest first (``anchors``: rename anchors too)."""
+        """The key's visible versions, newest first (``anchors``: rename anchors too;
+        ``doubtful``: also those the drives that did not answer decide, as
+        ``certain=False`` -- what a read must answer 503 for, objects/resolve.py)."""
         sch = self.ctx.scheme_for(brec)
         positions, per = await self.gather(brec.bucket_id, key)
         if sum(1 for p in per if p is not None) < sch.k:
             raise QuorumError()
-        resolved = resolve_versions(per, k=sch.k, w=write_quorum(sch.k, sch.m), anchors=anchors)
+        resolved = resolve_versions(per, k=sch.k, w=write_quorum(sch.k, sch.m), anchors=anchors,
+                                    doubtful=doubtful, m=sch.m)
         return positions, per, resolved
 
     async def latest_info(self, brec: BucketRecord, bucket: str, key: str, kb: bytes
                           ) -> ObjectInfo | None:
         """The key's current object, or None (no versions, or a delete marker)."""
-        _, _, resolved = await self.resolve(brec, kb)
+        _, _, resolved = await self.resolve(brec, kb, doubtful=True)
+        if resolved and not resolved[0].certain:
+            raise QuorumError(DOUBTFUL)
         if not resolved or resolved[0].record.dm:
             return None
         return object_info(bucket, key, resolved[0])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import trio
 
@@ -29,10 +29,10 @@ from titans3.objects import handoff
 from titans3.objects.anchors import Anchors
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
-from titans3.objects.lookup import Lookup, delete_marker_error, object_info, pick
+from titans3.objects.lookup import DOUBTFUL, Lookup, delete_marker_error, object_info, pick
 from titans3.objects.parts import part_span
 from titans3.objects.reader import ReadStats, read_stream
-from titans3.objects.resolve import same_encoding
+from titans3.objects.resolve import Resolved, same_encoding, write_quorum
 from titans3.objects.sse import SSE, Opened, decryptor, feed, finish
 from titans3.objects.types import GetResult, ObjectInfo
 from titans3.objects.validate import check_key
@@ -58,8 +58,11 @@ class Reads:
         """``customer_key``: the SSE-C key, checked as GET checks it (objects/sse.py)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
-        _, _, resolved = await self.lookup.resolve(brec, kb)
+        _, per, resolved = await self.lookup.resolve(brec, kb, doubtful=True)
         r, latest = pick(resolved, version_id)
+        if not r.certain:
+            raise QuorumError(DOUBTFUL)
+        self._complete_later(brec, kb, r, per)
         if r.record.dm:
             raise delete_marker_error(r.record, key, version_id, "HEAD")
         doc = r.record.extra.get(SSE)
@@ -67,6 +70,19 @@ class Reads:
             await self.ctx.keys.check(brec.bucket_id, kb, r.record, customer_key)
         self._settle_later(brec, kb, r.record)
         return object_info(bucket, key, r, latest)
+
+    def _complete_later(self, brec: BucketRecord, key: bytes, r: Resolved,
+                        per: Sequence[object]) -> None:
+        """A version visible on fewer than its write quorum of drives (a PUT or
+        DELETE cut short after ``k`` commits, objects/resolve.py) goes to the heal
+        queue: this read showed it, so it must stay visible when one more of its
+        drives is away -- repair copies it to the drives that lack it."""
+        rec = r.record
+        sch = self.ctx.scheme_for(brec)
+        w = write_quorum(rec.ec[0], rec.ec[1]) if not rec.dm else write_quorum(sch.k, sch.m)
+        answered = sum(1 for recs in per if recs is not None)
+        if r.count < min(w, answered) and self.on_degraded is not None:
+            self.on_degraded(brec.bucket_id, key, rec.vid, set())
 
     def _settle_later(self, brec: BucketRecord, key: bytes, rec: VersionRecord) -> None:
         """A read that meets a rename mark older than the rename window settles
@@ -90,8 +106,11 @@ class Reads:
         ``customer_key``: the SSE-C key of an SSE-C version (objects/sse.py)."""
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
-        positions, per, resolved = await self.lookup.resolve(brec, kb)
+        positions, per, resolved = await self.lookup.resolve(brec, kb, doubtful=True)
         r, latest = pick(resolved, version_id)
+        if not r.certain:
+            raise QuorumError(DOUBTFUL)
+        self._complete_later(brec, kb, r, per)
         rec = r.record
         if rec.dm:
             raise delete_marker_error(rec, key, version_id, "GET")

@@ -120,6 +120,7 @@ class KeyState:
     invisible: list[str]  # version ids some drive holds that the read rule ignores
     k: int
     w: int
+    m: int | None = None  # the placement's parity (a delete marker's visibility)
 
 
 @dataclass(slots=True)
@@ -145,7 +146,8 @@ class RepairOutcome:
 
 
 # ------------------------------------------------------------------ gathering
-async def gather(ctx: StoreContext, bucket_id: bytes, key: bytes, *, k: int, w: int) -> KeyState:
+async def gather(ctx: StoreContext, bucket_id: bytes, key: bytes, *, k: int, w: int,
+                 m: int | None = None) -> KeyState:
     """Every placement drive's records of ``key``, and the visible versions."""
     positions = ctx.placement(bucket_id, key)
     per: list[list[VersionRecord] | None] = [None] * len(positions)
@@ -161,10 +163,10 @@ async def gather(ctx: StoreContext, bucket_id: bytes, key: bytes, *, k: int, w: 
             if ctx.drives[pos].state == DriveState.ONLINE:
                 nursery.start_soon(one, j, ctx.drives[pos])
     for_read = [None if pos in ctx.healing else per[j] for j, pos in enumerate(positions)]
-    resolved = resolve_versions(for_read, k=k, w=w, anchors=True)  # rename anchors need repair too
+    resolved = resolve_versions(for_read, k=k, w=w, anchors=True, m=m)  # rename anchors need repair too
     visible = {r.record.vid for r in resolved}
     seen = {x.vid for recs in per for x in recs or () if not x.tomb}
-    return KeyState(bucket_id, key, positions, per, resolved, sorted(seen - visible), k, w)
+    return KeyState(bucket_id, key, positions, per, resolved, sorted(seen - visible), k, w, m)
 
 
 async def _check_stream(
@@ -411,7 +413,8 @@ class ObjectRepair:
 
     async def gather(self, bucket_id: bytes, key: bytes) -> KeyState:
         k, w = await self.quorum_for(bucket_id)
-        return await gather(self.ctx, bucket_id, key, k=k, w=w)
+        m = self._schemes.get(bucket_id, (self.ctx.scheme.k, self.ctx.scheme.m))[1]
+        return await gather(self.ctx, bucket_id, key, k=k, w=w, m=m)
 
     async def _lock(self, qk: tuple[bytes, bytes]) -> trio.Lock:
         lock, users = self._locks.get(qk, (trio.Lock(), 0))

@@ -5,18 +5,41 @@ Theory of operation
 A write is acknowledged once ``W`` drives of its placement committed it
 (DESIGN §4: ``W = k + 1``, or ``k`` without parity).  Readers see the records of
 the drives that answered (``seen``) and know how many of the placement did not
-answer (``unseen``).  For every version id:
+answer (``unseen``).  A version's read quorum ``k`` is its own scheme's for
+data, the placement's for a delete marker.
 
-* ``count + unseen < W``: it cannot have been acknowledged -- it is the remnant
-  of a failed or interrupted write (or of a delete that reached the others);
-  **ignore it**.  This is what makes a PUT killed mid-commit leave the previous
-  version, and what keeps a drive that missed a delete from resurrecting data.
-* otherwise it may have been acknowledged and must not be skipped:
-  - a delete marker needs no data: it counts;
-  - a data version is *readable* with ``count >= k`` fragments;
-  - a data version with fewer is *unavailable*: reading it raises
-    ``QuorumError`` rather than silently serving an older version (strong
-    consistency: never stale, at worst unavailable).
+**The answer must not depend on which drives answered.**  A version is
+*visible* exactly when at least ``V`` drives hold it -- a fact about the
+drives, whoever is asked.  ``V`` is :func:`visible_quorum`: ``k``, or ``m``
+where parity outnumbers data (3-way mirrors); "k" below means ``V``.  (``W`` decides acknowledgement, not visibility: a
+PUT killed mid-commit on ``k`` of its drives is there, readable, and repair
+completes it.)  For every version id, with ``count`` the drives seen holding
+it:
+
+* ``count >= k``: visible, whoever answers (*certain*);
+* ``count + unseen < k``: fewer than ``k`` drives can hold it: a remnant of a
+  failed or interrupted write, or of a delete that reached the others --
+  **ignore it**.  This is what makes a PUT killed before ``k`` drives
+  committed leave the previous version, and what keeps a drive that missed a
+  delete from resurrecting data;
+* in between (*doubtful*): the drives that did not answer decide, so the read
+  cannot.  Serving it would be wrong if they lack it (a reader that asked them
+  found nothing); serving the version before it would be stale if they hold
+  it.  With ``doubtful=True`` (GET and HEAD, ``objects/lookup.py``) such a
+  version is returned with ``certain=False`` and the read answers 503 --
+  never stale, never a value another reader did not see, at worst
+  unavailable.  Without it (listings, repair, GC) it is kept when it may
+  have been acknowledged (``count + unseen >= W``: a listing never misses an
+  acknowledged write) and ignored otherwise, as before.
+
+  The old rule made visibility ``count + unseen >= W``: a PUT killed after
+  ``k`` but before ``W`` commits was absent when every drive answered and
+  present as soon as one that lacked it did not -- the crash torture saw an
+  object read as absent come back a round later (issue #17).
+
+A visible data version is *readable* with ``k`` distinct fragments of one
+encoding; one with fewer raises ``QuorumError`` rather than silently serving
+an older version.
 
 A version's mutable fields (its tags) are re-committed in place with a change
 stamp (``extra["mu"]``); the holder with the newest stamp is the representative
@@ -28,8 +51,8 @@ drives in its old encoding and by others in its new one (another scheme,
 another data id).  The encodings never mix: each is a group of holders with
 the same data ids, and the version reads from the newest readable group
 (newest by ``extra["tr"]``, the re-encode's stamp) -- old or new, never
-neither, never fragments of one decoded with the other.  Acknowledgement
-counts every holder of the version, whatever its encoding.
+neither, never fragments of one decoded with the other.  Visibility counts
+every holder of the version, whatever its encoding.
 
 Only the newest surviving null version is visible (older nulls are purged
 after their successor reached quorum; until then they are shadowed).
@@ -52,7 +75,10 @@ class Resolved:
     record: VersionRecord  # a representative record (frag_index is one drive's)
     count: int  # drives holding it
     holders: tuple[int, ...]  # positions (in the caller's drive list) holding it
-    readable: bool  # delete marker, or data with >= k fragments seen
+    readable: bool  # certain, and a delete marker or data with >= k fragments seen
+    # Held by >= k of the drives seen: visible whoever answers.  False: it may
+    # or may not be visible -- the drives that did not answer decide (module doc).
+    certain: bool = True
 
 
 def s3_version_id(rec: VersionRecord) -> str:
@@ -64,9 +90,17 @@ def write_quorum(k: int, m: int) -> int:
     return k + 1 if m > 0 else k
 
 
+def visible_quorum(k: int, m: int) -> int:
+    """Holders that make a version visible: ``k`` -- or ``m`` when there is
+    more parity than data (a 3-way mirror, 1+2), because a DELETE that reached
+    ``W`` drives leaves up to ``n - W = m - 1`` stale copies, which must stay
+    invisible.  Never above ``W``: an acknowledged write is always visible."""
+    return min(write_quorum(k, m), max(k, m))
+
+
 def resolve_versions(
     per_drive: Sequence[Sequence[VersionRecord] | None], *, k: int, w: int,
-    anchors: bool = False,
+    anchors: bool = False, doubtful: bool = False, m: int | None = None,
 ) -> list[Resolved]:
     """Visible versions, newest first.
 
@@ -78,16 +112,47 @@ def resolve_versions(
     ``anchors=True`` (repair, GC, inspection, which must keep their data)
     includes them, and also every version other versions reference even
     when a newer null version shadows it.
+
+    ``doubtful``: also return the versions the drives that did not answer
+    decide (``certain=False``, see the module doc); GET and HEAD answer 503
+    for them.  ``m``: the placement's parity (what a delete marker's
+    visibility takes, :func:`visible_quorum`); unknown, ``k`` is taken.
     """
-    simple = _one_plain_version(per_drive, k, w)
+    mt = _marker_quorum(k, w, m)
+    simple = _one_plain_version(per_drive, k, w, doubtful, mt)
     if simple is not None:
         return simple
-    return _resolve_general(per_drive, k, w, anchors)
+    return _resolve_general(per_drive, k, w, anchors, doubtful, mt)
+
+
+def _marker_quorum(k: int, w: int, m: int | None) -> int:
+    return k if m is None else visible_quorum(k, m)
+
+
+def _quorums(rec: VersionRecord, k: int, w: int, mt: int) -> tuple[int, int, int]:
+    """(fragments to read, holders to be visible, holders to be acknowledged)."""
+    if rec.dm:
+        return k, mt, w
+    ek, em, _ = rec.ec
+    return ek, visible_quorum(ek, em), write_quorum(ek, em)
+
+
+def shown(count: int, unseen: int, vt: int, vw: int, doubtful: bool) -> bool | None:
+    """Whether a version held by ``count`` of the drives seen is returned:
+    True (certain), False (doubtful, returned as uncertain) or None (ignored).
+    ``vt``/``vw``: the holders that make it visible / acknowledged."""
+    if count >= vt:
+        return True
+    if count + unseen >= (vt if doubtful else vw):
+        return False
+    return None
 
 
 def _resolve_general(
-    per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int, anchors: bool
+    per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int, anchors: bool,
+    doubtful: bool = False, mt: int | None = None,
 ) -> list[Resolved]:
+    mt = k if mt is None else mt
     unseen = sum(1 for recs in per_drive if recs is None)
     by_vid: dict[str, list[tuple[int, VersionRecord]]] = {}
     for pos, recs in enumerate(per_drive):
@@ -102,13 +167,11 @@ def _resolve_general(
         # Fields of a version can change after it was written (object tags): the
         # copy with the newest change stamp speaks for it (see objects/tagging.py).
         rec = max(holders, key=lambda h: h[1].extra.get("mu", ""))[1]
-        vk, vw = k, w
-        if not rec.dm:
-            ek, em, _ = rec.ec
-            vk, vw = ek, write_quorum(ek, em)
+        vk, vt, vw = _quorums(rec, k, w, mt)
         count = len({pos for pos, _ in every})
-        if count + unseen < vw:
-            continue  # never acknowledged
+        certain = shown(count, unseen, vt, vw, doubtful)
+        if certain is None:
+            continue  # held by fewer than k drives, whoever answers
         hidden = bool(rec.extra.get(HIDDEN))
         if hidden and not anchors:
             # A rename anchor: read through its references.  It still shadows
@@ -118,14 +181,15 @@ def _resolve_general(
         if anchors and (hidden or rec.extra.get(REFS)):
             null_seen = null_seen or rec.null
             out.append(Resolved(rec, count, tuple(pos for pos, _ in holders),
-                                len({r.frag_index for _, r in holders}) >= vk))
+                                certain and len({r.frag_index for _, r in holders}) >= vk,
+                                certain))
             continue
         if rec.null:
             if null_seen:
                 continue  # shadowed by a newer null version
             null_seen = True
-        readable = rec.dm or len({r.frag_index for _, r in holders}) >= vk
-        out.append(Resolved(rec, count, tuple(pos for pos, _ in holders), readable))
+        readable = certain and (rec.dm or len({r.frag_index for _, r in holders}) >= vk)
+        out.append(Resolved(rec, count, tuple(pos for pos, _ in holders), readable, certain))
     return out
 
 
@@ -156,7 +220,8 @@ def encoding_of(holders: list[tuple[int, VersionRecord]]) -> list[tuple[int, Ver
 
 
 def _one_plain_version(
-    per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int
+    per_drive: Sequence[Sequence[VersionRecord] | None], k: int, w: int, doubtful: bool = False,
+    mt: int | None = None,
 ) -> list[Resolved] | None:
     """The common case, decided without the general machinery: every drive
     that answered holds nothing or the same single version, with no change
@@ -188,20 +253,20 @@ def _one_plain_version(
         frags.add(r.frag_index)
     if first is None:
         return []
-    vk, vw = k, w
-    if not first.dm:
-        ek, em, _ = first.ec
-        vk, vw = ek, write_quorum(ek, em)
-    if len(holders) + unseen < vw:
-        return []  # never acknowledged
-    return [Resolved(first, len(holders), tuple(holders), first.dm or len(frags) >= vk)]
+    vk, vt, vw = _quorums(first, k, w, k if mt is None else mt)
+    certain = shown(len(holders), unseen, vt, vw, doubtful)
+    if certain is None:
+        return []  # held by fewer than k drives, whoever answers
+    return [Resolved(first, len(holders), tuple(holders),
+                     certain and (first.dm or len(frags) >= vk), certain)]
 
 
 _FI_KEY = b"\xa2fi"  # msgpack: the 2-byte string "fi"
 
 
 def resolve_packed(
-    per_drive: Sequence[bytes | None | Sequence[VersionRecord]], k: int, w: int
+    per_drive: Sequence[bytes | None | Sequence[VersionRecord]], k: int, w: int,
+    m: int | None = None,
 ) -> list[Resolved] | None:
     """``resolve_versions`` for the common case, from the drives' packed forms.
 
@@ -261,13 +326,12 @@ def resolve_packed(
     if first is None:
         return []
     rec = VersionRecord.from_dict(first)
-    vk, vw = k, w
-    if not rec.dm:
-        ek, em, _ = rec.ec
-        vk, vw = ek, write_quorum(ek, em)
-    if len(holders) + unseen < vw:
-        return []  # never acknowledged
-    return [Resolved(rec, len(holders), tuple(holders), rec.dm or len(frags) >= vk)]
+    vk, vt, vw = _quorums(rec, k, w, _marker_quorum(k, w, m))
+    certain = shown(len(holders), unseen, vt, vw, False)
+    if certain is None:
+        return []  # held by fewer than k drives, whoever answers
+    return [Resolved(rec, len(holders), tuple(holders), certain and (rec.dm or len(frags) >= vk),
+                     certain)]
 
 
 def under_quorum(per_drive: Sequence[Sequence[VersionRecord] | None], *, k: int, w: int) -> bool:

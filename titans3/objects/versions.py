@@ -148,6 +148,7 @@ class Versions:
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(),
             delimiter=delimiter.encode() or None, start_after=key_marker.encode() or None,
             page=min(1000, max_keys) + 1, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing,
+            m=sch.m,
         ):
             name = e.key.decode("utf-8", "surrogateescape")
             if e.is_prefix:

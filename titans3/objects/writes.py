@@ -165,7 +165,9 @@ class Writes:
         if len(live) < w:
             raise QuorumError()
         if version_id is not None:
-            _, _, resolved = await self.lookup.resolve(brec, kb)
+            # doubtful: a version the drives that did not answer decide must go
+            # too -- skipped, it would be there when they answer (objects/resolve.py).
+            _, _, resolved = await self.lookup.resolve(brec, kb, doubtful=True)
             try:
                 r, _ = pick(resolved, version_id)
             except (NoSuchVersion, NoSuchKey):
@@ -186,9 +188,11 @@ class Writes:
         if brec.versioning == "":
             # Never-versioned bucket: remove the null versions outright.  No
             # marker is needed: a drive that misses the purge holds a copy on
-            # fewer than W drives, which readers ignore (objects/resolve.py).
-            _, per, resolved = await self.lookup.resolve(brec, kb)
-            if not resolved or resolved[0].record.dm:
+            # fewer than k drives, which readers ignore (objects/resolve.py).
+            # doubtful: a version held by k drives, one of them not answering,
+            # is an object for the readers that ask it -- purge it as well.
+            _, per, resolved = await self.lookup.resolve(brec, kb, doubtful=True)
+            if not resolved or (resolved[0].record.dm and resolved[0].certain):
                 return DeleteResult(None, False)
             current = resolved[0].record
             if current.extra.get(REFS):
@@ -198,6 +202,12 @@ class Writes:
                                                  lambda x: x.extra.__setitem__(HIDDEN, True)) < w:
                     raise QuorumError()
                 return DeleteResult(None, False)
+            # The purge removes null versions older than its id: drawn after the
+            # ids just seen, so a version another host stamped with a clock ahead
+            # of ours is older than it too (an acknowledged DELETE that left it
+            # would bring the object back).
+            for r in resolved:
+                self.ctx.clock.observe(r.record.vid)
             purge = VersionRecord(vid=self.ctx.clock.new_id(), tomb=True, null=True)
             if await self.committer.commit(brec, kb, positions, live, lambda j: purge, lambda j: []) < w:
                 raise QuorumError()
