@@ -53,6 +53,7 @@ from titans3.erasure.codec import ECScheme
 from titans3.objects.admission import from_config as write_admission
 from titans3.objects.kms import BuiltinKMS
 from titans3.objects.store import ObjectStore
+from titans3.objects.stragglers import Cutoff
 from titans3.objects.versionid import HybridClock
 from titans3.ring.builder import Member, build_ring
 from titans3.runtime import run_workers
@@ -238,6 +239,7 @@ async def build_host(cfg: Config) -> Host:
     )
     store.healing = healing
     store.storage_classes = storageclass.for_placement(cfg.storage_classes, scheme.n)
+    store.committer.cutoff = Cutoff(cfg.write_cutoff)  # slow drives (objects/stragglers.py)
     store.admission = write_admission(cfg)
     host = Host(cfg, creds, drives, store, time.time_ns(), roster=roster, host_id=hid, disks=disks)
     master = load_or_create_master_key(cfg.state_path)

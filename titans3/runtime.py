@@ -34,6 +34,7 @@ from titans3.workers.rebalance import Rebalancer
 from titans3.workers.refill import RefillManager
 from titans3.workers.repairer import RepairWorker
 from titans3.workers.scrubber import Scrubber
+from titans3.workers.spares import SpareRebuilder
 
 if TYPE_CHECKING:
     from titans3.cluster.host import HostServices as Host
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEAL_QUEUE_FILE = "heal-queue.msgpack"
-WORKER_NAMES = ("scrubber", "heal-queue", "repair", "refill", "gc", "handoff", "rebalance",
-                "lifecycle")
+WORKER_NAMES = ("scrubber", "heal-queue", "repair", "refill", "spares", "gc", "handoff",
+                "rebalance", "lifecycle")
 LIFECYCLE_FILE = "lifecycle.json"
 
 
@@ -93,8 +94,10 @@ async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
                           window=cfg.commit_window, mpu_max_age=cfg.mpu_max_age)
     # Hints held by this host's drives go back to their primaries (objects/handoff.py).
     replayer = HandoffReplayer(lambda pos: handoff.replay_drive(store.context, pos), local)
+    # A failed drive's fragments go to spare drives meanwhile (workers/spares.py).
+    spare = SpareRebuilder(svc, local, concurrency=cfg.repair_concurrency)
     host.workers.update({"scrubber": scrubber, "heal-queue": queue, "repair": repair,
-                         "refill": refill, "gc": gc, "handoff": replayer})
+                         "refill": refill, "spares": spare, "gc": gc, "handoff": replayer})
     rebalance = _rebalancer(host)  # ring changes (workers/rebalance.py)
     host.workers["rebalance"] = rebalance
     lifecycle = LifecycleWorker(lambda: host.store, state=cfg.state_path / LIFECYCLE_FILE,
@@ -105,6 +108,7 @@ async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
         nursery.start_soon(queue.run_persister)
         await nursery.start(repair.run)
         await nursery.start(refill.run)
+        await nursery.start(spare.run)
         await nursery.start(scrubber.run)
         await nursery.start(gc.run)
         await nursery.start(replayer.run)

@@ -285,3 +285,29 @@ def test_a_three_way_mirror_keeps_a_deleted_version_deleted():
     assert resolve_versions(per, k=1, w=2, m=2) == []
     per[0].append(VersionRecord(vid="b", dm=True))
     assert resolve_versions([per[0], [], []], k=1, w=2, m=2) == []
+
+
+def test_a_failed_drives_partial_answer_counts_its_records_yet_leaves_its_slot_unseen():
+    # "a" landed on 5 of 6 (W) and drive 5 failed since; its spare holds "b" only.
+    per = [[data("a", i)] for i in range(4)] + [[data("b", 4)], resolve.Partial([data("b", 5)])]
+    out = resolve_versions(per, k=4, w=5)
+    assert [r.record.vid for r in out] == ["a"]  # 4 seen + the failed slot unseen: may be acked
+    assert out[0].count == 4 and out[0].readable
+
+
+def test_a_listing_keeps_a_version_the_failed_slot_may_hold():
+    # "b" seen on three drives, one drive offline and the failed slot's spare
+    # lacking "b": "b" may have reached W (with the offline drive and the failed
+    # slot), so a listing keeps it.  Taking the spare's answer as the slot's
+    # whole answer would drop an acknowledged version.
+    per = ([[data("a", i), data("b", i)] for i in range(3)]
+           + [None, [data("a", 4)], resolve.Partial([data("a", 5)])])
+    assert [r.record.vid for r in resolve_versions(per, k=4, w=5)] == ["b", "a"]
+    plain = per[:5] + [[data("a", 5)]]
+    assert [r.record.vid for r in resolve_versions(plain, k=4, w=5)] == ["a"]
+
+
+def test_a_spare_held_fragment_makes_a_version_readable_again():
+    per = [[data("a", i)] for i in range(3)] + [None, None, resolve.Partial([data("a", 5)])]
+    out = resolve_versions(per, k=4, w=5)
+    assert [(r.record.vid, r.count, r.readable) for r in out] == [("a", 4, True)]

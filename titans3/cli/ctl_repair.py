@@ -142,6 +142,17 @@ def format_status(doc: Mapping[str, Any]) -> str:
             for d in f.get("drives") or []:
                 for k in d.get("lost_keys") or []:
                     lines.append(f"  lost: {k}")
+    sp = w.get("spares")
+    if sp and sp.get("drives"):
+        lines.append(f"spare rebuild {sp.get('state', '?')}: failed drives' fragments on spare drives")
+        rows = [["  " + str(d.get("slot", "?")), str(d.get("drive_id", "?"))[:8], str(d.get("state", "?")),
+                 str(d.get("objects_checked", 0)), str(d.get("objects_rebuilt", 0)),
+                 human_bytes(_n(d.get("bytes_rebuilt")) or 0), human_rate(d.get("rate")),
+                 str(d.get("retry_pending", 0)), str(d.get("no_spare", 0))]
+                for d in sp["drives"]]
+        lines.append(format_table(
+            ["  SLOT", "DRIVE", "STATE", "OBJECTS", "REBUILT", "BYTES", "RATE", "RETRY", "NO SPARE"],
+            rows, right={3, 4, 5, 6, 7, 8}))
     g = w.get("gc")
     if g:
         lines.append(f"gc {g.get('state', '?')}: {g.get('passes_completed', 0)} passes, "

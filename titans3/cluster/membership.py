@@ -218,6 +218,7 @@ async def resume(cluster: Cluster, doc: dict[str, Any]) -> ObjectStore:
     store.admission = host.store.admission  # one budget per host (objects/admission.py)
     store.storage_classes = storageclass.for_placement(cluster.cfg.storage_classes,
                                                        store.ring.n)
+    store.committer.cutoff = host.store.committer.cutoff
     wire_store(cluster, store, doc)
     store.buckets = BucketTable(store.drives, store.clock, cache=False)
     return store

@@ -59,6 +59,7 @@ from titans3.drive.remote import PeerClient, Timeouts
 from titans3.erasure.codec import ECScheme
 from titans3.objects.buckets import BucketTable
 from titans3.objects.store import ObjectStore
+from titans3.objects.stragglers import Cutoff
 from titans3.objects.versionid import HybridClock
 from titans3.peer.auth import Signer
 from titans3.ring.builder import Member, Ring, build_ring
@@ -256,6 +257,7 @@ class Cluster:
         store.healing = set(host.store.healing)  # local positions: unchanged
         store.admission = host.store.admission  # one budget per host (objects/admission.py)
         store.storage_classes = storageclass.for_placement(self.cfg.storage_classes, scheme.n)
+        store.committer.cutoff = Cutoff(self.cfg.write_cutoff)
         store.buckets = BucketTable(store.drives, clock, cache=False)
         return store
 

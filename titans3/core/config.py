@@ -78,6 +78,9 @@ class Config:
     repair_concurrency: int = 4  # keys repaired at once (heal queue; per refilled drive)
     repair_grace: float = 10.0  # seconds a new version is left to its own PUT before repair
     heal_queue_max: int = 10000  # keys the persisted heal queue holds
+    # s a write step waits for a slow drive once W drives finished it (or 4x what
+    # the W took, if longer); 0 = wait for every drive (objects/stragglers.py)
+    write_cutoff: float = 1.0
     gc_interval: float = 3600.0  # seconds between GC passes
     commit_window: float = 3600.0  # seconds before uncommitted / unreferenced data is garbage
     mpu_max_age: float = 0.0  # abort multipart uploads older than this (seconds); 0 = never
@@ -203,8 +206,8 @@ def _validate(cfg: Config) -> None:
                 "lifecycle_interval", "lifecycle_day"):
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be a positive number of seconds")
-    if cfg.repair_grace < 0 or cfg.mpu_max_age < 0:
-        raise ConfigError("repair_grace/mpu_max_age: must be >= 0 seconds")
+    if cfg.repair_grace < 0 or cfg.mpu_max_age < 0 or cfg.write_cutoff < 0:
+        raise ConfigError("repair_grace/mpu_max_age/write_cutoff: must be >= 0 seconds")
     for key in ("listen", "peer_listen", "web_listen"):
         parse_hostport(getattr(cfg, key), key)
     if cfg.nbd_listen:

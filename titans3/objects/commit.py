@@ -12,7 +12,10 @@ commits.  An acknowledged write that missed some of its drives (and left no
 hint for them) is reported to ``on_partial_write``, the repair queue, so the
 missed fragments come back without waiting for a scrub; if even the rollback cannot run, readers ignore a version held by
 fewer than k drives and show one held by k or more, whoever answers
-(:mod:`titans3.objects.resolve`; a read queues it for repair).  Older null versions are
+(:mod:`titans3.objects.resolve`; a read queues it for repair).  Staging and the
+commit of a write do not wait for a drive that is merely slow beyond a
+bounded cutoff once ``W`` drives finished (:mod:`titans3.objects.stragglers`);
+such a write is a partial write too.  Older null versions are
 purged only after their successor is safe (``purge_older_nulls``).
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import suppress
+from functools import partial
 
 import trio
 
@@ -34,6 +38,7 @@ from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
 from titans3.objects.resolve import write_quorum
 from titans3.objects.sse import EncryptState, encrypt_body
+from titans3.objects.stragglers import Backlog, Cutoff, Phases
 from titans3.objects.validate import check_content_md5
 from titans3.objects.writer import Written, write_stream
 
@@ -54,6 +59,23 @@ class Committer:
         # all of its drives (a drive died mid-stream, a host was away without a
         # handoff drive): the missed fragments are repair's to restore.
         self.on_partial_write: Callable[[bytes, bytes], None] | None = None
+        # Slow drives (objects/stragglers.py): the policy, and where a
+        # straggler's call goes on once the write stopped waiting for it (the
+        # store's background nursery's start_soon, None while it is not running).
+        self.cutoff = Cutoff()
+        self.spawner: Callable[[], Callable[..., None] | None] = lambda: None
+        self.stragglers = 0  # drives a write went on without (status page)
+        self.backlog = Backlog()
+
+    def phases(self, ids: Callable[[int], str] | None = None) -> Phases:
+        return Phases(self.spawner(), self.cutoff, ids, self.backlog)
+
+    def skip_backlogged(self, drives: list[Drive | None], w: int) -> list[Drive | None]:
+        """Leave out drives still busy with a cut-off call, while ``w`` others remain."""
+        busy = [j for j, d in enumerate(drives) if d is not None and self.backlog.busy(d.drive_id)]
+        if not busy or sum(d is not None for d in drives) - len(busy) < w:
+            return drives
+        return [None if j in busy else d for j, d in enumerate(drives)]
 
     async def stage(
         self,
@@ -84,6 +106,7 @@ class Committer:
         ]
         for j, d in (override or {}).items():
             drives[j] = d if d.state == DriveState.ONLINE else None
+        drives = self.skip_backlogged(drives, write_quorum(sch.k, sch.m))
         if hinted:  # hinted handoff for down primaries (objects/handoff.py)
             drives = handoff.substitute(self.ctx, brec.bucket_id, key, positions, drives, sch.k, sch.m)
         state: EncryptState | None = None
@@ -93,12 +116,15 @@ class Committer:
             on_data = None
             size = None if size is None else sse.stored_size(size)
         imax = self.ctx.inline_max if inline_max is None else inline_max
+        staged = drives
+        phases = self.phases(lambda j: staged[j].drive_id)  # type: ignore[union-attr]
         async with self.ctx.admission.hold(sch, size, inline_max=imax):  # objects/admission.py
             written = await write_stream(
-                body, drives, sch, self.ctx.codec(sch.k, sch.m),
+                body, drives, sch, self.ctx.codec(sch.k, sch.m), phases=phases,
                 write_quorum=write_quorum(sch.k, sch.m), inline_max=imax,
                 expected_size=size, on_data=on_data, hash_md5=state is None and md5,
             )
+        self.stragglers += len(phases.cut)
         if state is not None:
             written.size, written.md5 = state.size, state.md5
         if not md5:  # no ETag for callers that never show one (objects/extents.py)
@@ -128,15 +154,16 @@ class Committer:
         make: Callable[[int], VersionRecord], promote: Callable[[int], list[str]],
         inline: list[bytes] | None = None, data_id: str | None = None,
         older_nulls: list[int] | None = None, landed_out: list[int] | None = None,
-        full_out: list[int] | None = None,
+        full_out: list[int] | None = None, quorum: int | None = None,
     ) -> int:
         """Commit per-drive records on ``ok`` positions; returns how many landed.
         Positions still holding older null versions are added to ``older_nulls``,
         the positions that landed to ``landed_out``, those refused for space to
-        ``full_out``."""
+        ``full_out``.  ``quorum``: stop waiting for slow drives once that many
+        landed and the cutoff passed (their commits still land, later)."""
         landed: list[int] = [] if landed_out is None else landed_out
 
-        async def one(j: int) -> None:
+        async def one(j: int) -> bool:
             rec = make(j)
             hd = handoff.pending(self.ctx, rec, j)
             d = hd if hd is not None else self.ctx.drives[positions[j]]
@@ -146,20 +173,28 @@ class Committer:
                 if hd is not None:  # a fragment staged on a handoff drive: store the hint
                     await hd.commit_hint(brec.bucket_id, key, rec)
                     landed.append(j)
-                    return
+                    return True
                 older = await d.commit_version(brec.bucket_id, key, rec, promote=promote(j))
                 landed.append(j)
                 if older and older_nulls is not None:
                     older_nulls.append(j)
+                return True
             except DriveError as e:
                 log.warning("commit on %s failed: %s", d.drive_id, e)
                 if isinstance(e, DriveFull) and full_out is not None:
                     full_out.append(j)
+                return False
 
-        async with trio.open_nursery() as nursery:
-            for j in ok:
-                nursery.start_soon(one, j)
-        return len(landed)
+        if quorum is None:
+            async with trio.open_nursery() as nursery:
+                for j in ok:
+                    nursery.start_soon(one, j)
+            return len(landed)
+        cut = await self.phases(lambda j: self.ctx.drives[positions[j]].drive_id).gather(
+            {j: partial(one, j) for j in ok}, quorum)
+        self.stragglers += len(cut)
+        # A commit still running lands later and counts for nothing here.
+        return sum(1 for j in landed if j not in cut)
 
     async def commit_or_rollback(
         self, brec: BucketRecord, key: bytes, positions: list[int], ok: Sequence[int], w: int,
@@ -171,7 +206,8 @@ class Committer:
         landed: list[int] = []
         full: list[int] = []
         n = await self.commit(brec, key, positions, ok, make, promote, inline, data_id, older,
-                              landed, full)
+                              landed, full, quorum=w)
+        landed = landed[:n]  # not the stragglers' commits that land later
         if await handoff.settle(self.ctx, brec.bucket_id, key, make(0), positions, landed, n >= w):
             if n < len(positions):  # hints count as landed: their replay restores them
                 self.partial_writes += 1

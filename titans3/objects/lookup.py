@@ -30,7 +30,7 @@ from titans3.core.errors import (
 )
 from titans3.drive.protocol import Drive
 from titans3.drive.records import REF, STORAGE_CLASS, VersionRecord
-from titans3.objects import handoff
+from titans3.objects import handoff, spares
 from titans3.objects.buckets import BucketRecord
 from titans3.objects.context import StoreContext
 from titans3.objects.lockrules import LEGAL_HOLD, RETENTION, lock_of
@@ -148,6 +148,7 @@ class Lookup:
         else:
             await trio.lowlevel.checkpoint()
         await handoff.merge_hints(ctx, bucket_id, key, positions, per)
+        await spares.fill_failed(ctx, bucket_id, key, positions, per)  # failed drives' spares
         extra = ctx.old_extra(bucket_id, key, positions)
         if extra:  # ring change: fragments not yet moved are still on the old drives
             more: PerDrive = [None] * len(extra)

@@ -28,7 +28,7 @@ import msgpack
 from titans3.core.errors import DriveError, S3Error
 from titans3.drive.protocol import DriveState
 from titans3.drive.records import HIDDEN, MOVING, REF, REFS, VersionRecord
-from titans3.objects import collect, handoff, keywalk, upload_remnants
+from titans3.objects import collect, handoff, keywalk, spares, upload_remnants
 from titans3.objects.multipart import PART_KEY_BYTES, PARTS, UPLOADS
 from titans3.objects.repair import KeyState, ObjectRepair, RepairOutcome, streams_of
 
@@ -53,6 +53,7 @@ class Maintenance:
     def __init__(self, store: ObjectStore, **kw: float | int) -> None:
         self.ctx = store.context
         self.repairer = ObjectRepair(self.ctx, **kw)  # type: ignore[arg-type]
+        self.repairer.spare_sources = lambda ks, rec: spares.sources_for(self.ctx, ks, rec)
         self.store = store  # for the operations GC runs: aborting uploads, settling renames
 
     # ------------------------------------------------------------- repair
@@ -61,6 +62,10 @@ class Maintenance:
         """Bring every version of the key to full strength (``objects/repair.py``);
         ``only``: rebuild just these placement positions (a refill)."""
         return await self.repairer.repair(bucket_id, key, only=only, deep=deep)
+
+    async def rebuild_on_spare(self, bucket_id: bytes, key: bytes, failed: int) -> RepairOutcome:
+        """The FAILED drive ``failed``'s fragments of the key, on its spare (``objects/spares.py``)."""
+        return await spares.rebuild_key(self.ctx, self.repairer, bucket_id, key, failed)
 
     async def quorum_for(self, bucket_id: bytes) -> tuple[int, int]:
         """``(k, W)`` of the bucket's scheme."""

@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -400,6 +401,9 @@ class ObjectRepair:
         self.batch_bytes = batch_bytes
         self._locks: dict[tuple[bytes, bytes], tuple[trio.Lock, int]] = {}
         self._schemes: dict[bytes, tuple[int, int]] = {}
+        # Fragments of a version held by spare drives for failed or healing
+        # slots (objects/spares.py): asked only when the primaries are short.
+        self.spare_sources: Callable[[KeyState, VersionRecord], Awaitable[dict[int, Drive]]] | None = None
 
     async def quorum_for(self, bucket_id: bytes) -> tuple[int, int]:
         """``(k, W)`` of the bucket's scheme (what the read rule uses for delete markers)."""
@@ -429,6 +433,16 @@ class ObjectRepair:
             del self._locks[qk]
         else:
             self._locks[qk] = (lock, users - 1)
+
+    @asynccontextmanager
+    async def locked(self, bucket_id: bytes, key: bytes) -> AsyncIterator[None]:
+        """Hold the key's repair lock (a spare rebuild, objects/spares.py)."""
+        qk = (bucket_id, key)
+        lock = await self._lock(qk)
+        try:
+            yield
+        finally:
+            self._unlock(qk, lock)
 
     async def repair(
         self, bucket_id: bytes, key: bytes, *, only: Collection[int] | None = None,
@@ -491,6 +505,9 @@ class ObjectRepair:
                 f.index: drives[f.position] for f in frags
                 if f.record_ok and f.health != OFFLINE and data_id not in f.bad_streams
             }
+            if len(sources) < k and self.spare_sources is not None:
+                spare = await self.spare_sources(ks, rec)
+                sources.update({i: dv for i, dv in spare.items() if i not in sources and i not in need})
             if len(sources) < k:
                 unreachable = sum(1 for f in frags if f.health == OFFLINE)
                 if len(sources) + unreachable >= k:

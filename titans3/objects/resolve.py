@@ -32,6 +32,10 @@ it:
   have been acknowledged (``count + unseen >= W``: a listing never misses an
   acknowledged write) and ignored otherwise, as before.
 
+A :class:`Partial` answer -- a failed drive's records held by spares -- counts
+its records as holders *and* still counts as unseen: a spare that is not fully
+rebuilt can make a version 503 (doubtful), never hide one.
+
   The old rule made visibility ``count + unseen >= W``: a PUT killed after
   ``k`` but before ``W`` commits was absent when every drive answered and
   present as soon as one that lacked it did not -- the crash torture saw an
@@ -68,6 +72,12 @@ from typing import Any
 import msgpack
 
 from titans3.drive.records import HIDDEN, KNOWN_FIELDS, REFS, TRANSITIONED, VersionRecord
+
+
+class Partial(list):  # type: ignore[type-arg]
+    """A drive's answer that may lack versions it should hold: the records of a
+    FAILED drive's slot held by its spare drives (objects/spares.py).  Its
+    records count as holders, yet the slot still counts as unseen."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +129,10 @@ def resolve_versions(
     visibility takes, :func:`visible_quorum`); unknown, ``k`` is taken.
     """
     mt = _marker_quorum(k, w, m)
-    simple = _one_plain_version(per_drive, k, w, doubtful, mt)
-    if simple is not None:
-        return simple
+    if not any(isinstance(recs, Partial) for recs in per_drive):
+        simple = _one_plain_version(per_drive, k, w, doubtful, mt)
+        if simple is not None:
+            return simple
     return _resolve_general(per_drive, k, w, anchors, doubtful, mt)
 
 
@@ -153,7 +164,7 @@ def _resolve_general(
     doubtful: bool = False, mt: int | None = None,
 ) -> list[Resolved]:
     mt = k if mt is None else mt
-    unseen = sum(1 for recs in per_drive if recs is None)
+    unseen = sum(1 for recs in per_drive if recs is None or isinstance(recs, Partial))
     by_vid: dict[str, list[tuple[int, VersionRecord]]] = {}
     for pos, recs in enumerate(per_drive):
         for r in recs or ():

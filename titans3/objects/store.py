@@ -137,6 +137,7 @@ class ObjectStore:
                                           host=host, version=version, slots=slots)
         self._background: trio.Nursery | None = None
         self.committer = Committer(ctx, self._later)
+        self.committer.spawner = lambda: None if self._background is None else self._background.start_soon
         self.lookup = Lookup(ctx)
         self.conditions = Conditions(self.lookup)
         self.anchors = Anchors(ctx, self.lookup, self.committer)

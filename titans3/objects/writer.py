@@ -17,7 +17,10 @@ transaction, no files).
 
 A drive that fails mid-stream is dropped; the stream goes on while at least
 ``W`` drives still take fragments, so one slow or dying disk costs durability
-margin, not availability.  MD5 (the S3 ETag) runs in a worker thread beside the
+margin, not availability.  A drive that is merely *slow* is dropped the same
+way once ``W`` others finished a step and a bounded cutoff passed
+(``objects/stragglers.py``): its call goes on in the background and its
+writer is aborted when that call returns.  MD5 (the S3 ETag) runs in a worker thread beside the
 fragment writes: hashlib releases the GIL, and MD5 is the single-stream ceiling.
 """
 
@@ -28,12 +31,14 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
 from titans3.core.errors import DriveError, DriveFull, IncompleteBody, QuorumError, StorageFull
 from titans3.drive.protocol import Drive, FragmentWriter
 from titans3.erasure.codec import Codec, ECScheme
+from titans3.objects.stragglers import Cutoff, Phases
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ async def write_stream(
     expected_size: int | None = None,
     on_data: Callable[[memoryview], None] | None = None,
     hash_md5: bool = True,
+    phases: Phases | None = None,
 ) -> Written:
     """Consume ``body`` and stage its fragments on ``drives`` (position = fragment).
 
@@ -71,7 +77,10 @@ async def write_stream(
     ``IncompleteBody`` when ``expected_size`` does not match.  On any error all
     staged fragments are removed.  ``hash_md5`` False: the caller hashes
     (an encrypted stream's ETag is of the plaintext, ``objects/sse.py``).
+    ``phases``: runs each step on the drives (``objects/stragglers.py``); by
+    default every step waits for every drive.
     """
+    phases = phases or Phases(None, Cutoff(0))
     seg_size = scheme.segment_size
     data_id = new_data_id()
     md5 = hashlib.md5()
@@ -106,19 +115,22 @@ async def write_stream(
     async def open_writers() -> list[FragmentWriter | None]:
         out: list[FragmentWriter | None] = [None] * len(drives)
 
-        async def one(i: int, d: Drive) -> None:
+        async def one(i: int, d: Drive) -> bool:
             try:
                 out[i] = await d.create_fragment(data_id, i)
             except DriveError as e:
                 log.warning("stage %s on %s failed: %s", data_id, d.drive_id, e)
                 lost(i, e)
+                return False
+            return True
 
-        async with trio.open_nursery() as nursery:
-            for i, d in enumerate(drives):
-                if d is not None:
-                    nursery.start_soon(one, i, d)
+        cut = await phases.gather({i: partial(one, i, d) for i, d in enumerate(drives)
+                                   if d is not None}, write_quorum)
+        for i in cut:  # a writer it opens late is aborted once it exists
+            alive[i] = False
+            await phases.after(i, partial(_abort_late, out, i))
         if live_count() < write_quorum:
-            await _abort(out)
+            await _abort(out, phases)
             raise short()
         return out
 
@@ -129,7 +141,7 @@ async def write_stream(
         async def hash_it() -> None:
             await trio.to_thread.run_sync(md5.update, view)
 
-        async def put(i: int, w: FragmentWriter) -> None:
+        async def put(i: int, w: FragmentWriter) -> bool:
             try:
                 await w.write(fragments[i])
             except DriveError as e:
@@ -137,13 +149,15 @@ async def write_stream(
                 lost(i, e)
                 writers[i] = None
                 await w.abort()
+                return False
+            return True
 
         async with trio.open_nursery() as nursery:
             if hash_md5:
                 nursery.start_soon(hash_it)
-            for i, w in enumerate(writers):
-                if w is not None and alive[i]:
-                    nursery.start_soon(put, i, w)
+            cut = await phases.gather({i: partial(put, i, w) for i, w in enumerate(writers)
+                                       if w is not None and alive[i]}, write_quorum)
+        await drop(cut)
         if live_count() < write_quorum:
             raise short()
 
@@ -151,6 +165,16 @@ async def write_stream(
     # received: the socket is read while the drives write (double buffering).
     # At most one flush is in flight, so MD5 sees the segments in order and a
     # buffer is refilled only after the flush that used it finished.
+    async def drop(cut: list[int]) -> None:
+        """Go on without the stragglers; abort their writers once their calls return."""
+        assert writers is not None
+        for i in cut:
+            w = writers[i]
+            alive[i] = False
+            writers[i] = None
+            if w is not None:
+                await phases.after(i, w.abort)
+
     spare: bytearray | None = None
     in_flight: trio.Event | None = None
     flush_error: list[BaseException] = []
@@ -219,7 +243,7 @@ async def write_stream(
         if fill:
             await flush_segment(tail)
 
-        async def finish(i: int, w: FragmentWriter) -> None:
+        async def finish(i: int, w: FragmentWriter) -> bool:
             try:
                 await w.finish()
             except DriveError as e:
@@ -227,11 +251,11 @@ async def write_stream(
                 lost(i, e)
                 writers[i] = None  # type: ignore[index]
                 await w.abort()
+                return False
+            return True
 
-        async with trio.open_nursery() as nursery:
-            for i, w in enumerate(writers):
-                if w is not None and alive[i]:
-                    nursery.start_soon(finish, i, w)
+        await drop(await phases.gather({i: partial(finish, i, w) for i, w in enumerate(writers)
+                                        if w is not None and alive[i]}, write_quorum))
         if live_count() < write_quorum:
             raise short()
         ok = [i for i, a in enumerate(alive) if a and writers[i] is not None]
@@ -239,7 +263,7 @@ async def write_stream(
     except BaseException as e:
         if writers is not None:
             with trio.CancelScope(shield=True):
-                await _abort(writers)
+                await _abort(writers, phases)
         inner = _unwrap(e)
         if inner is e:
             raise
@@ -253,14 +277,22 @@ def _unwrap(e: BaseException) -> BaseException:
     return e
 
 
-async def _abort(writers: Sequence[FragmentWriter | None]) -> None:
-    async def one(w: FragmentWriter) -> None:
+async def _abort(writers: Sequence[FragmentWriter | None], phases: Phases) -> None:
+    """Abort every writer; one whose call is still running (a straggler) once it returns."""
+    async def one(i: int, w: FragmentWriter) -> None:
         try:
-            await w.abort()
+            await phases.after(i, w.abort)
         except Exception as e:  # noqa: BLE001 -- best effort: staging GC catches leftovers
             log.debug("abort failed: %s", e)
 
     async with trio.open_nursery() as nursery:
-        for w in writers:
+        for i, w in enumerate(writers):
             if w is not None:
-                nursery.start_soon(one, w)
+                nursery.start_soon(one, i, w)
+
+
+async def _abort_late(out: Sequence[FragmentWriter | None], i: int) -> None:
+    """Abort the writer a cut-off ``create_fragment`` opened after all (if it did)."""
+    w = out[i]
+    if w is not None:
+        await w.abort()

@@ -28,7 +28,7 @@ from typing import Any
 from titans3.core.errors import InvalidArgument, NotImplementedS3
 from titans3.s3.context import S3Context
 
-WORKERS = ("scrubber", "heal-queue", "repair", "refill", "gc", "handoff", "lifecycle")
+WORKERS = ("scrubber", "heal-queue", "repair", "refill", "spares", "gc", "handoff", "lifecycle")
 
 
 def _workers(ctx: S3Context) -> dict[str, Any]:
