@@ -16,6 +16,8 @@
 #   rootfs-<sha of packages.txt + kernel>.tar   the mmdebstrap tarball
 #   wheels-<sha of the dependencies>/          dependency wheels (pyproject.toml), built on this host
 #                                               (Debian 12, Python 3.11 -- the image's own)
+#   release-key.pem                             the key that signs upgrade media
+#                                               ($TITANS3_RELEASE_KEY: a real release key)
 # Everything else (the titans3 wheel, appliance/ and systemd/ files) is rebuilt
 # each run.  Safe to rerun: outputs are written under temporary names and renamed.
 set -euo pipefail
@@ -149,7 +151,10 @@ ln -sf /opt/titans3/venv/bin/titanctl "$ROOT/usr/local/bin/titanctl"
 ln -sfn venv "$ROOT/opt/titans3/.venv"  # the path units written for a checkout use
 cp "$REPO/README.md" "$ROOT/opt/titans3/README.md"
 cp -r "$REPO/docs" "$ROOT/opt/titans3/docs"
-"$HERE/install-appliance.sh" "$REPO" "$ROOT" "$VERSION"
+# The release key signs upgrade media (mkbundle.sh); the image trusts its public half.
+RELEASE_KEY=${TITANS3_RELEASE_KEY:-$CACHE/release-key.pem}
+PYTHONPATH="$REPO" "$PY" -m titans3.core.releasesig keygen "$RELEASE_KEY"
+"$HERE/install-appliance.sh" "$REPO" "$ROOT" "$VERSION" "$RELEASE_KEY"
 
 # Kernel and initrd leave the root for the ESP (systemd-boot reads them from there).
 KVER=$(basename "$(ls "$ROOT"/boot/vmlinuz-* | sort -V | tail -1)" | sed 's/^vmlinuz-//')
@@ -206,7 +211,7 @@ mv "$RAW.tmp" "$RAW"
 
 # ---------------------------------------------------------------- 7. upgrade medium
 step "upgrade medium: titans3-$VERSION.upgrade.img (for nodes running an older image)"
-"$HERE/mkbundle.sh" --version "$VERSION" --root "$WORK/root.img" --kernel "$WORK/vmlinuz" \
+"$HERE/mkbundle.sh" --key "$RELEASE_KEY" --version "$VERSION" --root "$WORK/root.img" --kernel "$WORK/vmlinuz" \
   --initrd "$WORK/initrd.img" --out "$OUT/titans3-$VERSION.upgrade.img"
 # The parts stay beside the image (tests derive a deliberately broken release from them).
 mkdir -p "$OUT/parts-$VERSION"

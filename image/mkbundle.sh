@@ -4,9 +4,15 @@
 # initrd).  Write it to a USB stick / spare disk (dd), or attach it to a VM;
 # the node installs it (appliance/titans3-upgrade).
 #   image/mkbundle.sh --version V --root root.img --kernel vmlinuz --initrd initrd.img \
-#                     --out X.upgrade.img [--tries N]
+#                     --out X.upgrade.img [--tries N] [--key RELEASE_KEY.pem]
+# The manifest is signed (manifest.sig, Ed25519; titans3/core/releasesig.py) with
+# the release key: --key, else $TITANS3_RELEASE_KEY, else the build host's key in
+# the image cache (made on first use).  Nodes apply only media signed by a key
+# their image trusts (/etc/titans3/release-keys/).
 set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 TRIES=2
+KEY=${TITANS3_RELEASE_KEY:-${TITANS3_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/titans3-image}/release-key.pem}
 while [ $# -gt 0 ]; do
   case "$1" in
     --version) VERSION=$2; shift 2 ;;
@@ -15,6 +21,7 @@ while [ $# -gt 0 ]; do
     --initrd) INITRD=$2; shift 2 ;;
     --out) OUTIMG=$2; shift 2 ;;
     --tries) TRIES=$2; shift 2 ;;
+    --key) KEY=$2; shift 2 ;;
     *) echo "mkbundle.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -33,6 +40,9 @@ cp "$INITRD" "$D/initrd.img"
     echo "sha256_$f=$(sha256sum "$D/$f" | cut -d' ' -f1)"
   done
 } > "$D/manifest"
+sig() { PYTHONPATH="$REPO" "$REPO/.venv/bin/python" -m titans3.core.releasesig "$@"; }
+sig keygen "$KEY"
+sig sign "$KEY" "$D/manifest" || { echo "mkbundle.sh: signing the manifest with $KEY failed" >&2; exit 1; }
 # Room for the files plus ext4's own metadata.
 mib=$(( ($(du -s --apparent-size --block-size=1M "$D" | cut -f1) * 105 / 100) + 32 ))
 rm -f "$OUTIMG.tmp"

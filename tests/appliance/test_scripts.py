@@ -56,3 +56,42 @@ def test_boot_check_gates_boot_complete_and_reboots_on_failure() -> None:
     assert "boot-complete.target" in u["Unit"]["Before"]
     assert u["Install"]["RequiredBy"] == "boot-complete.target"
     assert u["Service"]["FailureAction"] == "reboot"
+
+
+def wait_disks(tmp_path: Path, ledger: dict[str, object] | None, timeout: int = 1) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "disks.json"
+    if ledger is not None:
+        import json
+
+        path.write_text(json.dumps(ledger))
+    return subprocess.run([str(REPO / "appliance" / "titans3-wait-disks"), str(path)], capture_output=True,
+                          text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "TITANS3_WAIT_DISKS_TIMEOUT": str(timeout),
+                                                      "TITANS3_BY_UUID_DIR": str(tmp_path / "by-uuid")})
+
+
+def test_wait_disks_waits_for_the_active_drives_of_the_ledger_only(tmp_path: Path) -> None:
+    active, spare, failed = "a" * 32, "b" * 32, "c" * 32
+    ledger = {"format": 1, "disks": [{"drive_id": active, "state": "active"},
+                                     {"drive_id": spare, "state": "spare"},
+                                     {"drive_id": failed, "state": "failed"}]}
+    (tmp_path / "by-uuid").mkdir()
+    late = wait_disks(tmp_path, ledger, timeout=1)
+    assert late.returncode == 0  # the daemon starts anyway and marks the drive failed
+    assert "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa" in late.stdout and "bbbb" not in late.stdout
+    assert "cccc" not in late.stdout and "not there after 1s" in late.stdout
+
+    (tmp_path / "by-uuid" / "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa").symlink_to("/dev/null")
+    ok = wait_disks(tmp_path, ledger, timeout=30)
+    assert ok.returncode == 0 and "1 drives present after 0s" in ok.stdout
+
+
+def test_wait_disks_has_nothing_to_wait_for_at_first_boot(tmp_path: Path) -> None:
+    out = wait_disks(tmp_path, None, timeout=30)
+    assert (out.returncode, out.stdout) == (0, "")
+
+
+def test_daemon_waits_for_its_disks_not_for_udev_settle() -> None:
+    u = unit("titans3.service")
+    assert "systemd-udev-settle" not in u["Unit"]["After"] + u["Unit"].get("Wants", "")
+    assert u["Service"]["ExecStartPre"] == "/usr/lib/titans3/wait-disks"
+    assert "install -D -m 0755 \"$A/titans3-wait-disks\"" in (REPO / "image" / "install-appliance.sh").read_text()

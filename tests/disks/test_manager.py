@@ -204,3 +204,73 @@ def test_mount_points_are_absolute_even_for_a_relative_state_dir(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     mgr = DiskManager(Path("data/.titans3"), "h", auto=True)
     assert mgr.mountpoint("ab" * 16) == tmp_path.resolve() / "data/.titans3/disks" / ("ab" * 16)
+
+
+def blank(path: str, minor: int) -> DeviceInfo:
+    return DeviceInfo(path, path.rsplit("/", 1)[1], major=8, minor=minor, size=GiB, probed=True)
+
+
+def fake_format(mgr: DiskManager, monkeypatch: pytest.MonkeyPatch, refuse: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    formatted: list[str] = []
+
+    async def _format(path: str, *, force: bool) -> tuple[DeviceInfo, str, str]:
+        assert not force  # a spare is only ever made of a blank disk
+        formatted.append(path)
+        if path in refuse:
+            from titans3.disks.errors import DiskOperationFailed
+
+            raise DiskOperationFailed(f"mkfs failed on {path}")
+        return blank(path, 99), f"{len(formatted):032x}", "xfs"
+
+    monkeypatch.setattr(mgr, "_format", _format)
+    return formatted
+
+
+def test_a_new_blank_disk_becomes_a_spare_when_every_slot_is_served(tmp_path, monkeypatch):
+    mgr, world, _ = setup(tmp_path, monkeypatch)
+    formatted = fake_format(mgr, monkeypatch)
+    with_data = DeviceInfo("/dev/sdx", "sdx", major=8, minor=2, size=GiB, probed=True, partitions=("sdx1",))
+    unprobed = DeviceInfo("/dev/sdy", "sdy", major=8, minor=3, size=GiB, probed=False)
+    world.devices = [with_data, unprobed, blank("/dev/sdz", 4)]
+
+    trio.run(mgr.reconcile)
+
+    assert formatted == ["/dev/sdz"]  # never the disk with a partition table, nor one not probed
+    (spare,) = mgr.ledger.in_state(DiskState.SPARE)
+    assert spare.device == "/dev/sdz" and spare.slot == ""
+    assert [d.state for d in mgr.drives] == [DriveState.ONLINE] * 3  # the slots are untouched
+
+
+def test_no_spare_is_made_on_a_timer_pass_only_when_a_disk_may_have_come(tmp_path, monkeypatch):
+    mgr, world, _ = setup(tmp_path, monkeypatch)
+    formatted = fake_format(mgr, monkeypatch)
+    world.devices = [blank("/dev/sdz", 4)]
+    trio.run(lambda: mgr.reconcile(rescan=True, spares=False))
+    assert formatted == [] and not mgr.ledger.in_state(DiskState.SPARE)
+
+
+def test_a_disk_that_failed_to_format_as_a_spare_is_not_retried(tmp_path, monkeypatch):
+    mgr, world, _ = setup(tmp_path, monkeypatch)
+    formatted = fake_format(mgr, monkeypatch, refuse={"/dev/sdz"})
+    world.devices = [blank("/dev/sdz", 4)]
+    trio.run(mgr.reconcile)
+    trio.run(mgr.reconcile)
+    assert formatted == ["/dev/sdz"] and not mgr.ledger.in_state(DiskState.SPARE)
+
+
+def test_an_empty_slot_takes_the_blank_disk_before_any_spare_is_made(tmp_path, monkeypatch):
+    mgr, world, host = setup(tmp_path, monkeypatch)
+    world.present.discard((7, 1))
+    trio.run(mgr.reconcile)  # slot 1 failed
+    opened: list[str] = []
+
+    async def format_and_open(dev: DeviceInfo, slot: str, *, force: bool) -> FakeDrive:
+        opened.append(dev.path)
+        return FakeDrive("e" * 32, mgr.mountpoint("e" * 32))
+
+    monkeypatch.setattr(mgr, "_format_and_open", format_and_open)
+    formatted = fake_format(mgr, monkeypatch)
+    world.devices = [blank("/dev/sdz", 4)]
+    trio.run(mgr.reconcile)
+    assert opened == ["/dev/sdz"] and formatted == []
+    assert host.drives[1].drive_id == "e" * 32 and not mgr.ledger.in_state(DiskState.SPARE)

@@ -34,7 +34,8 @@ missed event only delays it:
    the ledger, and ``on_failed`` hooks run (repair);
 2. every slot without a working drive is filled: first from a spare, else
    from a blank in-scope disk (``auto`` or a ``--disks`` list), formatted
-   now.  The new drive takes the slot; the roster marks it *healing* (a blank
+   now; with every slot served, a blank in-scope disk becomes a spare
+   (spares.py).  The new drive takes the slot; the roster marks it *healing* (a blank
    drive's "no record" answers must not count in reads) and ``on_replaced``
    hooks run -- the refill worker fills the drive and clears the flag (it
    also finds healing slots at start-up through the roster / store.healing,
@@ -76,6 +77,7 @@ from titans3.disks.policy import (
     parse_globs,
 )
 from titans3.disks.roster import Roster
+from titans3.disks.spares import take_blank_disks_as_spares
 from titans3.disks.watch import watch_block_events
 from titans3.drive.local import LocalDrive
 from titans3.drive.lock import DriveInUse
@@ -508,22 +510,27 @@ class DiskManager:
             nursery.start_soon(watch_block_events, self._on_uevent)
             task_status.started()
             next_scan = 0.0
+            first = True
             while True:
                 with trio.move_on_after(self.presence_interval):
                     await self._kick.wait()
-                rescan = self._kick.is_set() or trio.current_time() >= next_scan
-                if self._kick.is_set():
+                kicked = self._kick.is_set()
+                rescan = kicked or trio.current_time() >= next_scan
+                if kicked:
                     await trio.sleep(DEBOUNCE)
                     self._kick = trio.Event()
                 try:
-                    await self.reconcile(rescan=rescan)
+                    # Spares only when a disk may have come (uevent, start-up): it probes every device.
+                    await self.reconcile(rescan=rescan, spares=kicked or first)
+                    first = False
                 except Exception:  # noqa: BLE001 -- the manager must outlive one bad pass
                     log.exception("disk reconcile failed")
                 if rescan:
                     next_scan = trio.current_time() + self.rescan_interval
 
-    async def reconcile(self, *, rescan: bool = True) -> None:
-        """Fail drives whose disk is gone or failing; fill empty slots."""
+    async def reconcile(self, *, rescan: bool = True, spares: bool = True) -> None:
+        """Fail drives whose disk is gone or failing; fill empty slots; with
+        ``spares``, make new blank disks spares when every slot is served."""
         async with self._lock:
             mounts = await trio.to_thread.run_sync(probe.mount_table)
             now = time.monotonic()
@@ -541,6 +548,8 @@ class DiskManager:
                     if await self._fill(i, devices) is None:
                         break
                     devices = await self.scan()
+            elif rescan and spares and self.drives:  # every slot served: a new blank disk is a spare (spares.py)
+                await take_blank_disks_as_spares(self, await self.scan())
 
     def _gone(self, drive: LocalDrive, mounts: dict[tuple[int, int], list[str]]) -> str | None:
         if drive.state is DriveState.FAILED:

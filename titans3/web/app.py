@@ -44,7 +44,7 @@ from quart import Response, redirect, request
 
 from titans3.accounts.register import SYSTEM, SystemTable
 from titans3.cluster import bootstrap, supportbundle
-from titans3.core import metrics
+from titans3.core import hostaddr, metrics
 from titans3.core.asgi import ClosingQuartTrio
 from titans3.core.config import parse_hostport
 from titans3.core.errors import S3Error
@@ -128,7 +128,11 @@ class WebApp:
 
     # ------------------------------------------------------------ rendering
     def peer_address(self) -> str:
+        """The peer address to suggest: from the name the browser used, unless
+        that is loopback (a port forward, a tunnel): then this host's own address."""
         name = (request.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        if hostaddr.is_loopback_name(name):
+            name = hostaddr.primary_address() or name
         return bootstrap.default_address(self.host.config, name)
 
     async def page(self, gate: Gate, status: int = 200, **extra: Any) -> Response:
