@@ -18,6 +18,10 @@ failures -> ``Unavailable`` with the reason, or ``NoSpace`` when the drives
 that would hold the data report less free space than the write needs (a full
 drive surfaces as a failed fragment write, then a lost quorum).
 
+A copy of a key onto itself (the core's metadata writes) is the object
+layer's ``replace_metadata``: a new version over the same fragments, moving
+no byte whatever the size.
+
 Rename is the object layer's ``rename_object``: a few metadata commits,
 whatever the size, and atomic for readers -- every read sees the file under
 the old or the new name (for an instant both), never neither, and a crash
@@ -215,6 +219,13 @@ class StoreBackend:
             raise await self._fail(e, f"DELETE {key}") from None
 
     async def copy(self, src: str, dst: str, meta: Mapping[str, str]) -> Entry:
+        if src == dst:  # chmod, chown, utimens, setxattr: new metadata, no data moved
+            try:
+                res = await self.store.replace_metadata(self.bucket, src, dict(meta))
+            except (S3Error, DriveError) as e:
+                raise await self._fail(e, f"COPY {src} (metadata)") from None
+            assert res.put is not None
+            return Entry(dst, res.put.size, res.put.etag, res.put.mtime_ns, dict(meta))
         try:
             info = await self.store.head_object(self.bucket, src)
             if info.size <= COPY_PART_MAX:
