@@ -75,9 +75,9 @@ from titans3.objects.extents import Extents
 from titans3.objects.inspect import inspect_object
 from titans3.objects.locks import Locks
 from titans3.objects.lookup import Lookup
+from titans3.objects.metaupdate import MetaUpdates
 from titans3.objects.multipart import Multipart
 from titans3.objects.reads import Reads
-from titans3.objects.metaupdate import MetaUpdates
 from titans3.objects.rename import Renamer
 from titans3.objects.resolve import s3_version_id
 from titans3.objects.tagging import Tagging
