@@ -56,6 +56,7 @@ import trio
 from titans3.fuse import meta as M
 from titans3.fuse.attrwriter import AttrWriter
 from titans3.fuse.backend import Backend, Entry, body_of, read_all
+from titans3.fuse.closecommit import BackgroundCommits
 from titans3.fuse.dirlist import DirLister
 from titans3.fuse.errors import FsError, NotFound, Unavailable
 from titans3.fuse.files import OpenFile, WriteBackArea
@@ -91,6 +92,8 @@ class FileSystem:
         self.lister = DirLister(self)
         self.renamer = Renamer(self)
         self.meta = AttrWriter(self)
+        self.background = BackgroundCommits(self, max_bytes=self.opts.close_async_max,
+                                            max_files=self.opts.close_async_files)
         self._next_fh = 1
         self._snapshots: dict[str, Snapshot] = {}
         self._absent: dict[str, float] = {}  # path -> until: recent negative lookups
@@ -456,12 +459,27 @@ class FileSystem:
 
     async def flush(self, fh: int) -> None:
         h = self.handles.get(fh)
-        if h is not None and h.file.changed:
+        if h is None:
+            return
+        self.background.take_error(h.file)
+        if h.file.changed:
+            if self.background.eligible(h.file):
+                await self.background.start(h.node, h.file)  # close returns before durable
+                return
             await h.file.commit()
             self._committed(h.node, h.file)
 
     async def fsync(self, fh: int) -> None:
-        await self.flush(fh)
+        """Durable when it returns, whatever ``close`` does (closecommit.py)."""
+        h = self.handles.get(fh)
+        if h is None:
+            return
+        # The file's lock orders this commit after one in flight; a background
+        # failure is retried here, and raised if it fails again.
+        self.background.errors.pop(id(h.file), None)
+        if h.file.changed:
+            await h.file.commit()
+            self._committed(h.node, h.file)
 
     async def release(self, fh: int) -> None:
         h = self.handles.pop(fh, None)
@@ -469,12 +487,15 @@ class FileSystem:
             return
         of = h.file
         try:
-            if of.changed and of.handles == 1:
-                await of.commit()
-                self._committed(h.node, of)
+            if of.changed and of.handles == 1 and not self.background.running(of):
+                if self.background.eligible(of):
+                    await self.background.start(h.node, of)
+                else:
+                    await of.commit()
+                    self._committed(h.node, of)
         finally:
             of.handles -= 1
-            if of.handles == 0:
+            if of.handles == 0 and not self.background.running(of):
                 if of.changed and not of.unlinked:
                     log.error("%s: closed with uncommitted changes (the last commit failed)",
                               of.key_of())
@@ -519,6 +540,8 @@ class FileSystem:
             raise FsError(errno.EISDIR)
         self._meta_due.pop(node.ino, None)
         of = self.files.get(node.ino)
+        if of is not None:
+            await self.background.wait(of)  # a commit in flight would bring it back
         if of is None or of.base_etag is not None:
             key = self.ns.key(path)
             await self._call(f"DELETE {key}", self.backend.delete, key)
@@ -544,6 +567,7 @@ class FileSystem:
 
     async def commit_all(self) -> None:
         """Commit every dirty file and batched metadata (unmount, shutdown)."""
+        await self.background.drain()
         for ino in list(self._meta_due):
             try:
                 await self.flush_meta(ino)
