@@ -65,6 +65,7 @@ from titans3.fuse.inodes import InodeTable, Node
 from titans3.fuse.options import MountOptions
 from titans3.fuse.paths import Namespace, check_name, join, split
 from titans3.fuse.readahead import ReadAhead
+from titans3.fuse.relist import RELIST_MAX, relist
 from titans3.fuse.renames import Renamer
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class FileSystem:
         self._next_fh = 1
         self._snapshots: dict[str, Snapshot] = {}
         self._absent: dict[str, float] = {}  # path -> until: recent negative lookups
+        self._expired: set[str] = set()  # directories whose small snapshot expired
         self._meta_due = self.meta.due  # ino -> when its batched metadata is written
         self.nursery: trio.Nursery | None = None  # background prefetches
         self.last_error = ""
@@ -171,6 +173,10 @@ class FileSystem:
         snap = self._snapshots.get(path)
         if snap is not None and snap.until < self._now():
             del self._snapshots[path]
+            if len(snap.names) <= RELIST_MAX:
+                if len(self._expired) > 10_000:
+                    self._expired.clear()
+                self._expired.add(path)  # worth listing again on the next miss (relist.py)
             return None
         return snap
 
@@ -240,6 +246,15 @@ class FileSystem:
             return node
         if self._known_absent(path):
             return None
+        parent = split(path)[0]
+        if node is None and parent in self._expired and self._snapshot(parent) is None:
+            self._expired.discard(parent)
+            snap = await relist(self, parent, self.ns.dir_prefix(parent))
+            if snap is not None:
+                self._snapshots[parent] = snap
+                if split(path)[1] not in snap.names:
+                    self._absent[path] = snap.until
+                    return None
         got = await self._resolve(path)
         if got is None:
             self._absent[path] = self._now() + self.opts.entry_timeout
