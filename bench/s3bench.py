@@ -13,6 +13,8 @@ It starts (unless given endpoints) ``titans3 serve`` with 6 directory drives and
 directories, waits for them, and runs every row for each server in turn:
 
     4 KiB PUT ops/s, 4 KiB GET ops/s, 64 MiB PUT MB/s, 64 MiB GET MB/s
+    (plus LIST pages/s, a 70/30 GET/PUT mix of 256 KiB, and the server's peak RSS
+    while 64 clients PUT 64 MiB objects at once, sampled every 0.25 s)
     at concurrency 1 and 8 (threads, one client and one connection per thread)
 
 ``--cluster N`` adds a third column: N ``titans3 serve`` hosts forming one
@@ -148,6 +150,60 @@ def group_cpu_seconds(pgid: int | list[int]) -> float:
     return total / ticks
 
 
+def group_rss_bytes(pgids: list[int]) -> int:
+    """Resident set size summed over every live process in the process groups (Linux /proc)."""
+    wanted, total = set(pgids), 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) not in wanted:
+                continue
+            with open(f"/proc/{entry.name}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+class RssSampler:
+    """Samples a server's RSS every ``every`` seconds while a phase runs.
+
+    The RSS row's promise is "bounded and flat over time": the report keeps the
+    peak and the peak of the first and last third of the samples, so growth
+    across the run (a leak, an unbounded buffer) shows as last > first.
+    """
+
+    def __init__(self, pgids: list[int], every: float = 0.25) -> None:
+        self.pgids, self.every = pgids, every
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return self.summary()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(group_rss_bytes(self.pgids))
+            self._stop.wait(self.every)
+
+    def summary(self) -> dict:
+        s = self.samples or [0]
+        third = max(1, len(s) // 3)
+        return {"rss_peak_mib": round(max(s) / MiB, 1), "rss_first_third_peak_mib":
+                round(max(s[:third]) / MiB, 1), "rss_last_third_peak_mib":
+                round(max(s[-third:]) / MiB, 1), "rss_samples": len(s)}
+
+
 def client_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -226,8 +282,11 @@ class Result:
     first_error: str = ""
     client_cpu: float = 0.0  # CPU seconds of this process (all client threads)
     server_cpu: float | None = None  # CPU seconds of the server's process group
+    rss: dict = field(default_factory=dict)  # the RSS row's RssSampler.summary()
 
     def value(self, unit: str) -> float | None:
+        if unit == "MiB RSS":
+            return self.rss.get("rss_peak_mib") if self.ops else None
         if self.ops == 0 or self.seconds <= 0:
             return None
         return self.bytes / self.seconds / 1e6 if unit == "MB/s" else self.ops / self.seconds
@@ -255,6 +314,7 @@ class Result:
                 if self.server_cpu is not None and self.ops else None
             ),
             "first_error": self.first_error or None,
+            **self.rss,
         }
 
     def _pct_of_core(self, cpu: float | None) -> float | None:
@@ -297,7 +357,7 @@ def make_op(phase: Phase, t: Target, p: Payloads) -> Callable[[object, int, int,
             if data != p.medium:
                 raise S3Failure(f"GET returned {n} wrong bytes")
             return n
-    elif phase.op == "large_put":
+    elif phase.op in ("large_put", "rss_put"):
 
         def op(c, tid, i, sink):
             c.put(b, f"put64m/{tid}", p.large, p.large_sha)  # overwrite: bounded disk use
@@ -381,6 +441,10 @@ def run_phase(
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(c)]
     for th in threads:
         th.start()
+    sampler = None
+    if phase.op == "rss_put" and server_pgid is not None:  # includes the warm-up PUTs: also load
+        sampler = RssSampler([server_pgid] if isinstance(server_pgid, int) else server_pgid)
+        sampler.start()
     try:
         # the clock starts once every worker has connected and warmed up
         try:
@@ -392,6 +456,8 @@ def run_phase(
                 th.join(timeout=0.2)  # short joins keep Ctrl-C responsive
     finally:
         stop.set()
+        if sampler is not None:
+            result.rss = sampler.stop()
         for client in clients:
             with contextlib.suppress(Exception):
                 client.close()
@@ -402,7 +468,8 @@ def run_phase(
     return result
 
 
-ROWS = ("small_put", "small_get", "list", "mixed", "large_put", "large_get")
+ROWS = ("small_put", "small_get", "list", "mixed", "large_put", "large_get", "rss_put")
+RSS_CONCURRENCY = 64  # the RSS row: 64 concurrent large PUTs, whatever --concurrency says
 
 
 def phases(
@@ -417,8 +484,13 @@ def phases(
         ("mixed", human(MIXED_SIZE), "70/30 GET/PUT", "ops/s"),
         ("large_put", lg, "PUT", "MB/s"),
         ("large_get", lg, "GET", "MB/s"),
+        ("rss_put", lg, "PUT", "MiB server RSS (peak)"),
     ):
         if op not in rows:
+            continue
+        if op == "rss_put":
+            out.append(Phase(f"server RSS (MiB, peak) during {RSS_CONCURRENCY} concurrent {lg} PUTs",
+                             op, RSS_CONCURRENCY, "MiB RSS"))
             continue
         for c in concurrencies:
             label = f"{size_label} {verb} {unit}, c={c}".replace("  ", " ")
@@ -588,6 +660,8 @@ def cpu_table(report: dict) -> str:
     lines = ["| row (server CPU) | " + " | ".join(labels[n] for n in names) + " |",
              "|---|" + "---:|" * len(names)]
     for row in report["rows"]:
+        if row["unit"] == "MiB RSS":
+            continue  # not a rate: its own row in the main table says it all
         per_op = row["unit"] != "MB/s"  # ops/s or pages/s
         cells = []
         for n in names:
@@ -742,7 +816,8 @@ def main(argv: list[str] | None = None) -> int:
             row = {"row": phase.row, "op": phase.op, "concurrency": phase.concurrency,
                    "unit": phase.unit, "results": {}}  # fmt: skip
             for t in targets:
-                max_ops = large_max if phase.op.startswith("large") else small_max
+                max_ops = (large_max if phase.op.startswith("large")
+                           else RSS_CONCURRENCY if phase.op == "rss_put" else small_max)
                 pgid = pgids.get(t.name)
                 r = run_phase(phase, t, payloads, client_cls, opts.duration, max_ops, pgid)
                 s = r.summary(phase.unit)
