@@ -50,6 +50,10 @@ entries after the window and frees an anchor left with none.
 A rename holds the per-key locks of both names on this host; across hosts a
 concurrent rename of the same source finds the mark and gets
 ``OperationAborted`` (retry) while the other is in flight.
+
+``reissue`` is a rename of a key onto itself with new metadata (and
+last-modified now): the metadata-only update of ``objects/metaupdate.py``.
+In a versioned bucket its last step puts no delete marker on the key.
 """
 
 from __future__ import annotations
