@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import trio
 
+from titans3.accounts import register
 from titans3.accounts.register import Envelope, SystemTable, forget_local
 from titans3.core.errors import DriveOffline, OperationAborted, QuorumError
 from titans3.objects.versionid import HybridClock
@@ -69,7 +70,8 @@ async def test_concurrent_updates_lose_nothing():
     assert env is not None and len(env.doc) == 20
 
 
-async def test_update_gives_up_when_it_keeps_losing():
+async def test_update_gives_up_when_it_keeps_losing(monkeypatch):
+    monkeypatch.setattr(register, "UPDATE_BUDGET", 0.5)  # seconds, not a count of rounds
     t, drives = table(3)
     rival = HybridClock()
     for d in drives:  # every drive changes between our read and our swap
@@ -80,8 +82,10 @@ async def test_update_gives_up_when_it_keeps_losing():
             return await original(table_, key, value, expect)
 
         d.swap_meta = racing  # type: ignore[method-assign]
+    started = trio.current_time()
     with pytest.raises(OperationAborted):
         await t.update(b"k", lambda cur: "mine")
+    assert trio.current_time() - started <= 0.5
 
 
 async def test_a_refusing_mutation_writes_nothing():
@@ -126,6 +130,50 @@ async def test_a_round_that_reached_a_minority_is_finished_not_applied_twice():
     env = await t.update(b"n", lambda cur: (cur or 0) + 1)
     assert env.doc == 1 and len(failed) == 2
     assert await t.get(b"n") == 1
+
+
+async def test_an_update_whose_lost_round_a_rival_built_on_is_neither_refused_nor_applied_twice():
+    # Our round's accept lands on one drive of three; before we retry, another
+    # host's round finds that envelope (the newest its promises returned) and
+    # builds on it, so our change is in.  The retry must see that: applying the
+    # change again would refuse it ("taken", as a KMS alias) or make it twice.
+    t, drives = table(3)
+    rival = SystemTable(lambda: drives, clock_of(), "t")
+    ours: list[str] = []  # the op id of our first accept
+    cut_done: set[int] = set()  # drives that saw it
+    on_first, rival_done = trio.Event(), trio.Event()
+
+    def add(tag: str) -> Callable[[list[str] | None], list[str]]:
+        def mutate(cur: list[str] | None) -> list[str]:
+            if tag in (cur or []):
+                raise ValueError(f"{tag} is taken")
+            return [*(cur or []), tag]
+        return mutate
+
+    for i, d in enumerate(drives):
+        original = d.swap_meta
+
+        async def cut(table_, key, value, expect, i=i, d=d, original=original):
+            env = Envelope.unpack(value)
+            if env.promise or (ours and env.op != ours[0]) or i in cut_done:
+                return await original(table_, key, value, expect)  # not our first accept
+            ours[:] = [env.op]
+            cut_done.add(i)
+            if i == 0:
+                ok = await original(table_, key, value, expect)
+                on_first.set()
+                return ok
+            await on_first.wait()
+            if i == 1:
+                await rival.update(b"k", add("b"))  # builds on our envelope on drive 0
+                rival_done.set()
+            await rival_done.wait()
+            raise DriveOffline(d.drive_id)
+
+        d.swap_meta = cut  # type: ignore[method-assign]
+    env = await t.update(b"k", add("a"))
+    assert rival_done.is_set()
+    assert env.doc == ["a", "b"] and await t.get(b"k") == ["a", "b"]
 
 
 async def test_many_updaters_on_three_hosts_lose_nothing():

@@ -161,3 +161,60 @@ def test_gc_keeps_handed_off_fragments_however_old(tmp_path):
             await d.close()
 
     trio.run(main)
+
+
+def test_gc_removes_part_records_of_an_upload_no_drive_holds_and_then_their_data(tmp_path):
+    """A drive that missed the Create got a part, and was away at the Abort: it keeps
+    a part record of an upload no drive holds, which would keep the part's data for
+    ever.  The part records of a live upload, however old, stay."""
+    from titans3.drive.protocol import DriveState
+    from titans3.objects.multipart import PARTS, UPLOADS
+
+    async def main():
+        drives = [LocalDrive(tmp_path / f"drive-{i}") for i in range(6)]
+        for d in drives:
+            await d.open()
+        ring = build_ring([Member(d.drive_id, "h") for d in drives], 6, partition_power=4)
+        store = ObjectStore(drives, ring, ECScheme(4, 2, 1 << 20))
+
+        async def pull(i: int) -> None:  # as the torture pulls a drive: its directory goes
+            (tmp_path / f"drive-{i}").rename(tmp_path / f"drive-{i}.pulled")
+            assert await drives[i].check() == DriveState.OFFLINE
+
+        async def put_back(i: int) -> None:
+            (tmp_path / f"drive-{i}.pulled").rename(tmp_path / f"drive-{i}")
+            assert await drives[i].check() == DriveState.ONLINE
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            await store.create_bucket("bkt")
+            live = await store.create_multipart("bkt", "live")
+            await store.upload_part("bkt", "live", live, 1, body(os.urandom(300_000)))
+            gone = await store.create_multipart("bkt", "gone")
+            bid = (await store.buckets.get("bkt")).bucket_id
+            # Drive 5 missed the Create (its write failed; it stayed online, so no
+            # substitute took its place) -- the part then lands on all six.
+            await drives[5].put_meta(UPLOADS, bid + bytes.fromhex(gone), None)
+            await store.upload_part("bkt", "gone", gone, 1, body(os.urandom(300_000)))
+            await pull(5)
+            await store.abort_multipart("bkt", "gone", gone)
+            await put_back(5)
+            assert len(await drives[5].list_meta(PARTS)) == 2  # live's and gone's
+            for p in tmp_path.rglob("chunks/*/*/*"):
+                os.utime(p, (OLD, OLD))
+            gc = GarbageCollector(Maintenance(store, grace=0), positions=list(range(6)),
+                                  interval=1e9, window=0.0)
+            await gc.collect()
+            st = gc.statistics()
+            assert st.part_remnants_removed == 1 and st.orphan_chunks_removed == 1
+            assert [len(await d.list_meta(PARTS)) for d in drives] == [1] * 6  # live's part
+            files = [p for p in tmp_path.rglob("chunks/*/*/*")]
+            assert len(files) == 6  # live's part, one fragment per drive
+            etag = (await store.list_parts("bkt", "live", live))[0].etag
+            await store.complete_multipart("bkt", "live", live, [(1, etag)])
+            assert len(await read_all(store, "live")) == 300_000
+            nursery.cancel_scope.cancel()
+        for d in drives:
+            await d.close()
+
+    trio.run(main)

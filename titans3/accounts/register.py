@@ -41,10 +41,16 @@ that missed it cannot bring the document back.
   contains every change acknowledged before it (the lost update of a plain
   read-modify-write cannot happen: ``tests/accounts/test_register.py``
   races updaters, and ``tests/integration/test_access_cluster.py`` three
-  hosts).  A lost round is retried with a higher ballot, a few times, before
-  ``OperationAborted`` (409, retry).  Each update tags its envelope with a
-  one-off id, so a retry that finds its own earlier round's envelope as the
-  current one does not apply ``mutate`` twice.
+  hosts).  A lost round is retried with a higher ballot after a randomized,
+  growing back-off, for up to ``UPDATE_BUDGET`` seconds (time, not a count:
+  under load rounds are slow, not fewer), before ``OperationAborted`` (409,
+  retry).  Each update tags its envelope with a one-off id (``op``), and an
+  envelope made from another keeps that one's ids (``ops``, the last
+  ``OPS_KEPT``): a lost round's envelope, accepted on a minority, may be
+  found and *built on* by another updater, so the change is in although its
+  round lost.  A retry that finds its id in the current envelope re-proposes
+  that document instead of applying ``mutate`` twice (which would refuse --
+  "alias taken" -- a change that landed, or make it twice).
 * Keys written with :meth:`~SystemTable.write` (last-writer-wins) must not
   also be updated: a plain write does not respect promises.
 * **Repair**: reads and listings asked to (``repair=True``) write the newest
@@ -97,7 +103,10 @@ __all__ = ["ADMIN_PASSWORD", "SYSTEM", "Clock", "Envelope", "SystemTable", "forg
 SYSTEM = "system"
 ADMIN_PASSWORD = b"web/admin-password"  # the status page's Argon2id hash (titans3/web/auth.py)
 
-UPDATE_ATTEMPTS = 10  # Paxos rounds of one update before OperationAborted
+UPDATE_BUDGET = 30.0  # s an update keeps retrying lost rounds before OperationAborted
+BACKOFF_MIN = 0.002  # s: the smallest unit of the randomized back-off after a lost round
+BACKOFF_MAX = 0.5  # s: the back-off's ceiling (the budget, not the ceiling, bounds the wait)
+OPS_KEPT = 32  # update ids an envelope remembers (a retried update finds its change in them)
 CAS_TRIES = 4  # compare-and-set retries on one drive within a phase (its entry changed under us)
 REPAIR_MAX = 1000  # records written back per listing
 PAGE = 1000
@@ -115,14 +124,16 @@ class Clock(Protocol):
 class Envelope:
     """One drive's entry: the accepted document and its version id (the ballot
     that wrote it; ``""``: nothing accepted yet), the highest ballot the drive
-    promised (``promise``, ``""``: none beyond ``vid``) and the id of the
-    update that wrote it (``op``)."""
+    promised (``promise``, ``""``: none beyond ``vid``), the id of the update
+    that wrote it (``op``) and of the updates before it that the document
+    already holds (``ops``, oldest first, at most OPS_KEPT)."""
 
     vid: str
     doc: Any
     deleted: bool = False
     promise: str = ""
     op: str = ""
+    ops: tuple[str, ...] = ()
 
     def pack(self) -> bytes:
         d: dict[str, Any] = {"vid": self.vid, "doc": self.doc, "del": self.deleted}
@@ -130,6 +141,8 @@ class Envelope:
             d["p"] = self.promise
         if self.op:
             d["op"] = self.op
+        if self.ops:
+            d["ops"] = list(self.ops)
         return msgpack.packb(d, use_bin_type=True)
 
     @classmethod
@@ -137,7 +150,16 @@ class Envelope:
         d = msgpack.unpackb(raw, raw=False)
         if "doc" not in d and "v" in d:  # the first register's format: {vid, v}, None = deleted
             return cls(str(d["vid"]), d["v"], d["v"] is None)
-        return cls(str(d["vid"]), d.get("doc"), bool(d.get("del")), str(d.get("p") or ""), str(d.get("op") or ""))
+        return cls(str(d["vid"]), d.get("doc"), bool(d.get("del")), str(d.get("p") or ""),
+                   str(d.get("op") or ""), tuple(str(o) for o in d.get("ops") or ()))
+
+    def holds(self, op: str) -> bool:
+        """The document already contains update ``op``'s change."""
+        return bool(op) and (op == self.op or op in self.ops)
+
+    def history(self) -> tuple[str, ...]:
+        """``ops`` for a document made from this one."""
+        return ((*self.ops, self.op) if self.op else self.ops)[-OPS_KEPT:]
 
     @property
     def live(self) -> Any:
@@ -362,17 +384,26 @@ class SystemTable:
         once and must not have effects of its own.
         """
         op = secrets.token_hex(8)
-        for attempt in range(UPDATE_ATTEMPTS):
+        deadline = trio.current_time() + UPDATE_BUDGET
+        unit = BACKOFF_MIN
+        lost = 0
+        while True:
             started = trio.current_time()
             env = await self._round(key, mutate, op)
             if env is not None:
                 return env
-            # Dueling updaters: back off by a random multiple of what a round
-            # takes here (drive latency, not a constant), doubling each time,
-            # so one of them gets a whole round to itself.
-            took = max(trio.current_time() - started, 0.002)
-            await trio.sleep(random.uniform(0.0, took) * (2 ** min(attempt, 5)))
-        raise OperationAborted("Another update of this record is in progress; please try again.")
+            # Dueling updaters: back off for a random time ("full jitter") up to
+            # a doubling multiple of the slowest round seen here -- drive latency
+            # and load, not a constant: one fast round under a loaded CPU must
+            # not shrink the wait below what the rival's round takes -- so one of
+            # them soon gets a whole round to itself.  The budget is time, not a
+            # count of rounds: a loaded host's rounds are slow, not fewer.
+            unit = max(unit, trio.current_time() - started)
+            lost += 1
+            wait = random.uniform(0.0, min(BACKOFF_MAX, unit * 2 ** min(lost, 16)))
+            if trio.current_time() + wait > deadline:
+                raise OperationAborted("Another update of this record is in progress; please try again.")
+            await trio.sleep(wait)
 
     async def _cas(self, drive: Drive, key: bytes, raw: bytes | None,
                    step: Callable[[Envelope | None], Envelope | None]) -> tuple[bytes, Envelope | None] | None:
@@ -408,7 +439,7 @@ class SystemTable:
         # A dry run on what the read found: a refusal (the user exists, no such
         # key, ...) raises before anything -- not even a promise -- is written.
         looks = _newest(list(seen.values()))
-        if looks is None or looks.op != op:
+        if looks is None or not looks.holds(op):
             mutate(None if looks is None or looks.deleted else looks.doc)
 
         # Phase 1: promises (a drive that saw a ballot >= ours refuses).
@@ -421,7 +452,7 @@ class SystemTable:
             if held.ballot >= ballot:
                 higher.append(held.ballot)
                 return None
-            return Envelope(held.vid, held.doc, held.deleted, ballot, held.op)
+            return Envelope(held.vid, held.doc, held.deleted, ballot, held.op, held.ops)
 
         async def prepare(i: int) -> None:
             got = await self._cas(drives[i], key, seen[i], promise)
@@ -439,12 +470,15 @@ class SystemTable:
         current = max(accepted, key=lambda e: e.vid, default=None)
         if current is not None:
             self.clock.observe(current.vid)
-        if current is not None and current.op == op:
-            doc, deleted = current.doc, current.deleted  # an earlier round of ours got in: do not apply twice
+        if current is not None and current.holds(op):
+            # An earlier round of ours got in -- accepted on a minority, maybe built
+            # on by another updater since: do not apply it twice.
+            doc, deleted = current.doc, current.deleted
         else:
             doc = mutate(None if current is None or current.deleted else current.doc)
             deleted = doc is None
-        new = Envelope(ballot, doc, deleted, "", op)
+        ops = tuple(o for o in current.history() if o != op) if current is not None else ()
+        new = Envelope(ballot, doc, deleted, "", op, ops)
 
         # Phase 2: accepts, refused where a higher ballot was promised meanwhile.
         took = 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -204,7 +205,11 @@ class BuiltinKMS:
 
     # ---------------------------------------------------------------- admin (titanctl kms)
     async def create_key(self, *, description: str = "", alias: str = "") -> KeyInfo:
-        kid = await self._change(lambda r: r.create(description=description, alias=alias))
+        # The id is drawn once, not in each round's mutation: the register may
+        # settle on an earlier round's document (accounts/register.py), and the
+        # answer must name the key that document holds.
+        kid = str(uuid.uuid4())
+        await self._change(lambda r: r.create(description=description, alias=alias, key_id=kid))
         return (await self._load()).info(kid)
 
     async def list_keys(self) -> list[KeyInfo]:

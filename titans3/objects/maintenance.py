@@ -28,7 +28,7 @@ import msgpack
 from titans3.core.errors import DriveError, S3Error
 from titans3.drive.protocol import DriveState
 from titans3.drive.records import HIDDEN, MOVING, REF, REFS, VersionRecord
-from titans3.objects import collect, handoff, keywalk
+from titans3.objects import collect, handoff, keywalk, upload_remnants
 from titans3.objects.multipart import PART_KEY_BYTES, PARTS, UPLOADS
 from titans3.objects.repair import KeyState, ObjectRepair, RepairOutcome, streams_of
 
@@ -195,7 +195,7 @@ class Maintenance:
 
     async def collect_upload_remnants(self, window: float) -> int:
         """Drop upload records below write quorum older than ``window`` seconds
-        (:meth:`Multipart.drop_upload_remnant`); returns how many.  Uploads kept
+        (:func:`~titans3.objects.upload_remnants.drop_upload_remnant`); returns how many.  Uploads kept
         by handoff substitutes (``sub``) are left to their own rules."""
         buckets = {b.bucket_id: b for b in await self.ctx.buckets.list()}
         cutoff = time.time_ns() - int(window * 1e9)
@@ -219,13 +219,19 @@ class Maintenance:
                     if brec is None or doc.get("t", 0) > cutoff or doc.get("sub"):
                         continue
                     try:
-                        removed += await self.store.multipart.drop_upload_remnant(brec, doc["key"], k[8:].hex())
+                        removed += await upload_remnants.drop_upload_remnant(
+                            self.ctx, brec, doc["key"], k[8:].hex())
                     except DriveError as e:
                         log.warning("gc: upload remnant %s: %s", k[8:].hex(), e)
                 if len(page) < 1000:
                     break
                 start = page[-1][0]
         return removed
+
+    async def collect_part_remnants(self, window: float, positions: Collection[int]) -> int:
+        """Part records of uploads no drive holds, on the drives at ``positions``
+        (:func:`~titans3.objects.upload_remnants.drop_part_remnants`)."""
+        return await upload_remnants.drop_part_remnants(self.ctx, window, positions)
 
     async def referenced_data(self, position: int) -> set[str] | None:
         """Every data id the drive's records and multipart part records name
@@ -276,3 +282,4 @@ class Maintenance:
                     break
                 after = entries[-1].key
         return refs
+

@@ -279,6 +279,16 @@ class Multipart:
     ) -> tuple[dict[int, dict[str, Any]], dict[int, set[str]]]:
         """Part records seen on a quorum: number -> record, and per placement
         index the data ids its drive (or its substitute) holds."""
+        sch = self.ctx.scheme_for(brec)
+        per = await self._part_rows(brec, kb, upload_id, sub)
+        return quorum_parts(per, sch.k, write_quorum(sch.k, sch.m))
+
+    async def _part_rows(
+        self, brec: BucketRecord, kb: bytes, upload_id: str,
+        sub: Mapping[int, str] | None = None,
+    ) -> list[list[dict[str, Any]] | None]:
+        """Per placement index, every part record of the upload its drive (or
+        its substitute) holds; None where it did not answer."""
         positions = self.ctx.placement(brec.bucket_id, kb)
         sites = self._sites(positions, sub or {})
         per: list[list[dict[str, Any]] | None] = [None] * len(positions)
@@ -312,8 +322,7 @@ class Multipart:
         async with trio.open_nursery() as nursery:
             for j in range(len(positions)):
                 nursery.start_soon(one, j)
-        sch = self.ctx.scheme_for(brec)
-        return quorum_parts(per, sch.k, write_quorum(sch.k, sch.m))
+        return per
 
     async def upload_part(
         self,
@@ -432,7 +441,9 @@ class Multipart:
         seen = await self.conditions.precheck(brec, bucket, key, kb, condition)
         check_complete_list(upload_id, parts)
         sub = _sub_of(upload)
-        best, held = await self._parts(brec, kb, upload_id, sub)
+        sch = self.ctx.scheme_for(brec)
+        rows = await self._part_rows(brec, kb, upload_id, sub)
+        best, held = quorum_parts(rows, sch.k, write_quorum(sch.k, sch.m))
         chosen = choose_parts(upload_id, parts, best, MIN_PART_SIZE)
         cks: dict[str, str] = {}
         if checksums is not None:
@@ -476,7 +487,9 @@ class Multipart:
             older = await self.committer.commit_or_rollback(
                 brec, kb, positions, ok, write_quorum(k, m), make, lambda j: []
             )
-        await self._finish_upload(brec, kb, upload_id, best, keep=need, sub=sub)
+        # An earlier Complete that died before removing the part rows: keep its parts too.
+        keep = need | await self._referenced_by_versions(brec, kb)
+        await self._finish_upload(brec, kb, upload_id, rows, keep=keep, sub=sub)
         if not versioned:
             self.committer.purge_older_nulls(brec, kb, positions, vid, older)
         if upload.get("sc") and self.on_complete_class is not None:
@@ -505,76 +518,33 @@ class Multipart:
 
     async def _finish_upload(
         self, brec: BucketRecord, kb: bytes, upload_id: str,
-        parts: Mapping[int, dict[str, Any]], *, keep: set[str], sub: Mapping[int, str] | None = None,
+        rows: Sequence[Sequence[dict[str, Any]] | None], *, keep: set[str],
+        sub: Mapping[int, str] | None = None,
     ) -> None:
+        """Remove every part record any drive answered with, not only those that
+        count (a part committed on < ``k`` drives counts for no Complete, but its
+        rows name its data: left, GC would keep it for ever), then the upload."""
         positions = self.ctx.placement(brec.bucket_id, kb)
-        for n in parts:
+        seen = [r for per in rows for r in per or ()]
+        for n in sorted({r["n"] for r in seen}):
             await self._put_meta_all(brec, kb, PARTS, _part_key(upload_id, n), None, sub=sub)
         await self._put_meta_all(brec, kb, UPLOADS, _upload_key(brec.bucket_id, upload_id), None,
                                  sub=sub)
-        unused = [r["data"] for r in parts.values() if r["data"] not in keep]
+        unused = sorted({r["data"] for r in seen} - keep)
         if unused:
             await self._free(positions, unused, sub)
-
-    async def drop_upload_remnant(self, brec: BucketRecord, kb: bytes,
-                                  upload_id: str) -> int:
-        """Remove an upload that is a *remnant*: its record is on fewer than ``W``
-        placement drives although every one of them answered -- a drive that
-        missed the Abort or Complete, or a Create that never reached quorum.  No
-        listing shows it and no call can reach it, but its part records still
-        name their data, so without this the data would never be an orphan.
-        Only the rows go (part records, then the upload record, on the drives
-        holding them); the data they named is then unreferenced and the orphan
-        sweep takes it after the commit window -- unless a version record names
-        it (the upload was completed), which the orphan sweep respects.
-        Returns 1 if the remnant was removed, else 0 (not a remnant, or a drive
-        could not be asked: "not held" cannot be told from "not asked")."""
-        positions = self.ctx.placement(brec.bucket_id, kb)
-        ukey = _upload_key(brec.bucket_id, upload_id)
-        held: list[int] = []
-        for pos in positions:
-            d = self.ctx.drives[pos]
-            if d.state != DriveState.ONLINE:
-                return 0
-            try:
-                raw = await d.get_meta(UPLOADS, ukey)
-            except DriveError:
-                return 0
-            if raw is not None and msgpack.unpackb(raw, raw=False).get("key") == kb:
-                held.append(pos)
-        sch = self.ctx.scheme_for(brec)
-        if not held or len(held) >= write_quorum(sch.k, sch.m):
-            return 0
-        prefix = bytes.fromhex(upload_id)
-        plain = len(_part_key(upload_id, 1))
-        for pos in held:
-            d = self.ctx.drives[pos]
-            rows: list[bytes] = []
-            start: bytes | None = None
-            while True:
-                page = await d.list_meta(PARTS, prefix=prefix, start_after=start, limit=1000)
-                rows.extend(k for k, _ in page if len(k) == plain)
-                if len(page) < 1000:
-                    break
-                start = page[-1][0]
-            for k in rows:
-                await d.put_meta(PARTS, k, None)
-            await d.put_meta(UPLOADS, ukey, None)
-        log.info("upload %s of %r: remnant on %d of %d drives removed", upload_id, kb,
-                 len(held), len(positions))
-        return 1
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         brec = await self.ctx.buckets.get(bucket)
         kb = check_key(key)
         upload = await self._upload(brec, kb, upload_id)
         sub = _sub_of(upload)
-        best, _ = await self._parts(brec, kb, upload_id, sub)
+        rows = await self._part_rows(brec, kb, upload_id, sub)
         # A Complete cut short (the daemon died between committing the version
         # and removing the part records) leaves the upload listed; its parts'
         # data then belongs to the object and must not be freed.
         keep = await self._referenced_by_versions(brec, kb)
-        await self._finish_upload(brec, kb, upload_id, best, keep=keep, sub=sub)
+        await self._finish_upload(brec, kb, upload_id, rows, keep=keep, sub=sub)
 
     async def _referenced_by_versions(self, brec: BucketRecord, kb: bytes) -> set[str]:
         """Data ids any version record of the key names, on any placement drive

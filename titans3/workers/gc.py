@@ -10,6 +10,9 @@ and removes, oldest-safe first:
 1b. **upload remnants** -- upload records below write quorum while every
    placement drive answers (a drive missed the Abort or Complete), older than
    the commit window: their part rows go, so step 2 can take the data;
+1c. **part remnants** -- part rows older than the commit window of uploads
+   no drive holds any more (a drive that was away at Create, back for a
+   part, away again when the upload ended), while every drive answers;
 2. **orphan chunk files** -- committed files no record on their drive names
    (a crash between promote and the freeing of replaced data, a repair whose
    commit failed), older than the commit window.  The file list is taken
@@ -59,6 +62,7 @@ class GCStatistics:
     versions_removed: int  # tombstones committed (remnants, shadowed nulls)
     uploads_aborted: int
     upload_remnants_removed: int  # upload records below quorum (a drive missed Abort/Complete)
+    part_remnants_removed: int  # part records of uploads no drive holds
     objects_checked: int  # keys walked in the last pass
     errors: int
     last_pass_started: float | None
@@ -102,7 +106,7 @@ class GarbageCollector:
         self.first_delay = first_delay
         self.passes = self.staging = self.orphans = self.orphan_bytes = 0
         self.versions = self.uploads = self.keys = self.errors = 0
-        self.upload_remnants = 0
+        self.upload_remnants = self.part_remnants = 0
         self.started: float | None = None
         self.finished: float | None = None
         self._next: float | None = None
@@ -170,6 +174,11 @@ class GarbageCollector:
         except Exception as e:  # noqa: BLE001 -- no bucket quorum now: next pass
             self.errors += 1
             log.warning("gc: collecting upload remnants failed: %s", e)
+        try:  # after the upload remnants: their rows on drives without the upload record
+            self.part_remnants += await self.svc.collect_part_remnants(self.window, self.positions)
+        except DriveError as e:
+            self.errors += 1
+            log.warning("gc: collecting part remnants failed: %s", e)
 
     async def _orphans(self, p: int) -> None:
         d = self.svc.drives[p]
@@ -222,7 +231,7 @@ class GarbageCollector:
             passes_completed=self.passes, staging_removed=self.staging,
             orphan_chunks_removed=self.orphans, orphan_bytes_removed=self.orphan_bytes,
             versions_removed=self.versions, uploads_aborted=self.uploads,
-            upload_remnants_removed=self.upload_remnants,
+            upload_remnants_removed=self.upload_remnants, part_remnants_removed=self.part_remnants,
             objects_checked=self.keys, errors=self.errors,
             last_pass_started=self.started, last_pass_finished=self.finished,
             next_pass_due=None if self._running else self._next,
