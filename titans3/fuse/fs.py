@@ -65,7 +65,7 @@ from titans3.fuse.inodes import InodeTable, Node
 from titans3.fuse.options import MountOptions
 from titans3.fuse.paths import Namespace, check_name, join, split
 from titans3.fuse.readahead import ReadAhead
-from titans3.fuse.relist import RELIST_MAX, relist
+from titans3.fuse.relist import RELIST_MAX, UNKNOWN, lookup_by_listing
 from titans3.fuse.renames import Renamer
 
 log = logging.getLogger(__name__)
@@ -247,14 +247,13 @@ class FileSystem:
         if self._known_absent(path):
             return None
         parent = split(path)[0]
-        if node is None and parent in self._expired and self._snapshot(parent) is None:
+        if parent in self._expired and self._snapshot(parent) is None:
             self._expired.discard(parent)
-            snap = await relist(self, parent, self.ns.dir_prefix(parent))
-            if snap is not None:
-                self._snapshots[parent] = snap
-                if split(path)[1] not in snap.names:
-                    self._absent[path] = snap.until
-                    return None
+            answer = await lookup_by_listing(self, path)
+            if answer is not UNKNOWN:
+                if answer is None:
+                    self._absent[path] = self._now() + self.opts.entry_timeout
+                return answer  # type: ignore[return-value]
         got = await self._resolve(path)
         if got is None:
             self._absent[path] = self._now() + self.opts.entry_timeout
