@@ -37,7 +37,7 @@ from hypercorn.trio import serve
 
 from titans3 import __version__
 from titans3.accounts.register import SYSTEM, SystemTable
-from titans3.core import connlimit, http11, journal, listeners, storageclass, tls
+from titans3.core import connlimit, http11, journal, listeners, recvgate, storageclass, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
@@ -50,6 +50,7 @@ from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
 from titans3.drive.protocol import DriveState
 from titans3.erasure.codec import ECScheme
+from titans3.objects.admission import from_config as write_admission
 from titans3.objects.kms import BuiltinKMS
 from titans3.objects.store import ObjectStore
 from titans3.objects.versionid import HybridClock
@@ -142,6 +143,10 @@ def hyper_config(bind: str, *, grace: float, name: str, tls_settings: dict[str, 
     hc.accesslog = None
     hc.errorlog = logging.getLogger(f"titans3.http.{name}")
     hc.h11_max_incomplete_size = 64 * 1024
+    if cfg is not None:  # what a body not yet admitted may hold (objects/admission.py)
+        hc.max_app_queue_size = cfg.http_body_queue
+        if name == "s3":
+            hc.titans3_recv_narrow = recvgate.NARROW_RECV  # type: ignore[attr-defined]
     hc.read_timeout = None
     hc.backlog = 1024
     hc.include_server_header = False  # the S3 app sends "Server: TitanS3"
@@ -233,6 +238,7 @@ async def build_host(cfg: Config) -> Host:
     )
     store.healing = healing
     store.storage_classes = storageclass.for_placement(cfg.storage_classes, scheme.n)
+    store.admission = write_admission(cfg)
     host = Host(cfg, creds, drives, store, time.time_ns(), roster=roster, host_id=hid, disks=disks)
     master = load_or_create_master_key(cfg.state_path)
     host.kms = BuiltinKMS(

@@ -51,3 +51,13 @@ def test_storage_classes_parse_and_must_fit_the_placement():
             load(environ={"TITANS3_STORAGE_CLASSES": bad}, flags={})
     with pytest.raises(ConfigError, match="needs 6 drives"):  # the placement is ec's width
         load(environ={"TITANS3_STORAGE_CLASSES": "STANDARD_IA=3+3"}, flags={"ec": "3+2"})
+
+
+def test_write_memory_budget_and_body_queue_are_validated():
+    cfg = load(environ={"TITANS3_WRITE_MEMORY_MB": "64"})
+    assert cfg.write_memory_mb == 64 and cfg.http_body_queue == 2
+    with pytest.raises(ConfigError, match="write_memory_mb"):
+        load(environ={"TITANS3_WRITE_MEMORY_MB": "-1"})
+    # a queue of 1 hangs bodyless requests (docs/architecture.md "Write memory budget")
+    with pytest.raises(ConfigError, match="http_body_queue"):
+        load(environ={"TITANS3_HTTP_BODY_QUEUE": "1"})

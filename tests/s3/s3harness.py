@@ -83,7 +83,7 @@ def make_app(store: MemStore | None = None, **kw):
     return create_s3_app(store=store, credentials=Creds(), **kw), store
 
 
-QUEUE_MESSAGES = 10  # hypercorn's default max_app_queue_size
+QUEUE_MESSAGES = 2  # the daemon's max_app_queue_size (config http_body_queue; hypercorn's default is 10)
 
 
 @dataclass

@@ -215,6 +215,7 @@ async def resume(cluster: Cluster, doc: dict[str, Any]) -> ObjectStore:
         slots=[d.drive_id for d in host.drives],
     )
     store.healing = set(host.store.healing)
+    store.admission = host.store.admission  # one budget per host (objects/admission.py)
     store.storage_classes = storageclass.for_placement(cluster.cfg.storage_classes,
                                                        store.ring.n)
     wire_store(cluster, store, doc)

@@ -254,6 +254,7 @@ class Cluster:
             host=socket.gethostname(), version=__version__, slots=slots,
         )
         store.healing = set(host.store.healing)  # local positions: unchanged
+        store.admission = host.store.admission  # one budget per host (objects/admission.py)
         store.storage_classes = storageclass.for_placement(self.cfg.storage_classes, scheme.n)
         store.buckets = BucketTable(store.drives, clock, cache=False)
         return store

@@ -64,6 +64,14 @@ class Config:
     tls_ca: str = ""  # PEM cluster CA certificate
     http_recv_bytes: int = 1 << 20  # hypercorn socket read size (its default: 64 KiB)
     malloc_tuning: bool = True  # raise glibc mmap/trim thresholds (STACK-NOTES)
+    # Memory of write streams (core/membudget.py, objects/admission.py): the host-wide
+    # budget of their in-flight buffers (~12 MiB per large PUT at 4+2); streams past it
+    # wait, unread, for a share (back-pressure).  0 = unbounded.
+    write_memory_mb: int = 256
+    # Messages hypercorn queues per request (its default: 10).  At least 2: a request
+    # without a body leaves its one empty message unread, and hypercorn's disconnect
+    # notice must still fit beside it (a full queue hangs the connection).
+    http_body_queue: int = 2
     # Durability workers (titans3/workers/).
     scrub_rate: int = 32 << 20  # bytes/s all scrubbing may read; 0 = unthrottled
     scrub_interval: float = 7 * 86400.0  # seconds between the end of a pass and the next
@@ -190,6 +198,9 @@ def _validate(cfg: Config) -> None:
         zero_ok = key.endswith("_rate")
         if getattr(cfg, key) < (0 if zero_ok else 1):
             raise ConfigError(f"{key}: must be {'>= 0' if zero_ok else '>= 1'}")
+    for key, least in (("write_memory_mb", 0), ("http_body_queue", 2)):
+        if getattr(cfg, key) < least:
+            raise ConfigError(f"{key}: must be >= {least}")
     for key in ("scrub_interval", "gc_interval", "commit_window", "failover_after",
                 "idle_timeout", "body_timeout", "send_timeout", "drive_error_window",
                 "lifecycle_interval", "lifecycle_day"):

@@ -37,6 +37,8 @@ from hypercorn.events import Updated
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio.tcp_server import TCPServer
 
+from titans3.core import recvgate
+
 log = logging.getLogger(__name__)
 
 REFUSAL = (
@@ -143,6 +145,10 @@ class GatedTCPServer(TCPServer):
         finally:
             gate.leave(self)
 
+    async def _read_data(self) -> None:
+        # the read size follows the request's admission (core/recvgate.py)
+        await recvgate.read_data(self)
+
     async def shed(self) -> None:
         """Close this idle connection (from another connection's task)."""
         self._shed = True
@@ -175,7 +181,8 @@ def install() -> None:
     so an upgrade cannot silently drop the limit.
     """
     global _installed
-    if getattr(hypercorn_run, "TCPServer", None) not in (TCPServer, GatedTCPServer):
+    if getattr(hypercorn_run, "TCPServer", None) not in (TCPServer, GatedTCPServer) or not hasattr(
+            TCPServer, "_read_data"):
         raise RuntimeError("hypercorn.trio.run.TCPServer is not hypercorn's TCPServer; "
                            "the connection limit needs updating for this hypercorn version")
     hypercorn_run.TCPServer = GatedTCPServer  # type: ignore[misc]

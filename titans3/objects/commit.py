@@ -91,12 +91,13 @@ class Committer:
             body = encrypt_body(body, stream_key, on_data, state)
             on_data = None
             size = None if size is None else sse.stored_size(size)
-        written = await write_stream(
-            body, drives, sch, self.ctx.codec(sch.k, sch.m),
-            write_quorum=write_quorum(sch.k, sch.m),
-            inline_max=self.ctx.inline_max if inline_max is None else inline_max,
-            expected_size=size, on_data=on_data, hash_md5=state is None and md5,
-        )
+        imax = self.ctx.inline_max if inline_max is None else inline_max
+        async with self.ctx.admission.hold(sch, size, inline_max=imax):  # objects/admission.py
+            written = await write_stream(
+                body, drives, sch, self.ctx.codec(sch.k, sch.m),
+                write_quorum=write_quorum(sch.k, sch.m), inline_max=imax,
+                expected_size=size, on_data=on_data, hash_md5=state is None and md5,
+            )
         if state is not None:
             written.size, written.md5 = state.size, state.md5
         if not md5:  # no ETag for callers that never show one (objects/extents.py)

@@ -31,6 +31,7 @@ from titans3.core.kms import KeyManager
 from titans3.drive.protocol import Drive
 from titans3.erasure.codec import Codec, ECScheme
 from titans3.erasure.stripe import Layout, layout_for
+from titans3.objects.admission import WriteAdmission, unlimited
 from titans3.objects.buckets import BucketRecord, BucketTable
 from titans3.objects.resolve import write_quorum
 from titans3.objects.sse import Keys
@@ -77,6 +78,8 @@ class StoreContext:
         self.keys = Keys(lambda: self.kms)
         # Storage classes other than STANDARD -> (k, m) (core/storageclass.py), set by the host.
         self.storage_classes: dict[str, tuple[int, int]] = {}
+        # The host's data-path memory budget for write streams (objects/admission.py), set by the host.
+        self.admission: WriteAdmission = unlimited()
 
     # ------------------------------------------------------------ topology
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:

@@ -297,6 +297,7 @@ class ObjectStore:
     buckets: BucketTable = _shared("buckets")  # type: ignore[assignment]
     handoffs = _shared("handoffs")
     storage_classes = _shared("storage_classes")
+    admission = _shared("admission")
 
     def placement(self, bucket_id: bytes, key: bytes) -> list[int]:
         return self.context.placement(bucket_id, key)

@@ -10,7 +10,8 @@ that disconnects, a drive that dies, or a daemon that is killed mid-stream
 leaves only staging garbage.
 
 Memory stays bounded by two segments (one being received while the previous
-one is written) plus the drives' write buffers, whatever the object size.  A stream whose every fragment fits ``inline_max`` is kept in
+one is written) plus the drives' write buffers, whatever the object size; the
+host bounds the sum over concurrent streams (``objects/admission.py``).  A stream whose every fragment fits ``inline_max`` is kept in
 memory instead and later stored inside the drives' LMDB records (one
 transaction, no files).
 
