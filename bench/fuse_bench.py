@@ -278,6 +278,9 @@ def main() -> int:
                     "this (repeatable), e.g. --row tar --row random")
     ap.add_argument("--profile", type=Path, metavar="DIR", help="py-spy record each titans3 "
                     "mount's serving process while it is measured (collapsed stacks in DIR)")
+    ap.add_argument("--close-async", type=int, default=0, metavar="BYTES",
+                    help="both titans3 mounts: close() of files up to BYTES returns before the "
+                         "commit is durable (fuse_close_async / --close-async-max; default 0)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -285,7 +288,8 @@ def main() -> int:
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="fuse-bench-"))
     d = MountDaemon(tmp / "data", tmp / "titans3.log", mount_spec=BUCKET,
-                    mountpoint=tmp / "titans3-daemon", name="bench")
+                    mountpoint=tmp / "titans3-daemon", name="bench",
+                    env={"TITANS3_FUSE_CLOSE_ASYNC": str(args.close_async)})
     peers: list[Peer] = []
     remote = None
     results: dict[str, dict[str, float]] = {}
@@ -296,7 +300,8 @@ def main() -> int:
         d.start()
         seed(d, args.files)
         s3 = s3_client(d)
-        remote = RemoteMount(d.endpoint, BUCKET, tmp / "titans3-remote", tmp / "remote.log")
+        remote = RemoteMount(d.endpoint, BUCKET, tmp / "titans3-remote", tmp / "remote.log",
+                             extra=("--close-async-max", str(args.close_async)))
         remote.start()
         peers = [start_s3fs(d.endpoint, d.credentials, tmp / "s3fs", tmp),
                  start_rclone(d.endpoint, d.credentials, tmp / "rclone", tmp)]
@@ -322,7 +327,7 @@ def main() -> int:
         return 0
     rows = list(next(iter(results.values())))
     names = list(results)
-    print(f"load average before: {load_before[0]:.2f}, after: {load_after[0]:.2f} "
+    print(f"close-async {args.close_async} bytes; load average before: {load_before[0]:.2f}, after: {load_after[0]:.2f} "
           f"({os.cpu_count()} cores); {args.files} files, {args.big_mib} MiB\n")
     print("| row | " + " | ".join(names) + " | ours / best peer |")
     print("|---|" + "---|" * (len(names) + 1))

@@ -198,3 +198,33 @@ def test_a_rename_racing_another_hosts_rename_of_the_same_file_waits_for_it(
         assert await read_all(be.read("b", 0, len(data) - 1)) == data
 
     with_store(tmp_path, go, hosts=2)
+
+
+def test_chmod_chown_utimens_and_setxattr_write_metadata_without_moving_data(tmp_path):
+    data = os.urandom(6 * MiB + 1)
+
+    async def go(be: StoreBackend, stores) -> None:
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        fs = FileSystem(be, Namespace("mnt"), MountOptions(staging_dir=str(staging)))
+        put = await be.put("f.bin", body_of(data), len(data),
+                           M.encode(M.Attrs(M.FILE, 0o100644, 0, 0, 1_000_000_000)))
+        frags = fragment_files(tmp_path)
+        assert frags, "a 6 MiB object is not inline"
+        async with trio.open_nursery() as nursery:
+            fs.nursery = nursery
+            node, _ = await fs.lookup(ROOT_INODE, b"f.bin")
+            await fs.setattr(node.ino, mode=0o600, uid=7, gid=8, mtime_ns=2_000_000_000)
+            await fs.setxattr(node.ino, b"user.tag", b"v")
+            nursery.cancel_scope.cancel()
+        assert fragment_files(tmp_path) == frags  # no fragment written, none freed
+        assert stores[0].meta_updates.reissued == 2 and stores[0].meta_updates.copied == 0
+        e = await be.head("f.bin")
+        attrs = M.decode("f.bin", e.meta, size=e.size, mtime_ns=e.mtime_ns, etag=e.etag,
+                         defaults=MountOptions().defaults)
+        assert (attrs.mode & 0o7777, attrs.uid, attrs.gid, attrs.mtime_ns) == (0o600, 7, 8,
+                                                                                2_000_000_000)
+        assert attrs.xattrs == {b"user.tag": b"v"} and e.etag == put.etag
+        assert await read_all(be.read("f.bin", 0, len(data) - 1)) == data
+
+    with_store(tmp_path, go)

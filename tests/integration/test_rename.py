@@ -81,3 +81,41 @@ def test_rename_errors_are_one_line_with_the_s3_code(daemon: Daemon) -> None:
     assert r.returncode == 0, r.stderr
     assert "no data moved" in r.stdout
     assert s3.get_object(Bucket="files", Key="b")["Body"].read() == b"a"
+
+
+def _listing(s3, bucket: str, **kw: object) -> tuple[list[str], list[str]]:
+    """(common prefixes, keys) of every ListObjectsV2 page, as boto3's paginator gives them."""
+    prefixes: list[str] = []
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, **kw):
+        prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    return prefixes, keys
+
+
+def test_list_objects_shows_no_prefix_of_a_directory_renamed_away(daemon: Daemon) -> None:
+    s3 = s3_client(daemon)
+    s3.create_bucket(Bucket="tree")
+    for i in range(5):
+        s3.put_object(Bucket="tree", Key=f"src/sub/f{i}", Body=b"x" * i)
+    s3.put_object(Bucket="tree", Key="keep/a", Body=b"a")
+    for i in range(5):
+        r = titanctl("object", "rename", "tree", f"src/sub/f{i}", f"dst/sub/f{i}",
+                     endpoint=daemon.endpoint)
+        assert r.returncode == 0, r.stderr
+    assert _listing(s3, "tree", Delimiter="/") == (["dst/", "keep/"], [])
+    assert _listing(s3, "tree", Delimiter="/", Prefix="src/") == ([], [])
+    assert _listing(s3, "tree", Delimiter="/", MaxKeys=1) == (["dst/", "keep/"], [])
+    assert _listing(s3, "tree", Prefix="dst/", Delimiter="/") == (["dst/sub/"], [])
+    assert _listing(s3, "tree")[1] == [f"dst/sub/f{i}" for i in range(5)] + ["keep/a"]
+    v1 = s3.list_objects(Bucket="tree", Delimiter="/")  # V1 too
+    assert [p["Prefix"] for p in v1["CommonPrefixes"]] == ["dst/", "keep/"]
+    # A prefix whose keys have only delete markers (versioned bucket) is not listed either.
+    s3.create_bucket(Bucket="vtree")
+    s3.put_bucket_versioning(Bucket="vtree", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="vtree", Key="d/x", Body=b"1")
+    s3.put_object(Bucket="vtree", Key="e/x", Body=b"1")
+    s3.delete_object(Bucket="vtree", Key="d/x")
+    assert _listing(s3, "vtree", Delimiter="/") == (["e/"], [])
+    versions = s3.list_object_versions(Bucket="vtree", Delimiter="/")
+    assert [p["Prefix"] for p in versions["CommonPrefixes"]] == ["d/", "e/"]  # history stays

@@ -13,6 +13,7 @@ from .cluster import AwsCli, Daemon, MiB
 from .objtools import cli_json, module_fixtures, s3_error
 from .rawhttp import pattern_chunks, sha256_of, stream_get, stream_put
 from .test_memory import RssSampler
+from .test_rename import chunk_files
 
 SRC = "copy-src"
 DST = "copy-dst"
@@ -68,6 +69,29 @@ def test_replace_directives_and_copy_onto_itself(s3) -> None:
     assert s3.head_object(Bucket=DST, Key="untagged")["Metadata"] == {"new": "2"}
     assert s3_error(s3.copy_object, Bucket=DST, Key="x", CopySource=f"{SRC}/self",
                     MetadataDirective="MERGE")[:2] == (400, "InvalidArgument")  # fmt: skip
+
+
+def test_copy_onto_itself_replacing_metadata_moves_no_data(s3, d: Daemon) -> None:
+    data = os.urandom(24 * MiB + 3)
+    put = s3.put_object(Bucket=SRC, Key="big-self", Body=data, Metadata={"mode": "33188"},
+                        Tagging="keep=1")  # fmt: skip
+    before = chunk_files(d)
+    res = s3.copy_object(Bucket=SRC, Key="big-self", CopySource={"Bucket": SRC, "Key": "big-self"},
+                         MetadataDirective="REPLACE", Metadata={"mode": "33261"},
+                         CopySourceIfMatch=put["ETag"])  # fmt: skip
+    assert res["CopyObjectResult"]["ETag"] == put["ETag"]
+    assert not chunk_files(d) - before  # no fragment file written: the bytes stayed put
+    head = s3.head_object(Bucket=SRC, Key="big-self")
+    assert head["Metadata"] == {"mode": "33261"} and head["ContentLength"] == len(data)
+    assert s3.get_object_tagging(Bucket=SRC, Key="big-self")["TagSet"] == [{"Key": "keep", "Value": "1"}]
+    assert hashlib.sha256(read(s3, SRC, "big-self")).digest() == hashlib.sha256(data).digest()
+    assert read(s3, SRC, "big-self", Range="bytes=9000000-9000009") == data[9000000:9000010]
+    status, code, _ = s3_error(s3.copy_object, Bucket=SRC, Key="big-self",
+                               CopySource={"Bucket": SRC, "Key": "big-self"},
+                               MetadataDirective="REPLACE", Metadata={"mode": "1"},
+                               CopySourceIfMatch='"' + "0" * 32 + '"')  # fmt: skip
+    assert (status, code) == (412, "PreconditionFailed")
+    assert s3.head_object(Bucket=SRC, Key="big-self")["Metadata"] == {"mode": "33261"}
 
 
 def test_copy_source_conditionals(s3) -> None:

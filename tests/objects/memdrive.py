@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import trio
 
 from titans3.core.errors import DriveOffline, FragmentMissing
+from titans3.drive.liveness import records_are_live
 from titans3.drive.protocol import DriveStat, DriveState, ListEntry
 from titans3.drive.records import VersionRecord, has_older_null, merge_commit
 
@@ -99,7 +100,8 @@ class MemDrive:
         await trio.lowlevel.checkpoint()
         return list(self.versions.get((bucket_id, key), []))
 
-    async def list_versions(self, bucket_id, *, prefix=b"", start_after=None, delimiter=None, limit=1000):  # type: ignore[no-untyped-def]
+    async def list_versions(self, bucket_id, *, prefix=b"", start_after=None, delimiter=None, limit=1000,  # type: ignore[no-untyped-def]
+                            live=False):
         self._check()
         await trio.lowlevel.checkpoint()
         keys = sorted(k for b, k in self.versions if b == bucket_id and k.startswith(prefix))
@@ -107,6 +109,8 @@ class MemDrive:
         last_prefix = None
         for k in keys:
             if start_after is not None and k <= start_after:
+                continue
+            if live and not records_are_live(self.versions[(bucket_id, k)]):
                 continue
             if delimiter:
                 cut = k.find(delimiter, len(prefix))

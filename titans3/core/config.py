@@ -119,6 +119,9 @@ class Config:
     # (TOML: a string or a list of strings).
     mounts: str = ""
     fuse_staging: str = ""  # write-back staging directory; default <state_dir>/fuse-staging
+    # bytes: close() of a file up to this size returns before its commit is
+    # durable (fsync still waits; docs/fuse.md, "Writes"); 0 = close commits.
+    fuse_close_async: int = 0
     # Access control (titans3/s3/authorize.py, titans3/accounts/).
     sigv2: bool = True  # accept Signature Version 2 (boto3's default presigned URLs in us-east-1)
     audit: bool = True  # the audit log of every request and admin action

@@ -195,9 +195,14 @@ def walk_listing(
     start_after: bytes | None = None,
     delimiter: bytes | None = None,
     limit: int = 1000,
+    keep: Callable[[bytes], bool] | None = None,
 ) -> list[tuple[bytes, bytes | None]]:
     """Keys of ``bucket_id`` starting with ``prefix``, greater than
     ``start_after``, in binary order, at most ``limit`` entries.
+
+    ``keep(packed versions)`` False drops a key, and it does not make a
+    common prefix (drive/liveness.py): a prefix is emitted at its first kept
+    key, or not at all.
 
     Returns ``(key, packed versions)`` pairs, or ``(common prefix, None)`` when
     a delimiter collapses keys.  A common prefix is emitted only if it sorts
@@ -224,6 +229,8 @@ def walk_listing(
                 return out
             if start_after is not None and key <= start_after:
                 continue  # only a group entry below the seek point
+            if keep is not None and not keep(value):
+                continue  # the next key may still be kept (and make the prefix)
             if delimiter is not None:
                 i = key.find(delimiter, len(prefix))
                 if i >= 0:

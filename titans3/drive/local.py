@@ -533,10 +533,10 @@ class LocalDrive:
 
     async def list_versions(
         self, bucket_id: bytes, *, prefix: bytes = b"", start_after: bytes | None = None,
-        delimiter: bytes | None = None, limit: int = 1000,
+        delimiter: bytes | None = None, limit: int = 1000, live: bool = False,
     ) -> list[ListEntry]:
         return await self._lists.list_versions(bucket_id, prefix=prefix, start_after=start_after,
-                                               delimiter=delimiter, limit=limit)
+                                               delimiter=delimiter, limit=limit, live=live)
 
     async def bucket_ids(self) -> list[bytes]:
         """Every bucket id with version records on this drive (GC asks the drive)."""

@@ -157,10 +157,13 @@ class Drive(Protocol):
         start_after: bytes | None = None,
         delimiter: bytes | None = None,
         limit: int = 1000,
+        live: bool = False,
     ) -> list[ListEntry]:
         """Keys (with their records) in binary order after ``start_after``.
         With a delimiter, keys sharing ``prefix + ... + delimiter`` collapse into
-        one prefix entry and the scan skips past them."""
+        one prefix entry and the scan skips past them.  ``live``: only keys
+        whose newest visible record here holds data, and prefixes with such a
+        key below them (drive/liveness.py)."""
         ...
 
     async def delete_data(self, data_ids: Sequence[str]) -> None:

@@ -474,8 +474,11 @@ class RemoteDrive:
         start_after: bytes | None = None,
         delimiter: bytes | None = None,
         limit: int = 1000,
+        live: bool = False,
     ) -> list[ListEntry]:
         args = {"b": bucket_id, "prefix": prefix, "after": start_after, "delim": delimiter, "limit": limit}
+        if live:  # an older peer ignores it: the gateway's resolve still hides dead keys
+            args["live"] = True
         return wire.entries_in(await self._rpc("list_versions", args))
 
     async def delete_data(self, data_ids: Sequence[str]) -> None:

@@ -14,6 +14,7 @@ import lmdb
 
 from titans3.drive import keys
 from titans3.drive.index import VERSIONS, Index
+from titans3.drive.liveness import packed_is_live
 from titans3.drive.protocol import ListEntry
 from titans3.drive.records import VersionRecord, unpack_versions
 from titans3.drive.tables import DriveIO
@@ -46,15 +47,17 @@ class VersionLists:
         start_after: bytes | None = None,
         delimiter: bytes | None = None,
         limit: int = 1000,
+        live: bool = False,
     ) -> list[ListEntry]:
         keys.check_bucket_id(bucket_id)
         db = self._index.db(VERSIONS)
+        keep = packed_is_live if live else None
 
         def walk(txn: lmdb.Transaction) -> list[tuple[bytes, bytes | None]]:
             with txn.cursor(db=db) as cur:
                 return keys.walk_listing(
                     cur, bucket_id, prefix=prefix, start_after=start_after,
-                    delimiter=delimiter, limit=limit,
+                    delimiter=delimiter, limit=limit, keep=keep,
                 )
 
         # The cursor walk (which may fault pages in from the disk) runs in a

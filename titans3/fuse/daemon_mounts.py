@@ -78,7 +78,7 @@ async def start_mounts(host: Host, nursery: trio.Nursery) -> None:
             continue
         await _ensure_bucket(host, ns.bucket)
         opts = MountOptions(defaults=Defaults(uid=os.getuid(), gid=os.getgid()),
-                            staging_dir=staging)
+                            staging_dir=staging, close_async_max=cfg.fuse_close_async)
         mount = Mount(StoreBackend(lambda: host.store, ns.bucket), ns, target, opts,
                       allow_other=os.geteuid() == 0)
         try:

@@ -56,6 +56,7 @@ import trio
 from titans3.fuse import meta as M
 from titans3.fuse.attrwriter import AttrWriter
 from titans3.fuse.backend import Backend, Entry, body_of, read_all
+from titans3.fuse.closecommit import BackgroundCommits
 from titans3.fuse.dirlist import DirLister
 from titans3.fuse.errors import FsError, NotFound, Unavailable
 from titans3.fuse.files import OpenFile, WriteBackArea
@@ -64,6 +65,7 @@ from titans3.fuse.inodes import InodeTable, Node
 from titans3.fuse.options import MountOptions
 from titans3.fuse.paths import Namespace, check_name, join, split
 from titans3.fuse.readahead import ReadAhead
+from titans3.fuse.relist import RELIST_MAX, UNKNOWN, lookup_by_listing
 from titans3.fuse.renames import Renamer
 
 log = logging.getLogger(__name__)
@@ -91,9 +93,12 @@ class FileSystem:
         self.lister = DirLister(self)
         self.renamer = Renamer(self)
         self.meta = AttrWriter(self)
+        self.background = BackgroundCommits(self, max_bytes=self.opts.close_async_max,
+                                            max_files=self.opts.close_async_files)
         self._next_fh = 1
         self._snapshots: dict[str, Snapshot] = {}
         self._absent: dict[str, float] = {}  # path -> until: recent negative lookups
+        self._expired: set[str] = set()  # directories whose small snapshot expired
         self._meta_due = self.meta.due  # ino -> when its batched metadata is written
         self.nursery: trio.Nursery | None = None  # background prefetches
         self.last_error = ""
@@ -168,6 +173,10 @@ class FileSystem:
         snap = self._snapshots.get(path)
         if snap is not None and snap.until < self._now():
             del self._snapshots[path]
+            if len(snap.names) <= RELIST_MAX:
+                if len(self._expired) > 10_000:
+                    self._expired.clear()
+                self._expired.add(path)  # worth listing again on the next miss (relist.py)
             return None
         return snap
 
@@ -237,6 +246,14 @@ class FileSystem:
             return node
         if self._known_absent(path):
             return None
+        parent = split(path)[0]
+        if parent in self._expired and self._snapshot(parent) is None:
+            self._expired.discard(parent)
+            answer = await lookup_by_listing(self, path)
+            if answer is not UNKNOWN:
+                if answer is None:
+                    self._absent[path] = self._now() + self.opts.entry_timeout
+                return answer  # type: ignore[return-value]
         got = await self._resolve(path)
         if got is None:
             self._absent[path] = self._now() + self.opts.entry_timeout
@@ -456,12 +473,27 @@ class FileSystem:
 
     async def flush(self, fh: int) -> None:
         h = self.handles.get(fh)
-        if h is not None and h.file.changed:
+        if h is None:
+            return
+        self.background.take_error(h.file)
+        if h.file.changed:
+            if self.background.eligible(h.file):
+                await self.background.start(h.node, h.file)  # close returns before durable
+                return
             await h.file.commit()
             self._committed(h.node, h.file)
 
     async def fsync(self, fh: int) -> None:
-        await self.flush(fh)
+        """Durable when it returns, whatever ``close`` does (closecommit.py)."""
+        h = self.handles.get(fh)
+        if h is None:
+            return
+        # The file's lock orders this commit after one in flight; a background
+        # failure is retried here, and raised if it fails again.
+        self.background.errors.pop(id(h.file), None)
+        if h.file.changed:
+            await h.file.commit()
+            self._committed(h.node, h.file)
 
     async def release(self, fh: int) -> None:
         h = self.handles.pop(fh, None)
@@ -469,12 +501,15 @@ class FileSystem:
             return
         of = h.file
         try:
-            if of.changed and of.handles == 1:
-                await of.commit()
-                self._committed(h.node, of)
+            if of.changed and of.handles == 1 and not self.background.running(of):
+                if self.background.eligible(of):
+                    await self.background.start(h.node, of)
+                else:
+                    await of.commit()
+                    self._committed(h.node, of)
         finally:
             of.handles -= 1
-            if of.handles == 0:
+            if of.handles == 0 and not self.background.running(of):
                 if of.changed and not of.unlinked:
                     log.error("%s: closed with uncommitted changes (the last commit failed)",
                               of.key_of())
@@ -519,6 +554,8 @@ class FileSystem:
             raise FsError(errno.EISDIR)
         self._meta_due.pop(node.ino, None)
         of = self.files.get(node.ino)
+        if of is not None:
+            await self.background.wait(of)  # a commit in flight would bring it back
         if of is None or of.base_etag is not None:
             key = self.ns.key(path)
             await self._call(f"DELETE {key}", self.backend.delete, key)
@@ -544,6 +581,7 @@ class FileSystem:
 
     async def commit_all(self) -> None:
         """Commit every dirty file and batched metadata (unmount, shutdown)."""
+        await self.background.drain()
         for ino in list(self._meta_due):
             try:
                 await self.flush_meta(ino)

@@ -127,6 +127,7 @@ class Mount:
                          self.backend.name, self.mountpoint)
                 task_status.started()
                 await pyfuse3.main()
+                await self.fs.background.drain()  # commits still running after close
                 nursery.cancel_scope.cancel()
         finally:
             self.state = "unmounting"

@@ -24,6 +24,10 @@ class MountOptions:
     part_concurrency: int = 4  # multipart parts in flight during a commit
     read_ahead_kb: int = 1024  # the mount's bdi read_ahead_kb (kernel read-ahead)
     writeback_cache: bool = False  # kernel write-back cache (merges small writes)
+    # close() of a file up to this size returns before its commit is durable
+    # (0: never; fuse/closecommit.py); this many such commits run at once.
+    close_async_max: int = 0
+    close_async_files: int = 64
 
     def transfer_timeout(self, size: int) -> float:
         return self.op_timeout + size / self.min_rate

@@ -8,15 +8,19 @@ HTTP, SigV4 and XML.  Listings of the object layer already carry every
 version record's metadata, so ``listing_has_meta`` is True and ``ls -l``
 needs no HEAD per file.
 
-A listing's common prefixes are what the drives group, current or not, so
-each one is checked (``has_objects``) before it becomes a directory: a
-directory renamed away leaves its keys as hidden rename anchors.
+A listing's common prefixes have a current object below them: the drives
+group only keys that are live on them (drive/liveness.py), so a directory
+renamed away (its keys now hidden rename anchors) is not listed.
 
 Errors: ``NoSuchKey`` -> ``NotFound``; ``KeyTooLongError`` -> ``NameTooLong``;
 a version that changed under a ranged read -> ``Changed``; quorum and drive
 failures -> ``Unavailable`` with the reason, or ``NoSpace`` when the drives
 that would hold the data report less free space than the write needs (a full
 drive surfaces as a failed fragment write, then a lost quorum).
+
+A copy of a key onto itself (the core's metadata writes) is the object
+layer's ``replace_metadata``: a new version over the same fragments, moving
+no byte whatever the size.
 
 Rename is the object layer's ``rename_object``: a few metadata commits,
 whatever the size, and atomic for readers -- every read sees the file under
@@ -61,7 +65,6 @@ COPY_PART_MAX = 5 << 30
 # s a rename waits for another host's rename of the same source to finish
 # (normally milliseconds: a few metadata commits) before it reports EIO.
 RENAME_BUSY_WAIT = 5.0
-PREFIX_CHECKS = 8  # common prefixes of a listing page checked at once
 
 
 def _entry(info: ObjectInfo) -> Entry:
@@ -185,26 +188,10 @@ class StoreBackend:
         try:
             page = await self.store.list_objects(self.bucket, prefix=prefix, delimiter=delimiter,
                                                  start_after=start_after, max_keys=limit)
-            prefixes = await self._current_prefixes(list(page.prefixes))
         except (S3Error, DriveError) as e:
             raise await self._fail(e, f"LIST {prefix}") from None
-        return Page([_entry(o) for o in page.objects], prefixes, page.is_truncated,
+        return Page([_entry(o) for o in page.objects], list(page.prefixes), page.is_truncated,
                     page.next_start_after)
-
-    async def _current_prefixes(self, prefixes: list[str]) -> list[str]:
-        """The common prefixes with a current object below them: a directory
-        renamed away leaves hidden rename anchors, which the drives still group."""
-        keep = [False] * len(prefixes)
-        limiter = trio.CapacityLimiter(PREFIX_CHECKS)
-
-        async def check(i: int) -> None:
-            async with limiter:
-                keep[i] = await self.store.has_objects(self.bucket, prefixes[i])
-
-        async with trio.open_nursery() as nursery:
-            for i in range(len(prefixes)):
-                nursery.start_soon(check, i)
-        return [p for p, k in zip(prefixes, keep, strict=True) if k]
 
     async def delete(self, key: str) -> None:
         try:
@@ -215,6 +202,13 @@ class StoreBackend:
             raise await self._fail(e, f"DELETE {key}") from None
 
     async def copy(self, src: str, dst: str, meta: Mapping[str, str]) -> Entry:
+        if src == dst:  # chmod, chown, utimens, setxattr: new metadata, no data moved
+            try:
+                res = await self.store.replace_metadata(self.bucket, src, dict(meta))
+            except (S3Error, DriveError) as e:
+                raise await self._fail(e, f"COPY {src} (metadata)") from None
+            assert res.put is not None
+            return Entry(dst, res.put.size, res.put.etag, res.put.mtime_ns, dict(meta))
         try:
             info = await self.store.head_object(self.bucket, src)
             if info.size <= COPY_PART_MAX:

@@ -56,7 +56,8 @@ objects                   ``put_object``, ``get_object`` (range, part),
                           ``head_object``, ``head_objects`` (many keys),
                           ``has_objects`` (a prefix with a current object),
                           ``delete_object``, ``copy_object``,
-                          ``rename_object`` (metadata only, for FUSE)
+                          ``rename_object`` (metadata only, for FUSE),
+                          ``replace_metadata`` (a self-copy moving no data)
 listing                   ``list_objects`` (a page), ``walk_objects`` (all pages)
 versions                  ``put_bucket_versioning``, ``get_bucket_versioning``,
                           ``list_object_versions``
@@ -284,6 +285,21 @@ class ObjectAPI(Protocol):
         host renames the same source.  In a versioned bucket the destination
         gets a new version and the source a delete marker (its old version
         stays listed).  Crash states: ``docs/architecture.md``, "Rename"."""
+        ...
+
+    async def replace_metadata(
+        self, bucket: str, key: str, meta: Mapping[str, str], *,
+        check_source: Callable[[ObjectInfo], None] | None = None, acl: bytes | None = None,
+    ) -> CopyResult:
+        """What ``copy_object`` of ``key`` onto itself with ``meta`` (REPLACE)
+        and the source's tags gives -- a new current version with the same
+        bytes, size, ETag and checksums and last-modified now -- without
+        moving the bytes: the new version references the old one (a few
+        metadata commits whatever the size; objects/metaupdate.py).  Durable
+        at the write quorum when it returns, visible all at once.  Versions a
+        reference cannot carry (encrypted, another storage class, retention,
+        a bucket with object lock) are copied instead.  ``NoSuchKey``;
+        ``check_source`` may raise (If-Match); ``acl`` as for ``copy_object``."""
         ...
 
     # ------------------------------------------------------------ listing

@@ -81,8 +81,12 @@ class Catalog:
             k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(),
             delimiter=delimiter.encode() or None, start_after=start_after.encode() or None,
             page=page, min_answers=self.ctx.list_quorum(), skip=self.ctx.healing, m=sch.m,
+            live=True,
         ):
-            if not e.is_prefix and (not e.versions or e.unsure):  # a remnant, or hinted, not replayed yet
+            if e.is_prefix:
+                if e.unsure and not await self._has_current(brec, e.key):
+                    continue  # only a stale drive (or one of few answering) still had a live key
+            elif not e.versions or e.unsure:  # a remnant, or hinted, not replayed yet
                 e = await self.relist(brec, e)
             if not e.is_prefix and (not e.versions or e.versions[0].record.dm):
                 continue
@@ -97,13 +101,15 @@ class Catalog:
         as hidden rename anchors, a deleted one in a versioned bucket delete
         markers.  This resolves the keys below the prefix, a few per drive and
         round, until one is current -- usually the first."""
-        brec = await self.ctx.buckets.get(bucket)
+        return await self._has_current(await self.ctx.buckets.get(bucket), prefix.encode())
+
+    async def _has_current(self, brec: BucketRecord, prefix: bytes) -> bool:
         sch = self.ctx.scheme_for(brec)
         async for e in listing.merged_entries(
             self.ctx.drives, brec.bucket_id, lambda k: self.ctx.placement(brec.bucket_id, k),
-            k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix.encode(), delimiter=None,
+            k=sch.k, w=write_quorum(sch.k, sch.m), prefix=prefix, delimiter=None,
             start_after=None, page=PROBE_PAGE, min_answers=self.ctx.list_quorum(),
-            skip=self.ctx.healing, m=sch.m,
+            skip=self.ctx.healing, m=sch.m, live=True,
         ):
             if not e.versions:
                 e = await self.relist(brec, e)

@@ -40,6 +40,7 @@ class Listed:
     # Some version on the pages has fewer holders than its write quorum (a
     # remnant, or hinted and not replayed yet): resolve the key again with its
     # hints before trusting ``versions`` (objects/catalog.py, ``relist``).
+    # A prefix of a ``live`` listing: fewer than W drives reported it.
     unsure: bool = False
 
 
@@ -61,6 +62,7 @@ async def merged_entries(
     min_answers: int = 1,
     skip: Collection[int] = (),
     m: int | None = None,
+    live: bool = False,
 ) -> AsyncIterator[Listed]:
     """Yield merged, resolved entries in order (keys with no visible version
     are still yielded, with an empty ``versions``, so callers can count work).
@@ -68,6 +70,15 @@ async def merged_entries(
     ``placement_of(key)`` gives the positions in ``drives`` that hold ``key``.
     Drives in ``skip`` are not asked and count as not answering.  ``m``: the
     placement's parity (a delete marker's visibility, objects/resolve.py).
+
+    ``live``: the drives leave out keys whose newest record is dead on them,
+    and prefixes with no live key below (drive/liveness.py) -- for listings
+    of current objects.  A prefix that fewer than ``w`` drives reported
+    comes ``unsure``: a current key below it would be live on at least ``w``
+    (a stale drive, or drives down), so the caller checks it.  A key that
+    drives holding a newer but invisible dead record (a delete cut short on
+    fewer than ``k`` drives) left out resolves to no version here, and the
+    caller relists it with a full lookup, which sees that record and ignores it.
     """
     cursor = start_after
     if delimiter and cursor and cursor.startswith(prefix) and cursor.endswith(delimiter):
@@ -80,9 +91,14 @@ async def merged_entries(
 
         async def one(i: int, pages: list[list[ListEntry] | None]) -> None:
             try:
-                pages[i] = await drives[i].list_versions(
-                    bucket_id, prefix=prefix, start_after=cursors[i], delimiter=delimiter, limit=page
-                )
+                if live:
+                    pages[i] = await drives[i].list_versions(
+                        bucket_id, prefix=prefix, start_after=cursors[i], delimiter=delimiter,
+                        limit=page, live=True)
+                else:
+                    pages[i] = await drives[i].list_versions(
+                        bucket_id, prefix=prefix, start_after=cursors[i], delimiter=delimiter,
+                        limit=page)
             except DriveError:
                 failed[i] = True
 
@@ -107,14 +123,14 @@ async def merged_entries(
                 done[i] = True
         # per key, per drive: the packed version list (LocalDrive) or the records
         merged: dict[bytes, dict[int, bytes | list[VersionRecord]]] = {}
-        prefixes: set[bytes] = set()
+        prefixes: dict[bytes, int] = {}  # prefix -> how many drives reported it
         for i, pg in enumerate(pages):
             for e in pg or ():
                 key = e.key
                 if e.is_prefix:
                     if cutoff is not None and key + PAST > cutoff:
                         break
-                    prefixes.add(key)
+                    prefixes[key] = prefixes.get(key, 0) + 1
                     continue
                 if cutoff is not None and key > cutoff:
                     break
@@ -128,7 +144,7 @@ async def merged_entries(
         names = sorted(merged.keys() | prefixes) if prefixes else sorted(merged)
         for name in names:
             if name in prefixes:
-                yield Listed(name, True, [])
+                yield Listed(name, True, [], live and prefixes[name] < w)
                 continue
             holders = merged[name]
             per_drive: list[bytes | list[VersionRecord] | None] = [

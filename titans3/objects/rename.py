@@ -50,6 +50,10 @@ entries after the window and frees an anchor left with none.
 A rename holds the per-key locks of both names on this host; across hosts a
 concurrent rename of the same source finds the mark and gets
 ``OperationAborted`` (retry) while the other is in flight.
+
+``reissue`` is a rename of a key onto itself with new metadata (and
+last-modified now): the metadata-only update of ``objects/metaupdate.py``.
+In a versioned bucket its last step puts no delete marker on the key.
 """
 
 from __future__ import annotations
@@ -57,14 +61,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import trio
 
 from titans3.core.errors import DriveError, NoSuchKey, OperationAborted, QuorumError
 from titans3.drive.protocol import DriveState
-from titans3.drive.records import HIDDEN, MOVING, REF, Part, VersionRecord
+from titans3.drive.records import HIDDEN, MOVING, REF, REFS, Part, VersionRecord
 from titans3.objects.anchors import (  # noqa: F401 -- re-exported
     RENAME_WINDOW,
     Anchors,
@@ -77,9 +81,12 @@ from titans3.objects.buckets import BucketRecord
 from titans3.objects.commit import Committer
 from titans3.objects.conditional import KeyLocks
 from titans3.objects.context import StoreContext
+from titans3.objects.lockrules import LOCK_CONFIG
 from titans3.objects.lookup import Lookup, PerDrive, object_info
+from titans3.objects.multipart import COMPLETED_FROM
 from titans3.objects.resolve import Resolved, write_quorum
-from titans3.objects.tags import tags_of, with_tags
+from titans3.objects.sse import ENCRYPTION_CONFIG
+from titans3.objects.tags import ACL, STAMP, TAGS, tags_of, with_tags
 from titans3.objects.types import ObjectInfo, RenameResult, WriteCondition
 from titans3.objects.validate import check_key
 from titans3.objects.writes import Writes
@@ -87,6 +94,9 @@ from titans3.objects.writes import Writes
 log = logging.getLogger(__name__)
 
 COMMIT_DEADLINE = 20.0  # s: a rename that has not committed its destination by then gives up
+# What a reissue may find in the current version's ``extra``: anything else
+# (encryption, storage class, retention, unknown fields) a reference would not carry.
+REISSUABLE = frozenset({REF, REFS, TAGS, STAMP, ACL, COMPLETED_FROM})
 
 
 class Renamer:
@@ -131,9 +141,35 @@ class Renamer:
                 condition.check(current_dst, dst_key)
             return await self._rename(brec, bucket, skb, dkb, positions, per, r, info)
 
+    async def reissue(
+        self, bucket: str, key: str, meta: Mapping[str, str], *,
+        check_source: Callable[[ObjectInfo], None] | None = None, acl: bytes | None = None,
+    ) -> RenameResult | None:
+        """A new current version of ``key`` with metadata ``meta`` and the
+        current version's bytes, moving none (objects/metaupdate.py): a rename
+        of the key onto itself, the new version a reference to the old one.
+        None when the version carries what a reference cannot (encryption,
+        storage class, retention; a bucket with object lock): copy it instead."""
+        brec = await self.ctx.buckets.get(bucket)
+        if LOCK_CONFIG in brec.config or ENCRYPTION_CONFIG in brec.config:
+            return None  # the new version would need a retention / its encryption
+        kb = check_key(key)
+        async with self._locks(brec.bucket_id, kb, kb):
+            positions, per, r = await self._current(brec, kb)
+            if r is None:
+                raise NoSuchKey(Key=key)
+            info = object_info(bucket, key, r)
+            if check_source is not None:
+                check_source(info)
+            if not r.record.extra.keys() <= REISSUABLE:
+                return None
+            return await self._rename(brec, bucket, kb, kb, positions, per, r, info, meta=meta,
+                                      acl=acl)
+
     async def _rename(
         self, brec: BucketRecord, bucket: str, skb: bytes, dkb: bytes, positions: list[int],
-        per: PerDrive, r: Resolved, info: ObjectInfo,
+        per: PerDrive, r: Resolved, info: ObjectInfo, *, meta: Mapping[str, str] | None = None,
+        acl: bytes | None = None,
     ) -> RenameResult:
         rec = r.record
         akey, avid = anchor_of(rec, skb)
@@ -157,7 +193,7 @@ class Renamer:
         # 2. the destination's reference version
         try:
             with trio.fail_after(COMMIT_DEADLINE):
-                await self._commit_reference(brec, dkb, rec, dvid, akey, avid)
+                await self._commit_reference(brec, dkb, rec, dvid, akey, avid, meta, acl)
         except (QuorumError, trio.TooSlowError):
             with trio.CancelScope(shield=True):
                 await self._undo(brec, skb, rec.vid, akey, avid, entry)
@@ -170,19 +206,24 @@ class Renamer:
 
     async def _commit_reference(
         self, brec: BucketRecord, dkb: bytes, rec: VersionRecord, dvid: str, akey: bytes,
-        avid: str,
+        avid: str, meta: Mapping[str, str] | None = None, acl: bytes | None = None,
     ) -> None:
+        """``meta`` given: a reissue -- new metadata (and ACL), last-modified now."""
         versioned = brec.versioning == "Enabled"
-        ref = [akey, avid, rec.extra[REF][2] if is_ref(rec) else rec.mtime_ns]
+        now = time.time_ns()
+        ref = [akey, avid, now if meta is not None else
+               rec.extra[REF][2] if is_ref(rec) else rec.mtime_ns]
         extra = with_tags(None, tags_of(rec))
         extra[REF] = ref
+        if acl is not None:
+            extra[ACL] = acl
         parts = [Part(p.number, p.size, p.etag, "", dict(p.checksums)) for p in rec.parts]
-        now = time.time_ns()
+        new_meta = dict(rec.meta if meta is None else meta)
 
         def make(j: int) -> VersionRecord:
             return VersionRecord(
                 vid=dvid, mtime_ns=now, null=not versioned, size=rec.size, etag=rec.etag,
-                ec=rec.ec, frag_index=j, parts=list(parts), meta=dict(rec.meta),
+                ec=rec.ec, frag_index=j, parts=list(parts), meta=dict(new_meta),
                 checksums=dict(rec.checksums), extra=dict(extra),
             )
 
@@ -212,6 +253,10 @@ class Renamer:
         rec = r.record
         mv = rec.extra.get(MOVING)
         w = write_quorum(rec.ec[0], rec.ec[1])
+        if brec.versioning and mv is not None and bytes(mv[0]) == skb:
+            # A reissue: the old version stays, non-current, with no delete marker.
+            await self.committer.recommit(brec, skb, positions, per, vid, lambda x: x.extra.pop(MOVING, None))
+            return None
         if brec.versioning:
             res = await self.writes.delete_object(bucket, skb.decode("utf-8", "surrogateescape"))
             await self.committer.recommit(brec, skb, positions, per, vid, lambda x: x.extra.pop(MOVING, None))

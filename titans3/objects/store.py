@@ -40,7 +40,8 @@ delegating to exactly one of them (``_delegate``):
 ``copier``      CopyObject, UploadPartCopy (``copy.py``)
 ``tagging``     object tags of existing versions (``tagging.py``)
 ``locks``       object lock: retention, legal holds (``locks.py``, ``lockrules.py``)
-``renamer``     rename_object (``rename.py``)
+``renamer``     rename_object (``rename.py``); ``meta_updates``: replace_metadata,
+                new metadata over the same bytes (``metaupdate.py``)
 ==============  ==============================================================
 
 The cluster layer and the workers' wiring reach the shared state through the
@@ -74,6 +75,7 @@ from titans3.objects.extents import Extents
 from titans3.objects.inspect import inspect_object
 from titans3.objects.locks import Locks
 from titans3.objects.lookup import Lookup
+from titans3.objects.metaupdate import MetaUpdates
 from titans3.objects.multipart import Multipart
 from titans3.objects.reads import Reads
 from titans3.objects.rename import Renamer
@@ -154,6 +156,7 @@ class ObjectStore:
         self.locks = Locks(ctx, self.lookup, self.committer)
         self.renamer = Renamer(ctx, self.lookup, self.committer, self.anchors, self.writes,
                                self.conditions.key_locks)
+        self.meta_updates = MetaUpdates(self.renamer, self.copier)
         self.transitions = Transitions(ctx, self.lookup, self.committer,
                                        self.conditions.key_locks)
         self.multipart.on_complete_class = self._reencode_later
@@ -203,6 +206,7 @@ class ObjectStore:
     copy_object = _delegate("copier", Copier.copy_object)
     upload_part_copy = _delegate("copier", Copier.upload_part_copy)
     rename_object = _delegate("renamer", Renamer.rename_object)
+    replace_metadata = _delegate("meta_updates", MetaUpdates.replace_metadata)
     transition_object = _delegate("transitions", Transitions.transition_object)
 
     list_objects = _delegate("catalog", Catalog.list_objects)

@@ -207,7 +207,7 @@ async def _read_versions(d: Drive, a: dict[str, Any]) -> Any:
 async def _list_versions(d: Drive, a: dict[str, Any]) -> Any:
     entries = await d.list_versions(
         a["b"], prefix=a.get("prefix", b""), start_after=a.get("after"),
-        delimiter=a.get("delim"), limit=int(a.get("limit", 1000)),
+        delimiter=a.get("delim"), limit=int(a.get("limit", 1000)), live=bool(a.get("live")),
     )
     return wire.entries_out(entries)
 

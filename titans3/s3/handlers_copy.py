@@ -163,17 +163,22 @@ async def copy_object(ctx: S3Context) -> Reply:
     tags = (opts.tagging_header(ctx.headers) or {}) if replace_tags else None
     algo = ctx.headers.get("x-amz-checksum-algorithm")
     computed = ChecksumSet([algo]) if algo else None
-    result = await ctx.store.copy_object(
-        src_bucket, src_key, ctx.bucket, ctx.key, src_version_id=src_version, meta=meta,
-        tags=tags, check_source=source_check(ctx.headers),
-        condition=opts.write_condition(ctx.headers),
-        on_data=computed.update if computed else None,
-        checksums=computed.digests if computed else None, acl=new_acl(ctx),
-        src_customer_key=sse_headers.customer_key(ctx.headers, prefix=sse_headers.COPY_PREFIX),
-        encryption=sse_headers.write_encryption(ctx.headers),
-        lock=object_lock.write_lock(ctx.headers),
-        storage_class=storage_class_header(ctx.headers),
-    )  # fmt: skip
+    if meta is not None and _metadata_only(ctx, src_bucket, src_key, src_version, replace_tags):
+        result = await ctx.store.replace_metadata(ctx.bucket, ctx.key, meta,
+                                                  check_source=source_check(ctx.headers),
+                                                  acl=new_acl(ctx))
+    else:
+        result = await ctx.store.copy_object(
+            src_bucket, src_key, ctx.bucket, ctx.key, src_version_id=src_version, meta=meta,
+            tags=tags, check_source=source_check(ctx.headers),
+            condition=opts.write_condition(ctx.headers),
+            on_data=computed.update if computed else None,
+            checksums=computed.digests if computed else None, acl=new_acl(ctx),
+            src_customer_key=sse_headers.customer_key(ctx.headers, prefix=sse_headers.COPY_PREFIX),
+            encryption=sse_headers.write_encryption(ctx.headers),
+            lock=object_lock.write_lock(ctx.headers),
+            storage_class=storage_class_header(ctx.headers),
+        )  # fmt: skip
     put = result.put
     reply = xml_reply(xml.copy_object_result(etag=put.etag, mtime_ns=put.mtime_ns,
                                              checksums=put.checksums))  # fmt: skip
@@ -181,6 +186,21 @@ async def copy_object(ctx: S3Context) -> Reply:
     sse_headers.response_headers(reply, put.info)
     await _source_version_header(reply, ctx, src_bucket, result.source)
     return reply
+
+
+def _metadata_only(ctx: S3Context, src_bucket: str, src_key: str, src_version: str | None,
+                   replace_tags: bool) -> bool:
+    """A copy of the current version onto itself that changes only user
+    metadata (and the ACL): the object layer's ``replace_metadata``, which
+    moves no data (objects/metaupdate.py)."""
+    h = ctx.headers
+    return ((src_bucket, src_key) == (ctx.bucket, ctx.key) and src_version is None
+            and not replace_tags and "x-amz-storage-class" not in h
+            and "x-amz-checksum-algorithm" not in h
+            and not any(n.startswith(("x-amz-server-side-encryption",
+                                      "x-amz-copy-source-server-side-encryption",
+                                      "x-amz-object-lock-")) for n in h)
+            and opts.write_condition(h) is None)
 
 
 async def upload_part_copy(ctx: S3Context) -> Reply:
