@@ -55,7 +55,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,11 +131,8 @@ class Server:
             return ""
 
 
-def group_cpu_seconds(pgid: int | list[int]) -> float:
-    """utime + stime of every live process in process group(s) ``pgid`` (Linux /proc)."""
-    pgids = {pgid} if isinstance(pgid, int) else set(pgid)
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _group_stats(pgids: set[int]) -> Iterator[tuple[str, list[bytes]]]:
+    """(pid, /proc/PID/stat fields from field 3 on) of every live process in ``pgids``."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -144,29 +141,29 @@ def group_cpu_seconds(pgid: int | list[int]) -> float:
                 fields = f.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        # fields[0] is field 3 (state): pgrp is field 5, utime/stime fields 14/15
+        # fields[0] is field 3 (state): pgrp is field 5
         if int(fields[2]) in pgids:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+            yield entry.name, fields
+
+
+def group_cpu_seconds(pgid: int | list[int]) -> float:
+    """utime + stime of every live process in process group(s) ``pgid`` (Linux /proc)."""
+    pgids = {pgid} if isinstance(pgid, int) else set(pgid)
+    # utime/stime are fields 14/15
+    total = sum(int(f[11]) + int(f[12]) for _, f in _group_stats(pgids))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def group_rss_bytes(pgids: list[int]) -> int:
     """Resident set size summed over every live process in the process groups (Linux /proc)."""
-    wanted, total = set(pgids), 0
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    total = 0
+    for pid, _ in _group_stats(set(pgids)):
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) not in wanted:
-                continue
-            with open(f"/proc/{entry.name}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * page
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1])
         except (OSError, IndexError, ValueError):
-            continue
-    return total
+            continue  # the process ended between the two reads
+    return total * os.sysconf("SC_PAGE_SIZE")
 
 
 class RssSampler:
