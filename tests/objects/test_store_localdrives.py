@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 import trio
 
 from titans3.core.errors import NoSuchKey, QuorumError
@@ -207,5 +208,21 @@ def test_a_delete_through_a_host_whose_clock_is_behind_still_removes_the_object(
         clock._last_ms = clock._logical = 0
         await store.delete_object(B, "k")
         assert await _answer(store, "k") is None
+
+    _run(tmp_path, test)
+
+
+def test_a_rename_whose_newest_version_the_silent_drives_decide_answers_503(
+        tmp_path: Path) -> None:
+    old, new = os.urandom(70_000), os.urandom(70_000)
+
+    async def test(store: ObjectStore, drives: list[LocalDrive]) -> None:
+        await store.put_object(B, "src", _body(old), size=len(old))
+        positions = await _cut_short(store, drives, "src", new, holders=4)
+        drives[positions[0]]._state = DriveState.OFFLINE  # holds the new one: undecided
+        with pytest.raises(QuorumError):  # not the old version moved under the new name
+            await store.rename_object(B, "src", "dst")
+        drives[positions[0]]._state = DriveState.ONLINE
+        assert await _answer(store, "src") == new and await _answer(store, "dst") is None
 
     _run(tmp_path, test)

@@ -82,7 +82,7 @@ from titans3.objects.commit import Committer
 from titans3.objects.conditional import KeyLocks
 from titans3.objects.context import StoreContext
 from titans3.objects.lockrules import LOCK_CONFIG
-from titans3.objects.lookup import Lookup, PerDrive, object_info
+from titans3.objects.lookup import DOUBTFUL, Lookup, PerDrive, object_info
 from titans3.objects.multipart import COMPLETED_FROM
 from titans3.objects.resolve import Resolved, write_quorum
 from titans3.objects.sse import ENCRYPTION_CONFIG
@@ -285,7 +285,11 @@ class Renamer:
     ]:
         """The key's current data version, with a pending mark settled first."""
         for _ in range(3):
-            positions, per, resolved = await self.lookup.resolve(brec, skb)
+            # doubtful: as GET does, a newest version the silent drives decide is
+            # a 503 -- renaming the version before it would move stale data.
+            positions, per, resolved = await self.lookup.resolve(brec, skb, doubtful=True)
+            if resolved and not resolved[0].certain:
+                raise QuorumError(DOUBTFUL)
             if not resolved or resolved[0].record.dm:
                 return positions, per, None
             r = resolved[0]
