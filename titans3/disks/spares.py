@@ -22,19 +22,32 @@ Invariants and why:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from titans3.disks.errors import DiskOperationFailed, DiskRefused
-from titans3.disks.ledger import DiskState
+from titans3.disks.ledger import DiskRecord, DiskState, Ledger
 from titans3.disks.policy import DeviceInfo, Verdict, classify
-
-if TYPE_CHECKING:
-    from titans3.disks.manager import DiskManager
 
 log = logging.getLogger(__name__)
 
 
-async def take_blank_disks_as_spares(mgr: DiskManager, devices: list[DeviceInfo]) -> list[str]:
+class Claimer(Protocol):
+    """What this needs of the disk manager (manager.py), which calls it: its
+    claim steps, so a spare is claimed exactly as a slot fill is.  A protocol
+    rather than an import keeps the two modules from importing each other."""
+
+    ledger: Ledger
+    _bad: dict[tuple[str, int, int, int, str], str]
+
+    def _ordered(self, devices: list[DeviceInfo]) -> list[DeviceInfo]: ...
+
+    async def _format(self, path: str, *, force: bool) -> tuple[DeviceInfo, str, str]: ...
+
+    def _record(self, dev: DeviceInfo, drive_id: str, fstype: str, state: DiskState,
+                slot: str) -> DiskRecord: ...
+
+
+async def take_blank_disks_as_spares(mgr: Claimer, devices: list[DeviceInfo]) -> list[str]:
     """Format every blank in-scope disk among ``devices`` as a spare; their drive ids."""
     taken = []
     for dev in mgr._ordered(devices):
