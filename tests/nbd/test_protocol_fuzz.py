@@ -8,7 +8,7 @@ A scripted application answers every event the way the real server would,
 so the streams reach deep into the transmission phase.
 
 ``NBD_FUZZ_EXAMPLES`` raises the number of examples (the CI default is small;
-``scripts/nbd-fuzz.sh`` runs a long campaign).
+``scripts/nbd-torture.sh`` runs a long campaign).
 """
 
 from __future__ import annotations
