@@ -12,7 +12,12 @@ if [ "${TITANS3_SETUP_QUICK:-0}" != 1 ] || [ ! -x .venv/bin/titans3 ]; then
   ./scripts/setup.sh
 fi
 export TITANS3_DATA="${TITANS3_DATA:-./data}"
-listen="${TITANS3_LISTEN:-0.0.0.0:9000}"
+# Loopback by default: a quick-start node is for this machine until you say
+# otherwise (TITANS3_LISTEN=0.0.0.0:9000 ./scripts/start.sh serves the network).
+listen="${TITANS3_LISTEN:-127.0.0.1:9000}"
+export TITANS3_LISTEN="$listen"
+# The peer port too: a single host has no peers (set it to a reachable address to form a cluster).
+export TITANS3_PEER_LISTEN="${TITANS3_PEER_LISTEN:-127.0.0.1:9100}"
 port="${listen##*:}"
 host="${listen%:*}"; [ -z "$host" ] || [ "$host" = "0.0.0.0" ] && host=127.0.0.1
 
