@@ -17,15 +17,13 @@ from pathlib import Path
 
 import msgpack
 import pytest
-import trio
 
+from tests.objects.localstore import run_on_local_drives
 from titans3.drive.local import LocalDrive
-from titans3.erasure.codec import ECScheme
 from titans3.objects import multipart
 from titans3.objects.maintenance import Maintenance
 from titans3.objects.multipart import PARTS
 from titans3.objects.store import ObjectStore
-from titans3.ring.builder import Member, build_ring
 from titans3.workers.gc import GarbageCollector
 
 SEG = 64 << 10
@@ -38,21 +36,7 @@ async def _body(data: bytes):
 
 
 def _run(tmp_path: Path, test: Callable[[ObjectStore, list[LocalDrive]], Awaitable[None]]) -> None:
-    async def main() -> None:
-        drives = [LocalDrive(tmp_path / f"d{i}", create=True) for i in range(6)]
-        for d in drives:
-            await d.open()
-        ring = build_ring([Member(d.drive_id, "h") for d in drives], 6, partition_power=4)
-        store = ObjectStore(drives, ring, ECScheme(4, 2, SEG), inline_max=4 << 10)
-        async with trio.open_nursery() as n:
-            await n.start(store.run)
-            await store.create_bucket(B)
-            await test(store, drives)
-            n.cancel_scope.cancel()
-        for d in drives:
-            await d.close()
-
-    trio.run(main)
+    run_on_local_drives(tmp_path, B, test, segment=SEG, inline_max=4 << 10)
 
 
 async def _part_rows(d: LocalDrive) -> list[tuple[bytes, dict]]:

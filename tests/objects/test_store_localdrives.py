@@ -9,16 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-import trio
 
+from tests.objects.localstore import run_on_local_drives
 from titans3.core.errors import NoSuchKey, QuorumError
 from titans3.drive.index import INLINE
 from titans3.drive.local import LocalDrive
 from titans3.drive.protocol import DriveState
 from titans3.drive.records import VersionRecord
-from titans3.erasure.codec import ECScheme
 from titans3.objects.store import ObjectStore
-from titans3.ring.builder import Member, build_ring
 
 B = "fast"
 
@@ -33,21 +31,7 @@ async def _read(store: ObjectStore, key: str) -> bytes:
 
 
 def _run(tmp_path: Path, test) -> None:  # noqa: ANN001
-    async def main() -> None:
-        drives = [LocalDrive(tmp_path / f"d{i}", create=True) for i in range(6)]
-        for d in drives:
-            await d.open()
-        ring = build_ring([Member(d.drive_id, "h") for d in drives], 6, partition_power=4)
-        store = ObjectStore(drives, ring, ECScheme(4, 2, 64 << 10), inline_max=16 << 10)
-        async with trio.open_nursery() as n:
-            await n.start(store.run)
-            await store.create_bucket(B)
-            await test(store, drives)
-            n.cancel_scope.cancel()
-        for d in drives:
-            await d.close()
-
-    trio.run(main)
+    run_on_local_drives(tmp_path, B, test, segment=64 << 10, inline_max=16 << 10)
 
 
 def test_reads_through_the_fast_paths_match_what_was_written(tmp_path: Path) -> None:
