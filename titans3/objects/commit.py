@@ -217,7 +217,9 @@ class Committer:
         vid = make(0).vid
         tomb = VersionRecord(vid=vid, tomb=True)
         await self.commit(brec, key, positions, ok, lambda j: tomb, lambda j: [])
-        if n + len(full) >= w:  # the drives are there, they have no room
+        # Short of W because drives had no room: they are there, 507.  (W landed
+        # yet not acknowledged -- handoff's durability rule refused it -- is a 503.)
+        if n < w <= n + len(full):
             raise StorageFull()
         raise QuorumError(f"only {n} of the {w} drives needed committed the write")
 
