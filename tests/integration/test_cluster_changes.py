@@ -123,8 +123,14 @@ def test_concurrent_joins_make_one_change_and_a_killed_coordinator_is_replaced(
     print(f"taken over after {time.monotonic() - t0:.1f}s: {took['coordinator']} at version "
           f"{took['version']}")
     assert took["version"] > version
-    successor = next(h for h in [*survivors, joined]
-                     if cstatus(h)["document"]["takeovers"] > 0)
+    # The successor counts its takeover once its publish returned, which waits
+    # for pushes to the dead coordinator: other hosts may show the new document first.
+    def successors() -> list[ClusterHost]:
+        return [h for h in [*survivors, joined] if cstatus(h)["document"]["takeovers"] > 0]
+
+    wait_for("the successor counting its takeover", lambda: bool(successors()), timeout=30,
+             every=0.5)
+    successor = successors()[0]
     assert successor.peer_address == sorted(h.peer_address for h in survivors)[0]
 
     wait_for("the change finished without its first coordinator",
