@@ -111,3 +111,17 @@ def test_a_straggler_is_cut_and_what_it_staged_is_removed_once_its_call_returns(
         assert all(w.data_id in d.staging for d in drives[1:])
 
     trio.run(main)
+
+
+def test_a_body_over_whole_max_streams(monkeypatch: pytest.MonkeyPatch):
+    import titans3.objects.bufwriter as bw
+
+    monkeypatch.setattr(bw, "WHOLE_MAX", SEG)
+
+    async def main() -> None:
+        drives = [WholeDrive(f"d{i}") for i in range(6)]
+        w = await write_buffer(os.urandom(2 * SEG), drives, SCHEME, Codec(SCHEME), write_quorum=5, inline_max=0)
+        assert sorted(w.ok) == list(range(6))
+        assert [(d.whole_calls, d.stream_calls) for d in drives] == [(0, 1)] * 6
+
+    trio.run(main)

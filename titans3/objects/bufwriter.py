@@ -22,9 +22,10 @@ drive that fails or is cut off as a straggler (``objects/stragglers.py``) is
 dropped while ``W`` remain, and on any error every staged fragment is
 removed (a cut-off drive's once its call returns).
 
-Bodies small enough to be stored inline, and placements with a drive that
-has no ``write_fragment`` (a handoff or remote drive), go through
-``write_stream`` unchanged.
+Bodies small enough to be stored inline, bodies over ``WHOLE_MAX`` (all
+their fragments would be in memory at once: 1.5x the body under 4+2), and
+placements with a drive that has no ``write_fragment`` (a handoff or remote
+drive) go through ``write_stream`` unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from titans3.objects.stragglers import Cutoff, Phases
 from titans3.objects.writer import Written, new_data_id, write_stream
 
 log = logging.getLogger(__name__)
+
+WHOLE_MAX = 64 << 20  # the largest extent a volume may have (nbd/catalog.py); 4 MiB by default
 
 
 class WholeBody:
@@ -86,7 +89,7 @@ async def write_buffer(
     total = len(mv)
     small = total < scheme.segment_size and inline_max >= 0 and (
         total == 0 or codec.fragment_size(total) <= inline_max)
-    if small or not _whole_capable(drives):
+    if small or total > WHOLE_MAX or not _whole_capable(drives):
         return await write_stream(WholeBody(mv), drives, scheme, codec, write_quorum=write_quorum,
                                   inline_max=inline_max, expected_size=total, hash_md5=hash_md5,
                                   phases=phases)
