@@ -62,15 +62,20 @@ def test_a_whole_body_is_staged_with_one_call_per_drive_and_the_same_bytes_as_a_
     trio.run(main)
 
 
-def test_a_small_body_still_goes_inline_and_a_drive_without_write_fragment_streams():
+def test_a_small_body_still_goes_inline_and_a_drive_without_write_fragment_streams_its_part():
+    data = os.urandom(2 * SEG + 7)
+
     async def main() -> None:
         codec = Codec(SCHEME)
         whole = [WholeDrive(f"d{i}") for i in range(6)]
         w = await write_buffer(b"x" * 100, whole, SCHEME, codec, write_quorum=5, inline_max=4096)
         assert w.inline is not None and sum(d.whole_calls + d.stream_calls for d in whole) == 0
         mixed: list[MemDrive] = [WholeDrive(f"d{i}") for i in range(5)] + [MemDrive("plain")]
-        w = await write_buffer(os.urandom(2 * SEG), mixed, SCHEME, codec, write_quorum=5, inline_max=0)
-        assert sorted(w.ok) == list(range(6)) and all(d.whole_calls == 0 for d in mixed[:5])  # type: ignore[attr-defined]
+        w = await write_buffer(data, mixed, SCHEME, codec, write_quorum=5, inline_max=0)
+        assert sorted(w.ok) == list(range(6))
+        assert [(d.whole_calls, d.stream_calls) for d in mixed[:5]] == [(1, 0)] * 5  # type: ignore[attr-defined]
+        frags = {i: d.staging[w.data_id] for i, d in enumerate(mixed)}
+        assert codec.decode({i: frags[i][:codec.fragment_size(SEG)] for i in (1, 2, 3, 5)}) == data[:SEG]
 
     trio.run(main)
 
@@ -80,6 +85,30 @@ def test_a_failing_drive_is_dropped_while_the_quorum_holds():
         drives = [WholeDrive("d0", DriveOffline("d0", "I/O failure"))] + [WholeDrive(f"d{i}") for i in range(1, 6)]
         w = await write_buffer(os.urandom(2 * SEG), drives, SCHEME, Codec(SCHEME), write_quorum=5, inline_max=0)
         assert sorted(w.ok) == [1, 2, 3, 4, 5]
+
+    trio.run(main)
+
+
+def test_a_streaming_drive_that_fails_mid_fragment_is_aborted():
+    class Failing(MemDrive):
+        async def create_fragment(self, data_id: str, frag_index: int) -> _Writer:
+            w = await super().create_fragment(data_id, frag_index)
+            self.aborted = False
+
+            async def write(data: bytes | memoryview) -> None:
+                raise DriveOffline(self.drive_id, "I/O failure")
+
+            async def abort() -> None:
+                self.aborted = True
+
+            w.write, w.abort = write, abort  # type: ignore[method-assign]
+            return w
+
+    async def main() -> None:
+        bad = Failing("bad")
+        drives: list[MemDrive] = [WholeDrive(f"d{i}") for i in range(5)] + [bad]
+        w = await write_buffer(os.urandom(2 * SEG), drives, SCHEME, Codec(SCHEME), write_quorum=5, inline_max=0)
+        assert sorted(w.ok) == [0, 1, 2, 3, 4] and bad.aborted
 
     trio.run(main)
 

@@ -22,10 +22,11 @@ drive that fails or is cut off as a straggler (``objects/stragglers.py``) is
 dropped while ``W`` remain, and on any error every staged fragment is
 removed (a cut-off drive's once its call returns).
 
-Bodies small enough to be stored inline, bodies over ``WHOLE_MAX`` (all
-their fragments would be in memory at once: 1.5x the body under 4+2), and
-placements with a drive that has no ``write_fragment`` (a handoff or remote
-drive) go through ``write_stream`` unchanged.
+A drive without ``write_fragment`` (a handoff or a remote drive) gets its
+fragment through its ordinary streaming writer, all parts in one go, in the
+same phase.  Bodies small enough to be stored inline, and bodies over
+``WHOLE_MAX`` (all their fragments would be in memory at once: 1.5x the body
+under 4+2), go through ``write_stream`` unchanged.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from functools import partial
 import trio
 
 from titans3.core.errors import DriveError, DriveFull, QuorumError, StorageFull
-from titans3.drive.protocol import Drive
+from titans3.drive.protocol import Drive, FragmentWriter
 from titans3.erasure.codec import Codec, ECScheme
 from titans3.objects.stragglers import Cutoff, Phases
 from titans3.objects.writer import Written, new_data_id, write_stream
@@ -68,10 +69,6 @@ class WholeBody:
         return self.data  # type: ignore[return-value] -- the writer takes any buffer
 
 
-def _whole_capable(drives: Sequence[Drive | None]) -> bool:
-    return all(d is None or callable(getattr(d, "write_fragment", None)) for d in drives)
-
-
 async def write_buffer(
     data: bytes | bytearray | memoryview,
     drives: Sequence[Drive | None],
@@ -89,7 +86,7 @@ async def write_buffer(
     total = len(mv)
     small = total < scheme.segment_size and inline_max >= 0 and (
         total == 0 or codec.fragment_size(total) <= inline_max)
-    if small or total > WHOLE_MAX or not _whole_capable(drives):
+    if small or total > WHOLE_MAX:
         return await write_stream(WholeBody(mv), drives, scheme, codec, write_quorum=write_quorum,
                                   inline_max=inline_max, expected_size=total, hash_md5=hash_md5,
                                   phases=phases)
@@ -108,15 +105,37 @@ async def write_buffer(
             per[i].append(f)
     md5 = hashlib.md5()
 
+    writers: dict[int, FragmentWriter] = {}  # drives without write_fragment
+
     async def one(i: int, d: Drive) -> bool:
         try:
-            await d.write_fragment(data_id, i, per[i])  # type: ignore[attr-defined]
+            whole = getattr(d, "write_fragment", None)
+            if whole is not None:
+                await whole(data_id, i, per[i])
+            else:
+                w = writers[i] = await d.create_fragment(data_id, i)
+                for part in per[i]:
+                    await w.write(part)
+                await w.finish()
         except DriveError as e:
             log.warning("fragment %d of %s lost: %s", i, data_id, e)
             alive[i] = False
             full[i] = isinstance(e, DriveFull)
+            w = writers.get(i)  # a failed write_fragment removed its file itself
+            if w is not None:
+                await w.abort()
             return False
         return True
+
+    async def discard(i: int) -> None:
+        """Remove what position ``i`` staged (nothing committed it)."""
+        w = writers.get(i)
+        if w is not None:
+            await w.abort()  # safe after finish, and twice
+        elif callable(getattr(drives[i], "write_fragment", None)):
+            await drives[i].delete_data([data_id])  # type: ignore[union-attr]
+        else:
+            await trio.lowlevel.checkpoint()
 
     async def hash_it() -> None:
         await trio.to_thread.run_sync(md5.update, mv)
@@ -129,7 +148,7 @@ async def write_buffer(
             cut = await phases.gather(jobs, write_quorum)
         for i in cut:  # what a straggler staged goes once its call returns
             alive[i] = False
-            await phases.after(i, partial(_discard, drives[i], data_id))
+            await phases.after(i, partial(discard, i))
         if sum(alive) < write_quorum:
             if sum(alive) + sum(full) >= write_quorum:
                 raise StorageFull()
@@ -137,12 +156,7 @@ async def write_buffer(
     except BaseException:
         with trio.CancelScope(shield=True):
             for i in jobs:
-                await phases.after(i, partial(_discard, drives[i], data_id))
+                await phases.after(i, partial(discard, i))
         raise
     return Written(data_id, total, md5.digest(), [i for i, a in enumerate(alive) if a])
 
-
-async def _discard(d: Drive | None, data_id: str) -> None:
-    """Remove what a drive staged for ``data_id`` (nothing committed it)."""
-    if d is not None:
-        await d.delete_data([data_id])
