@@ -200,6 +200,55 @@ def test_a_rename_racing_another_hosts_rename_of_the_same_file_waits_for_it(
     with_store(tmp_path, go, hosts=2)
 
 
+def test_a_metadata_write_racing_another_hosts_rename_waits_for_it(tmp_path, monkeypatch):
+    data = os.urandom(2 * MiB)
+    meta = M.encode(M.Attrs(M.FILE, 0o100600, 0, 0, 1_000_000_000))
+
+    async def go(be: StoreBackend, stores) -> None:
+        other = stores[1]
+        await be.put("a", body_of(data), len(data), {})
+        held, go_on = trio.Event(), trio.Event()
+        commit_reference = other.renamer._commit_reference
+
+        async def slow(*args, **kw):  # the other host pauses after its mark
+            held.set()
+            await go_on.wait()
+            return await commit_reference(*args, **kw)
+
+        other.renamer._commit_reference = slow
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other.rename_object, "mnt", "a", "theirs")
+            await held.wait()
+
+            async def release_soon() -> None:
+                await trio.sleep(0.3)
+                go_on.set()
+
+            nursery.start_soon(release_soon)
+            with pytest.raises(NotFound):  # chmod of a file renamed away: ENOENT, not EIO
+                await be.copy("a", "a", meta)
+        e = await be.head("theirs")
+        assert e.meta == {} and await read_all(be.read("theirs", 0, len(data) - 1)) == data
+
+        # The rename is done before the write: it lands on the key's current version.
+        e = await be.copy("theirs", "theirs", meta)
+        assert (await be.head("theirs")).meta == meta
+
+        # A rename that stays in flight longer than the wait: EIO with the reason.
+        monkeypatch.setattr(store_backend, "RENAME_BUSY_WAIT", 0.3)
+        held, go_on = trio.Event(), trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other.rename_object, "mnt", "theirs", "b")
+            await held.wait()
+            with pytest.raises(Unavailable) as err:
+                await be.copy("theirs", "theirs", {})
+            assert err.value.errno == errno.EIO and "another host" in err.value.reason
+            go_on.set()
+        assert (await be.head("b")).meta == meta
+
+    with_store(tmp_path, go, hosts=2)
+
+
 def test_chmod_chown_utimens_and_setxattr_write_metadata_without_moving_data(tmp_path):
     data = os.urandom(6 * MiB + 1)
 
