@@ -54,6 +54,7 @@ from titans3.fuse.extents import BASE, DIRTY, Layout
 from titans3.fuse.meta import Attrs, merge
 from titans3.fuse.options import MountOptions
 from titans3.fuse.readahead import ReadAhead
+from titans3.fuse.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ class OpenFile:
         self._loading: dict[int, trio.Event] = {}
         self._on_error = on_error
         self.commits = 0
+        self.nursery: trio.Nursery | None = None  # for write-behind (None: commit uploads all)
+        self.behind: WriteBehind | None = None
 
     # ----------------------------------------------------------- state
     @property
@@ -139,6 +142,9 @@ class OpenFile:
             self.area.files.discard(self)
 
     def close(self) -> None:
+        if self.behind is not None:
+            self.behind.abandon("closed without a commit")
+            self.behind = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -246,6 +252,8 @@ class OpenFile:
 
     async def write(self, offset: int, data: bytes) -> int:
         async with self.lock:
+            if self.behind is not None:
+                self.behind.touched(offset)
             if self.area.over(len(data)):
                 await self._relieve(len(data))
             try:
@@ -258,7 +266,21 @@ class OpenFile:
             self.changed = True
             self.attrs = replace(self.attrs, mtime_ns=time.time_ns())
             self._recharge()
+            self._write_behind()
             return len(data)
+
+    def _write_behind(self) -> None:
+        """Upload finished parts of a file written from its start (writebehind.py)."""
+        if self.behind is None:
+            part = plan.part_size_for(0, self.opts.part_size)
+            key = self.key_of()
+            if (self.nursery is None or self.opts.part_concurrency <= 0 or key is None
+                    or self.unlinked or not WriteBehind.ready(self.layout, 0, part)):
+                return
+            self.behind = WriteBehind(self.backend, self.nursery, key,
+                                      merge(self.meta, self.attrs), part,
+                                      self.opts.part_concurrency, self._body)
+        self.behind.written(self.layout)
 
     async def _stage_on_full_disk(self, offset: int, data: bytes) -> None:
         """The staging disk filled before the area's bound: give up the clean
@@ -330,6 +352,8 @@ class OpenFile:
     def truncate_locked(self, size: int) -> None:
         if size == self.layout.size:
             return
+        if self.behind is not None:
+            self.behind.touched(size)
         self.layout.truncate(size)
         if self._fd is not None:
             os.ftruncate(self._fd, min(os.fstat(self._fd).st_size, size))
@@ -359,7 +383,12 @@ class OpenFile:
         part = plan.part_size_for(size, self.opts.part_size)
         try:
             with trio.move_on_after(self.opts.transfer_timeout(size)) as scope:
-                if plan.use_multipart(self.layout, part, can_copy=can_copy):
+                behind, self.behind = self.behind, None
+                # Parts uploaded while the file was written: only the rest now.
+                entry = await behind.finish(key, meta, self.layout) if behind else None
+                if entry is not None:
+                    pass
+                elif plan.use_multipart(self.layout, part, can_copy=can_copy):
                     entry = await self._multipart(key, meta, part, can_copy)
                 else:
                     entry = await self.backend.put(key, self._body(0, size), size, meta)
