@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 _ZEROS = bytes(CHUNK)
 MAX_BLOCKS = 16  # per open file: 32 MiB with 2 MiB blocks
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 
 
 class WriteBackArea:
@@ -76,6 +77,14 @@ class WriteBackArea:
         os.makedirs(directory, exist_ok=True)
 
     def new_file(self) -> int:
+        # One syscall and never a name (tar x opens one per file); mkstemp +
+        # unlink where the filesystem has no O_TMPFILE.
+        if _O_TMPFILE:
+            try:
+                return os.open(self.directory, _O_TMPFILE | os.O_RDWR, 0o600)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
         fd, path = tempfile.mkstemp(prefix=".titans3-stage-", dir=self.directory)
         os.unlink(path)
         return fd
@@ -101,7 +110,8 @@ class OpenFile:
         self.area = area
         self.opts = opts
         self.key_of = key_of  # the file's current key (None once unlinked)
-        self.attrs = attrs  # size and etag fields are kept by layout / base
+        self._attrs = attrs  # size and etag fields are kept by layout / base
+        self._written_ns: int | None = None  # mtime of the last write, not in _attrs yet
         self.meta = meta  # the object's metadata that is not ours (content-type, ...)
         self.base_key = base.key if base is not None else None
         self.base_etag = base.etag if base is not None else None
@@ -121,6 +131,18 @@ class OpenFile:
         self.behind: WriteBehind | None = None
 
     # ----------------------------------------------------------- state
+    @property
+    def attrs(self) -> Attrs:
+        if self._written_ns is not None:  # folded in when asked, not on every write
+            self._attrs = replace(self._attrs, mtime_ns=self._written_ns)
+            self._written_ns = None
+        return self._attrs
+
+    @attrs.setter
+    def attrs(self, attrs: Attrs) -> None:
+        self._attrs = attrs
+        self._written_ns = None
+
     @property
     def size(self) -> int:
         return self.layout.size
@@ -264,7 +286,7 @@ class OpenFile:
                 await self._stage_on_full_disk(offset, data)
             self.layout.write(offset, len(data))
             self.changed = True
-            self.attrs = replace(self.attrs, mtime_ns=time.time_ns())
+            self._written_ns = time.time_ns()
             self._recharge()
             self._write_behind()
             return len(data)
