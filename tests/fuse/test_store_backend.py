@@ -249,6 +249,40 @@ def test_a_metadata_write_racing_another_hosts_rename_waits_for_it(tmp_path, mon
     with_store(tmp_path, go, hosts=2)
 
 
+def test_a_file_written_behind_completes_with_its_final_metadata_and_no_extra_version(
+        tmp_path):
+    part = 5 * MiB
+    data = os.urandom(2 * part + 3)
+
+    async def go(be: StoreBackend, stores) -> None:
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        fs = FileSystem(be, Namespace("mnt"), MountOptions(staging_dir=str(staging),
+                                                           part_size=part))
+        async with trio.open_nursery() as nursery:
+            fs.nursery = nursery
+            fh, node, _ = await fs.create(ROOT_INODE, b"big", 0o644, os.O_WRONLY, 3, 4)
+            for off in range(0, len(data), 1 * MiB):
+                await fs.write(fh, off, data[off:off + MiB])
+                await trio.sleep(0.01)  # the kernel's next request: parts go meanwhile
+            of = fs.files[node.ino]
+            assert of.behind is not None and of.behind.parts_behind >= 1
+            await fs.setattr(node.ino, mode=0o600, mtime_ns=7_000_000_000)
+            await fs.flush(fh)
+            await fs.release(fh)
+            nursery.cancel_scope.cancel()
+        e = await be.head("big")
+        attrs = M.decode("big", e.meta, size=e.size, mtime_ns=e.mtime_ns, etag=e.etag,
+                         defaults=MountOptions().defaults)
+        assert (attrs.mode & 0o7777, attrs.uid, attrs.gid, attrs.mtime_ns) == (0o600, 3, 4,
+                                                                                7_000_000_000)
+        assert e.etag.endswith("-3")  # one multipart upload ...
+        assert stores[0].meta_updates.reissued == 0  # ... and no metadata version after it
+        assert await read_all(be.read("big", 0, len(data) - 1)) == data
+
+    with_store(tmp_path, go)
+
+
 def test_chmod_chown_utimens_and_setxattr_write_metadata_without_moving_data(tmp_path):
     data = os.urandom(6 * MiB + 1)
 

@@ -75,6 +75,26 @@ def test_a_sequential_writer_uploads_parts_while_writing_and_close_commits_the_r
     run(tmp_path, go)
 
 
+def test_a_backend_whose_complete_sets_metadata_needs_no_copy_after_it(tmp_path):
+    data = os.urandom(2 * PART + 1)
+    be = MemBackend()
+    be.complete_sets_meta = True
+
+    async def go(fs: FileSystem, be: MemBackend) -> None:
+        fh, node, _ = await fs.create(ROOT_INODE, b"big", 0o644, os.O_WRONLY, 0, 0)
+        await write_all(fs, fh, data)
+        await fs.setattr(node.ino, mtime_ns=9_000_000_000)
+        await fs.flush(fh)
+        await fs.release(fh)
+        got, meta, _ = be.objects["big"]
+        assert got == data and "COMPLETE big with meta" in be.calls
+        assert not any(c.startswith("COPY") for c in be.calls)
+        assert M.decode("big", meta, size=len(got), mtime_ns=1, etag="",
+                        defaults=M.Defaults()).mtime_ns == 9_000_000_000
+
+    run(tmp_path, go, be)
+
+
 def test_a_rewrite_into_uploaded_parts_falls_back_to_a_plain_commit(tmp_path):
     data = bytearray(os.urandom(3 * PART))
 

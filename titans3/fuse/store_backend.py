@@ -77,6 +77,7 @@ def _entry(info: ObjectInfo) -> Entry:
 class StoreBackend:
     atomic_rename = True
     listing_has_meta = True
+    complete_sets_meta = True
 
     def __init__(self, store_of: Any, bucket: str) -> None:
         """``store_of``: the ObjectStore, or a callable returning the current one
@@ -172,10 +173,11 @@ class StoreBackend:
         assert res.part is not None
         return res.part.etag
 
-    async def upload_complete(self, key: str, upload_id: str,
-                              parts: Sequence[tuple[int, str]]) -> Entry:
+    async def upload_complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]],
+                              meta: Mapping[str, str] | None = None) -> Entry:
         try:
-            await self.store.complete_multipart(self.bucket, key, upload_id, list(parts))
+            await self.store.complete_multipart(self.bucket, key, upload_id, list(parts),
+                                                meta=None if meta is None else dict(meta))
             return await self.head(key)
         except (S3Error, DriveError) as e:
             raise await self._fail(e, f"CompleteMultipartUpload {key}") from None

@@ -22,11 +22,12 @@ What keeps it honest:
   the background) and the commit falls back to the plain plan (plan.py) --
   write-behind only ever saves time, it never decides what is stored;
 * the upload is created with the metadata of that moment, and the mtime
-  moves with every write: if the file's metadata at the commit differs, the
-  completed version gets it by a metadata-only copy onto itself before the
-  commit returns (the object layer's ``replace_metadata`` in the daemon, a
-  self-CopyObject over S3), so what is durable when ``close`` returns is the
-  file as closed;
+  moves with every write: the Complete carries the file's final metadata in
+  the daemon (the object layer's ``complete_multipart(meta=)``); over S3,
+  whose Complete takes none, a self-CopyObject with the final metadata
+  follows before the commit returns (TitanS3 does it without moving data; a
+  server that copies the bytes pays for it) -- what is durable when
+  ``close`` returns is the file as closed;
 * S3 clients see nothing before the upload completes; a crash of the mount
   leaves an incomplete multipart upload (listed by ListMultipartUploads) and
   no new version.
@@ -207,11 +208,16 @@ class WriteBehind:
                         nursery.start_soon(one, start)
             except BaseExceptionGroup as eg:
                 raise _first(eg) from None
+            # The mtime moved with every write (and a chmod while open changes
+            # more): the final metadata with the Complete, or by a copy after it.
+            final = dict(meta)
+            carry = final != self.meta and self.backend.complete_sets_meta
             entry = await self.backend.upload_complete(
-                key, upload_id, [(n, self.etags[n]) for n in sorted(self.etags)])
+                key, upload_id, [(n, self.etags[n]) for n in sorted(self.etags)],
+                final if carry else None)
             self.upload_id = None  # completed: nothing to abort
-            if dict(meta) != self.meta:  # mtime moved (every write), or chmod while open
-                entry = await self.backend.copy(key, key, meta)
+            if final != self.meta and not carry:
+                entry = await self.backend.copy(key, key, final)
             return entry
         except BaseException:
             self.abandon("the commit failed")
