@@ -181,3 +181,29 @@ def test_small_files_and_appends_to_an_old_version_keep_the_plain_commit(tmp_pat
         assert "PUT s" in be.calls and not any(c.startswith("PART") for c in be.calls)
 
     run(tmp_path, go)
+
+
+def test_parts_cancelled_by_an_unmount_make_the_last_commit_upload_the_file_whole(tmp_path):
+    data = os.urandom(3 * PART)
+    be = MemBackend()
+    upload_part = be.upload_part
+
+    async def stuck(key, upload_id, number, body, size):
+        if number == 2:
+            await trio.sleep_forever()
+        return await upload_part(key, upload_id, number, body, size)
+
+    be.upload_part = stuck  # type: ignore[method-assign]
+    fs = FileSystem(be, Namespace("b"), MountOptions(staging_dir=str(tmp_path), part_size=PART))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:  # the mount's, gone at unmount
+            fs.nursery = nursery
+            fh, _, _ = await fs.create(ROOT_INODE, b"f", 0o644, os.O_WRONLY, 0, 0)
+            await write_all(fs, fh, data)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        await fs.commit_all()  # as Mount.run does after the nursery closed
+        assert be.objects["f"][0] == data and "PUT f" in be.calls
+
+    trio.run(main)

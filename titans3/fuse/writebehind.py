@@ -46,6 +46,8 @@ from titans3.fuse.extents import DIRTY, Layout
 
 log = logging.getLogger(__name__)
 
+ABORT_WAIT = 30.0  # s an abandoned upload's abort may take (parts in flight end first)
+
 
 class WriteBehind:
     """The background multipart upload of one file's new version."""
@@ -145,6 +147,8 @@ class WriteBehind:
             self.failed = e
         finally:
             self._scopes.discard(scope)
+            if number not in self.etags and self.failed is None:  # cancelled (unmount)
+                self.failed = RuntimeError(f"part {number} was cancelled")
             self._end()
         self.written(layout)
 
@@ -166,12 +170,16 @@ class WriteBehind:
             return
 
         async def abort() -> None:
-            while self.in_flight:
-                await self._settled.wait()
-            with trio.CancelScope(shield=True):
+            with trio.move_on_after(ABORT_WAIT) as scope:
+                scope.shield = True
+                while self.in_flight:
+                    await self._settled.wait()
                 await self.backend.upload_abort(self.key, upload_id)
 
-        self.nursery.start_soon(abort)
+        try:
+            self.nursery.start_soon(abort)
+        except RuntimeError:  # the mount's nursery is gone (unmount): the upload stays
+            log.info("%s: incomplete upload %s left (unmounting)", self.key, upload_id)
 
     async def finish(self, key: str, meta: Mapping[str, str], layout: Layout) -> Entry | None:
         """Upload the rest, complete and return the durable version; None: not
