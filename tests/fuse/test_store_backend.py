@@ -258,7 +258,7 @@ def test_a_file_written_behind_completes_with_its_final_metadata_and_no_extra_ve
         staging = tmp_path / "staging"
         staging.mkdir()
         fs = FileSystem(be, Namespace("mnt"), MountOptions(staging_dir=str(staging),
-                                                           part_size=part))
+                                                           part_size=part, write_behind=True))
         async with trio.open_nursery() as nursery:
             fs.nursery = nursery
             fh, node, _ = await fs.create(ROOT_INODE, b"big", 0o644, os.O_WRONLY, 3, 4)

@@ -26,7 +26,8 @@ PART = 5 << 20  # the smallest part S3 allows
 
 def run(tmp_path, body, be: MemBackend | None = None) -> MemBackend:
     be = be or MemBackend()
-    fs = FileSystem(be, Namespace("b"), MountOptions(staging_dir=str(tmp_path), part_size=PART))
+    fs = FileSystem(be, Namespace("b"), MountOptions(staging_dir=str(tmp_path), part_size=PART,
+                                                       write_behind=True))
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -194,7 +195,8 @@ def test_parts_cancelled_by_an_unmount_make_the_last_commit_upload_the_file_whol
         return await upload_part(key, upload_id, number, body, size)
 
     be.upload_part = stuck  # type: ignore[method-assign]
-    fs = FileSystem(be, Namespace("b"), MountOptions(staging_dir=str(tmp_path), part_size=PART))
+    fs = FileSystem(be, Namespace("b"), MountOptions(staging_dir=str(tmp_path), part_size=PART,
+                                                     write_behind=True))
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:  # the mount's, gone at unmount
@@ -207,3 +209,23 @@ def test_parts_cancelled_by_an_unmount_make_the_last_commit_upload_the_file_whol
         assert be.objects["f"][0] == data and "PUT f" in be.calls
 
     trio.run(main)
+
+
+def test_without_the_option_a_big_file_is_one_put_at_close(tmp_path):
+    data = os.urandom(2 * PART + 1)
+    be = MemBackend()
+    fs = FileSystem(be, Namespace("b"), MountOptions(staging_dir=str(tmp_path), part_size=PART))
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            fs.nursery = nursery
+            fh, _, _ = await fs.create(ROOT_INODE, b"f", 0o644, os.O_WRONLY, 0, 0)
+            await write_all(fs, fh, data)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not any(c.startswith("PART") for c in be.calls)
+            await fs.flush(fh)
+            await fs.release(fh)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert be.objects["f"][0] == data and "PUT f" in be.calls

@@ -296,7 +296,8 @@ class OpenFile:
         if self.behind is None:
             part = plan.part_size_for(0, self.opts.part_size)
             key = self.key_of()
-            if (self.nursery is None or self.opts.part_concurrency <= 0 or key is None
+            if (not self.opts.write_behind or self.nursery is None
+                    or self.opts.part_concurrency <= 0 or key is None
                     or self.unlinked or not WriteBehind.ready(self.layout, 0, part)):
                 return
             self.behind = WriteBehind(self.backend, self.nursery, key,
