@@ -409,11 +409,9 @@ class OpenFile:
                 behind, self.behind = self.behind, None
                 # Parts uploaded while the file was written: only the rest now.
                 entry = await behind.finish(key, meta, self.layout) if behind else None
-                if entry is not None:
-                    pass
-                elif plan.use_multipart(self.layout, part, can_copy=can_copy):
+                if entry is None and plan.use_multipart(self.layout, part, can_copy=can_copy):
                     entry = await self._multipart(key, meta, part, can_copy)
-                else:
+                elif entry is None:
                     entry = await self.backend.put(key, self._body(0, size), size, meta)
             if scope.cancelled_caught:
                 raise FsError(errno.EIO, f"commit of {key} ({size} bytes): no acknowledgement in time")
