@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         big = os.urandom(64 * MiB) if large else os.urandom(KiB)  # GET-row objects
         payloads = Payloads(small, hashlib.sha256(small).hexdigest(), big, hashlib.sha256(big).hexdigest())
         target = Target("titans3", "TitanS3", endpoint, access, secret, "s3profile")
-        prepare(target, payloads, RawClient)
+        prepare(target, payloads, RawClient, rows=(args.op,))  # only this row's objects
         phase = Phase(args.op, args.op, args.concurrency, "ops/s")
         drive_load(phase, target, payloads, 1.0)  # warm-up
         folded = args.folded or tmp / "profile.folded"
