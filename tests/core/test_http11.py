@@ -89,6 +89,13 @@ def _read_response(s: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
+def _read_head(s: socket.socket) -> bytes:
+    raw = b""
+    while not raw.endswith(b"\r\n\r\n"):
+        raw += s.recv(1)
+    return raw
+
+
 def _read_all(s: socket.socket) -> bytes:
     raw = b""
     while chunk := s.recv(65536):
@@ -135,6 +142,65 @@ def test_keep_alive_survives_requests_without_expect():
     answers = _exchange(_echo_length, client)
     assert all(a.startswith(b"HTTP/1.1 200 OK\r\n") and a.endswith(b"2") for a in answers)
     assert not any(b"connection: close" in a.lower() for a in answers)
+
+
+def _body_of(size: int, *, head_only: bool = False) -> Callable[..., Any]:
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await _lifespan(receive, send)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(size).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"" if head_only else b"x" * size})
+
+    return app
+
+
+def _writes_per_response(app: Callable[..., Any], request: bytes) -> tuple[list[int], list[bytes]]:
+    """Socket writes the server made for each of three keep-alive responses, and the answers."""
+    writes: list[int] = []
+    original = trio.SocketStream.send_all
+
+    async def counting(self: trio.SocketStream, data: Any) -> None:
+        writes.append(len(data))
+        await original(self, data)
+
+    def client(port: int) -> list[bytes]:
+        out = []
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            for _ in range(3):
+                s.sendall(request)
+                out.append(_read_head(s) if request.startswith(b"HEAD") else _read_response(s))
+        return out
+
+    trio.SocketStream.send_all = counting  # type: ignore[method-assign]
+    try:
+        answers = _exchange(app, client)
+    finally:
+        trio.SocketStream.send_all = original  # type: ignore[method-assign]
+    return writes, answers
+
+
+@pytest.mark.parametrize("size", [0, 4096, http11.COALESCE_MAX])
+def test_a_small_response_is_one_write(size: int):
+    writes, answers = _writes_per_response(_body_of(size), b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert len(writes) == 3, writes
+    assert all(a.startswith(b"HTTP/1.1 200 OK\r\n") and a.endswith(b"\r\n\r\n" + b"x" * size)
+               for a in answers)  # fmt: skip
+
+
+def test_a_large_response_writes_its_head_first():
+    size = http11.COALESCE_MAX + 1
+    writes, answers = _writes_per_response(_body_of(size), b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert len(writes) == 6 and writes[1] == size, writes
+    assert all(a.endswith(b"x" * size) for a in answers)
+
+
+def test_a_head_answer_keeps_its_length_and_is_one_write():
+    request = b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n"
+    writes, answers = _writes_per_response(_body_of(4096, head_only=True), request)
+    assert len(writes) == 3, writes
+    assert all(a.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 4096\r\n" in a.lower()
+               and a.endswith(b"\r\n\r\n") for a in answers)  # fmt: skip
 
 
 @pytest.mark.parametrize(("status", "phrase"), [(200, b"OK"), (404, b"Not Found"),
