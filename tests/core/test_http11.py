@@ -10,7 +10,10 @@ from typing import Any
 import hypercorn.protocol as hyper_protocol
 import pytest
 import trio
+from h11 import _headers as h11_headers
 from hypercorn.config import Config
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypercorn.protocol import h11 as hyper_h11
 from hypercorn.trio import serve
 
@@ -217,3 +220,49 @@ def test_install_refuses_when_hypercorns_seam_moved(monkeypatch: pytest.MonkeyPa
     http11.install()
     http11.install()  # twice is fine
     assert hyper_protocol.H11Protocol is http11.S3H11Protocol
+
+
+# ------------------------------------------------------ header checks in one pass
+_header_bytes = st.binary(max_size=12) | st.sampled_from(
+    [b"x-amz-meta-a", b"content-length", b"a b", b" a", b"a\t", b"a\r\nb", b"\x00", b"", b"\x01 x",
+     b"ok\x01", b"\xff\xfe", b"t\tu", b"v\x0bw", b"e\x0c"])  # fmt: skip
+
+
+@given(st.lists(st.tuples(_header_bytes, _header_bytes), max_size=6))
+@settings(max_examples=2000, deadline=None)
+def test_prechecked_headers_are_ones_h11_accepts(headers: list[tuple[bytes, bytes]]):
+    if not http11._prechecked(headers):
+        return
+    h11_headers.normalize_and_validate(
+        [(n, v) for n, v in headers if n.lower() not in (b"content-length", b"transfer-encoding")]
+    )  # raises if h11 would refuse any of them
+
+
+def test_common_response_headers_take_the_fast_path():
+    assert http11._prechecked([(b"content-type", b"application/xml"), (b"etag", b'"abc"'),
+                               (b"x-amz-meta-note", b"a b\tc"), (b"content-length", b"")])  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [b" lead", b"trail\t", b"a\x0bb"])
+def test_values_h11_refuses_are_left_to_h11(value: bytes):
+    assert not http11._prechecked([(b"x-amz-meta-a", value)])
+
+
+@pytest.mark.parametrize("value", [b"a\r\nx-injected: 1", b"a\nb", b"a\x00"])
+def test_a_header_value_h11_refuses_is_still_refused(value: bytes):
+    assert not http11._prechecked([(b"x-amz-meta-a", value)])
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await _lifespan(receive, send)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2"), (b"x-test", value)]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+            return _read_all(s)
+
+    raw = _exchange(app, client)
+    assert b"x-injected" not in raw.lower() and b"x-test" not in raw.lower()

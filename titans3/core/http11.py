@@ -57,6 +57,15 @@ of its choices break S3 clients, and :func:`install` swaps in
    line), so nothing is delayed; a held head of a connection that closes
    is dropped with the connection.
 
+6. **Response headers are checked once, in one pass.**  h11 runs two regexes
+   per header of every response (name, value) in Python-level calls; hypercorn
+   has already stripped the values.  :func:`_prechecked` accepts a header list
+   only when h11 certainly would -- names already seen to be tokens, and no
+   byte h11 refuses in a value (NUL, CR, LF, VT, FF; no space or tab at either
+   end), checked by one regex over all values joined -- and then builds h11's
+   event without re-validating.  Anything else takes h11's own checks, which
+   raise exactly as before.
+
 The application still decides everything else.  Lean ASGI apps that call
 ``receive()`` only when they stream the body (``titans3.s3.asgi``) get
 AWS's behaviour; Quart apps read the body eagerly and so still get an early
@@ -70,6 +79,7 @@ sockets, so a hypercorn upgrade that changes it fails loudly.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -84,6 +94,29 @@ from hypercorn.protocol import h11 as hyper_h11
 from hypercorn.protocol.events import Body, Response
 
 COALESCE_MAX = 64 * 1024  # a response with at most this many body bytes: head + body in one write
+
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")  # h11's field-name
+# What h11's field-value refuses, in values joined with \x01 (which it allows):
+# NUL and whitespace other than space/tab anywhere, space/tab at a value's ends.
+_REFUSED = re.compile(rb"[\x00\n\r\x0b\x0c]|[ \t]\x01|\x01[ \t]|^[ \t]|[ \t]\Z")
+_NAMES: set[bytes] = set()  # header names seen to be tokens
+_NAMES_MAX = 4096
+
+
+def _prechecked(headers: list[tuple[bytes, bytes]]) -> bool:
+    """h11 would accept these response headers (module doc, 6.; False: let h11 decide)."""
+    names = _NAMES
+    for name, _ in headers:
+        if name not in names:
+            if type(name) is not bytes or not _TOKEN.fullmatch(name):
+                return False
+            if len(names) < _NAMES_MAX:
+                names.add(name)
+    try:
+        return _REFUSED.search(b"\x01".join([value for _, value in headers])) is None
+    except TypeError:  # a value that is not bytes
+        return False
+
 
 _REASONS: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 
@@ -221,8 +254,9 @@ class S3H11Protocol(hyper_h11.H11Protocol):
                 small = value.isdigit() and int(value) <= COALESCE_MAX
         if close:
             headers.append((b"connection", b"close"))
-        response = h11.Response(headers=headers, status_code=event.status_code,
-                                reason=reason(event.status_code))  # fmt: skip
+        status = event.status_code
+        response = h11.Response(headers=headers, status_code=status, reason=reason(status),
+                                _parsed=_prechecked(headers) and type(status) is int)  # fmt: skip
         if small:
             self._held = self._h11_bytes(response)
         else:
