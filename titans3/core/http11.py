@@ -66,6 +66,10 @@ of its choices break S3 clients, and :func:`install` swaps in
    event without re-validating.  Anything else takes h11's own checks, which
    raise exactly as before.
 
+7. **A request's message queue is an ``AppQueue``** (``titans3.core.appqueue``),
+   not a trio memory channel pair, which cost more to create than a small
+   request's whole queue traffic.
+
 The application still decides everything else.  Lean ASGI apps that call
 ``receive()`` only when they stream the body (``titans3.s3.asgi``) get
 AWS's behaviour; Quart apps read the body eagerly and so still get an early
@@ -92,6 +96,10 @@ import trio
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol import h11 as hyper_h11
 from hypercorn.protocol.events import Body, Response
+from hypercorn.trio.task_group import TaskGroup as TrioTaskGroup
+from hypercorn.trio.task_group import _handle as trio_handle
+
+from titans3.core import appqueue
 
 COALESCE_MAX = 64 * 1024  # a response with at most this many body bytes: head + body in one write
 
@@ -158,7 +166,10 @@ class _ContinueOnReceive:
 
             await app(scope, receive_body, send, *args)
 
-        return await self._task_group.spawn_app(app_wanting_body, config, scope, send)
+        group = self._task_group
+        if isinstance(group, TrioTaskGroup) and group._nursery is not None:  # no channel pair (core/appqueue.py)
+            return appqueue.spawn_app(group._nursery, trio_handle, app_wanting_body, config, scope, send)
+        return await group.spawn_app(app_wanting_body, config, scope, send)
 
     def spawn(self, func: Callable[..., Any], *args: Any) -> None:
         self._task_group.spawn(func, *args)
