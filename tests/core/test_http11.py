@@ -12,10 +12,10 @@ import pytest
 import trio
 from h11 import _headers as h11_headers
 from hypercorn.config import Config
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from hypercorn.protocol import h11 as hyper_h11
 from hypercorn.trio import serve
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from titans3.core import http11
 
