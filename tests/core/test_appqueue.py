@@ -81,11 +81,15 @@ def test_the_fast_path_still_yields_to_other_tasks() -> None:
             ran.append(True)
 
         async with trio.open_nursery() as nursery:
+            # trio runs a batch of ready tasks in random order: two checkpoints
+            # guarantee a task started before them has run
             nursery.start_soon(other)
             await q.put(1)  # space available: still a checkpoint
+            await q.put(2)
             assert ran
             ran.clear()
             nursery.start_soon(other)
+            await q.get()
             await q.get()
             assert ran
 
