@@ -82,7 +82,9 @@ def test_three_vms_form_a_cluster_and_serve_each_others_objects(nodes: list[Node
     for other in (b, c):
         a.titanctl("cluster", "join", f"10.0.2.2:{other.vm.forwards[9100]}", timeout=1800)
     status = a.titanctl("cluster", "status")
-    log(f"cluster formed after {time.monotonic() - t0:.0f}s: {status.get('hosts', status)}")
+    log(f"cluster formed after {time.monotonic() - t0:.0f}s: EC {status.get('ec')}, {status.get('hosts', status)}")
+    # 3 hosts x 2 drives: the join re-derives the founder's 1+1 (titans3/cluster/scheme.py).
+    assert status.get("ec") == {"k": 4, "m": 2}, status
 
     body = os.urandom(1_500_000)
     a.s3().create_bucket(Bucket="shared")
@@ -120,19 +122,32 @@ class Traffic:
             node = up[i % len(up)]
             s3 = self._clients[id(node)]
             key = sorted(self.objects)[i % len(self.objects)]
-            try:
-                got = s3.get_object(Bucket="shared", Key=key)["Body"].read()
-                if got != self.objects[key]:
-                    self.failures.append(f"{node.vm.name} GET {key}: wrong bytes")
-                new = f"rolling-{i}"
-                body = os.urandom(50_000 + i)
-                s3.put_object(Bucket="shared", Key=new, Body=body)
+            new = f"rolling-{i}"
+            body = os.urandom(50_000 + i)
+            self._attempt(node, "GET", key, self._get, s3, key)
+            if self._attempt(node, "PUT", new, s3.put_object, Bucket="shared", Key=new, Body=body):
                 self.objects[new] = body
-            except Exception as e:  # noqa: BLE001 -- every failure is the finding
-                self.failures.append(f"{node.vm.name} ({'upgrading ' + self.down.vm.name if self.down else ''}): {e}")
-            self.requests += 2
             i += 1
             self._stop.wait(2)
+
+    def _attempt(self, node: Node, op: str, key: str, fn: Any, *args: Any, **kwargs: Any) -> bool:
+        """One S3 call; a failure is recorded and printed with its operation."""
+        self.requests += 1
+        t0 = time.monotonic()
+        try:
+            fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 -- every failure is the finding
+            what = (f"{node.vm.name} {op} {key} ({'upgrading ' + self.down.vm.name if self.down else 'all up'}, "
+                    f"after {time.monotonic() - t0:.1f}s): {e}")
+            self.failures.append(what)
+            log(f"S3 failure: {what}")
+            return False
+        return True
+
+    def _get(self, s3: Any, key: str) -> None:
+        got = s3.get_object(Bucket="shared", Key=key)["Body"].read()
+        if got != self.objects[key]:
+            raise AssertionError("wrong bytes")
 
 
 def all_up(node: Node, n: int) -> bool:
@@ -174,6 +189,8 @@ def test_rolling_upgrade_one_node_at_a_time_keeps_s3_answering(
             node.vm.hot_remove(medium)
     log(f"rolling upgrade of {len(nodes)} nodes: {time.monotonic() - t_all:.0f}s, "
         f"{traffic.requests} S3 requests, {len(traffic.failures)} failed")
+    for f in traffic.failures:
+        log(f"failed: {f}")
     assert traffic.failures == []
     written: dict[str, Any] = traffic.objects
     for n in nodes:  # every object, old and written during the upgrade, from every node
