@@ -142,16 +142,24 @@ def scheme_of(doc: dict[str, Any]) -> ECScheme:
     return ECScheme(int(k), int(m), int(seg))
 
 
-def rederive(current: ECScheme, hosts: Sequence[HostEntry], *, explicit: bool) -> ECScheme:
+def rederive(current: ECScheme, hosts: Sequence[HostEntry], *, explicit: bool, ring_n: int) -> ECScheme:
     """The scheme after a join: ``current`` while it keeps the cluster readable
     and writable with one host down (so a grown cluster can shrink back and old
     data is not re-laid), else the default for the new hosts -- unless the
-    operator set ``ec``.  Only new writes use it; objects keep the scheme in
-    their records (titans3.cluster.scheme)."""
+    operator set ``ec``, or the default is narrower than the ring (a ring never
+    narrows, and a narrower scheme would use only a prefix of each row, whose
+    spread over hosts moves do not keep).  Only new writes use it; objects keep
+    the scheme in their records (titans3.cluster.scheme)."""
     drives = [e.drives for e in hosts]
     if explicit or survives_host_down(current, drives):
         return current
-    return default_scheme(drives, current.segment_size)
+    new = default_scheme(drives, current.segment_size)
+    if new.n < ring_n:
+        log.warning("EC %d+%d cannot survive a host down on %d hosts, and the default %d+%d is "
+                    "narrower than the ring: kept (add hosts, or set ec)", current.k, current.m,
+                    len(drives), new.k, new.m)
+        return current
+    return new
 
 
 # ------------------------------------------------------------------ wiring a store
@@ -434,14 +442,15 @@ class Membership:
                 raise ClusterChangeRefused(f"{address} is already a member")
             hosts = [*hosts_of(self.doc), HostEntry(address, info["host_id"], len(info["drives"]))]
             ring = ring_from_doc(self.doc["ring"])
-            scheme = rederive(scheme_of(self.doc), hosts, explicit=bool(self.host.config.ec))
+            scheme = rederive(scheme_of(self.doc), hosts, explicit=bool(self.host.config.ec),
+                              ring_n=ring.n)
             extra: dict[str, Any] = {}
             if scheme != scheme_of(self.doc):
                 log.info("cluster scheme %d+%d -> %d+%d for %d hosts (new writes; objects keep theirs)",
                          *self.doc["ec"][:2], scheme.k, scheme.m, len(hosts))
                 extra = {"ec": [scheme.k, scheme.m, scheme.segment_size],
                          "move_m": min(self._moves(), scheme.m or 1)}
-            doc = self._next(ring, hosts, max(ring.n, scheme.n), hosts=hosts_doc(hosts),
+            doc = self._next(ring, hosts, scheme.n, hosts=hosts_doc(hosts),
                              leaving=[], **extra)
             await self.publish(doc)
         return self.summary()
