@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -65,6 +66,11 @@ def nodes(image: Build, tmp_path_factory: pytest.TempPathFactory) -> Iterator[li
             with contextlib.suppress(Exception):  # post-mortem: each guest's journal
                 (n.vm.dir / "journal.txt").write_text(n.vm.journal())
                 log(f"{n.vm.name} journal: {n.vm.dir / 'journal.txt'}")
+                keep = os.environ.get("TITANS3_VM_JOURNALS")  # pytest's tmp dirs rotate
+                if keep:
+                    Path(keep).mkdir(parents=True, exist_ok=True)
+                    shutil.copy(n.vm.dir / "journal.txt", Path(keep) / f"{n.vm.name}-journal.txt")
+                    log(f"{n.vm.name} journal kept: {Path(keep) / f'{n.vm.name}-journal.txt'}")
         for p in work.rglob("*"):
             if p.suffix in (".raw", ".qcow2"):
                 p.unlink()
