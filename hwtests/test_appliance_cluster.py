@@ -1,9 +1,11 @@
 """Three appliance VMs form a cluster with titanctl; an object written through one
 is read through another; then a rolling upgrade, one node at a time, while S3
 keeps answering through the nodes that are up.  Marker ``long`` (three TCG VMs
-at once on a 2-core machine: ~6-14 minutes to form; the rolling upgrade was
-written in a session that had no time left to run it -- its first run is
-pending); run by ./scripts/test-appliance.sh.
+at once on a 2-core machine; the module took 10 min 19 s on a quiet machine and
+25 min 14 s at load ~11, see docs/appliance.md "Tests"); run by
+./scripts/test-appliance.sh.  Every failed S3 call is printed as it happens, with
+its operation, key, which node was being upgraded and how long it took; set
+``TITANS3_VM_JOURNALS`` to keep the guests' journals (pytest's tmp dirs rotate).
 
 Networking stays on the host's loopback: each VM forwards its peer port to
 127.0.0.1:P, and reaches the others at 10.0.2.2:P -- qemu user-mode networking's
@@ -18,6 +20,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -65,6 +68,11 @@ def nodes(image: Build, tmp_path_factory: pytest.TempPathFactory) -> Iterator[li
             with contextlib.suppress(Exception):  # post-mortem: each guest's journal
                 (n.vm.dir / "journal.txt").write_text(n.vm.journal())
                 log(f"{n.vm.name} journal: {n.vm.dir / 'journal.txt'}")
+                keep = os.environ.get("TITANS3_VM_JOURNALS")  # pytest's tmp dirs rotate
+                if keep:
+                    Path(keep).mkdir(parents=True, exist_ok=True)
+                    shutil.copy(n.vm.dir / "journal.txt", Path(keep) / f"{n.vm.name}-journal.txt")
+                    log(f"{n.vm.name} journal kept: {Path(keep) / f'{n.vm.name}-journal.txt'}")
         for p in work.rglob("*"):
             if p.suffix in (".raw", ".qcow2"):
                 p.unlink()
@@ -82,7 +90,9 @@ def test_three_vms_form_a_cluster_and_serve_each_others_objects(nodes: list[Node
     for other in (b, c):
         a.titanctl("cluster", "join", f"10.0.2.2:{other.vm.forwards[9100]}", timeout=1800)
     status = a.titanctl("cluster", "status")
-    log(f"cluster formed after {time.monotonic() - t0:.0f}s: {status.get('hosts', status)}")
+    log(f"cluster formed after {time.monotonic() - t0:.0f}s: EC {status.get('ec')}, {status.get('hosts', status)}")
+    # 3 hosts x 2 drives: the join re-derives the founder's 1+1 (titans3/cluster/scheme.py).
+    assert status.get("ec") == {"k": 4, "m": 2}, status
 
     body = os.urandom(1_500_000)
     a.s3().create_bucket(Bucket="shared")
@@ -120,19 +130,32 @@ class Traffic:
             node = up[i % len(up)]
             s3 = self._clients[id(node)]
             key = sorted(self.objects)[i % len(self.objects)]
-            try:
-                got = s3.get_object(Bucket="shared", Key=key)["Body"].read()
-                if got != self.objects[key]:
-                    self.failures.append(f"{node.vm.name} GET {key}: wrong bytes")
-                new = f"rolling-{i}"
-                body = os.urandom(50_000 + i)
-                s3.put_object(Bucket="shared", Key=new, Body=body)
+            new = f"rolling-{i}"
+            body = os.urandom(50_000 + i)
+            self._attempt(node, "GET", key, self._get, s3, key)
+            if self._attempt(node, "PUT", new, s3.put_object, Bucket="shared", Key=new, Body=body):
                 self.objects[new] = body
-            except Exception as e:  # noqa: BLE001 -- every failure is the finding
-                self.failures.append(f"{node.vm.name} ({'upgrading ' + self.down.vm.name if self.down else ''}): {e}")
-            self.requests += 2
             i += 1
             self._stop.wait(2)
+
+    def _attempt(self, node: Node, op: str, key: str, fn: Any, *args: Any, **kwargs: Any) -> bool:
+        """One S3 call; a failure is recorded and printed with its operation."""
+        self.requests += 1
+        t0 = time.monotonic()
+        try:
+            fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 -- every failure is the finding
+            what = (f"{node.vm.name} {op} {key} ({'upgrading ' + self.down.vm.name if self.down else 'all up'}, "
+                    f"after {time.monotonic() - t0:.1f}s): {e}")
+            self.failures.append(what)
+            log(f"S3 failure: {what}")
+            return False
+        return True
+
+    def _get(self, s3: Any, key: str) -> None:
+        got = s3.get_object(Bucket="shared", Key=key)["Body"].read()
+        if got != self.objects[key]:
+            raise AssertionError("wrong bytes")
 
 
 def all_up(node: Node, n: int) -> bool:
@@ -174,6 +197,8 @@ def test_rolling_upgrade_one_node_at_a_time_keeps_s3_answering(
             node.vm.hot_remove(medium)
     log(f"rolling upgrade of {len(nodes)} nodes: {time.monotonic() - t_all:.0f}s, "
         f"{traffic.requests} S3 requests, {len(traffic.failures)} failed")
+    for f in traffic.failures:
+        log(f"failed: {f}")
     assert traffic.failures == []
     written: dict[str, Any] = traffic.objects
     for n in nodes:  # every object, old and written during the upgrade, from every node

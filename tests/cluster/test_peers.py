@@ -34,11 +34,12 @@ def test_with_more_drives_than_fragments_no_host_holds_more_than_its_share() -> 
         assert max(per_host.values()) == 2  # ceil(6 / 4)
 
 
-def test_the_scheme_follows_the_clusters_drive_count_unless_configured() -> None:
+def test_the_scheme_follows_the_clusters_hosts_and_drives_unless_configured() -> None:
     cfg = load(flags={"drives": 1, "peers": "h:1", "cluster_secret": SECRET}, environ={})
-    assert (scheme_for(cfg, 6).k, scheme_for(cfg, 6).m) == (4, 2)
-    assert (scheme_for(cfg, 12).k, scheme_for(cfg, 12).m) == (8, 4)
+    assert (scheme_for(cfg, [1] * 6).k, scheme_for(cfg, [1] * 6).m) == (4, 2)
+    assert (scheme_for(cfg, [4, 4, 4]).k, scheme_for(cfg, [4, 4, 4]).m) == (8, 4)
+    assert (scheme_for(cfg, [6, 6]).k, scheme_for(cfg, [6, 6]).m) == (2, 2)  # one host down: readable
     cfg = load(flags={"drives": 1, "ec": "5+3", "peers": "h:1", "cluster_secret": SECRET}, environ={})
-    assert (scheme_for(cfg, 9).k, scheme_for(cfg, 9).m) == (5, 3)
+    assert (scheme_for(cfg, [3, 3, 3]).k, scheme_for(cfg, [3, 3, 3]).m) == (5, 3)
     with pytest.raises(ConfigError, match="ec"):
-        scheme_for(cfg, 6)
+        scheme_for(cfg, [2, 2, 2])

@@ -1,3 +1,5 @@
+import pytest
+
 from titans3.ring.builder import Member, build_ring
 from titans3.ring.evolve import (
     converged,
@@ -55,3 +57,23 @@ def test_a_change_larger_than_max_moves_takes_several_epochs() -> None:
         ring, epochs = nxt, epochs + 1
     assert epochs == 4  # one fragment per partition per epoch
     assert same_placement(ring, build_ring(target, 4, partition_power=6))
+
+
+def test_widening_keeps_the_old_positions_spreads_them_and_appends_new_ones() -> None:
+    # A one-host cluster (1+1 on its 2 drives) joined by two hosts: the ring grows to 6 positions.
+    old = build_ring(hosts(1, drives=2), 2, partition_power=8)
+    new = next_ring(old, hosts(3, drives=2), max_moves=1, n=6)
+    assert new.n == 6 and new.version == old.version + 1
+    spread = 0
+    for p, row in enumerate(new.table):
+        assert len(set(row)) == 6  # every drive once
+        assert len(moved_positions(old, new, p)) <= 1  # objects of the old width keep k = 1 copy
+        spread += len({new.members[i].host for i in row[:2]}) == 2
+    assert spread > 0.5 * 256  # old-width objects move onto the new hosts
+    assert converged(new, hosts(3, drives=2), max_moves=1)
+
+
+def test_a_ring_never_narrows() -> None:
+    old = build_ring(hosts(6), 6, partition_power=4)
+    with pytest.raises(ValueError, match="narrow"):
+        next_ring(old, hosts(6), max_moves=2, n=4)

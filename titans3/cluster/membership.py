@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from titans3.cluster.leases import ClusterChangeRefused, Leases
+from titans3.cluster.scheme import default_scheme, survives_host_down
 from titans3.core import storageclass
 from titans3.core.crypto import write_atomic
 from titans3.core.errors import ConfigError, DriveError
@@ -139,6 +140,26 @@ def save_doc(state_path: Any, doc: dict[str, Any]) -> None:
 def scheme_of(doc: dict[str, Any]) -> ECScheme:
     k, m, seg = doc["ec"]
     return ECScheme(int(k), int(m), int(seg))
+
+
+def rederive(current: ECScheme, hosts: Sequence[HostEntry], *, explicit: bool, ring_n: int) -> ECScheme:
+    """The scheme after a join: ``current`` while it keeps the cluster readable
+    and writable with one host down (so a grown cluster can shrink back and old
+    data is not re-laid), else the default for the new hosts -- unless the
+    operator set ``ec``, or the default is narrower than the ring (a ring never
+    narrows, and a narrower scheme would use only a prefix of each row, whose
+    spread over hosts moves do not keep).  Only new writes use it; objects keep
+    the scheme in their records (titans3.cluster.scheme)."""
+    drives = [e.drives for e in hosts]
+    if explicit or survives_host_down(current, drives):
+        return current
+    new = default_scheme(drives, current.segment_size)
+    if new.n < ring_n:
+        log.warning("EC %d+%d cannot survive a host down on %d hosts, and the default %d+%d is "
+                    "narrower than the ring: kept (add hosts, or set ec)", current.k, current.m,
+                    len(drives), new.k, new.m)
+        return current
+    return new
 
 
 # ------------------------------------------------------------------ wiring a store
@@ -380,9 +401,14 @@ class Membership:
         """Who built the next document, on which version (checked by adopters)."""
         return {"base": self.version, "made_by": self.me}
 
-    def _next(self, ring: Ring, target: Sequence[HostEntry], **extra: Any) -> dict[str, Any]:
-        m = int(self.doc["ec"][1]) or 1
-        new = next_ring(ring, members_of(target), max_moves=m)
+    def _moves(self) -> int:
+        """Fragment positions a partition may move per epoch: the smallest ``m``
+        the cluster has written with (``move_m``, kept when the scheme changed)."""
+        return int(self.doc.get("move_m") or self.doc["ec"][1]) or 1
+
+    def _next(self, ring: Ring, target: Sequence[HostEntry], n: int | None = None,
+              **extra: Any) -> dict[str, Any]:
+        new = next_ring(ring, members_of(target), max_moves=self._moves(), n=n)
         return {**self.doc, "version": new.version, "ring": ring_to_doc(new),
                 "old_ring": ring_to_doc(ring), "coordinator": self.me, **self._stamp(), **extra}
 
@@ -415,8 +441,17 @@ class Membership:
             if any(h["address"] == address for h in self.doc["hosts"]):
                 raise ClusterChangeRefused(f"{address} is already a member")
             hosts = [*hosts_of(self.doc), HostEntry(address, info["host_id"], len(info["drives"]))]
-            doc = self._next(ring_from_doc(self.doc["ring"]), hosts, hosts=hosts_doc(hosts),
-                             leaving=[])
+            ring = ring_from_doc(self.doc["ring"])
+            scheme = rederive(scheme_of(self.doc), hosts, explicit=bool(self.host.config.ec),
+                              ring_n=ring.n)
+            extra: dict[str, Any] = {}
+            if scheme != scheme_of(self.doc):
+                log.info("cluster scheme %d+%d -> %d+%d for %d hosts (new writes; objects keep theirs)",
+                         *self.doc["ec"][:2], scheme.k, scheme.m, len(hosts))
+                extra = {"ec": [scheme.k, scheme.m, scheme.segment_size],
+                         "move_m": min(self._moves(), scheme.m or 1)}
+            doc = self._next(ring, hosts, scheme.n, hosts=hosts_doc(hosts),
+                             leaving=[], **extra)
             await self.publish(doc)
         return self.summary()
 
@@ -452,8 +487,7 @@ class Membership:
         leaving = {h["host_id"] for h in self.doc.get("leaving", [])}
         target = [e for e in hosts_of(self.doc) if e.host_id not in leaving]
         ring = ring_from_doc(self.doc["ring"])
-        m = int(self.doc["ec"][1]) or 1
-        if not converged(ring, members_of(target), max_moves=m):
+        if not converged(ring, members_of(target), max_moves=self._moves()):
             await self.publish(self._next(ring, target))
             return
         final = replace(ring, version=ring.version + 1)

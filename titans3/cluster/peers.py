@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from titans3 import __version__
+from titans3.cluster.scheme import default_scheme
 from titans3.core import storageclass, tls
 from titans3.core.config import Config
 from titans3.core.crypto import write_atomic
@@ -101,13 +102,16 @@ def ring_for(hosts: Sequence[HostEntry], n: int) -> Ring:
     return build_ring(members, n)
 
 
-def scheme_for(cfg: Config, total_drives: int) -> ECScheme:
+def scheme_for(cfg: Config, host_drives: Sequence[int]) -> ECScheme:
+    """``--ec`` if given, else the default for these hosts' drive counts
+    (host failure as the unit: titans3.cluster.scheme)."""
+    total_drives = sum(host_drives)
     ec = cfg.ec_scheme()
     if ec:
         if ec[0] + ec[1] > total_drives:
             raise ConfigError(f"ec: {cfg.ec} needs {ec[0] + ec[1]} drives, the cluster has {total_drives}")
         return ECScheme(ec[0], ec[1], cfg.segment_size)
-    return ECScheme.for_drive_count(total_drives, segment_size=cfg.segment_size)
+    return default_scheme(host_drives, cfg.segment_size)
 
 
 class Cluster:
@@ -246,7 +250,7 @@ class Cluster:
             for i in range(e.drives):
                 drives.append(peer.drive(i))
                 slots.append(slot(e.host_id, i))
-        scheme = scheme_for(self.cfg, len(drives))
+        scheme = scheme_for(self.cfg, [e.drives for e in members])
         self.members = list(members)
         self.ring = ring_for(members, scheme.n)
         clock = HybridClock()

@@ -46,16 +46,30 @@ def ring_from_doc(doc: dict[str, Any]) -> Ring:
     return Ring(int(doc["version"]), int(doc["partition_power"]), n, members, table)
 
 
-def next_ring(current: Ring, members: Sequence[Member], *, max_moves: int) -> Ring:
-    """The next epoch's ring toward ``build_ring(members)``; version + 1."""
+def next_ring(current: Ring, members: Sequence[Member], *, max_moves: int, n: int | None = None) -> Ring:
+    """The next epoch's ring toward ``build_ring(members, n)``; version + 1.
+
+    ``n`` wider than the current ring's (the cluster's scheme widened when
+    hosts joined, titans3.cluster.scheme) keeps the current positions' rules
+    -- objects already written use only the first ``current.n`` positions, so
+    those move toward the ideal row's first ``current.n`` drives (which spreads
+    them onto the new hosts) -- and appends the ideal row's other drives as the
+    new positions, which hold nothing yet.  Narrowing is refused: objects
+    written with the wider stripe would lose their last positions."""
     if max_moves < 1:
         raise ValueError("max_moves must be at least 1")
-    ideal = build_ring(members, current.n, partition_power=current.partition_power)
+    n = current.n if n is None else n
+    if n < current.n:
+        raise ValueError(f"a ring of {current.n} positions cannot narrow to {n}")
+    ideal = build_ring(members, n, partition_power=current.partition_power)
     wanted = {m.drive_id: m for m in ideal.members}
     rows: list[list[Member]] = []
     for p in range(1 << current.partition_power):
         row = [current.members[i] for i in current.table[p]]
-        ideal_ids = [ideal.members[i].drive_id for i in ideal.table[p]]
+        # A row's first current.n ideal drives == build_ring(members, current.n)'s
+        # row (the builder fills positions in order), so with n unchanged this is
+        # the whole ideal row.
+        ideal_ids = [ideal.members[i].drive_id for i in ideal.table[p]][: current.n]
         have = {m.drive_id for m in row}
         incoming = [wanted[d] for d in ideal_ids if d not in have]
         # Outgoing positions: a departed member first (it must go), then any
@@ -69,6 +83,13 @@ def next_ring(current: Ring, members: Sequence[Member], *, max_moves: int) -> Ri
             pick = next((x for x in incoming if x.host == row[j].host), incoming[0])
             incoming.remove(pick)
             row[j] = wanted[pick.drive_id]
+        have = {m.drive_id for m in row}
+        for i in ideal.table[p]:  # new positions (n > current.n): the ideal's other drives
+            if len(row) == n:
+                break
+            if ideal.members[i].drive_id not in have:
+                row.append(ideal.members[i])
+                have.add(ideal.members[i].drive_id)
         rows.append(row)
     used = {m.drive_id: m for row in rows for m in row}
     for m in ideal.members:
@@ -76,7 +97,7 @@ def next_ring(current: Ring, members: Sequence[Member], *, max_moves: int) -> Ri
     ordered = tuple(sorted(used.values(), key=lambda m: m.drive_id))
     index = {m.drive_id: i for i, m in enumerate(ordered)}
     table = tuple(tuple(index[m.drive_id] for m in row) for row in rows)
-    return Ring(current.version + 1, current.partition_power, current.n, ordered, table)
+    return Ring(current.version + 1, current.partition_power, n, ordered, table)
 
 
 def same_placement(a: Ring, b: Ring) -> bool:

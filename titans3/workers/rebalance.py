@@ -41,6 +41,7 @@ from typing import Any
 import trio
 
 from titans3.core.crypto import write_atomic
+from titans3.core.errors import DriveError, ServiceUnavailable
 from titans3.workers.throttle import TokenBucket, throttle
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,16 @@ class Rebalancer:
                 await trio.sleep(POLL)
                 continue
             version = ms.version
-            if await self._epoch(ms, version):
+            try:
+                clean = await self._epoch(ms, version)
+            except (ServiceUnavailable, DriveError) as e:
+                # Too few drives answered a bucket-table or listing read (a peer
+                # just marked down, e.g. a heartbeat lost under load): retry the
+                # pass.  Letting it escape ended the whole daemon mid-join.
+                log.warning("rebalance of ring %d: %s; retrying in %.0f s", version, e, RETRY_DELAY)
+                self.errors += 1
+                clean = False
+            if clean:
                 self.epochs += 1
                 self.state = "idle"
                 await ms.epoch_done(version)
