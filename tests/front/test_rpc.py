@@ -14,7 +14,6 @@ from titans3.front.frames import Kind, encode
 from titans3.front.rpc import Peer, PeerGone, UpStream
 
 
-
 def _peers(handler: Any) -> tuple[Peer, Peer]:
     a, b = trio.testing.memory_stream_pair()
     return Peer(a, None, odd=True), Peer(b, handler, odd=False)
