@@ -170,3 +170,34 @@ async def _test_garbage_from_the_peer_drops_the_connection() -> None:
         with trio.fail_after(5):
             await owner.closed.wait()
         n.cancel_scope.cancel()
+
+
+def test_callee_may_read_the_up_stream_after_its_answer_started() -> None:
+    trio.run(_test_callee_may_read_the_up_stream_after_its_answer_started)
+
+
+async def _test_callee_may_read_the_up_stream_after_its_answer_started() -> None:
+    # A forwarded request answered before its body was read (an early error):
+    # the owner's app drains the body while the front reads the answer.
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(5):
+            yield b"%d" % i
+
+    async def handler(method: str, args: Any, up: UpStream | None) -> tuple[Any, Any]:
+        assert up is not None
+
+        async def answer() -> AsyncIterator[bytes]:
+            got = [c async for c in up]
+            yield b"".join(got)
+
+        return "started", answer()
+
+    front, owner = _peers(handler)
+    async with trio.open_nursery() as n:
+        await n.start(front.run)
+        await n.start(owner.run)
+        with trio.fail_after(5):
+            value, down = await front.call("http", None, up=body())
+            assert value == "started" and down is not None
+            assert [c async for c in down] == [b"01234"]
+        n.cancel_scope.cancel()

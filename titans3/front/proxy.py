@@ -32,6 +32,7 @@ from typing import Any
 import trio
 
 from titans3.accounts.directory import Directory
+from titans3.core import recvgate
 from titans3.core.errors import ServiceUnavailable
 from titans3.front.rpc import UP, Peer, PeerGone
 from titans3.front.service import CHECKSUMS, STORE_METHODS
@@ -85,6 +86,8 @@ class StoreProxy:
                 up, kwargs[k] = v, UP
         if callable(checksums):
             kwargs["checksums"] = CHECKSUMS
+        if up is not None:
+            up = _widen_on_pull(up, recvgate.current())
         try:
             return await self._peer.call("store", (name, tuple(out), kwargs), up=up, on_chunk=on_data,
                                          trailer=checksums if callable(checksums) else None)  # fmt: skip
@@ -101,6 +104,19 @@ class StoreProxy:
             raise _gone(e) from None
         finally:
             await down.aclose()
+
+
+async def _widen_on_pull(body: AsyncIterator[bytes], window: recvgate.RecvWindow | None) -> AsyncIterator[bytes]:
+    """``body``, reading the client's socket at full size from the owner's first
+    pull on: the owner pulls only once its write memory budget admitted the
+    stream (objects/admission.py widens the same way in one process)."""
+    if window is None:
+        async for chunk in body:
+            yield chunk
+        return
+    with window.widened():
+        async for chunk in body:
+            yield chunk
 
 
 class Notes:

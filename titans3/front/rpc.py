@@ -82,10 +82,12 @@ class UpStream:
 class DownStream:
     """The caller's view of the callee's result stream (bytes or pickled items)."""
 
-    def __init__(self, peer: Peer, call: int, inbox: trio.MemoryReceiveChannel[Frame]) -> None:
+    def __init__(self, peer: Peer, call: int, inbox: trio.MemoryReceiveChannel[Frame],
+                 push_up: Callable[[], Awaitable[None]] | None = None) -> None:
         self._peer = peer
         self._call = call
         self._inbox = inbox
+        self._push_up = push_up  # the callee may still read the call's up stream (a forwarded request)
         self.done = False
 
     def __aiter__(self) -> DownStream:
@@ -95,11 +97,16 @@ class DownStream:
         if self.done:
             raise StopAsyncIteration
         await self._peer._send(Kind.PULL, self._call)
-        try:
-            frame = await self._inbox.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            self.done = True
-            raise PeerGone("the owner went away during a stream") from None
+        while True:
+            try:
+                frame = await self._inbox.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                self.done = True
+                raise PeerGone("the owner went away during a stream") from None
+            if frame.kind is not Kind.PULL:
+                break
+            if self._push_up is not None:
+                await self._push_up()
         if frame.kind is Kind.DATA:
             return bytes(frame.payload)
         if frame.kind is Kind.ITEM:
@@ -110,6 +117,13 @@ class DownStream:
         if isinstance(end, BaseException):
             raise end
         raise StopAsyncIteration
+
+    def __del__(self) -> None:
+        # A result body nobody read to the end nor closed: free the callee's task.
+        if not self.done and not self._peer.closed.is_set() and self._peer._nursery is not None:
+            self.done = True
+            with contextlib.suppress(Exception):
+                self._peer._nursery.start_soon(self._peer._send_quietly, Kind.CANCEL, self._call)
 
     async def aclose(self) -> None:
         if not self.done:
@@ -153,6 +167,10 @@ class Peer:
             self._lost()
             raise PeerGone(f"connection lost: {e}") from None
 
+    async def _send_quietly(self, kind: Kind, call: int) -> None:
+        with contextlib.suppress(PeerGone):
+            await self._send(kind, call)
+
     async def _send_chunk(self, call: int, chunk: bytes | memoryview) -> None:
         # One chunk per PULL, whole (a segment or one socket read: MiBs, under MAX_FRAME).
         await self._send(Kind.DATA, call, memoryview(chunk))
@@ -188,7 +206,8 @@ class Peer:
                     value, has_down = loads(frame.payload)
                     if has_down:
                         streaming = True
-                        return value, DownStream(self, call, inbox)
+                        return value, DownStream(self, call, inbox,
+                                                 lambda: self._push_up(call, up, on_chunk, trailer))
                     return value, None
                 elif frame.kind is Kind.ERROR:
                     raise loads(frame.payload)
@@ -200,6 +219,10 @@ class Peer:
         finally:
             if not streaming:
                 self._calls.pop(call, None)
+            aclose = getattr(up, "aclose", None)
+            if aclose is not None and not streaming:  # a body the callee did not read to the end
+                with trio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await aclose()
 
     async def _push_up(self, call: int, up: AsyncIterator[Any] | None,
                        on_chunk: Callable[[memoryview], None] | None,
