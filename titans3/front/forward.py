@@ -13,7 +13,9 @@ S3 app instead (``service.OwnerService._http``):
   the owner answers only once every front has the change;
 * CopyObject and UploadPartCopy: their handlers give the object layer a
   ``check_source`` callback evaluated mid-copy, which cannot cross a
-  process boundary -- and a copy moves its data inside the owner anyway.
+  process boundary -- and a copy moves its data inside the owner anyway;
+  CompleteMultipartUpload likewise (its ``checksums`` callback is called
+  with the parts the owner chose).
 
 The forwarded request keeps its raw path, query and headers (SigV4 signs
 those bytes), its body streams to the owner one chunk per pull, and the
@@ -35,7 +37,7 @@ from titans3.s3 import iam_api, routing
 
 __all__ = ["OWNER_OPS", "FrontApp"]
 
-OWNER_OPS = frozenset({"Admin", "CopyObject", "UploadPartCopy"})
+OWNER_OPS = frozenset({"Admin", "CopyObject", "UploadPartCopy", "CompleteMultipartUpload"})
 _SCOPE_KEYS = ("type", "method", "path", "raw_path", "query_string", "headers", "client", "scheme",
                "http_version", "root_path")
 

@@ -84,8 +84,10 @@ class StoreProxy:
         for k, v in list(kwargs.items()):
             if _is_stream(v):
                 up, kwargs[k] = v, UP
-        if callable(checksums):
+        if callable(checksums) and up is not None:  # a body's checksums: computed here after it
             kwargs["checksums"] = CHECKSUMS
+        else:
+            checksums = None
         if up is not None:
             up = _widen_on_pull(up, recvgate.current())
         try:
