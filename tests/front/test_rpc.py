@@ -201,3 +201,37 @@ async def _test_callee_may_read_the_up_stream_after_its_answer_started() -> None
             assert value == "started" and down is not None
             assert [c async for c in down] == [b"01234"]
         n.cancel_scope.cancel()
+
+
+def test_a_result_stream_runs_at_most_its_window_ahead_of_the_reader() -> None:
+    trio.run(_test_a_result_stream_runs_at_most_its_window_ahead_of_the_reader)
+
+
+async def _test_a_result_stream_runs_at_most_its_window_ahead_of_the_reader() -> None:
+    from titans3.front.rpc import DOWN_WINDOW
+
+    produced = [0]
+    ahead: list[int] = []
+
+    async def handler(method: str, args: Any, up: UpStream | None) -> tuple[Any, Any]:
+        async def gen() -> AsyncIterator[bytes]:
+            for _ in range(30):
+                produced[0] += 1
+                yield b"x" * 100_000
+
+        return None, gen()
+
+    front, owner = _peers(handler)
+    async with trio.open_nursery() as n:
+        await n.start(front.run)
+        await n.start(owner.run)
+        _, down = await front.call("get", None)
+        assert down is not None
+        taken = 0
+        await trio.sleep(0.05)  # a reader that is slow to start
+        async for _ in down:
+            taken += 1
+            await trio.sleep(0.002)
+            ahead.append(produced[0] - taken)
+        n.cancel_scope.cancel()
+    assert taken == 30 and max(ahead) <= DOWN_WINDOW

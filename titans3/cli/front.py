@@ -28,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
 
     die_with_owner(args.owner_pid)
     os.umask(0o077)
-    return trio.run(run_front, args.fd, args.index, _configure, _serve)
+    try:
+        return trio.run(run_front, args.fd, args.index, _configure, _serve)
+    finally:
+        from titans3.core import tracing
+
+        tracing.shutdown()
 
 
 def _configure(cfg: Any) -> None:
@@ -48,6 +53,10 @@ def _configure(cfg: Any) -> None:
         level=getattr(logging, cfg.log_level.upper()), format=fmt,
         **({"handlers": [journal.JournalHandler()]} if journal.wanted() else {"stream": sys.stderr}),
     )
+    from titans3.core import tracing
+
+    tracing.setup(cfg.trace_exporter, endpoint=cfg.trace_endpoint,
+                  attributes={"host.name": socket.gethostname()})  # spans of the requests served here
 
 
 async def _serve(app: Any, cfg: Any, sock: socket.socket, shutdown: trio.Event,

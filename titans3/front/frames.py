@@ -26,9 +26,10 @@ END       the stream ended: pickled trailer (checksums) or exception
 CANCEL    the caller gave up: stop the call and close its streams
 ========  ==============================================================
 
-Invariants.  A stream moves one chunk per ``PULL``: the receiving side asks
-only when its consumer wants the next chunk, so memory per stream is one
-chunk whatever the object's size, and the owner's write memory budget
+Invariants.  A request body moves one chunk per ``PULL``: the owner asks
+only when its write path wants the next chunk, so memory per stream is one
+chunk whatever the object's size (an answer's stream: two, rpc.DOWN_WINDOW),
+and the owner's write memory budget
 (``core/membudget.py``) still bounds the host -- a front cannot push a body
 faster than the owner's write path reads it.  A frame longer than
 :data:`MAX_FRAME`, shorter than its header, or of an unknown kind is a

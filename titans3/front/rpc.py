@@ -7,7 +7,8 @@ Theory of operation
 on the serving side) and serve the other's calls through a ``handler``.
 A call may carry one *up* stream (the caller's async iterator, e.g. a PUT
 body) and its result one *down* stream (the callee's async iterator, e.g.
-a GET body or a listing walk).  Either stream moves one chunk per PULL
+a GET body or a listing walk).  An up stream moves one chunk per PULL; a
+down stream keeps :data:`DOWN_WINDOW` chunks in flight, one more per PULL
 (frames.py: bounded memory, back-pressure to the producer).
 
 The up stream's END carries a *trailer*: what the caller computed once the
@@ -96,7 +97,6 @@ class DownStream:
     async def __anext__(self) -> Any:
         if self.done:
             raise StopAsyncIteration
-        await self._peer._send(Kind.PULL, self._call)
         while True:
             try:
                 frame = await self._inbox.receive()
@@ -107,10 +107,9 @@ class DownStream:
                 break
             if self._push_up is not None:
                 await self._push_up()
-        if frame.kind is Kind.DATA:
-            return bytes(frame.payload)
-        if frame.kind is Kind.ITEM:
-            return loads(frame.payload)
+        if frame.kind in (Kind.DATA, Kind.ITEM):
+            await self._peer._send(Kind.PULL, self._call)  # taken: the callee may send one more
+            return bytes(frame.payload) if frame.kind is Kind.DATA else loads(frame.payload)
         self.done = True
         self._peer._calls.pop(self._call, None)
         end = loads(frame.payload)
@@ -136,6 +135,11 @@ class DownStream:
 # handler(method, args, up) -> (value, down stream or None)
 Handler = Callable[[str, Any, UpStream | None], Awaitable[tuple[Any, AsyncIterator[Any] | None]]]
 UP = "\0up"  # in a call's args: "the up stream goes here"
+# Chunks of a result stream the callee sends before being asked: a small GET's
+# body and its end come with the answer (one round trip, not three); memory per
+# stream stays bounded (two chunks).  Up streams (request bodies) get no such
+# window: the owner pulls a body only once its write memory budget admitted it.
+DOWN_WINDOW = 2
 
 
 class Peer:
@@ -333,7 +337,7 @@ class _Served:
         self.up: UpStream | None = None
         send, self._up_recv = trio.open_memory_channel[Frame](math.inf)
         self.up_inbox = send
-        self._pulls = trio.Semaphore(0, max_value=1 << 20)
+        self._pulls = trio.Semaphore(DOWN_WINDOW, max_value=1 << 20)
 
     def cancel(self) -> None:
         self.scope.cancel()
