@@ -150,10 +150,11 @@ class Fronts:
 
     async def open(self, s3_app: Any, *, timeout: float = 30.0) -> None:
         """The owner is ready: let the fronts serve, and wait (at most ``timeout``)
-        until every one listens -- spawned early, they started while the owner did."""
+        until every one listens -- spawned early, they started while the owner did.
+        A front that already died is not waited for (it is restarting)."""
         self.service.open(s3_app)
         with trio.move_on_after(timeout):
-            while any(s.index not in self.service.serving for s in self.slots):
+            while any(s.index not in self.service.serving and s.restarts == 0 for s in self.slots):
                 await trio.sleep(0.02)
         late = [s.index for s in self.slots if s.index not in self.service.serving]
         if late:
