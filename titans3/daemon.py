@@ -50,7 +50,7 @@ from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
 from titans3.drive.protocol import DriveState
 from titans3.erasure.codec import ECScheme
-from titans3.front.supervisor import Fronts, owner_service, process_count
+from titans3.front.supervisor import Fronts, owner_service, process_count, shared_limits
 from titans3.objects.admission import from_config as write_admission
 from titans3.objects.kms import BuiltinKMS
 from titans3.objects.store import ObjectStore
@@ -379,7 +379,7 @@ async def run(cfg: Config) -> int:
                 ):
                     hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name,
                                       tls_settings=tls.server_settings(cfg, peer=False),
-                                      sock=socks[name], cfg=cfg)
+                                      sock=socks[name], cfg=shared_limits(cfg) if name == "s3" else cfg)
                     await servers.start(_serve, guarded(inflight.wrap(observed.get(name, _same)(app)), cfg),
                                         hc, shutdown.wait)
                 if host.fronts is not None:

@@ -44,6 +44,7 @@ from typing import Any
 import trio
 
 from titans3.core import metrics
+from titans3.front.limits import shared_limits
 from titans3.front.rpc import UP, UpStream
 from titans3.objects.api import ObjectAPI
 
@@ -125,7 +126,7 @@ class OwnerService:
     # ------------------------------------------------------------ calls
     def _hello(self) -> dict[str, Any]:
         host = self.host
-        return {"config": host.config, "credentials": host.credentials, "owner_pid": os.getpid(),
+        return {"config": shared_limits(host.config), "credentials": host.credentials, "owner_pid": os.getpid(),
                 "storage_classes": dict(host.store.storage_classes), "audit": host.audit is not None,
                 "directory": self._snapshot()}
 

@@ -35,23 +35,17 @@ from typing import Any
 
 import trio
 
+from titans3.front.limits import process_count, shared_limits
 from titans3.front.rpc import Peer, PeerGone
 from titans3.front.service import OwnerService
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Fronts", "owner_service", "process_count"]
+__all__ = ["Fronts", "owner_service", "process_count", "shared_limits"]
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 30.0
-
-
-def process_count(value: str) -> int:
-    """``s3_processes``: ``auto`` = min(cores, 4), else the number (>= 1)."""
-    if value == "auto":
-        return max(1, min(os.cpu_count() or 1, 4))
-    return max(1, int(value))
 
 
 @dataclass
