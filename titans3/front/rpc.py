@@ -214,6 +214,7 @@ class Peer:
                                                  lambda: self._push_up(call, up, on_chunk, trailer))
                     return value, None
                 elif frame.kind is Kind.ERROR:
+                    self._calls.pop(call, None)  # finished: nothing to cancel
                     raise loads(frame.payload)
         except BaseException:
             if call in self._calls and not self.closed.is_set():
