@@ -235,3 +235,44 @@ async def _test_a_result_stream_runs_at_most_its_window_ahead_of_the_reader() ->
             ahead.append(produced[0] - taken)
         n.cancel_scope.cancel()
     assert taken == 30 and max(ahead) <= DOWN_WINDOW
+
+
+def test_calls_cancelled_mid_send_never_tear_a_frame() -> None:
+    trio.run(_test_calls_cancelled_mid_send_never_tear_a_frame)
+
+
+async def _test_calls_cancelled_mid_send_never_tear_a_frame() -> None:
+    # A client that goes away cancels its call while the owner streams the
+    # answer: the connection must stay usable for every other call.
+    async def handler(method: str, args: Any, up: UpStream | None) -> tuple[Any, Any]:
+        async def gen() -> AsyncIterator[bytes]:
+            for _ in range(50):
+                yield b"y" * 300_000
+
+        return None, gen()
+
+    a, b = trio.testing.lockstep_stream_pair()  # every send_all blocks until read: cancels land mid-send
+    front, owner = Peer(a, None, odd=True), Peer(b, handler, odd=False)
+    async with trio.open_nursery() as n:
+        await n.start(front.run)
+        await n.start(owner.run)
+
+        async def reader(i: int) -> None:
+            with trio.move_on_after(0.001 * (i % 7)):
+                _, down = await front.call("get", i)
+                assert down is not None
+                async for _ in down:
+                    await trio.sleep(0)
+
+        async with trio.open_nursery() as calls:
+            for i in range(40):
+                calls.start_soon(reader, i)
+        with trio.fail_after(10):
+            _, down = await front.call("get", "after")
+            assert down is not None
+            total = 0
+            async for c in down:
+                total += len(c)
+            assert total == 50 * 300_000
+        assert not front.closed.is_set() and not owner.closed.is_set()
+        n.cancel_scope.cancel()

@@ -164,9 +164,13 @@ class Peer:
             raise PeerGone("connection closed")
         try:
             async with self._send_lock:
-                await self.stream.send_all(header(kind, call, len(payload)))
-                if payload:
-                    await self.stream.send_all(payload)
+                # Shielded: a send_all cancelled half-way would leave half a frame
+                # on the wire and every later frame misread (calls are cancelled
+                # whenever a client goes away).  The other side always reads.
+                with trio.CancelScope(shield=True):
+                    await self.stream.send_all(header(kind, call, len(payload)))
+                    if payload:
+                        await self.stream.send_all(payload)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             self._lost()
             raise PeerGone(f"connection lost: {e}") from None
