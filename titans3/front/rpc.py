@@ -168,8 +168,11 @@ class Peer:
                 # on the wire and every later frame misread (calls are cancelled
                 # whenever a client goes away).  The other side always reads.
                 with trio.CancelScope(shield=True):
-                    await self.stream.send_all(header(kind, call, len(payload)))
-                    if payload:
+                    head = header(kind, call, len(payload))
+                    if len(payload) <= 1 << 16:  # one syscall for the small frames most calls are
+                        await self.stream.send_all(head + payload)
+                    else:
+                        await self.stream.send_all(head)
                         await self.stream.send_all(payload)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             self._lost()
