@@ -281,6 +281,9 @@ def main() -> int:
     ap.add_argument("--close-async", type=int, default=0, metavar="BYTES",
                     help="both titans3 mounts: close() of files up to BYTES returns before the "
                          "commit is durable (fuse_close_async / --close-async-max; default 0)")
+    ap.add_argument("--write-behind", action="store_true",
+                    help="the remote mount uploads parts while a file is written (titans3 mount "
+                         "--write-behind; the daemon mount has no such setting: off)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -301,7 +304,8 @@ def main() -> int:
         seed(d, args.files)
         s3 = s3_client(d)
         remote = RemoteMount(d.endpoint, BUCKET, tmp / "titans3-remote", tmp / "remote.log",
-                             extra=("--close-async-max", str(args.close_async)))
+                             extra=("--close-async-max", str(args.close_async),
+                                    *(("--write-behind",) if args.write_behind else ())))
         remote.start()
         peers = [start_s3fs(d.endpoint, d.credentials, tmp / "s3fs", tmp),
                  start_rclone(d.endpoint, d.credentials, tmp / "rclone", tmp)]

@@ -92,6 +92,22 @@ class Procs:
                 p.wait()
 
 
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system, every thread) of the processes in group ``pgid``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state ppid pgrp ... utime stime
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def wait_port(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -145,7 +161,10 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--dir", default="", help="where the drives and the raw file go (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) afterwards")
+    ap.add_argument("--bin", default=str(BIN), help="the venv bin/ whose titans3 runs (A/B runs of another "
+                    "worktree's code; default this checkout's)")
     args = ap.parse_args()
+    bindir = Path(args.bin)
     if args.quick:
         args.size, args.runtime = 256 << 20, 8
     cache_mb = args.cache_mb or (args.size * 5 // 4) >> 20
@@ -158,18 +177,18 @@ def main() -> int:
     try:
         s3, peer, web, nbd, kit = (free_port() for _ in range(5))
         env = {"TITANS3_ROOT_ACCESS_KEY": AK, "TITANS3_ROOT_SECRET_KEY": SK}
-        procs.start([str(BIN / "titans3"), "serve", "--data", str(tmp / "titans3"), "--drives", "6",
+        daemon = procs.start([str(bindir / "titans3"), "serve", "--data", str(tmp / "titans3"), "--drives", "6",
                      "--listen", f"127.0.0.1:{s3}", "--peer-listen", f"127.0.0.1:{peer}",
                      "--web-listen", f"127.0.0.1:{web}", "--nbd-listen", f"127.0.0.1:{nbd}"],
                     tmp / "titans3.log", {**env, "TITANS3_NBD_CACHE_MB": str(cache_mb)})
         raw = tmp / "raw.img"
         with open(raw, "wb") as f:
             f.truncate(args.size)
-        procs.start(["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(kit), "file", str(raw)], tmp / "nbdkit.log")
+        kitproc = procs.start(["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(kit), "file", str(raw)], tmp / "nbdkit.log")
         wait_port(s3)
         wait_port(nbd)
         wait_port(kit)
-        titanctl = [str(BIN / "titanctl"), "--endpoint", f"http://127.0.0.1:{s3}"]
+        titanctl = [str(bindir / "titanctl"), "--endpoint", f"http://127.0.0.1:{s3}"]
         subprocess.run([*titanctl, "volume", "create", "bench", "--size", str(args.size)], check=True,
                        env={**os.environ, **env}, stdout=subprocess.DEVNULL)
         src = tmp / "src.img"
@@ -191,7 +210,21 @@ def main() -> int:
                 log(f"{name}: {server} {got[server]:.0f} {unit}")
             rows.append((name, unit, got["titans3"], got["nbdkit"]))
 
-        row("seq write (nbdcopy --flush)", "MB/s", lambda u: mb / timed(["nbdcopy", "--flush", str(src), u]))
+        def seq_write(uri: str) -> float:
+            """MB/s; also each server's CPU per GiB written, the daemon's until
+            the volume holds nothing in memory (its background folding too)."""
+            pgid = daemon.pid if uri == servers["titans3"] else kitproc.pid
+            c0 = group_cpu(pgid)
+            took = timed(["nbdcopy", "--flush", str(src), uri])
+            if uri == servers["titans3"]:
+                settle(titanctl, env, "bench")
+            cpu_per_gib[uri] = (group_cpu(pgid) - c0) / (args.size / (1 << 30))
+            return mb / took
+
+        cpu_per_gib: dict[str, float] = {}
+        row("seq write (nbdcopy --flush)", "MB/s", seq_write)
+        rows.append(("seq write server CPU", "s/GiB", cpu_per_gib[servers["titans3"]],
+                     cpu_per_gib[servers["nbdkit"]]))
         row("seq read (nbdcopy)", "MB/s", lambda u: mb / timed(["nbdcopy", u, "null:"]))
         row("4K randwrite QD16, FLUSH/256", "IOPS",
             lambda u: fio(u, "randwrite", args.size, args.runtime, ["--fsync=256"]))
@@ -218,7 +251,8 @@ def main() -> int:
         return 0
     print("| row | TitanS3 | nbdkit file | ratio |\n|---|---:|---:|---:|")
     for name, unit, t, k in rows:
-        print(f"| {name} ({unit}) | {t:,.0f} | {k:,.0f} | {t / k:.2f} |")
+        fmt = ",.1f" if max(t, k) < 100 else ",.0f"
+        print(f"| {name} ({unit}) | {t:{fmt}} | {k:{fmt}} | {t / k:.2f} |")
     print(f"\nimage {args.size >> 20} MiB, gateway cache {cache_mb} MiB, fio {args.runtime} s/row; "
           f"folding the random writes into extents took {folded:.1f} s after the writer left; "
           f"load before {before}, after {after}")

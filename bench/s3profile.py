@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gil", action="store_true",
                     help="only samples holding the GIL: Python work, without syscalls and "
                          "time the loop was preempted (steadier on a shared machine)")
+    ap.add_argument("--native", action="store_true",
+                    help="also sample C frames (py-spy --native, which pauses the server per sample): "
+                         "the cyclic GC, hashing, h11's regexes")
     ap.add_argument("--folded", type=Path, help="keep py-spy's folded stacks here")
     ap.add_argument("--bin", type=Path, default=BIN / "titans3",
                     help="the titans3 to profile (another checkout's .venv/bin/titans3: a baseline)")
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         big = os.urandom(64 * MiB) if large else os.urandom(KiB)  # GET-row objects
         payloads = Payloads(small, hashlib.sha256(small).hexdigest(), big, hashlib.sha256(big).hexdigest())
         target = Target("titans3", "TitanS3", endpoint, access, secret, "s3profile")
-        prepare(target, payloads, RawClient)
+        prepare(target, payloads, RawClient, rows=(args.op,))  # only this row's objects
         phase = Phase(args.op, args.op, args.concurrency, "ops/s")
         drive_load(phase, target, payloads, 1.0)  # warm-up
         folded = args.folded or tmp / "profile.folded"
@@ -166,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         def profiled(fmt: str, output: Path) -> tuple[int, float]:
             spy = subprocess.Popen(
                 [pyspy, "record", "--pid", str(server.proc.pid), "--rate", str(args.rate),
-                 "--duration", str(int(args.seconds)), "--nonblocking", "--format", fmt,
-                 "--output", str(output), *(["--gil"] if args.gil else [])],
+                 "--duration", str(int(args.seconds)), "--format", fmt,
+                 *([] if args.native else ["--nonblocking"]),  # py-spy: native stacks need a pause
+                 "--output", str(output), *(["--gil"] if args.gil else []),
+                 *(["--native"] if args.native else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )  # fmt: skip
             time.sleep(0.5)  # let py-spy attach before the clock starts

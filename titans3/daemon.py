@@ -37,7 +37,7 @@ from hypercorn.trio import serve
 
 from titans3 import __version__
 from titans3.accounts.register import SYSTEM, SystemTable
-from titans3.core import connlimit, http11, journal, listeners, recvgate, storageclass, tls
+from titans3.core import connlimit, gctune, http11, journal, listeners, recvgate, storageclass, tls
 from titans3.core.alloc import patch_hypercorn_recv, tune_malloc
 from titans3.core.config import Config, parse_hostport
 from titans3.core.credentials import Credentials, load_root_credentials
@@ -388,6 +388,7 @@ async def run(cfg: Config) -> int:
                          __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
                          len(host.drives), host.store.scheme.k, host.store.scheme.m)
                 notifier.ready(f"serving S3 on {cfg.listen}, {len(host.drives)} drives")
+                gctune.tune_for_serving()  # start-up's objects out of the collector's way (core/gctune.py)
                 nursery.start_soon(notifier.watchdog_loop)  # a stalled loop stops pinging
             # All servers returned: graceful shutdown is complete.
             nursery.cancel_scope.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import trio
@@ -75,3 +76,11 @@ def test_peer_routes_are_bounded_labels() -> None:
     assert peer_route("/peer/v1/drive/0/frag/abcd/write") == "frag"
     assert peer_route("/peer/v1/batch") == "batch"
     assert peer_route("/peer/v1/cluster/ring") == "cluster/ring"
+
+
+def test_utc_stamp_matches_strftime_across_second_boundaries():
+    from titans3.core.accesslog import utc_stamp
+
+    for t in (0.0, 1733594491.1234, 1733594491.9999, 1733594492.0005, 1733594491.5, 1e9 + 0.25):
+        want = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+        assert utc_stamp(t) == want

@@ -10,9 +10,12 @@ from typing import Any
 import hypercorn.protocol as hyper_protocol
 import pytest
 import trio
+from h11 import _headers as h11_headers
 from hypercorn.config import Config
 from hypercorn.protocol import h11 as hyper_h11
 from hypercorn.trio import serve
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from titans3.core import http11
 
@@ -89,6 +92,13 @@ def _read_response(s: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
+def _read_head(s: socket.socket) -> bytes:
+    raw = b""
+    while not raw.endswith(b"\r\n\r\n"):
+        raw += s.recv(1)
+    return raw
+
+
 def _read_all(s: socket.socket) -> bytes:
     raw = b""
     while chunk := s.recv(65536):
@@ -137,6 +147,65 @@ def test_keep_alive_survives_requests_without_expect():
     assert not any(b"connection: close" in a.lower() for a in answers)
 
 
+def _body_of(size: int, *, head_only: bool = False) -> Callable[..., Any]:
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await _lifespan(receive, send)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(size).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"" if head_only else b"x" * size})
+
+    return app
+
+
+def _writes_per_response(app: Callable[..., Any], request: bytes) -> tuple[list[int], list[bytes]]:
+    """Socket writes the server made for each of three keep-alive responses, and the answers."""
+    writes: list[int] = []
+    original = trio.SocketStream.send_all
+
+    async def counting(self: trio.SocketStream, data: Any) -> None:
+        writes.append(len(data))
+        await original(self, data)
+
+    def client(port: int) -> list[bytes]:
+        out = []
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            for _ in range(3):
+                s.sendall(request)
+                out.append(_read_head(s) if request.startswith(b"HEAD") else _read_response(s))
+        return out
+
+    trio.SocketStream.send_all = counting  # type: ignore[method-assign]
+    try:
+        answers = _exchange(app, client)
+    finally:
+        trio.SocketStream.send_all = original  # type: ignore[method-assign]
+    return writes, answers
+
+
+@pytest.mark.parametrize("size", [0, 4096, http11.COALESCE_MAX])
+def test_a_small_response_is_one_write(size: int):
+    writes, answers = _writes_per_response(_body_of(size), b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert len(writes) == 3, writes
+    assert all(a.startswith(b"HTTP/1.1 200 OK\r\n") and a.endswith(b"\r\n\r\n" + b"x" * size)
+               for a in answers)  # fmt: skip
+
+
+def test_a_large_response_writes_its_head_first():
+    size = http11.COALESCE_MAX + 1
+    writes, answers = _writes_per_response(_body_of(size), b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert len(writes) == 6 and writes[1] == size, writes
+    assert all(a.endswith(b"x" * size) for a in answers)
+
+
+def test_a_head_answer_keeps_its_length_and_is_one_write():
+    request = b"HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n"
+    writes, answers = _writes_per_response(_body_of(4096, head_only=True), request)
+    assert len(writes) == 3, writes
+    assert all(a.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 4096\r\n" in a.lower()
+               and a.endswith(b"\r\n\r\n") for a in answers)  # fmt: skip
+
+
 @pytest.mark.parametrize(("status", "phrase"), [(200, b"OK"), (404, b"Not Found"),
                                                (501, b"Not Implemented"), (799, b"")])
 def test_reason_phrases(status: int, phrase: bytes):
@@ -151,3 +220,49 @@ def test_install_refuses_when_hypercorns_seam_moved(monkeypatch: pytest.MonkeyPa
     http11.install()
     http11.install()  # twice is fine
     assert hyper_protocol.H11Protocol is http11.S3H11Protocol
+
+
+# ------------------------------------------------------ header checks in one pass
+_header_bytes = st.binary(max_size=12) | st.sampled_from(
+    [b"x-amz-meta-a", b"content-length", b"a b", b" a", b"a\t", b"a\r\nb", b"\x00", b"", b"\x01 x",
+     b"ok\x01", b"\xff\xfe", b"t\tu", b"v\x0bw", b"e\x0c"])  # fmt: skip
+
+
+@given(st.lists(st.tuples(_header_bytes, _header_bytes), max_size=6))
+@settings(max_examples=2000, deadline=None)
+def test_prechecked_headers_are_ones_h11_accepts(headers: list[tuple[bytes, bytes]]):
+    if not http11._prechecked(headers):
+        return
+    h11_headers.normalize_and_validate(
+        [(n, v) for n, v in headers if n.lower() not in (b"content-length", b"transfer-encoding")]
+    )  # raises if h11 would refuse any of them
+
+
+def test_common_response_headers_take_the_fast_path():
+    assert http11._prechecked([(b"content-type", b"application/xml"), (b"etag", b'"abc"'),
+                               (b"x-amz-meta-note", b"a b\tc"), (b"content-length", b"")])  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [b" lead", b"trail\t", b"a\x0bb"])
+def test_values_h11_refuses_are_left_to_h11(value: bytes):
+    assert not http11._prechecked([(b"x-amz-meta-a", value)])
+
+
+@pytest.mark.parametrize("value", [b"a\r\nx-injected: 1", b"a\nb", b"a\x00"])
+def test_a_header_value_h11_refuses_is_still_refused(value: bytes):
+    assert not http11._prechecked([(b"x-amz-meta-a", value)])
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await _lifespan(receive, send)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2"), (b"x-test", value)]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def client(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+            return _read_all(s)
+
+    raw = _exchange(app, client)
+    assert b"x-injected" not in raw.lower() and b"x-test" not in raw.lower()

@@ -142,6 +142,41 @@ def test_many_small_writes_and_large_writes_mix_into_one_stream(tmp_path: Path) 
     run(body, tmp_path / "d")
 
 
+def test_a_fragment_written_whole_is_the_file_a_stream_writes_and_stays_staged(tmp_path: Path) -> None:
+    parts = [os.urandom(262_224) for _ in range(4)] + [os.urandom(1000)]
+    payload = b"".join(parts)
+
+    async def body(d: LocalDrive) -> None:
+        whole = new_id()
+        assert await d.write_fragment(whole, 2, [memoryview(p) for p in parts]) == len(payload)
+        streamed = await put_file(d, payload)
+        assert (d.root / "staging" / whole).exists() and not d.chunk_path(whole).exists()
+        with pytest.raises(FragmentMissing):
+            await d.read_fragment(whole, 0, 10)  # staged: not visible
+        a, b = ((d.root / "staging" / i).read_bytes() for i in (whole, streamed))
+        assert a[fmt.HEADER_SIZE :] == b[fmt.HEADER_SIZE :]
+        await d.commit_version(B, b"k", VersionRecord(vid=vid(1), data=whole), promote=[whole])
+        assert await d.read_fragment(whole, 0, 1 << 62) == payload
+        header = fmt.unpack_header(d.chunk_path(whole).read_bytes()[: fmt.HEADER_SIZE])
+        assert (header.data_id, header.frag_index, header.logical_len) == (whole, 2, len(payload))
+
+    run(body, tmp_path / "d")
+
+
+def test_a_whole_fragment_write_that_fails_leaves_no_staging_file(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async def body(d: LocalDrive) -> None:
+        monkeypatch.setattr(direct.os, "fdatasync", no_space)
+        with pytest.raises(DriveError):
+            await d.write_fragment(new_id(), 0, [os.urandom(100_000)])
+        assert list((d.root / "staging").iterdir()) == []
+
+    run(body, tmp_path / "d")
+
+
 def test_writer_fds_carry_o_direct(tmp_path: Path) -> None:
     async def body(d: LocalDrive) -> None:
         w = await d.create_fragment(new_id(), 0)

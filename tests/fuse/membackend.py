@@ -14,6 +14,7 @@ from titans3.fuse.errors import Changed, NotFound
 class MemBackend:
     atomic_rename = False
     listing_has_meta = True
+    complete_sets_meta = False
     name = "memory"
 
     def __init__(self, bucket: str = "b") -> None:
@@ -77,11 +78,12 @@ class MemBackend:
         self.uploads[upload_id][number] = data[first:last + 1]
         return str(number)
 
-    async def upload_complete(self, key: str, upload_id: str,
-                              parts: Sequence[tuple[int, str]]) -> Entry:
+    async def upload_complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]],
+                              meta: Mapping[str, str] | None = None) -> Entry:
         got = self.uploads.pop(upload_id)
         data = b"".join(got[n] for n, _ in parts)
-        return self._set(key, data, self._umeta)
+        self.calls.append(f"COMPLETE {key}" + (" with meta" if meta is not None else ""))
+        return self._set(key, data, self._umeta if meta is None else meta)
 
     async def upload_abort(self, key: str, upload_id: str) -> None:
         self.uploads.pop(upload_id, None)

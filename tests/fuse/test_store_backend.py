@@ -200,6 +200,89 @@ def test_a_rename_racing_another_hosts_rename_of_the_same_file_waits_for_it(
     with_store(tmp_path, go, hosts=2)
 
 
+def test_a_metadata_write_racing_another_hosts_rename_waits_for_it(tmp_path, monkeypatch):
+    data = os.urandom(2 * MiB)
+    meta = M.encode(M.Attrs(M.FILE, 0o100600, 0, 0, 1_000_000_000))
+
+    async def go(be: StoreBackend, stores) -> None:
+        other = stores[1]
+        await be.put("a", body_of(data), len(data), {})
+        held, go_on = trio.Event(), trio.Event()
+        commit_reference = other.renamer._commit_reference
+
+        async def slow(*args, **kw):  # the other host pauses after its mark
+            held.set()
+            await go_on.wait()
+            return await commit_reference(*args, **kw)
+
+        other.renamer._commit_reference = slow
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other.rename_object, "mnt", "a", "theirs")
+            await held.wait()
+
+            async def release_soon() -> None:
+                await trio.sleep(0.3)
+                go_on.set()
+
+            nursery.start_soon(release_soon)
+            with pytest.raises(NotFound):  # chmod of a file renamed away: ENOENT, not EIO
+                await be.copy("a", "a", meta)
+        e = await be.head("theirs")
+        assert e.meta == {} and await read_all(be.read("theirs", 0, len(data) - 1)) == data
+
+        # The rename is done before the write: it lands on the key's current version.
+        e = await be.copy("theirs", "theirs", meta)
+        assert (await be.head("theirs")).meta == meta
+
+        # A rename that stays in flight longer than the wait: EIO with the reason.
+        monkeypatch.setattr(store_backend, "RENAME_BUSY_WAIT", 0.3)
+        held, go_on = trio.Event(), trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other.rename_object, "mnt", "theirs", "b")
+            await held.wait()
+            with pytest.raises(Unavailable) as err:
+                await be.copy("theirs", "theirs", {})
+            assert err.value.errno == errno.EIO and "another host" in err.value.reason
+            go_on.set()
+        assert (await be.head("b")).meta == meta
+
+    with_store(tmp_path, go, hosts=2)
+
+
+def test_a_file_written_behind_completes_with_its_final_metadata_and_no_extra_version(
+        tmp_path):
+    part = 5 * MiB
+    data = os.urandom(2 * part + 3)
+
+    async def go(be: StoreBackend, stores) -> None:
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        fs = FileSystem(be, Namespace("mnt"), MountOptions(staging_dir=str(staging),
+                                                           part_size=part, write_behind=True))
+        async with trio.open_nursery() as nursery:
+            fs.nursery = nursery
+            fh, node, _ = await fs.create(ROOT_INODE, b"big", 0o644, os.O_WRONLY, 3, 4)
+            for off in range(0, len(data), 1 * MiB):
+                await fs.write(fh, off, data[off:off + MiB])
+                await trio.sleep(0.01)  # the kernel's next request: parts go meanwhile
+            of = fs.files[node.ino]
+            assert of.behind is not None and of.behind.parts_behind >= 1
+            await fs.setattr(node.ino, mode=0o600, mtime_ns=7_000_000_000)
+            await fs.flush(fh)
+            await fs.release(fh)
+            nursery.cancel_scope.cancel()
+        e = await be.head("big")
+        attrs = M.decode("big", e.meta, size=e.size, mtime_ns=e.mtime_ns, etag=e.etag,
+                         defaults=MountOptions().defaults)
+        assert (attrs.mode & 0o7777, attrs.uid, attrs.gid, attrs.mtime_ns) == (0o600, 3, 4,
+                                                                                7_000_000_000)
+        assert e.etag.endswith("-3")  # one multipart upload ...
+        assert stores[0].meta_updates.reissued == 0  # ... and no metadata version after it
+        assert await read_all(be.read("big", 0, len(data) - 1)) == data
+
+    with_store(tmp_path, go)
+
+
 def test_chmod_chown_utimens_and_setxattr_write_metadata_without_moving_data(tmp_path):
     data = os.urandom(6 * MiB + 1)
 

@@ -277,6 +277,20 @@ async def test_multipart_upload_complete_and_read(store, drives):
 
 
 @run
+async def test_multipart_complete_with_meta_gives_the_version_that_metadata(store, drives):
+    from titans3.objects import multipart
+
+    multipart.MIN_PART_SIZE = SEG
+    uid = await store.create_multipart("bkt", "mp", meta={"mtime": "1", "mode": "33188"})
+    a = await store.upload_part("bkt", "mp", uid, 1, body(b"x" * SEG))
+    b = await store.upload_part("bkt", "mp", uid, 2, body(b"y" * 10))
+    await store.complete_multipart("bkt", "mp", uid, [(1, a.etag), (2, b.etag)],
+                                   meta={"mtime": "2", "mode": "33152"})
+    assert (await store.head_object("bkt", "mp")).meta == {"mtime": "2", "mode": "33152"}
+    assert await read_all(store, "bkt", "mp") == b"x" * SEG + b"y" * 10
+
+
+@run
 async def test_multipart_small_middle_part_is_rejected(store, drives):
     from titans3.objects import multipart
 

@@ -10,7 +10,7 @@ import trio
 
 from titans3.core.errors import DriveFull, DriveOffline, QuorumError, StorageFull
 from titans3.erasure.codec import Codec, ECScheme
-from titans3.objects.writer import write_stream
+from titans3.objects.writer import DIR_RUN, new_data_id, write_stream
 
 from .memdrive import MemDrive, _Writer
 
@@ -108,3 +108,12 @@ def test_a_stream_short_of_quorum_says_whether_the_drives_are_full(bad, expected
         assert expected is not StorageFull or expected.status == 507
 
     trio.run(main)
+
+
+def test_consecutive_data_ids_share_their_chunk_directory_in_runs_and_stay_unique():
+    ids = [new_data_id() for _ in range(3 * DIR_RUN)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    dirs = [i[:4] for i in ids]  # chunks/xx/yy (titans3/drive/chunks.py)
+    assert 3 <= len(set(dirs)) <= 4  # three runs, the first one possibly begun earlier
+    assert max(dirs.count(x) for x in set(dirs)) == DIR_RUN

@@ -551,3 +551,39 @@ def test_awscrt_signatures_verify(secrets, key, query_auth):
     )  # fmt: skip
     result = _verify("PUT", wire_path, query, headers, secrets)
     assert result.presigned is query_auth
+
+
+# ------------------------------------------------------ what the verifier remembers
+def test_a_rotated_secret_is_not_verified_with_the_old_days_signing_key(secrets):
+    assert _verify("GET", "/test.txt", "", _get_object_headers(), secrets)  # the key is now cached
+    with pytest.raises(errors.SignatureDoesNotMatch):
+        _verify("GET", "/test.txt", "", _get_object_headers(), lambda key: SK + "rotated")
+    assert _verify("GET", "/test.txt", "", _get_object_headers(), secrets)
+
+
+def test_a_cached_signing_key_equals_the_derived_one():
+    sigv4._KEYS.clear()
+    first = sigv4.derive_signing_key(SK, "20130524", "us-east-1")
+    assert sigv4.derive_signing_key(SK, "20130524", "us-east-1") is first
+    assert sigv4.derive_signing_key(SK, "20130525", "us-east-1") != first
+    assert sigv4.derive_signing_key(SK, "20130524", "us-east-1", "iam") != first
+
+
+def test_a_credential_accepted_once_is_still_checked_against_the_region(secrets):
+    assert _verify("GET", "/test.txt", "", _get_object_headers(), secrets, region="us-east-1")
+    with pytest.raises(errors.AuthorizationHeaderMalformed, match="region 'us-east-1' is wrong"):
+        _verify("GET", "/test.txt", "", _get_object_headers(), secrets, region="eu-west-1")
+
+
+def test_a_bad_credential_fails_every_time(secrets):
+    bad = f"AWS4-HMAC-SHA256 Credential={AK}/2013052/us-east-1/s3/aws4_request,SignedHeaders=host,Signature=0"
+    for _ in range(2):
+        with pytest.raises(errors.AuthorizationHeaderMalformed, match="mal-formed"):
+            _verify("GET", "/test.txt", "", _get_object_headers(authorization=bad), secrets)
+
+
+def test_a_repeated_date_is_parsed_to_the_same_instant_and_a_bad_one_still_fails(secrets):
+    assert sigv4._parse_amz_date("20130524T000000Z") == T0
+    assert sigv4._parse_amz_date("20130524T000000Z") == T0
+    assert sigv4._parse_amz_date("20130524T250000Z") is None
+    assert sigv4._parse_amz_date("20130524T000001Z") == T0 + dt.timedelta(seconds=1)

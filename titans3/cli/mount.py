@@ -58,6 +58,9 @@ def add_parser(sub: Any) -> None:
     m.add_argument("--close-async-max", type=int, default=0, metavar="BYTES",
                    help="close() of a file up to this size returns before its commit is durable "
                         "(fsync still waits; default 0: close commits)")
+    m.add_argument("--write-behind", action="store_true",
+                   help="upload the finished parts of a file written from its start while it "
+                        "is written (close() still returns when durable; docs/fuse.md)")
     m.add_argument("--allow-other", action="store_true", help="let other users use the mount")
     m.add_argument("-o", dest="options", action="append", default=[], metavar="OPT",
                    help="extra FUSE mount option (repeatable)")
@@ -70,7 +73,8 @@ def options_from(args: argparse.Namespace) -> MountOptions:
     return MountOptions(attr_timeout=args.attr_timeout, entry_timeout=args.entry_timeout,
                         op_timeout=max(args.timeout, args.retry_window) + args.timeout,
                         defaults=Defaults(uid=uid, gid=gid), staging_dir=args.cache_dir,
-                        write_back_max=args.write_back_max, close_async_max=args.close_async_max)
+                        write_back_max=args.write_back_max, close_async_max=args.close_async_max,
+                        write_behind=args.write_behind)
 
 
 def run(args: argparse.Namespace) -> int:

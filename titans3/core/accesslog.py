@@ -47,6 +47,22 @@ _WANTED = {b"user-agent": "user_agent", b"referer": "referer", b"host": "host_he
            b"authorization": "authorization"}
 
 
+_second = -1
+_second_text = ""
+
+
+def utc_stamp(t: float) -> str:
+    """``2026-12-07T18:01:31.123Z`` for the epoch time ``t`` (the second's text cached)."""
+    global _second, _second_text
+    second = int(t)
+    if second != _second:
+        _second_text, _second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)), second
+    return f"{_second_text}.{int(t * 1000) % 1000:03d}Z"
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per call
+
+
 def record(ex: Exchange, *, owner: str = "") -> dict[str, Any]:
     """The access log record of one finished request."""
     scope, note = ex.scope, ex.note
@@ -77,8 +93,7 @@ def record(ex: Exchange, *, owner: str = "") -> dict[str, Any]:
     return {
         "bucket_owner": owner or None,
         "bucket": note.get("bucket"),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
-        + f".{int(started * 1000) % 1000:03d}Z",
+        "time": utc_stamp(started),
         "remote_ip": client[0],
         "requester": note.get("requester"),
         "request_id": out.get("x-amz-request-id"),
@@ -140,7 +155,7 @@ class AccessLog:
         self._size = self._fh.tell()
 
     def __call__(self, ex: Exchange) -> None:
-        line = json.dumps(record(ex, owner=self.owner), separators=(",", ":")).encode() + b"\n"
+        line = _ENCODER.encode(record(ex, owner=self.owner)).encode() + b"\n"
         self._buf.append(line)
         self._pending += len(line)
         if self._pending >= self.BUFFER or time.monotonic() - self._last >= self.FLUSH_EVERY:

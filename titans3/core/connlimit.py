@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
-from hypercorn.events import Updated
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio.tcp_server import TCPServer
 
 from titans3.core import recvgate
+from titans3.core.idletimer import IdleTimer
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +116,17 @@ class GatedTCPServer(TCPServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.idle_since = trio.current_time()
         self._shed = False
+        self.idle_task: IdleTimer = IdleTimer(self)  # type: ignore[assignment]  # no task per request
 
     @property
     def idle(self) -> bool:
         # hypercorn's idle timer runs exactly while no request is in progress.
-        return self.idle_task._handle is not None and not self._shed
+        return self.idle_task.idle and not self._shed
 
-    async def protocol_send(self, event: Any) -> None:
-        if isinstance(event, Updated) and event.idle:
-            self.idle_since = trio.current_time()
-        await super().protocol_send(event)
+    @property
+    def idle_since(self) -> float:
+        return self.idle_task.since or 0.0  # meaningful while idle
 
     async def run(self) -> None:
         gate: ConnectionGate | None = getattr(self.config, "titans3_gate", None)
@@ -147,7 +146,10 @@ class GatedTCPServer(TCPServer):
 
     async def _read_data(self) -> None:
         # the read size follows the request's admission (core/recvgate.py)
-        await recvgate.read_data(self)
+        try:
+            await recvgate.read_data(self)
+        finally:
+            self.idle_task.close()
 
     async def shed(self) -> None:
         """Close this idle connection (from another connection's task)."""

@@ -44,6 +44,32 @@ of its choices break S3 clients, and :func:`install` swaps in
    response yet"; an empty phrase made it read the next header as a status
    line (``BadStatusLine``).
 
+5. **A small response goes out in one write.**  hypercorn writes the head
+   when the application sends ``http.response.start`` and the body with the
+   next message: two locked, shielded ``send_all`` calls, two TCP segments
+   and two wake-ups of the client per small GET.  A final response whose
+   ``Content-Length`` is at most :data:`COALESCE_MAX` has its head held and
+   written together with whatever the next event of the stream produces --
+   its body (when that is small too), or ``EndOfMessage`` (an empty body, a
+   HEAD answer), or anything else (then the head goes first, alone).  The
+   next event follows the start message at once in every application here
+   (``titans3.s3.asgi`` reads a stream's first chunk *before* the status
+   line), so nothing is delayed; a held head of a connection that closes
+   is dropped with the connection.
+
+6. **Response headers are checked once, in one pass.**  h11 runs two regexes
+   per header of every response (name, value) in Python-level calls; hypercorn
+   has already stripped the values.  :func:`_prechecked` accepts a header list
+   only when h11 certainly would -- names already seen to be tokens, and no
+   byte h11 refuses in a value (NUL, CR, LF, VT, FF; no space or tab at either
+   end), checked by one regex over all values joined -- and then builds h11's
+   event without re-validating.  Anything else takes h11's own checks, which
+   raise exactly as before.
+
+7. **A request's message queue is an ``AppQueue``** (``titans3.core.appqueue``),
+   not a trio memory channel pair, which cost more to create than a small
+   request's whole queue traffic.
+
 The application still decides everything else.  Lean ASGI apps that call
 ``receive()`` only when they stream the body (``titans3.s3.asgi``) get
 AWS's behaviour; Quart apps read the body eagerly and so still get an early
@@ -57,6 +83,7 @@ sockets, so a hypercorn upgrade that changes it fails loudly.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -68,7 +95,36 @@ import hypercorn.protocol as hyper_protocol
 import trio
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol import h11 as hyper_h11
-from hypercorn.protocol.events import Response
+from hypercorn.protocol.events import Body, Response
+from hypercorn.trio.task_group import TaskGroup as TrioTaskGroup
+from hypercorn.trio.task_group import _handle as trio_handle
+
+from titans3.core import appqueue
+
+COALESCE_MAX = 64 * 1024  # a response with at most this many body bytes: head + body in one write
+
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")  # h11's field-name
+# What h11's field-value refuses, in values joined with \x01 (which it allows):
+# NUL and whitespace other than space/tab anywhere, space/tab at a value's ends.
+_REFUSED = re.compile(rb"[\x00\n\r\x0b\x0c]|[ \t]\x01|\x01[ \t]|^[ \t]|[ \t]\Z")
+_NAMES: set[bytes] = set()  # header names seen to be tokens
+_NAMES_MAX = 4096
+
+
+def _prechecked(headers: list[tuple[bytes, bytes]]) -> bool:
+    """h11 would accept these response headers (module doc, 6.; False: let h11 decide)."""
+    names = _NAMES
+    for name, _ in headers:
+        if name not in names:
+            if type(name) is not bytes or not _TOKEN.fullmatch(name):
+                return False
+            if len(names) < _NAMES_MAX:
+                names.add(name)
+    try:
+        return _REFUSED.search(b"\x01".join([value for _, value in headers])) is None
+    except TypeError:  # a value that is not bytes
+        return False
+
 
 _REASONS: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 
@@ -110,7 +166,10 @@ class _ContinueOnReceive:
 
             await app(scope, receive_body, send, *args)
 
-        return await self._task_group.spawn_app(app_wanting_body, config, scope, send)
+        group = self._task_group
+        if isinstance(group, TrioTaskGroup) and group._nursery is not None:  # no channel pair (core/appqueue.py)
+            return appqueue.spawn_app(group._nursery, trio_handle, app_wanting_body, config, scope, send)
+        return await group.spawn_app(app_wanting_body, config, scope, send)
 
     def spawn(self, func: Callable[..., Any], *args: Any) -> None:
         self._task_group.spawn(func, *args)
@@ -137,6 +196,7 @@ class S3H11Protocol(hyper_h11.H11Protocol):
             h11.SERVER, max_incomplete_event_size=config.h11_max_incomplete_size
         )
         self._request_has_body = False
+        self._held: bytes | None = None  # a small response's head, written with the next event (5.)
         self._headers_second = -1
         self._headers: list[tuple[bytes, bytes]] = []
 
@@ -160,14 +220,17 @@ class S3H11Protocol(hyper_h11.H11Protocol):
         await super()._check_protocol(event)
 
     async def _send_h11_event(self, event: Any) -> None:
+        data = self._h11_bytes(event)
+        if data:
+            await self.send(RawData(data=data))
+
+    def _h11_bytes(self, event: Any) -> bytes | None:
         try:
-            data = self.connection.send(event)
+            return self.connection.send(event)
         except h11.LocalProtocolError:
             if self.connection.their_state != h11.ERROR:
                 raise
-        else:
-            if data:
-                await self.send(RawData(data=data))
+            return None
 
     def _server_headers(self) -> list[tuple[bytes, bytes]]:
         """hypercorn's Date (and alt-svc) headers, formatted once a second per connection."""
@@ -181,19 +244,34 @@ class S3H11Protocol(hyper_h11.H11Protocol):
         return self._request_has_body and self.connection.their_state is h11.SEND_BODY
 
     async def stream_send(self, event: Any) -> None:
+        held = self._held
+        if held is not None:  # a small response's head (module doc, 5.)
+            self._held = None
+            if isinstance(event, Body) and len(event.data) <= COALESCE_MAX:
+                await self.send(RawData(data=held + (self._h11_bytes(h11.Data(data=event.data)) or b"")))
+                return
+            await self.send(RawData(data=held))
         if not (isinstance(event, Response) and event.status_code >= 200):
             await super().stream_send(event)
             return
         headers = list(chain(event.headers, self._server_headers()))
-        if (
-            self.keep_alive_requests >= self.config.keep_alive_max_requests
-            or self._body_unread()
-        ) and not any(name == b"connection" for name, _ in headers):
+        close = (self.keep_alive_requests >= self.config.keep_alive_max_requests
+                 or self._body_unread())  # fmt: skip
+        small = False
+        for name, value in headers:
+            if name == b"connection":
+                close = False  # the application said it already
+            elif name == b"content-length":
+                small = value.isdigit() and int(value) <= COALESCE_MAX
+        if close:
             headers.append((b"connection", b"close"))
-        await self._send_h11_event(
-            h11.Response(headers=headers, status_code=event.status_code,
-                         reason=reason(event.status_code))  # fmt: skip
-        )
+        status = event.status_code
+        response = h11.Response(headers=headers, status_code=status, reason=reason(status),
+                                _parsed=_prechecked(headers) and type(status) is int)  # fmt: skip
+        if small:
+            self._held = self._h11_bytes(response)
+        else:
+            await self._send_h11_event(response)
 
 
 def install() -> None:

@@ -178,8 +178,10 @@ class RequestObserver:
                 ex.first_byte = time.perf_counter() - ex.t0
                 tracing.set_status(ex.status)
                 for name, value in message.get("headers", ()):
-                    n = name.decode("latin-1").lower()
-                    if n in ("x-amz-request-id", "x-amz-id-2", "content-length", "x-amz-version-id"):
+                    n = _KEPT_HEADERS.get(name)
+                    if n is None and not name.islower():  # ASGI names are lower case; be lenient
+                        n = _KEPT_HEADERS.get(name.lower())
+                    if n is not None:
                         ex.headers_out[n] = value.decode("latin-1")
             elif kind == "http.response.body":
                 body = message.get("body", b"")
@@ -237,6 +239,9 @@ class RequestObserver:
 
             logging.getLogger(__name__).exception("recording request metrics failed")
 
+
+_KEPT_HEADERS = {n.encode(): n for n in ("x-amz-request-id", "x-amz-id-2", "content-length",
+                                         "x-amz-version-id")}  # what the access log reports  # fmt: skip
 
 # prometheus-client's labels() takes a lock and builds a key on every call
 # (~5 us); the label sets here are few and fixed, so children are cached.

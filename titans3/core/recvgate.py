@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from math import inf
 from typing import Any
 
 import trio
@@ -94,9 +93,13 @@ async def read_data(server: Any) -> None:
     """``TCPServer._read_data`` (hypercorn 0.18), reading ``RecvWindow.size()`` at a time."""
     window = RecvWindow(getattr(server.config, "titans3_recv_narrow", None))
     _window.set(window)
+    timeout = server.config.read_timeout
     while True:
         try:
-            with trio.fail_after(server.config.read_timeout or inf):
+            if timeout:
+                with trio.fail_after(timeout):
+                    data = await server.stream.receive_some(window.size())
+            else:  # no timeout (the daemon's setting): no cancel scope per recv
                 data = await server.stream.receive_some(window.size())
         except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
             break

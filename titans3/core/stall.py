@@ -28,6 +28,10 @@ response, lets hypercorn close the connection.  Cancellation is the ordinary
 trio kind: an upload in progress unwinds through its own cleanup (staged
 fragments aborted), exactly as when the client disconnects.
 
+A request without a body (no ``Content-Length``, or 0, and no
+``Transfer-Encoding``) cannot stall: hypercorn has its one empty message
+already, so such requests (most GETs) pass through unwrapped.
+
 Once the final body message arrived, ``receive()`` is left alone: an
 application that then waits for ``http.disconnect`` (a GET watching for the
 client to leave) may legitimately wait for as long as its response takes.
@@ -51,6 +55,14 @@ BODY = (
 )
 
 
+def _has_body(scope: Scope) -> bool:
+    """The request declares a body (RFC 9112 6.3: Content-Length or Transfer-Encoding)."""
+    for name, value in scope["headers"]:
+        if (name == b"content-length" and value not in (b"0", b"")) or name == b"transfer-encoding":
+            return True
+    return False
+
+
 class StallGuard:
     def __init__(self, app: Callable[..., Awaitable[None]], timeout: float,
                  min_rate: float = 1024.0) -> None:
@@ -61,7 +73,9 @@ class StallGuard:
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
-        if scope["type"] != "http" or self.timeout <= 0:
+        if scope["type"] != "http" or self.timeout <= 0 or not _has_body(scope):
+            # No body, nothing to stall on (its one empty message is already queued):
+            # no cancel scope and no wrapped receive/send for most small requests.
             await self.app(scope, receive, send)
             return
         body_done = False

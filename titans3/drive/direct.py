@@ -210,6 +210,23 @@ class DirectWriter:
                 self._buf_obj = None
 
 
+def write_whole(path: Path, data_id: str, frag_index: int, parts: list[bytes | memoryview],
+                pool: BufferPool) -> int:
+    """Stage a fragment whose bytes are all here (``parts`` in order) in one
+    blocking call: create, frame, write, header, fdatasync, close.  On any
+    error the file is removed.  Returns the logical length."""
+    w = DirectWriter(path, data_id, frag_index, pool)
+    try:
+        for p in parts:
+            w.write(p)
+        return w.finish()
+    except BaseException:
+        w.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+
+
 def read_blocks(
     fd: int, rng: fmt.BlockRange, offset: int, length: int, logical_len: int, pool: BufferPool
 ) -> bytes:

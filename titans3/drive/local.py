@@ -418,6 +418,22 @@ class LocalDrive:
         self._writers.add(w)
         return w
 
+    async def write_fragment(self, data_id: str, frag_index: int,
+                             parts: Sequence[bytes | memoryview]) -> int:
+        """Stage a fragment held whole in memory in ONE worker-thread call (the
+        streaming writer costs a thread hop per write and one each to open and
+        finish: ~6 per fragment of a 4 MiB extent).  Same file, same durability
+        as ``create_fragment`` + ``write``... + ``finish``; on error nothing stays
+        staged.  Returns the logical length."""
+        self._check_id(data_id)
+        length = await self._guard.run(
+            direct.write_whole, self._files.staging_path(data_id), data_id, frag_index,
+            list(parts), self._files.write_pool, kind="write",
+        )
+        self._writes += 1
+        self._bytes_written += length
+        return length
+
     def _writer_closed(self, w: LocalFragmentWriter, length: int | None) -> None:
         if w in self._writers:
             self._writers.discard(w)

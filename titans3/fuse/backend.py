@@ -21,8 +21,9 @@ reason), ``NoSpace``, ``NameTooLong``, ``Changed``, ``Denied``):
   of async byte iterators, so a backend may retry a write from the start;
 * ``upload_start(key, meta)`` -> upload id; ``upload_part(key, uid, n,
   body, size)`` and ``copy_part(key, uid, n, src_key, first, last,
-  src_etag)`` -> part ETag; ``upload_complete(key, uid, [(n, etag)])`` ->
-  ``Entry``; ``upload_abort(key, uid)``;
+  src_etag)`` -> part ETag; ``upload_complete(key, uid, [(n, etag)], meta=)``
+  -> ``Entry`` (``meta``: the version's metadata instead of the upload's,
+  where ``complete_sets_meta``; S3 has no such thing); ``upload_abort(key, uid)``;
 * ``list(prefix, delimiter, start_after, limit)`` -> :class:`Page` in key
   order; ``Entry.meta`` is None where the listing does not carry metadata
   (S3) and the mount must HEAD for it;
@@ -70,6 +71,7 @@ class Backend(Protocol):
     bucket: str
     atomic_rename: bool
     listing_has_meta: bool
+    complete_sets_meta: bool
 
     async def head(self, key: str) -> Entry: ...
 
@@ -86,8 +88,8 @@ class Backend(Protocol):
     async def copy_part(self, key: str, upload_id: str, number: int, src_key: str,
                         first: int, last: int, src_etag: str) -> str: ...
 
-    async def upload_complete(self, key: str, upload_id: str,
-                              parts: Sequence[tuple[int, str]]) -> Entry: ...
+    async def upload_complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]],
+                              meta: Mapping[str, str] | None = None) -> Entry: ...
 
     async def upload_abort(self, key: str, upload_id: str) -> None: ...
 

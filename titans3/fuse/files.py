@@ -54,12 +54,14 @@ from titans3.fuse.extents import BASE, DIRTY, Layout
 from titans3.fuse.meta import Attrs, merge
 from titans3.fuse.options import MountOptions
 from titans3.fuse.readahead import ReadAhead
+from titans3.fuse.writebehind import WriteBehind
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 _ZEROS = bytes(CHUNK)
 MAX_BLOCKS = 16  # per open file: 32 MiB with 2 MiB blocks
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 
 
 class WriteBackArea:
@@ -75,6 +77,14 @@ class WriteBackArea:
         os.makedirs(directory, exist_ok=True)
 
     def new_file(self) -> int:
+        # One syscall and never a name (tar x opens one per file); mkstemp +
+        # unlink where the filesystem has no O_TMPFILE.
+        if _O_TMPFILE:
+            try:
+                return os.open(self.directory, _O_TMPFILE | os.O_RDWR, 0o600)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
         fd, path = tempfile.mkstemp(prefix=".titans3-stage-", dir=self.directory)
         os.unlink(path)
         return fd
@@ -100,7 +110,8 @@ class OpenFile:
         self.area = area
         self.opts = opts
         self.key_of = key_of  # the file's current key (None once unlinked)
-        self.attrs = attrs  # size and etag fields are kept by layout / base
+        self._attrs = attrs  # size and etag fields are kept by layout / base
+        self._written_ns: int | None = None  # mtime of the last write, not in _attrs yet
         self.meta = meta  # the object's metadata that is not ours (content-type, ...)
         self.base_key = base.key if base is not None else None
         self.base_etag = base.etag if base is not None else None
@@ -116,8 +127,22 @@ class OpenFile:
         self._loading: dict[int, trio.Event] = {}
         self._on_error = on_error
         self.commits = 0
+        self.nursery: trio.Nursery | None = None  # for write-behind (None: commit uploads all)
+        self.behind: WriteBehind | None = None
 
     # ----------------------------------------------------------- state
+    @property
+    def attrs(self) -> Attrs:
+        if self._written_ns is not None:  # folded in when asked, not on every write
+            self._attrs = replace(self._attrs, mtime_ns=self._written_ns)
+            self._written_ns = None
+        return self._attrs
+
+    @attrs.setter
+    def attrs(self, attrs: Attrs) -> None:
+        self._attrs = attrs
+        self._written_ns = None
+
     @property
     def size(self) -> int:
         return self.layout.size
@@ -139,6 +164,9 @@ class OpenFile:
             self.area.files.discard(self)
 
     def close(self) -> None:
+        if self.behind is not None:
+            self.behind.abandon("closed without a commit")
+            self.behind = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -246,6 +274,8 @@ class OpenFile:
 
     async def write(self, offset: int, data: bytes) -> int:
         async with self.lock:
+            if self.behind is not None:
+                self.behind.touched(offset)
             if self.area.over(len(data)):
                 await self._relieve(len(data))
             try:
@@ -256,9 +286,24 @@ class OpenFile:
                 await self._stage_on_full_disk(offset, data)
             self.layout.write(offset, len(data))
             self.changed = True
-            self.attrs = replace(self.attrs, mtime_ns=time.time_ns())
+            self._written_ns = time.time_ns()
             self._recharge()
+            self._write_behind()
             return len(data)
+
+    def _write_behind(self) -> None:
+        """Upload finished parts of a file written from its start (writebehind.py)."""
+        if self.behind is None:
+            part = plan.part_size_for(0, self.opts.part_size)
+            key = self.key_of()
+            if (not self.opts.write_behind or self.nursery is None
+                    or self.opts.part_concurrency <= 0 or key is None
+                    or self.unlinked or not WriteBehind.ready(self.layout, 0, part)):
+                return
+            self.behind = WriteBehind(self.backend, self.nursery, key,
+                                      merge(self.meta, self.attrs), part,
+                                      self.opts.part_concurrency, self._body)
+        self.behind.written(self.layout)
 
     async def _stage_on_full_disk(self, offset: int, data: bytes) -> None:
         """The staging disk filled before the area's bound: give up the clean
@@ -330,6 +375,8 @@ class OpenFile:
     def truncate_locked(self, size: int) -> None:
         if size == self.layout.size:
             return
+        if self.behind is not None:
+            self.behind.touched(size)
         self.layout.truncate(size)
         if self._fd is not None:
             os.ftruncate(self._fd, min(os.fstat(self._fd).st_size, size))
@@ -359,9 +406,12 @@ class OpenFile:
         part = plan.part_size_for(size, self.opts.part_size)
         try:
             with trio.move_on_after(self.opts.transfer_timeout(size)) as scope:
-                if plan.use_multipart(self.layout, part, can_copy=can_copy):
+                behind, self.behind = self.behind, None
+                # Parts uploaded while the file was written: only the rest now.
+                entry = await behind.finish(key, meta, self.layout) if behind else None
+                if entry is None and plan.use_multipart(self.layout, part, can_copy=can_copy):
                     entry = await self._multipart(key, meta, part, can_copy)
-                else:
+                elif entry is None:
                     entry = await self.backend.put(key, self._body(0, size), size, meta)
             if scope.cancelled_caught:
                 raise FsError(errno.EIO, f"commit of {key} ({size} bytes): no acknowledgement in time")

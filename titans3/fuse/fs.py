@@ -387,6 +387,7 @@ class FileSystem:
         extra = {k: v for k, v in meta.items() if k not in M.OURS}
         of = OpenFile(self.backend, self.area, self.opts, key_of, attrs, extra, base,
                       on_error=self._failed)
+        of.nursery = self.nursery  # write-behind of sequential writers (writebehind.py)
         self.files[node.ino] = of
         self.inodes.opened(node)
         return of

@@ -128,6 +128,7 @@ def _header_value(value: str) -> str:
 class S3Backend:
     atomic_rename = False
     listing_has_meta = False
+    complete_sets_meta = False  # CompleteMultipartUpload takes no metadata
 
     def __init__(self, endpoint: str, bucket: str, *, access_key: str, secret_key: str,
                  region: str = "us-east-1", session_token: str = "", timeout: float = 10.0,
@@ -282,8 +283,8 @@ class S3Backend:
     def _copy_source(self, key: str) -> str:
         return "/" + quote(f"{self.bucket}/{key}", safe="/")
 
-    async def upload_complete(self, key: str, upload_id: str,
-                              parts: Sequence[tuple[int, str]]) -> Entry:
+    async def upload_complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]],
+                              meta: Mapping[str, str] | None = None) -> Entry:
         doc = "<CompleteMultipartUpload>" + "".join(
             f"<Part><PartNumber>{n}</PartNumber><ETag>\"{e}\"</ETag></Part>" for n, e in parts
         ) + "</CompleteMultipartUpload>"

@@ -29,16 +29,18 @@ in the middle leaves it readable (docs/architecture.md, "Rename").  The
 destination keeps the source's ETag, metadata and mtime, so open handles
 and the kernel's page cache stay valid.  ``atomic_rename`` tells the core.
 A rename of the same source running on another host answers
-``OperationAborted`` until it is done; that is retried for a moment
-(``RENAME_BUSY_WAIT``), then reported as ``Unavailable``.
+``OperationAborted`` until it is done -- to a rename and to a metadata write
+(a reference to the current version) alike; both are retried for a moment
+(``RENAME_BUSY_WAIT``), then reported as ``Unavailable``.  A metadata write
+that waited out a rename finds the key gone (``NotFound``: ``ENOENT``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from titans3.objects import ObjectInfo
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COPY_PART_MAX = 5 << 30
 # s a rename waits for another host's rename of the same source to finish
@@ -74,6 +77,7 @@ def _entry(info: ObjectInfo) -> Entry:
 class StoreBackend:
     atomic_rename = True
     listing_has_meta = True
+    complete_sets_meta = True
 
     def __init__(self, store_of: Any, bucket: str) -> None:
         """``store_of``: the ObjectStore, or a callable returning the current one
@@ -169,10 +173,11 @@ class StoreBackend:
         assert res.part is not None
         return res.part.etag
 
-    async def upload_complete(self, key: str, upload_id: str,
-                              parts: Sequence[tuple[int, str]]) -> Entry:
+    async def upload_complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]],
+                              meta: Mapping[str, str] | None = None) -> Entry:
         try:
-            await self.store.complete_multipart(self.bucket, key, upload_id, list(parts))
+            await self.store.complete_multipart(self.bucket, key, upload_id, list(parts),
+                                                meta=None if meta is None else dict(meta))
             return await self.head(key)
         except (S3Error, DriveError) as e:
             raise await self._fail(e, f"CompleteMultipartUpload {key}") from None
@@ -203,10 +208,12 @@ class StoreBackend:
 
     async def copy(self, src: str, dst: str, meta: Mapping[str, str]) -> Entry:
         if src == dst:  # chmod, chown, utimens, setxattr: new metadata, no data moved
-            try:
-                res = await self.store.replace_metadata(self.bucket, src, dict(meta))
-            except (S3Error, DriveError) as e:
-                raise await self._fail(e, f"COPY {src} (metadata)") from None
+            # A reference to the current version: a rename of the key in flight
+            # (another host's) answers OperationAborted until it is done -- then
+            # the key is gone (NotFound) or ours again.
+            res = await self._unless_renaming(
+                f"COPY {src} (metadata)",
+                lambda: self.store.replace_metadata(self.bucket, src, dict(meta)))
             assert res.put is not None
             return Entry(dst, res.put.size, res.put.etag, res.put.mtime_ns, dict(meta))
         try:
@@ -235,18 +242,23 @@ class StoreBackend:
             raise
 
     async def rename(self, src: str, dst: str) -> Entry:
+        res = await self._unless_renaming(
+            f"RENAME {src} -> {dst}", lambda: self.store.rename_object(self.bucket, src, dst))
+        return _entry(res.info)
+
+    async def _unless_renaming(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, again while the key's rename by another host is in flight
+        (``OperationAborted``, normally milliseconds), for ``RENAME_BUSY_WAIT``."""
         deadline = time.monotonic() + RENAME_BUSY_WAIT
         pause = 0.02
         while True:
             try:
-                res = await self.store.rename_object(self.bucket, src, dst)
-                return _entry(res.info)
+                return await call()
             except OperationAborted as e:
                 if time.monotonic() + pause > deadline:
-                    raise await self._fail(e, f"RENAME {src} -> {dst}: another host is "
-                                              "renaming it") from None
+                    raise await self._fail(e, f"{what}: another host is renaming it") from None
             except (S3Error, DriveError) as e:
-                raise await self._fail(e, f"RENAME {src} -> {dst}") from None
+                raise await self._fail(e, what) from None
             await trio.sleep(pause)
             pause = min(pause * 2, 0.5)
 

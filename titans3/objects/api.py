@@ -375,9 +375,13 @@ class ObjectAPI(Protocol):
     async def complete_multipart(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]], *,
         checksums: CompleteChecksums | None = None, condition: WriteCondition | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> PutResult:
         """Commit the listed ``(number, etag)`` parts as one version; no data
-        moves.  ``InvalidPart``, ``InvalidPartOrder``, ``EntityTooSmall``."""
+        moves.  ``meta``: the version's user metadata instead of the one given
+        at creation (the FUSE mount's write-behind knows a file's final mtime
+        only at the end).  ``InvalidPart``, ``InvalidPartOrder``,
+        ``EntityTooSmall``."""
         ...
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:

@@ -35,6 +35,7 @@ from titans3.drive.records import VersionRecord
 from titans3.erasure.codec import ECScheme
 from titans3.objects import handoff
 from titans3.objects.buckets import BucketRecord
+from titans3.objects.bufwriter import WholeBody, write_buffer
 from titans3.objects.context import StoreContext
 from titans3.objects.resolve import write_quorum
 from titans3.objects.sse import EncryptState, encrypt_body
@@ -119,11 +120,17 @@ class Committer:
         staged = drives
         phases = self.phases(lambda j: staged[j].drive_id)  # type: ignore[union-attr]
         async with self.ctx.admission.hold(sch, size, inline_max=imax):  # objects/admission.py
-            written = await write_stream(
-                body, drives, sch, self.ctx.codec(sch.k, sch.m), phases=phases,
-                write_quorum=write_quorum(sch.k, sch.m), inline_max=imax,
-                expected_size=size, on_data=on_data, hash_md5=state is None and md5,
-            )
+            if isinstance(body, WholeBody) and on_data is None and size in (None, len(body.data)):
+                # already in memory, not encrypted: one call per drive (objects/bufwriter.py)
+                written = await write_buffer(
+                    body.data, drives, sch, self.ctx.codec(sch.k, sch.m), phases=phases,
+                    write_quorum=write_quorum(sch.k, sch.m), inline_max=imax, hash_md5=md5)
+            else:
+                written = await write_stream(
+                    body, drives, sch, self.ctx.codec(sch.k, sch.m), phases=phases,
+                    write_quorum=write_quorum(sch.k, sch.m), inline_max=imax,
+                    expected_size=size, on_data=on_data, hash_md5=state is None and md5,
+                )
         self.stragglers += len(phases.cut)
         if state is not None:
             written.size, written.md5 = state.size, state.md5

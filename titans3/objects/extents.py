@@ -25,18 +25,15 @@ ListBuckets leaves them out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 from titans3.core.errors import MethodNotAllowed, NoSuchKey, NoSuchVersion, S3Error
 from titans3.objects.bucket_config import BucketOps
+from titans3.objects.bufwriter import WholeBody
 from titans3.objects.context import StoreContext
 from titans3.objects.reads import Reads
 from titans3.objects.types import BucketInfo
 from titans3.objects.writes import Writes
-
-
-async def _one(data: bytes | memoryview) -> AsyncIterator[bytes]:
-    yield data  # type: ignore[misc] -- the writer takes any buffer
 
 
 class Extents:
@@ -55,7 +52,7 @@ class Extents:
                          meta: Mapping[str, str] | None = None) -> str:
         """Store ``data`` whole as the newest version of ``key`` (no MD5 ETag);
         its version id (``"null"`` in an unversioned bucket)."""
-        res = await self.writes.put(bucket, key, _one(data), size=len(data), meta=dict(meta or {}),
+        res = await self.writes.put(bucket, key, WholeBody(data), size=len(data), meta=dict(meta or {}),
                                     md5=False)
         return res.version_id
 

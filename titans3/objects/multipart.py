@@ -425,6 +425,7 @@ class Multipart:
     async def complete_multipart(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]],
         *, checksums: CompleteChecksums | None = None, condition: WriteCondition | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> PutResult:
         """``checksums(algorithm, type, parts)`` gets the upload's checksum algorithm
         and type (None when created without) and the chosen parts; it returns the
@@ -478,7 +479,8 @@ class Multipart:
                 return VersionRecord(
                     vid=vid, mtime_ns=now, null=not versioned, size=size, etag=etag,
                     ec=(k, m, seg), frag_index=j, parts=list(chosen),
-                    meta=dict(upload.get("meta", {})), checksums=cks, extra=dict(extra),
+                    meta=dict(upload.get("meta", {}) if meta is None else meta),
+                    checksums=cks, extra=dict(extra),
                 )
 
             plan = {j: hd for j, (_, hd) in enumerate(sites) if hd is not None}

@@ -44,10 +44,8 @@ reason phrases; ``titans3.daemon`` does).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
-import secrets
 from typing import Any
 from urllib.parse import unquote
 
@@ -66,6 +64,7 @@ from titans3.s3 import (
     handlers_post,
     iam_api,
     object_ops,
+    request_ids,
     routing,
     xml,
 )
@@ -105,8 +104,7 @@ class Request:
     def __init__(self, scope: dict[str, Any], body: asgi.LazyBody) -> None:
         self.scope = scope
         self.body = body
-        self.request_id = secrets.token_hex(8).upper()
-        self.host_id = base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+        self.request_id, self.host_id = request_ids.next_ids()
 
 
 class S3App:

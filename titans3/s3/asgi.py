@@ -110,12 +110,24 @@ def _encode(value: str) -> bytes:
         return value.encode("utf-8")
 
 
+_NAMES: dict[str, bytes] = {}  # header name -> its wire form (few: ours, plus x-amz-meta-* names)
+_NAMES_MAX = 4096
+
+
 def wire_headers(reply: Reply, method: str) -> tuple[list[tuple[bytes, bytes]], int | None]:
     """The header list hypercorn sends, and the body length (None: no Content-Length)."""
     length = reply.length
     if isinstance(reply.body, bytes) and length is None and method != "HEAD":
         length = len(reply.body)
-    headers = [(name.lower().encode("ascii"), _encode(value)) for name, value in reply.headers]
+    names = _NAMES
+    headers = []
+    for name, value in reply.headers:
+        wire = names.get(name)
+        if wire is None:
+            wire = name.lower().encode("ascii")
+            if len(names) < _NAMES_MAX:
+                names[name] = wire
+        headers.append((wire, _encode(value)))
     if length is not None and reply.status not in (204, 304):
         headers.append((b"content-length", str(length).encode("ascii")))
     return headers, length

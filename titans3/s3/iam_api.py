@@ -48,6 +48,21 @@ class IamApiError(Exception):
         self.code, self.message, self.status, self.sender = code, message, status, sender
 
 
+# S3 error codes the object layer raises under the IAM directory, as IAM
+# spells them: an IAM client (botocore) decides to retry by IAM's codes.
+_IAM_CODE_OF = {"OperationAborted": "ConcurrentModification"}
+
+
+def iam_error_of(e: S3Error) -> IamApiError:
+    """The IAM error for an object-layer failure: racing updates that kept
+    losing are IAM's ``ConcurrentModification`` (409, retry); a server-side
+    failure keeps its status (503 stays retryable) as IAM's ``ServiceFailure``
+    (fault ``Receiver``)."""
+    if e.status >= 500:
+        return IamApiError("ServiceFailure", e.message, e.status, sender=False)
+    return IamApiError(_IAM_CODE_OF.get(e.code, e.code), e.message, e.status)
+
+
 def is_iam_request(method: str, raw_path: str, headers: Mapping[str, str]) -> bool:
     if method != "POST" or raw_path not in ("/", ""):
         return False
@@ -234,7 +249,7 @@ async def handle(
     except IamApiError as e:
         reply = _error(e, request_id)
     except S3Error as e:
-        reply = _error(IamApiError(e.code, e.message, e.status, e.status < 500), request_id)
+        reply = _error(iam_error_of(e), request_id)
     except Exception as e:  # noqa: BLE001 -- the directory's typed errors, and never a traceback out
         code, message, st = getattr(e, "code", None), getattr(e, "message", None), getattr(e, "status", None)
         if code is None or message is None:

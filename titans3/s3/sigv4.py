@@ -51,7 +51,7 @@ import enum
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote_from_bytes, unquote_to_bytes
@@ -154,19 +154,34 @@ class AuthResult:
 
 # ----------------------------------------------------------------- primitives
 def derive_signing_key(secret: str, date: str, region: str, service: str = SERVICE) -> bytes:
-    key = _hmac(("AWS4" + secret).encode("utf-8"), date)
-    key = _hmac(key, region)
-    key = _hmac(key, service)
-    return _hmac(key, TERMINAL)
+    """The day's signing key: four HMACs, so the verifier keeps the last few (``_KEYS``)."""
+    cache_key = (secret, date, region, service)
+    key = _KEYS.get(cache_key)
+    if key is None:
+        key = _hmac(("AWS4" + secret).encode("utf-8"), date)
+        key = _hmac(key, region)
+        key = _hmac(key, service)
+        key = _hmac(key, TERMINAL)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()  # a day's keys for a few hundred callers; then start over
+        _KEYS[cache_key] = key
+    return key
+
+
+# (secret, date, region, service) -> signing key.  A key is valid for its whole
+# day and depends on nothing else; keyed by the secret itself, so a rotated
+# secret never finds an old key.  Secrets are in this process's memory anyway.
+_KEYS: dict[tuple[str, str, str, str], bytes] = {}
+_KEYS_MAX = 1024
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.digest(key, msg.encode("utf-8"), "sha256")
 
 
 def sign(signing_key: bytes, string_to_sign: str) -> str:
     """Hex HMAC-SHA256 of ``string_to_sign``: the signature itself."""
-    return hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256").hex()
 
 
 def scope_of(date: str, region: str, service: str = SERVICE) -> str:
@@ -315,6 +330,24 @@ class _Credential:
 def _parse_credential(
     value: str, error: type[S3Error], prefix: str, region: str | None, service: str = SERVICE
 ) -> _Credential:
+    # A client sends the same Credential all day: valid ones are remembered
+    # (an invalid one raises before it is stored, so errors are always rebuilt).
+    cache_key = (value, region, service)
+    cred = _CREDENTIALS.get(cache_key)
+    if cred is None:
+        cred = _check_credential(value, error, prefix, region, service)
+        if len(_CREDENTIALS) >= _KEYS_MAX:
+            _CREDENTIALS.clear()
+        _CREDENTIALS[cache_key] = cred
+    return cred
+
+
+_CREDENTIALS: dict[tuple[str, str | None, str], _Credential] = {}
+
+
+def _check_credential(
+    value: str, error: type[S3Error], prefix: str, region: str | None, service: str
+) -> _Credential:
     parts = value.strip().split("/")
     if len(parts) != 5 or not parts[0] or not _DATE8.fullmatch(parts[1]) or not parts[2]:
         raise error(
@@ -379,13 +412,22 @@ def _request_time(headers: Mapping[str, str]) -> tuple[str, _dt.datetime, str]:
 
 
 def _parse_amz_date(value: str) -> _dt.datetime | None:
+    global _last_date
+    last = _last_date
+    if value == last[0]:  # concurrent clients sign with the same second
+        return last[1]
     if not _AMZ_DATE.fullmatch(value):
         return None
     try:  # the regex fixed the layout: slicing is ~10x cheaper than strptime
-        return _dt.datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]),
+        when = _dt.datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]),
                             int(value[11:13]), int(value[13:15]), tzinfo=_dt.UTC)  # fmt: skip
     except ValueError:
         return None
+    _last_date = (value, when)
+    return when
+
+
+_last_date: tuple[str, _dt.datetime | None] = ("", None)  # the last X-Amz-Date parsed, its instant
 
 
 def _utc(when: _dt.datetime) -> _dt.datetime:
@@ -422,55 +464,69 @@ def _check_all_signed(headers: Mapping[str, str], signed: Sequence[str]) -> None
         raise AccessDenied(_NOT_SIGNED, HeadersNotSigned=", ".join(missing))
 
 
-@dataclass(frozen=True)
 class _Wire:
     """The request as received, parsed once."""
 
-    method: str
-    raw_path: str
-    raw_query: str
-    pairs: list[tuple[bytes, bytes]]
-    headers: Mapping[str, str]
-    service: str = SERVICE
-    payload_sha256: str | None = None  # the body's hash, for clients that send no header
+    __slots__ = ("method", "raw_path", "raw_query", "pairs", "headers", "service", "payload_sha256")
+
+    def __init__(
+        self, method: str, raw_path: str, raw_query: str, pairs: list[tuple[bytes, bytes]],
+        headers: Mapping[str, str], service: str = SERVICE, payload_sha256: str | None = None,
+    ) -> None:  # fmt: skip
+        self.method = method
+        self.raw_path = raw_path
+        self.raw_query = raw_query
+        self.pairs = pairs
+        self.headers = headers
+        self.service = service
+        self.payload_sha256 = payload_sha256  # the body's hash, for clients that send no header
 
 
 def _check_signature(
     wire: _Wire, signed: Sequence[str], payload_hash: str, amz_date: str, scope: str,
     key: bytes, provided: str, access_key: str, exclude: tuple[bytes, ...],
 ) -> None:  # fmt: skip
-    uris = _unique([wire.raw_path or "/", normalize_uri(wire.raw_path)])
-    queries = _unique(
-        [canonical_query(wire.pairs, exclude), _raw_sorted_query(wire.raw_query, exclude)]
-    )
     header_block = canonical_headers(signed, wire.headers)
-    encodings = ["utf-8"]
+    encodings = ("utf-8",)
     if not header_block.isascii():
         # Go and curl send UTF-8 header bytes and sign them; botocore sends latin-1
         # and signs UTF-8.  With latin-1-decoded values, "latin-1" rebuilds the wire bytes.
-        encodings.append("latin-1")
+        encodings = ("utf-8", "latin-1")
     wanted = provided.encode("utf-8", "replace")
+    signed_list = ";".join(signed)
     first: tuple[str, str] | None = None
-    for query in queries:
-        for uri in uris:
-            text = "\n".join((wire.method, uri, query, header_block, ";".join(signed), payload_hash))
-            for encoding in encodings:
-                try:
-                    raw = text.encode(encoding)
-                except UnicodeEncodeError:
-                    continue
-                sts = string_to_sign(amz_date, scope, raw)
-                if first is None:
-                    first = (text, sts)
-                if hmac.compare_digest(sign(key, sts).encode("ascii"), wanted):
-                    return
+    for query, uri in _candidates(wire, exclude):
+        text = "\n".join((wire.method, uri, query, header_block, signed_list, payload_hash))
+        for encoding in encodings:
+            try:
+                raw = text.encode(encoding)
+            except UnicodeEncodeError:
+                continue
+            sts = string_to_sign(amz_date, scope, raw)
+            if first is None:
+                first = (text, sts)
+            if hmac.compare_digest(sign(key, sts).encode("ascii"), wanted):
+                return
     assert first is not None
     raise SignatureDoesNotMatch(AWSAccessKeyId=access_key, StringToSign=first[1],
                                 SignatureProvided=provided, CanonicalRequest=first[0])  # fmt: skip
 
 
-def _unique(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))
+def _candidates(wire: _Wire, exclude: tuple[bytes, ...]) -> Iterator[tuple[str, str]]:
+    """(canonical query, canonical URI) spellings in the order of the module doc,
+    each distinct one once; built lazily: a request signed the common way (the
+    first spelling) never pays for the others."""
+    uri = wire.raw_path or "/"
+    query = canonical_query(wire.pairs, exclude) if wire.raw_query else ""
+    yield query, uri
+    normalized = normalize_uri(wire.raw_path)
+    if normalized != uri:
+        yield query, normalized
+    raw_query = _raw_sorted_query(wire.raw_query, exclude)
+    if raw_query != query:
+        yield raw_query, uri
+        if normalized != uri:
+            yield raw_query, normalized
 
 
 def _authenticate(
