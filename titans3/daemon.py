@@ -50,6 +50,7 @@ from titans3.disks.roster import Roster
 from titans3.drive.local import LocalDrive
 from titans3.drive.protocol import DriveState
 from titans3.erasure.codec import ECScheme
+from titans3.front.supervisor import Fronts, owner_service, process_count, shared_limits
 from titans3.objects.admission import from_config as write_admission
 from titans3.objects.kms import BuiltinKMS
 from titans3.objects.store import ObjectStore
@@ -68,6 +69,7 @@ class Inflight:
 
     def __init__(self) -> None:
         self.active = 0
+        self.also: list[Callable[[], int]] = []  # more to wait for (S3 front processes alive)
 
     def wrap(self, app: Any) -> Callable[..., Any]:
         async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -87,7 +89,7 @@ class Inflight:
         seconds), then cancel ``scope`` -- the servers and their idle connections."""
         await shutdown.wait()
         with trio.move_on_after(grace):
-            while self.active:
+            while self.active or any(n() for n in self.also):
                 await trio.sleep(0.05)
         if self.active:
             log.warning("%d requests still running after %.0fs; stopping anyway", self.active, grace)
@@ -113,6 +115,7 @@ class Host:
     iam: Any = None  # titans3.accounts.directory.Directory: users and keys
     audit: Any = None  # titans3.accounts.audit.AuditLog
     kms: Any = None  # the key manager (objects/kms.py); every store the host builds gets it
+    fronts: Any = None  # titans3.front.supervisor.Fronts with s3_processes > 1
 
     def __setattr__(self, name: str, value: Any) -> None:
         # The cluster layer replaces the store when a cluster forms or changes:
@@ -161,8 +164,10 @@ def bind_listeners(cfg: Config) -> dict[str, socket.socket]:
     """Every listener's socket, bound now: a taken port is one ConfigError line."""
     socks: dict[str, socket.socket] = {}
     try:
+        shared = process_count(cfg.s3_processes) > 1  # front processes bind it too (titans3/front/)
         for name, addr in (("peer", cfg.peer_listen), ("s3", cfg.listen), ("web", cfg.web_listen)):
-            socks[name] = listeners.bind(addr, LISTENERS[name], send_timeout=cfg.send_timeout)
+            socks[name] = listeners.bind(addr, LISTENERS[name], send_timeout=cfg.send_timeout,
+                                         reuse_port=shared and name == "s3", probe=shared and name == "s3")
     except ConfigError:
         for s in socks.values():
             s.close()
@@ -326,6 +331,11 @@ async def run(cfg: Config) -> int:
             nursery.start_soon(_signals, shutdown, nursery.cancel_scope, notifier)
             async with trio.open_nursery() as servers:
                 servers.start_soon(inflight.drain, shutdown, servers.cancel_scope, cfg.shutdown_grace)
+                if process_count(cfg.s3_processes) > 1:  # more S3 processes (titans3/front/)
+                    host.fronts = Fronts(process_count(cfg.s3_processes), owner_service(host, access),
+                                         grace=cfg.shutdown_grace)  # started now, serving once we are ready
+                    await servers.start(host.fronts.run, shutdown)
+                    inflight.also.append(host.fronts.alive)
                 # The peer listener comes first: in a cluster, the handshake
                 # needs every host's peer API (this one's included) answering.
                 hc = hyper_config(cfg.peer_listen, grace=cfg.shutdown_grace, name="peer",
@@ -369,9 +379,11 @@ async def run(cfg: Config) -> int:
                 ):
                     hc = hyper_config(bind, grace=cfg.shutdown_grace, name=name,
                                       tls_settings=tls.server_settings(cfg, peer=False),
-                                      sock=socks[name], cfg=cfg)
+                                      sock=socks[name], cfg=shared_limits(cfg) if name == "s3" else cfg)
                     await servers.start(_serve, guarded(inflight.wrap(observed.get(name, _same)(app)), cfg),
                                         hc, shutdown.wait)
+                if host.fronts is not None:
+                    await host.fronts.open(s3_app)
                 log.info("TitanS3 %s ready: S3 on %s, peer on %s, status page on %s; %d drives, EC %d+%d",
                          __version__, cfg.listen, cfg.peer_listen, cfg.web_listen,
                          len(host.drives), host.store.scheme.k, host.store.scheme.m)

@@ -12,8 +12,10 @@ a PUT cut off by the crash reads back whole or not at all.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
+import signal
 import threading
 import time
 import urllib.request
@@ -35,6 +37,45 @@ def _commit_counters(daemon: Daemon) -> tuple[float, float]:
 
 
 def test_sigkill_during_grouped_small_puts_loses_no_acknowledged_put(daemon: Daemon) -> None:
+    _crash_under_small_puts(daemon, daemon.kill)
+
+
+def _front_pids(daemon: Daemon) -> list[int]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{daemon.web_port}/metrics", timeout=10).read().decode()
+    return [int(p) for i, p in re.findall(r'^titans3_s3_process_up\{index="(\d+)",pid="(\d+)"\} 1', text, re.M)
+            if i != "0"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigkill_of_the_owner_under_load_through_fronts_loses_nothing_and_leaves_no_front(daemon_factory) -> None:  # noqa: ANN001
+    """Three S3 processes (titans3/front/): the PUTs spread over them; only the
+    owner is SIGKILLed -- its fronts must die with it (PR_SET_PDEATHSIG), and
+    every PUT any front acknowledged must read back."""
+    d = daemon_factory(drives=6, env={"TITANS3_S3_PROCESSES": "3"})
+    fronts = _front_pids(d)
+    assert len(fronts) == 2 and all(_alive(p) for p in fronts)
+
+    def kill_owner() -> int:
+        assert d.proc is not None
+        os.kill(d.proc.pid, signal.SIGKILL)  # the owner alone, not its process group
+        d.proc.wait(30)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in fronts) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(_alive(p) for p in fronts), "a front outlived its SIGKILLed owner"
+        return d.kill()  # records the exit (the group is empty by now)
+
+    _crash_under_small_puts(d, kill_owner)
+
+
+def _crash_under_small_puts(daemon: Daemon, kill) -> None:  # noqa: ANN001
     seed = random.randrange(1 << 30)
     print(f"seed {seed}")
     s3_client(daemon).create_bucket(Bucket=BUCKET)
@@ -72,7 +113,7 @@ def test_sigkill_during_grouped_small_puts_loses_no_acknowledged_put(daemon: Dae
     commits, batches = _commit_counters(daemon)
     assert commits > 1.3 * batches, f"no group commit under load: {commits} requests, {batches} commits"
     time.sleep(random.Random(seed).uniform(0.0, 0.5))
-    rc = daemon.kill()
+    rc = kill()
     stop.set()
     for th in threads:
         th.join(60)

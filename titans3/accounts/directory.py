@@ -324,6 +324,28 @@ class Directory:
         for cb in self.on_change:
             cb()
 
+    # ------------------------------------------------------------ front processes (titans3/front/)
+    def snapshot(self) -> dict[str, Any]:
+        """What a front process needs to answer lookups as this directory does
+        (its secrets included: fronts are this daemon's own processes)."""
+        return {"account": self.account, "users": dict(self._users), "secrets": dict(self._secrets),
+                "generation": self.generation, "loaded": self.loaded}
+
+    @classmethod
+    def mirror(cls, snap: dict[str, Any], *, root_access_key: str, root_secret_key: str) -> Directory:
+        """A directory that only looks up: :meth:`snapshot` of the owner's (no table)."""
+        d = cls(None, seal_key=b"", root_access_key=root_access_key,  # type: ignore[arg-type]
+                root_secret_key=root_secret_key)
+        d.restore(snap)
+        return d
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.account = snap["account"]
+        self._secrets = dict(snap["secrets"])  # _rebuild takes cached secrets, unseals nothing
+        self._rebuild(dict(snap["users"]))
+        self.generation = snap["generation"]
+        self.loaded = snap["loaded"]
+
     # ------------------------------------------------------------ gossip
     def observe(self, generation: str) -> None:
         """A peer has loaded ``generation``: reload if it is newer than ours (and

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse Signature Version 2 requests (config sigv2 = false)")
     s.add_argument("--audit-journal", metavar="auto|off|PATH",
                    help="ship audit records to journald's socket (default auto: if it exists)")
+    s.add_argument("--s3-processes", metavar="auto|N",
+                   help="S3 processes on this host (default auto: min(cores, 4); 1: one process)")
     c = sub.add_parser("credentials", help="print the root credentials (created on first use)")
     c.add_argument("--config", metavar="FILE", help="TOML configuration file")
     c.add_argument("--data", metavar="DIR", help="data directory (default ./data)")

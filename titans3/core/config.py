@@ -126,6 +126,8 @@ class Config:
     sigv2: bool = True  # accept Signature Version 2 (boto3's default presigned URLs in us-east-1)
     audit: bool = True  # the audit log of every request and admin action
     audit_journal: str = "auto"  # journald socket: "auto" (if present), "off", or a path
+    # S3 processes per host (titans3/front/): "auto" = min(cores, 4); 1 = the daemon alone.
+    s3_processes: str = "auto"
 
     # ------------------------------------------------------------ derived
     @property
@@ -175,6 +177,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     typ = _FIELDS[name].type
     if name == "mounts" and isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = ",".join(value)
+    if name == "s3_processes" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # TOML: s3_processes = 2
     try:
         if typ in ("int", int):
             if isinstance(value, bool):
@@ -213,6 +217,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("repair_grace/mpu_max_age/write_cutoff: must be >= 0 seconds")
     for key in ("listen", "peer_listen", "web_listen"):
         parse_hostport(getattr(cfg, key), key)
+    if cfg.s3_processes != "auto" and not (cfg.s3_processes.isdigit() and int(cfg.s3_processes) >= 1):
+        raise ConfigError(f"s3_processes: expected auto or a number >= 1, got {cfg.s3_processes!r}")
     if cfg.nbd_listen:
         nbd_host, _ = parse_hostport(cfg.nbd_listen, "nbd_listen")
         if nbd_host not in ("127.0.0.1", "::1", "localhost") and not cfg.tls_cert:

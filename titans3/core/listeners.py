@@ -44,13 +44,23 @@ _WHY = {
 }
 
 
-def bind(address: str, name: str, *, send_timeout: float = 0.0) -> socket.socket:
-    """A TCP socket bound to ``address`` (HOST:PORT) for listener ``name``."""
+def bind(address: str, name: str, *, send_timeout: float = 0.0, reuse_port: bool = False,
+         probe: bool = False) -> socket.socket:
+    """A TCP socket bound to ``address`` (HOST:PORT) for listener ``name``.
+
+    ``reuse_port``: with ``SO_REUSEPORT``, so this daemon's S3 front processes
+    can bind the same address (titans3/front/); ``probe`` first binds without
+    it, so an address another program (or another titans3) holds is still
+    refused rather than shared."""
+    if probe:
+        bind(address, name).close()
     host, port = parse_hostport(address, name)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         if send_timeout > 0 and hasattr(socket, "TCP_USER_TIMEOUT"):

@@ -45,6 +45,16 @@ class StatusCollector:
                                          "write streams that had to wait for the budget")
             waited.add_metric([], mem["waited"])
             yield waited
+        procs = self.s.get("s3_processes") or []
+        if len(procs) > 1:  # S3 front processes (titans3/front/): who served how much
+            served = CounterMetricFamily("titans3_s3_process_requests",
+                                         "S3 requests served by each S3 process of this host", labels=["index", "pid"])
+            up = GaugeMetricFamily("titans3_s3_process_up", "1 while the S3 process serves", labels=["index", "pid"])
+            for p in procs:
+                served.add_metric([str(p["index"]), str(p["pid"] or "")], p["requests"])
+                up.add_metric([str(p["index"]), str(p["pid"] or "")], 1 if p["state"] in ("owner", "running") else 0)
+            yield served
+            yield up
         yield from self._workers()
         if self.web is not None:
             fails = GaugeMetricFamily("titans3_web_login_failures_in_a_row",

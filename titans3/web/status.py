@@ -115,6 +115,9 @@ def capacity(rows: list[dict[str, Any]], k: int, m: int) -> dict[str, Any]:
 
 
 async def host_status(host: Host) -> dict[str, Any]:
+    fronts = getattr(host, "fronts", None)  # S3 front processes (titans3/front/supervisor.py)
+    if fronts is not None:
+        await fronts.sync()  # their finished requests are in the counters read below
     drives = await drive_rows(host)
     workers = []
     for name, w in host.workers.items():
@@ -141,7 +144,17 @@ async def host_status(host: Host) -> dict[str, Any]:
         "summaries": own,
         "cluster": cluster_status(host, own),
         "volumes": _asdict(host.nbd.statistics()) if getattr(host, "nbd", None) is not None else None,
+        "s3_processes": _processes(fronts),
     }
+
+
+def _processes(fronts: Any) -> list[dict[str, Any]]:
+    """This host's S3 processes: the owner (index 0) and its fronts."""
+    from titans3.core.metrics import TOTALS
+
+    rows = fronts.rows() if fronts is not None else []
+    served = TOTALS.requests - sum(r["requests"] for r in rows)
+    return [{"index": 0, "pid": os.getpid(), "state": "owner", "requests": served}, *rows]
 
 
 def cluster_status(host: Host, own: list[dict[str, Any]]) -> dict[str, Any] | None:
