@@ -35,6 +35,7 @@ from titans3.workers.refill import RefillManager
 from titans3.workers.repairer import RepairWorker
 from titans3.workers.scrubber import Scrubber
 from titans3.workers.spares import SpareRebuilder
+from titans3.workers.supervise import supervise
 
 if TYPE_CHECKING:
     from titans3.cluster.host import HostServices as Host
@@ -105,16 +106,24 @@ async def run_workers(host: Host, *, task_status: Any = trio.TASK_STATUS_IGNORED
                                 rate=cfg.lifecycle_rate, owns=lambda bucket: owns_bucket(host, bucket))
     host.workers["lifecycle"] = lifecycle
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(queue.run_persister)
-        await nursery.start(repair.run)
-        await nursery.start(refill.run)
-        await nursery.start(spare.run)
-        await nursery.start(scrubber.run)
-        await nursery.start(gc.run)
-        await nursery.start(replayer.run)
-        await nursery.start(rebalance.run)
-        await nursery.start(lifecycle.run)
+        # Each under supervise(): a worker's failure is logged and it restarts;
+        # it never cancels the S3 endpoint (workers/supervise.py).
+        await nursery.start(supervise, "heal-queue", _started(queue.run_persister))
+        for name, worker in (("repair", repair), ("refill", refill), ("spares", spare),
+                             ("scrubber", scrubber), ("gc", gc), ("handoff", replayer),
+                             ("rebalance", rebalance), ("lifecycle", lifecycle)):
+            await nursery.start(supervise, name, worker.run)
         task_status.started()
+
+
+def _started(fn: Any) -> Any:
+    """``fn()`` as a worker that reports started at once (for start_soon-style tasks)."""
+
+    async def run(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await fn()
+
+    return run
 
 
 def owns_bucket(host: Host, bucket: str) -> bool:

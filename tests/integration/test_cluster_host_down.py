@@ -72,6 +72,14 @@ def test_joins_rederive_the_scheme_for_host_failure_and_old_objects_still_read(
 def test_writes_and_reads_continue_with_one_host_down_and_hints_replay(hosts: list[ClusterHost]) -> None:
     a, b, c = hosts
     c.kill()
+
+    def c_seen_down() -> bool:  # the steady state this test is about: host 3 known down
+        docs = [json.loads(titanctl(h, "cluster", "status", "--json").stdout) for h in (a, b)]
+        return all(not h["online"] for doc in docs for h in doc["hosts"] if h["address"] == c.peer_address)
+
+    # (A PUT in the moment between the kill and its detection may answer 503
+    # -- its inline fragments meet the dead drives at commit; clients retry.)
+    wait_for("host 3 seen down", c_seen_down, timeout=60, every=0.5)
     t0 = time.monotonic()
     for i, (key, body) in enumerate(DURING.items()):
         via = (a, b)[i % 2]
@@ -81,7 +89,10 @@ def test_writes_and_reads_continue_with_one_host_down_and_hints_replay(hosts: li
     for h in (a, b):
         read_all(h, BUCKET, OLD | DURING)
     held = sum(status(h)["workers"]["handoff"]["hints_held"] for h in (a, b))
-    assert held >= 2 * len(DURING), held  # host 3's two fragments of every PUT: handed off
+    # W = 5 of 4+2 with host 3's two primaries down: every PUT handed off at
+    # least one fragment (the second may be cut off as a straggler under load,
+    # objects/stragglers.py, and is repaired later -- checked below).
+    assert held >= len(DURING), held
 
     c.start()
 
@@ -89,7 +100,8 @@ def test_writes_and_reads_continue_with_one_host_down_and_hints_replay(hosts: li
         return all(status(h)["workers"]["handoff"]["hints_held"] == 0 for h in hosts)
 
     wait_for("hints replayed", replayed, timeout=120, every=0.5)
-    assert all_healthy(a, BUCKET, sorted(DURING), deep=False) == []
+    wait_for("every fragment in place", lambda: all_healthy(a, BUCKET, sorted(DURING), deep=False) == [],
+             timeout=180, every=2)
     # Host 1 down: 4 fragments must come from hosts 2 and 3 -- host 3's own now.
     a.kill()
     try:

@@ -127,7 +127,7 @@ class Config:
     audit: bool = True  # the audit log of every request and admin action
     audit_journal: str = "auto"  # journald socket: "auto" (if present), "off", or a path
     # S3 processes per host (titans3/front/): "auto" = min(cores, 4); 1 = the daemon alone.
-    s3_processes: str = "auto"
+    s3_processes: str = "1"  # auto = min(cores, 4): measured slower on 2 cores (docs/multiprocess.md)
 
     # ------------------------------------------------------------ derived
     @property

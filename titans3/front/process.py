@@ -31,7 +31,7 @@ from typing import Any
 import trio
 
 from titans3.accounts.directory import Directory
-from titans3.core import listeners, metrics
+from titans3.core import gctune, listeners, metrics
 from titans3.front.forward import FrontApp
 from titans3.front.proxy import AuditProxy, DirectoryFollower, Notes, StoreProxy
 from titans3.front.rpc import Peer, UpStream
@@ -99,6 +99,7 @@ async def run_front(fd: int, index: int, configure: Callable[[Any], None], serve
         log.info("S3 front %d (pid %d) serving on %s", index, os.getpid(), cfg.listen)
         async def serving() -> None:
             await peer.call("serving", None)
+            gctune.tune_for_serving()  # as the owner does once ready (core/gctune.py)
 
         await serve(app, cfg, listen, shutdown, serving)
         nursery.cancel_scope.cancel()
