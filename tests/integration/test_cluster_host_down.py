@@ -24,7 +24,7 @@ from contextlib import closing
 
 import pytest
 
-from .cluster import ROOT, TITANCTL, clean_env
+from . import access
 from .durability import all_healthy, status, wait_for
 from .peerhosts import ClusterHost, LoneHost, plan, read_all, running, s3_client
 
@@ -34,11 +34,8 @@ DURING = {f"during-{i}": os.urandom(150_000 + 7919 * i) for i in range(10)} | {
     f"during-tiny-{i}": os.urandom(400 + i) for i in range(3)}
 
 
-def titanctl(host: ClusterHost, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = clean_env({"TITANS3_ENDPOINT": host.endpoint, "TITANS3_ROOT_ACCESS_KEY": ROOT.access_key,
-                     "TITANS3_ROOT_SECRET_KEY": ROOT.secret_key})
-    return subprocess.run([str(TITANCTL), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def titanctl(host: ClusterHost, *args: str) -> subprocess.CompletedProcess[str]:
+    return access.titanctl(host.endpoint, *args, check=False, timeout=300)
 
 
 @pytest.fixture(scope="module")

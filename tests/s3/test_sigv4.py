@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from titans3.core import errors
-from titans3.s3 import signer, sigv4
+from titans3.s3 import signer, sigv4, sigv4_canonical
 from titans3.s3.sigv4 import EMPTY_SHA256, PayloadMode, verify_request
 
 AK = "AKIAIOSFODNN7EXAMPLE"
@@ -562,7 +562,7 @@ def test_a_rotated_secret_is_not_verified_with_the_old_days_signing_key(secrets)
 
 
 def test_a_cached_signing_key_equals_the_derived_one():
-    sigv4._KEYS.clear()
+    sigv4_canonical._KEYS.clear()
     first = sigv4.derive_signing_key(SK, "20130524", "us-east-1")
     assert sigv4.derive_signing_key(SK, "20130524", "us-east-1") is first
     assert sigv4.derive_signing_key(SK, "20130525", "us-east-1") != first
