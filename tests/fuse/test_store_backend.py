@@ -154,6 +154,29 @@ def test_the_filesystem_renames_files_and_directories_through_the_store(tmp_path
     with_store(tmp_path, go)
 
 
+class PausedRenames:
+    """``store``'s renames pause after their mark (the moment another host's
+    operation on the key races them) until ``go_on`` is set; ``rearm`` for the next."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.rearm()
+        commit_reference = store.renamer._commit_reference
+
+        async def slow(*args, **kw):
+            self.held.set()
+            await self.go_on.wait()
+            return await commit_reference(*args, **kw)
+
+        store.renamer._commit_reference = slow
+
+    def rearm(self) -> None:
+        self.held, self.go_on = trio.Event(), trio.Event()
+
+    async def release_after(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+        self.go_on.set()
+
+
 def test_a_rename_racing_another_hosts_rename_of_the_same_file_waits_for_it(
         tmp_path, monkeypatch):
     data = os.urandom(2 * MiB)
@@ -161,24 +184,11 @@ def test_a_rename_racing_another_hosts_rename_of_the_same_file_waits_for_it(
     async def go(be: StoreBackend, stores) -> None:
         other = stores[1]
         await be.put("a", body_of(data), len(data), {})
-        held, go_on = trio.Event(), trio.Event()
-        commit_reference = other.renamer._commit_reference
-
-        async def slow(*args, **kw):  # the other host pauses after its mark
-            held.set()
-            await go_on.wait()
-            return await commit_reference(*args, **kw)
-
-        other.renamer._commit_reference = slow
+        paused = PausedRenames(other)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(other.rename_object, "mnt", "a", "theirs")
-            await held.wait()
-
-            async def release_soon() -> None:
-                await trio.sleep(0.3)
-                go_on.set()
-
-            nursery.start_soon(release_soon)
+            await paused.held.wait()
+            nursery.start_soon(paused.release_after, 0.3)
             with pytest.raises(NotFound):  # their rename won; ours finds no source
                 await be.rename("a", "ours")
         assert await read_all(be.read("theirs", 0, len(data) - 1)) == data
@@ -187,14 +197,14 @@ def test_a_rename_racing_another_hosts_rename_of_the_same_file_waits_for_it(
 
         # A rename that stays in flight longer than the wait: EIO with the reason.
         monkeypatch.setattr(store_backend, "RENAME_BUSY_WAIT", 0.3)
-        held, go_on = trio.Event(), trio.Event()
+        paused.rearm()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(other.rename_object, "mnt", "theirs", "b")
-            await held.wait()
+            await paused.held.wait()
             with pytest.raises(Unavailable) as e:
                 await be.rename("theirs", "ours")
             assert e.value.errno == errno.EIO and "another host" in e.value.reason
-            go_on.set()
+            paused.go_on.set()
         assert await read_all(be.read("b", 0, len(data) - 1)) == data
 
     with_store(tmp_path, go, hosts=2)
@@ -207,24 +217,11 @@ def test_a_metadata_write_racing_another_hosts_rename_waits_for_it(tmp_path, mon
     async def go(be: StoreBackend, stores) -> None:
         other = stores[1]
         await be.put("a", body_of(data), len(data), {})
-        held, go_on = trio.Event(), trio.Event()
-        commit_reference = other.renamer._commit_reference
-
-        async def slow(*args, **kw):  # the other host pauses after its mark
-            held.set()
-            await go_on.wait()
-            return await commit_reference(*args, **kw)
-
-        other.renamer._commit_reference = slow
+        paused = PausedRenames(other)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(other.rename_object, "mnt", "a", "theirs")
-            await held.wait()
-
-            async def release_soon() -> None:
-                await trio.sleep(0.3)
-                go_on.set()
-
-            nursery.start_soon(release_soon)
+            await paused.held.wait()
+            nursery.start_soon(paused.release_after, 0.3)
             with pytest.raises(NotFound):  # chmod of a file renamed away: ENOENT, not EIO
                 await be.copy("a", "a", meta)
         e = await be.head("theirs")
@@ -236,14 +233,14 @@ def test_a_metadata_write_racing_another_hosts_rename_waits_for_it(tmp_path, mon
 
         # A rename that stays in flight longer than the wait: EIO with the reason.
         monkeypatch.setattr(store_backend, "RENAME_BUSY_WAIT", 0.3)
-        held, go_on = trio.Event(), trio.Event()
+        paused.rearm()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(other.rename_object, "mnt", "theirs", "b")
-            await held.wait()
+            await paused.held.wait()
             with pytest.raises(Unavailable) as err:
                 await be.copy("theirs", "theirs", {})
             assert err.value.errno == errno.EIO and "another host" in err.value.reason
-            go_on.set()
+            paused.go_on.set()
         assert (await be.head("b")).meta == meta
 
     with_store(tmp_path, go, hosts=2)
